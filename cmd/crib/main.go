@@ -1,18 +1,49 @@
+// Command crib is the crib container runtime. One binary serves every role,
+// so a node shares its text pages between the daemon and every pod's shim:
+//
+//	crib daemon    serve the CRI on a unix socket
+//	crib version   print the version
+//
+// The shim, init and pause roles arrive with the pod lifecycle.
 package main
 
 import (
-	_ "github.com/containerd/errdefs"
-	_ "github.com/containerd/ttrpc"
-	_ "github.com/google/go-containerregistry/pkg/v1/remote"
-	_ "github.com/google/go-containerregistry/pkg/registry"
-	_ "github.com/opencontainers/runtime-spec/specs-go"
-	_ "github.com/pelletier/go-toml/v2"
-	_ "golang.org/x/sys/unix"
-	_ "google.golang.org/grpc"
-	_ "k8s.io/cri-api/pkg/apis/runtime/v1"
-	_ "k8s.io/cri-client/pkg"
-	_ "k8s.io/klog/v2"
-	_ "github.com/google/go-cmp/cmp"
+	"fmt"
+	"os"
 )
 
-func main() {}
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) == 0 {
+		usage()
+		return 2
+	}
+	switch args[0] {
+	case "daemon":
+		return runDaemon(args[1:])
+	case "version", "--version":
+		fmt.Println("crib", version)
+		return 0
+	case "help", "-h", "--help":
+		usage()
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "crib: unknown command %q\n", args[0])
+	usage()
+	return 2
+}
+
+func usage() {
+	fmt.Fprint(os.Stderr, `usage: crib <command> [flags]
+
+commands:
+  daemon    serve the Kubernetes CRI on a unix socket (crib daemon -h for flags)
+  version   print crib's version
+`)
+}

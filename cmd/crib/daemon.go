@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
+
+	"github.com/crib-runtime/crib/cri"
+	"github.com/crib-runtime/crib/internal/config"
+	"github.com/crib-runtime/crib/internal/listener"
+	"github.com/crib-runtime/crib/runtime/image"
+	"github.com/crib-runtime/crib/sandbox/cni"
+)
+
+// gracePeriod bounds how long shutdown waits for RPCs in flight.
+const gracePeriod = 10 * time.Second
+
+func runDaemon(args []string) int {
+	f := newDaemonFlags()
+	if err := f.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	cfg, err := f.load()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "crib daemon:", err)
+		return 1
+	}
+	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(klogFlags)
+	_ = klogFlags.Set("v", strconv.Itoa(cfg.LogLevel))
+	defer klog.Flush()
+
+	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg); err != nil {
+		klog.ErrorS(err, "Daemon failed")
+		return 1
+	}
+	return 0
+}
+
+// serve runs the daemon until ctx ends, then stops gracefully.
+func serve(ctx context.Context, cfg config.Config) error {
+	logger := klog.Background()
+	if cfg.CgroupDriver == config.CgroupDriverSystemd && !systemdRunning() {
+		return fmt.Errorf("cgroup_driver is %q but systemd is not running on this host: set cgroup_driver = %q",
+			cfg.CgroupDriver, config.CgroupDriverCgroupfs)
+	}
+	for _, d := range []string{cfg.Root, cfg.State} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	rootLock, err := lockDir(cfg.Root)
+	if err != nil {
+		return err
+	}
+	defer rootLock.Close()
+
+	images, dropped, err := image.Open(filepath.Join(cfg.Root, "images"), cfg.Registry, image.NodePlatform())
+	if err != nil {
+		return err
+	}
+	for _, id := range dropped {
+		logger.Info("Dropped image with missing content; pull it again", "imageID", id)
+	}
+	network := cni.Network{ConfDir: cfg.CNI.ConfDir, BinDirs: cfg.CNI.BinDirs}
+	server := cri.NewServer(images, network, cri.Options{
+		Version: version, CgroupDriver: cfg.CgroupDriver, EffectiveConfig: cfg,
+	})
+	grpcServer := cri.NewGRPCServer(logger)
+	server.Register(grpcServer)
+
+	sockPath, _ := config.SocketPath(cfg.Socket) // validated with the config
+	l, err := listener.Listen(sockPath, 0o660)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	logger.Info("Serving CRI", "socket", cfg.Socket, "root", cfg.Root, "state", cfg.State, "version", version)
+
+	errc := make(chan error, 1)
+	go func() { errc <- grpcServer.Serve(l) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", cfg.Socket, err)
+	case <-ctx.Done():
+	}
+	logger.Info("Shutting down")
+	done := make(chan struct{})
+	go func() { grpcServer.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(gracePeriod):
+		grpcServer.Stop()
+	}
+	logger.Info("Stopped")
+	return nil
+}
+
+// lockDir holds an flock on dir/crib.lock, so two daemons never share a root
+// even when they serve different sockets.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "crib.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("root %s is in use by another crib daemon (lock %s): %w", dir, f.Name(), listener.ErrInUse)
+	}
+	return f, nil
+}
+
+// systemdRunning is sd_booted(3): systemd creates this directory as PID 1.
+func systemdRunning() bool {
+	fi, err := os.Lstat("/run/systemd/system")
+	return err == nil && fi.IsDir()
+}
+

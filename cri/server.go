@@ -1,0 +1,84 @@
+package cri
+
+import (
+	"context"
+	"encoding/json"
+
+	"google.golang.org/grpc"
+	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/crib-runtime/crib/runtime/image"
+)
+
+// Images is what the CRI ImageService needs from the image store.
+type Images interface {
+	Pull(ctx context.Context, ref string, auth image.Auth) (image.Image, error)
+	Get(ref string) (image.Image, error)
+	List() []image.Image
+	Remove(ref string) error
+	Usage() image.Usage
+}
+
+// Network reports whether pod networking can be set up; nil means ready.
+type Network interface {
+	Ready() error
+}
+
+// Options are the facts the server reports but does not own.
+type Options struct {
+	// Version is crib's version string.
+	Version string
+	// CgroupDriver is "cgroupfs" or "systemd", as configured.
+	CgroupDriver string
+	// EffectiveConfig is shown by a verbose Status call.
+	EffectiveConfig any
+}
+
+// Server implements the CRI RuntimeService and ImageService. RPCs not built
+// yet fall through to the generated Unimplemented servers, which answer
+// codes.Unimplemented naming the method.
+type Server struct {
+	criapi.UnimplementedRuntimeServiceServer
+	criapi.UnimplementedImageServiceServer
+
+	images  Images
+	network Network
+	opts    Options
+}
+
+// NewServer wires the CRI handlers to crib's services.
+func NewServer(images Images, network Network, opts Options) *Server {
+	return &Server{images: images, network: network, opts: opts}
+}
+
+// Register adds both CRI services to a gRPC server.
+func (s *Server) Register(g *grpc.Server) {
+	criapi.RegisterRuntimeServiceServer(g, s)
+	criapi.RegisterImageServiceServer(g, s)
+}
+
+// NewGRPCServer returns a gRPC server with crib's interceptors installed.
+func NewGRPCServer(logger klog.Logger) *grpc.Server {
+	return grpc.NewServer(
+		grpc.ChainUnaryInterceptor(unaryInterceptor(logger)),
+		grpc.ChainStreamInterceptor(streamInterceptor(logger)),
+		// Image lists of big nodes exceed gRPC's 4 MiB default; the kubelet's
+		// client allows 16 MiB.
+		grpc.MaxSendMsgSize(16<<20),
+		grpc.MaxRecvMsgSize(16<<20),
+	)
+}
+
+func marshalInfo(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return `{"error":` + jsonString(err.Error()) + `}`
+	}
+	return string(b)
+}
+
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}

@@ -1,0 +1,222 @@
+// Package config defines crib's daemon configuration: the TOML file format,
+// its built-in defaults and its validation.
+//
+// Unknown keys are errors naming the key, the file and the line, so a typo never
+// silently falls back to a default. It imports no crib package.
+// Internal to crib; no API compatibility promised.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// DefaultPath is where the daemon looks for its configuration file.
+const DefaultPath = "/etc/crib/crib.toml"
+
+// Cgroup drivers crib understands (the kubelet's --cgroup-driver values).
+const (
+	CgroupDriverCgroupfs = "cgroupfs"
+	CgroupDriverSystemd  = "systemd"
+)
+
+// DefaultHostKey names the registry entry that applies to every registry
+// without an entry of its own (containerd's hosts.d "_default" directory).
+const DefaultHostKey = "_default"
+
+// Config is the daemon configuration.
+type Config struct {
+	// Socket is the CRI endpoint, unix://<path>.
+	Socket string `toml:"socket" json:"socket"`
+	// Root holds persistent data: images, container layers, records.
+	Root string `toml:"root" json:"root"`
+	// State holds runtime data lost at reboot: sockets, pinned namespaces.
+	State string `toml:"state" json:"state"`
+	// LogLevel is klog's verbosity (-v): 2 logs state changes, 4 steps, 6 bodies.
+	LogLevel int `toml:"log_level" json:"logLevel"`
+	// CgroupDriver is reported to the kubelet by RuntimeConfig.
+	CgroupDriver string   `toml:"cgroup_driver" json:"cgroupDriver"`
+	CNI          CNI      `toml:"cni" json:"cni"`
+	Registry     Registry `toml:"registry" json:"registry"`
+}
+
+// CNI says where network configurations and plugins live.
+type CNI struct {
+	ConfDir string   `toml:"conf_dir" json:"confDir"`
+	BinDirs []string `toml:"bin_dirs" json:"binDirs"`
+}
+
+// Registry configures how image references reach registries.
+type Registry struct {
+	// Hosts is keyed by registry host as it appears in normalised image
+	// references ("docker.io", "registry.k8s.io", "127.0.0.1:5000"), or by
+	// DefaultHostKey for every host without its own entry.
+	Hosts map[string]Host `toml:"hosts" json:"hosts,omitempty"`
+}
+
+// Host configures one registry, with containerd hosts.toml semantics: the
+// mirrors are tried in order for pulls, then the upstream server.
+type Host struct {
+	// Server replaces the upstream endpoint ("http://10.0.0.1:5000"). Empty
+	// means the registry host itself over HTTPS.
+	Server string `toml:"server" json:"server,omitempty"`
+	// SkipServer stops the fallback to the upstream: only mirrors are used.
+	SkipServer bool `toml:"skip_server" json:"skipServer,omitempty"`
+	// PlainHTTP talks to the upstream over http.
+	PlainHTTP bool `toml:"plain_http" json:"plainHTTP,omitempty"`
+	// SkipVerify disables TLS verification of the upstream.
+	SkipVerify bool     `toml:"skip_verify" json:"skipVerify,omitempty"`
+	Mirrors    []Mirror `toml:"mirrors" json:"mirrors,omitempty"`
+}
+
+// Mirror is one endpoint that serves the same repositories as its registry.
+type Mirror struct {
+	// Endpoint is "host[:port]" (HTTPS) or a URL; the http scheme means plain HTTP.
+	Endpoint   string `toml:"endpoint" json:"endpoint"`
+	SkipVerify bool   `toml:"skip_verify" json:"skipVerify,omitempty"`
+}
+
+// Default returns the built-in configuration used when no file exists.
+func Default() Config {
+	return Config{
+		Socket:       "unix:///run/crib/crib.sock",
+		Root:         "/var/lib/crib",
+		State:        "/run/crib",
+		LogLevel:     2,
+		CgroupDriver: CgroupDriverCgroupfs,
+		CNI: CNI{
+			ConfDir: "/etc/cni/net.d",
+			BinDirs: []string{"/opt/cni/bin", "/usr/lib/cni"},
+		},
+	}
+}
+
+// Load reads the file at path over the defaults. A missing file yields the
+// defaults, unless required is set (the user named the file explicitly).
+func Load(path string, required bool) (Config, error) {
+	cfg := Default()
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) && !required {
+		return cfg, nil
+	}
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	if err := decode(path, data, &cfg); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+func decode(path string, data []byte, cfg *Config) error {
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(cfg)
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) {
+		msgs := make([]string, 0, len(strict.Errors))
+		for i := range strict.Errors {
+			row, col := strict.Errors[i].Position()
+			msgs = append(msgs, fmt.Sprintf("%s:%d:%d: unknown key %q", path, row, col, strings.Join(strict.Errors[i].Key(), ".")))
+		}
+		return fmt.Errorf("config: %s", strings.Join(msgs, "; "))
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, col := de.Position()
+		key := strings.Join(de.Key(), ".")
+		if key != "" {
+			return fmt.Errorf("config: %s:%d:%d: key %q: %s", path, row, col, key, de.Error())
+		}
+		return fmt.Errorf("config: %s:%d:%d: %s", path, row, col, de.Error())
+	}
+	if err != nil {
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	return nil
+}
+
+// Validate checks values that TOML types alone cannot.
+func (c *Config) Validate() error {
+	var errs []error
+	if _, err := SocketPath(c.Socket); err != nil {
+		errs = append(errs, err)
+	}
+	for key, val := range map[string]string{"root": c.Root, "state": c.State, "cni.conf_dir": c.CNI.ConfDir} {
+		if !strings.HasPrefix(val, "/") {
+			errs = append(errs, fmt.Errorf("config: %s %q must be an absolute path", key, val))
+		}
+	}
+	if c.Root == c.State {
+		errs = append(errs, fmt.Errorf("config: root and state must differ (both %q)", c.Root))
+	}
+	if c.LogLevel < 0 || c.LogLevel > 10 {
+		errs = append(errs, fmt.Errorf("config: log_level %d out of range 0-10", c.LogLevel))
+	}
+	if c.CgroupDriver != CgroupDriverCgroupfs && c.CgroupDriver != CgroupDriverSystemd {
+		errs = append(errs, fmt.Errorf("config: cgroup_driver %q: want %q or %q", c.CgroupDriver, CgroupDriverCgroupfs, CgroupDriverSystemd))
+	}
+	for name, h := range c.Registry.Hosts {
+		errs = append(errs, h.validate(name))
+	}
+	return errors.Join(errs...)
+}
+
+func (h Host) validate(name string) error {
+	var errs []error
+	if name == "" || strings.ContainsAny(name, "/ ") {
+		errs = append(errs, fmt.Errorf("config: registry.hosts key %q is not a registry host", name))
+	}
+	if h.Server != "" {
+		if _, err := ParseEndpoint(h.Server); err != nil {
+			errs = append(errs, fmt.Errorf("config: registry.hosts.%q.server: %w", name, err))
+		}
+	}
+	if h.SkipServer && len(h.Mirrors) == 0 {
+		errs = append(errs, fmt.Errorf("config: registry.hosts.%q: skip_server needs at least one mirror", name))
+	}
+	for i, m := range h.Mirrors {
+		if _, err := ParseEndpoint(m.Endpoint); err != nil {
+			errs = append(errs, fmt.Errorf("config: registry.hosts.%q.mirrors[%d]: %w", name, i, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ParseEndpoint parses "host[:port]" or "http(s)://host[:port]" into a URL
+// with a scheme; bare hosts are HTTPS.
+func ParseEndpoint(s string) (*url.URL, error) {
+	if s == "" {
+		return nil, errors.New("empty endpoint")
+	}
+	if !strings.Contains(s, "://") {
+		s = "https://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %q: %w", s, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("endpoint %q: scheme must be http or https", s)
+	}
+	if u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return nil, fmt.Errorf("endpoint %q: want scheme://host[:port] only", s)
+	}
+	return u, nil
+}
+
+// SocketPath returns the filesystem path of a unix:// endpoint.
+func SocketPath(endpoint string) (string, error) {
+	p, ok := strings.CutPrefix(endpoint, "unix://")
+	if !ok || !strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("config: socket %q: want unix:///absolute/path", endpoint)
+	}
+	return p, nil
+}

@@ -1,0 +1,97 @@
+// Package listener opens crib's unix sockets safely: one owner at a time
+// (an flock held for the listener's life), a stale socket from a crashed
+// owner replaced, and anything that is not a socket never deleted.
+//
+// It imports only the standard library and x/sys. Internal to crib; no API
+// compatibility promised.
+package listener
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrInUse reports that another process serves the socket.
+var ErrInUse = errors.New("socket is in use")
+
+// Listener is a unix socket listener that removes its socket and releases
+// its lock on Close.
+type Listener struct {
+	net.Listener
+	path string
+	lock *os.File
+}
+
+// Listen serves path with the given permissions. It refuses when another
+// process holds path's lock file or answers on the socket, and replaces a
+// socket nobody answers on.
+func Listen(path string, mode fs.FileMode) (_ *Listener, retErr error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	defer func() {
+		if retErr != nil {
+			_ = lock.Close()
+		}
+	}()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return nil, fmt.Errorf("listen on %s: lock %s held by another process: %w", path, lock.Name(), ErrInUse)
+	}
+	if err := removeStale(path); err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false) // Close removes it below, before the lock goes
+	if err := os.Chmod(path, mode); err != nil {
+		_ = l.Close()
+		_ = os.Remove(path)
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	return &Listener{Listener: l, path: path, lock: lock}, nil
+}
+
+// removeStale deletes a socket left by a process that died without cleaning
+// up. Something that answers, or a file that is not a socket, is left alone.
+func removeStale(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("listen on %s: exists and is not a socket (%s): %w", path, fi.Mode().Type(), fs.ErrExist)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		_ = c.Close()
+		return fmt.Errorf("listen on %s: another process answers on it: %w", path, ErrInUse)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove stale socket %s: %w", path, err)
+	}
+	return nil
+}
+
+// Close stops listening, removes the socket and releases the lock.
+func (l *Listener) Close() error {
+	err := l.Listener.Close()
+	if rerr := os.Remove(l.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		err = errors.Join(err, rerr)
+	}
+	return errors.Join(err, l.lock.Close())
+}

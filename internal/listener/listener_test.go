@@ -1,0 +1,77 @@
+package listener
+
+import (
+	"errors"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestListenLifecycle(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "run", "crib.sock")
+	l, err := Listen(path, 0o660)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o660 || fi.Mode().Type() != fs.ModeSocket {
+		t.Fatalf("socket %v, %v; want a 0660 socket", fi, err)
+	}
+	if _, err := Listen(path, 0o660); !errors.Is(err, ErrInUse) {
+		t.Fatalf("second Listen: got %v, want ErrInUse", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("socket left after Close: %v", err)
+	}
+	l2, err := Listen(path, 0o660)
+	if err != nil {
+		t.Fatalf("Listen after Close: %v", err)
+	}
+	l2.Close()
+}
+
+func TestStaleSocketReplaced(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "crib.sock")
+	// A socket file with nobody behind it, as a SIGKILLed daemon leaves.
+	raw, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.(*net.UnixListener).SetUnlinkOnClose(false)
+	raw.Close()
+	l, err := Listen(path, 0o660)
+	if err != nil {
+		t.Fatalf("stale socket not replaced: %v", err)
+	}
+	l.Close()
+}
+
+func TestForeignListenerRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "crib.sock")
+	other, err := net.Listen("unix", path) // answers, but holds no lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := Listen(path, 0o660); !errors.Is(err, ErrInUse) {
+		t.Fatalf("got %v, want ErrInUse", err)
+	}
+}
+
+func TestNonSocketNotDeleted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "crib.sock")
+	if err := os.WriteFile(path, []byte("precious"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Listen(path, 0o660); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("got %v, want ErrExist", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "precious" {
+		t.Fatal("regular file was touched")
+	}
+}

@@ -1,0 +1,10 @@
+// Package image pulls images from OCI and Docker v2 registries, keeps them in
+// a content-addressed store under crib's root, and unpacks their layers once
+// per chain ID into directories usable as overlayfs lower dirs.
+//
+// Every blob is verified against its digest before it is committed, partial
+// downloads and unpacks live in temporary directories that a restart clears,
+// and the image index is replaced atomically, so a crash or a corrupt blob
+// never leaves a half image. It sees no CRI types and must not import cri,
+// sandbox or runtime. Internal to crib; no API compatibility promised.
+package image

@@ -1,0 +1,188 @@
+package image
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/containerd/errdefs"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
+
+	"github.com/crib-runtime/crib/internal/statefile"
+	"github.com/crib-runtime/crib/runtime/image/layer"
+)
+
+const copyBufferSize = 1 << 20
+
+func (s *Store) ingestDir() string { return filepath.Join(s.dir, "ingest") }
+
+// ensureLayer makes sure the layer's blob is stored and unpacked. Two pulls
+// that race for one layer both do the work in private temp files; the first
+// rename wins and the other's copy is dropped, so no lock spans a download.
+func (s *Store) ensureLayer(ctx context.Context, repo name.Repository, host string, opts []remote.Option, l Layer) error {
+	if exists(s.layerPath(l.ChainID)) {
+		return nil
+	}
+	if !exists(s.blobPath(l.Digest)) {
+		if err := s.fetchBlob(ctx, repo, host, opts, l); err != nil {
+			return err
+		}
+	}
+	return s.unpack(ctx, l)
+}
+
+// fetchBlob downloads a layer blob into ingest/, checks its size and digest,
+// and only then renames it into blobs/.
+func (s *Store) fetchBlob(ctx context.Context, repo name.Repository, host string, opts []remote.Option, l Layer) error {
+	rl, err := remote.Layer(repo.Digest(l.Digest), opts...)
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", l.Digest, classify(err, host, false))
+	}
+	rc, err := rl.Compressed()
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", l.Digest, classify(err, host, false))
+	}
+	defer rc.Close()
+	f, err := os.CreateTemp(s.ingestDir(), "blob-")
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", l.Digest, err)
+	}
+	h := sha256.New()
+	buf := make([]byte, copyBufferSize)
+	n, err := io.CopyBuffer(io.MultiWriter(f, h), rc, buf)
+	got := "sha256:" + hex.EncodeToString(h.Sum(nil))
+	switch {
+	case ctx.Err() != nil:
+		err = ctx.Err()
+	case got != l.Digest && (err == nil || n >= l.Size):
+		// go-containerregistry's own check fails at EOF too; ours names both sides.
+		err = fmt.Errorf("layer %s from %s: digest mismatch: got %s (%d bytes), want %s (%d bytes): %w",
+			l.Digest, host, got, n, l.Digest, l.Size, errdefs.ErrDataLoss)
+	case err != nil:
+		err = fmt.Errorf("layer %s: download: %w", l.Digest, classify(err, host, false))
+	case n != l.Size:
+		err = fmt.Errorf("layer %s from %s: size mismatch: got %d bytes, want %d: %w", l.Digest, host, n, l.Size, errdefs.ErrDataLoss)
+	}
+	return s.commitBlob(f, l.Digest, err)
+}
+
+// commitBlob closes the ingest file f and renames it to the blob path of
+// dgst, or removes it when err (the outcome of writing it) is set.
+func (s *Store) commitBlob(f *os.File, dgst string, err error) error {
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), s.blobPath(dgst))
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return fmt.Errorf("store blob %s: %w", dgst, err)
+	}
+	var st unix.Stat_t
+	if unix.Lstat(s.blobPath(dgst), &st) == nil {
+		s.mu.Lock()
+		s.blobUsage[dgst] = st.Blocks * 512
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// unpack applies a stored layer blob to a fresh directory, checks the diff ID
+// of the uncompressed stream and renames the result to the layer's chain ID.
+func (s *Store) unpack(ctx context.Context, l Layer) (retErr error) {
+	tmp, err := os.MkdirTemp(filepath.Join(s.dir, "tmp"), "layer-")
+	if err != nil {
+		return fmt.Errorf("unpack layer %s: %w", l.Digest, err)
+	}
+	defer func() {
+		if retErr != nil {
+			_ = os.RemoveAll(tmp)
+		}
+	}()
+	diff := filepath.Join(tmp, "diff")
+	if err := os.Mkdir(diff, 0o755); err != nil {
+		return fmt.Errorf("unpack layer %s: %w", l.Digest, err)
+	}
+	usage, err := applyBlob(ctx, s.blobPath(l.Digest), diff, l)
+	if err != nil {
+		return fmt.Errorf("unpack layer %s: %w", l.Digest, err)
+	}
+	lu := layerUsage{Bytes: usage.Bytes, Inodes: usage.Inodes}
+	if err := statefile.WriteJSON(filepath.Join(tmp, "usage.json"), lu); err != nil {
+		return fmt.Errorf("unpack layer %s: %w", l.Digest, err)
+	}
+	if err := os.Rename(tmp, s.layerPath(l.ChainID)); err != nil {
+		if !exists(s.layerPath(l.ChainID)) {
+			return fmt.Errorf("unpack layer %s: commit: %w", l.Digest, err)
+		}
+		_ = os.RemoveAll(tmp) // another pull committed the same layer first
+		return nil
+	}
+	s.mu.Lock()
+	s.layerUsage[l.ChainID] = lu
+	s.mu.Unlock()
+	return nil
+}
+
+func applyBlob(ctx context.Context, blob, dir string, l Layer) (layer.Usage, error) {
+	f, err := os.Open(blob)
+	if err != nil {
+		return layer.Usage{}, err
+	}
+	defer f.Close()
+	r, closeFn, err := decompress(bufio.NewReaderSize(f, copyBufferSize))
+	if err != nil {
+		return layer.Usage{}, err
+	}
+	defer closeFn()
+	h := sha256.New()
+	tr := io.TeeReader(r, h)
+	usage, err := layer.Apply(ctx, dir, tr)
+	if err != nil {
+		return usage, err
+	}
+	// The tar's trailing zero blocks are part of the diff ID too.
+	if _, err := io.Copy(io.Discard, tr); err != nil {
+		return usage, fmt.Errorf("decompress: %w", err)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != l.DiffID {
+		return usage, fmt.Errorf("diff ID mismatch: got %s, want %s: %w", got, l.DiffID, errdefs.ErrDataLoss)
+	}
+	return usage, nil
+}
+
+// decompress recognises gzip and zstd by their magic numbers, whatever the
+// media type claims; anything else is taken as a plain tar.
+func decompress(br *bufio.Reader) (io.Reader, func(), error) {
+	magic, err := br.Peek(4)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, nil, fmt.Errorf("read layer: %w", err)
+	}
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("gzip: %w", err)
+		}
+		return zr, func() { _ = zr.Close() }, nil
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		zr, err := zstd.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("zstd: %w", err)
+		}
+		return zr, zr.Close, nil
+	}
+	return br, func() {}, nil
+}

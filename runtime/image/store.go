@@ -1,0 +1,400 @@
+package image
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/errdefs"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
+
+	"github.com/crib-runtime/crib/internal/config"
+	"github.com/crib-runtime/crib/internal/statefile"
+)
+
+// indexVersion is the version of images.json this code reads and writes.
+const indexVersion = 1
+
+// Image is one stored image, keyed by its ID (the config digest).
+type Image struct {
+	ID             string    `json:"id"`
+	RepoTags       []string  `json:"repoTags,omitempty"`
+	RepoDigests    []string  `json:"repoDigests,omitempty"`
+	ManifestDigest string    `json:"manifestDigest"`
+	Layers         []Layer   `json:"layers"`
+	Size           int64     `json:"size"` // manifest, config and compressed layers, as in the registry
+	User           string    `json:"user,omitempty"`
+	PulledAt       time.Time `json:"pulledAt"`
+}
+
+// Layer is one layer of an image.
+type Layer struct {
+	Digest    string `json:"digest"` // of the blob as stored (compressed)
+	DiffID    string `json:"diffID"` // of the uncompressed tar
+	ChainID   string `json:"chainID"`
+	Size      int64  `json:"size"`
+	MediaType string `json:"mediaType"`
+}
+
+// index is the persisted document images.json.
+type index struct {
+	Version int               `json:"version"`
+	Images  map[string]*Image `json:"images"`
+}
+
+// Usage is the space the image store takes on its filesystem.
+type Usage struct {
+	Mountpoint string
+	Bytes      int64
+	Inodes     int64
+}
+
+// Store is the content-addressed image store under <root>/images:
+//
+//	blobs/sha256/<hex>          verified blobs: manifests, configs, compressed layers
+//	layers/sha256/<chain hex>/  diff/ (an overlay lower dir) and usage.json
+//	ingest/, tmp/, trash/       work in progress, cleared at Open
+//	images.json                 the index, replaced atomically, written last
+type Store struct {
+	dir      string
+	resolver *resolver
+	flights  flights
+
+	// mu guards idx, active, blobUsage and layerUsage.
+	mu  sync.Mutex
+	idx index
+	// active counts running pulls that need a blob digest or chain ID, so
+	// garbage collection leaves them alone.
+	active     map[string]int
+	blobUsage  map[string]int64
+	layerUsage map[string]layerUsage
+}
+
+type layerUsage struct {
+	Bytes  int64 `json:"bytes"`
+	Inodes int64 `json:"inodes"`
+}
+
+// Open opens (creating it if needed) the image store in dir, clears what
+// interrupted work left, drops index entries whose content is missing and
+// collects content no image refers to. It returns the IDs of dropped images.
+func Open(dir string, reg config.Registry, platform v1.Platform) (*Store, []string, error) {
+	s := &Store{
+		dir:        dir,
+		resolver:   newResolver(reg, platform),
+		active:     map[string]int{},
+		blobUsage:  map[string]int64{},
+		layerUsage: map[string]layerUsage{},
+	}
+	for _, d := range []string{"blobs/sha256", "layers/sha256", "ingest", "tmp", "trash"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			return nil, nil, fmt.Errorf("open image store: %w", err)
+		}
+	}
+	for _, d := range []string{"ingest", "tmp", "trash"} {
+		if err := clearDir(filepath.Join(dir, d)); err != nil {
+			return nil, nil, fmt.Errorf("open image store: %w", err)
+		}
+	}
+	if err := s.load(); err != nil {
+		return nil, nil, err
+	}
+	dropped := s.dropIncomplete()
+	if len(dropped) > 0 {
+		if err := s.saveLocked(); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := s.scan(); err != nil {
+		return nil, nil, err
+	}
+	s.collect()
+	return s, dropped, nil
+}
+
+func clearDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) indexPath() string { return filepath.Join(s.dir, "images.json") }
+
+func (s *Store) blobPath(dgst string) string {
+	return filepath.Join(s.dir, "blobs", "sha256", strings.TrimPrefix(dgst, "sha256:"))
+}
+
+func (s *Store) layerPath(chainID string) string {
+	return filepath.Join(s.dir, "layers", "sha256", strings.TrimPrefix(chainID, "sha256:"))
+}
+
+func (s *Store) load() error {
+	s.idx = index{Version: indexVersion, Images: map[string]*Image{}}
+	err := statefile.ReadJSON(s.indexPath(), &s.idx)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open image store: %w", err)
+	}
+	if s.idx.Version != indexVersion {
+		return fmt.Errorf("open image store: %s version %d: %w", s.indexPath(), s.idx.Version, statefile.ErrVersion)
+	}
+	if s.idx.Images == nil {
+		s.idx.Images = map[string]*Image{}
+	}
+	return nil
+}
+
+// dropIncomplete removes index entries whose blobs or layers are gone (a disk
+// repaired by fsck, a hand-deleted file): better a re-pull than a broken rootfs.
+func (s *Store) dropIncomplete() []string {
+	var dropped []string
+	for id, img := range s.idx.Images {
+		ok := exists(s.blobPath(img.ID)) && exists(s.blobPath(img.ManifestDigest))
+		for _, l := range img.Layers {
+			ok = ok && exists(filepath.Join(s.layerPath(l.ChainID), "diff"))
+		}
+		if !ok {
+			delete(s.idx.Images, id)
+			dropped = append(dropped, id)
+		}
+	}
+	return dropped
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+// scan records the disk usage of every committed blob and layer.
+func (s *Store) scan() error {
+	blobs, err := os.ReadDir(filepath.Join(s.dir, "blobs", "sha256"))
+	if err != nil {
+		return fmt.Errorf("open image store: %w", err)
+	}
+	for _, b := range blobs {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(s.dir, "blobs", "sha256", b.Name()), &st); err == nil {
+			s.blobUsage["sha256:"+b.Name()] = st.Blocks * 512
+		}
+	}
+	layers, err := os.ReadDir(filepath.Join(s.dir, "layers", "sha256"))
+	if err != nil {
+		return fmt.Errorf("open image store: %w", err)
+	}
+	for _, l := range layers {
+		var u layerUsage
+		// A layer without its usage file was not committed by this code: collect it.
+		if statefile.ReadJSON(filepath.Join(s.dir, "layers", "sha256", l.Name(), "usage.json"), &u) == nil {
+			s.layerUsage["sha256:"+l.Name()] = u
+		} else {
+			s.layerUsage["sha256:"+l.Name()] = layerUsage{Bytes: -1}
+		}
+	}
+	return nil
+}
+
+func (s *Store) saveLocked() error {
+	return statefile.WriteJSON(s.indexPath(), &s.idx)
+}
+
+// List returns every image, sorted by ID.
+func (s *Store) List() []Image {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Image, 0, len(s.idx.Images))
+	for _, img := range s.idx.Images {
+		out = append(out, img.clone())
+	}
+	slices.SortFunc(out, func(a, b Image) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Get finds an image by ID, tag reference, digest reference or unambiguous ID
+// prefix. An unknown image is an error matching errdefs.ErrNotFound.
+func (s *Store) Get(ref string) (Image, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	img, err := s.lookupLocked(ref)
+	if err != nil {
+		return Image{}, err
+	}
+	return img.clone(), nil
+}
+
+// Preconditions: s.mu is held.
+func (s *Store) lookupLocked(ref string) (*Image, error) {
+	if id, ok := looksLikeID(ref); ok {
+		if img := s.idx.Images[id]; img != nil {
+			return img, nil
+		}
+		return nil, fmt.Errorf("image %s: %w", ref, errdefs.ErrNotFound)
+	}
+	parsed, perr := ParseReference(ref)
+	if perr == nil {
+		for _, img := range s.idx.Images {
+			if parsed.Digest != "" && slices.Contains(img.RepoDigests, parsed.Repository()+"@"+parsed.Digest) ||
+				parsed.Digest == "" && slices.Contains(img.RepoTags, parsed.TagRef()) {
+				return img, nil
+			}
+		}
+	}
+	if img, err := s.lookupPrefixLocked(ref); img != nil || err != nil {
+		return img, err
+	}
+	if perr != nil {
+		return nil, perr
+	}
+	return nil, fmt.Errorf("image %s: %w", ref, errdefs.ErrNotFound)
+}
+
+// lookupPrefixLocked resolves a short ID as crictl prints them.
+// Preconditions: s.mu is held.
+func (s *Store) lookupPrefixLocked(ref string) (*Image, error) {
+	prefix := strings.TrimPrefix(ref, "sha256:")
+	if len(prefix) < 4 || len(prefix) >= 64 || strings.Trim(prefix, "0123456789abcdef") != "" {
+		return nil, nil
+	}
+	var found *Image
+	for id, img := range s.idx.Images {
+		if strings.HasPrefix(id, "sha256:"+prefix) {
+			if found != nil {
+				return nil, fmt.Errorf("image ID prefix %s is ambiguous: %w", ref, errdefs.ErrInvalidArgument)
+			}
+			found = img
+		}
+	}
+	return found, nil
+}
+
+// LayerDirs returns the overlay lower dirs of an image, top layer first, as
+// overlayfs's lowerdir option lists them.
+func (s *Store) LayerDirs(ref string) ([]string, error) {
+	img, err := s.Get(ref)
+	if err != nil {
+		return nil, err
+	}
+	dirs := make([]string, 0, len(img.Layers))
+	for i := len(img.Layers) - 1; i >= 0; i-- {
+		dirs = append(dirs, filepath.Join(s.layerPath(img.Layers[i].ChainID), "diff"))
+	}
+	return dirs, nil
+}
+
+// ConfigFile returns the OCI config of an image.
+func (s *Store) ConfigFile(ref string) (*v1.ConfigFile, error) {
+	img, err := s.Get(ref)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(s.blobPath(img.ID))
+	if err != nil {
+		return nil, fmt.Errorf("image %s config: %w", img.ID, err)
+	}
+	defer f.Close()
+	cfg, err := v1.ParseConfigFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("image %s config: %w", img.ID, err)
+	}
+	return cfg, nil
+}
+
+// Remove deletes an image with all its tags and digests, then the content no
+// other image uses. An unknown image is an error matching errdefs.ErrNotFound.
+func (s *Store) Remove(ref string) error {
+	s.mu.Lock()
+	img, err := s.lookupLocked(ref)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	delete(s.idx.Images, img.ID)
+	if err := s.saveLocked(); err != nil {
+		s.idx.Images[img.ID] = img
+		s.mu.Unlock()
+		return fmt.Errorf("remove image %s: %w", img.ID, err)
+	}
+	s.mu.Unlock()
+	s.collect()
+	return nil
+}
+
+// collect deletes blobs and layers that no image and no running pull uses.
+// Layers are renamed into trash/ under the lock, so a pull never finds a
+// half-deleted one, and removed after; Open clears what a crash left there.
+func (s *Store) collect() {
+	s.mu.Lock()
+	used := map[string]bool{}
+	for _, img := range s.idx.Images {
+		used[img.ID], used[img.ManifestDigest] = true, true
+		for _, l := range img.Layers {
+			used[l.Digest], used[l.ChainID] = true, true
+		}
+	}
+	var trash []string
+	for d := range s.blobUsage {
+		if !used[d] && s.active[d] == 0 && os.Remove(s.blobPath(d)) == nil {
+			delete(s.blobUsage, d)
+		}
+	}
+	for c := range s.layerUsage {
+		if used[c] || s.active[c] > 0 {
+			continue
+		}
+		dst := filepath.Join(s.dir, "trash", strings.TrimPrefix(c, "sha256:"))
+		if os.Rename(s.layerPath(c), dst) == nil {
+			delete(s.layerUsage, c)
+			trash = append(trash, dst)
+		}
+	}
+	s.mu.Unlock()
+	for _, t := range trash {
+		_ = os.RemoveAll(t) // what stays is cleared by the next Open
+	}
+}
+
+// Usage reports the bytes and inodes the store takes, from figures recorded
+// when content was committed: no walk of the tree.
+func (s *Store) Usage() Usage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := Usage{Mountpoint: s.dir, Inodes: 1}
+	for _, b := range s.blobUsage {
+		u.Bytes += b
+		u.Inodes++
+	}
+	for _, l := range s.layerUsage {
+		u.Bytes += max(l.Bytes, 0)
+		u.Inodes += l.Inodes + 1 // and usage.json
+	}
+	var st unix.Stat_t
+	if unix.Stat(s.indexPath(), &st) == nil {
+		u.Bytes += st.Blocks * 512
+		u.Inodes++
+	}
+	return u
+}
+
+func (img *Image) clone() Image {
+	c := *img
+	c.RepoTags = slices.Clone(img.RepoTags)
+	c.RepoDigests = slices.Clone(img.RepoDigests)
+	c.Layers = slices.Clone(img.Layers)
+	return c
+}

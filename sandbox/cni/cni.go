@@ -1,0 +1,86 @@
+// Package cni wraps libcni for crib's pod networking: finding and loading the
+// network configuration, and (with the pod lifecycle) ADD and DEL.
+//
+// It knows no crib types beyond its own and must not import cri, runtime or
+// cri-api. Internal to crib; no API compatibility promised.
+package cni
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
+)
+
+// Network finds the network configuration in ConfDir and plugins in BinDirs.
+type Network struct {
+	ConfDir string
+	BinDirs []string
+}
+
+// ErrNoConfig reports that no usable network configuration was found.
+var ErrNoConfig = errors.New("no network config found")
+
+// Load returns the first configuration list in ConfDir in lexical file order,
+// as the kubelet's CNI convention has it. Single-plugin .conf files are
+// wrapped into a list.
+func (n Network) Load() (*libcni.NetworkConfigList, error) {
+	files, err := libcni.ConfFiles(n.ConfDir, []string{".conf", ".conflist", ".json"})
+	if err != nil {
+		return nil, fmt.Errorf("%w in %s: %w", ErrNoConfig, n.ConfDir, err)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("%w in %s", ErrNoConfig, n.ConfDir)
+	}
+	var errs []error
+	for _, f := range files {
+		list, err := loadFile(f)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		return list, nil
+	}
+	return nil, fmt.Errorf("%w in %s: %w", ErrNoConfig, n.ConfDir, errors.Join(errs...))
+}
+
+func loadFile(path string) (*libcni.NetworkConfigList, error) {
+	if strings.HasSuffix(path, ".conflist") {
+		list, err := libcni.ConfListFromFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", path, err)
+		}
+		if len(list.Plugins) == 0 {
+			return nil, fmt.Errorf("load %s: no plugins", path)
+		}
+		return list, nil
+	}
+	conf, err := libcni.ConfFromFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	list, err := libcni.ConfListFromConf(conf)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	return list, nil
+}
+
+// Ready reports why pods cannot be networked yet: no loadable configuration,
+// or a plugin it names missing from every bin dir. nil means ready.
+func (n Network) Ready() error {
+	list, err := n.Load()
+	if err != nil {
+		return err
+	}
+	for _, p := range list.Plugins {
+		if _, err := invoke.FindInPath(p.Network.Type, n.BinDirs); err != nil {
+			return fmt.Errorf("network %q: plugin %q not found in %s: %w",
+				list.Name, p.Network.Type, strings.Join(n.BinDirs, ":"), os.ErrNotExist)
+		}
+	}
+	return nil
+}

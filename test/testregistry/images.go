@@ -1,0 +1,155 @@
+package testregistry
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"math/rand/v2"
+	"os"
+	goruntime "runtime"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// BusyboxPath is where Debian's busybox-static installs its binary.
+const BusyboxPath = "/bin/busybox"
+
+// busyboxApplets get a symlink each in the test image.
+var busyboxApplets = []string{"sh", "ls", "cat", "echo", "sleep", "true", "false", "id", "env", "ps",
+	"mkdir", "rm", "touch", "wc", "head", "tty", "stty", "hostname", "httpd", "grep", "mount", "df", "top"}
+
+// Busybox builds a minimal busybox image (one layer: /bin/busybox from
+// Debian's busybox-static, applet symlinks, /etc/passwd and /etc/group) whose
+// user is "nobody" when user is empty.
+func Busybox(t testing.TB, user string) v1.Image {
+	t.Helper()
+	bin, err := os.ReadFile(BusyboxPath)
+	if err != nil {
+		t.Fatalf("busybox-static is needed to build the test image (hack/install-deps.sh): %v", err)
+	}
+	var entries []entry
+	for _, d := range []string{"bin/", "etc/", "tmp/", "root/"} {
+		entries = append(entries, entry{name: d, mode: 0o755, typ: tar.TypeDir})
+	}
+	entries = append(entries, entry{name: "bin/busybox", mode: 0o755, data: bin},
+		entry{name: "etc/passwd", mode: 0o644, data: []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")},
+		entry{name: "etc/group", mode: 0o644, data: []byte("root:x:0:\nnogroup:x:65534:\n")})
+	for _, a := range busyboxApplets {
+		entries = append(entries, entry{name: "bin/" + a, typ: tar.TypeSymlink, link: "busybox"})
+	}
+	img := Image(t, [][]entry{entries})
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = cfg.DeepCopy()
+	cfg.Config.Cmd = []string{"sh"}
+	cfg.Config.Env = []string{"PATH=/bin"}
+	cfg.Config.User = user
+	img, err = mutate.ConfigFile(img, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// Random builds an image of n layers, each holding files of random bytes
+// totalling about layerSize, so that compression cannot shrink it.
+func Random(t testing.TB, n int, layerSize int64, seed uint64) v1.Image {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	layers := make([][]entry, n)
+	const fileSize = 256 << 10
+	for i := range layers {
+		layers[i] = append(layers[i], entry{name: "data/", mode: 0o755, typ: tar.TypeDir})
+		for left := layerSize; left > 0; left -= fileSize {
+			data := make([]byte, min(left, fileSize))
+			for j := range data {
+				data[j] = byte(rng.Uint32())
+			}
+			layers[i] = append(layers[i], entry{name: "data/" + randName(rng), mode: 0o644, data: data})
+		}
+	}
+	return Image(t, layers)
+}
+
+func randName(rng *rand.Rand) string {
+	const letters = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 16)
+	for i := range b {
+		b[i] = letters[rng.IntN(len(letters))]
+	}
+	return string(b)
+}
+
+type entry struct {
+	name string
+	mode int64
+	typ  byte
+	data []byte
+	link string
+}
+
+// Image builds an OCI image with one gzip layer per entry list.
+func Image(t testing.TB, layers [][]entry) v1.Image {
+	t.Helper()
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	var ls []v1.Layer
+	for _, entries := range layers {
+		data := tarOf(t, entries)
+		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(data)), nil
+		}, tarball.WithMediaType(types.OCILayer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+	}
+	img, err := mutate.AppendLayers(img, ls...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = cfg.DeepCopy()
+	cfg.OS, cfg.Architecture = "linux", goruntime.GOARCH
+	img, err = mutate.ConfigFile(img, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func tarOf(t testing.TB, entries []entry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	mtime := time.Unix(1700000000, 0)
+	for _, e := range entries {
+		typ := e.typ
+		if typ == 0 {
+			typ = tar.TypeReg
+		}
+		hdr := &tar.Header{Name: e.name, Mode: e.mode, Typeflag: typ, Linkname: e.link,
+			Size: int64(len(e.data)), ModTime: mtime, Format: tar.FormatPAX}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(e.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}

@@ -1,0 +1,205 @@
+// Package testregistry serves OCI images from an in-process registry on
+// 127.0.0.1 and builds the images crib's tests use, so no test reaches the
+// internet. Faults (basic auth, corrupt or stalled blobs) are switchable per
+// registry. Test-only code.
+package testregistry
+
+import (
+	"bytes"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// Registry is a running in-process registry.
+type Registry struct {
+	// Host is "127.0.0.1:<port>", ready to prefix repository names.
+	Host string
+	srv  *httptest.Server
+
+	mu       sync.Mutex // guards the fault switches below
+	user     string
+	password string
+	corrupt  map[string]bool          // blob digests served with flipped bytes
+	stall    map[string]chan struct{} // blob digests that stall halfway until the channel closes
+	stalled  chan string              // reports each stalled request
+	requests map[string]int           // blob GETs per digest
+}
+
+// Start serves a registry until the test ends.
+func Start(t testing.TB) *Registry {
+	t.Helper()
+	r := &Registry{corrupt: map[string]bool{}, stall: map[string]chan struct{}{},
+		stalled: make(chan string, 16), requests: map[string]int{}}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.srv = httptest.NewUnstartedServer(r.wrap(registry.New(registry.Logger(log.New(io.Discard, "", 0)))))
+	r.srv.Listener.Close()
+	r.srv.Listener = l
+	r.srv.Start()
+	r.Host = l.Addr().String()
+	t.Cleanup(func() {
+		r.mu.Lock()
+		for d, ch := range r.stall {
+			close(ch)
+			delete(r.stall, d)
+		}
+		r.mu.Unlock()
+		r.srv.CloseClientConnections()
+		r.srv.Close()
+	})
+	return r
+}
+
+// Close stops the registry now, making its host unreachable.
+func (r *Registry) Close() { r.srv.CloseClientConnections(); r.srv.Close() }
+
+// RequireAuth makes every request need HTTP basic auth with these credentials.
+func (r *Registry) RequireAuth(user, password string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.user, r.password = user, password
+}
+
+// Corrupt makes GETs of the blob with this digest return altered bytes.
+func (r *Registry) Corrupt(digest string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.corrupt[digest] = true
+}
+
+// Stall makes GETs of the blob send half of it and then hang until release
+// is called; Stalled reports when a request has reached that point.
+func (r *Registry) Stall(digest string) (release func()) {
+	ch := make(chan struct{})
+	r.mu.Lock()
+	r.stall[digest] = ch
+	r.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			r.mu.Lock()
+			delete(r.stall, digest)
+			r.mu.Unlock()
+			close(ch)
+		})
+	}
+}
+
+// Stalled delivers the digest of each blob request that reached a stall.
+func (r *Registry) Stalled() <-chan string { return r.stalled }
+
+// BlobRequests counts the GETs of a blob so far.
+func (r *Registry) BlobRequests(digest string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.requests[digest]
+}
+
+func (r *Registry) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		user, pass := r.user, r.password
+		r.mu.Unlock()
+		if user != "" {
+			u, p, ok := req.BasicAuth()
+			if !ok || u != user || p != pass {
+				w.Header().Set("WWW-Authenticate", `Basic realm="testregistry"`)
+				w.WriteHeader(http.StatusUnauthorized)
+				_, _ = io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`)
+				return
+			}
+		}
+		_, digest, isBlob := strings.Cut(req.URL.Path, "/blobs/")
+		if !isBlob || req.Method != http.MethodGet {
+			next.ServeHTTP(w, req)
+			return
+		}
+		r.mu.Lock()
+		r.requests[digest]++
+		corrupt, stall := r.corrupt[digest], r.stall[digest]
+		r.mu.Unlock()
+		if !corrupt && stall == nil {
+			next.ServeHTTP(w, req)
+			return
+		}
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, req)
+		body := rec.Body.Bytes()
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		if corrupt {
+			body = bytes.Clone(body)
+			body[len(body)/2] ^= 0xff
+		}
+		if stall == nil {
+			_, _ = w.Write(body)
+			return
+		}
+		_, _ = w.Write(body[:len(body)/2])
+		w.(http.Flusher).Flush()
+		select {
+		case r.stalled <- digest:
+		default:
+		}
+		select {
+		case <-stall:
+		case <-req.Context().Done():
+			return
+		}
+		_, _ = w.Write(body[len(body)/2:])
+	})
+}
+
+// Push uploads img as repo:tag ("busybox:1" becomes 127.0.0.1:<port>/busybox:1)
+// and returns the reference by tag and by digest.
+func (r *Registry) Push(t testing.TB, repoTag string, img v1.Image) (byTag, byDigest string) {
+	t.Helper()
+	ref, err := name.ParseReference(r.Host + "/" + repoTag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	user, pass := r.user, r.password
+	r.mu.Unlock()
+	opts := []remote.Option{}
+	if user != "" {
+		opts = append(opts, remote.WithAuth(&authn.Basic{Username: user, Password: pass}))
+	}
+	if err := remote.Write(ref, img, opts...); err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref.String(), ref.Context().String() + "@" + d.String()
+}
+
+// PushIndex uploads a multi-platform index under repo:tag.
+func (r *Registry) PushIndex(t testing.TB, repoTag string, idx v1.ImageIndex) string {
+	t.Helper()
+	ref, err := name.ParseReference(r.Host + "/" + repoTag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(ref, idx); err != nil {
+		t.Fatalf("push index %s: %v", ref, err)
+	}
+	return ref.String()
+}
