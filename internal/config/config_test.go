@@ -1,0 +1,119 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "crib.toml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestMissingFileMeansDefaults(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "none.toml")
+	cfg, err := Load(p, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(Default(), cfg); diff != "" {
+		t.Fatalf("defaults differ (-want +got):\n%s", diff)
+	}
+	if _, err := Load(p, true); err == nil || !strings.Contains(err.Error(), "none.toml") {
+		t.Fatalf("required missing file: %v", err)
+	}
+}
+
+func TestLoadFull(t *testing.T) {
+	p := writeConfig(t, `
+socket = "unix:///tmp/x/crib.sock"
+root = "/tmp/x/root"
+state = "/tmp/x/state"
+log_level = 4
+cgroup_driver = "cgroupfs"
+
+[cni]
+conf_dir = "/tmp/x/net.d"
+bin_dirs = ["/tmp/x/bin"]
+
+[registry.hosts."docker.io"]
+skip_server = true
+[[registry.hosts."docker.io".mirrors]]
+endpoint = "http://127.0.0.1:5000"
+
+[registry.hosts."10.0.0.1:5000"]
+plain_http = true
+`)
+	cfg, err := Load(p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		Socket: "unix:///tmp/x/crib.sock", Root: "/tmp/x/root", State: "/tmp/x/state", LogLevel: 4,
+		CgroupDriver: "cgroupfs", CNI: CNI{ConfDir: "/tmp/x/net.d", BinDirs: []string{"/tmp/x/bin"}},
+		Registry: Registry{Hosts: map[string]Host{
+			"docker.io":     {SkipServer: true, Mirrors: []Mirror{{Endpoint: "http://127.0.0.1:5000"}}},
+			"10.0.0.1:5000": {PlainHTTP: true},
+		}},
+	}
+	if diff := cmp.Diff(want, cfg); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		words      []string
+	}{
+		{"unknown key", "root = \"/r\"\n\nsokcet = \"unix:///x\"\n", []string{":3:", `unknown key "sokcet"`}},
+		{"unknown nested key", "[cni]\nconf_dir = \"/c\"\nbindirs = []\n", []string{":3:", `unknown key "cni.bindirs"`}},
+		{"syntax", "root = \n", []string{":1:"}},
+		{"wrong type", "log_level = \"high\"\n", []string{":1:", "log_level"}},
+		{"bad driver", "cgroup_driver = \"cgroupsv3\"\n", []string{`cgroup_driver "cgroupsv3"`}},
+		{"relative root", "root = \"var/lib\"\n", []string{`root "var/lib"`, "absolute"}},
+		{"bad socket", "socket = \"/run/x.sock\"\n", []string{`socket "/run/x.sock"`}},
+		{"bad mirror", "[[registry.hosts.\"docker.io\".mirrors]]\nendpoint = \"ftp://x\"\n", []string{"docker.io", "mirrors[0]", "scheme"}},
+		{"skip server alone", "[registry.hosts.\"q.io\"]\nskip_server = true\n", []string{"q.io", "skip_server"}},
+		{"log level", "log_level = 99\n", []string{"log_level 99"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeConfig(t, tc.body)
+			_, err := Load(p, true)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.words {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestParseEndpoint(t *testing.T) {
+	for in, want := range map[string]string{
+		"mirror.example":          "https://mirror.example",
+		"http://127.0.0.1:5000":   "http://127.0.0.1:5000",
+		"https://m.example:8443/": "https://m.example:8443/",
+	} {
+		u, err := ParseEndpoint(in)
+		if err != nil || u.String() != want {
+			t.Errorf("ParseEndpoint(%q) = %v, %v; want %s", in, u, err, want)
+		}
+	}
+	for _, bad := range []string{"", "ftp://x", "http://", "http://x/path", "http://u:p@x"} {
+		if _, err := ParseEndpoint(bad); err == nil {
+			t.Errorf("ParseEndpoint(%q) accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,176 @@
+package e2e
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crib-runtime/crib/test/testregistry"
+)
+
+// checkStore verifies the image store on disk after a restart: every indexed
+// image has every blob (with the right digest) and every layer, nothing is
+// stored that no image uses, and no temporary file survived.
+func checkStore(t *testing.T, root string) (images int) {
+	t.Helper()
+	dir := filepath.Join(root, "images")
+	var idx struct {
+		Images map[string]struct {
+			ID, ManifestDigest string
+			Layers             []struct{ Digest, ChainID string }
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "images.json"))
+	if err == nil {
+		if err := json.Unmarshal(data, &idx); err != nil {
+			t.Fatalf("images.json is not valid: %v", err)
+		}
+	}
+	used := map[string]bool{}
+	checkBlob := func(d string) {
+		hexd := strings.TrimPrefix(d, "sha256:")
+		used["blobs/"+hexd] = true
+		b, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", hexd))
+		if err != nil {
+			t.Errorf("indexed blob %s: %v", d, err)
+			return
+		}
+		if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != hexd {
+			t.Errorf("blob %s holds other content", d)
+		}
+	}
+	for _, img := range idx.Images {
+		checkBlob(img.ID)
+		checkBlob(img.ManifestDigest)
+		for _, l := range img.Layers {
+			checkBlob(l.Digest)
+			c := strings.TrimPrefix(l.ChainID, "sha256:")
+			used["layers/"+c] = true
+			for _, f := range []string{"diff", "usage.json"} {
+				if _, err := os.Stat(filepath.Join(dir, "layers", "sha256", c, f)); err != nil {
+					t.Errorf("indexed layer %s: %v", l.ChainID, err)
+				}
+			}
+		}
+	}
+	for _, sub := range []string{"blobs", "layers"} {
+		entries, _ := os.ReadDir(filepath.Join(dir, sub, "sha256"))
+		for _, en := range entries {
+			if !used[sub+"/"+en.Name()] {
+				t.Errorf("%s/%s is stored but no image uses it", sub, en.Name())
+			}
+		}
+	}
+	for _, sub := range []string{"ingest", "tmp", "trash"} {
+		if entries, _ := os.ReadDir(filepath.Join(dir, sub)); len(entries) > 0 {
+			t.Errorf("images/%s holds %d leftovers after restart", sub, len(entries))
+		}
+	}
+	return len(idx.Images)
+}
+
+// TestKillDuringPull SIGKILLs the daemon while a layer download hangs
+// halfway, then shows the store is consistent and the pull can be redone.
+func TestKillDuringPull(t *testing.T) {
+	reg := testregistry.Start(t)
+	img := testregistry.Random(t, 5, 512<<10, 21)
+	byTag, _ := reg.Push(t, "crash/img:1", img)
+	layers, _ := img.Layers()
+	dg, _ := layers[2].Digest()
+	release := reg.Stall(dg.String())
+	e := newEnv(t)
+	d := e.start()
+	c := d.clients()
+	ctx := context.Background()
+
+	pullErr := make(chan error, 1)
+	go func() { _, err := c.images.PullImage(ctx, spec(byTag), nil, nil); pullErr <- err }()
+	select {
+	case <-reg.Stalled():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the pull never reached the stalled layer")
+	}
+	d.kill()
+	if err := <-pullErr; err == nil {
+		t.Fatal("pull succeeded although the daemon was killed")
+	}
+	release()
+
+	d = e.start()
+	c = d.clients()
+	if list, err := c.images.ListImages(ctx, nil); err != nil || len(list) != 0 {
+		t.Fatalf("after the crash ListImages = %v, %v; want nothing", list, err)
+	}
+	if n := checkStore(t, e.root); n != 0 {
+		t.Fatalf("%d images indexed after a crashed pull", n)
+	}
+	id, err := c.images.PullImage(ctx, spec(byTag), nil, nil)
+	if err != nil {
+		t.Fatalf("pull after restart: %v", err)
+	}
+	d.kill()
+	d = e.start()
+	if st, err := d.clients().images.ImageStatus(ctx, spec(byTag), false); err != nil || st.Image.GetId() != id {
+		t.Fatalf("image pulled before a SIGKILL is gone: %v, %v", st, err)
+	}
+	checkStore(t, e.root)
+}
+
+// TestKillAtRandomPoints kills the daemon at random moments of pulls and
+// removals; after each restart the store must be whole: an image is either
+// all there or not there.
+func TestKillAtRandomPoints(t *testing.T) {
+	reg := testregistry.Start(t)
+	var refs []string
+	for i := range 3 {
+		tag, _ := reg.Push(t, "chaos/img:"+string(rune('a'+i)), testregistry.Random(t, 4, 256<<10, uint64(30+i)))
+		refs = append(refs, tag)
+	}
+	e := newEnv(t)
+	rng := rand.New(rand.NewPCG(7, 7))
+	ctx := context.Background()
+	d := e.start()
+	// Measure one pull, so the kills land within the work.
+	start := time.Now()
+	if _, err := d.clients().images.PullImage(ctx, spec(refs[0]), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	span := time.Since(start)
+	for i := range 12 {
+		c := d.clients()
+		ref := refs[i%len(refs)]
+		go func() {
+			if i%3 == 2 {
+				_ = c.images.RemoveImage(ctx, spec(refs[(i+1)%len(refs)]))
+			}
+			_, _ = c.images.PullImage(ctx, spec(ref), nil, nil)
+		}()
+		time.Sleep(time.Duration(rng.Int64N(int64(span) + 1)))
+		d.kill()
+		d = e.start()
+		checkStore(t, e.root)
+		if t.Failed() {
+			t.Fatalf("store inconsistent after kill %d", i)
+		}
+	}
+	// Whatever survived is usable, and every image pulls afterwards.
+	c := d.clients()
+	for _, ref := range refs {
+		if _, err := c.images.PullImage(ctx, spec(ref), nil, nil); err != nil {
+			t.Fatalf("pull %s after the kills: %v", ref, err)
+		}
+	}
+	if list, _ := c.images.ListImages(ctx, &criapi.ImageFilter{}); len(list) != len(refs) {
+		t.Fatalf("ListImages has %d images, want %d", len(list), len(refs))
+	}
+	checkStore(t, e.root)
+}
