@@ -129,4 +129,3 @@ func systemdRunning() bool {
 	fi, err := os.Lstat("/run/systemd/system")
 	return err == nil && fi.IsDir()
 }
-

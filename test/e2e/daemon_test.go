@@ -13,12 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	internalapi "k8s.io/cri-api/pkg/apis"
+	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	remote "k8s.io/cri-client/pkg"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/crib-runtime/crib/internal/testutil"
 )
