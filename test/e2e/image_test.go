@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/crib-runtime/crib/test/harness"
 	"github.com/crib-runtime/crib/test/testregistry"
 )
 
@@ -21,22 +22,22 @@ func spec(ref string) *criapi.ImageSpec { return &criapi.ImageSpec{Image: ref} }
 func TestImageLifecycle(t *testing.T) {
 	reg := testregistry.Start(t)
 	byTag, byDigest := reg.Push(t, "e2e/busybox:1", testregistry.Busybox(t, "1000"))
-	e := newEnv(t)
-	d := e.start()
-	c := d.clients()
+	e := harness.NewEnv(t)
+	d := e.Start()
+	c := d.Clients()
 	ctx := context.Background()
 
-	id, err := c.images.PullImage(ctx, spec(byTag), nil, nil)
+	id, err := c.Images.PullImage(ctx, spec(byTag), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(id, "sha256:") || len(id) != 71 {
 		t.Fatalf("image ref %q is not an image ID", id)
 	}
-	if id2, err := c.images.PullImage(ctx, spec(byDigest), nil, nil); err != nil || id2 != id {
+	if id2, err := c.Images.PullImage(ctx, spec(byDigest), nil, nil); err != nil || id2 != id {
 		t.Fatalf("pull by digest: %q, %v", id2, err)
 	}
-	list, err := c.images.ListImages(ctx, nil)
+	list, err := c.Images.ListImages(ctx, nil)
 	if err != nil || len(list) != 1 {
 		t.Fatalf("ListImages = %v, %v", list, err)
 	}
@@ -45,50 +46,50 @@ func TestImageLifecycle(t *testing.T) {
 		img.Uid.GetValue() != 1000 || img.Size < 1<<20 {
 		t.Fatalf("image %v", img)
 	}
-	st, err := c.images.ImageStatus(ctx, spec(byDigest), true)
+	st, err := c.Images.ImageStatus(ctx, spec(byDigest), true)
 	if err != nil || st.Image.GetId() != id {
 		t.Fatalf("ImageStatus by digest = %v, %v", st, err)
 	}
-	mustContain(t, st.Info["info"], `"manifestDigest"`, `"chainID"`)
-	fs, err := c.images.ImageFsInfo(ctx)
+	harness.MustContain(t, st.Info["info"], `"manifestDigest"`, `"chainID"`)
+	fs, err := c.Images.ImageFsInfo(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	before := fs.ImageFilesystems[0]
 	if before.UsedBytes.Value < 1<<20 || before.InodesUsed.Value < 20 || before.Timestamp == 0 ||
-		before.FsId.Mountpoint != filepath.Join(e.root, "images") {
+		before.FsId.Mountpoint != filepath.Join(e.Root, "images") {
 		t.Fatalf("ImageFsInfo %v", before)
 	}
 
-	d.stop()
-	d = e.start()
-	c = d.clients()
-	st, err = c.images.ImageStatus(ctx, spec(byTag), false)
+	d.Stop()
+	d = e.Start()
+	c = d.Clients()
+	st, err = c.Images.ImageStatus(ctx, spec(byTag), false)
 	if err != nil || st.Image.GetId() != id {
 		t.Fatalf("after restart ImageStatus = %v, %v", st, err)
 	}
-	fs, _ = c.images.ImageFsInfo(ctx)
+	fs, _ = c.Images.ImageFsInfo(ctx)
 	if got := fs.ImageFilesystems[0]; got.UsedBytes.Value != before.UsedBytes.Value || got.InodesUsed.Value != before.InodesUsed.Value {
 		t.Fatalf("ImageFsInfo changed over a restart: %v, was %v", got, before)
 	}
 
-	if err := c.images.RemoveImage(ctx, spec(byTag)); err != nil {
+	if err := c.Images.RemoveImage(ctx, spec(byTag)); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.images.RemoveImage(ctx, spec(id)); err != nil {
+	if err := c.Images.RemoveImage(ctx, spec(id)); err != nil {
 		t.Fatalf("removing an absent image must succeed: %v", err)
 	}
-	st, err = c.images.ImageStatus(ctx, spec(id), false)
+	st, err = c.Images.ImageStatus(ctx, spec(id), false)
 	if err != nil || st.Image != nil {
 		t.Fatalf("ImageStatus of a removed image = %v, %v; want no image and no error", st, err)
 	}
-	d.stop()
-	d = e.start()
-	c = d.clients()
-	if list, _ := c.images.ListImages(ctx, nil); len(list) != 0 {
+	d.Stop()
+	d = e.Start()
+	c = d.Clients()
+	if list, _ := c.Images.ListImages(ctx, nil); len(list) != 0 {
 		t.Fatalf("removed image is back after restart: %v", list)
 	}
-	fs, _ = c.images.ImageFsInfo(ctx)
+	fs, _ = c.Images.ImageFsInfo(ctx)
 	if fs.ImageFilesystems[0].UsedBytes.Value > 64<<10 {
 		t.Fatalf("store still uses %d bytes after removing its only image", fs.ImageFilesystems[0].UsedBytes.Value)
 	}
@@ -112,8 +113,8 @@ func TestImageBadInput(t *testing.T) {
 	deadHost := dead.Host
 	dead.Close()
 
-	e := newEnv(t)
-	c := e.start().clients()
+	e := harness.NewEnv(t)
+	c := e.Start().Clients()
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name  string
@@ -131,32 +132,32 @@ func TestImageBadInput(t *testing.T) {
 		{"digest mismatch", corruptTag, nil, codes.DataLoss, []string{"digest mismatch", dg.String()}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := c.rawImg.PullImage(ctx, &criapi.PullImageRequest{Image: spec(tc.ref), Auth: tc.auth})
+			_, err := c.RawImg.PullImage(ctx, &criapi.PullImageRequest{Image: spec(tc.ref), Auth: tc.auth})
 			if status.Code(err) != tc.code {
 				t.Fatalf("code %v (%v), want %v", status.Code(err), err, tc.code)
 			}
-			mustContain(t, status.Convert(err).Message(), tc.words...)
+			harness.MustContain(t, status.Convert(err).Message(), tc.words...)
 		})
 	}
-	if list, _ := c.images.ListImages(ctx, nil); len(list) != 0 {
+	if list, _ := c.Images.ListImages(ctx, nil); len(list) != 0 {
 		t.Fatalf("failed pulls left images: %v", list)
 	}
 	for _, sub := range []string{"ingest", "tmp"} {
-		if left, _ := os.ReadDir(filepath.Join(e.root, "images", sub)); len(left) != 0 {
+		if left, _ := os.ReadDir(filepath.Join(e.Root, "images", sub)); len(left) != 0 {
 			t.Errorf("images/%s holds %d leftovers", sub, len(left))
 		}
 	}
-	if _, err := os.Stat(filepath.Join(e.root, "images", "blobs", "sha256", strings.TrimPrefix(dg.String(), "sha256:"))); err == nil {
+	if _, err := os.Stat(filepath.Join(e.Root, "images", "blobs", "sha256", strings.TrimPrefix(dg.String(), "sha256:"))); err == nil {
 		t.Error("the corrupt blob was committed")
 	}
 	// The right credentials work, and the good image still pulls.
-	if _, err := c.images.PullImage(ctx, spec(privTag), &criapi.AuthConfig{Username: "bob", Password: "hunter2"}, nil); err != nil {
+	if _, err := c.Images.PullImage(ctx, spec(privTag), &criapi.AuthConfig{Username: "bob", Password: "hunter2"}, nil); err != nil {
 		t.Fatalf("right credentials: %v", err)
 	}
-	if _, err := c.images.PullImage(ctx, spec(byTag), nil, nil); err != nil {
+	if _, err := c.Images.PullImage(ctx, spec(byTag), nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	_, err := c.rawImg.ImageStatus(ctx, &criapi.ImageStatusRequest{Image: spec("")})
+	_, err := c.RawImg.ImageStatus(ctx, &criapi.ImageStatusRequest{Image: spec("")})
 	if status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("ImageStatus of an empty reference: %v", err)
 	}

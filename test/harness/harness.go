@@ -1,0 +1,234 @@
+// Package harness runs the crib binary as a daemon on a temporary root,
+// state dir, config and socket, and connects the kubelet's CRI clients to it.
+// Shared by the e2e tests and the benchmarks. Test-only code; needs root.
+package harness
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/trace/noop"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	internalapi "k8s.io/cri-api/pkg/apis"
+	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	remote "k8s.io/cri-client/pkg"
+
+	"github.com/crib-runtime/crib/internal/testutil"
+)
+
+// cribBin is the binary under test, set by Main.
+var cribBin string
+
+// Main is a TestMain: it takes the binary from $CRIB_BIN or builds one, then
+// runs the tests.
+func Main(m *testing.M) int {
+	cribBin = os.Getenv("CRIB_BIN")
+	if cribBin == "" {
+		dir, err := os.MkdirTemp("", "crib-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		cribBin = filepath.Join(dir, "crib")
+		out, err := exec.Command("go", "build", "-o", cribBin, "github.com/crib-runtime/crib/cmd/crib").CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "build crib: %v\n%s", err, out)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+// Env is one daemon's world: its directories, config and socket. The socket
+// lives in a short path (unix socket paths are limited to 108 bytes).
+type Env struct {
+	t        testing.TB
+	Dir      string // everything below lives here
+	Root     string
+	State    string
+	Sock     string
+	CNIConf  string
+	ConfPath string
+}
+
+func NewEnv(t testing.TB) *Env {
+	t.Helper()
+	testutil.RequireRoot(t)
+	dir, err := os.MkdirTemp("", "crib-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	e := &Env{t: t, Dir: dir, Root: filepath.Join(dir, "root"), State: filepath.Join(dir, "state"),
+		CNIConf: filepath.Join(dir, "net.d"), ConfPath: filepath.Join(dir, "crib.toml")}
+	e.Sock = filepath.Join(e.State, "crib.sock")
+	if err := os.MkdirAll(e.CNIConf, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.WriteConfig("")
+	return e
+}
+
+// WriteConfig writes the daemon's config file with extra TOML appended.
+func (e *Env) WriteConfig(extra string) {
+	e.t.Helper()
+	body := fmt.Sprintf("socket = \"unix://%s\"\nroot = %q\nstate = %q\nlog_level = 4\n\n[cni]\nconf_dir = %q\nbin_dirs = [\"/usr/lib/cni\"]\n%s",
+		e.Sock, e.Root, e.State, e.CNIConf, extra)
+	if err := os.WriteFile(e.ConfPath, []byte(body), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// Daemon is a running crib daemon.
+type Daemon struct {
+	e    *Env
+	cmd  *exec.Cmd
+	Logs *syncBuffer
+	done chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Start runs the daemon and waits until it serves the socket.
+func (e *Env) Start(args ...string) *Daemon {
+	e.t.Helper()
+	d := e.Spawn(args...)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-d.done:
+			e.t.Fatalf("daemon exited early: %v\n%s", err, d.Logs)
+		default:
+		}
+		if _, err := os.Stat(e.Sock); err == nil {
+			if c, err := grpc.NewClient("unix://"+e.Sock, grpc.WithTransportCredentials(insecure.NewCredentials())); err == nil {
+				_, err := criapi.NewRuntimeServiceClient(c).Version(context.Background(), &criapi.VersionRequest{})
+				c.Close()
+				if err == nil {
+					return d
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d.Kill()
+	e.t.Fatalf("daemon did not serve %s in time\n%s", e.Sock, d.Logs)
+	return nil
+}
+
+// Spawn starts the daemon process without waiting for it to serve.
+func (e *Env) Spawn(args ...string) *Daemon {
+	e.t.Helper()
+	d := &Daemon{e: e, Logs: &syncBuffer{}, done: make(chan error, 1)}
+	d.cmd = exec.Command(cribBin, append([]string{"daemon", "--config", e.ConfPath}, args...)...)
+	d.cmd.Stdout, d.cmd.Stderr = d.Logs, d.Logs
+	if err := d.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	go func() { d.done <- d.cmd.Wait() }()
+	e.t.Cleanup(func() {
+		if d.cmd.ProcessState == nil {
+			d.Kill()
+		}
+		if e.t.Failed() {
+			e.t.Logf("daemon log:\n%s", d.Logs)
+		}
+	})
+	return d
+}
+
+// Wait returns the daemon's exit error, failing the test after timeout.
+func (d *Daemon) Wait(timeout time.Duration) error {
+	d.e.t.Helper()
+	select {
+	case err := <-d.done:
+		d.done <- err // keep it for later callers
+		return err
+	case <-time.After(timeout):
+		d.e.t.Fatalf("daemon did not exit within %s\n%s", timeout, d.Logs)
+		return nil
+	}
+}
+
+// Stop sends SIGTERM and expects a clean exit.
+func (d *Daemon) Stop() {
+	d.e.t.Helper()
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	if err := d.Wait(15 * time.Second); err != nil {
+		d.e.t.Fatalf("daemon exit after SIGTERM: %v\n%s", err, d.Logs)
+	}
+}
+
+// Kill sends SIGKILL, as a crash or the OOM killer would.
+func (d *Daemon) Kill() {
+	_ = d.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case err := <-d.done:
+		d.done <- err
+	case <-time.After(10 * time.Second):
+	}
+}
+
+// Clients are the kubelet's CRI clients and raw stubs for status codes.
+type Clients struct {
+	Images  internalapi.ImageManagerService
+	Runtime internalapi.RuntimeService
+	RawImg  criapi.ImageServiceClient
+	RawRt   criapi.RuntimeServiceClient
+}
+
+func (d *Daemon) Clients() Clients {
+	t := d.e.t
+	t.Helper()
+	ctx := context.Background()
+	endpoint := "unix://" + d.e.Sock
+	img, err := remote.NewRemoteImageService(ctx, endpoint, 10*time.Second, noop.NewTracerProvider(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := remote.NewRemoteRuntimeService(ctx, endpoint, 10*time.Second, noop.NewTracerProvider(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return Clients{Images: img, Runtime: rt, RawImg: criapi.NewImageServiceClient(conn), RawRt: criapi.NewRuntimeServiceClient(conn)}
+}
+
+func MustContain(t testing.TB, s string, words ...string) {
+	t.Helper()
+	for _, w := range words {
+		if !strings.Contains(s, w) {
+			t.Errorf("%q does not contain %q", s, w)
+		}
+	}
+}
