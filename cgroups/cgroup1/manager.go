@@ -1,0 +1,332 @@
+// Package cgroup1 adapts cgroups.Manager's v2 semantics to cgroup v1
+// hierarchies (legacy and hybrid hosts): a cgroup is a directory in every
+// mounted hierarchy, weights become shares, swap becomes memory+swap.
+// It could be deleted once v1 hosts are gone.
+//
+// Internal to crib; no API compatibility promised.
+package cgroup1
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
+
+	"github.com/crib-runtime/crib/cgroups"
+	"github.com/crib-runtime/crib/cgroups/internal/cgfs"
+)
+
+// Manager drives the v1 hierarchies of one host.
+type Manager struct {
+	mode cgroups.Mode
+	// roots holds one handle per hierarchy, in mountinfo order.
+	roots []*cgfs.Root
+	// ctl maps a controller ("cpu", "name=systemd") to its hierarchy.
+	ctl map[string]*cgfs.Root
+}
+
+var _ cgroups.Manager = (*Manager)(nil)
+
+// Option changes how New builds a Manager.
+type Option func(*options)
+
+type options struct{ fake *cgfs.Fake }
+
+// WithFake replaces the kernel's mkdir and rmdir with fakes (cgroupstest).
+func WithFake(f *cgfs.Fake) Option { return func(o *options) { o.fake = f } }
+
+// New returns a Manager for the v1 hierarchies of host. Hierarchies that
+// do not show their root (bind mounts of a sub-cgroup) are used as they are:
+// paths are relative to the mountpoint.
+func New(host *cgroups.Host, opts ...Option) (*Manager, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if len(host.Hierarchies) == 0 {
+		return nil, cgroups.Preconditionf("no cgroup v1 hierarchy mounted")
+	}
+	m := &Manager{mode: host.Mode, ctl: map[string]*cgfs.Root{}}
+	for _, h := range host.Hierarchies {
+		root, err := cgfs.Open(h.Mountpoint, o.fake)
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		m.roots = append(m.roots, root)
+		for _, c := range h.Controllers {
+			m.ctl[c] = root
+		}
+		if h.Name != "" {
+			m.ctl["name="+h.Name] = root
+		}
+	}
+	return m, nil
+}
+
+// Close releases the hierarchy handles.
+func (m *Manager) Close() error {
+	var errs []error
+	for _, r := range m.roots {
+		errs = append(errs, r.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Mode implements cgroups.Manager: the host's mode (legacy or hybrid).
+func (m *Manager) Mode() cgroups.Mode { return m.mode }
+
+// Controllers lists the mounted v1 controllers.
+func (m *Manager) Controllers() []string {
+	var out []string
+	for c := range m.ctl {
+		out = append(out, c)
+	}
+	return out
+}
+
+type made struct {
+	root *cgfs.Root
+	rel  string
+}
+
+// Create implements cgroups.Manager: path is made in every hierarchy.
+func (m *Manager) Create(path string, r *cgroups.Resources) (retErr error) {
+	p, err := cgroups.CleanPath(path)
+	if err != nil {
+		return err
+	}
+	if p == "/" {
+		return cgroups.Invalidf("create cgroup %s: the root cgroup is not crib's", p)
+	}
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("create cgroup %s: %w", p, err)
+	}
+	if err := m.supports(r); err != nil {
+		return fmt.Errorf("create cgroup %s: %w", p, err)
+	}
+	var created []made
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		var errs []error
+		for i := len(created) - 1; i >= 0; i-- {
+			if err := created[i].root.Rmdir(created[i].rel); err != nil {
+				errs = append(errs, fmt.Errorf("roll back cgroup %s: %w", created[i].rel, err))
+			}
+		}
+		retErr = errors.Join(retErr, errors.Join(errs...))
+	}()
+	for _, root := range m.roots {
+		rel := ""
+		for el := range strings.SplitSeq(strings.TrimPrefix(p, "/"), "/") {
+			parent := rel
+			if rel == "" {
+				parent, rel = ".", el
+			} else {
+				rel += "/" + el
+			}
+			if err := root.Mkdir(rel); err != nil {
+				if errors.Is(err, unix.EEXIST) {
+					continue
+				}
+				return fmt.Errorf("create cgroup %s: %w", p, err)
+			}
+			created = append(created, made{root, rel})
+			if root == m.ctl["cpuset"] {
+				if err := inheritCpuset(root, parent, rel); err != nil {
+					return fmt.Errorf("create cgroup %s: %w", p, err)
+				}
+			}
+		}
+	}
+	if r != nil {
+		return m.set(cgroups.Rel(p), r)
+	}
+	return nil
+}
+
+// inheritCpuset copies the parent's cpus and mems into a new v1 cpuset
+// cgroup, which starts with both empty and would refuse every task (ENOSPC).
+func inheritCpuset(root *cgfs.Root, parent, rel string) error {
+	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+		cur, err := root.Read(rel, f)
+		if err != nil || cur != "" {
+			return err
+		}
+		v, err := root.Read(parent, f)
+		if err != nil {
+			return err
+		}
+		if err := root.Write(rel, f, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// supports says which part of r this host cannot do, naming the controller.
+func (m *Manager) supports(r *cgroups.Resources) error {
+	if r == nil {
+		return nil
+	}
+	need := func(ok bool, c string) error {
+		if ok && m.ctl[c] == nil {
+			return cgroups.Invalidf("the %s controller is not mounted on this cgroup v1 host", c)
+		}
+		return nil
+	}
+	if len(r.Unified) > 0 {
+		return cgroups.Invalidf("unified resources %v need cgroup v2; this host runs cgroup v1 (%s)", sortedKeys(r.Unified), m.mode)
+	}
+	return errors.Join(
+		need(r.CPUWeight != nil || r.CPUMax != nil, "cpu"),
+		need(r.CpusetCPUs != "" || r.CpusetMems != "", "cpuset"),
+		need(r.MemoryMaxBytes != nil || r.MemorySwapMaxBytes != nil, "memory"),
+		need(r.PidsMax != nil, "pids"),
+		need(len(r.HugetlbMaxBytes) > 0, "hugetlb"),
+	)
+}
+
+// Update implements cgroups.Manager.
+func (m *Manager) Update(path string, r *cgroups.Resources) error {
+	p, err := cgroups.CleanPath(path)
+	if err != nil {
+		return err
+	}
+	if !m.exists(cgroups.Rel(p)) {
+		return fmt.Errorf("update cgroup %s: %w", p, errdefs.ErrNotFound)
+	}
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("update cgroup %s: %w", p, err)
+	}
+	if err := m.supports(r); err != nil {
+		return fmt.Errorf("update cgroup %s: %w", p, err)
+	}
+	if r == nil {
+		return nil
+	}
+	return m.set(cgroups.Rel(p), r)
+}
+
+func (m *Manager) exists(rel string) bool {
+	for _, r := range m.roots {
+		if r.Exists(rel, "") {
+			return true
+		}
+	}
+	return false
+}
+
+// AddProc implements cgroups.Manager: the pid joins path in every
+// hierarchy; the error names each hierarchy that refused.
+func (m *Manager) AddProc(path string, pid int) error {
+	p, err := cgroups.CleanPath(path)
+	if err != nil {
+		return err
+	}
+	if pid <= 0 {
+		return cgroups.Invalidf("add pid %d to cgroup %s: not a pid", pid, p)
+	}
+	var errs []error
+	for _, r := range m.roots {
+		if err := r.Write(cgroups.Rel(p), "cgroup.procs", strconv.Itoa(pid)); err != nil {
+			errs = append(errs, fmt.Errorf("hierarchy %s: %w", r.Path(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// OOMKills implements cgroups.Manager from memory.oom_control's oom_kill
+// (Linux 4.13), which counts kills in the cgroup and below.
+func (m *Manager) OOMKills(path string) (uint64, error) {
+	p, err := cgroups.CleanPath(path)
+	if err != nil {
+		return 0, err
+	}
+	mem := m.ctl["memory"]
+	if mem == nil {
+		return 0, cgroups.Preconditionf("oom kills of %s: the memory controller is not mounted", p)
+	}
+	b, err := mem.ReadInto(cgroups.Rel(p), "memory.oom_control", make([]byte, 0, 128))
+	if err != nil {
+		return 0, err
+	}
+	return ParseOOMControl(b), nil
+}
+
+// ParseOOMControl returns oom_kill of a memory.oom_control file.
+func ParseOOMControl(b []byte) uint64 {
+	var n uint64
+	cgfs.EachKV(b, func(k []byte, v uint64) {
+		if string(k) == "oom_kill" {
+			n = v
+		}
+	})
+	return n
+}
+
+// Kill implements cgroups.Manager. With the freezer the cgroup is frozen
+// first so that no process can fork while its siblings are being killed,
+// then every pid gets SIGKILL and the cgroup is thawed so they can die.
+func (m *Manager) Kill(path string) error {
+	p, err := cgroups.CleanPath(path)
+	if err != nil {
+		return err
+	}
+	if p == "/" {
+		return cgroups.Invalidf("kill cgroup %s: the root cgroup is not crib's", p)
+	}
+	rel := cgroups.Rel(p)
+	fr := m.ctl["freezer"]
+	if fr == nil || !fr.Exists(rel, "") {
+		var errs []error
+		for _, r := range m.roots {
+			if r.Exists(rel, "") {
+				errs = append(errs, cgfs.KillTree(r, rel))
+			}
+		}
+		return errors.Join(errs...)
+	}
+	if err := fr.Write(rel, "freezer.state", "FROZEN"); err != nil {
+		return err
+	}
+	cgfs.WaitFor(time.Second, func() bool {
+		s, err := fr.Read(rel, "freezer.state")
+		return err != nil || s == "FROZEN"
+	})
+	killErr := cgfs.KillTree(fr, rel)
+	return errors.Join(killErr, fr.Write(rel, "freezer.state", "THAWED"))
+}
+
+// Remove implements cgroups.Manager.
+func (m *Manager) Remove(path string) error {
+	p, err := cgroups.CleanPath(path)
+	if err != nil {
+		return err
+	}
+	if p == "/" {
+		return cgroups.Invalidf("remove cgroup %s: the root cgroup is not crib's", p)
+	}
+	rel := cgroups.Rel(p)
+	if !m.exists(rel) {
+		return nil
+	}
+	killErr := m.Kill(p)
+	var errs []error
+	deadline := time.Now().Add(cgfs.RemoveTimeout)
+	for _, r := range m.roots {
+		if err := cgfs.RemoveTree(r, rel, deadline); err != nil {
+			errs = append(errs, fmt.Errorf("hierarchy %s: %w", r.Path(), err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("remove cgroup %s: %w", p, errors.Join(append(errs, killErr)...))
+	}
+	return nil
+}

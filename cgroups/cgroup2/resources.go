@@ -1,0 +1,152 @@
+package cgroup2
+
+import (
+	"errors"
+	"slices"
+	"strconv"
+
+	"github.com/crib-runtime/crib/cgroups"
+	"github.com/crib-runtime/crib/cgroups/internal/cgfs"
+	"golang.org/x/sys/unix"
+)
+
+// set writes r into cgroup rel, controller by controller. Unified entries go
+// last so that they override the typed fields, as in runc.
+func (m *Manager) set(rel string, r *cgroups.Resources) error {
+	for _, fn := range []func(*cgfs.Root, string, *cgroups.Resources) error{
+		setCPU, setCpuset, setMemory, setPids, setHugetlb, setUnified,
+	} {
+		if err := fn(m.root, rel, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func setCPU(root *cgfs.Root, rel string, r *cgroups.Resources) error {
+	if r.CPUWeight != nil {
+		if err := root.Write(rel, "cpu.weight", strconv.FormatUint(*r.CPUWeight, 10)); err != nil {
+			return err
+		}
+	}
+	if c := r.CPUMax; c != nil {
+		if err := root.Write(rel, "cpu.max", CPUMaxValue(*c)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CPUMaxValue formats cpu.max: "$MAX $PERIOD", or "$MAX" alone to keep the
+// current period.
+func CPUMaxValue(c cgroups.CPUMax) string {
+	v := limit(c.QuotaMicros)
+	if c.PeriodMicros != 0 {
+		v += " " + strconv.FormatUint(c.PeriodMicros, 10)
+	}
+	return v
+}
+
+func limit(v int64) string {
+	if v == cgroups.Max {
+		return "max"
+	}
+	return strconv.FormatInt(v, 10)
+}
+
+func setCpuset(root *cgfs.Root, rel string, r *cgroups.Resources) error {
+	if r.CpusetCPUs != "" {
+		if err := root.Write(rel, "cpuset.cpus", r.CpusetCPUs); err != nil {
+			return err
+		}
+	}
+	if r.CpusetMems != "" {
+		if err := root.Write(rel, "cpuset.mems", r.CpusetMems); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setMemory writes memory.max and memory.swap.max. The two are independent
+// in v2, but the order still matters on a live update: lowering memory.max
+// makes the kernel reclaim, and reclaim of anonymous memory needs swap room.
+// So a growing swap limit goes first, a shrinking one last.
+func setMemory(root *cgfs.Root, rel string, r *cgroups.Resources) error {
+	mem, swap := r.MemoryMaxBytes, r.MemorySwapMaxBytes
+	writeMem := func() error {
+		if mem == nil {
+			return nil
+		}
+		return root.Write(rel, "memory.max", limit(*mem))
+	}
+	writeSwap := func() error {
+		if swap == nil {
+			return nil
+		}
+		err := root.Write(rel, "memory.swap.max", limit(*swap))
+		if err != nil && errors.Is(err, unix.ENOENT) && *swap == 0 && root.Exists(rel, "memory.max") {
+			// No swap accounting (CONFIG_SWAP off): no swap is
+			// what the caller wants anyway.
+			return nil
+		}
+		return err
+	}
+	first, second := writeMem, writeSwap
+	if swap != nil && swapGrows(root, rel, *swap) {
+		first, second = writeSwap, writeMem
+	}
+	if err := first(); err != nil {
+		return err
+	}
+	return second()
+}
+
+func swapGrows(root *cgfs.Root, rel string, swap int64) bool {
+	b, err := root.ReadInto(rel, "memory.swap.max", make([]byte, 0, 32))
+	if err != nil {
+		return false
+	}
+	cur, limited, ok := cgfs.ParseLimit(b)
+	if !ok {
+		return false
+	}
+	if swap == cgroups.Max {
+		return limited
+	}
+	return limited && uint64(swap) > cur
+}
+
+func setPids(root *cgfs.Root, rel string, r *cgroups.Resources) error {
+	if r.PidsMax == nil {
+		return nil
+	}
+	return root.Write(rel, "pids.max", limit(*r.PidsMax))
+}
+
+func setHugetlb(root *cgfs.Root, rel string, r *cgroups.Resources) error {
+	for _, size := range sortedKeys(r.HugetlbMaxBytes) {
+		if err := root.Write(rel, "hugetlb."+size+".max", limit(r.HugetlbMaxBytes[size])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func setUnified(root *cgfs.Root, rel string, r *cgroups.Resources) error {
+	for _, k := range sortedKeys(r.Unified) {
+		if err := root.Write(rel, k, r.Unified[k]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,5 @@
+package cgroupstest
+
+import "golang.org/x/sys/unix"
+
+var errBusy = unix.EBUSY

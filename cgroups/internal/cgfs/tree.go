@@ -1,0 +1,83 @@
+package cgfs
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// KillTree sends SIGKILL to every pid in rel and below.
+func KillTree(root *Root, rel string) error {
+	var errs []error
+	s, err := root.Read(rel, "cgroup.procs")
+	if err != nil {
+		return err
+	}
+	for f := range strings.FieldsSeq(s) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			continue
+		}
+		if err := unix.Kill(pid, unix.SIGKILL); err != nil && err != unix.ESRCH {
+			errs = append(errs, fmt.Errorf("kill pid %d in %s: %w", pid, rel, err))
+		}
+	}
+	kids, err := root.Children(rel)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, k := range kids {
+		if err := KillTree(root, rel+"/"+k); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RemoveTimeout bounds how long Remove retries a busy cgroup: a killed
+// process leaves its cgroup only once the kernel has torn it down.
+const RemoveTimeout = 5 * time.Second
+
+// RemoveTree removes rel and every cgroup below it, children first,
+// retrying EBUSY until deadline (one bound for the whole tree, so a stuck
+// cgroup costs the caller at most that, never a hang). A cgroup already
+// gone is not an error.
+func RemoveTree(root *Root, rel string, deadline time.Time) error {
+	kids, err := root.Children(rel)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return err
+	}
+	for _, k := range kids {
+		if err := RemoveTree(root, rel+"/"+k, deadline); err != nil {
+			return err
+		}
+	}
+	var rmErr error
+	WaitFor(time.Until(deadline), func() bool {
+		rmErr = root.Rmdir(rel)
+		if errors.Is(rmErr, unix.ENOENT) {
+			rmErr = nil
+		}
+		return !errors.Is(rmErr, unix.EBUSY)
+	})
+	return rmErr
+}
+
+// WaitFor polls done with a growing interval (1ms to 100ms) until it
+// returns true or timeout passes; it never blocks longer than timeout.
+func WaitFor(timeout time.Duration, done func() bool) {
+	deadline := time.Now().Add(timeout)
+	for d := time.Millisecond; !done(); d = min(2*d, 100*time.Millisecond) {
+		if time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(d)
+	}
+}
