@@ -7,7 +7,7 @@ TESTFLAGS ?=
 # Tests that need root or a kernel feature fail instead of skipping.
 export CRIB_TEST_STRICT ?= 1
 
-.PHONY: all build run test test-unit bench fuzz verify deps clean help
+.PHONY: all build run test test-host test-vm test-unit bench fuzz verify deps clean help
 
 all: build
 
@@ -20,16 +20,21 @@ build: ## Build bin/crib
 run: deps build ## Install what is missing, build, and serve the CRI on unix:///run/crib/crib.sock
 	$(BIN) daemon
 
-test: deps build ## Unit and integration tests (run as root)
+test: deps build test-host test-vm ## Every test, as root: this host, then a pure cgroup v2 kernel under QEMU
+
+test-host: ## Unit, integration and e2e tests on this host (root)
 	@test "$$(id -u)" = 0 || { echo "make test needs root (namespaces, mounts, cgroups)"; exit 1; }
 	$(GO) vet ./...
 	$(GO) test -count=1 -p 2 -timeout 15m $(TESTFLAGS) ./...
 
+test-vm: ## The cgroups integration tests on a pure cgroup v2 kernel (QEMU, TCG)
+	hack/vmtest.sh ./cgroups/...
+
 test-unit: ## Only the tests that need no privilege
 	CRIB_TEST_STRICT=0 $(GO) test -count=1 $(TESTFLAGS) ./...
 
-bench: deps build ## Benchmarks with figures for docs/benchmarks.md (pull vs containerd)
-	hack/bench-pull.sh
+bench: deps build ## Benchmarks for docs/benchmarks.md: pull vs containerd, unpack, cgroup stats
+	$(GO) test -run '^$$' -bench . -benchtime $(or $(BENCHTIME),5x) -count 1 ./test/bench/ ./runtime/image/layer/ ./cgroups/manager/
 
 fuzz: ## Run each fuzzer for FUZZTIME (default 60s)
 	hack/fuzz.sh $(or $(FUZZTIME),60s)

@@ -10,6 +10,10 @@ packages=(
 	gcc
 	libc6-dev
 	ca-certificates
+	qemu-system-x86 # hack/vmtest.sh: a pure cgroup v2 kernel for the cgroups tests
+	linux-image-amd64
+	containerd # benchmarks compare against Debian's containerd + runc
+	runc
 )
 
 missing=()
