@@ -39,7 +39,12 @@ func (s *Store) ensureLayer(ctx context.Context, repo name.Repository, host stri
 			return err
 		}
 	}
-	return s.unpack(ctx, l)
+	if err := s.unpack(ctx, l); err != nil {
+		return err
+	}
+	// Flush while the other layers still download, so the syncfs before
+	// the index write finds little left to do.
+	return s.syncfs()
 }
 
 // fetchBlob downloads a layer blob into ingest/, checks its size and digest,

@@ -7,8 +7,8 @@
 // with the *at system calls relative to a directory fd, so no entry can
 // create, write, chown, chmod or link anything outside it.
 //
-// It imports only the standard library, golang.org/x/sys and klog, and must not
-// import cri, sandbox or any registry client: decompression and digest
+// It imports only the standard library, golang.org/x/sys and klog, and must
+// not import cri, sandbox or any registry client: decompression and digest
 // verification belong to the caller.
 // Internal to crib; no API compatibility promised.
 package layer

@@ -39,7 +39,14 @@ const (
 // in the parent path of a later entry, clamped to dir as if dir were the root
 // (the semantics of containerd and of docker's chrooted unpack). OCI whiteouts
 // become overlayfs ones: ".wh.<name>" a 0:0 character device, ".wh..wh..opq"
-// the trusted.overlay.opaque=y xattr on its directory.
+// the trusted.overlay.opaque=y xattr on its directory. As the image spec says,
+// a whiteout hides lower layers only: a path this layer already wrote stays
+// (a directory becomes opaque), and a directory after its own whiteout is
+// opaque too. aufs metadata (".wh..wh.*") is skipped.
+//
+// Usage is gathered while writing; a directory that a crafted layer makes
+// unreachable by its name (by replacing a symlink on its path) is left out
+// of it and keeps the mtime of its last change.
 //
 // On error nothing is cleaned up: the caller removes dir.
 func Apply(ctx context.Context, dir string, r io.Reader) (Usage, error) {
@@ -54,8 +61,9 @@ func Apply(ctx context.Context, dir string, r io.Reader) (Usage, error) {
 
 	tr := tar.NewReader(r)
 	for {
-		// Cancellation between entries is enough: one entry is bounded by
-		// the reader, which the caller's context also governs.
+		// Checked between entries only: a file's copy is bounded by its
+		// size in the tar, and a caller that must stop mid-file can make
+		// r fail.
 		if err := ctx.Err(); err != nil {
 			return Usage{}, fmt.Errorf("apply layer: %w", err)
 		}

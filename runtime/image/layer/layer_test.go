@@ -317,6 +317,32 @@ func TestApplyWhiteouts(t *testing.T) {
 	}
 }
 
+// TestApplyDropsOverlayXattrs checks a layer cannot set overlayfs's own
+// xattrs (redirect, metacopy, opaque) except through whiteout files.
+func TestApplyDropsOverlayXattrs(t *testing.T) {
+	testutil.RequireRoot(t)
+	s := newSandbox(t)
+	_, err := s.apply(t, dirEnt("d/").with(func(h *tar.Header) {
+		h.PAXRecords = map[string]string{
+			"SCHILY.xattr.trusted.overlay.redirect": "/elsewhere",
+			"SCHILY.xattr.trusted.overlay.opaque":   "y",
+			"SCHILY.xattr.trusted.other":            "kept",
+		}
+	}))
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	p := filepath.Join(s.dir, "d")
+	for _, name := range []string{"trusted.overlay.redirect", "trusted.overlay.opaque"} {
+		if v, ok := xattr(t, p, name); ok {
+			t.Errorf("%s = %q, want it dropped", name, v)
+		}
+	}
+	if v, _ := xattr(t, p, "trusted.other"); v != "kept" {
+		t.Errorf("trusted.other = %q, want kept", v)
+	}
+}
+
 func TestApplyReplace(t *testing.T) {
 	testutil.RequireRoot(t)
 	tests := []struct {
