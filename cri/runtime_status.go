@@ -22,6 +22,14 @@ func (s *Server) Status(_ context.Context, req *criapi.StatusRequest) (*criapi.S
 	}
 	resp := &criapi.StatusResponse{
 		Status: &criapi.RuntimeStatus{Conditions: []*criapi.RuntimeCondition{runtimeCond, netCond}},
+		// The kubelet reads per-handler features to decide whether it may
+		// ask for recursive read-only mounts and user namespaces; crib has
+		// one handler, the default, and neither feature yet.
+		RuntimeHandlers: []*criapi.RuntimeHandler{{
+			Name:     "",
+			Features: &criapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: false, UserNamespaces: false},
+		}},
+		Features: &criapi.RuntimeFeatures{SupplementalGroupsPolicy: false},
 	}
 	if req.GetVerbose() {
 		resp.Info = map[string]string{"config": marshalInfo(s.opts.EffectiveConfig)}
