@@ -13,8 +13,6 @@ import (
 	"path/filepath"
 
 	"github.com/containerd/errdefs"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
@@ -30,12 +28,12 @@ func (s *Store) ingestDir() string { return filepath.Join(s.dir, "ingest") }
 // ensureLayer makes sure the layer's blob is stored and unpacked. Two pulls
 // that race for one layer both do the work in private temp files; the first
 // rename wins and the other's copy is dropped, so no lock spans a download.
-func (s *Store) ensureLayer(ctx context.Context, repo name.Repository, host string, opts []remote.Option, l Layer) error {
+func (s *Store) ensureLayer(ctx context.Context, f *blobFetcher, l Layer) error {
 	if exists(s.layerPath(l.ChainID)) {
 		return nil
 	}
 	if !exists(s.blobPath(l.Digest)) {
-		if err := s.fetchBlob(ctx, repo, host, opts, l); err != nil {
+		if err := s.fetchBlob(ctx, f, l); err != nil {
 			return err
 		}
 	}
@@ -49,14 +47,11 @@ func (s *Store) ensureLayer(ctx context.Context, repo name.Repository, host stri
 
 // fetchBlob downloads a layer blob into ingest/, checks its size and digest,
 // and only then renames it into blobs/.
-func (s *Store) fetchBlob(ctx context.Context, repo name.Repository, host string, opts []remote.Option, l Layer) error {
-	rl, err := remote.Layer(repo.Digest(l.Digest), opts...)
+func (s *Store) fetchBlob(ctx context.Context, fetcher *blobFetcher, l Layer) error {
+	host := fetcher.host
+	rc, err := fetcher.open(ctx, l.Digest)
 	if err != nil {
-		return fmt.Errorf("layer %s: %w", l.Digest, classify(err, host, false))
-	}
-	rc, err := rl.Compressed()
-	if err != nil {
-		return fmt.Errorf("layer %s: %w", l.Digest, classify(err, host, false))
+		return fmt.Errorf("layer %s: %w", l.Digest, err)
 	}
 	defer rc.Close()
 	f, err := os.CreateTemp(s.ingestDir(), "blob-")
@@ -71,7 +66,6 @@ func (s *Store) fetchBlob(ctx context.Context, repo name.Repository, host string
 	case ctx.Err() != nil:
 		err = ctx.Err()
 	case got != l.Digest && (err == nil || n >= l.Size):
-		// go-containerregistry's own check fails at EOF too; ours names both sides.
 		err = fmt.Errorf("layer %s from %s: digest mismatch: got %s (%d bytes), want %s (%d bytes): %w",
 			l.Digest, host, got, n, l.Digest, l.Size, errdefs.ErrDataLoss)
 	case err != nil:

@@ -83,15 +83,14 @@ func (s *Store) pull(ctx context.Context, ref Reference, auth Auth) (Image, erro
 	if err := s.writeBlob(keys[1], p.rawConfig); err != nil {
 		return Image{}, err
 	}
-	repo, err := ep.repository(ref)
+	fetcher, err := s.resolver.blobFetcher(ctx, ref, ep, auth)
 	if err != nil {
-		return Image{}, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+		return Image{}, err
 	}
-	opts := s.resolver.options(ctx, ref, ep, auth)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(maxConcurrentLayers)
 	for _, l := range p.layers {
-		g.Go(func() error { return s.ensureLayer(gctx, repo, ep.host, opts, l) })
+		g.Go(func() error { return s.ensureLayer(gctx, fetcher, l) })
 	}
 	if err := g.Wait(); err != nil {
 		return Image{}, err

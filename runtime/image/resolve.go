@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -95,24 +96,75 @@ func (ep endpoint) repository(ref Reference) (name.Repository, error) {
 // the registry they belong to: the upstream, or a mirror the kubelet named in
 // ServerAddress, so a mirror never sees another registry's password.
 func (r *resolver) options(ctx context.Context, ref Reference, ep endpoint, auth Auth) []remote.Option {
-	rt := r.secure
-	if ep.skipVerify {
-		rt = r.insecure
-	}
 	opts := []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithTransport(rt),
+		remote.WithTransport(r.transport(ep)),
 		remote.WithPlatform(r.platform),
 		remote.WithUserAgent("crib"),
 		remote.WithRetryBackoff(remote.Backoff{Duration: 250 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 3}),
 	}
 	if ep.sendsCredentials(ref, auth) {
-		opts = append(opts, remote.WithAuth(authn.FromConfig(authn.AuthConfig{
-			Username: auth.Username, Password: auth.Password, Auth: auth.Auth,
-			IdentityToken: auth.IdentityToken, RegistryToken: auth.RegistryToken,
-		})))
+		opts = append(opts, remote.WithAuth(ep.authenticator(ref, auth)))
 	}
 	return opts
+}
+
+func (ep endpoint) authenticator(ref Reference, auth Auth) authn.Authenticator {
+	if !ep.sendsCredentials(ref, auth) {
+		return authn.Anonymous
+	}
+	return authn.FromConfig(authn.AuthConfig{
+		Username: auth.Username, Password: auth.Password, Auth: auth.Auth,
+		IdentityToken: auth.IdentityToken, RegistryToken: auth.RegistryToken,
+	})
+}
+
+func (r *resolver) transport(ep endpoint) http.RoundTripper {
+	if ep.skipVerify {
+		return r.insecure
+	}
+	return r.secure
+}
+
+// blobFetcher downloads blobs of one repository with one authenticated
+// transport (one token exchange per pull, not per layer). It reads the body
+// itself rather than through go-containerregistry's layer, whose verifying
+// reader would hash every byte a second time.
+type blobFetcher struct {
+	repo   name.Repository
+	host   string
+	client *http.Client
+}
+
+func (r *resolver) blobFetcher(ctx context.Context, ref Reference, ep endpoint, auth Auth) (*blobFetcher, error) {
+	repo, err := ep.repository(ref)
+	if err != nil {
+		return nil, fmt.Errorf("image reference %s at %s: %v: %w", ref, ep.host, err, errdefs.ErrInvalidArgument)
+	}
+	rt, err := transport.NewWithContext(ctx, repo.Registry, ep.authenticator(ref, auth), r.transport(ep),
+		[]string{repo.Scope(transport.PullScope)})
+	if err != nil {
+		return nil, classify(err, ep.host, !auth.empty())
+	}
+	return &blobFetcher{repo: repo, host: ep.host, client: &http.Client{Transport: rt}}, nil
+}
+
+// open starts the download of a blob; the caller checks size and digest.
+func (f *blobFetcher) open(ctx context.Context, dgst string) (io.ReadCloser, error) {
+	u := url.URL{Scheme: f.repo.Scheme(), Host: f.repo.RegistryStr(), Path: "/v2/" + f.repo.RepositoryStr() + "/blobs/" + dgst}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return nil, classify(err, f.host, false)
+	}
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		resp.Body.Close()
+		return nil, classify(err, f.host, false)
+	}
+	return resp.Body, nil
 }
 
 func (ep endpoint) sendsCredentials(ref Reference, auth Auth) bool {
