@@ -1,0 +1,155 @@
+// Package initmsg is the contract between a container's launcher (the shim,
+// or crib run-oci) and the Go container init (runtime/initproc) once the
+// nsexec constructor has handed over: length-prefixed JSON messages on the
+// init socket.
+//
+// Sequence for role "init":
+//
+//	launcher → init   Config
+//	init → launcher   Message{Type: Ready}       (everything set up, about to wait)
+//	                  or Message{Type: Error, …} (then init exits non-zero)
+//	launcher → init   Message{Type: Start}
+//	init              execve(2) of the user's process; the socket is
+//	                  close-on-exec, so the launcher reads EOF on success, or
+//	                  a Message{Type: Error, Step: "exec"} when execve fails.
+//
+// Role "exec" is the same without mounts: the process joins a running
+// container, so Config.Rootfs is empty and only Spec.Process is used.
+//
+// It imports only the standard library and runtime-spec, so both sides can
+// use it without importing each other. Internal to crib; no API
+// compatibility promised.
+package initmsg
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Version is bumped on any incompatible change of Config or Message.
+const Version = 1
+
+// Environment variables the launcher sets for crib init.
+const (
+	// EnvInitPipe names the fd of the init socket (a SOCK_STREAM socketpair end).
+	EnvInitPipe = "_CRIB_INITPIPE"
+	// EnvLogPipe names the fd where nsexec and init write JSON log lines.
+	EnvLogPipe = "_CRIB_LOGPIPE"
+)
+
+// Roles, as the bootstrap message also carries them.
+const (
+	RoleInit = "init"
+	RoleExec = "exec"
+)
+
+// Config tells init what to build and run.
+type Config struct {
+	Version int    `json:"version"`
+	Role    string `json:"role"`
+	// Spec is the container's OCI runtime spec. Root.Path is where the
+	// rootfs is (or will be) mounted, on the host; Process is what runs.
+	Spec *specs.Spec `json:"spec"`
+	// Rootfs, when Lower is set, asks init to mount an overlay of Lower
+	// (top layer first, as overlayfs lists lowerdir) with Upper and Work at
+	// Spec.Root.Path inside the container's mount namespace. Without it,
+	// Spec.Root.Path must already hold the rootfs (a bundle's directory).
+	Rootfs Rootfs `json:"rootfs"`
+	// DevShm, when set, is a host path bind-mounted at /dev/shm (the pod's
+	// shared one) instead of a fresh tmpfs.
+	DevShm string `json:"devShm,omitempty"`
+}
+
+// Rootfs describes an overlay rootfs.
+type Rootfs struct {
+	Lower []string `json:"lower,omitempty"`
+	Upper string   `json:"upper,omitempty"`
+	Work  string   `json:"work,omitempty"`
+}
+
+// MessageType says what a Message means.
+type MessageType string
+
+// The message types.
+const (
+	TypeReady MessageType = "ready"
+	TypeStart MessageType = "start"
+	TypeError MessageType = "error"
+)
+
+// Message is everything init and its launcher say to each other after Config.
+type Message struct {
+	Type MessageType `json:"type"`
+	// Step names what failed: "mount", "pivot_root", "sysctl", "rlimit",
+	// "user", "cwd", "exec", ….
+	Step string `json:"step,omitempty"`
+	// Path is the file or mount point the step was working on.
+	Path string `json:"path,omitempty"`
+	// Errno is the kernel's error number, 0 when there was none.
+	Errno int `json:"errno,omitempty"`
+	// Error is the full message, as init would print it.
+	Error string `json:"error,omitempty"`
+}
+
+// InitError is an Error message as a Go error, for the launcher.
+type InitError struct {
+	Step, Path, Msg string
+	Errno           int
+}
+
+func (e *InitError) Error() string { return e.Msg }
+
+// Err returns the message as an *InitError, or nil if it is not an error.
+func (m *Message) Err() error {
+	if m.Type != TypeError {
+		return nil
+	}
+	return &InitError{Step: m.Step, Path: m.Path, Msg: m.Error, Errno: m.Errno}
+}
+
+// maxMessage bounds one message: a spec with thousands of mounts and env
+// entries stays far below it, and a corrupt length cannot make us allocate
+// gigabytes.
+const maxMessage = 16 << 20
+
+// Write sends v as one length-prefixed JSON message.
+func Write(w io.Writer, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode init message: %w", err)
+	}
+	buf := make([]byte, 4, 4+len(data))
+	binary.BigEndian.PutUint32(buf, uint32(len(data)))
+	if _, err := w.Write(append(buf, data...)); err != nil {
+		return fmt.Errorf("send init message: %w", err)
+	}
+	return nil
+}
+
+// Read receives one message into v. A clean EOF before any byte is io.EOF.
+func Read(r io.Reader, v any) error {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		if errors.Is(err, io.EOF) {
+			return io.EOF
+		}
+		return fmt.Errorf("receive init message: %w", err)
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > maxMessage {
+		return fmt.Errorf("receive init message: length %d exceeds %d", n, maxMessage)
+	}
+	data := make([]byte, n)
+	if _, err := io.ReadFull(r, data); err != nil {
+		return fmt.Errorf("receive init message: %w", err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("decode init message: %w", err)
+	}
+	return nil
+}
