@@ -1,0 +1,294 @@
+/*
+ * The constructor of "crib init": it runs before the Go runtime starts, so
+ * before any thread exists, and does what a multi-threaded Go process cannot:
+ * setns(2) into existing namespaces and unshare(2)/clone(2) into new ones.
+ *
+ * Stage 0 (the re-executed binary): read and check the bootstrap message, open
+ * and check every namespace file, join them (user first, mnt last), create a
+ * new user namespace and let the launcher map it, unshare the other new
+ * namespaces, clone(CLONE_PARENT) the final process, report its pid, exit.
+ * Stage 1 (the final process, the launcher's child): wait until the launcher
+ * has placed it in its cgroup and RDT class, unshare the cgroup namespace
+ * (so its root is the container's cgroup), report RUNNING, and return to Go
+ * (roles init and exec) or become the pod's pause process.
+ *
+ * A new pid namespace takes effect only in children, which is why the clone
+ * is always done. Every failure ends in bail(): one JSON log line on the log
+ * fd, the same text as a SYNC_ERROR for the launcher to report verbatim, and
+ * _exit(1).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/magic.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/vfs.h>
+
+#include "decode.h"
+#include "nsexec.h"
+
+static int initpipe = -1;
+static int logpipe = -1;
+
+static void write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (fd >= 0 && len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+/* read_full returns how many bytes it read: fewer than len only at EOF or on error. */
+static size_t read_full(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = read(fd, p + got, len - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	return got;
+}
+
+static void log_json(const char *level, const char *msg)
+{
+	char line[2048];
+	size_t off = (size_t)snprintf(line, sizeof(line), "{\"level\":\"%s\",\"msg\":\"", level);
+	for (const char *c = msg; *c && off < sizeof(line) - 8; c++) {
+		unsigned char u = (unsigned char)*c;
+		if (u == '"' || u == '\\')
+			off += (size_t)snprintf(line + off, sizeof(line) - off, "\\%c", u);
+		else if (u < 0x20)
+			off += (size_t)snprintf(line + off, sizeof(line) - off, "\\u%04x", u);
+		else
+			line[off++] = (char)u;
+	}
+	off += (size_t)snprintf(line + off, sizeof(line) - off, "\"}\n");
+	write_all(logpipe >= 0 ? logpipe : STDERR_FILENO, line, off);
+}
+
+static void send_sync(uint32_t type, const void *payload, uint32_t len)
+{
+	uint8_t hdr[8];
+	for (int i = 0; i < 4; i++) {
+		hdr[i] = (uint8_t)(type >> (8 * i));
+		hdr[4 + i] = (uint8_t)(len >> (8 * i));
+	}
+	write_all(initpipe, hdr, sizeof(hdr));
+	write_all(initpipe, payload, len);
+}
+
+__attribute__((noreturn, format(printf, 1, 2))) static void bail(const char *fmt, ...)
+{
+	char msg[CRIB_SYNC_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_json("error", msg);
+	send_sync(CRIB_SYNC_ERROR, msg, (uint32_t)strlen(msg));
+	_exit(1);
+}
+
+__attribute__((format(printf, 1, 2))) static void warn(const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_json("warning", msg);
+}
+
+/* wait_sync reads one sync message and fails unless it has the wanted type. */
+static void wait_sync(uint32_t want)
+{
+	uint8_t hdr[8];
+	if (read_full(initpipe, hdr, sizeof(hdr)) != sizeof(hdr))
+		bail("nsexec: init pipe closed while waiting for sync message %u", want);
+	uint32_t type = hdr[0] | hdr[1] << 8 | hdr[2] << 16 | (uint32_t)hdr[3] << 24;
+	uint32_t len = hdr[4] | hdr[5] << 8 | hdr[6] << 16 | (uint32_t)hdr[7] << 24;
+	if (type != want || len != 0)
+		bail("nsexec: got sync message %u (%u bytes), want %u", type, len, want);
+}
+
+static int env_fd(const char *name)
+{
+	const char *v = getenv(name);
+	if (!v || !*v)
+		return -1;
+	char *end;
+	long fd = strtol(v, &end, 10);
+	if (*end || fd < 3 || fd > 1 << 20)
+		bail("nsexec: %s=%s is not an fd number", name, v);
+	return (int)fd;
+}
+
+static void read_bootstrap(struct crib_bootstrap *b)
+{
+	char err[512];
+	uint8_t hdr[CRIB_HEADER_SIZE];
+	size_t got = read_full(initpipe, hdr, sizeof(hdr));
+	long len = crib_decode_header(hdr, got, err, sizeof(err));
+	if (len < 0)
+		bail("nsexec: %s", err);
+	uint8_t *buf = malloc((size_t)len + 1);
+	if (!buf)
+		bail("nsexec: allocate %ld bytes for the bootstrap message: %m", len);
+	got = read_full(initpipe, buf, (size_t)len);
+	if (got != (size_t)len)
+		bail("nsexec: bootstrap: short read (%zu of %ld bytes)", got, len);
+	if (crib_decode_attrs(buf, (size_t)len, b, err, sizeof(err)) < 0)
+		bail("nsexec: %s", err);
+	free(buf);
+}
+
+/* open_namespaces opens every path and checks that each fd is an nsfs file
+ * of the declared type, before any setns(2) changes what paths mean. */
+static void open_namespaces(struct crib_bootstrap *b)
+{
+	for (size_t i = 0; i < b->nns; i++) {
+		struct crib_ns *ns = &b->ns[i];
+		const char *what = ns->path[0] ? ns->path : "fd";
+		if (ns->fd < 0) {
+			ns->fd = open(ns->path, O_RDONLY | O_CLOEXEC);
+			if (ns->fd < 0)
+				bail("nsexec: open %s namespace %s: %m", crib_ns_name(ns->type), ns->path);
+		}
+		struct statfs st;
+		if (fstatfs(ns->fd, &st) < 0)
+			bail("nsexec: statfs %s namespace %s (fd %d): %m", crib_ns_name(ns->type), what, ns->fd);
+		if (st.f_type != NSFS_MAGIC)
+			bail("nsexec: %s namespace %s (fd %d) is not a namespace file", crib_ns_name(ns->type), what,
+			     ns->fd);
+		int type = ioctl(ns->fd, NS_GET_NSTYPE);
+		if (type < 0)
+			bail("nsexec: type of %s namespace %s: %m", crib_ns_name(ns->type), what);
+		if ((uint32_t)type != ns->type)
+			bail("nsexec: %s is a %s namespace, not a %s namespace", what,
+			     crib_ns_name((uint32_t)type) ? crib_ns_name((uint32_t)type) : "unknown",
+			     crib_ns_name(ns->type));
+	}
+}
+
+/* join_namespaces joins the user namespace first, so the others are entered
+ * with its capabilities, and the mount namespace last, since joining it
+ * changes the root and working directory. */
+static void join_namespaces(struct crib_bootstrap *b)
+{
+	static const uint32_t order[] = {CLONE_NEWUSER, CLONE_NEWIPC,    CLONE_NEWUTS,  CLONE_NEWNET,
+					 CLONE_NEWPID,  CLONE_NEWCGROUP, CLONE_NEWTIME, CLONE_NEWNS};
+	for (size_t o = 0; o < sizeof(order) / sizeof(order[0]); o++) {
+		for (size_t i = 0; i < b->nns; i++) {
+			struct crib_ns *ns = &b->ns[i];
+			if (ns->type != order[o])
+				continue;
+			if (setns(ns->fd, (int)ns->type) < 0)
+				bail("nsexec: join %s namespace %s: %m", crib_ns_name(ns->type),
+				     ns->path[0] ? ns->path : "fd");
+			close(ns->fd);
+		}
+	}
+}
+
+static void set_oom_score_adj(int32_t adj)
+{
+	int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	char v[16];
+	int n = snprintf(v, sizeof(v), "%d", adj);
+	if (fd < 0 || write(fd, v, (size_t)n) != n)
+		warn("nsexec: set oom_score_adj %d (best effort, lowering needs CAP_SYS_RESOURCE): %m", adj);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* new_userns creates the user namespace and waits while the launcher writes
+ * uid_map, gid_map and setgroups from the host side. */
+static void new_userns(void)
+{
+	if (unshare(CLONE_NEWUSER) < 0)
+		bail("nsexec: create user namespace: %m");
+	int32_t pid = (int32_t)getpid();
+	send_sync(CRIB_SYNC_USERMAP_REQ, &pid, sizeof(pid));
+	wait_sync(CRIB_SYNC_USERMAP_ACK);
+	if (setresgid(0, 0, 0) < 0)
+		bail("nsexec: become gid 0 in the new user namespace (is 0 mapped?): %m");
+	if (setresuid(0, 0, 0) < 0)
+		bail("nsexec: become uid 0 in the new user namespace (is 0 mapped?): %m");
+}
+
+static void stage1(const struct crib_bootstrap *b)
+{
+	wait_sync(CRIB_SYNC_CONTINUE);
+	/* Now inside its cgroup: a new cgroup namespace gets it as its root. */
+	if ((b->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
+		bail("nsexec: create cgroup namespace: %m");
+	send_sync(CRIB_SYNC_RUNNING, NULL, 0);
+	if (b->role == CRIB_ROLE_PAUSE) {
+		close(initpipe);
+		if (logpipe >= 0)
+			close(logpipe);
+		crib_pause();
+	}
+}
+
+static void stage0(struct crib_bootstrap *b)
+{
+	/* Nobody in the container may ptrace us or read our memory before exec. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		bail("nsexec: make the process non-dumpable: %m");
+	open_namespaces(b);
+	if (b->have_oom_score_adj)
+		set_oom_score_adj(b->oom_score_adj);
+	join_namespaces(b);
+	if (b->clone_flags & CLONE_NEWUSER)
+		new_userns();
+	uint32_t rest = b->clone_flags & ~(uint32_t)(CLONE_NEWUSER | CLONE_NEWCGROUP);
+	if (rest && unshare((int)rest) < 0)
+		bail("nsexec: create namespaces (flags 0x%x): %m", rest);
+	/* CLONE_PARENT makes the final process the launcher's child, so it can
+	 * wait for it directly once stage 0 has exited. */
+	long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+	if (pid < 0)
+		bail("nsexec: clone: %m");
+	if (pid == 0) {
+		stage1(b);
+		return;
+	}
+	int32_t pids[2] = {(int32_t)pid, (int32_t)getpid()};
+	send_sync(CRIB_SYNC_PID, pids, sizeof(pids));
+	_exit(0);
+}
+
+/* crib_nsexec runs only in a process started with the init pipe in its
+ * environment; in every other process (the daemon, tests) it returns at once. */
+__attribute__((constructor)) static void crib_nsexec(void)
+{
+	initpipe = env_fd(CRIB_ENV_INITPIPE);
+	if (initpipe < 0)
+		return;
+	logpipe = env_fd(CRIB_ENV_LOGPIPE);
+	struct crib_bootstrap b;
+	read_bootstrap(&b);
+	stage0(&b);
+}
