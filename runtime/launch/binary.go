@@ -1,0 +1,67 @@
+package launch
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// SealedBinary returns the path of a read-only view of the running crib
+// binary under dir, creating it if needed: a bind mount of /proc/self/exe
+// remounted read-only (and nosuid, nodev). Containers are started from this
+// path, so a process inside one that reaches the binary through
+// /proc/<pid>/exe cannot open it for writing (EROFS), which is the
+// CVE-2019-5736 attack. It costs two mount(2) calls once per daemon, where a
+// sealed memfd copy would cost a copy of the binary (~20 MB) per launcher.
+func SealedBinary(dir string) (string, error) {
+	target := filepath.Join(dir, "crib")
+	var self unix.Stat_t
+	if err := unix.Stat("/proc/self/exe", &self); err != nil {
+		return "", fmt.Errorf("stat /proc/self/exe: %w", err)
+	}
+	if sealed(target, &self) {
+		return target, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("seal crib binary: %w", err)
+	}
+	// A mount of an older binary (the daemon was upgraded) goes first.
+	for unix.Unmount(target, unix.MNT_DETACH) == nil {
+	}
+	f, err := os.OpenFile(target, os.O_CREATE|os.O_RDONLY, 0o500)
+	if err != nil {
+		return "", fmt.Errorf("seal crib binary: %w", err)
+	}
+	f.Close()
+	if err := unix.Mount("/proc/self/exe", target, "", unix.MS_BIND, ""); err != nil {
+		return "", fmt.Errorf("seal crib binary: bind /proc/self/exe on %s: %w", target, err)
+	}
+	flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV)
+	if err := unix.Mount("", target, "", flags, ""); err != nil {
+		return "", errors.Join(fmt.Errorf("seal crib binary: remount %s read-only: %w", target, err),
+			unix.Unmount(target, unix.MNT_DETACH))
+	}
+	return target, nil
+}
+
+// sealed reports whether target is already a read-only view of self.
+func sealed(target string, self *unix.Stat_t) bool {
+	var st unix.Stat_t
+	var fs unix.Statfs_t
+	return unix.Stat(target, &st) == nil && st.Dev == self.Dev && st.Ino == self.Ino &&
+		unix.Statfs(target, &fs) == nil && fs.Flags&unix.ST_RDONLY != 0
+}
+
+// UnsealBinary removes the mount SealedBinary made.
+func UnsealBinary(dir string) error {
+	target := filepath.Join(dir, "crib")
+	for unix.Unmount(target, unix.MNT_DETACH) == nil {
+	}
+	if err := os.Remove(target); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("unseal crib binary: %w", err)
+	}
+	return nil
+}

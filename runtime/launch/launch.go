@@ -1,0 +1,386 @@
+package launch
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/crib-runtime/crib/nsexec/nsproto"
+	"github.com/crib-runtime/crib/runtime/initmsg"
+)
+
+// Options describe one process to start.
+type Options struct {
+	// Binary is the crib binary to re-execute (see SealedBinary).
+	Binary string
+	// Role is nsproto.RoleInit, RoleExec or RolePause.
+	Role uint32
+	// Join lists namespaces to enter; an entry with a nil File is joined by
+	// Path, one with a File by that open nsfs file.
+	Join []Namespace
+	// New holds the CLONE_NEW* flags of the namespaces to create.
+	New uint32
+	// UIDMappings and GIDMappings are written for a new user namespace.
+	UIDMappings, GIDMappings []specs.LinuxIDMapping
+	// OOMScoreAdj is set before anything else, when not nil.
+	OOMScoreAdj *int
+	// Place puts the final process (host pid) in its cgroup and RDT class.
+	// It runs before that process executes any instruction of its own.
+	Place func(pid int) error
+	// Config is sent to the Go init (roles init and exec).
+	Config *initmsg.Config
+	// Stdin, Stdout and Stderr become the process's fds 0, 1 and 2.
+	Stdin, Stdout, Stderr *os.File
+	// Log receives the JSON log lines of nsexec and init; nil discards them.
+	Log func(line string)
+}
+
+// Namespace is one namespace to join.
+type Namespace struct {
+	Type uint32 // CLONE_NEW*
+	Path string
+	File *os.File // when set, passed down as an fd instead of Path
+}
+
+// Process is a started container process, stopped before execve until Exec.
+type Process struct {
+	// Pid is the host pid of the process (pid 1 of a new pid namespace).
+	Pid  int
+	proc *os.Process
+	sock *os.File
+	logs *logTail
+}
+
+// Start runs the setns path up to the point where the process is set up and
+// waits for Exec (roles init and exec) or runs (role pause). On failure
+// nothing it started is left running.
+func Start(ctx context.Context, o Options) (_ *Process, retErr error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("create init socket: %w", err)
+	}
+	sock, childSock := os.NewFile(uintptr(fds[0]), "init-socket"), os.NewFile(uintptr(fds[1]), "init-socket-child")
+	logR, logW, err := os.Pipe()
+	if err != nil {
+		sock.Close()
+		childSock.Close()
+		return nil, fmt.Errorf("create log pipe: %w", err)
+	}
+	logs := newLogTail(logR, o.Log)
+	p := &Process{sock: sock, logs: logs}
+	cmd, err := p.spawn(o, childSock, logW)
+	childSock.Close()
+	logW.Close()
+	if err != nil {
+		sock.Close()
+		logs.wait()
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { p.kill(cmd) })
+	defer func() {
+		stop()
+		if retErr != nil {
+			p.kill(cmd)
+			_ = cmd.Wait()
+			p.reap()
+			sock.Close()
+			logs.wait()
+			if ctx.Err() != nil {
+				retErr = fmt.Errorf("%w: %w", retErr, ctx.Err())
+			}
+		}
+	}()
+	if err := p.bootstrap(o, cmd); err != nil {
+		return nil, err
+	}
+	if err := p.place(o); err != nil {
+		return nil, err
+	}
+	if o.Role == nsproto.RolePause {
+		sock.Close()
+		return p, nil
+	}
+	if err := p.configure(o.Config); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// spawn starts stage 0 with the init socket as fd 3, the log pipe as fd 4
+// and namespace files from fd 5 on.
+func (p *Process) spawn(o Options, childSock, logW *os.File) (*exec.Cmd, error) {
+	cmd := &exec.Cmd{
+		Path:   o.Binary,
+		Args:   []string{"crib", "init"},
+		Env:    []string{initmsg.EnvInitPipe + "=3", initmsg.EnvLogPipe + "=4"},
+		Stdin:  o.Stdin,
+		Stdout: o.Stdout,
+		Stderr: o.Stderr,
+	}
+	cmd.ExtraFiles = []*os.File{childSock, logW}
+	for _, ns := range o.Join {
+		if ns.File != nil {
+			cmd.ExtraFiles = append(cmd.ExtraFiles, ns.File)
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s init: %w", o.Binary, err)
+	}
+	return cmd, nil
+}
+
+// bootstrap writes the bootstrap message and answers stage 0 until it
+// reports the final pid and exits.
+func (p *Process) bootstrap(o Options, cmd *exec.Cmd) error {
+	b := nsproto.Bootstrap{Role: o.Role, CloneFlags: o.New, OOMScoreAdj: o.OOMScoreAdj}
+	nextFD := 5
+	for _, ns := range o.Join {
+		n := nsproto.Namespace{Type: ns.Type, Path: ns.Path}
+		if ns.File != nil {
+			n = nsproto.Namespace{Type: ns.Type, FD: nextFD}
+			nextFD++
+		}
+		b.Namespaces = append(b.Namespaces, n)
+	}
+	msg, err := b.Marshal()
+	if err != nil {
+		return err
+	}
+	if _, err := p.sock.Write(msg); err != nil {
+		return p.failure(cmd, fmt.Errorf("write bootstrap: %w", err))
+	}
+	for {
+		s, err := nsproto.ReadSync(p.sock)
+		if err != nil {
+			return p.failure(cmd, err)
+		}
+		switch s.Type {
+		case nsproto.SyncUsermapReq:
+			pid, err := s.Pid()
+			if err == nil {
+				err = writeIDMaps(pid, o.UIDMappings, o.GIDMappings)
+			}
+			if err == nil {
+				err = nsproto.WriteSync(p.sock, nsproto.SyncUsermapAck, nil)
+			}
+			if err != nil {
+				return err
+			}
+		case nsproto.SyncPid:
+			final, _, err := s.Pids()
+			if err != nil {
+				return err
+			}
+			if err := p.adopt(final); err != nil {
+				return err
+			}
+			if err := cmd.Wait(); err != nil {
+				return fmt.Errorf("nsexec stage 0: %w%s", err, p.logs.suffix())
+			}
+			return nil
+		case nsproto.SyncError:
+			return p.failure(cmd, &NsexecError{Msg: string(s.Payload)})
+		default:
+			return p.failure(cmd, fmt.Errorf("nsexec: unexpected sync message %d", s.Type))
+		}
+	}
+}
+
+// NsexecError is an error the constructor reported, verbatim.
+type NsexecError struct{ Msg string }
+
+func (e *NsexecError) Error() string { return e.Msg }
+
+// failure waits for stage 0 and explains how it ended.
+func (p *Process) failure(cmd *exec.Cmd, err error) error {
+	var ne *NsexecError
+	if errors.As(err, &ne) {
+		_ = cmd.Wait()
+		return err
+	}
+	if werr := cmd.Wait(); werr != nil {
+		return fmt.Errorf("nsexec stage 0 %v: %w%s", werr, err, p.logs.suffix())
+	}
+	return fmt.Errorf("%w%s", err, p.logs.suffix())
+}
+
+// adopt takes the final process: a child of ours through CLONE_PARENT.
+func (p *Process) adopt(pid int) error {
+	proc, err := os.FindProcess(pid)
+	if err != nil {
+		return fmt.Errorf("find process %d: %w", pid, err)
+	}
+	p.Pid, p.proc = pid, proc
+	return nil
+}
+
+// place puts the process in its cgroup and class, then lets it run.
+func (p *Process) place(o Options) error {
+	if o.Place != nil {
+		if err := o.Place(p.Pid); err != nil {
+			return fmt.Errorf("place process %d: %w", p.Pid, err)
+		}
+	}
+	if err := nsproto.WriteSync(p.sock, nsproto.SyncContinue, nil); err != nil {
+		return err
+	}
+	s, err := nsproto.ReadSync(p.sock)
+	if err != nil {
+		return fmt.Errorf("process %d after placement: %w%s", p.Pid, err, p.logs.suffix())
+	}
+	switch s.Type {
+	case nsproto.SyncRunning:
+		return nil
+	case nsproto.SyncError:
+		return &NsexecError{Msg: string(s.Payload)}
+	}
+	return fmt.Errorf("nsexec: unexpected sync message %d", s.Type)
+}
+
+// configure sends the init config and waits until init is ready to exec.
+func (p *Process) configure(cfg *initmsg.Config) error {
+	if cfg == nil {
+		return errors.New("launch: roles init and exec need a Config")
+	}
+	if err := initmsg.Write(p.sock, cfg); err != nil {
+		return err
+	}
+	var m initmsg.Message
+	if err := initmsg.Read(p.sock, &m); err != nil {
+		return fmt.Errorf("container init: %w%s", err, p.logs.suffix())
+	}
+	if err := m.Err(); err != nil {
+		return err
+	}
+	if m.Type != initmsg.TypeReady {
+		return fmt.Errorf("container init: unexpected message %q", m.Type)
+	}
+	return nil
+}
+
+// Exec lets init execve the user's process. It returns once the execve has
+// happened (the init socket closes on exec) or with init's error.
+func (p *Process) Exec() error {
+	defer p.sock.Close()
+	if err := initmsg.Write(p.sock, initmsg.Message{Type: initmsg.TypeStart}); err != nil {
+		return err
+	}
+	var m initmsg.Message
+	err := initmsg.Read(p.sock, &m)
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("container init: %w", err)
+	}
+	if err := m.Err(); err != nil {
+		return err
+	}
+	return fmt.Errorf("container init: unexpected message %q after start", m.Type)
+}
+
+// Wait waits for the process to exit and reaps it.
+func (p *Process) Wait() (*os.ProcessState, error) {
+	st, err := p.proc.Wait()
+	p.logs.wait()
+	return st, err
+}
+
+// Signal sends sig to the process.
+func (p *Process) Signal(sig syscall.Signal) error { return p.proc.Signal(sig) }
+
+func (p *Process) kill(cmd *exec.Cmd) {
+	if cmd.Process != nil {
+		_ = cmd.Process.Kill()
+	}
+	if p.proc != nil {
+		_ = p.proc.Kill()
+	}
+}
+
+func (p *Process) reap() {
+	if p.proc != nil {
+		_, _ = p.proc.Wait()
+	}
+}
+
+// writeIDMaps writes a child's user namespace maps from the host side.
+// setgroups is denied first, as the kernel requires before an unprivileged
+// gid_map and as a pod without host users should have it.
+func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {
+	if len(uids) == 0 || len(gids) == 0 {
+		return fmt.Errorf("new user namespace of process %d: uid and gid mappings are required", pid)
+	}
+	base := "/proc/" + strconv.Itoa(pid) + "/"
+	files := []struct{ name, data string }{
+		{"setgroups", "deny"}, {"uid_map", formatIDMap(uids)}, {"gid_map", formatIDMap(gids)},
+	}
+	for _, f := range files {
+		if err := os.WriteFile(base+f.name, []byte(f.data), 0); err != nil {
+			return fmt.Errorf("write %s%s (%q): %w", base, f.name, f.data, err)
+		}
+	}
+	return nil
+}
+
+func formatIDMap(m []specs.LinuxIDMapping) string {
+	var b strings.Builder
+	for _, e := range m {
+		fmt.Fprintf(&b, "%d %d %d\n", e.ContainerID, e.HostID, e.Size)
+	}
+	return b.String()
+}
+
+// logTail forwards log lines and keeps the last few for error messages.
+type logTail struct {
+	mu    sync.Mutex // guards lines
+	lines []string
+	done  chan struct{}
+}
+
+const keptLogLines = 8
+
+func newLogTail(r *os.File, forward func(string)) *logTail {
+	t := &logTail{done: make(chan struct{})}
+	go func() {
+		defer close(t.done)
+		defer r.Close()
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			line := sc.Text()
+			if forward != nil {
+				forward(line)
+			}
+			t.mu.Lock()
+			t.lines = append(t.lines, line)
+			if len(t.lines) > keptLogLines {
+				t.lines = t.lines[1:]
+			}
+			t.mu.Unlock()
+		}
+	}()
+	return t
+}
+
+func (t *logTail) wait() { <-t.done }
+
+// suffix is ": log: <last lines>" when there are any.
+func (t *logTail) suffix() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.lines) == 0 {
+		return ""
+	}
+	return " (log: " + strings.Join(t.lines, " ") + ")"
+}

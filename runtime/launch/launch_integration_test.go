@@ -1,0 +1,309 @@
+package launch_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/crib-runtime/crib/cgroups/manager"
+	"github.com/crib-runtime/crib/internal/testutil"
+	_ "github.com/crib-runtime/crib/nsexec" // the constructor under test runs in this binary
+	"github.com/crib-runtime/crib/nsexec/nsproto"
+	"github.com/crib-runtime/crib/runtime/launch"
+)
+
+// testBinary is this test binary: it links nsexec, so re-executing it as
+// "crib init" runs the constructor.
+func testBinary(t *testing.T) string {
+	t.Helper()
+	testutil.RequireRoot(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+func nsInode(t *testing.T, pid int, name string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/"+strconv.Itoa(pid)+"/ns/"+name, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+func fileInode(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+// children lists this process's live children, to prove nothing leaked.
+func children(t *testing.T) []string {
+	t.Helper()
+	tasks, _ := filepath.Glob("/proc/self/task/*/children")
+	var out []string
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		out = append(out, strings.Fields(string(b))...)
+	}
+	return out
+}
+
+func status(t *testing.T, pid int, field string) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
+	return ""
+}
+
+func startPause(t *testing.T, o launch.Options) *launch.Process {
+	t.Helper()
+	o.Binary, o.Role = testBinary(t), nsproto.RolePause
+	p, err := launch.Start(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if p.Signal(syscall.SIGKILL) == nil {
+			_, _ = p.Wait()
+		}
+	})
+	return p
+}
+
+// testCgroup creates a cgroup this test owns and removes it afterwards.
+func testCgroup(t *testing.T) (manager.Manager, string) {
+	t.Helper()
+	m, err := manager.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	path := "/crib-test-launch-" + hex.EncodeToString(b)
+	if err := m.Create(path, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Remove(path); err != nil {
+			t.Errorf("remove %s: %v", path, err)
+		}
+	})
+	return m, path
+}
+
+func TestPauseInNewNamespacesAndCgroup(t *testing.T) {
+	m, cg := testCgroup(t)
+	newNS := uint32(unix.CLONE_NEWPID | unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWNS | unix.CLONE_NEWCGROUP)
+	var placedBeforeRun bool
+	p := startPause(t, launch.Options{New: newNS, Place: func(pid int) error {
+		// The process exists but waits in the constructor: its cgroup
+		// namespace is still ours, so it must see the path from our root.
+		placedBeforeRun = true
+		return m.AddProc(cg, pid)
+	}})
+	if !placedBeforeRun {
+		t.Fatal("Place was not called")
+	}
+	cgroupFile, _ := os.ReadFile("/proc/" + strconv.Itoa(p.Pid) + "/cgroup")
+	if !strings.Contains(string(cgroupFile), cg) {
+		t.Fatalf("pause is not in %s:\n%s", cg, cgroupFile)
+	}
+	for _, ns := range []string{"pid_for_children", "net", "ipc", "uts", "mnt", "cgroup"} {
+		if nsInode(t, p.Pid, ns) == nsInode(t, os.Getpid(), ns) {
+			t.Errorf("%s namespace not new", ns)
+		}
+	}
+	if nspid := strings.Fields(status(t, p.Pid, "NSpid")); len(nspid) != 2 || nspid[1] != "1" {
+		t.Errorf("NSpid %v: want pid 1 in a new pid namespace", nspid)
+	}
+	rollup, _ := os.ReadFile("/proc/" + strconv.Itoa(p.Pid) + "/smaps_rollup")
+	t.Logf("pause VmRSS %s, RssAnon %s; smaps_rollup:\n%s", status(t, p.Pid, "VmRSS"), status(t, p.Pid, "RssAnon"), rollup)
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	st, err := p.Wait()
+	if err != nil || !st.Success() {
+		t.Fatalf("pause after SIGTERM: %v %v", st, err)
+	}
+}
+
+// pinned makes namespaces that outlive their process, as a pod's are: bind
+// mounts of nsfs files, made by util-linux unshare.
+func pinned(t *testing.T, kinds ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	args := []string{}
+	for _, k := range kinds {
+		f := filepath.Join(dir, k)
+		if err := os.WriteFile(f, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--"+k+"="+f)
+		t.Cleanup(func() { _ = unix.Unmount(f, unix.MNT_DETACH) })
+	}
+	if out, err := exec.Command("unshare", append(args, "true")...).CombinedOutput(); err != nil {
+		t.Fatalf("unshare: %v\n%s", err, out)
+	}
+	return dir
+}
+
+func TestJoinPinnedNamespaces(t *testing.T) {
+	dir := pinned(t, "net", "ipc", "uts")
+	p := startPause(t, launch.Options{New: unix.CLONE_NEWPID, Join: []launch.Namespace{
+		{Type: unix.CLONE_NEWNET, Path: filepath.Join(dir, "net")},
+		{Type: unix.CLONE_NEWIPC, Path: filepath.Join(dir, "ipc")},
+		{Type: unix.CLONE_NEWUTS, Path: filepath.Join(dir, "uts")},
+	}})
+	for _, ns := range []string{"net", "ipc", "uts"} {
+		if got, want := nsInode(t, p.Pid, ns), fileInode(t, filepath.Join(dir, ns)); got != want {
+			t.Errorf("%s namespace inode %d, want the pinned %d", ns, got, want)
+		}
+	}
+}
+
+func TestJoinPidNamespaceOfPause(t *testing.T) {
+	first := startPause(t, launch.Options{New: unix.CLONE_NEWPID})
+	f, err := os.Open("/proc/" + strconv.Itoa(first.Pid) + "/ns/pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	second := startPause(t, launch.Options{Join: []launch.Namespace{{Type: unix.CLONE_NEWPID, File: f}}})
+	if got, want := nsInode(t, second.Pid, "pid"), nsInode(t, first.Pid, "pid"); got != want {
+		t.Fatalf("pid namespace %d, want the first pause's %d", got, want)
+	}
+	if nspid := strings.Fields(status(t, second.Pid, "NSpid")); len(nspid) != 2 || nspid[1] == "1" {
+		t.Fatalf("NSpid %v: want a non-1 pid inside the shared namespace", nspid)
+	}
+}
+
+func TestNewUserNamespaceMapped(t *testing.T) {
+	p := startPause(t, launch.Options{
+		New:         unix.CLONE_NEWUSER | unix.CLONE_NEWPID | unix.CLONE_NEWNS,
+		UIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 65536}},
+		GIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 65536}},
+	})
+	uidMap, _ := os.ReadFile("/proc/" + strconv.Itoa(p.Pid) + "/uid_map")
+	if f := strings.Fields(string(uidMap)); len(f) != 3 || f[0] != "0" || f[1] != "200000" || f[2] != "65536" {
+		t.Fatalf("uid_map %q", uidMap)
+	}
+	if uid := strings.Fields(status(t, p.Pid, "Uid")); uid[0] != "200000" {
+		t.Fatalf("host view of the uid: %v, want 200000", uid)
+	}
+	setgroups, _ := os.ReadFile("/proc/" + strconv.Itoa(p.Pid) + "/setgroups")
+	if strings.TrimSpace(string(setgroups)) != "deny" {
+		t.Fatalf("setgroups %q, want deny", setgroups)
+	}
+}
+
+func TestBadInputLeavesNothing(t *testing.T) {
+	dir := pinned(t, "ipc")
+	regular := filepath.Join(t.TempDir(), "not-a-namespace")
+	if err := os.WriteFile(regular, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := children(t)
+	for _, tc := range []struct {
+		name string
+		o    launch.Options
+		want string
+	}{
+		{"missing path", launch.Options{Join: []launch.Namespace{{Type: unix.CLONE_NEWNET, Path: "/nonexistent/net"}}},
+			"open net namespace /nonexistent/net: No such file or directory"},
+		{"not a namespace", launch.Options{Join: []launch.Namespace{{Type: unix.CLONE_NEWNET, Path: regular}}},
+			"net namespace " + regular + " (fd"},
+		{"wrong type", launch.Options{Join: []launch.Namespace{{Type: unix.CLONE_NEWNET, Path: filepath.Join(dir, "ipc")}}},
+			"is a ipc namespace, not a net namespace"},
+		{"joined and created", launch.Options{New: unix.CLONE_NEWNET, Join: []launch.Namespace{{Type: unix.CLONE_NEWNET, Path: regular}}},
+			"net namespace both joined and created"},
+		{"refused uid map", launch.Options{New: unix.CLONE_NEWUSER,
+			UIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 10}, {ContainerID: 5, HostID: 5000, Size: 10}},
+			GIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 10}}},
+			"uid_map"},
+		{"placement fails", launch.Options{New: unix.CLONE_NEWPID, Place: func(int) error { return errors.New("no such cgroup") }},
+			"no such cgroup"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.o.Binary, tc.o.Role = testBinary(t), nsproto.RolePause
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			p, err := launch.Start(ctx, tc.o)
+			if err == nil {
+				_ = p.Signal(syscall.SIGKILL)
+				_, _ = p.Wait()
+				t.Fatal("started")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not contain %q", err, tc.want)
+			}
+		})
+	}
+	if after := children(t); len(after) != len(before) {
+		t.Fatalf("children before %v, after %v: a failed start leaked a process", before, after)
+	}
+}
+
+func TestSealedBinary(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	start := time.Now()
+	path, err := launch.SealedBinary(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("sealing took %v", time.Since(start))
+	t.Cleanup(func() {
+		if err := launch.UnsealBinary(dir); err != nil {
+			t.Error(err)
+		}
+	})
+	// The protection is the read-only mount: while this test binary runs,
+	// a write open fails earlier with ETXTBSY, but once nothing executes it
+	// (the container's process has exec'd) only the mount stands in the way.
+	var fs unix.Statfs_t
+	if err := unix.Statfs(path, &fs); err != nil || fs.Flags&unix.ST_RDONLY == 0 {
+		t.Fatalf("%s is not on a read-only mount (flags %#x, %v)", path, fs.Flags, err)
+	}
+	if _, err := os.OpenFile(path, os.O_WRONLY, 0); !errors.Is(err, syscall.EROFS) && !errors.Is(err, syscall.ETXTBSY) {
+		t.Fatalf("open %s for writing: %v, want EROFS or ETXTBSY", path, err)
+	}
+	again, err := launch.SealedBinary(dir)
+	if err != nil || again != path {
+		t.Fatalf("second SealedBinary = %q, %v", again, err)
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	if n := strings.Count(string(mounts), path); n != 1 {
+		t.Fatalf("%s mounted %d times, want once", path, n)
+	}
+	// A process started from it cannot write its own binary either.
+	p := startPause(t, launch.Options{Binary: path, New: unix.CLONE_NEWPID})
+	if _, err := os.OpenFile("/proc/"+strconv.Itoa(p.Pid)+"/exe", os.O_WRONLY, 0); err == nil {
+		t.Fatal("the running binary is writable through /proc/<pid>/exe")
+	}
+}
