@@ -63,7 +63,9 @@ func TestRoundTrip(t *testing.T) {
 
 func TestRejects(t *testing.T) {
 	role := attr(nsproto.AttrRole, 4, u32(nsproto.RoleInit))
-	net := func(p string) []byte { return attr(nsproto.AttrNsPath, uint16(4+len(p)), append(u32(unix.CLONE_NEWNET), p...)) }
+	net := func(p string) []byte {
+		return attr(nsproto.AttrNsPath, uint16(4+len(p)), append(u32(unix.CLONE_NEWNET), p...))
+	}
 	long := "/" + strings.Repeat("a", nsproto.PathMax)
 	for _, tc := range []struct {
 		name string
