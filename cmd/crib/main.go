@@ -2,9 +2,11 @@
 // so a node shares its text pages between the daemon and every pod's shim:
 //
 //	crib daemon    serve the CRI on a unix socket
+//	crib init      a container's init (started by crib itself, never by hand)
+//	crib run-oci   run an OCI bundle in the foreground (a developer command)
 //	crib version   print the version
 //
-// The shim, init and pause roles arrive with the pod lifecycle.
+// The pause role never reaches main: nsexec's constructor runs it in C.
 package main
 
 import (
@@ -27,6 +29,8 @@ func run(args []string) int {
 	switch args[0] {
 	case "daemon":
 		return runDaemon(args[1:])
+	case "run-oci":
+		return runOCI(args[1:])
 	case "version", "--version":
 		fmt.Println("crib", version)
 		return 0
@@ -44,6 +48,7 @@ func usage() {
 
 commands:
   daemon    serve the Kubernetes CRI on a unix socket (crib daemon -h for flags)
+  run-oci   run an OCI bundle in the foreground, like runc run (developer command)
   version   print crib's version
 `)
 }

@@ -1,0 +1,66 @@
+// Package ocires converts an OCI runtime-spec's linux.resources into
+// cgroups.Resources, for launchers that start containers from OCI specs.
+//
+// It imports cgroups and runtime-spec only. Internal to crib; no API
+// compatibility promised.
+package ocires
+
+import (
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/crib-runtime/crib/cgroups"
+)
+
+// Convert maps r to cgroups.Resources and validates the result. A nil r is
+// no resources. OCI's memory.swap is memory+swap (the v1 meaning); it becomes
+// a swap-only limit here.
+func Convert(r *specs.LinuxResources) (*cgroups.Resources, error) {
+	if r == nil {
+		return nil, nil
+	}
+	out := &cgroups.Resources{Unified: r.Unified}
+	if c := r.CPU; c != nil {
+		if c.Shares != nil && *c.Shares > 0 {
+			w := cgroups.CPUSharesToWeight(*c.Shares)
+			out.CPUWeight = &w
+		}
+		if c.Quota != nil || c.Period != nil {
+			m := &cgroups.CPUMax{QuotaMicros: cgroups.Max}
+			if c.Quota != nil && *c.Quota > 0 {
+				m.QuotaMicros = *c.Quota
+			}
+			if c.Period != nil {
+				m.PeriodMicros = *c.Period
+			}
+			out.CPUMax = m
+		}
+		out.CpusetCPUs, out.CpusetMems = c.Cpus, c.Mems
+	}
+	if m := r.Memory; m != nil && m.Limit != nil {
+		out.MemoryMaxBytes = m.Limit
+		if m.Swap != nil {
+			swap, err := cgroups.SwapFromMemsw(*m.Swap, *m.Limit)
+			if err != nil {
+				return nil, err
+			}
+			out.MemorySwapMaxBytes = &swap
+		}
+	}
+	if p := r.Pids; p != nil && p.Limit != nil {
+		limit := *p.Limit
+		if limit <= 0 {
+			limit = cgroups.Max
+		}
+		out.PidsMax = &limit
+	}
+	for _, h := range r.HugepageLimits {
+		if out.HugetlbMaxBytes == nil {
+			out.HugetlbMaxBytes = map[string]int64{}
+		}
+		out.HugetlbMaxBytes[h.Pagesize] = int64(h.Limit)
+	}
+	if err := out.Validate(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

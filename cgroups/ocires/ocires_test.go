@@ -1,0 +1,46 @@
+package ocires
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func TestConvert(t *testing.T) {
+	r, err := Convert(&specs.LinuxResources{
+		CPU:    &specs.LinuxCPU{Shares: ptr(uint64(1024)), Quota: ptr(int64(50000)), Period: ptr(uint64(100000)), Cpus: "0-1"},
+		Memory: &specs.LinuxMemory{Limit: ptr(int64(256 << 20)), Swap: ptr(int64(512 << 20))},
+		Pids:   &specs.LinuxPids{Limit: ptr(int64(0))},
+		HugepageLimits: []specs.LinuxHugepageLimit{{Pagesize: "2MB", Limit: 4 << 20}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *r.CPUWeight != 39 || r.CPUMax.QuotaMicros != 50000 || r.CPUMax.PeriodMicros != 100000 || r.CpusetCPUs != "0-1" {
+		t.Errorf("cpu: %+v %+v", r, r.CPUMax)
+	}
+	if *r.MemoryMaxBytes != 256<<20 || *r.MemorySwapMaxBytes != 256<<20 {
+		t.Errorf("memory %d swap %d, want 256 MiB each (memory+swap 512 MiB)", *r.MemoryMaxBytes, *r.MemorySwapMaxBytes)
+	}
+	if *r.PidsMax != -1 || r.HugetlbMaxBytes["2MB"] != 4<<20 {
+		t.Errorf("pids %d hugetlb %v", *r.PidsMax, r.HugetlbMaxBytes)
+	}
+	if r, err := Convert(nil); r != nil || err != nil {
+		t.Errorf("Convert(nil) = %v, %v", r, err)
+	}
+}
+
+func TestConvertRejects(t *testing.T) {
+	_, err := Convert(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr(int64(256 << 20)), Swap: ptr(int64(1 << 20))}})
+	if !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("memory+swap below memory: %v", err)
+	}
+	_, err = Convert(&specs.LinuxResources{Unified: map[string]string{"../escape": "1"}})
+	if !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("bad unified key: %v", err)
+	}
+}

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/crib-runtime/crib/cgroups/manager"
+	"github.com/crib-runtime/crib/cgroups/ocires"
+	"github.com/crib-runtime/crib/nsexec/nsproto"
+	"github.com/crib-runtime/crib/runtime/initmsg"
+	"github.com/crib-runtime/crib/runtime/launch"
+)
+
+// nsFlags maps OCI namespace types to clone flags.
+var nsFlags = map[specs.LinuxNamespaceType]uint32{
+	specs.PIDNamespace: unix.CLONE_NEWPID, specs.NetworkNamespace: unix.CLONE_NEWNET,
+	specs.MountNamespace: unix.CLONE_NEWNS, specs.IPCNamespace: unix.CLONE_NEWIPC,
+	specs.UTSNamespace: unix.CLONE_NEWUTS, specs.UserNamespace: unix.CLONE_NEWUSER,
+	specs.CgroupNamespace: unix.CLONE_NEWCGROUP, specs.TimeNamespace: unix.CLONE_NEWTIME,
+}
+
+// runOCI is a developer command: run an OCI bundle through the setns path in
+// the foreground, as `runc run` does, so the path can be tested and
+// benchmarked without the CRI server. Its exit code is the container's.
+func runOCI(args []string) int {
+	fs := flag.NewFlagSet("crib run-oci", flag.ContinueOnError)
+	bundle := fs.String("bundle", ".", "bundle directory holding config.json")
+	state := fs.String("state", "/run/crib", "state directory (the sealed crib binary lives here)")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+		fmt.Fprintln(os.Stderr, "usage: crib run-oci [--bundle dir] [--state dir] <id>")
+		return 2
+	}
+	code, err := runBundle(*bundle, *state, fs.Arg(0))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "crib run-oci:", err)
+		return 1
+	}
+	return code
+}
+
+func runBundle(bundle, state, id string) (code int, retErr error) {
+	spec, err := loadSpec(bundle)
+	if err != nil {
+		return 0, err
+	}
+	if spec.Linux == nil || spec.Process == nil || spec.Root == nil {
+		return 0, errors.New("config.json needs process, root and linux")
+	}
+	o := launch.Options{Role: nsproto.RoleInit, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+		UIDMappings: spec.Linux.UIDMappings, GIDMappings: spec.Linux.GIDMappings}
+	for _, ns := range spec.Linux.Namespaces {
+		flag, ok := nsFlags[ns.Type]
+		if !ok {
+			return 0, fmt.Errorf("config.json: unknown namespace type %q", ns.Type)
+		}
+		if ns.Path == "" {
+			o.New |= flag
+		} else {
+			o.Join = append(o.Join, launch.Namespace{Type: flag, Path: ns.Path})
+		}
+	}
+	if o.Binary, err = launch.SealedBinary(filepath.Join(state, "bin")); err != nil {
+		return 0, err
+	}
+	cgroup := spec.Linux.CgroupsPath
+	if cgroup == "" {
+		cgroup = "/crib/" + id
+	}
+	res, err := ocires.Convert(spec.Linux.Resources)
+	if err != nil {
+		return 0, err
+	}
+	cg, err := manager.Open("/proc/self/mountinfo")
+	if err != nil {
+		return 0, err
+	}
+	if err := cg.Create(cgroup, res); err != nil {
+		return 0, err
+	}
+	defer func() {
+		if err := cg.Remove(cgroup); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+	o.Place = func(pid int) error { return cg.AddProc(cgroup, pid) }
+	o.Config = &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleInit, Spec: spec}
+	return runProcess(o)
+}
+
+func runProcess(o launch.Options) (int, error) {
+	signals := make(chan os.Signal, 8)
+	signal.Notify(signals, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
+	defer signal.Stop(signals)
+	p, err := launch.Start(context.Background(), o)
+	if err != nil {
+		return 0, err
+	}
+	if err := p.Exec(); err != nil {
+		_ = p.Signal(syscall.SIGKILL)
+		_, _ = p.Wait()
+		return 0, err
+	}
+	go func() {
+		for sig := range signals {
+			_ = p.Signal(sig.(syscall.Signal))
+		}
+	}()
+	st, err := p.Wait()
+	if err != nil {
+		return 0, err
+	}
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal()), nil
+	}
+	return st.ExitCode(), nil
+}
+
+func loadSpec(bundle string) (*specs.Spec, error) {
+	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return nil, fmt.Errorf("read bundle: %w", err)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return nil, fmt.Errorf("parse %s/config.json: %w", bundle, err)
+	}
+	if spec.Root != nil && !filepath.IsAbs(spec.Root.Path) {
+		abs, err := filepath.Abs(filepath.Join(bundle, spec.Root.Path))
+		if err != nil {
+			return nil, err
+		}
+		spec.Root.Path = abs
+	}
+	return &spec, nil
+}
