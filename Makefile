@@ -7,7 +7,7 @@ TESTFLAGS ?=
 # Tests that need root or a kernel feature fail instead of skipping.
 export CRIB_TEST_STRICT ?= 1
 
-.PHONY: all build run test test-host test-vm test-unit bench fuzz verify deps clean help
+.PHONY: all build run test test-host test-vm test-unit bench fuzz generate verify deps clean help
 
 all: build
 
@@ -36,10 +36,15 @@ test-unit: ## Only the tests that need no privilege
 bench: deps build ## Benchmarks for docs/benchmarks.md: pull vs containerd, unpack, cgroup stats
 	$(GO) test -run '^$$' -bench . -benchtime $(or $(BENCHTIME),5x) -count 1 ./test/bench/ ./runtime/image/layer/ ./cgroups/manager/
 
-fuzz: ## Run each fuzzer for FUZZTIME (default 60s)
+fuzz: ## Run each Go fuzzer for FUZZTIME (default 60s), then nsexec's C decoder under libFuzzer
 	hack/fuzz.sh $(or $(FUZZTIME),60s)
+	hack/fuzz-nsexec.sh $(or $(FUZZSECONDS),600)
 
-verify: ## Fail if code is not gofmt'ed or go.mod is untidy
+generate: ## Regenerate nsexec/nsproto's constants from nsexec/protocol.h
+	$(GO) generate ./nsexec/nsproto
+
+verify: generate ## Fail if generated code drifted, code is not gofmt'ed, or go.mod is untidy
+	@git diff --exit-code -- nsexec/nsproto/zconst.go || { echo "nsexec/nsproto/zconst.go drifted from nsexec/protocol.h: commit the regenerated file"; exit 1; }
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) mod tidy -diff
 

@@ -12,9 +12,9 @@ func ptr[T any](v T) *T { return &v }
 
 func TestConvert(t *testing.T) {
 	r, err := Convert(&specs.LinuxResources{
-		CPU:    &specs.LinuxCPU{Shares: ptr(uint64(1024)), Quota: ptr(int64(50000)), Period: ptr(uint64(100000)), Cpus: "0-1"},
-		Memory: &specs.LinuxMemory{Limit: ptr(int64(256 << 20)), Swap: ptr(int64(512 << 20))},
-		Pids:   &specs.LinuxPids{Limit: ptr(int64(0))},
+		CPU:            &specs.LinuxCPU{Shares: ptr(uint64(1024)), Quota: ptr(int64(50000)), Period: ptr(uint64(100000)), Cpus: "0-1"},
+		Memory:         &specs.LinuxMemory{Limit: ptr(int64(256 << 20)), Swap: ptr(int64(512 << 20))},
+		Pids:           &specs.LinuxPids{Limit: ptr(int64(0))},
 		HugepageLimits: []specs.LinuxHugepageLimit{{Pagesize: "2MB", Limit: 4 << 20}},
 	})
 	if err != nil {

@@ -29,6 +29,9 @@ import (
 // cribBin is the binary under test, set by Main.
 var cribBin string
 
+// Binary is the crib binary under test (set by Main).
+func Binary() string { return cribBin }
+
 // Main is a TestMain: it takes the binary from $CRIB_BIN or builds one, then
 // runs the tests.
 func Main(m *testing.M) int {
