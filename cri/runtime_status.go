@@ -33,6 +33,9 @@ func (s *Server) Status(_ context.Context, req *criapi.StatusRequest) (*criapi.S
 	}
 	if req.GetVerbose() {
 		resp.Info = map[string]string{"config": marshalInfo(s.opts.EffectiveConfig)}
+		if s.opts.RDTInfo != nil {
+			resp.Info["rdt"] = marshalInfo(s.opts.RDTInfo())
+		}
 	}
 	return resp, nil
 }

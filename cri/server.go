@@ -33,6 +33,9 @@ type Options struct {
 	CgroupDriver string
 	// EffectiveConfig is shown by a verbose Status call.
 	EffectiveConfig any
+	// RDTInfo, when set, returns what a verbose Status shows about RDT:
+	// availability, hardware and classes.
+	RDTInfo func() any
 }
 
 // Server implements the CRI RuntimeService and ImageService. RPCs not built

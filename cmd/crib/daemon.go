@@ -17,6 +17,7 @@ import (
 	"github.com/crib-runtime/crib/cri"
 	"github.com/crib-runtime/crib/internal/config"
 	"github.com/crib-runtime/crib/internal/listener"
+	"github.com/crib-runtime/crib/rdt"
 	"github.com/crib-runtime/crib/runtime/image"
 	"github.com/crib-runtime/crib/sandbox/cni"
 )
@@ -44,15 +45,16 @@ func runDaemon(args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
 	defer stop()
-	if err := serve(ctx, cfg); err != nil {
+	if err := serve(ctx, cfg, f.configPath); err != nil {
 		klog.ErrorS(err, "Daemon failed")
 		return 1
 	}
 	return 0
 }
 
-// serve runs the daemon until ctx ends, then stops gracefully.
-func serve(ctx context.Context, cfg config.Config) error {
+// serve runs the daemon until ctx ends, then stops gracefully. SIGHUP reloads
+// the RDT classes from the config file at configPath.
+func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	logger := klog.Background()
 	if cfg.CgroupDriver == config.CgroupDriverSystemd && !systemdRunning() {
 		return fmt.Errorf("cgroup_driver is %q but systemd is not running on this host: set cgroup_driver = %q",
@@ -76,9 +78,19 @@ func serve(ctx context.Context, cfg config.Config) error {
 	for _, id := range dropped {
 		logger.Info("Dropped image with missing content; pull it again", "imageID", id)
 	}
+	classes, err := rdt.Open("/proc/self/mountinfo", rdtConfig(cfg.RDT))
+	if err != nil {
+		return err
+	}
+	if info := classes.Info(); info.Available {
+		logger.Info("RDT available", "classes", info.Classes, "configFile", info.ConfigFile)
+	} else {
+		logger.V(2).Info("RDT not available", "reason", info.Reason)
+	}
 	network := cni.Network{ConfDir: cfg.CNI.ConfDir, BinDirs: cfg.CNI.BinDirs}
 	server := cri.NewServer(images, network, cri.Options{
 		Version: version, CgroupDriver: cfg.CgroupDriver, EffectiveConfig: cfg,
+		RDTInfo: func() any { return classes.Info() },
 	})
 	grpcServer := cri.NewGRPCServer(logger)
 	server.Register(grpcServer)
@@ -93,10 +105,18 @@ func serve(ctx context.Context, cfg config.Config) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- grpcServer.Serve(l) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve %s: %w", cfg.Socket, err)
-	case <-ctx.Done():
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, unix.SIGHUP)
+	defer signal.Stop(hup)
+	for done := false; !done; {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("serve %s: %w", cfg.Socket, err)
+		case <-hup:
+			reloadRDT(logger, configPath, classes)
+		case <-ctx.Done():
+			done = true
+		}
 	}
 	logger.Info("Shutting down")
 	done := make(chan struct{})
@@ -108,6 +128,24 @@ func serve(ctx context.Context, cfg config.Config) error {
 	}
 	logger.Info("Stopped")
 	return nil
+}
+
+func rdtConfig(c config.RDT) rdt.Config {
+	return rdt.Config{ConfigFile: c.ConfigFile, DefaultClass: c.DefaultClass, IgnoreUnavailable: c.IgnoreUnavailable}
+}
+
+// reloadRDT re-reads the config file and applies its rdt section; running
+// containers keep their classes. Other settings need a restart.
+func reloadRDT(logger klog.Logger, path string, classes *rdt.Controller) {
+	cfg, err := config.Load(path, false)
+	if err == nil {
+		err = classes.Reload(rdtConfig(cfg.RDT))
+	}
+	if err != nil {
+		logger.Error(err, "RDT reload failed; keeping the classes in use", "config", path)
+		return
+	}
+	logger.Info("Reloaded RDT classes", "classes", classes.Classes())
 }
 
 // lockDir holds an flock on dir/crib.lock, so two daemons never share a root

@@ -45,6 +45,20 @@ type Config struct {
 	CgroupDriver string   `toml:"cgroup_driver" json:"cgroupDriver"`
 	CNI          CNI      `toml:"cni" json:"cni"`
 	Registry     Registry `toml:"registry" json:"registry"`
+	RDT          RDT      `toml:"rdt" json:"rdt"`
+}
+
+// RDT configures classes of service (package rdt's Config; kept here as
+// plain values so this leaf imports nothing from crib).
+type RDT struct {
+	// ConfigFile is the class configuration in goresctrl's YAML format;
+	// SIGHUP reloads it.
+	ConfigFile string `toml:"config_file" json:"configFile,omitempty"`
+	// DefaultClass is the class of containers whose annotations ask for none.
+	DefaultClass string `toml:"default_class" json:"defaultClass,omitempty"`
+	// IgnoreUnavailable turns "class requested on a node without RDT" into a
+	// logged warning instead of a failed CreateContainer.
+	IgnoreUnavailable bool `toml:"ignore_unavailable" json:"ignoreUnavailable,omitempty"`
 }
 
 // CNI says where network configurations and plugins live.
@@ -148,6 +162,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if _, err := SocketPath(c.Socket); err != nil {
 		errs = append(errs, err)
+	}
+	if c.RDT.ConfigFile != "" && !strings.HasPrefix(c.RDT.ConfigFile, "/") {
+		errs = append(errs, fmt.Errorf("config: rdt.config_file %q must be an absolute path", c.RDT.ConfigFile))
 	}
 	for key, val := range map[string]string{"root": c.Root, "state": c.State, "cni.conf_dir": c.CNI.ConfDir} {
 		if !strings.HasPrefix(val, "/") {

@@ -51,6 +51,11 @@ endpoint = "http://127.0.0.1:5000"
 
 [registry.hosts."10.0.0.1:5000"]
 plain_http = true
+
+[rdt]
+config_file = "/etc/crib/rdt.yaml"
+default_class = "burstable"
+ignore_unavailable = true
 `)
 	cfg, err := Load(p, true)
 	if err != nil {
@@ -63,6 +68,7 @@ plain_http = true
 			"docker.io":     {SkipServer: true, Mirrors: []Mirror{{Endpoint: "http://127.0.0.1:5000"}}},
 			"10.0.0.1:5000": {PlainHTTP: true},
 		}},
+		RDT: RDT{ConfigFile: "/etc/crib/rdt.yaml", DefaultClass: "burstable", IgnoreUnavailable: true},
 	}
 	if diff := cmp.Diff(want, cfg); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
@@ -84,6 +90,8 @@ func TestLoadErrors(t *testing.T) {
 		{"bad mirror", "[[registry.hosts.\"docker.io\".mirrors]]\nendpoint = \"ftp://x\"\n", []string{"docker.io", "mirrors[0]", "scheme"}},
 		{"skip server alone", "[registry.hosts.\"q.io\"]\nskip_server = true\n", []string{"q.io", "skip_server"}},
 		{"log level", "log_level = 99\n", []string{"log_level 99"}},
+		{"relative rdt file", "[rdt]\nconfig_file = \"rdt.yaml\"\n", []string{`rdt.config_file "rdt.yaml"`}},
+		{"unknown rdt key", "[rdt]\ndefault = \"x\"\n", []string{`unknown key "rdt.default"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeConfig(t, tc.body)

@@ -55,6 +55,14 @@ func TestRuntimeBasics(t *testing.T) {
 	if err := json.Unmarshal([]byte(st.Info["config"]), &eff); err != nil || eff["root"] != e.Root {
 		t.Fatalf("verbose config %q: %v", st.Info["config"], err)
 	}
+	// This host has no resctrl: reported, with the reason, not an error.
+	var rdtInfo struct {
+		Available bool
+		Reason    string
+	}
+	if err := json.Unmarshal([]byte(st.Info["rdt"]), &rdtInfo); err != nil || rdtInfo.Available || rdtInfo.Reason == "" {
+		t.Fatalf("verbose rdt %q: %v", st.Info["rdt"], err)
+	}
 
 	// A loadable config whose plugins exist makes it ready.
 	conf := `{"cniVersion":"1.0.0","name":"e2e","plugins":[{"type":"loopback"}]}`
@@ -84,6 +92,18 @@ func TestDaemonRefusesBadConfig(t *testing.T) {
 		t.Fatal("daemon started with an unknown key")
 	}
 	harness.MustContain(t, d.Logs.String(), e.ConfPath+":4:", `unknown key "cni.conf_dri"`)
+
+	// A class file that does not parse keeps the daemon from starting.
+	bad := filepath.Join(e.Dir, "rdt.yaml")
+	if err := os.WriteFile(bad, []byte("partitions:\n  p: {l3Alocation: 50%}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.WriteConfig("\n[rdt]\nconfig_file = \"" + bad + "\"\n")
+	d = e.Spawn()
+	if err := d.Wait(10 * time.Second); err == nil {
+		t.Fatal("daemon started with a broken RDT class file")
+	}
+	harness.MustContain(t, d.Logs.String(), "rdt.yaml")
 
 	d = e.Spawn("--config", filepath.Join(e.Dir, "absent.toml"))
 	if err := d.Wait(10 * time.Second); err == nil {
