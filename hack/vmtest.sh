@@ -44,8 +44,9 @@ root=$work/root
 mkdir -p "$root"/{bin,proc,sys,dev,tmp,tests}
 cp /bin/busybox "$root/bin/busybox"
 
-# Static test binaries, one per package that has tests.
-CGO_ENABLED=0 go test -c -o "$root/tests/" "${pkgs[@]}"
+# Static test binaries, one per package that has tests. cgo stays on (nsexec
+# is C) and links statically: the guest has no libc.
+CGO_ENABLED=1 go test -c -tags netgo,osusergo -ldflags '-extldflags=-static' -o "$root/tests/" "${pkgs[@]}"
 ls "$root/tests" | grep -q . || { echo "vmtest: no test binaries built for ${pkgs[*]}" >&2; exit 1; }
 
 cat >"$root/init" <<INIT

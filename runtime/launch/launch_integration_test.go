@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -153,23 +152,30 @@ func TestPauseInNewNamespacesAndCgroup(t *testing.T) {
 	}
 }
 
-// pinned makes namespaces that outlive their process, as a pod's are: bind
-// mounts of nsfs files, made by util-linux unshare.
+// pinned makes namespaces that outlive their process, as a pod's are: a
+// pause process creates them and their nsfs files are bind-mounted (as
+// `ip netns` does), then the process goes.
 func pinned(t *testing.T, kinds ...string) string {
 	t.Helper()
+	flags := map[string]uint32{"net": unix.CLONE_NEWNET, "ipc": unix.CLONE_NEWIPC, "uts": unix.CLONE_NEWUTS}
+	var newNS uint32
+	for _, k := range kinds {
+		newNS |= flags[k]
+	}
+	holder := startPause(t, launch.Options{New: newNS})
 	dir := t.TempDir()
-	args := []string{}
 	for _, k := range kinds {
 		f := filepath.Join(dir, k)
 		if err := os.WriteFile(f, nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		args = append(args, "--"+k+"="+f)
+		if err := unix.Mount("/proc/"+strconv.Itoa(holder.Pid)+"/ns/"+k, f, "", unix.MS_BIND, ""); err != nil {
+			t.Fatal(err)
+		}
 		t.Cleanup(func() { _ = unix.Unmount(f, unix.MNT_DETACH) })
 	}
-	if out, err := exec.Command("unshare", append(args, "true")...).CombinedOutput(); err != nil {
-		t.Fatalf("unshare: %v\n%s", err, out)
-	}
+	_ = holder.Signal(syscall.SIGKILL)
+	_, _ = holder.Wait()
 	return dir
 }
 

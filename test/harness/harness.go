@@ -44,7 +44,9 @@ func Main(m *testing.M) int {
 		}
 		defer os.RemoveAll(dir)
 		cribBin = filepath.Join(dir, "crib")
-		out, err := exec.Command("go", "build", "-o", cribBin, "github.com/crib-runtime/crib/cmd/crib").CombinedOutput()
+		// The flags of `make build`: a static binary, as shipped.
+		out, err := exec.Command("go", "build", "-tags", "netgo,osusergo", "-ldflags", "-extldflags=-static",
+			"-o", cribBin, "github.com/crib-runtime/crib/cmd/crib").CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "build crib: %v\n%s", err, out)
 			return 1
