@@ -12,6 +12,9 @@ package main
 import (
 	"fmt"
 	"os"
+
+	_ "github.com/crib-runtime/crib/nsexec" // the constructor of crib init and pause
+	"github.com/crib-runtime/crib/runtime/initproc"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -31,6 +34,13 @@ func run(args []string) int {
 		return runDaemon(args[1:])
 	case "run-oci":
 		return runOCI(args[1:])
+	case "init":
+		// Only the launcher starts this, after nsexec's constructor has set
+		// up the namespaces; Run reports its errors over the init socket.
+		if err := initproc.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "crib init:", err)
+		}
+		return 1
 	case "version", "--version":
 		fmt.Println("crib", version)
 		return 0

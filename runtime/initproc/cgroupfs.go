@@ -1,0 +1,228 @@
+package initproc
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// hostCgroupRoot is where the host mounts its cgroup hierarchies; init
+// reads it before pivot_root, when the mount namespace is still a copy of
+// the host's.
+const hostCgroupRoot = "/sys/fs/cgroup"
+
+// cgroup mounts the container's view of the cgroup filesystem at dest.
+//
+// On a cgroup v2 host it is one cgroup2 mount: a fresh one when the
+// container has its own cgroup namespace (which then shows its cgroup as
+// the root), else a bind of the container's own cgroup directory. On a v1
+// (or hybrid) host it is, as runc does, a tmpfs holding one directory per
+// hierarchy, each a mount of that hierarchy in a new cgroup namespace or a
+// bind of the container's own cgroup in it otherwise. Options such as "ro"
+// apply to every hierarchy and to the tmpfs.
+func (mt *mounter) cgroup(dest string, o mountOptions) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(hostCgroupRoot, &st); err != nil {
+		return fmt.Errorf("mount cgroup on %s: %w", dest, err)
+	}
+	own := newNamespace(mt.spec, specs.CgroupNamespace)
+	o.data = nil
+	if st.Type == unix.CGROUP2_SUPER_MAGIC {
+		if own {
+			return mt.fs("cgroup2", dest, "cgroup2", o)
+		}
+		paths, err := procCgroups()
+		if err != nil {
+			return fmt.Errorf("mount cgroup on %s: %w", dest, err)
+		}
+		o.flags |= unix.MS_BIND
+		return mt.bind(path.Join(hostCgroupRoot, paths[""]), dest, o)
+	}
+	return mt.cgroupV1(dest, o, own)
+}
+
+func (mt *mounter) cgroupV1(dest string, o mountOptions, own bool) error {
+	hiers, err := cgroupHierarchies()
+	if err != nil {
+		return fmt.Errorf("mount cgroup on %s: %w", dest, err)
+	}
+	paths, err := procCgroups()
+	if err != nil {
+		return fmt.Errorf("mount cgroup on %s: %w", dest, err)
+	}
+	tmpfs := mountOptions{
+		flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC,
+		data:  []string{"mode=755"},
+	}
+	if err := mt.fs("tmpfs", dest, "tmpfs", tmpfs); err != nil {
+		return err
+	}
+	for _, h := range hiers {
+		sub := path.Join(dest, path.Base(h.mountPoint))
+		if own {
+			typ, data := "cgroup", h.controllers
+			if h.fsType == "cgroup2" {
+				typ, data = "cgroup2", nil
+			}
+			err = mt.fs(typ, sub, typ, mountOptions{flags: o.flags, data: data})
+		} else {
+			var src string
+			if src, err = h.ownPath(paths); err == nil {
+				err = mt.bind(src, sub, mountOptions{flags: o.flags | unix.MS_BIND})
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("mount cgroup hierarchy %s on %s: %w", h.mountPoint, sub, err)
+		}
+	}
+	if o.flags&unix.MS_RDONLY != 0 {
+		mt.roLater = append(mt.roLater, dest)
+	}
+	return nil
+}
+
+// cgroupHierarchy is one cgroup mount of the host under hostCgroupRoot.
+type cgroupHierarchy struct {
+	mountPoint  string
+	root        string   // the mount's root within its hierarchy
+	fsType      string   // cgroup or cgroup2
+	controllers []string // v1: sorted, as /proc/self/cgroup names them
+}
+
+// ownPath returns the host path of this process's cgroup in h.
+func (h cgroupHierarchy) ownPath(paths map[string]string) (string, error) {
+	key := strings.Join(h.controllers, ",")
+	p, ok := paths[key]
+	if !ok {
+		return "", fmt.Errorf("no cgroup of this process in hierarchy %q", key)
+	}
+	rel := p
+	if h.root != "/" {
+		if p != h.root && !strings.HasPrefix(p, h.root+"/") {
+			return "", fmt.Errorf("cgroup %s is outside the mount's root %s", p, h.root)
+		}
+		rel = strings.TrimPrefix(p, h.root)
+	}
+	return path.Join(h.mountPoint, rel), nil
+}
+
+// cgroupHierarchies lists the cgroup mounts directly under hostCgroupRoot.
+func cgroupHierarchies() ([]cgroupHierarchy, error) {
+	mounts, err := readMountinfo()
+	if err != nil {
+		return nil, err
+	}
+	var out []cgroupHierarchy
+	seen := map[string]bool{}
+	for _, m := range mounts {
+		if (m.fsType != "cgroup" && m.fsType != "cgroup2") || path.Dir(m.mountPoint) != hostCgroupRoot {
+			continue
+		}
+		h := cgroupHierarchy{mountPoint: m.mountPoint, root: m.root, fsType: m.fsType}
+		if m.fsType == "cgroup" {
+			for _, opt := range strings.Split(m.superOpts, ",") {
+				if opt == "rw" || opt == "ro" || (strings.Contains(opt, "=") && !strings.HasPrefix(opt, "name=")) {
+					continue
+				}
+				if opt == "xattr" || opt == "noprefix" || opt == "clone_children" || opt == "cpuset_v2_mode" {
+					continue
+				}
+				h.controllers = append(h.controllers, opt)
+			}
+			sort.Strings(h.controllers)
+		}
+		if !seen[h.mountPoint] { // the last mount on a path wins; keep one
+			seen[h.mountPoint] = true
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+// procCgroups reads /proc/self/cgroup into a map from the sorted controller
+// list (v1; "" for the v2 unified hierarchy) to the cgroup path.
+func procCgroups() (map[string]string, error) {
+	f, err := os.Open("/proc/self/cgroup")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		parts := strings.SplitN(sc.Text(), ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		ctrls := strings.Split(parts[1], ",")
+		sort.Strings(ctrls)
+		out[strings.Join(ctrls, ",")] = parts[2]
+	}
+	return out, sc.Err()
+}
+
+// mountInfo is one line of /proc/self/mountinfo.
+type mountInfo struct {
+	root, mountPoint, fsType, superOpts string
+}
+
+func readMountinfo() ([]mountInfo, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []mountInfo
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		// id parent major:minor root mountpoint opts [optional…] - type source superopts
+		fields := strings.Fields(sc.Text())
+		sep := -1
+		for i := 6; i < len(fields); i++ {
+			if fields[i] == "-" {
+				sep = i
+				break
+			}
+		}
+		if sep < 0 || sep+1 >= len(fields) {
+			continue
+		}
+		m := mountInfo{
+			root:       unescapeOctal(fields[3]),
+			mountPoint: unescapeOctal(fields[4]),
+			fsType:     fields[sep+1],
+		}
+		if sep+3 < len(fields) {
+			m.superOpts = fields[sep+3]
+		}
+		out = append(out, m)
+	}
+	return out, sc.Err()
+}
+
+// unescapeOctal undoes mountinfo's \ooo escapes (space, tab, newline, \).
+func unescapeOctal(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

@@ -1,0 +1,18 @@
+// Package initproc is the Go half of `crib init`: it runs in the container's
+// process after the nsexec constructor has joined and created the
+// namespaces, reads an initmsg.Config from the init socket, builds the
+// container (rootfs, mounts, devices, pivot_root, masked and read-only
+// paths, hostname, sysctls) for role "init", applies the process settings
+// (rlimits, user and groups, no_new_privs, capabilities, cwd, environment)
+// for roles "init" and "exec", reports Ready, waits for Start and execve(2)s
+// the user's process. Every failure reaches the launcher as an initmsg Error
+// with the step and the path before the container is reported started.
+//
+// It runs single-threaded in spirit: Run locks the OS thread, starts no
+// goroutine, and every credential it changes is that thread's (the one that
+// calls execve).
+//
+// It imports only the standard library, x/sys, runtime-spec and
+// runtime/initmsg; it must not import the daemon side (runtime, cri,
+// sandbox). Internal to crib; no API compatibility promised.
+package initproc

@@ -1,0 +1,79 @@
+package initproc
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+
+	"github.com/crib-runtime/crib/runtime/initmsg"
+)
+
+func TestParseMountOptions(t *testing.T) {
+	o, err := parseMountOptions([]string{"rbind", "ro", "nosuid", "rw", "rslave", "rro", "mode=755", "size=1k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := uintptr(unix.MS_BIND | unix.MS_REC | unix.MS_NOSUID); o.flags != want {
+		t.Errorf("flags %#x, want %#x (rw after ro clears it)", o.flags, want)
+	}
+	if len(o.propagation) != 1 || o.propagation[0] != unix.MS_SLAVE|unix.MS_REC {
+		t.Errorf("propagation %v", o.propagation)
+	}
+	if o.attrSet != unix.MOUNT_ATTR_RDONLY || o.attrClr != 0 {
+		t.Errorf("attrs set %#x clear %#x", o.attrSet, o.attrClr)
+	}
+	if diff := cmp.Diff([]string{"mode=755", "size=1k"}, o.data); diff != "" {
+		t.Errorf("data (-want +got):\n%s", diff)
+	}
+	for _, bad := range []string{"idmap", "tmpcopyup", "a,b"} {
+		if _, err := parseMountOptions([]string{bad}); err == nil {
+			t.Errorf("option %q accepted", bad)
+		}
+	}
+}
+
+func TestSysctlPath(t *testing.T) {
+	for name, want := range map[string]string{
+		"net.ipv4.ip_forward":               "/proc/sys/net/ipv4/ip_forward",
+		"net.ipv4.conf.eth0/100.forwarding": "/proc/sys/net/ipv4/conf/eth0.100/forwarding",
+		"kernel.shm_rmid_forced":            "/proc/sys/kernel/shm_rmid_forced",
+	} {
+		if got, err := sysctlPath(name); err != nil || got != want {
+			t.Errorf("sysctlPath(%q) = %q, %v; want %q", name, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "net..ipv4", "net.//.x", "net./.x", ".net", "net."} {
+		if p, err := sysctlPath(bad); err == nil {
+			t.Errorf("sysctlPath(%q) = %q, want an error", bad, p)
+		}
+	}
+}
+
+func TestOverlayData(t *testing.T) {
+	fs := initmsg.Rootfs{
+		Lower: []string{"/var/lib/crib/l/2", "/var/lib/crib/l/1"},
+		Upper: "/var/lib/crib/c/upper", Work: "/var/lib/crib/c/work",
+	}
+	if got, want := overlayData(fs, ""), "lowerdir=/var/lib/crib/l/2:/var/lib/crib/l/1,upperdir=/var/lib/crib/c/upper,workdir=/var/lib/crib/c/work"; got != want {
+		t.Errorf("absolute: %q", got)
+	}
+	dirs := append(append([]string{}, fs.Lower...), fs.Upper, fs.Work)
+	common := commonDir(dirs)
+	if common != "/var/lib/crib" {
+		t.Errorf("commonDir = %q", common)
+	}
+	if got, want := overlayData(fs, common), "lowerdir=l/2:l/1,upperdir=c/upper,workdir=c/work"; got != want {
+		t.Errorf("relative: %q", got)
+	}
+}
+
+func TestUnescapeOctal(t *testing.T) {
+	if got := unescapeOctal(`/mnt/a\040b\134c`); got != `/mnt/a b\c` {
+		t.Errorf("got %q", got)
+	}
+	if got := unescapeOctal(`/x\04`); !strings.HasPrefix(got, "/x") {
+		t.Errorf("short escape: %q", got)
+	}
+}

@@ -1,0 +1,253 @@
+package initproc
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// process is what init execs once the launcher says Start.
+type process struct {
+	path  string // resolved executable
+	args  []string
+	env   []string
+	umask int
+}
+
+// defaultUmask is runc's, for a spec that sets none.
+const defaultUmask = 0o022
+
+// rlimitNames maps the spec's RLIMIT_* names to resources.
+var rlimitNames = map[string]int{
+	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_CORE": unix.RLIMIT_CORE,
+	"RLIMIT_CPU": unix.RLIMIT_CPU, "RLIMIT_DATA": unix.RLIMIT_DATA,
+	"RLIMIT_FSIZE": unix.RLIMIT_FSIZE, "RLIMIT_LOCKS": unix.RLIMIT_LOCKS,
+	"RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK, "RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE,
+	"RLIMIT_NICE": unix.RLIMIT_NICE, "RLIMIT_NOFILE": unix.RLIMIT_NOFILE,
+	"RLIMIT_NPROC": unix.RLIMIT_NPROC, "RLIMIT_RSS": unix.RLIMIT_RSS,
+	"RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO, "RLIMIT_RTTIME": unix.RLIMIT_RTTIME,
+	"RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING, "RLIMIT_STACK": unix.RLIMIT_STACK,
+}
+
+// setupProcess applies the process settings, in runc's order: rlimits,
+// no_new_privs, the bounding set (needs CAP_SETPCAP, so before the uid
+// changes), the user and groups with PR_SET_KEEPCAPS so capabilities
+// survive, the other capability sets, the working directory (as the user,
+// since it must be reachable by the user), then resolves the executable.
+func setupProcess(spec *specs.Spec, isInit bool, lastCap int) (*process, error) {
+	p := spec.Process
+	for _, rl := range p.Rlimits {
+		if err := setRlimit(rl); err != nil {
+			return nil, fail(stepRlimit, "", fmt.Errorf("set rlimit %s: %w", rl.Type, err))
+		}
+	}
+	if p.NoNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return nil, fail(stepNoNewPrivs, "", fmt.Errorf("set no_new_privs: %w", err))
+		}
+	}
+	var caps capSets
+	if p.Capabilities != nil {
+		var err error
+		if caps, err = parseCaps(p.Capabilities, lastCap); err != nil {
+			return nil, fail(stepCaps, "", err)
+		}
+		if err := dropBounding(caps.bounding, lastCap); err != nil {
+			return nil, fail(stepCaps, "", err)
+		}
+		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+			return nil, fail(stepCaps, "", fmt.Errorf("set keepcaps: %w", err))
+		}
+	}
+	// As root first: a cwd on a root-squashed NFS volume is reachable only
+	// as the user, one under a 0700 root-owned dir only as root; runc tries
+	// both, and so do we.
+	cwdErr := chdir(p.Cwd)
+	if err := setUser(p.User); err != nil {
+		return nil, fail(stepUser, "", err)
+	}
+	if p.Capabilities != nil {
+		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
+			return nil, fail(stepCaps, "", fmt.Errorf("clear keepcaps: %w", err))
+		}
+		if err := applyCaps(caps); err != nil {
+			return nil, fail(stepCaps, "", err)
+		}
+	}
+	if cwdErr != nil {
+		if err := chdir(p.Cwd); err != nil {
+			return nil, fail(stepCwd, p.Cwd, fmt.Errorf("chdir to cwd %s: %w", p.Cwd, err))
+		}
+	}
+	env := withHome(p.Env, p.User.UID)
+	path, err := lookPath(p.Args[0], env)
+	if err != nil {
+		return nil, fail(stepExec, p.Args[0], err)
+	}
+	proc := &process{path: path, args: p.Args, env: env, umask: defaultUmask}
+	if p.User.Umask != nil {
+		proc.umask = int(*p.User.Umask)
+	}
+	return proc, nil
+}
+
+func chdir(cwd string) error {
+	if cwd == "" {
+		return nil
+	}
+	if !filepath.IsAbs(cwd) {
+		return fmt.Errorf("cwd %q is not absolute", cwd)
+	}
+	return unix.Chdir(cwd)
+}
+
+// setRlimit sets one limit. It goes through package syscall's prlimit on
+// purpose: that tells the Go runtime not to put back, at execve, the
+// RLIMIT_NOFILE it raised for itself at start-up.
+func setRlimit(rl specs.POSIXRlimit) error {
+	res, ok := rlimitNames[rl.Type]
+	if !ok {
+		return errors.New("unknown rlimit")
+	}
+	lim := unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}
+	return unix.Prlimit(0, res, &lim, nil)
+}
+
+// setUser switches to the spec's uid, gid and supplementary groups: the
+// groups first (setgroups needs CAP_SETGID), then gid, then uid. Package
+// syscall applies each to every thread of the process (Go ≥ 1.16; through
+// libc when cgo is in), so no thread keeps root.
+func setUser(u specs.User) error {
+	groups := make([]int, len(u.AdditionalGids))
+	for i, g := range u.AdditionalGids {
+		groups[i] = int(g)
+	}
+	// An empty list also drops the launcher's (root's) groups.
+	if err := syscall.Setgroups(groups); err != nil {
+		return fmt.Errorf("setgroups %v: %w", u.AdditionalGids, err)
+	}
+	if err := syscall.Setresgid(int(u.GID), int(u.GID), int(u.GID)); err != nil {
+		return fmt.Errorf("setresgid %d: %w", u.GID, err)
+	}
+	if err := syscall.Setresuid(int(u.UID), int(u.UID), int(u.UID)); err != nil {
+		return fmt.Errorf("setresuid %d: %w", u.UID, err)
+	}
+	return nil
+}
+
+// withHome adds HOME, as runc does, when the spec's environment has none:
+// the user's home from the container's /etc/passwd, or "/".
+func withHome(env []string, uid uint32) []string {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "HOME=") {
+			return env
+		}
+	}
+	home := "/"
+	if f, err := os.Open("/etc/passwd"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			// name:password:uid:gid:gecos:home:shell
+			fields := strings.Split(sc.Text(), ":")
+			if len(fields) >= 6 && fields[2] == strconv.FormatUint(uint64(uid), 10) && fields[5] != "" {
+				home = fields[5]
+				break
+			}
+		}
+		f.Close()
+	}
+	return append(env[:len(env):len(env)], "HOME="+home)
+}
+
+// getenv returns the last value of key in env, as the process's own
+// environment lookup (runc sets them in order, the last one wins).
+func getenv(env []string, key string) (string, bool) {
+	val, found := "", false
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			val, found = v, true
+		}
+	}
+	return val, found
+}
+
+// lookPath finds name in the PATH of the container's environment (not
+// init's), inside the container's root and as the user, so the launcher
+// learns of a missing or non-executable command before the container is
+// reported started. The messages are os/exec's.
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		if err := executable(name); err != nil {
+			return "", fmt.Errorf("exec: %q: %w", name, err)
+		}
+		return name, nil
+	}
+	pathEnv, _ := getenv(env, "PATH")
+	for _, dir := range filepath.SplitList(pathEnv) {
+		if dir == "" {
+			dir = "." // POSIX: an empty PATH element is the working directory
+		}
+		p := filepath.Join(dir, name)
+		if executable(p) == nil {
+			if !filepath.IsAbs(p) && !strings.HasPrefix(p, ".") {
+				p = "./" + p
+			}
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("exec: %q: executable file not found in $PATH", name)
+}
+
+// executable checks that p is a regular file the user may execute.
+func executable(p string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		return &os.PathError{Op: "stat", Path: p, Err: err}
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return &os.PathError{Op: "exec", Path: p, Err: unix.EISDIR}
+	}
+	if err := unix.Faccessat(unix.AT_FDCWD, p, unix.X_OK, unix.AT_EACCESS); err != nil {
+		return &os.PathError{Op: "exec", Path: p, Err: err}
+	}
+	return nil
+}
+
+// exec replaces init with the user's process. Every fd but stdio becomes
+// close-on-exec first (the init socket among them: its EOF tells the
+// launcher that execve succeeded); on failure it returns the error.
+func (p *process) exec() error {
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		if err := cloexecFromProc(); err != nil {
+			return fmt.Errorf("set close-on-exec: %w", err)
+		}
+	}
+	unix.Umask(p.umask)
+	if err := syscall.Exec(p.path, p.args, p.env); err != nil {
+		return fmt.Errorf("exec %s: %w", p.path, err)
+	}
+	return nil
+}
+
+// cloexecFromProc is the fallback for kernels before close_range(2)'s
+// CLOSE_RANGE_CLOEXEC (5.11).
+func cloexecFromProc() error {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
+	return nil
+}
