@@ -4,6 +4,7 @@ import (
 	"math"
 	"regexp"
 	"strings"
+	"sync"
 
 	occgroups "github.com/opencontainers/cgroups"
 )
@@ -99,7 +100,7 @@ func (r *Resources) Validate() error {
 		return err
 	}
 	for size, v := range r.HugetlbMaxBytes {
-		if !hugePageSize.MatchString(size) {
+		if !hugePageSize().MatchString(size) {
 			return Invalidf("hugetlb page size %q: want a kernel size name such as 2MB or 1GB", size)
 		}
 		if err := validLimit("hugetlb."+size+".max", &v, maxLimitBytes); err != nil {
@@ -127,13 +128,14 @@ func validLimit(file string, v *int64, max int64) error {
 	return nil
 }
 
+// Compiled on first use, not at the start of every crib process.
 var (
-	cpusetList   = regexp.MustCompile(`^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$`)
-	hugePageSize = regexp.MustCompile(`^[1-9][0-9]*[KMG]B$`)
+	cpusetList   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$`) })
+	hugePageSize = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[1-9][0-9]*[KMG]B$`) })
 )
 
 func validCpuset(file, v string) error {
-	if v != "" && !cpusetList.MatchString(v) {
+	if v != "" && !cpusetList().MatchString(v) {
 		return Invalidf("%s %q: want a list such as 0-3,6", file, v)
 	}
 	return nil
@@ -168,7 +170,7 @@ func ValidUnifiedKey(k string) error {
 	}
 	if rest, ok := strings.CutPrefix(k, "hugetlb."); ok {
 		size, _, _ := strings.Cut(rest, ".")
-		if (rest == size+".max" || rest == size+".rsvd.max") && hugePageSize.MatchString(size) {
+		if (rest == size+".max" || rest == size+".rsvd.max") && hugePageSize().MatchString(size) {
 			return nil
 		}
 	}

@@ -3,6 +3,7 @@ package image
 import (
 	"fmt"
 	"regexp"
+	"sync"
 	"strings"
 
 	"github.com/containerd/errdefs"
@@ -17,10 +18,14 @@ const (
 )
 
 // The grammar of distribution/reference: lower-case path components joined
-// by single separators, and tags of at most 128 word characters.
+// by single separators, and tags of at most 128 word characters. Compiled on
+// first use: every crib process, "crib init" included, would pay for it at
+// start otherwise.
 var (
-	componentRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
-	tagRE       = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	componentRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+	})
+	tagRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`) })
 )
 
 // Reference is a normalised image reference, as the kubelet and crictl show
@@ -80,7 +85,7 @@ func ParseReference(s string) (Reference, error) {
 	if slash, colon := strings.LastIndex(rest, "/"), strings.LastIndex(rest, ":"); colon > slash {
 		ref.Tag = rest[colon+1:]
 		rest = rest[:colon]
-		if !tagRE.MatchString(ref.Tag) {
+		if !tagRE().MatchString(ref.Tag) {
 			return Reference{}, fmt.Errorf("image reference %q: invalid tag %q: %w", s, ref.Tag, errdefs.ErrInvalidArgument)
 		}
 	}
@@ -96,7 +101,7 @@ func ParseReference(s string) (Reference, error) {
 	}
 	ref.Domain, ref.Path = domain, path
 	for _, comp := range strings.Split(path, "/") {
-		if !componentRE.MatchString(comp) {
+		if !componentRE().MatchString(comp) {
 			return Reference{}, fmt.Errorf("image reference %q: invalid repository path component %q: %w", s, comp, errdefs.ErrInvalidArgument)
 		}
 	}

@@ -17,10 +17,16 @@ import (
 // CVE-2019-5736 attack. It costs two mount(2) calls once per daemon, where a
 // sealed memfd copy would cost a copy of the binary (~20 MB) per launcher.
 func SealedBinary(dir string) (string, error) {
+	return SealBinary("/proc/self/exe", dir)
+}
+
+// SealBinary is SealedBinary for another crib binary than the running one
+// (tests and benchmarks, whose own executable is not crib).
+func SealBinary(src, dir string) (string, error) {
 	target := filepath.Join(dir, "crib")
 	var self unix.Stat_t
-	if err := unix.Stat("/proc/self/exe", &self); err != nil {
-		return "", fmt.Errorf("stat /proc/self/exe: %w", err)
+	if err := unix.Stat(src, &self); err != nil {
+		return "", fmt.Errorf("stat %s: %w", src, err)
 	}
 	if sealed(target, &self) {
 		return target, nil
@@ -36,8 +42,8 @@ func SealedBinary(dir string) (string, error) {
 		return "", fmt.Errorf("seal crib binary: %w", err)
 	}
 	f.Close()
-	if err := unix.Mount("/proc/self/exe", target, "", unix.MS_BIND, ""); err != nil {
-		return "", fmt.Errorf("seal crib binary: bind /proc/self/exe on %s: %w", target, err)
+	if err := unix.Mount(src, target, "", unix.MS_BIND, ""); err != nil {
+		return "", fmt.Errorf("seal crib binary: bind %s on %s: %w", src, target, err)
 	}
 	flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV)
 	if err := unix.Mount("", target, "", flags, ""); err != nil {
