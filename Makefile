@@ -31,7 +31,7 @@ test-host: ## Unit, integration and e2e tests on this host (root)
 	$(GO) test -count=1 -p 2 -timeout 15m $(TESTFLAGS) ./...
 
 test-vm: ## The cgroups and setns-path integration tests on a pure cgroup v2 kernel (QEMU, TCG)
-	hack/vmtest.sh ./cgroups/... ./runtime/launch/
+	hack/vmtest.sh ./cgroups/... ./runtime/launch/ ./runtime/initproc/
 
 test-unit: ## Only the tests that need no privilege
 	CRIB_TEST_STRICT=0 $(GO) test -count=1 $(TESTFLAGS) ./...

@@ -43,6 +43,15 @@ trap cleanup EXIT
 root=$work/root
 mkdir -p "$root"/{bin,proc,sys,dev,tmp,tests}
 cp /bin/busybox "$root/bin/busybox"
+# Modules the tests need (overlay rootfs; veth and bridge for pod networks),
+# from the guest kernel's own tree, loaded by the init with insmod.
+kver=${kernel#/boot/vmlinuz-}
+mkdir -p "$root/modules"
+for m in fs/overlayfs/overlay drivers/net/veth net/802/stp net/llc/llc net/bridge/bridge; do
+	for f in /lib/modules/$kver/kernel/$m.ko /lib/modules/$kver/kernel/$m.ko.xz; do
+		[[ -f $f ]] && cp "$f" "$root/modules/"
+	done
+done
 
 # Static test binaries, one per package that has tests. cgo stays on (nsexec
 # is C) and links statically: the guest has no libc.
@@ -57,6 +66,9 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
+for m in overlay llc stp bridge veth; do
+	[ -f /modules/\$m.ko ] && insmod /modules/\$m.ko
+done
 if [ "$mode" = v2 ]; then
 	mount -t cgroup2 cgroup2 /sys/fs/cgroup
 	for c in \$(cat /sys/fs/cgroup/cgroup.controllers); do

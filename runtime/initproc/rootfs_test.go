@@ -40,7 +40,7 @@ echo "== end"`
 		{"/dev/shm", "tmpfs", []string{"nosuid", "nodev", "noexec", "size=65536k"}},
 		{"/dev/mqueue", "mqueue", []string{"nosuid", "nodev", "noexec"}},
 		{"/sys", "sysfs", []string{"ro", "nosuid", "nodev", "noexec"}},
-		{"/sys/fs/cgroup", "tmpfs", []string{"ro", "nosuid", "nodev", "noexec"}},
+		{"/sys/fs/cgroup", cgroupFSType(t), []string{"ro", "nosuid", "nodev", "noexec"}},
 	}
 	for _, w := range want {
 		m, ok := mounts[w.point]
@@ -63,6 +63,9 @@ echo "== end"`
 		t.Fatal(err)
 	}
 	for _, h := range hiers {
+		if h.mountPoint == "/sys/fs/cgroup" {
+			continue // a pure v2 host: the cgroup2 mount itself, checked above
+		}
 		p := filepath.Join("/sys/fs/cgroup", filepath.Base(h.mountPoint))
 		m, ok := mounts[p]
 		if !ok || m.fsType != h.fsType || !hasOpt(m.opts, "ro") {
@@ -274,6 +277,9 @@ func TestCgroupNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, h := range hiers {
+		if h.mountPoint == "/sys/fs/cgroup" {
+			continue // a pure v2 host: the cgroup2 mount itself, checked above
+		}
 		p := filepath.Join("/sys/fs/cgroup", filepath.Base(h.mountPoint))
 		if m := mounts[p]; m.fsType != h.fsType || m.root != "/" || !hasOpt(m.opts, "ro") {
 			t.Errorf("%s = %+v, want a read-only %s rooted at the namespace's /", p, m, h.fsType)
@@ -308,4 +314,18 @@ func TestOverlayManyLayers(t *testing.T) {
 	if out != "120\n" {
 		t.Errorf("saw %q layer files, want 120", out)
 	}
+}
+
+// cgroupFSType is what the container's /sys/fs/cgroup should be: cgroup2 on
+// a pure v2 host, otherwise a tmpfs holding one bind per v1 hierarchy.
+func cgroupFSType(t *testing.T) string {
+	t.Helper()
+	var fs unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/cgroup", &fs); err != nil {
+		t.Fatal(err)
+	}
+	if fs.Type == unix.CGROUP2_SUPER_MAGIC {
+		return "cgroup2"
+	}
+	return "tmpfs"
 }

@@ -2,6 +2,8 @@ package cdecode
 
 import (
 	"encoding/binary"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -136,4 +138,26 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLibFuzzerCorpus replays the corpus hack/fuzz-nsexec.sh grew with
+// libFuzzer, so every input it found interesting stays a regression test.
+func TestLibFuzzerCorpus(t *testing.T) {
+	files, err := filepath.Glob("../../fuzz/corpus/*")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no corpus: %v", err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := Decode(data)
+		if err != nil {
+			continue
+		}
+		if b.Role < nsproto.RoleInit || b.Role > nsproto.RolePause || len(b.Namespaces) > nsproto.MaxNamespaces {
+			t.Errorf("%s: accepted %+v", filepath.Base(f), b)
+		}
+	}
 }
