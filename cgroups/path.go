@@ -85,6 +85,19 @@ func CleanPath(p string) (string, error) {
 	return path.Clean(p), nil
 }
 
+// OwnPath is CleanPath for operations that change a cgroup (create, kill,
+// remove): the root cgroup is never crib's, so op on "/" is refused.
+func OwnPath(op, p string) (string, error) {
+	clean, err := CleanPath(p)
+	if err != nil {
+		return "", err
+	}
+	if clean == "/" {
+		return "", Invalidf("%s cgroup %s: the root cgroup is not crib's", op, clean)
+	}
+	return clean, nil
+}
+
 func checkElements(p string) error {
 	if strings.ContainsAny(p, "\x00\n") {
 		return Invalidf("cgroup path %q contains a NUL or newline", p)

@@ -96,12 +96,9 @@ type made struct {
 
 // Create implements cgroups.Manager: path is made in every hierarchy.
 func (m *Manager) Create(path string, r *cgroups.Resources) (retErr error) {
-	p, err := cgroups.CleanPath(path)
+	p, err := cgroups.OwnPath("create", path)
 	if err != nil {
 		return err
-	}
-	if p == "/" {
-		return cgroups.Invalidf("create cgroup %s: the root cgroup is not crib's", p)
 	}
 	if err := r.Validate(); err != nil {
 		return fmt.Errorf("create cgroup %s: %w", p, err)
@@ -257,30 +254,16 @@ func (m *Manager) OOMKills(path string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return ParseOOMControl(b), nil
-}
-
-// ParseOOMControl returns oom_kill of a memory.oom_control file.
-func ParseOOMControl(b []byte) uint64 {
-	var n uint64
-	cgfs.EachKV(b, func(k []byte, v uint64) {
-		if string(k) == "oom_kill" {
-			n = v
-		}
-	})
-	return n
+	return cgfs.KV(b, "oom_kill"), nil
 }
 
 // Kill implements cgroups.Manager. With the freezer the cgroup is frozen
 // first so that no process can fork while its siblings are being killed,
 // then every pid gets SIGKILL and the cgroup is thawed so they can die.
 func (m *Manager) Kill(path string) error {
-	p, err := cgroups.CleanPath(path)
+	p, err := cgroups.OwnPath("kill", path)
 	if err != nil {
 		return err
-	}
-	if p == "/" {
-		return cgroups.Invalidf("kill cgroup %s: the root cgroup is not crib's", p)
 	}
 	rel := cgroups.Rel(p)
 	fr := m.ctl["freezer"]
@@ -306,12 +289,9 @@ func (m *Manager) Kill(path string) error {
 
 // Remove implements cgroups.Manager.
 func (m *Manager) Remove(path string) error {
-	p, err := cgroups.CleanPath(path)
+	p, err := cgroups.OwnPath("remove", path)
 	if err != nil {
 		return err
-	}
-	if p == "/" {
-		return cgroups.Invalidf("remove cgroup %s: the root cgroup is not crib's", p)
 	}
 	rel := cgroups.Rel(p)
 	if !m.exists(rel) {

@@ -93,12 +93,9 @@ var defaultControllers = []string{"cpu", "memory", "pids"}
 
 // Create implements cgroups.Manager.
 func (m *Manager) Create(path string, r *cgroups.Resources) (retErr error) {
-	p, err := cgroups.CleanPath(path)
+	p, err := cgroups.OwnPath("create", path)
 	if err != nil {
 		return err
-	}
-	if p == "/" {
-		return cgroups.Invalidf("create cgroup %s: the root cgroup is not crib's", p)
 	}
 	if err := r.Validate(); err != nil {
 		return fmt.Errorf("create cgroup %s: %w", p, err)
@@ -259,30 +256,16 @@ func (m *Manager) OOMKills(path string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return ParseOOMKills(b), nil
-}
-
-// ParseOOMKills returns oom_kill of a memory.events file.
-func ParseOOMKills(b []byte) uint64 {
-	var n uint64
-	cgfs.EachKV(b, func(k []byte, v uint64) {
-		if string(k) == "oom_kill" {
-			n = v
-		}
-	})
-	return n
+	return cgfs.KV(b, "oom_kill"), nil
 }
 
 // Kill implements cgroups.Manager with cgroup.kill (Linux 5.14), which kills
 // the whole subtree atomically: no fork can escape. Older kernels fall back
 // to freeze, SIGKILL each pid, thaw.
 func (m *Manager) Kill(path string) error {
-	p, err := cgroups.CleanPath(path)
+	p, err := cgroups.OwnPath("kill", path)
 	if err != nil {
 		return err
-	}
-	if p == "/" {
-		return cgroups.Invalidf("kill cgroup %s: the root cgroup is not crib's", p)
 	}
 	rel := cgroups.Rel(p)
 	err = m.root.Write(rel, "cgroup.kill", "1")
@@ -311,12 +294,9 @@ func (m *Manager) killSlow(rel string) error {
 
 // Remove implements cgroups.Manager.
 func (m *Manager) Remove(path string) error {
-	p, err := cgroups.CleanPath(path)
+	p, err := cgroups.OwnPath("remove", path)
 	if err != nil {
 		return err
-	}
-	if p == "/" {
-		return cgroups.Invalidf("remove cgroup %s: the root cgroup is not crib's", p)
 	}
 	rel := cgroups.Rel(p)
 	if !m.root.Exists(rel, "") {

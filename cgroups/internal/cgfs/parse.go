@@ -5,6 +5,18 @@ import (
 	"strconv"
 )
 
+// KV returns the value of key in a flat-keyed file ("key value" lines, as
+// memory.events, memory.oom_control or memory.stat), 0 when absent.
+func KV(b []byte, key string) uint64 {
+	var n uint64
+	EachKV(b, func(k []byte, v uint64) {
+		if string(k) == key {
+			n = v
+		}
+	})
+	return n
+}
+
 // EachKV calls fn for every "key value" line of a flat-keyed file
 // (memory.stat, cpu.stat, memory.events) without allocating.
 func EachKV(b []byte, fn func(key []byte, val uint64)) {
