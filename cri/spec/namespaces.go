@@ -1,0 +1,111 @@
+package spec
+
+import (
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// nsMode is where one of a container's namespaces comes from.
+type nsMode uint8
+
+const (
+	modePod       nsMode = iota // the pod's, joined by path
+	modeContainer               // a new one for this container
+	modeNode                    // the host's: no entry in the spec
+	modeTarget                  // another container's, joined by path
+)
+
+// nsModes are the container's namespace modes. uts has no CRI field: it
+// follows the network, as in containerd (a host-network pod has the host's
+// hostname).
+type nsModes struct {
+	net, pid, ipc, uts nsMode
+}
+
+// namespaceModes reads the container's NamespaceOptions, falling back to
+// the sandbox's when the container has none (crictl users often leave them
+// out). Kubelet sets both, identical but for pid.
+func namespaceModes(in Input) (nsModes, error) {
+	opts := in.Config.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	if opts == nil {
+		opts = in.Sandbox.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	}
+	if u := opts.GetUsernsOptions(); u != nil && u.GetMode() != criapi.NamespaceMode_NODE {
+		// Kubelet only asks for this when the runtime advertises user
+		// namespace support, which crib does not yet.
+		return nsModes{}, invalidf("user namespaces (mode %s) are not supported yet", u.GetMode())
+	}
+	var (
+		m   nsModes
+		err error
+	)
+	if m.net, err = mode("network", opts.GetNetwork(), false); err != nil {
+		return nsModes{}, err
+	}
+	if m.ipc, err = mode("ipc", opts.GetIpc(), false); err != nil {
+		return nsModes{}, err
+	}
+	if m.pid, err = mode("pid", opts.GetPid(), true); err != nil {
+		return nsModes{}, err
+	}
+	if m.pid == modeTarget && opts.GetTargetId() == "" {
+		return nsModes{}, invalidf("pid namespace mode TARGET without a target_id")
+	}
+	m.uts = m.net
+	return m, nil
+}
+
+func mode(name string, m criapi.NamespaceMode, targetOK bool) (nsMode, error) {
+	switch m {
+	case criapi.NamespaceMode_POD:
+		return modePod, nil
+	case criapi.NamespaceMode_CONTAINER:
+		return modeContainer, nil
+	case criapi.NamespaceMode_NODE:
+		return modeNode, nil
+	case criapi.NamespaceMode_TARGET:
+		if targetOK {
+			return modeTarget, nil
+		}
+	}
+	// CRI allows TARGET for pid only ("It is not possible to specify
+	// different targets for each namespace").
+	return 0, invalidf("%s namespace mode %s is not supported", name, m)
+}
+
+// namespaces returns the spec's namespace list. The mount namespace is
+// always new (the rootfs exists only inside it); the cgroup namespace is
+// new unless the container is privileged, so /sys/fs/cgroup shows the
+// container's own cgroup as its root (cgroup v2, KEP 2254), while a
+// privileged one sees the host's hierarchy as containerd gives it.
+func namespaces(in Input, m nsModes) ([]specs.LinuxNamespace, error) {
+	out := []specs.LinuxNamespace{{Type: specs.MountNamespace}}
+	for _, n := range []struct {
+		typ  specs.LinuxNamespaceType
+		mode nsMode
+		path string
+	}{
+		{specs.NetworkNamespace, m.net, in.NetNS},
+		{specs.IPCNamespace, m.ipc, in.IPCNS},
+		{specs.UTSNamespace, m.uts, in.UTSNS},
+		{specs.PIDNamespace, m.pid, in.PidNS},
+	} {
+		switch n.mode {
+		case modeNode:
+			continue
+		case modeContainer:
+			out = append(out, specs.LinuxNamespace{Type: n.typ})
+		case modePod, modeTarget:
+			// Without the path the container would silently get a fresh
+			// namespace (no network, no shared processes): a caller bug.
+			if n.path == "" {
+				return nil, invalidf("%s namespace: the pod's namespace path is missing", n.typ)
+			}
+			out = append(out, specs.LinuxNamespace{Type: n.typ, Path: n.path})
+		}
+	}
+	if !in.Config.GetLinux().GetSecurityContext().GetPrivileged() {
+		out = append(out, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+	}
+	return out, nil
+}
