@@ -36,8 +36,10 @@ test-vm: ## The cgroups and setns-path integration tests on a pure cgroup v2 ker
 test-unit: ## Only the tests that need no privilege
 	CRIB_TEST_STRICT=0 $(GO) test -count=1 $(TESTFLAGS) ./...
 
-bench: deps build ## Benchmarks for docs/benchmarks.md: pull vs containerd, unpack, cgroup stats
-	$(GO) test -run '^$$' -bench . -benchtime $(or $(BENCHTIME),5x) -count 1 ./test/bench/ ./runtime/image/layer/ ./cgroups/manager/
+bench: deps build ## Benchmarks for docs/benchmarks.md: pull vs containerd, container start vs runc, unpack, cgroup stats
+	CRIB_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench Pull -benchtime $(or $(BENCHTIME),10x) -count 3 ./test/bench/
+	CRIB_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench RunTrue -benchtime 100x -count 3 ./test/bench/
+	$(GO) test -run '^$$' -bench . -benchtime 5x -count 1 ./runtime/image/layer/ ./cgroups/manager/
 
 fuzz: ## Run each Go fuzzer for FUZZTIME (default 60s), then nsexec's C decoder under libFuzzer
 	hack/fuzz.sh $(or $(FUZZTIME),60s)
