@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -140,5 +142,46 @@ func TestOneDaemonPerSocketAndRestartAfterCrash(t *testing.T) {
 	d.Stop()
 	if _, err := os.Stat(e.Sock); !os.IsNotExist(err) {
 		t.Fatalf("socket left after a graceful stop: %v", err)
+	}
+}
+
+// TestSIGHUPReloadsRDT: the daemon re-reads its RDT class file on SIGHUP,
+// keeps serving, and keeps the classes in use when the new file is bad.
+func TestSIGHUPReloadsRDT(t *testing.T) {
+	e := harness.NewEnv(t)
+	classes := filepath.Join(e.Dir, "rdt.yaml")
+	good := "partitions:\n  p:\n    l3Allocation: 100%\n    classes:\n      gold: {}\n"
+	if err := os.WriteFile(classes, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.WriteConfig("\n[rdt]\nconfig_file = \"" + classes + "\"\n")
+	d := e.Start()
+	if err := os.WriteFile(classes, []byte("partitions: [not, a, map]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitForLog(t, d, "RDT reload failed; keeping the classes in use")
+	if err := os.WriteFile(classes, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitForLog(t, d, "Reloaded RDT classes")
+	if _, err := d.Clients().Runtime.Version(context.Background(), ""); err != nil {
+		t.Fatalf("daemon after SIGHUP: %v", err)
+	}
+}
+
+func waitForLog(t *testing.T, d *harness.Daemon, text string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(d.Logs.String(), text) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the daemon log:\n%s", text, d.Logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

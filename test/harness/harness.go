@@ -190,6 +190,9 @@ func (d *Daemon) Stop() {
 	}
 }
 
+// Signal sends sig to the daemon.
+func (d *Daemon) Signal(sig os.Signal) error { return d.cmd.Process.Signal(sig) }
+
 // Kill sends SIGKILL, as a crash or the OOM killer would.
 func (d *Daemon) Kill() {
 	_ = d.cmd.Process.Signal(syscall.SIGKILL)
