@@ -3,8 +3,8 @@ package image
 import (
 	"fmt"
 	"regexp"
-	"sync"
 	"strings"
+	"sync"
 
 	"github.com/containerd/errdefs"
 	"github.com/google/go-containerregistry/pkg/name"

@@ -323,4 +323,3 @@ func cgroupProcsFile(t *testing.T, cg string) string {
 	t.Fatalf("no cgroup.procs for %s", cg)
 	return ""
 }
-
