@@ -23,7 +23,7 @@ build: ## Build bin/crib
 run: deps build ## Install what is missing, build, and serve the CRI on unix:///run/crib/crib.sock
 	$(BIN) daemon
 
-test: deps build test-host test-vm ## Every test, as root: this host, then a pure cgroup v2 kernel under QEMU
+test: deps verify build test-host test-vm ## Every test, as root: this host, then a pure cgroup v2 kernel under QEMU
 
 test-host: ## Unit, integration and e2e tests on this host (root)
 	@test "$$(id -u)" = 0 || { echo "make test needs root (namespaces, mounts, cgroups)"; exit 1; }
