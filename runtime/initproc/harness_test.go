@@ -46,14 +46,17 @@ type result struct {
 
 // runInit plays the launcher: it starts the test binary as init in new
 // namespaces, sends cfg, answers Ready with Start and collects the
-// process's output. It also checks that the host's mount table is the same
-// afterwards: every mount must have lived in the child's namespace.
+// process's output. It also checks that no mount under the test's own
+// directories appeared on the host: every mount must have lived in the
+// child's namespace. (Other packages' tests run in parallel and mount their
+// own things, so the whole table is not compared.)
 func runInit(t *testing.T, cfg initmsg.Config, cloneflags uintptr) result {
 	t.Helper()
 	testutil.RequireRoot(t)
-	before := hostMounts(t)
+	testRoot := filepath.Dir(t.TempDir())
+	before := hostMounts(t, testRoot)
 	defer func() {
-		if after := hostMounts(t); after != before {
+		if after := hostMounts(t, testRoot); after != before {
 			t.Errorf("host mount table changed:\nbefore:\n%s\nafter:\n%s", before, after)
 		}
 	}()
@@ -124,7 +127,7 @@ func runInit(t *testing.T, cfg initmsg.Config, cloneflags uintptr) result {
 
 // hostMounts returns the test process's mount table (mount points and
 // types, which is what a leak would change).
-func hostMounts(t *testing.T) string {
+func hostMounts(t *testing.T, under string) string {
 	t.Helper()
 	mounts, err := readMountinfo()
 	if err != nil {
@@ -132,6 +135,9 @@ func hostMounts(t *testing.T) string {
 	}
 	var b strings.Builder
 	for _, m := range mounts {
+		if m.mountPoint != under && !strings.HasPrefix(m.mountPoint, under+"/") {
+			continue
+		}
 		fmt.Fprintf(&b, "%s %s\n", m.mountPoint, m.fsType)
 	}
 	return b.String()
