@@ -118,7 +118,8 @@ func testCgroup(t *testing.T) (manager.Manager, string) {
 
 func TestPauseInNewNamespacesAndCgroup(t *testing.T) {
 	m, cg := testCgroup(t)
-	newNS := uint32(unix.CLONE_NEWPID | unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWNS | unix.CLONE_NEWCGROUP)
+	newNS := uint32(unix.CLONE_NEWPID | unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWNS |
+		unix.CLONE_NEWCGROUP | unix.CLONE_NEWTIME)
 	var placedBeforeRun bool
 	p := startPause(t, launch.Options{New: newNS, Place: func(pid int) error {
 		// The process exists but waits in the constructor: its cgroup
@@ -133,7 +134,7 @@ func TestPauseInNewNamespacesAndCgroup(t *testing.T) {
 	if !strings.Contains(string(cgroupFile), cg) {
 		t.Fatalf("pause is not in %s:\n%s", cg, cgroupFile)
 	}
-	for _, ns := range []string{"pid_for_children", "net", "ipc", "uts", "mnt", "cgroup"} {
+	for _, ns := range []string{"pid_for_children", "net", "ipc", "uts", "mnt", "cgroup", "time"} {
 		if nsInode(t, p.Pid, ns) == nsInode(t, os.Getpid(), ns) {
 			t.Errorf("%s namespace not new", ns)
 		}
