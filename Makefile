@@ -10,7 +10,7 @@ TESTFLAGS ?=
 # Tests that need root or a kernel feature fail instead of skipping.
 export CRIB_TEST_STRICT ?= 1
 
-.PHONY: all build run test test-host test-vm test-unit bench fuzz generate verify deps clean help
+.PHONY: all build run test test-host test-vm test-unit bench fuzz tools generate verify deps clean help
 
 all: build
 
@@ -45,16 +45,24 @@ fuzz: ## Run each Go fuzzer for FUZZTIME (default 60s), then nsexec's C decoder 
 	hack/fuzz.sh $(or $(FUZZTIME),60s)
 	hack/fuzz-nsexec.sh $(or $(FUZZSECONDS),600)
 
-generate: ## Regenerate nsexec/nsproto's constants from nsexec/protocol.h
+# Code generators, pinned, built into _output/tools by the go command.
+TOOLS := $(abspath _output/tools)
+
+tools: ## Build the pinned code generators (protoc plugins)
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+	GOBIN=$(TOOLS) $(GO) install github.com/containerd/ttrpc/cmd/protoc-gen-go-ttrpc@v1.2.10
+
+generate: tools ## Regenerate nsproto's constants (from nsexec/protocol.h) and the shim API (from shim.proto)
 	$(GO) generate ./nsexec/nsproto
+	PATH=$(TOOLS):$$PATH $(GO) generate ./runtime/shimapi
 
 verify: generate ## Fail if generated code drifted, code is not gofmt'ed, or go.mod is untidy
-	@git diff --exit-code -- nsexec/nsproto/zconst.go || { echo "nsexec/nsproto/zconst.go drifted from nsexec/protocol.h: commit the regenerated file"; exit 1; }
+	@git diff --exit-code -- nsexec/nsproto/zconst.go runtime/shimapi || { echo "generated code drifted from its source (protocol.h, shim.proto): commit the regenerated files"; exit 1; }
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) mod tidy -diff
 
 clean: ## Remove build output
-	rm -rf bin
+	rm -rf bin _output
 
 help: ## List targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "%-12s %s\n",$$1,$$2}' $(MAKEFILE_LIST)

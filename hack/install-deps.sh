@@ -10,6 +10,7 @@ packages=(
 	gcc
 	libc6-dev
 	ca-certificates
+	protobuf-compiler # make generate: the shim API
 	qemu-system-x86 # hack/vmtest.sh: a pure cgroup v2 kernel for the cgroups tests
 	linux-image-amd64
 	containerd # benchmarks compare against Debian's containerd + runc
