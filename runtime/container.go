@@ -1,0 +1,93 @@
+package runtime
+
+import (
+	"encoding/json"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/crib-runtime/crib/runtime/shimapi"
+)
+
+// recordVersion is the version of container.json this code reads and writes.
+const recordVersion = 1
+
+// Container is the daemon's persisted record of one container. Its live
+// state (pid, exit code, times) is the shim's, read through State.
+type Container struct {
+	Version   int    `json:"version"`
+	ID        string `json:"id"`
+	SandboxID string `json:"sandboxID"`
+	// Name and Attempt are the CRI metadata; (SandboxID, Name, Attempt) is unique.
+	Name        string            `json:"name"`
+	Attempt     uint32            `json:"attempt"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// Image is the reference as requested, ImageRef the image ID it resolved to.
+	Image    string `json:"image"`
+	ImageRef string `json:"imageRef"`
+	LogPath  string `json:"logPath,omitempty"`
+	// StopSignal is sent first by Stop; SIGKILL follows after the timeout.
+	StopSignal int       `json:"stopSignal"`
+	CreatedAt  time.Time `json:"createdAt"`
+	// Mounts are the container's bind mounts as asked for, for ContainerStatus.
+	Mounts []specs.Mount `json:"mounts,omitempty"`
+	// Resources are the limits applied, for ContainerStatus and updates.
+	Resources *specs.LinuxResources `json:"resources,omitempty"`
+	// User is the process identity the spec resolved to.
+	User specs.User `json:"user"`
+	// Cgroup is the container's cgroup path (the shim owns the directory).
+	Cgroup string `json:"cgroup"`
+	// RDTClass is the class the container was placed in ("" none).
+	RDTClass  string `json:"rdtClass,omitempty"`
+	Tty       bool   `json:"tty,omitempty"`
+	Stdin     bool   `json:"stdin,omitempty"`
+	StdinOnce bool   `json:"stdinOnce,omitempty"`
+}
+
+// State is a container's record with its live state from the shim.
+type State struct {
+	Container
+	Status     shimapi.Status
+	Pid        int
+	ExitCode   int32
+	StartedAt  time.Time
+	FinishedAt time.Time
+	// Reason is Completed, Error, OOMKilled or Unknown once exited.
+	Reason  string
+	Message string
+}
+
+func fromShim(c Container, s *shimapi.ContainerState) State {
+	st := State{Container: c}
+	if s == nil {
+		st.Status, st.Reason = shimapi.Status_EXITED, "Unknown"
+		st.Message = "the pod's shim is gone (node restarted or shim killed)"
+		st.ExitCode = 255
+		return st
+	}
+	st.Status, st.Pid, st.ExitCode = s.Status, int(s.Pid), s.ExitCode
+	st.StartedAt, st.FinishedAt = unixNano(s.StartedAt), unixNano(s.FinishedAt)
+	st.Reason, st.Message = s.Reason, s.Message
+	return st
+}
+
+func unixNano(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+// CreateOptions is what Create needs beyond the record.
+type CreateOptions struct {
+	// Spec is the container's OCI spec (from cri/spec). Root.Path is set by
+	// Create to the container's rootfs mount point.
+	Spec *specs.Spec
+	// Layers are the image's overlay lower dirs, top layer first.
+	Layers []string
+	// DevShm is the pod's /dev/shm, when it has one.
+	DevShm string
+}
+
+func marshalSpec(s *specs.Spec) ([]byte, error) { return json.Marshal(s) }

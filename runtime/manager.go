@@ -1,0 +1,377 @@
+package runtime
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/containerd/ttrpc"
+
+	"github.com/crib-runtime/crib/internal/statefile"
+	"github.com/crib-runtime/crib/runtime/shimapi"
+)
+
+// Shim is what the container lifecycle needs from a pod's shim; the
+// generated ttrpc client implements it.
+type Shim interface {
+	Create(context.Context, *shimapi.CreateRequest) (*shimapi.ContainerState, error)
+	Start(context.Context, *shimapi.ContainerRequest) (*shimapi.ContainerState, error)
+	Kill(context.Context, *shimapi.KillRequest) (*shimapi.Empty, error)
+	Wait(context.Context, *shimapi.ContainerRequest) (*shimapi.ContainerState, error)
+	State(context.Context, *shimapi.ContainerRequest) (*shimapi.ContainerState, error)
+	Delete(context.Context, *shimapi.ContainerRequest) (*shimapi.Empty, error)
+	ReopenLog(context.Context, *shimapi.ContainerRequest) (*shimapi.Empty, error)
+	ExecSync(context.Context, *shimapi.ExecSyncRequest) (*shimapi.ExecSyncResponse, error)
+}
+
+// Shims finds the shim of a pod. ErrNotFound means the pod has none any more
+// (its shim is gone): its containers are reported exited, reason Unknown.
+type Shims interface {
+	Shim(ctx context.Context, sandboxID string) (Shim, error)
+}
+
+// Manager owns container records under <root>/containers/<id>/:
+//
+//	container.json   the record (written atomically)
+//	upper/ work/     the writable overlay layer
+//	rootfs/          the mount point, used only inside the container's mount namespace
+type Manager struct {
+	dir   string
+	shims Shims
+
+	// mu guards records and names.
+	mu      sync.Mutex
+	records map[string]*Container
+	// names maps sandboxID/name/attempt to the container holding it.
+	names map[string]string
+}
+
+// Open loads every container record under root.
+func Open(root string, shims Shims) (*Manager, error) {
+	m := &Manager{dir: filepath.Join(root, "containers"), shims: shims,
+		records: map[string]*Container{}, names: map[string]string{}}
+	if err := os.MkdirAll(m.dir, 0o711); err != nil {
+		return nil, fmt.Errorf("open container store: %w", err)
+	}
+	entries, err := os.ReadDir(m.dir)
+	if err != nil {
+		return nil, fmt.Errorf("open container store: %w", err)
+	}
+	for _, e := range entries {
+		var c Container
+		err := statefile.ReadJSON(filepath.Join(m.dir, e.Name(), "container.json"), &c)
+		if errors.Is(err, fs.ErrNotExist) {
+			// A create that crashed before its record: nothing refers to it.
+			_ = os.RemoveAll(filepath.Join(m.dir, e.Name()))
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open container store: %w", err)
+		}
+		if c.Version != recordVersion {
+			return nil, fmt.Errorf("open container store: container %s: version %d: %w", c.ID, c.Version, statefile.ErrVersion)
+		}
+		m.records[c.ID] = &c
+		m.names[nameKey(c.SandboxID, c.Name, c.Attempt)] = c.ID
+	}
+	return m, nil
+}
+
+func nameKey(sandbox, name string, attempt uint32) string {
+	return fmt.Sprintf("%s/%s/%d", sandbox, name, attempt)
+}
+
+// NewID returns a fresh container ID: 64 hex characters.
+func NewID() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (m *Manager) containerDir(id string) string { return filepath.Join(m.dir, id) }
+
+// Create reserves the container's name, prepares its writable layer and asks
+// the pod's shim to create it. On failure nothing is left: no record, no
+// directory, no name, no shim state.
+func (m *Manager) Create(ctx context.Context, c Container, o CreateOptions) (_ State, retErr error) {
+	key := nameKey(c.SandboxID, c.Name, c.Attempt)
+	m.mu.Lock()
+	if other, ok := m.names[key]; ok {
+		m.mu.Unlock()
+		return State{}, fmt.Errorf("container name %q (attempt %d) in pod %s is taken by container %s: %w",
+			c.Name, c.Attempt, c.SandboxID, other, errdefs.ErrAlreadyExists)
+	}
+	m.names[key] = c.ID
+	m.mu.Unlock()
+	dir := m.containerDir(c.ID)
+	defer func() {
+		if retErr != nil {
+			_ = os.RemoveAll(dir)
+			m.mu.Lock()
+			delete(m.names, key)
+			m.mu.Unlock()
+		}
+	}()
+	for _, d := range []string{"upper", "work", "rootfs"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return State{}, fmt.Errorf("create container %s: %w", c.ID, err)
+		}
+	}
+	shim, err := m.shims.Shim(ctx, c.SandboxID)
+	if err != nil {
+		return State{}, fmt.Errorf("create container %s: %w", c.ID, err)
+	}
+	o.Spec.Root.Path = filepath.Join(dir, "rootfs")
+	spec, err := marshalSpec(o.Spec)
+	if err != nil {
+		return State{}, fmt.Errorf("create container %s: encode spec: %w", c.ID, err)
+	}
+	st, err := shim.Create(ctx, &shimapi.CreateRequest{
+		Id: c.ID, Spec: spec, Lower: o.Layers, Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work"),
+		DevShm: o.DevShm, RdtClass: c.RDTClass, LogPath: c.LogPath, Stdin: c.Stdin, StdinOnce: c.StdinOnce, Tty: c.Tty,
+	})
+	if err != nil {
+		return State{}, fmt.Errorf("create container %s: %w", c.ID, err)
+	}
+	defer func() {
+		if retErr != nil {
+			cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			_, _ = shim.Kill(cleanup, &shimapi.KillRequest{Id: c.ID, Signal: int32(syscall.SIGKILL), All: true})
+			_, _ = shim.Wait(cleanup, &shimapi.ContainerRequest{Id: c.ID})
+			_, _ = shim.Delete(cleanup, &shimapi.ContainerRequest{Id: c.ID})
+		}
+	}()
+	c.Version = recordVersion
+	if err := statefile.WriteJSON(filepath.Join(dir, "container.json"), &c); err != nil {
+		return State{}, fmt.Errorf("create container %s: %w", c.ID, err)
+	}
+	m.mu.Lock()
+	m.records[c.ID] = &c
+	m.mu.Unlock()
+	return fromShim(c, st), nil
+}
+
+// get returns a copy of a record.
+func (m *Manager) get(id string) (Container, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c, ok := m.records[id]; ok {
+		return *c, nil
+	}
+	return Container{}, fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
+}
+
+// Resolve finds a container by full ID or unique ID prefix.
+func (m *Manager) Resolve(idOrPrefix string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.records[idOrPrefix]; ok {
+		return idOrPrefix, nil
+	}
+	var found []string
+	for id := range m.records {
+		if idOrPrefix != "" && strings.HasPrefix(id, idOrPrefix) {
+			found = append(found, id)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("container %s: %w", idOrPrefix, errdefs.ErrNotFound)
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("container ID prefix %s matches %d containers: %w", idOrPrefix, len(found), errdefs.ErrInvalidArgument)
+}
+
+// shimOf returns the record and its pod's shim.
+func (m *Manager) shimOf(ctx context.Context, id string) (Container, Shim, error) {
+	c, err := m.get(id)
+	if err != nil {
+		return c, nil, err
+	}
+	s, err := m.shims.Shim(ctx, c.SandboxID)
+	return c, s, err
+}
+
+// Start lets a created container run its process.
+func (m *Manager) Start(ctx context.Context, id string) error {
+	_, shim, err := m.shimOf(ctx, id)
+	if err != nil {
+		return fmt.Errorf("start container %s: %w", id, err)
+	}
+	if _, err := shim.Start(ctx, &shimapi.ContainerRequest{Id: id}); err != nil {
+		return fmt.Errorf("start container %s: %w", id, err)
+	}
+	return nil
+}
+
+// Status returns a container's record and live state. A container whose
+// shim is gone is exited with reason Unknown.
+func (m *Manager) Status(ctx context.Context, id string) (State, error) {
+	c, shim, err := m.shimOf(ctx, id)
+	if errors.Is(err, errdefs.ErrNotFound) && c.ID != "" {
+		return fromShim(c, nil), nil
+	}
+	if err != nil {
+		return State{}, err
+	}
+	s, err := shim.State(ctx, &shimapi.ContainerRequest{Id: id})
+	if errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, ttrpc.ErrClosed) {
+		return fromShim(c, nil), nil
+	}
+	if err != nil {
+		return State{}, fmt.Errorf("status of container %s: %w", id, err)
+	}
+	return fromShim(c, s), nil
+}
+
+// List returns every container with its live state, sorted by creation.
+func (m *Manager) List(ctx context.Context) ([]State, error) {
+	m.mu.Lock()
+	records := make([]Container, 0, len(m.records))
+	for _, c := range m.records {
+		records = append(records, *c)
+	}
+	m.mu.Unlock()
+	slices.SortFunc(records, func(a, b Container) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	out := make([]State, 0, len(records))
+	for _, c := range records {
+		st, err := m.Status(ctx, c.ID)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Stop sends the container's stop signal, waits up to timeout, then kills
+// every process in it. Stopping an exited container succeeds.
+func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	c, shim, err := m.shimOf(ctx, id)
+	if errors.Is(err, errdefs.ErrNotFound) && c.ID != "" {
+		return nil // the shim is gone, so is the process
+	}
+	if err != nil {
+		return fmt.Errorf("stop container %s: %w", id, err)
+	}
+	st, err := shim.State(ctx, &shimapi.ContainerRequest{Id: id})
+	if err != nil || st.Status != shimapi.Status_RUNNING {
+		return ignoreNotFound(err)
+	}
+	if timeout > 0 {
+		sig := c.StopSignal
+		if sig == 0 {
+			sig = int(syscall.SIGTERM)
+		}
+		if _, err := shim.Kill(ctx, &shimapi.KillRequest{Id: id, Signal: int32(sig)}); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			return fmt.Errorf("stop container %s: signal %d: %w", id, sig, err)
+		}
+		waitCtx, cancel := context.WithTimeout(ctx, timeout)
+		_, err := shim.Wait(waitCtx, &shimapi.ContainerRequest{Id: id})
+		cancel()
+		if err == nil {
+			return nil
+		}
+	}
+	if _, err := shim.Kill(ctx, &shimapi.KillRequest{Id: id, Signal: int32(syscall.SIGKILL), All: true}); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		return fmt.Errorf("stop container %s: kill: %w", id, err)
+	}
+	if _, err := shim.Wait(ctx, &shimapi.ContainerRequest{Id: id}); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		return fmt.Errorf("stop container %s: wait: %w", id, err)
+	}
+	return nil
+}
+
+func ignoreNotFound(err error) error {
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// Remove kills a container if it still runs, deletes it from its shim and
+// removes its record and writable layer. Removing an unknown container is
+// ErrNotFound (the CRI layer makes that a success).
+func (m *Manager) Remove(ctx context.Context, id string) error {
+	c, err := m.get(id)
+	if err != nil {
+		return err
+	}
+	if err := m.Stop(ctx, id, 0); err != nil {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	if shim, err := m.shims.Shim(ctx, c.SandboxID); err == nil {
+		if _, err := shim.Delete(ctx, &shimapi.ContainerRequest{Id: id}); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			return fmt.Errorf("remove container %s: %w", id, err)
+		}
+	} else if !errors.Is(err, errdefs.ErrNotFound) {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	// The record goes first: a crash after it leaves only a directory
+	// without a record, which Open removes.
+	if err := os.Remove(filepath.Join(m.containerDir(id), "container.json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	m.mu.Lock()
+	delete(m.records, id)
+	delete(m.names, nameKey(c.SandboxID, c.Name, c.Attempt))
+	m.mu.Unlock()
+	if err := os.RemoveAll(m.containerDir(id)); err != nil {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	return nil
+}
+
+// ReopenLog asks the shim to reopen the container's log file.
+func (m *Manager) ReopenLog(ctx context.Context, id string) error {
+	_, shim, err := m.shimOf(ctx, id)
+	if err == nil {
+		_, err = shim.ReopenLog(ctx, &shimapi.ContainerRequest{Id: id})
+	}
+	if err != nil {
+		return fmt.Errorf("reopen log of container %s: %w", id, err)
+	}
+	return nil
+}
+
+// ExecSync runs a process (OCI process spec, JSON) in a running container.
+func (m *Manager) ExecSync(ctx context.Context, id string, process []byte, timeout time.Duration) (*shimapi.ExecSyncResponse, error) {
+	_, shim, err := m.shimOf(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("exec in container %s: %w", id, err)
+	}
+	resp, err := shim.ExecSync(ctx, &shimapi.ExecSyncRequest{Id: id, Process: process, Timeout: int64(timeout / time.Second)})
+	if err != nil {
+		return nil, fmt.Errorf("exec in container %s: %w", id, err)
+	}
+	return resp, nil
+}
+
+// InSandbox lists the IDs of a pod's containers.
+func (m *Manager) InSandbox(sandboxID string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ids []string
+	for id, c := range m.records {
+		if c.SandboxID == sandboxID {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}

@@ -1,0 +1,259 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/crib-runtime/crib/runtime/shimapi"
+)
+
+// fakeShim keeps container states in memory and records the calls.
+type fakeShim struct {
+	mu        sync.Mutex
+	states    map[string]*shimapi.ContainerState
+	calls     []string
+	createErr error
+	// ignoreTerm makes a container survive its stop signal.
+	ignoreTerm bool
+}
+
+func newFakeShim() *fakeShim { return &fakeShim{states: map[string]*shimapi.ContainerState{}} }
+
+func (f *fakeShim) record(call string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, call)
+}
+
+func (f *fakeShim) state(id string) (*shimapi.ContainerState, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.states[id]
+	if !ok {
+		return nil, errdefs.ErrNotFound
+	}
+	c := *s
+	return &c, nil
+}
+
+func (f *fakeShim) Create(_ context.Context, r *shimapi.CreateRequest) (*shimapi.ContainerState, error) {
+	f.record("create " + r.Id)
+	if f.createErr != nil {
+		return nil, f.createErr
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.states[r.Id] = &shimapi.ContainerState{Id: r.Id, Status: shimapi.Status_CREATED, Pid: 42, CreatedAt: time.Now().UnixNano()}
+	return f.states[r.Id], nil
+}
+
+func (f *fakeShim) Start(_ context.Context, r *shimapi.ContainerRequest) (*shimapi.ContainerState, error) {
+	f.record("start " + r.Id)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.states[r.Id]
+	s.Status, s.StartedAt = shimapi.Status_RUNNING, time.Now().UnixNano()
+	return s, nil
+}
+
+func (f *fakeShim) Kill(_ context.Context, r *shimapi.KillRequest) (*shimapi.Empty, error) {
+	f.record("kill " + r.Id + " " + syscall.Signal(r.Signal).String())
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.states[r.Id]
+	if !ok {
+		return nil, errdefs.ErrNotFound
+	}
+	if r.Signal == int32(syscall.SIGKILL) || !f.ignoreTerm {
+		s.Status, s.ExitCode, s.Reason, s.FinishedAt = shimapi.Status_EXITED, 128+r.Signal, "Error", time.Now().UnixNano()
+	}
+	return &shimapi.Empty{}, nil
+}
+
+func (f *fakeShim) Wait(ctx context.Context, r *shimapi.ContainerRequest) (*shimapi.ContainerState, error) {
+	for {
+		s, err := f.state(r.Id)
+		if err != nil || s.Status == shimapi.Status_EXITED {
+			return s, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func (f *fakeShim) State(_ context.Context, r *shimapi.ContainerRequest) (*shimapi.ContainerState, error) {
+	return f.state(r.Id)
+}
+
+func (f *fakeShim) Delete(_ context.Context, r *shimapi.ContainerRequest) (*shimapi.Empty, error) {
+	f.record("delete " + r.Id)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.states, r.Id)
+	return &shimapi.Empty{}, nil
+}
+
+func (f *fakeShim) ReopenLog(_ context.Context, r *shimapi.ContainerRequest) (*shimapi.Empty, error) {
+	f.record("reopen " + r.Id)
+	return &shimapi.Empty{}, nil
+}
+
+func (f *fakeShim) ExecSync(_ context.Context, r *shimapi.ExecSyncRequest) (*shimapi.ExecSyncResponse, error) {
+	return &shimapi.ExecSyncResponse{Stdout: r.Process, ExitCode: 3}, nil
+}
+
+// shims serves one fakeShim per pod; a pod missing from the map has no shim.
+type shims map[string]*fakeShim
+
+func (s shims) Shim(_ context.Context, pod string) (Shim, error) {
+	if f, ok := s[pod]; ok {
+		return f, nil
+	}
+	return nil, errdefs.ErrNotFound
+}
+
+func newContainer(pod, name string) Container {
+	return Container{ID: NewID(), SandboxID: pod, Name: name, CreatedAt: time.Now(), StopSignal: int(syscall.SIGTERM)}
+}
+
+func create(t *testing.T, m *Manager, c Container) State {
+	t.Helper()
+	st, err := m.Create(context.Background(), c, CreateOptions{Spec: &specs.Spec{Root: &specs.Root{}}, Layers: []string{"/l"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestLifecycle(t *testing.T) {
+	root := t.TempDir()
+	shim := newFakeShim()
+	m, err := Open(root, shims{"pod": shim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c := newContainer("pod", "web")
+	if st := create(t, m, c); st.Status != shimapi.Status_CREATED || st.Pid != 42 {
+		t.Fatalf("created: %+v", st)
+	}
+	_, err = m.Create(ctx, newContainer("pod", "web"), CreateOptions{Spec: &specs.Spec{Root: &specs.Root{}}})
+	if !errors.Is(err, errdefs.ErrAlreadyExists) || !strings.Contains(err.Error(), c.ID) {
+		t.Fatalf("duplicate name: %v, want AlreadyExists naming %s", err, c.ID)
+	}
+	if err := m.Start(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := m.Resolve(c.ID[:8]); err != nil || id != c.ID {
+		t.Fatalf("Resolve prefix = %s, %v", id, err)
+	}
+	if err := m.Stop(ctx, c.ID, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	st, err := m.Status(ctx, c.ID)
+	if err != nil || st.Status != shimapi.Status_EXITED || st.ExitCode != 128+15 {
+		t.Fatalf("after stop: %+v, %v", st, err)
+	}
+	if err := m.Stop(ctx, c.ID, time.Second); err != nil {
+		t.Fatalf("stopping an exited container: %v", err)
+	}
+	// A restart of the daemon finds the record.
+	m2, err := Open(root, shims{"pod": shim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list, err := m2.List(ctx); err != nil || len(list) != 1 || list[0].ID != c.ID {
+		t.Fatalf("after reopen: %+v, %v", list, err)
+	}
+	if err := m2.Remove(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.Remove(ctx, c.ID); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("second remove: %v", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(root, "containers")); len(entries) != 0 {
+		t.Fatalf("left behind: %v", entries)
+	}
+	// The name is free again.
+	create(t, m2, newContainer("pod", "web"))
+}
+
+func TestStopEscalatesToKill(t *testing.T) {
+	shim := newFakeShim()
+	shim.ignoreTerm = true
+	m, _ := Open(t.TempDir(), shims{"pod": shim})
+	c := newContainer("pod", "stubborn")
+	create(t, m, c)
+	_ = m.Start(context.Background(), c.ID)
+	start := time.Now()
+	if err := m.Stop(context.Background(), c.ID, 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) < 100*time.Millisecond {
+		t.Fatal("did not wait for the grace period")
+	}
+	got := strings.Join(shim.calls, ",")
+	if !strings.Contains(got, "kill "+c.ID+" terminated") || !strings.Contains(got, "kill "+c.ID+" killed") {
+		t.Fatalf("calls %s: want SIGTERM then SIGKILL", got)
+	}
+}
+
+func TestCreateFailureLeavesNothing(t *testing.T) {
+	root := t.TempDir()
+	shim := newFakeShim()
+	shim.createErr = errors.New("init: exec: no such file")
+	m, _ := Open(root, shims{"pod": shim})
+	c := newContainer("pod", "bad")
+	_, err := m.Create(context.Background(), c, CreateOptions{Spec: &specs.Spec{Root: &specs.Root{}}})
+	if err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("got %v", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(root, "containers")); len(entries) != 0 {
+		t.Fatalf("left behind: %v", entries)
+	}
+	shim.createErr = nil
+	create(t, m, newContainer("pod", "bad")) // the name was released
+}
+
+func TestShimGoneMeansExitedUnknown(t *testing.T) {
+	shim := newFakeShim()
+	all := shims{"pod": shim}
+	m, _ := Open(t.TempDir(), all)
+	c := newContainer("pod", "orphan")
+	create(t, m, c)
+	delete(all, "pod") // node rebooted: the shim and its state are gone
+	st, err := m.Status(context.Background(), c.ID)
+	if err != nil || st.Status != shimapi.Status_EXITED || st.Reason != "Unknown" {
+		t.Fatalf("status without shim: %+v, %v", st, err)
+	}
+	if err := m.Remove(context.Background(), c.ID); err != nil {
+		t.Fatalf("remove without shim: %v", err)
+	}
+}
+
+func TestOpenRemovesOrphanDirs(t *testing.T) {
+	root := t.TempDir()
+	orphan := filepath.Join(root, "containers", NewID())
+	if err := os.MkdirAll(filepath.Join(orphan, "upper"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(root, shims{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(orphan); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a directory without a record survived Open: %v", err)
+	}
+}
