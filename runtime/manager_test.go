@@ -13,6 +13,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/crib-runtime/crib/runtime/shimapi"
 )
@@ -42,8 +43,7 @@ func (f *fakeShim) state(id string) (*shimapi.ContainerState, error) {
 	if !ok {
 		return nil, errdefs.ErrNotFound
 	}
-	c := *s
-	return &c, nil
+	return proto.Clone(s).(*shimapi.ContainerState), nil
 }
 
 func (f *fakeShim) Create(_ context.Context, r *shimapi.CreateRequest) (*shimapi.ContainerState, error) {

@@ -33,17 +33,17 @@ func Busybox(t testing.TB, user string) v1.Image {
 	if err != nil {
 		t.Fatalf("busybox-static is needed to build the test image (hack/install-deps.sh): %v", err)
 	}
-	var entries []entry
+	var entries []File
 	for _, d := range []string{"bin/", "etc/", "tmp/", "root/"} {
-		entries = append(entries, entry{name: d, mode: 0o755, typ: tar.TypeDir})
+		entries = append(entries, File{Name: d, Mode: 0o755, Typ: tar.TypeDir})
 	}
-	entries = append(entries, entry{name: "bin/busybox", mode: 0o755, data: bin},
-		entry{name: "etc/passwd", mode: 0o644, data: []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")},
-		entry{name: "etc/group", mode: 0o644, data: []byte("root:x:0:\nnogroup:x:65534:\n")})
+	entries = append(entries, File{Name: "bin/busybox", Mode: 0o755, Data: bin},
+		File{Name: "etc/passwd", Mode: 0o644, Data: []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")},
+		File{Name: "etc/group", Mode: 0o644, Data: []byte("root:x:0:\nnogroup:x:65534:\n")})
 	for _, a := range busyboxApplets {
-		entries = append(entries, entry{name: "bin/" + a, typ: tar.TypeSymlink, link: "busybox"})
+		entries = append(entries, File{Name: "bin/" + a, Typ: tar.TypeSymlink, Link: "busybox"})
 	}
-	img := Image(t, [][]entry{entries})
+	img := Image(t, [][]File{entries})
 	cfg, err := img.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
@@ -64,16 +64,16 @@ func Busybox(t testing.TB, user string) v1.Image {
 func Random(t testing.TB, n int, layerSize int64, seed uint64) v1.Image {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	layers := make([][]entry, n)
+	layers := make([][]File, n)
 	const fileSize = 256 << 10
 	for i := range layers {
-		layers[i] = append(layers[i], entry{name: "data/", mode: 0o755, typ: tar.TypeDir})
+		layers[i] = append(layers[i], File{Name: "data/", Mode: 0o755, Typ: tar.TypeDir})
 		for left := layerSize; left > 0; left -= fileSize {
 			data := make([]byte, min(left, fileSize))
 			for j := range data {
 				data[j] = byte(rng.Uint32())
 			}
-			layers[i] = append(layers[i], entry{name: "data/" + randName(rng), mode: 0o644, data: data})
+			layers[i] = append(layers[i], File{Name: "data/" + randName(rng), Mode: 0o644, Data: data})
 		}
 	}
 	return Image(t, layers)
@@ -88,16 +88,18 @@ func randName(rng *rand.Rand) string {
 	return string(b)
 }
 
-type entry struct {
-	name string
-	mode int64
-	typ  byte
-	data []byte
-	link string
+// File is one tar entry of a test layer. Typ is a tar type flag (regular
+// when 0); a whiteout is a regular file named ".wh.<name>".
+type File struct {
+	Name string
+	Mode int64
+	Typ  byte
+	Data []byte
+	Link string
 }
 
-// Image builds an OCI image with one gzip layer per entry list.
-func Image(t testing.TB, layers [][]entry) v1.Image {
+// Image builds an OCI image with one gzip layer per file list.
+func Image(t testing.TB, layers [][]File) v1.Image {
 	t.Helper()
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
@@ -129,22 +131,22 @@ func Image(t testing.TB, layers [][]entry) v1.Image {
 	return img
 }
 
-func tarOf(t testing.TB, entries []entry) []byte {
+func tarOf(t testing.TB, entries []File) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	mtime := time.Unix(1700000000, 0)
 	for _, e := range entries {
-		typ := e.typ
+		typ := e.Typ
 		if typ == 0 {
 			typ = tar.TypeReg
 		}
-		hdr := &tar.Header{Name: e.name, Mode: e.mode, Typeflag: typ, Linkname: e.link,
-			Size: int64(len(e.data)), ModTime: mtime, Format: tar.FormatPAX}
+		hdr := &tar.Header{Name: e.Name, Mode: e.Mode, Typeflag: typ, Linkname: e.Link,
+			Size: int64(len(e.Data)), ModTime: mtime, Format: tar.FormatPAX}
 		if err := tw.WriteHeader(hdr); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := tw.Write(e.data); err != nil {
+		if _, err := tw.Write(e.Data); err != nil {
 			t.Fatal(err)
 		}
 	}
