@@ -1,5 +1,10 @@
 // Package cni wraps libcni for crib's pod networking: finding and loading the
-// network configuration, and (with the pod lifecycle) ADD and DEL.
+// network configuration, ADD (Setup) and DEL (Teardown).
+//
+// Plugins run as children of the calling thread and so start in its
+// network namespace: the host side of the pod's network (bridge, host ends
+// of veths, portmap rules) lands there. The daemon calls from the host's
+// namespace; tests call from a namespace of their own (nsfs.Do).
 //
 // It knows no crib types beyond its own and must not import cri, runtime or
 // cri-api. Internal to crib; no API compatibility promised.
@@ -15,10 +20,15 @@ import (
 	"github.com/containernetworking/cni/pkg/invoke"
 )
 
-// Network finds the network configuration in ConfDir and plugins in BinDirs.
+// Network finds the network configuration in ConfDir and plugins in
+// BinDirs, and keeps libcni's result cache in CacheDir.
 type Network struct {
 	ConfDir string
 	BinDirs []string
+	// CacheDir is where libcni keeps each attachment's ADD result and
+	// config for DEL: crib's state dir (e.g. /var/lib/crib/cni), so it is
+	// cleaned with crib's state. Empty means libcni's /var/lib/cni.
+	CacheDir string
 }
 
 // ErrNoConfig reports that no usable network configuration was found.

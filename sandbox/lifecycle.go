@@ -1,0 +1,366 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/crib-runtime/crib/cgroups"
+	"github.com/crib-runtime/crib/sandbox/nsfs"
+)
+
+// runStep is one step of Run and how to undo it.
+type runStep struct {
+	name string
+	do   func(ctx context.Context, p *Pod, c *Config) error
+	undo func(ctx context.Context, p *Pod) error // nil: nothing to undo
+}
+
+// steps are Run's steps in order. The record comes first (as CREATING),
+// so a daemon killed at any later point leaves a pod that Stop and Remove
+// clean up; hosts is written after the network because it names the pod's
+// IPs.
+func (m *Manager) steps() []runStep {
+	return []runStep{
+		// Its undo is in Run: the record goes only if every other undo
+		// succeeded.
+		{"record", func(_ context.Context, p *Pod, _ *Config) error { return m.Store.Create(p) }, nil},
+		{"directory", func(_ context.Context, p *Pod, _ *Config) error { return mkdirPod(m.StateDir, p.Dir) },
+			func(_ context.Context, p *Pod) error { return removeDir(p) }},
+		{"namespaces", m.pin, func(_ context.Context, p *Pod) error { return unpin(p) }},
+		{"cgroup", m.createCgroup, m.removeCgroup},
+		{"shm", m.mountShm, func(_ context.Context, p *Pod) error { return unmountShm(p) }},
+		{"network", m.setupNetwork, m.teardownNetwork},
+		{"files", m.writeFiles, nil}, // removed with the directory
+		{"after-setup hook", m.afterSetup, m.beforeTeardown},
+		{"ready", func(_ context.Context, p *Pod, _ *Config) error {
+			p.State = StateReady
+			return m.Store.Update(p)
+		}, nil},
+	}
+}
+
+// Run does the sandbox part of RunPodSandbox: a record, the pod's
+// directory, pinned namespaces (unless the host's), its cgroup, /dev/shm,
+// the CNI network (unless the host's), hosts, resolv.conf and hostname,
+// then AfterSetup. On any failure every step done is undone, in reverse,
+// on a context that survives ctx's cancellation; the undo errors are
+// joined to the failure.
+func (m *Manager) Run(ctx context.Context, c Config) (_ *Pod, retErr error) {
+	sysctls, err := c.validate()
+	if err != nil {
+		return nil, err
+	}
+	if !c.HostNetwork && m.Network == nil {
+		return nil, fmt.Errorf("run pod %s: no pod network is configured: %w", c.ID, errdefs.ErrFailedPrecondition)
+	}
+	p, err := m.newPod(&c, sysctls)
+	if err != nil {
+		return nil, err
+	}
+	if m.Cgroups == nil {
+		p.Cgroup = ""
+	}
+	defer m.lock(p.ID)()
+	var done []func(context.Context) error
+	recorded := false
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		retErr = undo(ctx, retErr, done)
+		if !recorded {
+			return
+		}
+		// A rollback that left something behind keeps the record, as
+		// NOTREADY, so that the kubelet's Remove finds and retries it.
+		var uerr error
+		if errors.Is(retErr, errRolledBack) {
+			p.State = StateNotReady
+			uerr = m.Store.Update(p)
+		} else {
+			uerr = m.Store.Delete(p.ID)
+		}
+		if uerr != nil {
+			retErr = errors.Join(retErr, fmt.Errorf("roll back: %w", uerr))
+		}
+	}()
+	for _, s := range m.steps() {
+		if err := s.do(ctx, p, &c); err != nil {
+			return nil, fmt.Errorf("run pod %s: %s: %w", p.ID, s.name, err)
+		}
+		recorded = true
+		if s.undo != nil {
+			u := s.undo
+			done = append(done, func(ctx context.Context) error { return u(ctx, p) })
+		}
+		if m.failAfter != nil {
+			if err := m.failAfter(s.name); err != nil {
+				return nil, fmt.Errorf("run pod %s: after %s: %w", p.ID, s.name, err)
+			}
+		}
+	}
+	return clonePod(p), nil
+}
+
+func mkdirPod(stateDir, dir string) error {
+	if err := os.MkdirAll(stateDir, 0o711); err != nil {
+		return err
+	}
+	// Mkdir, not MkdirAll: a directory left by someone else is not ours to
+	// fill or, on rollback, to remove.
+	return os.Mkdir(dir, 0o711)
+}
+
+func (m *Manager) pin(_ context.Context, p *Pod, _ *Config) error {
+	var kinds []nsfs.Kind
+	if p.NetNS != "" {
+		kinds = append(kinds, nsfs.Net, nsfs.UTS)
+	}
+	if p.IPCNS != "" {
+		kinds = append(kinds, nsfs.IPC)
+	}
+	if len(kinds) == 0 {
+		return nil
+	}
+	paths, err := nsfs.Pin(p.Dir+"/ns", kinds...)
+	if err != nil {
+		return err
+	}
+	for k, want := range map[nsfs.Kind]string{nsfs.Net: p.NetNS, nsfs.UTS: p.UTSNS, nsfs.IPC: p.IPCNS} {
+		if paths[k] != want {
+			return fmt.Errorf("pinned %s namespace at %q, want %q", k, paths[k], want)
+		}
+	}
+	return nil
+}
+
+func unpin(p *Pod) error {
+	var errs []error
+	for _, ns := range []string{p.NetNS, p.IPCNS, p.UTSNS} {
+		if ns != "" {
+			errs = append(errs, nsfs.Unpin(ns))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Manager) createCgroup(_ context.Context, p *Pod, _ *Config) error {
+	if p.Cgroup == "" {
+		return nil
+	}
+	return m.Cgroups.Create(p.Cgroup)
+}
+
+func (m *Manager) removeCgroup(_ context.Context, p *Pod) error {
+	if p.Cgroup == "" || m.Cgroups == nil {
+		return nil
+	}
+	return m.Cgroups.Remove(p.Cgroup)
+}
+
+func (m *Manager) mountShm(_ context.Context, p *Pod, c *Config) error {
+	if p.ShmPath == "" {
+		return nil
+	}
+	size := c.ShmSize
+	if size == 0 {
+		size = defaultShmSize
+	}
+	return MountShm(p.ShmPath, size)
+}
+
+func unmountShm(p *Pod) error {
+	if p.ShmPath == "" {
+		return nil
+	}
+	return UnmountShm(p.ShmPath)
+}
+
+func (m *Manager) setupNetwork(ctx context.Context, p *Pod, _ *Config) error {
+	if p.HostNetwork() {
+		return nil
+	}
+	res, err := m.Network.Setup(ctx, p.cniPod())
+	if err != nil {
+		return err
+	}
+	for _, ip := range res.IPs {
+		p.IPs = append(p.IPs, ip.String())
+	}
+	return nil
+}
+
+func (m *Manager) teardownNetwork(ctx context.Context, p *Pod) error {
+	if p.Network != NetworkAttached {
+		return nil
+	}
+	if m.Network == nil {
+		return fmt.Errorf("pod %s: network attached but no pod network is configured: %w", p.ID, errdefs.ErrFailedPrecondition)
+	}
+	if err := m.Network.Teardown(ctx, p.cniPod()); err != nil {
+		return err
+	}
+	p.Network = NetworkDetached
+	return nil
+}
+
+func (m *Manager) writeFiles(_ context.Context, p *Pod, c *Config) error {
+	if err := writeFile(p.HostnamePath, []byte(p.Hostname+"\n")); err != nil {
+		return err
+	}
+	resolv, err := ResolvConf(c.DNS, or(m.HostResolvConf, defaultResolvConf))
+	if err != nil {
+		return err
+	}
+	if err := writeFile(p.ResolvPath, resolv); err != nil {
+		return err
+	}
+	var hosts []byte
+	if p.HostNetwork() {
+		if hosts, err = HostNetworkHostsFile(or(m.HostHosts, defaultHosts), c.HostAliases); err != nil {
+			return err
+		}
+	} else {
+		hosts = HostsFile(p.Hostname, p.IPs, c.HostAliases)
+	}
+	return writeFile(p.HostsPath, hosts)
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func (m *Manager) afterSetup(ctx context.Context, p *Pod, _ *Config) error {
+	if m.AfterSetup == nil {
+		return nil
+	}
+	return m.AfterSetup(ctx, clonePod(p))
+}
+
+func (m *Manager) beforeTeardown(ctx context.Context, p *Pod) error {
+	if m.BeforeTeardown == nil {
+		return nil
+	}
+	if err := m.BeforeTeardown(ctx, clonePod(p)); err != nil {
+		return fmt.Errorf("before teardown hook: %w", err)
+	}
+	return nil
+}
+
+// Stop does the sandbox part of StopPodSandbox: BeforeTeardown, CNI DEL,
+// and the pod becomes NOTREADY; the record and every other resource stay.
+// A second Stop succeeds. An unknown id is NotFound, which cri/ answers
+// as success.
+func (m *Manager) Stop(ctx context.Context, id string) error {
+	p, unlock, err := m.getLocked(id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := m.beforeTeardown(ctx, p); err != nil {
+		return fmt.Errorf("stop pod %s: %w", p.ID, err)
+	}
+	nerr := m.teardownNetwork(ctx, p)
+	p.State = StateNotReady
+	if err := errors.Join(nerr, m.Store.Update(p)); err != nil {
+		return fmt.Errorf("stop pod %s: %w", p.ID, err)
+	}
+	return nil
+}
+
+// Remove does the sandbox part of RemovePodSandbox: BeforeTeardown, CNI
+// DEL if Stop's did not happen or failed, then the shm mount, the pinned
+// namespaces, the cgroup, the directory and the record. Every step runs
+// even if one before failed; the record is deleted only when all
+// succeeded, so a retry finds what is left. An unknown id is NotFound,
+// which cri/ answers as success.
+func (m *Manager) Remove(ctx context.Context, id string) error {
+	p, unlock, err := m.getLocked(id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := m.beforeTeardown(ctx, p); err != nil {
+		return fmt.Errorf("remove pod %s: %w", p.ID, err)
+	}
+	errs := []error{m.teardownNetwork(ctx, p), unmountShm(p), unpin(p), m.removeCgroup(ctx, p)}
+	if err := errors.Join(errs...); err != nil {
+		p.State = StateNotReady
+		return fmt.Errorf("remove pod %s: %w", p.ID, errors.Join(err, m.Store.Update(p)))
+	}
+	if err := removeDir(p); err != nil {
+		return fmt.Errorf("remove pod %s: %w", p.ID, err)
+	}
+	if err := m.Store.Delete(p.ID); err != nil {
+		return fmt.Errorf("remove pod %s: %w", p.ID, err)
+	}
+	m.locks.Delete(p.ID)
+	return nil
+}
+
+// getLocked resolves id (or a unique prefix), takes the pod's lock and
+// reads the pod again under it.
+func (m *Manager) getLocked(id string) (*Pod, func(), error) {
+	p, err := m.Store.Get(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	unlock := m.lock(p.ID)
+	p, err = m.Store.Get(p.ID)
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return p, unlock, nil
+}
+
+// Recover brings records in line with the machine after a daemon start: a
+// pod still CREATING was cut short, and a READY pod whose pinned
+// namespaces are gone (a reboot emptied /run) cannot run containers; both
+// become NOTREADY, for the kubelet to stop and remove.
+func (m *Manager) Recover() error {
+	var errs []error
+	for _, p := range m.Store.List(Filter{States: []State{StateCreating, StateReady}}) {
+		if p.State == StateReady && pinsIntact(p) {
+			continue
+		}
+		p.State = StateNotReady
+		errs = append(errs, m.Store.Update(p))
+	}
+	return errors.Join(errs...)
+}
+
+func pinsIntact(p *Pod) bool {
+	for _, ns := range []string{p.NetNS, p.IPCNS, p.UTSNS} {
+		if ns != "" && !nsfs.Pinned(ns) {
+			return false
+		}
+	}
+	return true
+}
+
+// CgroupsOf adapts a cgroups.Manager to Cgroups: the pod's cgroup is made
+// without resources (its containers' cgroups below carry them).
+func CgroupsOf(m interface {
+	Create(path string, r *cgroups.Resources) error
+	Remove(path string) error
+}) Cgroups {
+	return cgroupsAdapter{m}
+}
+
+type cgroupsAdapter struct {
+	m interface {
+		Create(path string, r *cgroups.Resources) error
+		Remove(path string) error
+	}
+}
+
+func (a cgroupsAdapter) Create(path string) error { return a.m.Create(path, nil) }
+func (a cgroupsAdapter) Remove(path string) error { return a.m.Remove(path) }

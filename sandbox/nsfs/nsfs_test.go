@@ -1,0 +1,168 @@
+package nsfs
+
+import (
+	"bufio"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crib-runtime/crib/internal/testutil"
+)
+
+// mountsUnder counts the mounts at or below dir in /proc/self/mountinfo.
+// Packages' tests run in parallel, so only the test's own tree is counted.
+func mountsUnder(t *testing.T, dir string) int {
+	t.Helper()
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n := 0
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fields := strings.Fields(s.Text())
+		if len(fields) > 4 && (fields[4] == dir || strings.HasPrefix(fields[4], dir+"/")) {
+			n++
+		}
+	}
+	return n
+}
+
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+func TestPinUnpin(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := filepath.Join(t.TempDir(), "ns")
+	hostNet := inode(t, "/proc/self/ns/net")
+
+	paths, err := Pin(dir, Net, IPC, UTS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, p := range paths {
+			Unpin(p)
+		}
+	})
+	if got := mountsUnder(t, dir); got != 3 {
+		t.Errorf("mounts under %s = %d, want 3", dir, got)
+	}
+	for _, k := range []Kind{Net, IPC, UTS} {
+		p := paths[k]
+		if p != filepath.Join(dir, string(k)) || !Pinned(p) {
+			t.Fatalf("%s: path %q pinned=%v", k, p, Pinned(p))
+		}
+		if inode(t, p) == inode(t, "/proc/self/ns/"+string(k)) {
+			t.Errorf("%s: pinned namespace is the host's", k)
+		}
+	}
+	// The main thread (whose view /proc/self is) stays in the host's
+	// namespace: Pin never unshares on it.
+	if got := inode(t, "/proc/self/ns/net"); got != hostNet {
+		t.Errorf("/proc/self/ns/net moved to %d, want the host's %d", got, hostNet)
+	}
+	// Every goroutine of the test, including many scheduled on threads
+	// the runtime reused after Pin, is still in the host's namespace.
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			if got := inode(t, "/proc/thread-self/ns/net"); got != hostNet {
+				t.Errorf("a goroutine runs in net namespace %d, want the host's %d", got, hostNet)
+			}
+		})
+	}
+	wg.Wait()
+
+	// Do joins the pinned namespace: it has only a loopback interface.
+	if err := Do(paths[Net], Net, func() error {
+		ifs, err := net.Interfaces()
+		if err != nil {
+			return err
+		}
+		if len(ifs) != 1 || ifs[0].Name != "lo" {
+			t.Errorf("interfaces in the pinned namespace: %v", ifs)
+		}
+		if got := inode(t, "/proc/thread-self/ns/net"); got != inode(t, paths[Net]) {
+			t.Errorf("Do ran in namespace %d, want %d", got, inode(t, paths[Net]))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := inode(t, "/proc/thread-self/ns/net"); got != hostNet {
+		t.Errorf("after Do the test runs in net namespace %d, want the host's", got)
+	}
+
+	for k, p := range paths {
+		if err := Unpin(p); err != nil {
+			t.Fatalf("Unpin %s: %v", k, err)
+		}
+		if err := Unpin(p); err != nil {
+			t.Fatalf("second Unpin %s: %v", k, err)
+		}
+		if Pinned(p) {
+			t.Errorf("%s still pinned", p)
+		}
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s still exists: %v", p, err)
+		}
+	}
+	if got := mountsUnder(t, dir); got != 0 {
+		t.Errorf("mounts left under %s: %d", dir, got)
+	}
+}
+
+func TestPinExistingPathFails(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "ipc"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	paths, err := Pin(dir, Net, IPC)
+	if err == nil {
+		for _, p := range paths {
+			Unpin(p)
+		}
+		t.Fatal("Pin over an existing file succeeded")
+	}
+	if got := mountsUnder(t, dir); got != 0 {
+		t.Errorf("mounts left under %s: %d", dir, got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "net")); !os.IsNotExist(err) {
+		t.Errorf("net pin file left after failure: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ipc")); err != nil {
+		t.Errorf("the caller's file was removed: %v", err)
+	}
+}
+
+func TestPinnedAndUnpinPlainFiles(t *testing.T) {
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "plain")
+	os.WriteFile(plain, nil, 0o644)
+	if Pinned(plain) || Pinned(filepath.Join(dir, "missing")) {
+		t.Fatal("plain or missing file reported as pinned")
+	}
+	if !Pinned("/proc/self/ns/net") {
+		t.Fatal("/proc/self/ns/net is not reported as nsfs")
+	}
+	if err := Unpin(filepath.Join(dir, "missing")); err != nil {
+		t.Fatalf("Unpin of a missing file: %v", err)
+	}
+	if _, err := Pin(dir, Kind("mnt")); err == nil {
+		t.Fatal("Pin of a mount namespace succeeded")
+	}
+}

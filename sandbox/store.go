@@ -1,0 +1,294 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/crib-runtime/crib/internal/statefile"
+	"github.com/crib-runtime/crib/sandbox/cni"
+)
+
+// recordVersion is the version of the pod record file this code writes.
+const recordVersion = 1
+
+// recordV1 is the persisted form of a Pod, version 1. It is its own type
+// so that renaming a field of Pod cannot silently change the file format;
+// a change of meaning gets a new version and a conversion.
+type recordV1 struct {
+	Version        int               `json:"version"`
+	ID             string            `json:"id"`
+	Name           string            `json:"name"`
+	Namespace      string            `json:"namespace"`
+	UID            string            `json:"uid"`
+	Attempt        uint32            `json:"attempt"`
+	Labels         map[string]string `json:"labels,omitempty"`
+	Annotations    map[string]string `json:"annotations,omitempty"`
+	CreatedAt      time.Time         `json:"created_at"`
+	State          string            `json:"state"`
+	Network        string            `json:"network"`
+	Dir            string            `json:"dir"`
+	NetNS          string            `json:"net_ns,omitempty"`
+	IPCNS          string            `json:"ipc_ns,omitempty"`
+	UTSNS          string            `json:"uts_ns,omitempty"`
+	CgroupParent   string            `json:"cgroup_parent,omitempty"`
+	Cgroup         string            `json:"cgroup,omitempty"`
+	IPs            []string          `json:"ips,omitempty"`
+	Hostname       string            `json:"hostname"`
+	HostnamePath   string            `json:"hostname_path"`
+	ResolvPath     string            `json:"resolv_path"`
+	HostsPath      string            `json:"hosts_path"`
+	ShmPath        string            `json:"shm_path,omitempty"`
+	RuntimeHandler string            `json:"runtime_handler,omitempty"`
+	LogDir         string            `json:"log_dir,omitempty"`
+	// The CNI capability-argument JSON forms, a format of their own
+	// defined by the CNI conventions.
+	PortMappings []cni.PortMapping `json:"port_mappings,omitempty"`
+	Bandwidth    *cni.Bandwidth    `json:"bandwidth,omitempty"`
+	Sysctls      map[string]string `json:"sysctls,omitempty"`
+}
+
+func toRecord(p *Pod) recordV1 {
+	return recordV1{
+		Version: recordVersion, ID: p.ID, Name: p.Name, Namespace: p.Namespace, UID: p.UID,
+		Attempt: p.Attempt, Labels: p.Labels, Annotations: p.Annotations, CreatedAt: p.CreatedAt,
+		State: p.State.String(), Network: p.Network.String(), Dir: p.Dir,
+		NetNS: p.NetNS, IPCNS: p.IPCNS, UTSNS: p.UTSNS, CgroupParent: p.CgroupParent, Cgroup: p.Cgroup,
+		IPs: p.IPs, Hostname: p.Hostname, HostnamePath: p.HostnamePath, ResolvPath: p.ResolvPath,
+		HostsPath: p.HostsPath, ShmPath: p.ShmPath, RuntimeHandler: p.RuntimeHandler, LogDir: p.LogDir,
+		PortMappings: p.PortMappings, Bandwidth: p.Bandwidth, Sysctls: p.Sysctls,
+	}
+}
+
+func fromRecord(r *recordV1) (*Pod, error) {
+	p := &Pod{
+		ID: r.ID, Name: r.Name, Namespace: r.Namespace, UID: r.UID, Attempt: r.Attempt,
+		Labels: r.Labels, Annotations: r.Annotations, CreatedAt: r.CreatedAt, Dir: r.Dir,
+		NetNS: r.NetNS, IPCNS: r.IPCNS, UTSNS: r.UTSNS, CgroupParent: r.CgroupParent, Cgroup: r.Cgroup,
+		IPs: r.IPs, Hostname: r.Hostname, HostnamePath: r.HostnamePath, ResolvPath: r.ResolvPath,
+		HostsPath: r.HostsPath, ShmPath: r.ShmPath, RuntimeHandler: r.RuntimeHandler, LogDir: r.LogDir,
+		PortMappings: r.PortMappings, Bandwidth: r.Bandwidth, Sysctls: r.Sysctls,
+	}
+	for s, n := range stateNames {
+		if n == r.State {
+			p.State = s
+		}
+	}
+	for _, n := range []NetworkState{NetworkHost, NetworkAttached, NetworkDetached} {
+		if n.String() == r.Network {
+			p.Network = n
+		}
+	}
+	if p.State == 0 || p.Network == 0 {
+		return nil, fmt.Errorf("pod %s: unknown state %q or network state %q", r.ID, r.State, r.Network)
+	}
+	return p, nil
+}
+
+// Store keeps pod records: one JSON file per pod in a directory, written
+// atomically, and an index in memory. It is safe for concurrent use.
+type Store struct {
+	dir string
+	// mu guards pods.
+	mu   sync.RWMutex
+	pods map[string]*Pod
+}
+
+// OpenStore loads every record in dir (created if missing). A record of a
+// version this code does not know fails the open (statefile.ErrVersion):
+// a downgraded daemon must not guess at its meaning.
+func OpenStore(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open pod store: %w", err)
+	}
+	s := &Store{dir: dir, pods: map[string]*Pod{}}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open pod store: %w", err)
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if !e.Type().IsRegular() || !strings.HasSuffix(name, ".json") || strings.HasPrefix(name, ".") {
+			continue // statefile's temp files start with a dot
+		}
+		p, err := load(filepath.Join(dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("open pod store: %w", err)
+		}
+		s.pods[p.ID] = p
+	}
+	return s, nil
+}
+
+func load(path string) (*Pod, error) {
+	var v struct {
+		Version int `json:"version"`
+	}
+	if err := statefile.ReadJSON(path, &v); err != nil {
+		return nil, err
+	}
+	if v.Version != recordVersion {
+		return nil, fmt.Errorf("%s: version %d: %w", path, v.Version, statefile.ErrVersion)
+	}
+	var r recordV1
+	if err := statefile.ReadJSON(path, &r); err != nil {
+		return nil, err
+	}
+	if r.ID == "" || filepath.Base(path) != r.ID+".json" {
+		return nil, fmt.Errorf("%s: record names pod %q", path, r.ID)
+	}
+	return fromRecord(&r)
+}
+
+func (s *Store) path(id string) string { return filepath.Join(s.dir, id+".json") }
+
+// Create stores a new pod. A pod with the same id, or the same name,
+// namespace, uid and attempt (the CRI's uniqueness rule), is AlreadyExists
+// naming the existing pod.
+func (s *Store) Create(p *Pod) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.pods[p.ID]; ok {
+		return existsf("pod %s", p.ID)
+	}
+	for _, o := range s.pods {
+		if o.Name == p.Name && o.Namespace == p.Namespace && o.UID == p.UID && o.Attempt == p.Attempt {
+			return existsf("pod %s/%s (uid %s, attempt %d) is pod %s", p.Namespace, p.Name, p.UID, p.Attempt, o.ID)
+		}
+	}
+	return s.writeLocked(p)
+}
+
+// Update replaces a stored pod's record. The state may only move as
+// State.CanTransition allows.
+func (s *Store) Update(p *Pod) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.pods[p.ID]
+	if !ok {
+		return notFoundf("pod %s", p.ID)
+	}
+	if !old.State.CanTransition(p.State) {
+		return fmt.Errorf("pod %s: state %s cannot become %s", p.ID, old.State, p.State)
+	}
+	return s.writeLocked(p)
+}
+
+// Preconditions: s.mu is held for writing.
+func (s *Store) writeLocked(p *Pod) error {
+	if p.ID == "" || strings.ContainsAny(p.ID, "/\x00") || p.ID == "." || p.ID == ".." {
+		return invalidf("pod id %q", p.ID)
+	}
+	r := toRecord(p)
+	if err := statefile.WriteJSON(s.path(p.ID), &r); err != nil {
+		return fmt.Errorf("store pod %s: %w", p.ID, err)
+	}
+	s.pods[p.ID] = clonePod(p)
+	return nil
+}
+
+// Get returns the pod whose id is id, or the one pod whose id starts with
+// it. None is NotFound; several are InvalidArgument.
+func (s *Store) Get(id string) (*Pod, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if p, ok := s.pods[id]; ok {
+		return clonePod(p), nil
+	}
+	var found *Pod
+	if id != "" {
+		for pid, p := range s.pods {
+			if !strings.HasPrefix(pid, id) {
+				continue
+			}
+			if found != nil {
+				return nil, invalidf("pod id prefix %q is ambiguous", id)
+			}
+			found = p
+		}
+	}
+	if found == nil {
+		return nil, notFoundf("pod %s", id)
+	}
+	return clonePod(found), nil
+}
+
+// Filter selects pods for List; zero fields select all.
+type Filter struct {
+	// IDPrefix selects pods whose id starts with it.
+	IDPrefix string
+	// States selects pods in any of these states.
+	States []State
+	// Labels selects pods that carry every one of these labels.
+	Labels map[string]string
+}
+
+func (f *Filter) match(p *Pod) bool {
+	if !strings.HasPrefix(p.ID, f.IDPrefix) {
+		return false
+	}
+	if len(f.States) > 0 && !slices.Contains(f.States, p.State) {
+		return false
+	}
+	for k, v := range f.Labels {
+		if got, ok := p.Labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// List returns copies of the pods f selects, oldest first.
+func (s *Store) List(f Filter) []*Pod {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []*Pod
+	for _, p := range s.pods {
+		if f.match(p) {
+			out = append(out, clonePod(p))
+		}
+	}
+	slices.SortFunc(out, func(a, b *Pod) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out
+}
+
+// Delete removes a pod's record. A pod that is not there is not an error.
+func (s *Store) Delete(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := os.Remove(s.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("delete pod %s: %w", id, err)
+	}
+	if err := statefile.SyncDir(s.dir); err != nil {
+		return fmt.Errorf("delete pod %s: %w", id, err)
+	}
+	delete(s.pods, id)
+	return nil
+}
+
+// clonePod copies p deeply enough that callers cannot change the store's
+// copy through maps or slices.
+func clonePod(p *Pod) *Pod {
+	c := *p
+	c.Labels = maps.Clone(p.Labels)
+	c.Annotations = maps.Clone(p.Annotations)
+	c.Sysctls = maps.Clone(p.Sysctls)
+	c.IPs = slices.Clone(p.IPs)
+	c.PortMappings = slices.Clone(p.PortMappings)
+	if p.Bandwidth != nil {
+		b := *p.Bandwidth
+		c.Bandwidth = &b
+	}
+	return &c
+}
