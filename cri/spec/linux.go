@@ -1,6 +1,8 @@
 package spec
 
 import (
+	"github.com/crib-runtime/crib/internal/sysctl"
+
 	"fmt"
 	"maps"
 	"path"
@@ -56,7 +58,7 @@ func linux(in Input, ns nsModes, l *specs.Linux) error {
 			l.ReadonlyPaths = slices.Clone(p)
 		}
 	}
-	if l.Sysctl, err = sysctls(in.Sandbox.GetLinux().GetSysctls(), ns); err != nil {
+	if l.Sysctl, err = sysctl.Validate(in.Sandbox.GetLinux().GetSysctls(), ns.net == modeNode, ns.ipc == modeNode); err != nil {
 		return err
 	}
 	if in.RDTClass != "" {
