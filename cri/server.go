@@ -18,6 +18,9 @@ type Images interface {
 	List() []image.Image
 	Remove(ref string) error
 	Usage() image.Usage
+	LayerDirs(ref string) ([]string, error)
+	RunConfig(ref string) (image.RunConfig, error)
+	ReadFile(ref, name string, limit int64) ([]byte, error)
 }
 
 // Network reports whether pod networking can be set up; nil means ready.
@@ -45,14 +48,27 @@ type Server struct {
 	criapi.UnimplementedRuntimeServiceServer
 	criapi.UnimplementedImageServiceServer
 
-	images  Images
-	network Network
-	opts    Options
+	images     Images
+	network    Network
+	containers Containers
+	pods       Pods
+	classes    Classes
+	opts       Options
+}
+
+// Services are what the CRI handlers drive.
+type Services struct {
+	Images     Images
+	Network    Network
+	Containers Containers
+	Pods       Pods
+	Classes    Classes
 }
 
 // NewServer wires the CRI handlers to crib's services.
-func NewServer(images Images, network Network, opts Options) *Server {
-	return &Server{images: images, network: network, opts: opts}
+func NewServer(svc Services, opts Options) *Server {
+	return &Server{images: svc.Images, network: svc.Network, containers: svc.Containers,
+		pods: svc.Pods, classes: svc.Classes, opts: opts}
 }
 
 // Register adds both CRI services to a gRPC server.

@@ -34,8 +34,9 @@ type Container struct {
 	Mounts []specs.Mount `json:"mounts,omitempty"`
 	// Resources are the limits applied, for ContainerStatus and updates.
 	Resources *specs.LinuxResources `json:"resources,omitempty"`
-	// User is the process identity the spec resolved to.
-	User specs.User `json:"user"`
+	// Process is the container's process as specified; ExecSync runs its
+	// commands with the same identity, environment and capabilities.
+	Process *specs.Process `json:"process,omitempty"`
 	// Cgroup is the container's cgroup path (the shim owns the directory).
 	Cgroup string `json:"cgroup"`
 	// RDTClass is the class the container was placed in ("" none).

@@ -101,6 +101,10 @@ func NewID() string {
 
 func (m *Manager) containerDir(id string) string { return filepath.Join(m.dir, id) }
 
+// RootfsPath is where a container's rootfs is mounted (inside its own mount
+// namespace only).
+func (m *Manager) RootfsPath(id string) string { return filepath.Join(m.containerDir(id), "rootfs") }
+
 // Create reserves the container's name, prepares its writable layer and asks
 // the pod's shim to create it. On failure nothing is left: no record, no
 // directory, no name, no shim state.
@@ -132,7 +136,7 @@ func (m *Manager) Create(ctx context.Context, c Container, o CreateOptions) (_ S
 	if err != nil {
 		return State{}, fmt.Errorf("create container %s: %w", c.ID, err)
 	}
-	o.Spec.Root.Path = filepath.Join(dir, "rootfs")
+	o.Spec.Root.Path = m.RootfsPath(c.ID)
 	spec, err := marshalSpec(o.Spec)
 	if err != nil {
 		return State{}, fmt.Errorf("create container %s: encode spec: %w", c.ID, err)

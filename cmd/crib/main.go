@@ -34,6 +34,8 @@ func run(args []string) int {
 		return runDaemon(args[1:])
 	case "run-oci":
 		return runOCI(args[1:])
+	case "shim":
+		return runShim(args[1:])
 	case "init":
 		// Only the launcher starts this, after nsexec's constructor has set
 		// up the namespaces; Run reports its errors over the init socket.

@@ -16,18 +16,8 @@ import (
 
 	"github.com/crib-runtime/crib/cgroups/manager"
 	"github.com/crib-runtime/crib/cgroups/ocires"
-	"github.com/crib-runtime/crib/nsexec/nsproto"
-	"github.com/crib-runtime/crib/runtime/initmsg"
 	"github.com/crib-runtime/crib/runtime/launch"
 )
-
-// nsFlags maps OCI namespace types to clone flags.
-var nsFlags = map[specs.LinuxNamespaceType]uint32{
-	specs.PIDNamespace: unix.CLONE_NEWPID, specs.NetworkNamespace: unix.CLONE_NEWNET,
-	specs.MountNamespace: unix.CLONE_NEWNS, specs.IPCNamespace: unix.CLONE_NEWIPC,
-	specs.UTSNamespace: unix.CLONE_NEWUTS, specs.UserNamespace: unix.CLONE_NEWUSER,
-	specs.CgroupNamespace: unix.CLONE_NEWCGROUP, specs.TimeNamespace: unix.CLONE_NEWTIME,
-}
 
 // runOCI is a developer command: run an OCI bundle through the setns path in
 // the foreground, as `runc run` does, so the path can be tested and
@@ -53,22 +43,11 @@ func runBundle(bundle, state, id string) (code int, retErr error) {
 	if err != nil {
 		return 0, err
 	}
-	if spec.Linux == nil || spec.Process == nil || spec.Root == nil {
-		return 0, errors.New("config.json needs process, root and linux")
+	o, err := launch.OptionsFromSpec(spec)
+	if err != nil {
+		return 0, fmt.Errorf("config.json: %w", err)
 	}
-	o := launch.Options{Role: nsproto.RoleInit, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
-		UIDMappings: spec.Linux.UIDMappings, GIDMappings: spec.Linux.GIDMappings}
-	for _, ns := range spec.Linux.Namespaces {
-		flag, ok := nsFlags[ns.Type]
-		if !ok {
-			return 0, fmt.Errorf("config.json: unknown namespace type %q", ns.Type)
-		}
-		if ns.Path == "" {
-			o.New |= flag
-		} else {
-			o.Join = append(o.Join, launch.Namespace{Type: flag, Path: ns.Path})
-		}
-	}
+	o.Stdin, o.Stdout, o.Stderr = os.Stdin, os.Stdout, os.Stderr
 	if o.Binary, err = launch.SealedBinary(filepath.Join(state, "bin")); err != nil {
 		return 0, err
 	}
@@ -93,7 +72,6 @@ func runBundle(bundle, state, id string) (code int, retErr error) {
 		}
 	}()
 	o.Place = func(pid int) error { return cg.AddProc(cgroup, pid) }
-	o.Config = &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleInit, Spec: spec}
 	return runProcess(o)
 }
 

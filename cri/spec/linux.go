@@ -1,8 +1,6 @@
 package spec
 
 import (
-	"github.com/crib-runtime/crib/internal/sysctl"
-
 	"fmt"
 	"maps"
 	"path"
@@ -11,6 +9,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crib-runtime/crib/internal/sysctl"
 )
 
 // Masked and read-only paths of an unprivileged container: containerd's

@@ -398,3 +398,26 @@ func (img *Image) clone() Image {
 	c.Layers = slices.Clone(img.Layers)
 	return c
 }
+
+// RunConfig is what running a container needs from an image's config.
+type RunConfig struct {
+	Entrypoint, Cmd, Env []string
+	WorkingDir, User     string
+	StopSignal           string
+	Volumes              []string
+}
+
+// RunConfig returns the run settings of an image's config.
+func (s *Store) RunConfig(ref string) (RunConfig, error) {
+	cfg, err := s.ConfigFile(ref)
+	if err != nil {
+		return RunConfig{}, err
+	}
+	c := cfg.Config
+	rc := RunConfig{Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env, WorkingDir: c.WorkingDir, User: c.User, StopSignal: c.StopSignal}
+	for v := range c.Volumes {
+		rc.Volumes = append(rc.Volumes, v)
+	}
+	slices.Sort(rc.Volumes)
+	return rc, nil
+}

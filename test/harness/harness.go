@@ -65,6 +65,9 @@ type Env struct {
 	Sock     string
 	CNIConf  string
 	ConfPath string
+	// Netns, when set by WithNetwork, is the network namespace the daemon
+	// runs in.
+	Netns string
 }
 
 func NewEnv(t testing.TB) *Env {
@@ -151,7 +154,13 @@ func (e *Env) Start(args ...string) *Daemon {
 func (e *Env) Spawn(args ...string) *Daemon {
 	e.t.Helper()
 	d := &Daemon{e: e, Logs: &syncBuffer{}, done: make(chan error, 1)}
-	d.cmd = exec.Command(cribBin, append([]string{"daemon", "--config", e.ConfPath}, args...)...)
+	argv := append([]string{cribBin, "daemon", "--config", e.ConfPath}, args...)
+	if e.Netns != "" {
+		// The daemon, and so every CNI plugin it runs, lives in the test's
+		// network namespace: bridges, veths and addresses stay there.
+		argv = append([]string{"ip", "netns", "exec", e.Netns}, argv...)
+	}
+	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.cmd.Stdout, d.cmd.Stderr = d.Logs, d.Logs
 	if err := d.cmd.Start(); err != nil {
 		e.t.Fatal(err)
@@ -238,5 +247,32 @@ func MustContain(t testing.TB, s string, words ...string) {
 		if !strings.Contains(s, w) {
 			t.Errorf("%q does not contain %q", s, w)
 		}
+	}
+}
+
+// WithNetwork gives the daemon a network of its own: a named network
+// namespace (deleted when the test ends) to run in, and a CNI config for a
+// bridge with host-local addresses from subnet (such as "10.88.7.0/24") and
+// portmap, whose IPAM state lives in the env's directory.
+func (e *Env) WithNetwork(subnet string) {
+	e.t.Helper()
+	e.Netns = "crib-e2e-" + filepath.Base(e.Dir)[len("crib-e2e-"):]
+	if out, err := exec.Command("ip", "netns", "add", e.Netns).CombinedOutput(); err != nil {
+		e.t.Fatalf("ip netns add %s: %v\n%s", e.Netns, err, out)
+	}
+	e.t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", e.Netns).CombinedOutput(); err != nil {
+			e.t.Errorf("ip netns del %s: %v\n%s", e.Netns, err, out)
+		}
+	})
+	if out, err := exec.Command("ip", "-n", e.Netns, "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		e.t.Fatalf("lo up in %s: %v\n%s", e.Netns, err, out)
+	}
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"crib-e2e","plugins":[
+ {"type":"bridge","bridge":"cribe2e0","isGateway":true,"ipMasq":false,"hairpinMode":true,
+  "ipam":{"type":"host-local","ranges":[[{"subnet":%q}]],"dataDir":%q}},
+ {"type":"portmap","capabilities":{"portMappings":true}}]}`, subnet, filepath.Join(e.Dir, "ipam"))
+	if err := os.WriteFile(filepath.Join(e.CNIConf, "10-crib-e2e.conflist"), []byte(conf), 0o644); err != nil {
+		e.t.Fatal(err)
 	}
 }

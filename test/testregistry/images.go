@@ -21,7 +21,7 @@ import (
 const BusyboxPath = "/bin/busybox"
 
 // busyboxApplets get a symlink each in the test image.
-var busyboxApplets = []string{"sh", "ls", "cat", "echo", "sleep", "true", "false", "id", "env", "ps",
+var busyboxApplets = []string{"sh", "ls", "cat", "echo", "sleep", "true", "false", "id", "env", "ps", "wget", "nc", "seq", "yes", "dd", "printf",
 	"mkdir", "rm", "touch", "wc", "head", "tty", "stty", "hostname", "httpd", "grep", "mount", "df", "top"}
 
 // Busybox builds a minimal busybox image (one layer: /bin/busybox from
