@@ -88,7 +88,7 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 		logger.V(2).Info("RDT not available", "reason", info.Reason)
 	}
 	network := cni.Network{ConfDir: cfg.CNI.ConfDir, BinDirs: cfg.CNI.BinDirs}
-	server := cri.NewServer(images, network, cri.Options{
+	server := cri.NewServer(cri.Services{Images: images, Network: network, Classes: classes}, cri.Options{
 		Version: version, CgroupDriver: cfg.CgroupDriver, EffectiveConfig: cfg,
 		RDTInfo: func() any { return classes.Info() },
 	})

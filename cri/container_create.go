@@ -1,0 +1,156 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/crib-runtime/crib/cri/spec"
+	"github.com/crib-runtime/crib/runtime"
+)
+
+// maxUserDBSize bounds how much of an image's /etc/passwd and /etc/group is read.
+const maxUserDBSize = 4 << 20
+
+// CreateContainer creates a container in a ready pod: its OCI spec from the
+// CRI and image configs, then the runtime's record and the shim's process,
+// stopped before execve until StartContainer.
+func (s *Server) CreateContainer(ctx context.Context, req *criapi.CreateContainerRequest) (*criapi.CreateContainerResponse, error) {
+	cfg := req.GetConfig()
+	if cfg.GetMetadata().GetName() == "" {
+		return nil, fmt.Errorf("create container: config.metadata.name is required: %w", errdefs.ErrInvalidArgument)
+	}
+	if cfg.GetImage().GetImage() == "" {
+		return nil, fmt.Errorf("create container %q: config.image is required: %w", cfg.GetMetadata().GetName(), errdefs.ErrInvalidArgument)
+	}
+	pod, err := s.pods.PodInfo(ctx, req.GetPodSandboxId())
+	if err != nil {
+		return nil, err
+	}
+	if !pod.Ready {
+		return nil, fmt.Errorf("create container in pod %s: the pod is not ready: %w", pod.ID, errdefs.ErrFailedPrecondition)
+	}
+	img, err := s.images.Get(cfg.GetImage().GetImage())
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil, fmt.Errorf("create container: image %s is not present: %w", cfg.GetImage().GetImage(), errdefs.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	id := runtime.NewID()
+	in, err := s.specInput(ctx, id, pod, img.ID, req)
+	if err != nil {
+		return nil, err
+	}
+	ociSpec, err := spec.Container(in)
+	if err != nil {
+		return nil, fmt.Errorf("create container %q: %w", cfg.GetMetadata().GetName(), err)
+	}
+	layers, err := s.images.LayerDirs(img.ID)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := containerRecord(id, pod, img.ID, req, ociSpec, in)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.containers.Create(ctx, rec, runtime.CreateOptions{Spec: ociSpec, Layers: layers, DevShm: pod.ShmPath}); err != nil {
+		return nil, err
+	}
+	klog.FromContext(ctx).V(2).Info("Created container", "containerID", id, "podSandboxID", pod.ID, "name", rec.Name)
+	return &criapi.CreateContainerResponse{ContainerId: id}, nil
+}
+
+// specInput gathers everything cri/spec needs: the image's run config and
+// user database, the pod's namespaces and files, the RDT class.
+func (s *Server) specInput(ctx context.Context, id string, pod PodInfo, imageID string, req *criapi.CreateContainerRequest) (spec.Input, error) {
+	cfg := req.GetConfig()
+	rc, err := s.images.RunConfig(imageID)
+	if err != nil {
+		return spec.Input{}, err
+	}
+	class, warning, err := s.classes.Resolve(req.GetSandboxConfig().GetAnnotations(), cfg.GetAnnotations(), cfg.GetMetadata().GetName())
+	if err != nil {
+		return spec.Input{}, fmt.Errorf("create container %q: %w", cfg.GetMetadata().GetName(), err)
+	}
+	if warning != nil {
+		klog.FromContext(ctx).Info("RDT class not applied", "containerID", id, "reason", warning.Error())
+	}
+	in := spec.Input{
+		ID: id, SandboxID: pod.ID, Config: cfg, Sandbox: req.GetSandboxConfig(),
+		Image: spec.ImageConfig{Entrypoint: rc.Entrypoint, Cmd: rc.Cmd, Env: rc.Env, WorkingDir: rc.WorkingDir,
+			User: rc.User, StopSignal: rc.StopSignal, Volumes: rc.Volumes},
+		ImageName: cfg.GetImage().GetImage(),
+		NetNS:     pod.NetNS, IPCNS: pod.IPCNS, UTSNS: pod.UTSNS, PidNS: pod.PidNS,
+		CgroupsPath:  filepath.Join(pod.CgroupParent, id),
+		HostnamePath: pod.HostnamePath, HostsPath: pod.HostsPath, ResolvPath: pod.ResolvPath, ShmPath: pod.ShmPath,
+		RDTClass: class,
+		Stat:     statHost,
+		Rootfs:   s.containers.RootfsPath(id),
+	}
+	in.Passwd, _ = s.images.ReadFile(imageID, "/etc/passwd", maxUserDBSize) // absent: numeric users only
+	in.Group, _ = s.images.ReadFile(imageID, "/etc/group", maxUserDBSize)
+	return in, nil
+}
+
+func containerRecord(id string, pod PodInfo, imageID string, req *criapi.CreateContainerRequest, oci *specs.Spec, in spec.Input) (runtime.Container, error) {
+	cfg := req.GetConfig()
+	stop, err := spec.StopSignal(cfg, in.Image)
+	if err != nil {
+		return runtime.Container{}, fmt.Errorf("create container %q: %w", cfg.GetMetadata().GetName(), err)
+	}
+	rec := runtime.Container{
+		ID: id, SandboxID: pod.ID, Name: cfg.GetMetadata().GetName(), Attempt: cfg.GetMetadata().GetAttempt(),
+		Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(),
+		Image: cfg.GetImage().GetImage(), ImageRef: imageID, StopSignal: int(stop), CreatedAt: time.Now(),
+		Cgroup: in.CgroupsPath, RDTClass: in.RDTClass, Process: oci.Process,
+		Tty: cfg.GetTty(), Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce(),
+	}
+	if oci.Linux != nil {
+		rec.Resources = oci.Linux.Resources
+	}
+	for _, m := range oci.Mounts {
+		if m.Type == "bind" {
+			rec.Mounts = append(rec.Mounts, m)
+		}
+	}
+	if lp := cfg.GetLogPath(); lp != "" {
+		dir := req.GetSandboxConfig().GetLogDirectory()
+		if dir == "" {
+			return runtime.Container{}, fmt.Errorf("create container %q: log_path %q without the pod's log_directory: %w",
+				rec.Name, lp, errdefs.ErrInvalidArgument)
+		}
+		rec.LogPath = filepath.Join(dir, lp)
+	}
+	return rec, nil
+}
+
+// statHost describes a host path for cri/spec's mount and device checks.
+func statHost(path string) (spec.HostFile, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return spec.HostFile{}, fmt.Errorf("stat %s: %w", path, fs.ErrNotExist)
+		}
+		return spec.HostFile{}, fmt.Errorf("stat %s: %w", path, err)
+	}
+	hf := spec.HostFile{IsDir: st.Mode&unix.S_IFMT == unix.S_IFDIR, Mode: os.FileMode(st.Mode & 0o7777),
+		Major: int64(unix.Major(st.Rdev)), Minor: int64(unix.Minor(st.Rdev)), UID: st.Uid, GID: st.Gid}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFCHR:
+		hf.Type = 'c'
+	case unix.S_IFBLK:
+		hf.Type = 'b'
+	}
+	return hf, nil
+}

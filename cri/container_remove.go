@@ -1,0 +1,27 @@
+package cri
+
+import (
+	"context"
+	"errors"
+
+	"github.com/containerd/errdefs"
+	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+)
+
+// RemoveContainer kills a container if it runs and removes it. Removing an
+// unknown container succeeds (CRI: RemoveContainer is idempotent).
+func (s *Server) RemoveContainer(ctx context.Context, req *criapi.RemoveContainerRequest) (*criapi.RemoveContainerResponse, error) {
+	id, err := s.containers.Resolve(req.GetContainerId())
+	if err == nil {
+		err = s.containers.Remove(ctx, id)
+	}
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return &criapi.RemoveContainerResponse{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	klog.FromContext(ctx).V(2).Info("Removed container", "containerID", id)
+	return &criapi.RemoveContainerResponse{}, nil
+}
