@@ -241,7 +241,14 @@ func (m *Manager) afterSetup(ctx context.Context, p *Pod, _ *Config) error {
 	if m.AfterSetup == nil {
 		return nil
 	}
-	return m.AfterSetup(ctx, clonePod(p))
+	// The hook may record the pause process it started; nothing else it
+	// changes on its copy is taken.
+	q := clonePod(p)
+	if err := m.AfterSetup(ctx, q); err != nil {
+		return err
+	}
+	p.PausePID = q.PausePID
+	return nil
 }
 
 func (m *Manager) beforeTeardown(ctx context.Context, p *Pod) error {

@@ -90,6 +90,8 @@ type Config struct {
 	Sysctls        map[string]string
 	RuntimeHandler string
 	LogDir         string
+	// SharePID gives the pod one pid namespace for all its containers.
+	SharePID bool
 }
 
 const (
@@ -164,7 +166,7 @@ func (m *Manager) newPod(c *Config, sysctls map[string]string) (*Pod, error) {
 		Hostname: hostname, HostnamePath: filepath.Join(dir, "hostname"),
 		ResolvPath: filepath.Join(dir, "resolv.conf"), HostsPath: filepath.Join(dir, "hosts"),
 		RuntimeHandler: c.RuntimeHandler, LogDir: c.LogDir,
-		PortMappings: c.PortMappings, Bandwidth: c.Bandwidth, Sysctls: sysctls,
+		PortMappings: c.PortMappings, Bandwidth: c.Bandwidth, Sysctls: sysctls, SharePID: c.SharePID,
 	}
 	if c.HostNetwork {
 		p.Network = NetworkHost

@@ -121,6 +121,10 @@ type Pod struct {
 	Bandwidth    *cni.Bandwidth
 	// Sysctls are the validated namespaced sysctls, names dotted.
 	Sysctls map[string]string
+	// SharePID says the pod's containers share one pid namespace, whose
+	// pid 1 is the pause process PausePID (set by the AfterSetup hook).
+	SharePID bool
+	PausePID int
 }
 
 // HostNetwork reports whether the pod uses the host's network namespace.
