@@ -20,6 +20,7 @@ type Containers interface {
 	List(ctx context.Context) ([]runtime.State, error)
 	Resolve(idOrPrefix string) (string, error)
 	RootfsPath(id string) string
+	InSandbox(sandboxID string) []string
 	ReopenLog(ctx context.Context, id string) error
 	ExecSync(ctx context.Context, id string, process []byte, timeout time.Duration) (*shimapi.ExecSyncResponse, error)
 }

@@ -52,6 +52,8 @@ type Server struct {
 	network    Network
 	containers Containers
 	pods       Pods
+	sandboxes  Sandboxes
+	shims      PodShims
 	classes    Classes
 	opts       Options
 }
@@ -61,14 +63,15 @@ type Services struct {
 	Images     Images
 	Network    Network
 	Containers Containers
-	Pods       Pods
+	Sandboxes  Sandboxes
+	Shims      PodShims
 	Classes    Classes
 }
 
 // NewServer wires the CRI handlers to crib's services.
 func NewServer(svc Services, opts Options) *Server {
 	return &Server{images: svc.Images, network: svc.Network, containers: svc.Containers,
-		pods: svc.Pods, classes: svc.Classes, opts: opts}
+		pods: podInfo{svc.Sandboxes}, sandboxes: svc.Sandboxes, shims: svc.Shims, classes: svc.Classes, opts: opts}
 }
 
 // Register adds both CRI services to a gRPC server.

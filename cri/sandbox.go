@@ -1,0 +1,66 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crib-runtime/crib/sandbox"
+)
+
+// Sandboxes is what the pod RPCs need from sandbox.Manager.
+type Sandboxes interface {
+	Run(ctx context.Context, c sandbox.Config) (*sandbox.Pod, error)
+	Stop(ctx context.Context, id string) error
+	Remove(ctx context.Context, id string) error
+	Get(id string) (*sandbox.Pod, error)
+	List(f sandbox.Filter) []*sandbox.Pod
+}
+
+// PodShims stops a pod's shim (and its pause process) when the pod goes.
+type PodShims interface {
+	Shutdown(ctx context.Context, podID string) error
+}
+
+// podInfo implements Pods over the sandbox records.
+type podInfo struct{ sandboxes Sandboxes }
+
+func (p podInfo) PodInfo(_ context.Context, id string) (PodInfo, error) {
+	pod, err := p.sandboxes.Get(id)
+	if err != nil {
+		return PodInfo{}, err
+	}
+	info := PodInfo{
+		ID: pod.ID, Ready: pod.State == sandbox.StateReady,
+		NetNS: pod.NetNS, IPCNS: pod.IPCNS, UTSNS: pod.UTSNS, CgroupParent: pod.CgroupParent,
+		HostnamePath: pod.HostnamePath, HostsPath: pod.HostsPath, ResolvPath: pod.ResolvPath, ShmPath: pod.ShmPath,
+	}
+	if pod.SharePID {
+		if pod.PausePID == 0 {
+			return PodInfo{}, fmt.Errorf("pod %s shares a pid namespace but has no pause process", pod.ID)
+		}
+		info.PidNS = "/proc/" + strconv.Itoa(pod.PausePID) + "/ns/pid"
+	}
+	return info, nil
+}
+
+func toCRIPodState(s sandbox.State) criapi.PodSandboxState {
+	if s == sandbox.StateReady {
+		return criapi.PodSandboxState_SANDBOX_READY
+	}
+	return criapi.PodSandboxState_SANDBOX_NOTREADY
+}
+
+func toCRIPod(p *sandbox.Pod) *criapi.PodSandbox {
+	return &criapi.PodSandbox{
+		Id:             p.ID,
+		Metadata:       &criapi.PodSandboxMetadata{Name: p.Name, Namespace: p.Namespace, Uid: p.UID, Attempt: p.Attempt},
+		State:          toCRIPodState(p.State),
+		CreatedAt:      p.CreatedAt.UnixNano(),
+		Labels:         p.Labels,
+		Annotations:    p.Annotations,
+		RuntimeHandler: p.RuntimeHandler,
+	}
+}

@@ -1,0 +1,70 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/containerd/errdefs"
+	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/crib-runtime/crib/runtime"
+	"github.com/crib-runtime/crib/sandbox"
+	"github.com/crib-runtime/crib/sandbox/cni"
+)
+
+// defaultShmSize is a pod's /dev/shm: the CRI carries no size, and 64 MiB is
+// what Docker and containerd give.
+const defaultShmSize = 64 << 20
+
+// RunPodSandbox creates a pod: pinned namespaces, cgroup, /dev/shm, network,
+// files, its shim (and pause process when the pod shares a pid namespace).
+// On failure nothing is left behind.
+func (s *Server) RunPodSandbox(ctx context.Context, req *criapi.RunPodSandboxRequest) (*criapi.RunPodSandboxResponse, error) {
+	if h := req.GetRuntimeHandler(); h != "" {
+		return nil, fmt.Errorf("run pod sandbox: runtime handler %q: crib has only the default handler: %w", h, errdefs.ErrNotFound)
+	}
+	c, err := toSandboxConfig(req.GetConfig())
+	if err != nil {
+		return nil, err
+	}
+	pod, err := s.sandboxes.Run(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	klog.FromContext(ctx).V(2).Info("Started pod sandbox", "podSandboxID", pod.ID, "pod", pod.Namespace+"/"+pod.Name, "ips", pod.IPs)
+	return &criapi.RunPodSandboxResponse{PodSandboxId: pod.ID}, nil
+}
+
+func toSandboxConfig(cfg *criapi.PodSandboxConfig) (sandbox.Config, error) {
+	md := cfg.GetMetadata()
+	if md.GetName() == "" || md.GetNamespace() == "" || md.GetUid() == "" {
+		return sandbox.Config{}, fmt.Errorf("run pod sandbox: metadata name, namespace and uid are required: %w", errdefs.ErrInvalidArgument)
+	}
+	ns := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	if ns.GetNetwork() == criapi.NamespaceMode_TARGET || ns.GetIpc() == criapi.NamespaceMode_TARGET {
+		return sandbox.Config{}, fmt.Errorf("run pod sandbox: TARGET mode is for the pid namespace only: %w", errdefs.ErrInvalidArgument)
+	}
+	if ns.GetUsernsOptions().GetMode() == criapi.NamespaceMode_POD {
+		return sandbox.Config{}, fmt.Errorf("run pod sandbox: user namespaces (hostUsers: false) are not supported yet: %w", errdefs.ErrInvalidArgument)
+	}
+	c := sandbox.Config{
+		ID: runtime.NewID(), Name: md.GetName(), Namespace: md.GetNamespace(), UID: md.GetUid(), Attempt: md.GetAttempt(),
+		Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(), Hostname: cfg.GetHostname(),
+		DNS:          sandbox.DNSConfig{Servers: cfg.GetDnsConfig().GetServers(), Searches: cfg.GetDnsConfig().GetSearches(), Options: cfg.GetDnsConfig().GetOptions()},
+		HostNetwork:  ns.GetNetwork() == criapi.NamespaceMode_NODE,
+		HostIPC:      ns.GetIpc() == criapi.NamespaceMode_NODE,
+		SharePID:     ns.GetPid() == criapi.NamespaceMode_POD,
+		CgroupParent: cfg.GetLinux().GetCgroupParent(), ShmSize: defaultShmSize,
+		Sysctls: cfg.GetLinux().GetSysctls(), LogDir: cfg.GetLogDirectory(),
+	}
+	for _, pm := range cfg.GetPortMappings() {
+		if pm.GetHostPort() <= 0 {
+			continue // no hostPort: nothing for portmap to do
+		}
+		c.PortMappings = append(c.PortMappings, cni.PortMapping{HostPort: pm.GetHostPort(), ContainerPort: pm.GetContainerPort(),
+			Protocol: strings.ToLower(pm.GetProtocol().String()), HostIP: pm.GetHostIp()})
+	}
+	return c, nil
+}

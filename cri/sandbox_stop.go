@@ -1,0 +1,69 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/containerd/errdefs"
+	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+)
+
+// StopPodSandbox kills whatever still runs in the pod and tears its network
+// down; the record stays until RemovePodSandbox. Stopping an unknown or
+// stopped pod succeeds (CRI: StopPodSandbox is idempotent).
+func (s *Server) StopPodSandbox(ctx context.Context, req *criapi.StopPodSandboxRequest) (*criapi.StopPodSandboxResponse, error) {
+	pod, err := s.sandboxes.Get(req.GetPodSandboxId())
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return &criapi.StopPodSandboxResponse{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	// The kubelet stops containers with their grace periods first; what is
+	// left is killed now.
+	var errs []error
+	for _, id := range s.containers.InSandbox(pod.ID) {
+		if err := s.containers.Stop(ctx, id, 0); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("stop pod sandbox %s: %w", pod.ID, err)
+	}
+	if err := s.sandboxes.Stop(ctx, pod.ID); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		return nil, err
+	}
+	klog.FromContext(ctx).V(2).Info("Stopped pod sandbox", "podSandboxID", pod.ID)
+	return &criapi.StopPodSandboxResponse{}, nil
+}
+
+// RemovePodSandbox removes the pod's containers, its shim and everything the
+// pod made. Removing an unknown pod succeeds (CRI: idempotent).
+func (s *Server) RemovePodSandbox(ctx context.Context, req *criapi.RemovePodSandboxRequest) (*criapi.RemovePodSandboxResponse, error) {
+	pod, err := s.sandboxes.Get(req.GetPodSandboxId())
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return &criapi.RemovePodSandboxResponse{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, id := range s.containers.InSandbox(pod.ID) {
+		if err := s.containers.Remove(ctx, id); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("remove pod sandbox %s: %w", pod.ID, err)
+	}
+	if err := s.shims.Shutdown(ctx, pod.ID); err != nil {
+		return nil, fmt.Errorf("remove pod sandbox %s: %w", pod.ID, err)
+	}
+	if err := s.sandboxes.Remove(ctx, pod.ID); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		return nil, err
+	}
+	klog.FromContext(ctx).V(2).Info("Removed pod sandbox", "podSandboxID", pod.ID)
+	return &criapi.RemovePodSandboxResponse{}, nil
+}
