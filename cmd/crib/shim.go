@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	goruntime "runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+
+	"k8s.io/klog/v2"
+
+	"github.com/crib-runtime/crib/runtime/shim"
+)
+
+// runShim is `crib shim --id <pod id> --dir <state dir> [--log-level N]`:
+// the per-pod shim, started by the daemon through shim.Spawn.
+func runShim(args []string) int {
+	// One P and an eager GC: the shim mostly sleeps, and its idle heap is
+	// paid once per pod on the node.
+	if os.Getenv("GOMAXPROCS") == "" {
+		goruntime.GOMAXPROCS(1)
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
+	detach := slices.Contains(args, shim.DetachFlag)
+	rest := slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == shim.DetachFlag })
+	fs := flag.NewFlagSet("crib shim", flag.ContinueOnError)
+	id := fs.String("id", "", "the pod's id")
+	dir := fs.String("dir", "", "the shim's state directory (socket, container records, log)")
+	level := fs.Int("log-level", 2, "klog verbosity: 2 state changes, 4 steps")
+	if err := fs.Parse(rest); err != nil || *id == "" || *dir == "" || fs.NArg() != 0 {
+		fmt.Fprintln(os.Stderr, "usage: crib shim --id <pod id> --dir <state dir> [--log-level N]")
+		return 2
+	}
+	if detach {
+		if err := shim.Detach(*dir, rest); err != nil {
+			fmt.Fprintln(os.Stderr, "crib shim:", err)
+			return 1
+		}
+		return 0
+	}
+	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(klogFlags)
+	_ = klogFlags.Set("v", strconv.Itoa(*level))
+	defer klog.Flush()
+	ctx := klog.NewContext(context.Background(), klog.Background())
+	if err := shim.Run(ctx, shim.Config{PodID: *id, Dir: *dir, Mountinfo: "/proc/self/mountinfo"}); err != nil {
+		klog.ErrorS(err, "Shim failed", "podSandboxID", *id)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,294 @@
+package shim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/crib-runtime/crib/cgroups/ocires"
+	"github.com/crib-runtime/crib/runtime/initmsg"
+	"github.com/crib-runtime/crib/runtime/launch"
+	"github.com/crib-runtime/crib/runtime/shim/crilog"
+	"github.com/crib-runtime/crib/runtime/shimapi"
+)
+
+// Create runs a container's init up to the point where only execve is
+// left, in a new cgroup, with its output going to its CRI log.
+func (s *service) Create(ctx context.Context, r *shimapi.CreateRequest) (_ *shimapi.ContainerState, retErr error) {
+	spec, err := parseCreate(r)
+	if err != nil {
+		return nil, fmt.Errorf("create container %q: %w", r.Id, err)
+	}
+	if err := s.reserve(r.Id); err != nil {
+		return nil, err
+	}
+	defer s.unreserve(r.Id)
+	c, err := s.create(ctx, r, spec)
+	if err != nil {
+		return nil, fmt.Errorf("create container %s: %w", r.Id, err)
+	}
+	s.mu.Lock()
+	s.containers[r.Id] = c
+	s.mu.Unlock()
+	s.logger.V(2).Info("Created container", "containerID", r.Id, "pid", c.rec.Pid)
+	return c.rec.proto(), nil
+}
+
+// parseCreate checks a request before anything is made.
+func parseCreate(r *shimapi.CreateRequest) (*specs.Spec, error) {
+	if r.Id == "" || len(r.Id) > 200 || filepath.Base(r.Id) != r.Id || r.Id == "." || r.Id == ".." {
+		return nil, fmt.Errorf("not usable as a container id: %w", errdefs.ErrInvalidArgument)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(r.Spec, &spec); err != nil {
+		return nil, fmt.Errorf("parse spec: %w: %w", err, errdefs.ErrInvalidArgument)
+	}
+	if spec.Linux == nil || spec.Linux.CgroupsPath == "" {
+		return nil, fmt.Errorf("spec has no linux.cgroupsPath: %w", errdefs.ErrInvalidArgument)
+	}
+	if r.Tty || (spec.Process != nil && spec.Process.Terminal) {
+		return nil, fmt.Errorf("a terminal is not supported yet: %w", errdefs.ErrInvalidArgument)
+	}
+	return &spec, nil
+}
+
+func (s *service) reserve(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.containers[id] != nil || s.reserved[id] {
+		return fmt.Errorf("container %s: %w", id, errdefs.ErrAlreadyExists)
+	}
+	s.reserved[id] = true
+	return nil
+}
+
+func (s *service) unreserve(id string) {
+	s.mu.Lock()
+	delete(s.reserved, id)
+	s.mu.Unlock()
+}
+
+// create does Create's work; on failure it leaves nothing behind.
+func (s *service) create(ctx context.Context, r *shimapi.CreateRequest, spec *specs.Spec) (_ *container, retErr error) {
+	o, err := launch.OptionsFromSpec(spec)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
+	}
+	res, err := ocires.Convert(spec.Linux.Resources)
+	if err != nil {
+		return nil, err
+	}
+	c := &container{id: r.Id, cgroup: spec.Linux.CgroupsPath, class: r.RdtClass,
+		file: stateFile(s.dir, r.Id), done: make(chan struct{})}
+	if err := s.cg.Create(c.cgroup, res); err != nil {
+		return nil, err
+	}
+	var undo []func() error
+	defer func() {
+		if retErr != nil {
+			undo = append(undo, func() error { return s.cg.Remove(c.cgroup) })
+			for i := len(undo) - 1; i >= 0; i-- {
+				retErr = errors.Join(retErr, undo[i]())
+			}
+		}
+	}()
+	if c.oomBase, err = s.cg.OOMKills(c.cgroup); err != nil {
+		return nil, err
+	}
+	if r.LogPath != "" {
+		if c.log, err = crilog.Open(r.LogPath); err != nil {
+			return nil, err
+		}
+		undo = append(undo, c.log.Close)
+	}
+	o = s.launchOptions(o, r.Id)
+	o.Config.Rootfs = initmsg.Rootfs{Lower: r.Lower, Upper: r.Upper, Work: r.Work}
+	o.Config.DevShm = r.DevShm
+	o.Place = s.placer(c.cgroup, c.class, c.id)
+	closeChild, err := c.openStdio(&o, r.Stdin)
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() error { return closeOutputs(c) })
+	c.rec = record{Version: recordVersion, ID: r.Id, Status: StatusCreated, CreatedAt: time.Now().UnixNano(),
+		LogPath: r.LogPath, Cgroup: c.cgroup, RDTClass: c.class}
+	err = s.start(ctx, c, o)
+	closeChild()
+	if err != nil {
+		return nil, err
+	}
+	c.startCopiers()
+	c.mu.Lock()
+	err = c.persistLocked()
+	c.mu.Unlock()
+	if err != nil {
+		_ = c.proc.Signal(unix.SIGKILL) // the exit callback closes done and the pipes
+		<-c.done
+		return nil, err
+	}
+	return c, nil
+}
+
+// start launches the init and registers its exit with the reaper before a
+// reaping pass can see it.
+func (s *service) start(ctx context.Context, c *container, o launch.Options) error {
+	release := s.reaper.launching()
+	defer release()
+	p, err := launch.Start(ctx, o)
+	if err != nil {
+		return err
+	}
+	c.proc, c.rec.Pid = p, p.Pid
+	s.reaper.watch(p.Pid, func(ws unix.WaitStatus) { s.onExit(c, ws) })
+	return nil
+}
+
+// placer returns launch's Place callback: the cgroup, then the RDT class.
+func (s *service) placer(cgroup, class, id string) func(int) error {
+	return func(pid int) error {
+		if err := s.cg.AddProc(cgroup, pid); err != nil {
+			return err
+		}
+		if class == "" {
+			return nil
+		}
+		if s.classes == nil {
+			return fmt.Errorf("rdt class %s: resctrl is not mounted: %w", class, errdefs.ErrFailedPrecondition)
+		}
+		warning, err := s.classes.Place(class, id, pid)
+		if warning != nil {
+			s.logger.Info("Placed container without RDT monitoring", "containerID", id, "warning", warning.Error())
+		}
+		return err
+	}
+}
+
+// openStdio makes the pipes of the container's stdio and sets them in o.
+// closeChild closes the ends the child got, once it has them.
+func (c *container) openStdio(o *launch.Options, stdin bool) (closeChild func(), err error) {
+	var child []*os.File
+	closeChild = func() {
+		for _, f := range child {
+			_ = f.Close()
+		}
+	}
+	for i := 0; i < 2; i++ {
+		r, w, err := os.Pipe()
+		if err != nil {
+			closeChild()
+			_ = closeOutputs(c)
+			return nil, fmt.Errorf("create output pipe: %w", err)
+		}
+		c.outputs, child = append(c.outputs, r), append(child, w)
+	}
+	o.Stdout, o.Stderr = child[0], child[1]
+	if stdin {
+		r, w, err := os.Pipe()
+		if err != nil {
+			closeChild()
+			_ = closeOutputs(c)
+			return nil, fmt.Errorf("create stdin pipe: %w", err)
+		}
+		c.stdin, o.Stdin, child = w, r, append(child, r)
+	}
+	return closeChild, nil
+}
+
+// closeOutputs closes the shim's ends of a container that never started.
+func closeOutputs(c *container) error {
+	for _, r := range c.outputs {
+		_ = r.Close()
+	}
+	c.outputs = nil
+	if c.stdin != nil {
+		_ = c.stdin.Close()
+		c.stdin = nil
+	}
+	return nil
+}
+
+// Start lets a created container exec its process.
+func (s *service) Start(_ context.Context, r *shimapi.ContainerRequest) (*shimapi.ContainerState, error) {
+	c, err := s.get(r.Id)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	proc := c.proc
+	if c.rec.Status != StatusCreated || proc == nil || c.reaped {
+		defer c.mu.Unlock()
+		return nil, fmt.Errorf("start container %s: %s: %w", r.Id, c.rec.Status, errdefs.ErrFailedPrecondition)
+	}
+	c.proc = nil // one Start at a time; Exec below is the only user
+	c.mu.Unlock()
+	if err := proc.Exec(); err != nil {
+		err = fmt.Errorf("start container %s: %w", r.Id, err)
+		c.mu.Lock()
+		c.rec.Message = err.Error()
+		c.mu.Unlock()
+		_ = proc.Signal(unix.SIGKILL)
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rec.Status == StatusCreated { // it may have exited already
+		_ = c.setStatusLocked(StatusRunning)
+		c.rec.StartedAt = time.Now().UnixNano()
+		if err := c.persistLocked(); err != nil {
+			s.logger.Error(err, "Persisted container start", "containerID", r.Id)
+		}
+	}
+	s.logger.V(2).Info("Started container", "containerID", r.Id)
+	return c.rec.proto(), nil
+}
+
+// onExit runs on the reaper's goroutine when a container's init exits. It
+// marks the pid gone at once, then, off the reaper, lets the output drain,
+// records the exit and wakes the waiters.
+func (s *service) onExit(c *container, ws unix.WaitStatus) {
+	finished := time.Now()
+	c.mu.Lock()
+	c.reaped = true
+	c.mu.Unlock()
+	go func() {
+		drain(&c.copiers, c.outputs)
+		oom := false
+		if n, err := s.cg.OOMKills(c.cgroup); err == nil && n > c.oomBase {
+			oom = true
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		was := c.rec.Status
+		_ = c.setStatusLocked(StatusExited)
+		c.rec.FinishedAt, c.rec.ExitCode = finished.UnixNano(), exitCode(ws)
+		switch {
+		case oom:
+			c.rec.Reason = ReasonOOMKilled
+		case c.rec.ExitCode == 0:
+			c.rec.Reason = ReasonCompleted
+		default:
+			c.rec.Reason = ReasonError
+		}
+		if was == StatusCreated && c.rec.Message == "" {
+			c.rec.Message = "exited before it was started"
+		}
+		if err := c.persistLocked(); err != nil {
+			s.logger.Error(err, "Persisted container exit", "containerID", c.id)
+		}
+		if c.log != nil {
+			_ = c.log.Close()
+			c.log = nil
+		}
+		c.proc = nil
+		close(c.done)
+		s.logger.V(2).Info("Container exited", "containerID", c.id, "exitCode", c.rec.ExitCode, "reason", c.rec.Reason)
+	}()
+}

@@ -1,0 +1,201 @@
+// Package crilog writes a container's output in the CRI log format the
+// kubelet reads (`kubectl logs`, rotation):
+//
+//	<RFC3339Nano timestamp> <stdout|stderr> <F|P> <content>\n
+//
+// F marks the end of a line; P a piece of a longer line (split every
+// MaxLine bytes, as containerd and conmon do) or the tail of a stream that
+// ended without a newline. Joining a run of P pieces and the next F gives
+// back the line.
+//
+// It imports only the standard library. Internal to crib; no API
+// compatibility promised.
+package crilog
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+)
+
+// MaxLine is the longest content of one log line; longer lines are split.
+const MaxLine = 16 << 10
+
+// Stream names, as the format spells them.
+const (
+	Stdout = "stdout"
+	Stderr = "stderr"
+)
+
+// File is one container's CRI log file, shared by its stdout and stderr
+// streams. Each line is written with one write(2) on an O_APPEND file, so
+// the kubelet's reader never sees half a line from either stream.
+type File struct {
+	path string
+	now  func() time.Time
+	max  int // MaxLine; smaller in tests
+
+	// mu guards f and buf.
+	mu  sync.Mutex
+	f   *os.File
+	buf []byte // one formatted line, reused
+}
+
+// Open opens (creating it if needed) the log file at path for appending.
+func Open(path string) (*File, error) {
+	f, err := openFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return &File{path: path, f: f, now: time.Now, max: MaxLine}, nil
+}
+
+func openFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("open container log: %w", err)
+	}
+	return f, nil
+}
+
+// Path is the file's path.
+func (l *File) Path() string { return l.path }
+
+// Reopen opens the path again, after the kubelet renamed the file away to
+// rotate it. The old file is kept when the new one cannot be opened.
+func (l *File) Reopen() error {
+	f, err := openFile(l.path)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	old := l.f
+	l.f = f
+	l.mu.Unlock()
+	if old != nil {
+		_ = old.Close()
+	}
+	return nil
+}
+
+// Close closes the file; later lines are dropped.
+func (l *File) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
+	return err
+}
+
+// writeLine writes one formatted line. Write errors (a full disk, a file
+// the kubelet removed) drop the line: a container must never block on its
+// log.
+func (l *File) writeLine(stream string, partial bool, content []byte) {
+	tag := byte('F')
+	if partial {
+		tag = 'P'
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return
+	}
+	b := l.now().UTC().AppendFormat(l.buf[:0], time.RFC3339Nano)
+	b = append(b, ' ')
+	b = append(b, stream...)
+	b = append(b, ' ', tag, ' ')
+	b = append(b, content...)
+	b = append(b, '\n')
+	_, _ = l.f.Write(b)
+	if cap(b) <= 2*MaxLine {
+		l.buf = b
+	}
+}
+
+// Stream splits one stream's bytes into log lines of File. It is an
+// io.Writer for one goroutine; Flush at the end of the stream.
+type Stream struct {
+	file    *File
+	name    string
+	pending []byte // the current line's bytes not yet written, at most MaxLine
+}
+
+// Stream returns the writer of the named stream (Stdout or Stderr).
+func (l *File) Stream(name string) *Stream {
+	return &Stream{file: l, name: name}
+}
+
+// Write logs every complete line in p and keeps the rest for later.
+func (s *Stream) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			s.pending = append(s.pending, p...)
+			s.splitPending()
+			break
+		}
+		s.endLine(p[:i])
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+// endLine writes pending+tail as a full line, in pieces when it is long.
+func (s *Stream) endLine(tail []byte) {
+	if len(s.pending) == 0 {
+		for len(tail) > s.file.max {
+			s.file.writeLine(s.name, true, tail[:s.file.max])
+			tail = tail[s.file.max:]
+		}
+		s.file.writeLine(s.name, false, tail)
+		return
+	}
+	for len(s.pending)+len(tail) > s.file.max {
+		k := s.file.max - len(s.pending)
+		s.pending = append(s.pending, tail[:k]...)
+		s.file.writeLine(s.name, true, s.pending)
+		s.pending, tail = s.pending[:0], tail[k:]
+	}
+	s.pending = append(s.pending, tail...)
+	s.file.writeLine(s.name, false, s.pending)
+	s.release()
+}
+
+// splitPending writes full MaxLine pieces of an unfinished line. Exactly
+// MaxLine bytes stay pending: a newline next makes them an F line.
+func (s *Stream) splitPending() {
+	if len(s.pending) <= s.file.max {
+		return
+	}
+	rest := s.pending
+	for len(rest) > s.file.max {
+		s.file.writeLine(s.name, true, rest[:s.file.max])
+		rest = rest[s.file.max:]
+	}
+	s.pending = append(s.pending[:0], rest...)
+}
+
+// Flush writes what is left of an unfinished line as a partial line: the
+// stream ended without a newline.
+func (s *Stream) Flush() {
+	if len(s.pending) > 0 {
+		s.file.writeLine(s.name, true, s.pending)
+	}
+	s.release()
+}
+
+// release drops a large line buffer, so an idle container that once logged
+// a long line does not keep 16 KiB per stream.
+func (s *Stream) release() {
+	if cap(s.pending) > 4<<10 {
+		s.pending = nil
+	} else {
+		s.pending = s.pending[:0]
+	}
+}

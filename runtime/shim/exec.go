@@ -1,0 +1,200 @@
+package shim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/crib-runtime/crib/nsexec/nsproto"
+	"github.com/crib-runtime/crib/runtime/initmsg"
+	"github.com/crib-runtime/crib/runtime/launch"
+	"github.com/crib-runtime/crib/runtime/shimapi"
+)
+
+// maxExecOutput bounds each of stdout and stderr kept by ExecSync: both fit
+// one ttrpc message (4 MiB) with room for the rest of the reply. The
+// kubelet keeps far less of a probe's output. Output past the bound is
+// read and dropped, so the process never blocks on a full pipe.
+const maxExecOutput = 2<<20 - 8<<10
+
+// nsKinds are the namespaces an exec'd process joins, in /proc/<pid>/ns
+// names, user first as nsexec needs.
+var nsKinds = []struct {
+	name string
+	flag uint32
+}{
+	{"user", unix.CLONE_NEWUSER}, {"ipc", unix.CLONE_NEWIPC}, {"uts", unix.CLONE_NEWUTS},
+	{"net", unix.CLONE_NEWNET}, {"pid", unix.CLONE_NEWPID}, {"cgroup", unix.CLONE_NEWCGROUP},
+	{"time", unix.CLONE_NEWTIME}, {"mnt", unix.CLONE_NEWNS},
+}
+
+// ExecSync runs a process in a running container and returns its output
+// and exit code. A timeout kills it and fails with DeadlineExceeded.
+func (s *service) ExecSync(ctx context.Context, r *shimapi.ExecSyncRequest) (*shimapi.ExecSyncResponse, error) {
+	c, err := s.get(r.Id)
+	if err != nil {
+		return nil, err
+	}
+	var proc specs.Process
+	if err := json.Unmarshal(r.Process, &proc); err != nil {
+		return nil, fmt.Errorf("exec in container %s: parse process: %w: %w", r.Id, err, errdefs.ErrInvalidArgument)
+	}
+	if len(proc.Args) == 0 || proc.Terminal {
+		return nil, fmt.Errorf("exec in container %s: process needs args and no terminal: %w", r.Id, errdefs.ErrInvalidArgument)
+	}
+	if r.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(r.Timeout)*time.Second)
+		defer cancel()
+	}
+	resp, err := s.execSync(ctx, c, &proc)
+	if err != nil {
+		return nil, fmt.Errorf("exec in container %s: %w", r.Id, err)
+	}
+	return resp, nil
+}
+
+// execRun is one exec'd process: its output and its exit.
+type execRun struct {
+	stdout, stderr boundedBuffer
+	copiers        sync.WaitGroup
+	outputs        []*os.File
+	exit           chan unix.WaitStatus
+}
+
+func (s *service) execSync(ctx context.Context, c *container, proc *specs.Process) (*shimapi.ExecSyncResponse, error) {
+	e := &execRun{exit: make(chan unix.WaitStatus, 1)}
+	o := launch.Options{Role: nsproto.RoleExec, Place: s.placer(c.cgroup, c.class, c.id),
+		Config: &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleExec, Spec: &specs.Spec{Process: proc}}}
+	o = s.launchOptions(o, c.id)
+	var child []*os.File
+	defer func() {
+		for _, f := range child {
+			_ = f.Close()
+		}
+	}()
+	for range 2 {
+		r, w, err := os.Pipe()
+		if err != nil {
+			drain(&e.copiers, e.outputs)
+			return nil, fmt.Errorf("create output pipe: %w", err)
+		}
+		e.outputs, child = append(e.outputs, r), append(child, w)
+	}
+	o.Stdout, o.Stderr = child[0], child[1]
+	p, err := s.startExec(ctx, c, o, e)
+	for _, f := range child {
+		_ = f.Close()
+	}
+	child = nil
+	e.copy(0, &e.stdout)
+	e.copy(1, &e.stderr)
+	if err != nil {
+		drain(&e.copiers, e.outputs)
+		return nil, err
+	}
+	if err := p.Exec(); err != nil {
+		_ = p.Signal(unix.SIGKILL)
+		<-e.exit
+		drain(&e.copiers, e.outputs)
+		return nil, err
+	}
+	var ws unix.WaitStatus
+	select {
+	case ws = <-e.exit:
+	case <-ctx.Done():
+		_ = p.Signal(unix.SIGKILL) // a pidfd: never another process
+		<-e.exit
+		drain(&e.copiers, e.outputs)
+		return nil, fmt.Errorf("process %v: %w", proc.Args, ctx.Err())
+	}
+	drain(&e.copiers, e.outputs)
+	return &shimapi.ExecSyncResponse{Stdout: e.stdout.Bytes(), Stderr: e.stderr.Bytes(), ExitCode: exitCode(ws)}, nil
+}
+
+// startExec launches the process into the container's namespaces, opened
+// by fd from its init's /proc entry. Holding the launch side of the reaper
+// keeps the init's pid from being reaped (and reused) meanwhile.
+func (s *service) startExec(ctx context.Context, c *container, o launch.Options, e *execRun) (*launch.Process, error) {
+	release := s.reaper.launching()
+	defer release()
+	c.mu.Lock()
+	pid, ok := c.rec.Pid, c.rec.Status == StatusRunning && !c.reaped
+	c.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("container is not running: %w", errdefs.ErrFailedPrecondition)
+	}
+	files, err := containerNamespaces(pid)
+	defer func() {
+		for _, f := range files {
+			_ = f.Close()
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	for i, f := range files {
+		if f != nil {
+			o.Join = append(o.Join, launch.Namespace{Type: nsKinds[i].flag, File: f})
+		}
+	}
+	p, err := launch.Start(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	s.reaper.watch(p.Pid, func(ws unix.WaitStatus) { e.exit <- ws })
+	return p, nil
+}
+
+// containerNamespaces opens pid's namespaces that differ from the shim's
+// own (joining one's own user namespace is EINVAL), nil for the others.
+func containerNamespaces(pid int) ([]*os.File, error) {
+	files := make([]*os.File, len(nsKinds))
+	base := "/proc/" + strconv.Itoa(pid) + "/ns/"
+	for i, k := range nsKinds {
+		var theirs, ours unix.Stat_t
+		if err := unix.Stat("/proc/self/ns/"+k.name, &ours); errors.Is(err, unix.ENOENT) {
+			continue // the kernel has no such namespace type
+		}
+		f, err := os.Open(base + k.name)
+		if err != nil {
+			return files, fmt.Errorf("open %s namespace of pid %d: %w", k.name, pid, err)
+		}
+		if err := unix.Fstat(int(f.Fd()), &theirs); err != nil || (theirs.Ino == ours.Ino && theirs.Dev == ours.Dev) {
+			_ = f.Close()
+			continue
+		}
+		files[i] = f
+	}
+	return files, nil
+}
+
+// copy reads output i into b until EOF.
+func (e *execRun) copy(i int, b *boundedBuffer) {
+	e.copiers.Add(1)
+	go func() {
+		defer e.copiers.Done()
+		_, _ = io.Copy(b, readerOnly{e.outputs[i]})
+	}()
+}
+
+// boundedBuffer keeps the first maxExecOutput bytes written to it.
+type boundedBuffer struct{ bytes.Buffer }
+
+func (b *boundedBuffer) Write(p []byte) (int, error) {
+	if room := maxExecOutput - b.Len(); room > 0 {
+		b.Buffer.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
+}

@@ -1,0 +1,413 @@
+package shim_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/crib-runtime/crib/runtime/shim"
+	"github.com/crib-runtime/crib/runtime/shimapi"
+)
+
+// TestLogsAndExitCodes: output of both streams in the CRI format, a line
+// longer than the limit split into P pieces, exit 0 → Completed and exit 3
+// → Error, recorded in the state file too.
+func TestLogsAndExitCodes(t *testing.T) {
+	p := newPod(t)
+	id, logPath := p.run("/bin/sh", "-c", "echo hello out; echo hello err >&2; head -c 20000 /dev/zero | tr '\\0' x; echo; printf tail")
+	st := p.wait(id)
+	if st.Status != shimapi.Status_EXITED || st.ExitCode != 0 || st.Reason != shim.ReasonCompleted {
+		t.Fatalf("state %v, want exited 0 Completed", st)
+	}
+	if st.StartedAt == 0 || st.FinishedAt < st.StartedAt || st.CreatedAt > st.StartedAt {
+		t.Errorf("times created %d started %d finished %d", st.CreatedAt, st.StartedAt, st.FinishedAt)
+	}
+	lines := readLog(t, logPath)
+	var out []logLine
+	var sawErr bool
+	for _, l := range lines {
+		if l.stream == "stderr" {
+			sawErr = l.tag == "F" && l.content == "hello err"
+			continue
+		}
+		out = append(out, l)
+	}
+	if !sawErr {
+		t.Errorf("no stderr line in %v", lines)
+	}
+	if len(out) != 4 {
+		t.Fatalf("stdout lines %d, want 4: %v", len(out), out)
+	}
+	if out[0] != (logLine{"stdout", "F", "hello out"}) {
+		t.Errorf("first line %v", out[0])
+	}
+	if out[1].tag != "P" || len(out[1].content) != 16384 || out[2].tag != "F" || len(out[2].content) != 20000-16384 {
+		t.Errorf("the 20000 byte line: %s %d, %s %d", out[1].tag, len(out[1].content), out[2].tag, len(out[2].content))
+	}
+	if out[3] != (logLine{"stdout", "P", "tail"}) {
+		t.Errorf("output ending without newline: %v, want a P line", out[3])
+	}
+
+	id3, _ := p.run("/bin/sh", "-c", "exit 3")
+	if st := p.wait(id3); st.ExitCode != 3 || st.Reason != shim.ReasonError {
+		t.Fatalf("state %v, want exit 3 Error", st)
+	}
+	var rec struct {
+		Status   string `json:"status"`
+		ExitCode int    `json:"exitCode"`
+		Reason   string `json:"reason"`
+	}
+	b, err := os.ReadFile(filepath.Join(p.dir, "containers", id3+".json"))
+	if err != nil || json.Unmarshal(b, &rec) != nil || rec.Status != "exited" || rec.ExitCode != 3 || rec.Reason != "Error" {
+		t.Fatalf("state file %s (%v)", b, err)
+	}
+}
+
+// TestOOMKilled: a container that outgrows its 16 MiB limit is OOMKilled.
+func TestOOMKilled(t *testing.T) {
+	p := newPod(t)
+	id := randomID()
+	spec := p.spec(id, "/bin/sh", "-c", `x=.........................................; while :; do x="$x$x"; done`)
+	limit := int64(16 << 20)
+	spec.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit, Swap: &limit}}
+	p.create(id, spec)
+	if _, err := p.client.Start(context.Background(), &shimapi.ContainerRequest{Id: id}); err != nil {
+		t.Fatal(err)
+	}
+	st := p.wait(id)
+	if st.Reason != shim.ReasonOOMKilled || st.ExitCode != 137 {
+		t.Fatalf("state %v, want OOMKilled with 137", st)
+	}
+}
+
+// TestReopenLog: after the kubelet renames the log away, output keeps
+// going to the renamed file until ReopenLog, then to a new one.
+func TestReopenLog(t *testing.T) {
+	p := newPod(t)
+	id, logPath := p.run("/bin/sh", "-c", "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.05; done")
+	waitFor(t, func() bool { return len(readLog(t, logPath)) > 0 })
+	if err := os.Rename(logPath, logPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.client.ReopenLog(context.Background(), &shimapi.ContainerRequest{Id: id}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { _, err := os.Stat(logPath); return err == nil && len(readLog(t, logPath)) > 1 })
+	old, cur := readLog(t, logPath+".1"), readLog(t, logPath)
+	last, _ := strconv.Atoi(strings.TrimPrefix(old[len(old)-1].content, "tick "))
+	first, _ := strconv.Atoi(strings.TrimPrefix(cur[0].content, "tick "))
+	if first != last+1 {
+		t.Errorf("rotated file ends at tick %d, new file starts at %d", last, first)
+	}
+	if _, err := p.client.Kill(context.Background(), &shimapi.KillRequest{Id: id, Signal: int32(unix.SIGKILL)}); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.wait(id); st.ExitCode != 137 || st.Reason != shim.ReasonError {
+		t.Fatalf("after SIGKILL: %v", st)
+	}
+	if _, err := p.client.ReopenLog(context.Background(), &shimapi.ContainerRequest{Id: id}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("ReopenLog of an exited container: %v, want FailedPrecondition", err)
+	}
+}
+
+// TestExecSync: separate stdout and stderr, the exit code, the container's
+// namespaces and cgroup, a timeout that kills the process.
+func TestExecSync(t *testing.T) {
+	p := newPod(t)
+	id, _ := p.run("/bin/sleep", "1000")
+	ctx := context.Background()
+	proc := func(args ...string) []byte {
+		b, _ := json.Marshal(specs.Process{Args: args, Cwd: "/", Env: []string{"PATH=/bin"}})
+		return b
+	}
+	resp, err := p.client.ExecSync(ctx, &shimapi.ExecSyncRequest{Id: id,
+		Process: proc("/bin/sh", "-c", "echo out; echo err >&2; cat /proc/self/cgroup | grep -c "+id+"; echo $$; exit 5")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outLines := strings.Split(strings.TrimSpace(string(resp.Stdout)), "\n")
+	if resp.ExitCode != 5 || string(resp.Stderr) != "err\n" || len(outLines) != 3 || outLines[0] != "out" || outLines[1] == "0" {
+		t.Fatalf("exec: code %d stdout %q stderr %q", resp.ExitCode, resp.Stdout, resp.Stderr)
+	}
+	if pid, _ := strconv.Atoi(outLines[2]); pid <= 1 || pid > 100 {
+		t.Errorf("exec'd shell has pid %d: not in the container's pid namespace", pid)
+	}
+	start := time.Now()
+	_, err = p.client.ExecSync(ctx, &shimapi.ExecSyncRequest{Id: id, Process: proc("/bin/sleep", "30"), Timeout: 1})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("exec past its timeout: %v, want DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("timeout of 1s took %v", d)
+	}
+	if _, err := p.client.ExecSync(ctx, &shimapi.ExecSyncRequest{Id: id, Process: []byte("{")}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("bad process: %v, want InvalidArgument", err)
+	}
+	if _, err := p.client.Kill(ctx, &shimapi.KillRequest{Id: id, Signal: int32(unix.SIGKILL), All: true}); err != nil {
+		t.Fatal(err)
+	}
+	p.wait(id)
+	if _, err := p.client.ExecSync(ctx, &shimapi.ExecSyncRequest{Id: id, Process: proc("/bin/true")}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("exec in an exited container: %v, want FailedPrecondition", err)
+	}
+}
+
+// TestKillWaitDelete: Wait honours its context, Delete refuses a running
+// container, Kill of all processes ends it, Delete removes cgroup and
+// record, and unknown ids are NotFound.
+func TestKillWaitDelete(t *testing.T) {
+	p := newPod(t)
+	ctx := context.Background()
+	id, _ := p.run("/bin/sh", "-c", "sleep 1000 & sleep 1000")
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if _, err := p.client.Wait(short, &shimapi.ContainerRequest{Id: id}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait on a running container with a short deadline: %v", err)
+	}
+	if _, err := p.client.Delete(ctx, &shimapi.ContainerRequest{Id: id}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("Delete of a running container: %v, want FailedPrecondition", err)
+	}
+	if _, err := p.client.Start(ctx, &shimapi.ContainerRequest{Id: id}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("second Start: %v, want FailedPrecondition", err)
+	}
+	// SIGTERM to every process: the shell is pid 1 of its namespace and
+	// ignores it, the sleeps die.
+	if _, err := p.client.Kill(ctx, &shimapi.KillRequest{Id: id, Signal: int32(unix.SIGTERM), All: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.client.Kill(ctx, &shimapi.KillRequest{Id: id, Signal: int32(unix.SIGKILL)}); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.wait(id); st.ExitCode != 137 {
+		t.Fatalf("after SIGKILL: %v", st)
+	}
+	if _, err := p.client.Kill(ctx, &shimapi.KillRequest{Id: id, Signal: int32(unix.SIGKILL)}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("Kill of an exited container: %v, want FailedPrecondition", err)
+	}
+	if _, err := p.client.Delete(ctx, &shimapi.ContainerRequest{Id: id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/memory", p.cgroup, id)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("cgroup of a deleted container: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(p.dir, "containers", id+".json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state file of a deleted container: %v", err)
+	}
+	for name, call := range map[string]func() error{
+		"State":  func() error { _, err := p.client.State(ctx, &shimapi.ContainerRequest{Id: id}); return err },
+		"Delete": func() error { _, err := p.client.Delete(ctx, &shimapi.ContainerRequest{Id: id}); return err },
+		"Kill":   func() error { _, err := p.client.Kill(ctx, &shimapi.KillRequest{Id: id, Signal: 9}); return err },
+	} {
+		if err := call(); !errors.Is(err, errdefs.ErrNotFound) {
+			t.Errorf("%s of a deleted container: %v, want NotFound", name, err)
+		}
+	}
+
+	// A created, never started container can be deleted; its init goes.
+	id2 := randomID()
+	st, _ := p.create(id2, p.spec(id2, "/bin/true"))
+	if _, err := p.client.Delete(ctx, &shimapi.ContainerRequest{Id: id2}); err != nil {
+		t.Fatal(err)
+	}
+	if unix.Kill(int(st.Pid), 0) == nil {
+		t.Errorf("init %d of a deleted created container still exists", st.Pid)
+	}
+}
+
+// TestBadCreate: malformed requests are InvalidArgument and leave nothing;
+// a taken id is AlreadyExists.
+func TestBadCreate(t *testing.T) {
+	p := newPod(t)
+	ctx := context.Background()
+	id := randomID()
+	for name, req := range map[string]*shimapi.CreateRequest{
+		"bad json":  {Id: id, Spec: []byte("{")},
+		"no cgroup": {Id: id, Spec: []byte(`{"process":{"args":["x"]},"root":{"path":"/"},"linux":{}}`)},
+		"bad id":    {Id: "../x", Spec: []byte("{}")},
+		"tty":       {Id: id, Spec: mustJSON(t, p.spec(id, "/bin/true")), Tty: true},
+	} {
+		if _, err := p.client.Create(ctx, req); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("%s: %v, want InvalidArgument", name, err)
+		}
+	}
+	missing := p.spec(id, "/bin/no-such-command")
+	if _, err := p.client.Create(ctx, &shimapi.CreateRequest{Id: id, Spec: mustJSON(t, missing)}); err == nil ||
+		!strings.Contains(err.Error(), "no-such-command") {
+		t.Errorf("missing command: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/memory", p.cgroup, id)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a failed Create left its cgroup: %v", err)
+	}
+	p.create(id, p.spec(id, "/bin/true"))
+	if _, err := p.client.Create(ctx, &shimapi.CreateRequest{Id: id, Spec: mustJSON(t, p.spec(id, "/bin/true"))}); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Errorf("second Create: %v, want AlreadyExists", err)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestStartPauseAndShutdown: pause is pid 1 of a new pid namespace in the
+// pod cgroup; Shutdown refuses while a container runs, then kills pause
+// and the shim exits.
+func TestStartPauseAndShutdown(t *testing.T) {
+	p := newPod(t)
+	ctx := context.Background()
+	resp, err := p.client.StartPause(ctx, &shimapi.StartPauseRequest{Cgroup: p.cgroup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pause := int(resp.Pid)
+	status, _ := os.ReadFile("/proc/" + strconv.Itoa(pause) + "/status")
+	if !strings.Contains(string(status), "NSpid:\t"+strconv.Itoa(pause)+"\t1\n") {
+		t.Errorf("pause is not pid 1 of a new pid namespace:\n%s", status)
+	}
+	if cg, _ := os.ReadFile("/proc/" + strconv.Itoa(pause) + "/cgroup"); !strings.Contains(string(cg), p.cgroup) {
+		t.Errorf("pause not in %s:\n%s", p.cgroup, cg)
+	}
+	if _, err := p.client.StartPause(ctx, &shimapi.StartPauseRequest{}); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Errorf("second StartPause: %v, want AlreadyExists", err)
+	}
+	if _, err := p.client.StartPause(ctx, &shimapi.StartPauseRequest{Namespaces: map[string]string{"mnt": "/x"}}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("StartPause joining mnt: %v, want InvalidArgument", err)
+	}
+	id, _ := p.run("/bin/sleep", "1000")
+	if _, err := p.client.Shutdown(ctx, &shimapi.Empty{}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("Shutdown with a running container: %v, want FailedPrecondition", err)
+	}
+	_, _ = p.client.Kill(ctx, &shimapi.KillRequest{Id: id, Signal: int32(unix.SIGKILL)})
+	p.wait(id)
+	shimPid := p.shimPid()
+	if _, err := p.client.Shutdown(ctx, &shimapi.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	if unix.Kill(pause, 0) == nil {
+		t.Error("pause survived Shutdown")
+	}
+	waitFor(t, func() bool { return unix.Kill(shimPid, 0) != nil })
+	if _, err := os.Stat(filepath.Join(p.dir, shim.SocketName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket after Shutdown: %v", err)
+	}
+}
+
+// TestReconnect: the daemon's connection going away mid-Wait (a daemon
+// restart) changes nothing: a new connection sees the running container,
+// and its exit while nobody was connected with the real exit code.
+func TestReconnect(t *testing.T) {
+	p := newPod(t)
+	id, _ := p.run("/bin/sh", "-c", "sleep 2; exit 7")
+	waiting := make(chan error, 1)
+	go func() {
+		_, err := p.client.Wait(context.Background(), &shimapi.ContainerRequest{Id: id})
+		waiting <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	_ = p.client.Close() // as a killed daemon would
+	if err := <-waiting; err == nil {
+		t.Fatal("Wait on a closed connection returned no error")
+	}
+	p.connect()
+	st, err := p.client.State(context.Background(), &shimapi.ContainerRequest{Id: id})
+	if err != nil || st.Status != shimapi.Status_RUNNING {
+		t.Fatalf("after reconnecting: %v, %v", st, err)
+	}
+	_ = p.client.Close()
+	time.Sleep(2500 * time.Millisecond) // it exits with nobody connected
+	p.connect()
+	if st := p.wait(id); st.ExitCode != 7 || st.Reason != shim.ReasonError {
+		t.Fatalf("exit seen after reconnecting: %v", st)
+	}
+}
+
+// TestShimRestart: a new shim on the same dir reports exited containers
+// with their real codes and the ones that were running as exited with
+// reason Unknown, and kills what was left of them.
+func TestShimRestart(t *testing.T) {
+	p := newPod(t)
+	done, _ := p.run("/bin/sh", "-c", "exit 4")
+	p.wait(done)
+	running, _ := p.run("/bin/sleep", "1000")
+	st, _ := p.client.State(context.Background(), &shimapi.ContainerRequest{Id: running})
+	if err := unix.Kill(p.shimPid(), unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return p.pingFails() })
+	p.spawn()
+	list, err := p.client.List(context.Background(), &shimapi.Empty{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*shimapi.ContainerState{}
+	for _, c := range list.Containers {
+		got[c.Id] = c
+	}
+	if c := got[done]; c == nil || c.ExitCode != 4 || c.Reason != shim.ReasonError {
+		t.Errorf("exited container after restart: %v", c)
+	}
+	if c := got[running]; c == nil || c.Status != shimapi.Status_EXITED || c.Reason != shim.ReasonUnknown {
+		t.Errorf("running container after restart: %v", c)
+	}
+	waitFor(t, func() bool { return unix.Kill(int(st.Pid), 0) != nil })
+	for _, id := range []string{done, running} {
+		if _, err := p.client.Delete(context.Background(), &shimapi.ContainerRequest{Id: id}); err != nil {
+			t.Errorf("Delete %s after restart: %v", id, err)
+		}
+	}
+}
+
+func (p *pod) pingFails() bool {
+	c, err := shimapi.Dial(context.Background(), filepath.Join(p.dir, shim.SocketName))
+	if err != nil {
+		return true
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err = c.List(ctx, &shimapi.Empty{})
+	return err != nil
+}
+
+// TestIdleMemory reports the shim's memory idle and with five sleeping
+// containers (not an assertion: see docs/benchmarks.md).
+func TestIdleMemory(t *testing.T) {
+	p := newPod(t)
+	pid := p.shimPid()
+	time.Sleep(500 * time.Millisecond)
+	rss, pss, anon := memory(t, pid)
+	t.Logf("shim with 0 containers: RSS %d KiB, PSS %d KiB, anonymous %d KiB", rss, pss, anon)
+	for range 5 {
+		p.run("/bin/sleep", "1000")
+	}
+	time.Sleep(2 * time.Second)
+	rss, pss, anon = memory(t, pid)
+	threads, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	t.Logf("shim with 5 containers: RSS %d KiB, PSS %d KiB, anonymous %d KiB, %d threads", rss, pss, anon, len(threads))
+	_ = unix.Kill(pid, syscall.Signal(0))
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 20s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

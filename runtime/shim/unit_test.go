@@ -1,0 +1,98 @@
+package shim
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crib-runtime/crib/rdt"
+)
+
+func TestStatusTransitions(t *testing.T) {
+	for _, tc := range []struct {
+		from, to Status
+		ok       bool
+	}{
+		{StatusCreated, StatusRunning, true}, {StatusCreated, StatusExited, true},
+		{StatusRunning, StatusExited, true}, {StatusRunning, StatusCreated, false},
+		{StatusExited, StatusRunning, false}, {StatusExited, StatusExited, false},
+	} {
+		if got := tc.from.canBecome(tc.to); got != tc.ok {
+			t.Errorf("%s → %s: %v, want %v", tc.from, tc.to, got, tc.ok)
+		}
+	}
+	b, _ := json.Marshal(record{Status: StatusRunning})
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil || r.Status != StatusRunning || !strings.Contains(string(b), `"running"`) {
+		t.Fatalf("record round trip: %s → %v, %v", b, r.Status, err)
+	}
+	if err := json.Unmarshal([]byte(`{"status":"paused"}`), &r); err == nil {
+		t.Fatal("unknown status accepted")
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	if got := exitCode(unix.WaitStatus(3 << 8)); got != 3 {
+		t.Errorf("exit 3: %d", got)
+	}
+	if got := exitCode(unix.WaitStatus(unix.SIGKILL)); got != 137 {
+		t.Errorf("SIGKILL: %d", got)
+	}
+}
+
+// TestResctrlPlacer places into a class group and a monitoring group of
+// a directory shaped like a resctrl mount.
+func TestResctrlPlacer(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "resctrl")
+	for _, f := range []string{"tasks", "crib-gold/tasks", "info/L3_MON/num_rmids"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mountinfo := filepath.Join(dir, "mountinfo")
+	line := "40 25 0:36 / " + root + " rw,relatime shared:20 - resctrl resctrl rw\n"
+	if err := os.WriteFile(mountinfo, []byte(line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := openResctrl(mountinfo)
+	if err != nil || p == nil {
+		t.Fatalf("openResctrl: %v, %v", p, err)
+	}
+	// The fake has no kernel to create tasks in a new mon group.
+	mon := filepath.Join(root, "crib-gold", "mon_groups", "c1")
+	if err := os.MkdirAll(mon, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mon, "tasks"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if warn, err := p.Place("gold", "c1", 42); err != nil || warn != nil {
+		t.Fatalf("Place: %v, %v", warn, err)
+	}
+	for _, f := range []string{"crib-gold/tasks", "crib-gold/mon_groups/c1/tasks"} {
+		if b, _ := os.ReadFile(filepath.Join(root, f)); string(b) != "42" {
+			t.Errorf("%s = %q", f, b)
+		}
+	}
+	if _, err := p.Place("silver", "c1", 42); err == nil {
+		t.Error("placed in a class that does not exist")
+	}
+	if _, err := p.Place(rdt.RootClass, "", 43); err != nil {
+		t.Errorf("root class: %v", err)
+	}
+	_ = os.Remove(filepath.Join(mon, "tasks"))
+	if err := p.RemoveMonGroup("gold", "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(mon); !os.IsNotExist(err) {
+		t.Errorf("monitoring group still there: %v", err)
+	}
+}

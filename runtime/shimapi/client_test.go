@@ -1,0 +1,92 @@
+package shimapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"testing"
+
+	"github.com/containerd/errdefs"
+	"github.com/containerd/ttrpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// fakeShim answers State with the error named by the id.
+type fakeShim struct{ ShimService }
+
+func (fakeShim) State(_ context.Context, r *ContainerRequest) (*ContainerState, error) {
+	switch r.Id {
+	case "missing":
+		return nil, fmt.Errorf("container %s: %w", r.Id, errdefs.ErrNotFound)
+	case "running":
+		return nil, fmt.Errorf("delete container %s: running: %w", r.Id, errdefs.ErrFailedPrecondition)
+	case "plain":
+		return nil, errors.New("something broke")
+	}
+	return &ContainerState{Id: r.Id, Status: Status_RUNNING}, nil
+}
+
+func TestErrorKindsCrossTheWire(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "shim.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ttrpc.NewServer(ttrpc.WithUnaryServerInterceptor(
+		func(ctx context.Context, u ttrpc.Unmarshaler, _ *ttrpc.UnaryServerInfo, m ttrpc.Method) (any, error) {
+			resp, err := m(ctx, u)
+			return resp, ToStatus(err)
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	RegisterShimService(srv, fakeShim{})
+	go func() { _ = srv.Serve(context.Background(), l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	c, err := Dial(context.Background(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if st, err := c.State(ctx, &ContainerRequest{Id: "ok"}); err != nil || st.Status != Status_RUNNING {
+		t.Fatalf("State = %v, %v", st, err)
+	}
+	for _, tc := range []struct {
+		id   string
+		kind error
+		code codes.Code
+		msg  string
+	}{
+		{"missing", errdefs.ErrNotFound, codes.NotFound, "container missing: not found"},
+		{"running", errdefs.ErrFailedPrecondition, codes.FailedPrecondition, "delete container running: running: failed precondition"},
+		{"plain", nil, codes.Unknown, "something broke"},
+	} {
+		_, err := c.State(ctx, &ContainerRequest{Id: tc.id})
+		if tc.kind != nil && !errors.Is(err, tc.kind) {
+			t.Errorf("%s: %v is not %v", tc.id, err, tc.kind)
+		}
+		if status.Code(err) != tc.code || err.Error() != tc.msg {
+			t.Errorf("%s: code %v message %q, want %v %q", tc.id, status.Code(err), err, tc.code, tc.msg)
+		}
+	}
+	if _, err := Dial(ctx, filepath.Join(t.TempDir(), "none.sock")); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Errorf("Dial of a missing socket: %v, want Unavailable", err)
+	}
+}
+
+func TestStatusRoundTrip(t *testing.T) {
+	for _, k := range kinds {
+		err := FromStatus(ToStatus(fmt.Errorf("x: %w", k.kind)))
+		if !errors.Is(err, k.kind) && k.kind != errdefs.ErrConflict {
+			t.Errorf("%v did not survive the round trip: %v", k.kind, err)
+		}
+	}
+	if FromStatus(nil) != nil || ToStatus(nil) != nil {
+		t.Error("nil is not nil")
+	}
+}
