@@ -95,6 +95,7 @@ func (s *Server) specInput(ctx context.Context, id string, pod PodInfo, imageID 
 		CgroupsPath:  filepath.Join(pod.CgroupParent, id),
 		HostnamePath: pod.HostnamePath, HostsPath: pod.HostsPath, ResolvPath: pod.ResolvPath, ShmPath: pod.ShmPath,
 		RDTClass: class,
+		Nofile:   s.nofile,
 		Stat:     statHost,
 		Rootfs:   s.containers.RootfsPath(id),
 	}

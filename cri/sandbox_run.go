@@ -46,7 +46,7 @@ func toSandboxConfig(cfg *criapi.PodSandboxConfig) (sandbox.Config, error) {
 	if ns.GetNetwork() == criapi.NamespaceMode_TARGET || ns.GetIpc() == criapi.NamespaceMode_TARGET {
 		return sandbox.Config{}, fmt.Errorf("run pod sandbox: TARGET mode is for the pid namespace only: %w", errdefs.ErrInvalidArgument)
 	}
-	if ns.GetUsernsOptions().GetMode() == criapi.NamespaceMode_POD {
+	if u := ns.GetUsernsOptions(); u != nil && u.GetMode() == criapi.NamespaceMode_POD {
 		return sandbox.Config{}, fmt.Errorf("run pod sandbox: user namespaces (hostUsers: false) are not supported yet: %w", errdefs.ErrInvalidArgument)
 	}
 	c := sandbox.Config{

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
@@ -56,6 +57,8 @@ type Server struct {
 	shims      PodShims
 	classes    Classes
 	opts       Options
+	// nofile is this process's hard RLIMIT_NOFILE, what containers get.
+	nofile uint64
 }
 
 // Services are what the CRI handlers drive.
@@ -70,8 +73,13 @@ type Services struct {
 
 // NewServer wires the CRI handlers to crib's services.
 func NewServer(svc Services, opts Options) *Server {
-	return &Server{images: svc.Images, network: svc.Network, containers: svc.Containers,
+	s := &Server{images: svc.Images, network: svc.Network, containers: svc.Containers,
 		pods: podInfo{svc.Sandboxes}, sandboxes: svc.Sandboxes, shims: svc.Shims, classes: svc.Classes, opts: opts}
+	var lim unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil {
+		s.nofile = lim.Max
+	}
+	return s
 }
 
 // Register adds both CRI services to a gRPC server.

@@ -266,6 +266,15 @@ static void stage0(struct crib_bootstrap *b)
 	uint32_t rest = b->clone_flags & ~(uint32_t)(CLONE_NEWUSER | CLONE_NEWCGROUP);
 	if (rest && unshare((int)rest) < 0)
 		bail("nsexec: create namespaces (flags 0x%x): %m", rest);
+	/* A pid namespace's init drops signals from outside that it has no
+	 * handler for, unless they are blocked (then they queue). The pause
+	 * process waits for SIGTERM with sigwaitinfo: block everything before
+	 * it exists, so a SIGTERM sent the moment it runs is not lost. */
+	if (b->role == CRIB_ROLE_PAUSE) {
+		sigset_t all;
+		sigfillset(&all);
+		sigprocmask(SIG_BLOCK, &all, NULL);
+	}
 	/* CLONE_PARENT makes the final process the launcher's child, so it can
 	 * wait for it directly once stage 0 has exited. */
 	long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);

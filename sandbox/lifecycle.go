@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
 
 	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/sandbox/nsfs"
@@ -134,6 +135,33 @@ func (m *Manager) pin(_ context.Context, p *Pod, _ *Config) error {
 		if paths[k] != want {
 			return fmt.Errorf("pinned %s namespace at %q, want %q", k, paths[k], want)
 		}
+	}
+	if p.NetNS != "" {
+		// A new network namespace starts with lo down; pods expect
+		// 127.0.0.1 to work whatever the CNI config (containerd and CRI-O
+		// add the loopback plugin for the same reason).
+		return nsfs.Do(p.NetNS, nsfs.Net, loopbackUp)
+	}
+	return nil
+}
+
+// loopbackUp sets IFF_UP on lo in the calling thread's network namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("bring lo up: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("bring lo up: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring lo up: get flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring lo up: set flags: %w", err)
 	}
 	return nil
 }

@@ -14,11 +14,16 @@ import (
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
+	"github.com/crib-runtime/crib/cgroups/manager"
 	"github.com/crib-runtime/crib/cri"
 	"github.com/crib-runtime/crib/internal/config"
 	"github.com/crib-runtime/crib/internal/listener"
 	"github.com/crib-runtime/crib/rdt"
+	"github.com/crib-runtime/crib/runtime"
 	"github.com/crib-runtime/crib/runtime/image"
+	"github.com/crib-runtime/crib/runtime/launch"
+	"github.com/crib-runtime/crib/runtime/shimapi"
+	"github.com/crib-runtime/crib/sandbox"
 	"github.com/crib-runtime/crib/sandbox/cni"
 )
 
@@ -87,8 +92,13 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	} else {
 		logger.V(2).Info("RDT not available", "reason", info.Reason)
 	}
-	network := cni.Network{ConfDir: cfg.CNI.ConfDir, BinDirs: cfg.CNI.BinDirs}
-	server := cri.NewServer(cri.Services{Images: images, Network: network, Classes: classes}, cri.Options{
+	network := cni.Network{ConfDir: cfg.CNI.ConfDir, BinDirs: cfg.CNI.BinDirs, CacheDir: filepath.Join(cfg.State, "cni")}
+	pods, shims, containers, err := openPods(cfg, network)
+	if err != nil {
+		return err
+	}
+	server := cri.NewServer(cri.Services{Images: images, Network: network, Classes: classes,
+		Sandboxes: pods, Shims: shims, Containers: containers}, cri.Options{
 		Version: version, CgroupDriver: cfg.CgroupDriver, EffectiveConfig: cfg,
 		RDTInfo: func() any { return classes.Info() },
 	})
@@ -128,6 +138,35 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	}
 	logger.Info("Stopped")
 	return nil
+}
+
+// openPods wires pods and containers: the sealed binary the shims start
+// containers from, pod records and their shims, container records.
+func openPods(cfg config.Config, network cni.Network) (*sandbox.Manager, *podShims, *runtime.Manager, error) {
+	bin, err := launch.SealedBinary(filepath.Join(cfg.State, "bin"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cg, err := manager.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	store, err := sandbox.OpenStore(filepath.Join(cfg.Root, "pods"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	pods := &sandbox.Manager{Store: store, StateDir: filepath.Join(cfg.State, "pods"),
+		Cgroups: sandbox.CgroupsOf(cg), Network: network}
+	shims := &podShims{binary: bin, dir: filepath.Join(cfg.State, "shims"), pods: pods, clients: map[string]*shimapi.Client{}}
+	pods.AfterSetup, pods.BeforeTeardown = shims.start, shims.rollback
+	if err := pods.Recover(); err != nil {
+		return nil, nil, nil, err
+	}
+	containers, err := runtime.Open(cfg.Root, shims)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return pods, shims, containers, nil
 }
 
 func rdtConfig(c config.RDT) rdt.Config {

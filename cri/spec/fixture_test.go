@@ -61,6 +61,7 @@ func baseInput() Input {
 		return &criapi.NamespaceOption{Network: criapi.NamespaceMode_POD, Pid: criapi.NamespaceMode_CONTAINER, Ipc: criapi.NamespaceMode_POD}
 	}
 	return Input{
+		Nofile:    1048576,
 		ID:        testID,
 		SandboxID: testSandboxID,
 		Config: &criapi.ContainerConfig{

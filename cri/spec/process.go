@@ -11,15 +11,6 @@ import (
 // config sets one (containerd's and Docker's default).
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// nofileLimit is RLIMIT_NOFILE's soft and hard value. containerd's CRI
-// plugin drops its default rlimits (containerd/cri#515), so containers
-// inherit whatever the daemon was started with: LimitNOFILE=infinity
-// (1048576, the kernel's default fs.nr_open) under containerd 1.x's unit,
-// 1024:524288 under 2.x's. crib sets it explicitly so a container does not
-// change behaviour with the way the daemon or the shim was started, and
-// picks the value most Kubernetes workloads have run with.
-const nofileLimit = 1048576
-
 // process builds the spec's process: what runs, as whom, with which
 // environment and privileges.
 func process(in Input) (*specs.Process, error) {
@@ -52,9 +43,9 @@ func process(in Input) (*specs.Process, error) {
 		Cwd:             cwd,
 		Capabilities:    caps,
 		NoNewPrivileges: sc.GetNoNewPrivs(),
-		Rlimits: []specs.POSIXRlimit{
-			{Type: "RLIMIT_NOFILE", Hard: nofileLimit, Soft: nofileLimit},
-		},
+	}
+	if in.Nofile > 0 {
+		p.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: in.Nofile, Soft: in.Nofile}}
 	}
 	if r := in.Config.GetLinux().GetResources(); r != nil {
 		adj := r.GetOomScoreAdj()

@@ -68,6 +68,14 @@ type Input struct {
 	// RDTClass is the resolved RDT class, "" for none.
 	RDTClass string
 
+	// Nofile, when not 0, is RLIMIT_NOFILE's soft and hard value. containerd's
+	// CRI plugin drops its default rlimits (containerd/cri#515), so there
+	// containers inherit the daemon's start-up limits, soft ones included.
+	// crib passes the runtime's own hard limit: raising past it would need
+	// CAP_SYS_RESOURCE, and a soft limit set by a service manager's unit
+	// should not decide what containers get.
+	Nofile uint64
+
 	// Passwd and Group are the image's /etc/passwd and /etc/group (nil when
 	// absent), for resolving user and group names.
 	Passwd, Group []byte

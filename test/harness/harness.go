@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -77,7 +78,20 @@ func NewEnv(t testing.TB) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() {
+		// Runs last, after the daemon is gone: shims it started outlive it
+		// by design, and pods a failed test did not remove leave mounts.
+		if t.Failed() {
+			logs, _ := filepath.Glob(filepath.Join(dir, "state", "shims", "*", "shim.log"))
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				t.Logf("%s:\n%s", l, b)
+			}
+		}
+		killShims(t, dir)
+		unmountUnder(t, dir)
+		os.RemoveAll(dir)
+	})
 	e := &Env{t: t, Dir: dir, Root: filepath.Join(dir, "root"), State: filepath.Join(dir, "state"),
 		CNIConf: filepath.Join(dir, "net.d"), ConfPath: filepath.Join(dir, "crib.toml")}
 	e.Sock = filepath.Join(e.State, "crib.sock")
@@ -158,7 +172,9 @@ func (e *Env) Spawn(args ...string) *Daemon {
 	if e.Netns != "" {
 		// The daemon, and so every CNI plugin it runs, lives in the test's
 		// network namespace: bridges, veths and addresses stay there.
-		argv = append([]string{"ip", "netns", "exec", e.Netns}, argv...)
+		// (nsenter, not `ip netns exec`: that also makes a mount namespace
+		// with a fresh /sys, hiding the cgroup hierarchies.)
+		argv = append([]string{"nsenter", "--net=/run/netns/" + e.Netns}, argv...)
 	}
 	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.cmd.Stdout, d.cmd.Stderr = d.Logs, d.Logs
@@ -274,5 +290,45 @@ func (e *Env) WithNetwork(subnet string) {
  {"type":"portmap","capabilities":{"portMappings":true}}]}`, subnet, filepath.Join(e.Dir, "ipam"))
 	if err := os.WriteFile(filepath.Join(e.CNIConf, "10-crib-e2e.conflist"), []byte(conf), 0o644); err != nil {
 		e.t.Fatal(err)
+	}
+}
+
+// killShims kills the shim processes started for this env (their command
+// line names a directory under dir), by pid.
+func killShims(t testing.TB, dir string) {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range procs {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if len(args) < 2 || args[1] != "shim" || !strings.Contains(string(b), dir+"/") {
+			continue
+		}
+		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+		if err == nil && pid != os.Getpid() {
+			t.Logf("killing leftover shim %d (%s)", pid, strings.Join(args, " "))
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// unmountUnder detaches every mount below dir, deepest first.
+func unmountUnder(t testing.TB, dir string) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var points []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			points = append(points, f[4])
+		}
+	}
+	for i := len(points) - 1; i >= 0; i-- {
+		if err := syscall.Unmount(points[i], syscall.MNT_DETACH); err != nil {
+			t.Logf("unmount %s: %v", points[i], err)
+		}
 	}
 }

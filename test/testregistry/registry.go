@@ -20,6 +20,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/crib-runtime/crib/sandbox/nsfs"
 )
 
 // Registry is a running in-process registry.
@@ -202,4 +204,25 @@ func (r *Registry) PushIndex(t testing.TB, repoTag string, idx v1.ImageIndex) st
 		t.Fatalf("push index %s: %v", ref, err)
 	}
 	return ref.String()
+}
+
+// ListenIn serves the registry also inside the network namespace at nsPath
+// (such as /run/netns/<name>), for a daemon that runs there, and returns the
+// host:port it answers on in that namespace. Images pushed through Host are
+// pulled through the returned host under the same repository names.
+func (r *Registry) ListenIn(t testing.TB, nsPath string) string {
+	t.Helper()
+	var l net.Listener
+	err := nsfs.Do(nsPath, nsfs.Net, func() (err error) {
+		// A socket belongs to the namespace of the thread that creates it.
+		l, err = net.Listen("tcp", "127.0.0.1:0")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: r.srv.Config.Handler}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return l.Addr().String()
 }

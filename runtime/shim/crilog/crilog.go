@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 )
@@ -53,6 +54,11 @@ func Open(path string) (*File, error) {
 }
 
 func openFile(path string) (*os.File, error) {
+	// The kubelet names the pod's log directory but does not always create
+	// it first (containerd and CRI-O create it too).
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("open container log: %w", err)
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("open container log: %w", err)

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/crib-runtime/crib/runtime"
+	"github.com/crib-runtime/crib/runtime/shim"
+	"github.com/crib-runtime/crib/runtime/shimapi"
+	"github.com/crib-runtime/crib/sandbox"
+)
+
+// podShims starts, finds and stops the shim of each pod. A shim lives in
+// <state>/shims/<first 16 hex of the pod id>: under the state dir, so after
+// a reboot it is gone and the pod's containers report exited with reason
+// Unknown; short, because its socket's path must fit a sockaddr_un (108
+// bytes).
+type podShims struct {
+	binary string
+	dir    string
+	pods   *sandbox.Manager
+
+	// mu guards clients.
+	mu      sync.Mutex
+	clients map[string]*shimapi.Client
+}
+
+func (s *podShims) shimDir(p *sandbox.Pod) string { return filepath.Join(s.dir, p.ID[:16]) }
+
+// start is the sandbox's AfterSetup hook: the pod's shim, then its pause
+// process when the pod shares one pid namespace.
+func (s *podShims) start(ctx context.Context, p *sandbox.Pod) (retErr error) {
+	if err := shim.Spawn(ctx, s.binary, p.ID, s.shimDir(p)); err != nil {
+		return err
+	}
+	defer func() {
+		if retErr != nil {
+			retErr = errors.Join(retErr, s.Shutdown(context.WithoutCancel(ctx), p.ID))
+		}
+	}()
+	c, err := s.dial(ctx, p)
+	if err != nil || !p.SharePID {
+		return err
+	}
+	resp, err := c.StartPause(ctx, &shimapi.StartPauseRequest{Cgroup: p.Cgroup,
+		Namespaces: map[string]string{"net": p.NetNS, "ipc": p.IPCNS, "uts": p.UTSNS}})
+	if err != nil {
+		return fmt.Errorf("start pause process: %w", err)
+	}
+	p.PausePID = int(resp.Pid)
+	return nil
+}
+
+// rollback is the sandbox's BeforeTeardown hook. Only a Run that fails after
+// the shim started (the pod still CREATING) stops it here: Stop keeps the
+// shim, which holds the exit codes until RemovePodSandbox shuts it down.
+func (s *podShims) rollback(ctx context.Context, p *sandbox.Pod) error {
+	if p.State != sandbox.StateCreating {
+		return nil
+	}
+	return s.Shutdown(ctx, p.ID)
+}
+
+// dial connects to a pod's shim once and keeps the connection.
+func (s *podShims) dial(ctx context.Context, p *sandbox.Pod) (*shimapi.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.clients[p.ID]; ok {
+		return c, nil
+	}
+	sock := filepath.Join(s.shimDir(p), "shim.sock")
+	if _, err := os.Stat(sock); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("shim of pod %s: %w", p.ID, errdefs.ErrNotFound)
+	}
+	c, err := shimapi.Dial(ctx, sock)
+	if err != nil {
+		return nil, fmt.Errorf("shim of pod %s: %w", p.ID, err)
+	}
+	s.clients[p.ID] = c
+	return c, nil
+}
+
+// Shim implements runtime.Shims.
+func (s *podShims) Shim(ctx context.Context, podID string) (runtime.Shim, error) {
+	p, err := s.pods.Get(podID)
+	if err != nil {
+		return nil, err
+	}
+	return s.dial(ctx, p)
+}
+
+// Shutdown stops a pod's shim (and its pause process). A pod without a
+// running shim is fine.
+func (s *podShims) Shutdown(ctx context.Context, podID string) error {
+	p, err := s.pods.Get(podID)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	c, err := s.dial(ctx, p)
+	if errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, errdefs.ErrUnavailable) {
+		return s.removeDir(p)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = c.Shutdown(ctx, &shimapi.Empty{})
+	s.mu.Lock()
+	delete(s.clients, podID)
+	s.mu.Unlock()
+	_ = c.Close()
+	if err != nil && !errors.Is(err, errdefs.ErrUnavailable) {
+		return fmt.Errorf("shut down the shim of pod %s: %w", podID, err)
+	}
+	return s.removeDir(p)
+}
+
+// removeDir deletes a stopped shim's directory: its records went with it.
+func (s *podShims) removeDir(p *sandbox.Pod) error {
+	if err := os.RemoveAll(s.shimDir(p)); err != nil {
+		return fmt.Errorf("remove the shim directory of pod %s: %w", p.ID, err)
+	}
+	return nil
+}

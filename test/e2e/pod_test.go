@@ -1,0 +1,218 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crib-runtime/crib/cgroups/manager"
+	"github.com/crib-runtime/crib/test/harness"
+	"github.com/crib-runtime/crib/test/testregistry"
+)
+
+// podWorld is a daemon in its own network namespace with a busybox image pulled.
+type podWorld struct {
+	e      *harness.Env
+	d      *harness.Daemon
+	c      harness.Clients
+	image  string
+	logDir string
+	cgroup string
+}
+
+func newPodWorld(t *testing.T) *podWorld {
+	t.Helper()
+	reg := testregistry.Start(t)
+	ref, _ := reg.Push(t, "e2e/busybox:1", testregistry.Busybox(t, ""))
+	e := harness.NewEnv(t)
+	e.WithNetwork(fmt.Sprintf("10.88.%d.0/24", rand.IntN(200)+20))
+	// The daemon lives in the test's network namespace: it pulls from there.
+	ref = strings.Replace(ref, reg.Host, reg.ListenIn(t, "/run/netns/"+e.Netns), 1)
+	w := &podWorld{e: e, d: e.Start(), image: ref, logDir: filepath.Join(e.Dir, "logs"),
+		cgroup: fmt.Sprintf("/crib-e2e-%d", rand.Int64())}
+	w.c = w.d.Clients()
+	// Whatever a failed test leaves running in its pods goes with their
+	// cgroups (the test owns w.cgroup).
+	t.Cleanup(func() {
+		cg, err := manager.Open("/proc/self/mountinfo")
+		if err == nil {
+			err = cg.Remove(w.cgroup)
+		}
+		if err != nil {
+			t.Errorf("remove the test's cgroups: %v", err)
+		}
+	})
+	if _, err := w.c.Images.PullImage(context.Background(), &criapi.ImageSpec{Image: ref}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func (w *podWorld) podConfig(name string, pid criapi.NamespaceMode) *criapi.PodSandboxConfig {
+	uid := fmt.Sprintf("%x", rand.Int64())
+	return &criapi.PodSandboxConfig{
+		Metadata:     &criapi.PodSandboxMetadata{Name: name, Namespace: "e2e", Uid: uid},
+		Hostname:     name,
+		LogDirectory: filepath.Join(w.logDir, uid),
+		DnsConfig:    &criapi.DNSConfig{Servers: []string{"10.96.0.10"}, Searches: []string{"e2e.svc.cluster.local"}},
+		Labels:       map[string]string{"app": name},
+		Linux: &criapi.LinuxPodSandboxConfig{
+			CgroupParent: w.cgroup + "/pod" + uid,
+			SecurityContext: &criapi.LinuxSandboxSecurityContext{
+				NamespaceOptions: &criapi.NamespaceOption{Pid: pid},
+			},
+		},
+	}
+}
+
+func (w *podWorld) container(t *testing.T, podID string, pod *criapi.PodSandboxConfig, name string, cmd ...string) string {
+	t.Helper()
+	ctx := context.Background()
+	id, err := w.c.Runtime.CreateContainer(ctx, podID, &criapi.ContainerConfig{
+		Metadata: &criapi.ContainerMetadata{Name: name},
+		Image:    &criapi.ImageSpec{Image: w.image},
+		Command:  cmd,
+		LogPath:  name + ".log",
+		Labels:   map[string]string{"container": name},
+	}, pod)
+	if err != nil {
+		t.Fatalf("create %s: %v", name, err)
+	}
+	if err := w.c.Runtime.StartContainer(ctx, id); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	return id
+}
+
+func TestPodWithTwoContainers(t *testing.T) {
+	w := newPodWorld(t)
+	ctx := context.Background()
+	pod := w.podConfig("web", criapi.NamespaceMode_POD)
+	podID, err := w.c.Runtime.RunPodSandbox(ctx, pod, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := w.c.Runtime.PodSandboxStatus(ctx, podID, false)
+	if err != nil || st.Status.State != criapi.PodSandboxState_SANDBOX_READY || st.Status.Network.GetIp() == "" {
+		t.Fatalf("pod status %v, %v", st, err)
+	}
+	server := w.container(t, podID, pod, "server", "sh", "-c", "mkdir -p /www && echo hello-from-httpd > /www/index.html && exec httpd -f -p 80 -h /www")
+	client := w.container(t, podID, pod, "client", "sh", "-c", "for i in $(seq 50); do wget -q -O - http://127.0.0.1/ && break; sleep 0.1; done; exec sleep 3600")
+
+	// The two share the pod's network: the client reaches the server on loopback.
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, f := range []string{"server.log", "client.log"} {
+				b, _ := os.ReadFile(filepath.Join(pod.LogDirectory, f))
+				t.Logf("%s:\n%s", f, b)
+			}
+		}
+	})
+	waitFor(t, func() bool {
+		b, _ := os.ReadFile(filepath.Join(pod.LogDirectory, "client.log"))
+		return strings.Contains(string(b), " stdout F hello-from-httpd")
+	}, "the client's log line from the server")
+	// ExecSync keeps stdout and stderr apart and reports the exit code.
+	resp, err := w.c.RawRt.ExecSync(ctx, &criapi.ExecSyncRequest{ContainerId: client,
+		Cmd: []string{"sh", "-c", "echo out; echo err >&2; exit 3"}, Timeout: 10})
+	if err != nil || string(resp.Stdout) != "out\n" || string(resp.Stderr) != "err\n" || resp.ExitCode != 3 {
+		t.Fatalf("ExecSync = %+v, %v", resp, err)
+	}
+	// A shared pid namespace: the client sees the server's httpd.
+	resp, err = w.c.RawRt.ExecSync(ctx, &criapi.ExecSyncRequest{ContainerId: client, Cmd: []string{"ps"}, Timeout: 10})
+	if err != nil || !strings.Contains(string(resp.Stdout), "httpd") {
+		t.Fatalf("ps in the client: %q, %v", resp.GetStdout(), err)
+	}
+	list, err := w.c.Runtime.ListContainers(ctx, &criapi.ContainerFilter{PodSandboxId: podID,
+		State: &criapi.ContainerStateValue{State: criapi.ContainerState_CONTAINER_RUNNING}})
+	if err != nil || len(list) != 2 {
+		t.Fatalf("running containers %v, %v", list, err)
+	}
+	for _, id := range []string{server, client} {
+		if err := w.c.Runtime.StopContainer(ctx, id, 5); err != nil {
+			t.Fatal(err)
+		}
+		cs, err := w.c.Runtime.ContainerStatus(ctx, id, false)
+		if err != nil || cs.Status.State != criapi.ContainerState_CONTAINER_EXITED || cs.Status.FinishedAt == 0 {
+			t.Fatalf("after stop: %v, %v", cs, err)
+		}
+		if err := w.c.Runtime.RemoveContainer(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.c.Runtime.StopPodSandbox(ctx, podID); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.c.Runtime.StopPodSandbox(ctx, podID); err != nil {
+		t.Fatalf("second stop: %v", err)
+	}
+	if err := w.c.Runtime.RemovePodSandbox(ctx, podID); err != nil {
+		t.Fatal(err)
+	}
+	if pods, _ := w.c.Runtime.ListPodSandbox(ctx, nil); len(pods) != 0 {
+		t.Fatalf("pods left: %v", pods)
+	}
+}
+
+func TestContainerExitReasons(t *testing.T) {
+	w := newPodWorld(t)
+	ctx := context.Background()
+	pod := w.podConfig("exits", criapi.NamespaceMode_CONTAINER)
+	podID, err := w.c.Runtime.RunPodSandbox(ctx, pod, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.c.Runtime.StopPodSandbox(ctx, podID); _ = w.c.Runtime.RemovePodSandbox(ctx, podID) })
+	for _, tc := range []struct {
+		name, reason string
+		code         int32
+		cmd          []string
+	}{
+		{"ok", "Completed", 0, []string{"true"}},
+		{"fails", "Error", 3, []string{"sh", "-c", "exit 3"}},
+	} {
+		id := w.container(t, podID, pod, tc.name, tc.cmd...)
+		waitFor(t, func() bool {
+			cs, err := w.c.Runtime.ContainerStatus(ctx, id, false)
+			return err == nil && cs.Status.State == criapi.ContainerState_CONTAINER_EXITED
+		}, tc.name+" exits")
+		cs, _ := w.c.Runtime.ContainerStatus(ctx, id, false)
+		if cs.Status.ExitCode != tc.code || cs.Status.Reason != tc.reason {
+			t.Errorf("%s: exit %d reason %q, want %d %q", tc.name, cs.Status.ExitCode, cs.Status.Reason, tc.code, tc.reason)
+		}
+	}
+	// Bad input.
+	_, err = w.c.RawRt.CreateContainer(ctx, &criapi.CreateContainerRequest{PodSandboxId: podID, SandboxConfig: pod,
+		Config: &criapi.ContainerConfig{Metadata: &criapi.ContainerMetadata{Name: "noimage"}, Image: &criapi.ImageSpec{Image: "nope:1"}}})
+	harness.MustContain(t, fmt.Sprint(err), "NotFound", "not present")
+	_, err = w.c.RawRt.CreateContainer(ctx, &criapi.CreateContainerRequest{PodSandboxId: podID, SandboxConfig: pod,
+		Config: &criapi.ContainerConfig{Metadata: &criapi.ContainerMetadata{Name: "badmount"}, Image: &criapi.ImageSpec{Image: w.image},
+			Mounts: []*criapi.Mount{{ContainerPath: "/data", HostPath: "relative/path"}}}})
+	harness.MustContain(t, fmt.Sprint(err), "InvalidArgument", "relative/path")
+	id, err := w.c.Runtime.CreateContainer(ctx, podID, &criapi.ContainerConfig{Metadata: &criapi.ContainerMetadata{Name: "nocmd"},
+		Image: &criapi.ImageSpec{Image: w.image}, Command: []string{"no-such-command"}}, pod)
+	if err == nil {
+		err = w.c.Runtime.StartContainer(ctx, id)
+	}
+	harness.MustContain(t, fmt.Sprint(err), "no-such-command")
+	_, err = w.c.RawRt.ContainerStatus(ctx, &criapi.ContainerStatusRequest{ContainerId: strings.Repeat("f", 64)})
+	harness.MustContain(t, fmt.Sprint(err), "NotFound")
+}
+
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
