@@ -1,0 +1,92 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// TestDaemonKilledPodsLive SIGKILLs the daemon with a pod running: after a
+// restart the pod is still ready, a running container still runs and logs,
+// and one that exited while the daemon was down reports its real exit code.
+func TestDaemonKilledPodsLive(t *testing.T) {
+	w := newPodWorld(t)
+	ctx := context.Background()
+	pod := w.podConfig("survivor", criapi.NamespaceMode_CONTAINER)
+	podID, err := w.c.Runtime.RunPodSandbox(ctx, pod, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ticker := w.container(t, podID, pod, "ticker", "sh", "-c", "while :; do echo tick; sleep 0.1; done")
+	short := w.container(t, podID, pod, "short", "sh", "-c", "sleep 1; exit 7")
+	w.d.Kill()
+	time.Sleep(1500 * time.Millisecond) // "short" exits while no daemon runs
+	logPath := filepath.Join(pod.LogDirectory, "ticker.log")
+	before, _ := os.ReadFile(logPath)
+
+	w.d = w.e.Start()
+	w.c = w.d.Clients()
+	pods, err := w.c.Runtime.ListPodSandbox(ctx, &criapi.PodSandboxFilter{Id: podID})
+	if err != nil || len(pods) != 1 || pods[0].State != criapi.PodSandboxState_SANDBOX_READY {
+		t.Fatalf("pod after restart: %v, %v", pods, err)
+	}
+	cs, err := w.c.Runtime.ContainerStatus(ctx, ticker, false)
+	if err != nil || cs.Status.State != criapi.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("ticker after restart: %v, %v", cs, err)
+	}
+	cs, err = w.c.Runtime.ContainerStatus(ctx, short, false)
+	if err != nil || cs.Status.State != criapi.ContainerState_CONTAINER_EXITED || cs.Status.ExitCode != 7 || cs.Status.Reason != "Error" {
+		t.Fatalf("short after restart: %v, %v", cs, err)
+	}
+	// The log kept growing across the restart.
+	waitFor(t, func() bool {
+		after, _ := os.ReadFile(logPath)
+		return len(after) > len(before) && strings.HasSuffix(string(after), " stdout F tick\n")
+	}, "the ticker's log to grow after the restart")
+	if err := w.c.Runtime.StopPodSandbox(ctx, podID); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.c.Runtime.RemovePodSandbox(ctx, podID); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := w.c.Runtime.ListContainers(ctx, nil); len(list) != 0 {
+		t.Fatalf("containers left: %v", list)
+	}
+}
+
+func TestOOMKilledReason(t *testing.T) {
+	w := newPodWorld(t)
+	ctx := context.Background()
+	pod := w.podConfig("oom", criapi.NamespaceMode_CONTAINER)
+	podID, err := w.c.Runtime.RunPodSandbox(ctx, pod, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.c.Runtime.StopPodSandbox(ctx, podID); _ = w.c.Runtime.RemovePodSandbox(ctx, podID) })
+	id, err := w.c.Runtime.CreateContainer(ctx, podID, &criapi.ContainerConfig{
+		Metadata: &criapi.ContainerMetadata{Name: "hog"},
+		Image:    &criapi.ImageSpec{Image: w.image},
+		// Doubles a shell variable until the 16 MiB limit kills it.
+		Command: []string{"sh", "-c", "x=0123456789abcdef; while :; do x=$x$x; done"},
+		Linux:   &criapi.LinuxContainerConfig{Resources: &criapi.LinuxContainerResources{MemoryLimitInBytes: 16 << 20}},
+	}, pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.c.Runtime.StartContainer(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		cs, err := w.c.Runtime.ContainerStatus(ctx, id, false)
+		return err == nil && cs.Status.State == criapi.ContainerState_CONTAINER_EXITED
+	}, "the hog to be killed")
+	cs, _ := w.c.Runtime.ContainerStatus(ctx, id, false)
+	if cs.Status.Reason != "OOMKilled" || cs.Status.ExitCode != 137 {
+		t.Fatalf("hog: reason %q exit %d, want OOMKilled 137", cs.Status.Reason, cs.Status.ExitCode)
+	}
+}
