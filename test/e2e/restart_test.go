@@ -9,6 +9,8 @@ import (
 	"time"
 
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crib-runtime/crib/cgroups/manager"
 )
 
 // TestDaemonKilledPodsLive SIGKILLs the daemon with a pod running: after a
@@ -88,5 +90,50 @@ func TestOOMKilledReason(t *testing.T) {
 	cs, _ := w.c.Runtime.ContainerStatus(ctx, id, false)
 	if cs.Status.Reason != "OOMKilled" || cs.Status.ExitCode != 137 {
 		t.Fatalf("hog: reason %q exit %d, want OOMKilled 137", cs.Status.Reason, cs.Status.ExitCode)
+	}
+}
+
+// TestRebootLeavesPodsNotReady: after a reboot (state dir gone, shims and
+// containers dead) pods are NotReady, containers exited with reason
+// Unknown, and all of them can be removed.
+func TestRebootLeavesPodsNotReady(t *testing.T) {
+	w := newPodWorld(t)
+	ctx := context.Background()
+	pod := w.podConfig("rebooted", criapi.NamespaceMode_POD)
+	podID, err := w.c.Runtime.RunPodSandbox(ctx, pod, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := w.container(t, podID, pod, "sleeper", "sleep", "3600")
+	w.d.Kill()
+	cg, err := manager.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cg.Kill(w.cgroup); err != nil { // the power goes: every process in the pod dies
+		t.Fatal(err)
+	}
+	w.e.Reboot()
+	w.d = w.e.Start()
+	w.c = w.d.Clients()
+	st, err := w.c.Runtime.PodSandboxStatus(ctx, podID, false)
+	if err != nil || st.Status.State != criapi.PodSandboxState_SANDBOX_NOTREADY {
+		t.Fatalf("pod after reboot: %v, %v", st, err)
+	}
+	cs, err := w.c.Runtime.ContainerStatus(ctx, id, false)
+	if err != nil || cs.Status.State != criapi.ContainerState_CONTAINER_EXITED || cs.Status.Reason != "Unknown" {
+		t.Fatalf("container after reboot: %v, %v", cs, err)
+	}
+	if err := w.c.Runtime.StopPodSandbox(ctx, podID); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.c.Runtime.RemovePodSandbox(ctx, podID); err != nil {
+		t.Fatal(err)
+	}
+	if pods, _ := w.c.Runtime.ListPodSandbox(ctx, nil); len(pods) != 0 {
+		t.Fatalf("pods left: %v", pods)
+	}
+	if list, _ := w.c.Runtime.ListContainers(ctx, nil); len(list) != 0 {
+		t.Fatalf("containers left: %v", list)
 	}
 }

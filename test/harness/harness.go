@@ -293,6 +293,19 @@ func (e *Env) WithNetwork(subnet string) {
 	}
 }
 
+// Reboot simulates a node reboot for a stopped daemon: every process the
+// env's shims ran is gone and the state dir (tmpfs /run on a real node) is
+// empty; the root dir survives. Pods' own processes must be killed by the
+// caller (they live in cgroups the test owns).
+func (e *Env) Reboot() {
+	e.t.Helper()
+	killShims(e.t, e.Dir)
+	unmountUnder(e.t, e.State)
+	if err := os.RemoveAll(e.State); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 // killShims kills the shim processes started for this env (their command
 // line names a directory under dir), by pid.
 func killShims(t testing.TB, dir string) {
