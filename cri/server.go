@@ -57,6 +57,8 @@ type Server struct {
 	shims      PodShims
 	classes    Classes
 	opts       Options
+	stats      Stats
+	cpu        cpuSamples
 	// nofile is this process's hard RLIMIT_NOFILE, what containers get.
 	nofile uint64
 }
@@ -69,12 +71,13 @@ type Services struct {
 	Sandboxes  Sandboxes
 	Shims      PodShims
 	Classes    Classes
+	Stats      Stats
 }
 
 // NewServer wires the CRI handlers to crib's services.
 func NewServer(svc Services, opts Options) *Server {
 	s := &Server{images: svc.Images, network: svc.Network, containers: svc.Containers,
-		pods: podInfo{svc.Sandboxes}, sandboxes: svc.Sandboxes, shims: svc.Shims, classes: svc.Classes, opts: opts}
+		pods: podInfo{svc.Sandboxes}, sandboxes: svc.Sandboxes, shims: svc.Shims, classes: svc.Classes, stats: svc.Stats, opts: opts}
 	var lim unix.Rlimit
 	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil {
 		s.nofile = lim.Max

@@ -379,3 +379,36 @@ func (m *Manager) InSandbox(sandboxID string) []string {
 	}
 	return ids
 }
+
+// WritableUsage is the space a container's writable layer takes: allocated
+// bytes and inodes under its upper dir (hard links counted once).
+func (m *Manager) WritableUsage(id string) (bytes, inodes uint64, err error) {
+	if _, err := m.get(id); err != nil {
+		return 0, 0, err
+	}
+	seen := map[uint64]bool{}
+	err = filepath.WalkDir(filepath.Join(m.containerDir(id), "upper"), func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok || seen[st.Ino] {
+			return nil
+		}
+		seen[st.Ino] = true
+		bytes += uint64(st.Blocks) * 512
+		inodes++
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("writable layer usage of container %s: %w", id, err)
+	}
+	return bytes, inodes, nil
+}
+
+// StorageDir is where container writable layers live, for filesystem stats.
+func (m *Manager) StorageDir() string { return m.dir }

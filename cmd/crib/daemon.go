@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
+	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/cgroups/manager"
 	"github.com/crib-runtime/crib/cri"
 	"github.com/crib-runtime/crib/internal/config"
@@ -97,8 +98,13 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	if err != nil {
 		return err
 	}
+	cg, err := manager.Open("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
 	server := cri.NewServer(cri.Services{Images: images, Network: network, Classes: classes,
-		Sandboxes: pods, Shims: shims, Containers: containers}, cri.Options{
+		Sandboxes: pods, Shims: shims, Containers: containers,
+		Stats: statsReader{cgroups: cg, containers: containers}}, cri.Options{
 		Version: version, CgroupDriver: cfg.CgroupDriver, EffectiveConfig: cfg,
 		RDTInfo: func() any { return classes.Info() },
 	})
@@ -138,6 +144,21 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	}
 	logger.Info("Stopped")
 	return nil
+}
+
+// statsReader gathers what the CRI stats RPCs report.
+type statsReader struct {
+	cgroups    manager.Manager
+	containers *runtime.Manager
+}
+
+func (r statsReader) Cgroup(path string) (*cgroups.Stats, error) { return r.cgroups.Stats(path) }
+func (r statsReader) WritableLayer(id string) (uint64, uint64, error) {
+	return r.containers.WritableUsage(id)
+}
+func (r statsReader) StorageDir() string { return r.containers.StorageDir() }
+func (r statsReader) Network(netns string) ([]sandbox.InterfaceStats, error) {
+	return sandbox.NetworkStats(netns)
 }
 
 // openPods wires pods and containers: the sealed binary the shims start

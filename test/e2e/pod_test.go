@@ -130,6 +130,21 @@ func TestPodWithTwoContainers(t *testing.T) {
 	if err != nil || !strings.Contains(string(resp.Stdout), "httpd") {
 		t.Fatalf("ps in the client: %q, %v", resp.GetStdout(), err)
 	}
+	// Stats: the server's CPU, memory and writable layer (it wrote /www);
+	// the pod's processes and interfaces.
+	cst, err := w.c.Runtime.ContainerStats(ctx, server)
+	if err != nil || cst.Cpu.GetUsageCoreNanoSeconds().GetValue() == 0 || cst.Memory.GetWorkingSetBytes().GetValue() == 0 ||
+		cst.WritableLayer.GetUsedBytes().GetValue() == 0 || cst.WritableLayer.GetInodesUsed().GetValue() < 2 {
+		t.Fatalf("ContainerStats = %v, %v", cst, err)
+	}
+	pst, err := w.c.Runtime.PodSandboxStats(ctx, podID)
+	if err != nil || pst.Linux.GetProcess().GetProcessCount().GetValue() < 3 ||
+		pst.Linux.GetNetwork().GetDefaultInterface().GetName() != "eth0" || len(pst.Linux.GetContainers()) != 2 {
+		t.Fatalf("PodSandboxStats = %v, %v", pst, err)
+	}
+	if all, err := w.c.Runtime.ListContainerStats(ctx, &criapi.ContainerStatsFilter{PodSandboxId: podID}); err != nil || len(all) != 2 {
+		t.Fatalf("ListContainerStats = %v, %v", all, err)
+	}
 	list, err := w.c.Runtime.ListContainers(ctx, &criapi.ContainerFilter{PodSandboxId: podID,
 		State: &criapi.ContainerStateValue{State: criapi.ContainerState_CONTAINER_RUNNING}})
 	if err != nil || len(list) != 2 {
