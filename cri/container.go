@@ -21,6 +21,7 @@ type Containers interface {
 	Resolve(idOrPrefix string) (string, error)
 	RootfsPath(id string) string
 	InSandbox(sandboxID string) []string
+	Wait(ctx context.Context, id string) (runtime.State, error)
 	ReopenLog(ctx context.Context, id string) error
 	ExecSync(ctx context.Context, id string, process []byte, timeout time.Duration) (*shimapi.ExecSyncResponse, error)
 }

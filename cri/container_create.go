@@ -68,6 +68,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *criapi.CreateContaine
 		return nil, err
 	}
 	klog.FromContext(ctx).V(2).Info("Created container", "containerID", id, "podSandboxID", pod.ID, "name", rec.Name)
+	s.emit(ctx, id, pod.ID, criapi.ContainerEventType_CONTAINER_CREATED_EVENT)
 	return &criapi.CreateContainerResponse{ContainerId: id}, nil
 }
 

@@ -7,14 +7,21 @@ import (
 	"github.com/containerd/errdefs"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/crib-runtime/crib/runtime"
 )
 
 // RemoveContainer kills a container if it runs and removes it. Removing an
 // unknown container succeeds (CRI: RemoveContainer is idempotent).
 func (s *Server) RemoveContainer(ctx context.Context, req *criapi.RemoveContainerRequest) (*criapi.RemoveContainerResponse, error) {
 	id, err := s.containers.Resolve(req.GetContainerId())
+	var podID string
 	if err == nil {
-		err = s.containers.Remove(ctx, id)
+		var st runtime.State
+		if st, err = s.containers.Status(ctx, id); err == nil {
+			podID = st.SandboxID
+			err = s.containers.Remove(ctx, id)
+		}
 	}
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return &criapi.RemoveContainerResponse{}, nil
@@ -23,5 +30,6 @@ func (s *Server) RemoveContainer(ctx context.Context, req *criapi.RemoveContaine
 		return nil, err
 	}
 	klog.FromContext(ctx).V(2).Info("Removed container", "containerID", id)
+	s.emit(ctx, id, podID, criapi.ContainerEventType_CONTAINER_DELETED_EVENT)
 	return &criapi.RemoveContainerResponse{}, nil
 }

@@ -14,9 +14,15 @@ func (s *Server) StartContainer(ctx context.Context, req *criapi.StartContainerR
 	if err != nil {
 		return nil, err
 	}
+	st, err := s.containers.Status(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.containers.Start(ctx, id); err != nil {
 		return nil, err
 	}
+	go s.watch(id, st.SandboxID)
 	klog.FromContext(ctx).V(2).Info("Started container", "containerID", id)
+	s.emit(ctx, id, st.SandboxID, criapi.ContainerEventType_CONTAINER_STARTED_EVENT)
 	return &criapi.StartContainerResponse{}, nil
 }

@@ -59,6 +59,9 @@ type Server struct {
 	opts       Options
 	stats      Stats
 	cpu        cpuSamples
+	events     events
+	// base is the daemon's context: container watchers end with it.
+	base context.Context
 	// nofile is this process's hard RLIMIT_NOFILE, what containers get.
 	nofile uint64
 }
@@ -74,10 +77,11 @@ type Services struct {
 	Stats      Stats
 }
 
-// NewServer wires the CRI handlers to crib's services.
-func NewServer(svc Services, opts Options) *Server {
+// NewServer wires the CRI handlers to crib's services. ctx bounds the
+// server's background work (event watchers).
+func NewServer(ctx context.Context, svc Services, opts Options) *Server {
 	s := &Server{images: svc.Images, network: svc.Network, containers: svc.Containers,
-		pods: podInfo{svc.Sandboxes}, sandboxes: svc.Sandboxes, shims: svc.Shims, classes: svc.Classes, stats: svc.Stats, opts: opts}
+		pods: podInfo{svc.Sandboxes}, sandboxes: svc.Sandboxes, shims: svc.Shims, classes: svc.Classes, stats: svc.Stats, opts: opts, base: ctx}
 	var lim unix.Rlimit
 	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil {
 		s.nofile = lim.Max

@@ -412,3 +412,17 @@ func (m *Manager) WritableUsage(id string) (bytes, inodes uint64, err error) {
 
 // StorageDir is where container writable layers live, for filesystem stats.
 func (m *Manager) StorageDir() string { return m.dir }
+
+// Wait blocks until the container has exited (or ctx ends) and returns its
+// final state.
+func (m *Manager) Wait(ctx context.Context, id string) (State, error) {
+	c, shim, err := m.shimOf(ctx, id)
+	if err != nil {
+		return State{}, err
+	}
+	s, err := shim.Wait(ctx, &shimapi.ContainerRequest{Id: id})
+	if err != nil {
+		return State{}, fmt.Errorf("wait for container %s: %w", id, err)
+	}
+	return fromShim(c, s), nil
+}

@@ -102,12 +102,15 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	if err != nil {
 		return err
 	}
-	server := cri.NewServer(cri.Services{Images: images, Network: network, Classes: classes,
+	server := cri.NewServer(ctx, cri.Services{Images: images, Network: network, Classes: classes,
 		Sandboxes: pods, Shims: shims, Containers: containers,
 		Stats: statsReader{cgroups: cg, containers: containers}}, cri.Options{
 		Version: version, CgroupDriver: cfg.CgroupDriver, EffectiveConfig: cfg,
 		RDTInfo: func() any { return classes.Info() },
 	})
+	if err := server.WatchRunning(ctx); err != nil {
+		return err
+	}
 	grpcServer := cri.NewGRPCServer(logger)
 	server.Register(grpcServer)
 

@@ -137,3 +137,50 @@ func TestRebootLeavesPodsNotReady(t *testing.T) {
 		t.Fatalf("containers left: %v", list)
 	}
 }
+
+// TestContainerEvents follows one container through the events stream the
+// kubelet's evented PLEG reads: created, started, stopped (it exits by
+// itself), deleted, each with its pod's status.
+func TestContainerEvents(t *testing.T) {
+	w := newPodWorld(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pod := w.podConfig("events", criapi.NamespaceMode_CONTAINER)
+	podID, err := w.c.Runtime.RunPodSandbox(ctx, pod, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = w.c.Runtime.StopPodSandbox(context.Background(), podID)
+		_ = w.c.Runtime.RemovePodSandbox(context.Background(), podID)
+	})
+	stream, err := w.c.RawRt.GetContainerEvents(ctx, &criapi.GetEventsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // let the subscription reach the daemon
+	id := w.container(t, podID, pod, "brief", "sh", "-c", "sleep 0.3")
+	waitFor(t, func() bool {
+		cs, err := w.c.Runtime.ContainerStatus(ctx, id, false)
+		return err == nil && cs.Status.State == criapi.ContainerState_CONTAINER_EXITED
+	}, "the container to exit")
+	if err := w.c.Runtime.RemoveContainer(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	want := []criapi.ContainerEventType{criapi.ContainerEventType_CONTAINER_CREATED_EVENT,
+		criapi.ContainerEventType_CONTAINER_STARTED_EVENT, criapi.ContainerEventType_CONTAINER_STOPPED_EVENT,
+		criapi.ContainerEventType_CONTAINER_DELETED_EVENT}
+	for _, typ := range want {
+		ev, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.ContainerId != id || ev.ContainerEventType != typ || ev.PodSandboxStatus.GetId() != podID {
+			t.Fatalf("event %v for %s (pod %s), want %v for %s", ev.ContainerEventType, ev.ContainerId, ev.PodSandboxStatus.GetId(), typ, id)
+		}
+		if typ == criapi.ContainerEventType_CONTAINER_STOPPED_EVENT &&
+			(len(ev.ContainersStatuses) != 1 || ev.ContainersStatuses[0].State != criapi.ContainerState_CONTAINER_EXITED) {
+			t.Fatalf("stopped event statuses %v", ev.ContainersStatuses)
+		}
+	}
+}

@@ -1,0 +1,118 @@
+package cri
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+)
+
+// eventBuffer is how many events a slow subscriber may fall behind before
+// its stream is ended; the kubelet then relists, as its evented PLEG does
+// after any stream error.
+const eventBuffer = 1024
+
+// events fans container events out to GetContainerEvents streams.
+type events struct {
+	mu   sync.Mutex // guards subs
+	subs map[chan *criapi.ContainerEventResponse]struct{}
+}
+
+func (e *events) subscribe() chan *criapi.ContainerEventResponse {
+	ch := make(chan *criapi.ContainerEventResponse, eventBuffer)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.subs == nil {
+		e.subs = map[chan *criapi.ContainerEventResponse]struct{}{}
+	}
+	e.subs[ch] = struct{}{}
+	return ch
+}
+
+func (e *events) unsubscribe(ch chan *criapi.ContainerEventResponse) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.subs[ch]; ok {
+		delete(e.subs, ch)
+		close(ch)
+	}
+}
+
+func (e *events) publish(ev *criapi.ContainerEventResponse) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for ch := range e.subs {
+		select {
+		case ch <- ev:
+		default:
+			delete(e.subs, ch) // too far behind: end its stream
+			close(ch)
+		}
+	}
+}
+
+// emit publishes an event about a container with its pod's current status
+// and the statuses of the pod's containers, as the evented PLEG wants them.
+func (s *Server) emit(ctx context.Context, id, podID string, typ criapi.ContainerEventType) {
+	ev := &criapi.ContainerEventResponse{ContainerId: id, ContainerEventType: typ, CreatedAt: time.Now().UnixNano()}
+	if ps, err := s.PodSandboxStatus(ctx, &criapi.PodSandboxStatusRequest{PodSandboxId: podID}); err == nil {
+		ev.PodSandboxStatus = ps.Status
+	}
+	for _, cid := range s.containers.InSandbox(podID) {
+		if cs, err := s.ContainerStatus(ctx, &criapi.ContainerStatusRequest{ContainerId: cid}); err == nil {
+			ev.ContainersStatuses = append(ev.ContainersStatuses, cs.Status)
+		}
+	}
+	s.events.publish(ev)
+}
+
+// watch emits the stopped event when a started container exits, whoever
+// stopped it. It runs until then or until the daemon stops.
+func (s *Server) watch(id, podID string) {
+	ctx := s.base
+	if _, err := s.containers.Wait(ctx, id); err != nil {
+		if ctx.Err() == nil {
+			klog.FromContext(ctx).V(4).Info("Stopped watching container", "containerID", id, "err", err)
+		}
+		return
+	}
+	s.emit(ctx, id, podID, criapi.ContainerEventType_CONTAINER_STOPPED_EVENT)
+}
+
+// WatchRunning starts watchers for containers that already run (after a
+// daemon restart), so their exits produce events too.
+func (s *Server) WatchRunning(ctx context.Context) error {
+	all, err := s.containers.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, st := range all {
+		if toCRIState(st.Status) == criapi.ContainerState_CONTAINER_RUNNING {
+			go s.watch(st.ID, st.SandboxID)
+		}
+	}
+	return nil
+}
+
+// GetContainerEvents streams container lifecycle events until the client
+// goes away.
+func (s *Server) GetContainerEvents(_ *criapi.GetEventsRequest, stream grpc.ServerStreamingServer[criapi.ContainerEventResponse]) error {
+	ch := s.events.subscribe()
+	defer s.events.unsubscribe(ch)
+	for {
+		select {
+		case <-stream.Context().Done():
+			return nil
+		case ev, ok := <-ch:
+			if !ok {
+				return context.Canceled
+			}
+			if err := stream.Send(ev); err != nil {
+				return err
+			}
+		}
+	}
+}
