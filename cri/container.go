@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crib-runtime/crib/runtime"
@@ -22,6 +23,7 @@ type Containers interface {
 	RootfsPath(id string) string
 	InSandbox(sandboxID string) []string
 	Wait(ctx context.Context, id string) (runtime.State, error)
+	UpdateResources(ctx context.Context, id string, r *specs.LinuxResources) error
 	ReopenLog(ctx context.Context, id string) error
 	ExecSync(ctx context.Context, id string, process []byte, timeout time.Duration) (*shimapi.ExecSyncResponse, error)
 }

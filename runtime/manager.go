@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/containerd/ttrpc"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/crib-runtime/crib/internal/statefile"
 	"github.com/crib-runtime/crib/runtime/shimapi"
@@ -33,6 +35,7 @@ type Shim interface {
 	Delete(context.Context, *shimapi.ContainerRequest) (*shimapi.Empty, error)
 	ReopenLog(context.Context, *shimapi.ContainerRequest) (*shimapi.Empty, error)
 	ExecSync(context.Context, *shimapi.ExecSyncRequest) (*shimapi.ExecSyncResponse, error)
+	Update(context.Context, *shimapi.UpdateRequest) (*shimapi.Empty, error)
 }
 
 // Shims finds the shim of a pod. ErrNotFound means the pod has none any more
@@ -425,4 +428,30 @@ func (m *Manager) Wait(ctx context.Context, id string) (State, error) {
 		return State{}, fmt.Errorf("wait for container %s: %w", id, err)
 	}
 	return fromShim(c, s), nil
+}
+
+// UpdateResources applies new limits to a running or created container and
+// records them for ContainerStatus.
+func (m *Manager) UpdateResources(ctx context.Context, id string, r *specs.LinuxResources) error {
+	c, shim, err := m.shimOf(ctx, id)
+	if err != nil {
+		return fmt.Errorf("update container %s: %w", id, err)
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("update container %s: %w", id, err)
+	}
+	if _, err := shim.Update(ctx, &shimapi.UpdateRequest{Id: id, Resources: data}); err != nil {
+		return fmt.Errorf("update container %s: %w", id, err)
+	}
+	c.Resources = r
+	if err := statefile.WriteJSON(filepath.Join(m.containerDir(id), "container.json"), &c); err != nil {
+		return fmt.Errorf("update container %s: %w", id, err)
+	}
+	m.mu.Lock()
+	if _, ok := m.records[id]; ok {
+		m.records[id] = &c
+	}
+	m.mu.Unlock()
+	return nil
 }

@@ -111,6 +111,11 @@ func (f *fakeShim) ReopenLog(_ context.Context, r *shimapi.ContainerRequest) (*s
 	return &shimapi.Empty{}, nil
 }
 
+func (f *fakeShim) Update(_ context.Context, r *shimapi.UpdateRequest) (*shimapi.Empty, error) {
+	f.record("update " + r.Id + " " + string(r.Resources))
+	return &shimapi.Empty{}, nil
+}
+
 func (f *fakeShim) ExecSync(_ context.Context, r *shimapi.ExecSyncRequest) (*shimapi.ExecSyncResponse, error) {
 	return &shimapi.ExecSyncResponse{Stdout: r.Process, ExitCode: 3}, nil
 }

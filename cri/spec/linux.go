@@ -35,7 +35,7 @@ const RootRDTClass = "system/default"
 // masked and read-only paths, sysctls and the RDT class.
 func linux(in Input, ns nsModes, l *specs.Linux) error {
 	sc := in.Config.GetLinux().GetSecurityContext()
-	res, err := resources(in.Config.GetLinux().GetResources())
+	res, err := Resources(in.Config.GetLinux().GetResources())
 	if err != nil {
 		return err
 	}
@@ -71,10 +71,10 @@ func linux(in Input, ns nsModes, l *specs.Linux) error {
 	return nil
 }
 
-// resources translates CRI resources as containerd does: zero means "not
+// Resources translates CRI resources as containerd does: zero means "not
 // set", and memory+swap equals the memory limit unless kubelet sets it
 // (MemorySwapLimitInBytes), so a container does not swap by default.
-func resources(r *criapi.LinuxContainerResources) (*specs.LinuxResources, error) {
+func Resources(r *criapi.LinuxContainerResources) (*specs.LinuxResources, error) {
 	out := &specs.LinuxResources{}
 	if r == nil {
 		return out, nil

@@ -129,7 +129,7 @@ func TestResources(t *testing.T) {
 		{name: "negative memory", r: &criapi.LinuxContainerResources{MemoryLimitInBytes: -2}, err: invalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := resources(tc.r)
+			got, err := Resources(tc.r)
 			checkErr(t, err, tc.err)
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("resources (-want +got):\n%s", diff)

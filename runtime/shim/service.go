@@ -2,6 +2,7 @@ package shim
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,10 +14,12 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
 	"github.com/crib-runtime/crib/cgroups"
+	"github.com/crib-runtime/crib/cgroups/ocires"
 	"github.com/crib-runtime/crib/internal/statefile"
 	"github.com/crib-runtime/crib/runtime/launch"
 	"github.com/crib-runtime/crib/runtime/shimapi"
@@ -287,4 +290,25 @@ func (s *service) launchOptions(o launch.Options, id string) launch.Options {
 	logger := s.logger.WithValues("containerID", id)
 	o.Log = func(line string) { logger.V(4).Info("Container init logged", "line", line) }
 	return o
+}
+
+// Update applies new limits (OCI linux.resources, JSON) to a container's
+// cgroup; the cgroups manager writes them in the order the kernel accepts.
+func (s *service) Update(_ context.Context, r *shimapi.UpdateRequest) (*shimapi.Empty, error) {
+	c, err := s.get(r.Id)
+	if err != nil {
+		return nil, err
+	}
+	var lr specs.LinuxResources
+	if err := json.Unmarshal(r.Resources, &lr); err != nil {
+		return nil, fmt.Errorf("update container %s: resources: %v: %w", r.Id, err, errdefs.ErrInvalidArgument)
+	}
+	res, err := ocires.Convert(&lr)
+	if err != nil {
+		return nil, fmt.Errorf("update container %s: %w", r.Id, err)
+	}
+	if err := s.cg.Update(c.cgroup, res); err != nil {
+		return nil, fmt.Errorf("update container %s: %w", r.Id, err)
+	}
+	return &shimapi.Empty{}, nil
 }

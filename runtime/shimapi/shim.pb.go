@@ -611,6 +611,59 @@ func (x *ListResponse) GetContainers() []*ContainerState {
 	return nil
 }
 
+type UpdateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// OCI linux.resources, JSON.
+	Resources     []byte `protobuf:"bytes,2,opt,name=resources,proto3" json:"resources,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateRequest) Reset() {
+	*x = UpdateRequest{}
+	mi := &file_shim_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateRequest) ProtoMessage() {}
+
+func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shim_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
+func (*UpdateRequest) Descriptor() ([]byte, []int) {
+	return file_shim_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *UpdateRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UpdateRequest) GetResources() []byte {
+	if x != nil {
+		return x.Resources
+	}
+	return nil
+}
+
 type ExecSyncRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -624,7 +677,7 @@ type ExecSyncRequest struct {
 
 func (x *ExecSyncRequest) Reset() {
 	*x = ExecSyncRequest{}
-	mi := &file_shim_proto_msgTypes[8]
+	mi := &file_shim_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -636,7 +689,7 @@ func (x *ExecSyncRequest) String() string {
 func (*ExecSyncRequest) ProtoMessage() {}
 
 func (x *ExecSyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shim_proto_msgTypes[8]
+	mi := &file_shim_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -649,7 +702,7 @@ func (x *ExecSyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecSyncRequest.ProtoReflect.Descriptor instead.
 func (*ExecSyncRequest) Descriptor() ([]byte, []int) {
-	return file_shim_proto_rawDescGZIP(), []int{8}
+	return file_shim_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ExecSyncRequest) GetId() string {
@@ -684,7 +737,7 @@ type ExecSyncResponse struct {
 
 func (x *ExecSyncResponse) Reset() {
 	*x = ExecSyncResponse{}
-	mi := &file_shim_proto_msgTypes[9]
+	mi := &file_shim_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -696,7 +749,7 @@ func (x *ExecSyncResponse) String() string {
 func (*ExecSyncResponse) ProtoMessage() {}
 
 func (x *ExecSyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shim_proto_msgTypes[9]
+	mi := &file_shim_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -709,7 +762,7 @@ func (x *ExecSyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecSyncResponse.ProtoReflect.Descriptor instead.
 func (*ExecSyncResponse) Descriptor() ([]byte, []int) {
-	return file_shim_proto_rawDescGZIP(), []int{9}
+	return file_shim_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ExecSyncResponse) GetStdout() []byte {
@@ -788,7 +841,10 @@ const file_shim_proto_rawDesc = "" +
 	"\fListResponse\x12<\n" +
 	"\n" +
 	"containers\x18\x01 \x03(\v2\x1c.crib.shim.v1.ContainerStateR\n" +
-	"containers\"U\n" +
+	"containers\"=\n" +
+	"\rUpdateRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
+	"\tresources\x18\x02 \x01(\fR\tresources\"U\n" +
 	"\x0fExecSyncRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aprocess\x18\x02 \x01(\fR\aprocess\x12\x18\n" +
@@ -802,7 +858,7 @@ const file_shim_proto_rawDesc = "" +
 	"\aCREATED\x10\x01\x12\v\n" +
 	"\aRUNNING\x10\x02\x12\n" +
 	"\n" +
-	"\x06EXITED\x10\x032\xe3\x05\n" +
+	"\x06EXITED\x10\x032\x9f\x06\n" +
 	"\x04Shim\x12O\n" +
 	"\n" +
 	"StartPause\x12\x1f.crib.shim.v1.StartPauseRequest\x1a .crib.shim.v1.StartPauseResponse\x12C\n" +
@@ -812,7 +868,8 @@ const file_shim_proto_rawDesc = "" +
 	"\x04Wait\x12\x1e.crib.shim.v1.ContainerRequest\x1a\x1c.crib.shim.v1.ContainerState\x12E\n" +
 	"\x05State\x12\x1e.crib.shim.v1.ContainerRequest\x1a\x1c.crib.shim.v1.ContainerState\x127\n" +
 	"\x04List\x12\x13.crib.shim.v1.Empty\x1a\x1a.crib.shim.v1.ListResponse\x12=\n" +
-	"\x06Delete\x12\x1e.crib.shim.v1.ContainerRequest\x1a\x13.crib.shim.v1.Empty\x12@\n" +
+	"\x06Delete\x12\x1e.crib.shim.v1.ContainerRequest\x1a\x13.crib.shim.v1.Empty\x12:\n" +
+	"\x06Update\x12\x1b.crib.shim.v1.UpdateRequest\x1a\x13.crib.shim.v1.Empty\x12@\n" +
 	"\tReopenLog\x12\x1e.crib.shim.v1.ContainerRequest\x1a\x13.crib.shim.v1.Empty\x12I\n" +
 	"\bExecSync\x12\x1d.crib.shim.v1.ExecSyncRequest\x1a\x1e.crib.shim.v1.ExecSyncResponse\x124\n" +
 	"\bShutdown\x12\x13.crib.shim.v1.Empty\x1a\x13.crib.shim.v1.EmptyB6Z4github.com/crib-runtime/crib/runtime/shimapi;shimapib\x06proto3"
@@ -830,7 +887,7 @@ func file_shim_proto_rawDescGZIP() []byte {
 }
 
 var file_shim_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_shim_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_shim_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_shim_proto_goTypes = []any{
 	(Status)(0),                // 0: crib.shim.v1.Status
 	(*Empty)(nil),              // 1: crib.shim.v1.Empty
@@ -841,12 +898,13 @@ var file_shim_proto_goTypes = []any{
 	(*KillRequest)(nil),        // 6: crib.shim.v1.KillRequest
 	(*ContainerState)(nil),     // 7: crib.shim.v1.ContainerState
 	(*ListResponse)(nil),       // 8: crib.shim.v1.ListResponse
-	(*ExecSyncRequest)(nil),    // 9: crib.shim.v1.ExecSyncRequest
-	(*ExecSyncResponse)(nil),   // 10: crib.shim.v1.ExecSyncResponse
-	nil,                        // 11: crib.shim.v1.StartPauseRequest.NamespacesEntry
+	(*UpdateRequest)(nil),      // 9: crib.shim.v1.UpdateRequest
+	(*ExecSyncRequest)(nil),    // 10: crib.shim.v1.ExecSyncRequest
+	(*ExecSyncResponse)(nil),   // 11: crib.shim.v1.ExecSyncResponse
+	nil,                        // 12: crib.shim.v1.StartPauseRequest.NamespacesEntry
 }
 var file_shim_proto_depIdxs = []int32{
-	11, // 0: crib.shim.v1.StartPauseRequest.namespaces:type_name -> crib.shim.v1.StartPauseRequest.NamespacesEntry
+	12, // 0: crib.shim.v1.StartPauseRequest.namespaces:type_name -> crib.shim.v1.StartPauseRequest.NamespacesEntry
 	0,  // 1: crib.shim.v1.ContainerState.status:type_name -> crib.shim.v1.Status
 	7,  // 2: crib.shim.v1.ListResponse.containers:type_name -> crib.shim.v1.ContainerState
 	2,  // 3: crib.shim.v1.Shim.StartPause:input_type -> crib.shim.v1.StartPauseRequest
@@ -857,22 +915,24 @@ var file_shim_proto_depIdxs = []int32{
 	5,  // 8: crib.shim.v1.Shim.State:input_type -> crib.shim.v1.ContainerRequest
 	1,  // 9: crib.shim.v1.Shim.List:input_type -> crib.shim.v1.Empty
 	5,  // 10: crib.shim.v1.Shim.Delete:input_type -> crib.shim.v1.ContainerRequest
-	5,  // 11: crib.shim.v1.Shim.ReopenLog:input_type -> crib.shim.v1.ContainerRequest
-	9,  // 12: crib.shim.v1.Shim.ExecSync:input_type -> crib.shim.v1.ExecSyncRequest
-	1,  // 13: crib.shim.v1.Shim.Shutdown:input_type -> crib.shim.v1.Empty
-	3,  // 14: crib.shim.v1.Shim.StartPause:output_type -> crib.shim.v1.StartPauseResponse
-	7,  // 15: crib.shim.v1.Shim.Create:output_type -> crib.shim.v1.ContainerState
-	7,  // 16: crib.shim.v1.Shim.Start:output_type -> crib.shim.v1.ContainerState
-	1,  // 17: crib.shim.v1.Shim.Kill:output_type -> crib.shim.v1.Empty
-	7,  // 18: crib.shim.v1.Shim.Wait:output_type -> crib.shim.v1.ContainerState
-	7,  // 19: crib.shim.v1.Shim.State:output_type -> crib.shim.v1.ContainerState
-	8,  // 20: crib.shim.v1.Shim.List:output_type -> crib.shim.v1.ListResponse
-	1,  // 21: crib.shim.v1.Shim.Delete:output_type -> crib.shim.v1.Empty
-	1,  // 22: crib.shim.v1.Shim.ReopenLog:output_type -> crib.shim.v1.Empty
-	10, // 23: crib.shim.v1.Shim.ExecSync:output_type -> crib.shim.v1.ExecSyncResponse
-	1,  // 24: crib.shim.v1.Shim.Shutdown:output_type -> crib.shim.v1.Empty
-	14, // [14:25] is the sub-list for method output_type
-	3,  // [3:14] is the sub-list for method input_type
+	9,  // 11: crib.shim.v1.Shim.Update:input_type -> crib.shim.v1.UpdateRequest
+	5,  // 12: crib.shim.v1.Shim.ReopenLog:input_type -> crib.shim.v1.ContainerRequest
+	10, // 13: crib.shim.v1.Shim.ExecSync:input_type -> crib.shim.v1.ExecSyncRequest
+	1,  // 14: crib.shim.v1.Shim.Shutdown:input_type -> crib.shim.v1.Empty
+	3,  // 15: crib.shim.v1.Shim.StartPause:output_type -> crib.shim.v1.StartPauseResponse
+	7,  // 16: crib.shim.v1.Shim.Create:output_type -> crib.shim.v1.ContainerState
+	7,  // 17: crib.shim.v1.Shim.Start:output_type -> crib.shim.v1.ContainerState
+	1,  // 18: crib.shim.v1.Shim.Kill:output_type -> crib.shim.v1.Empty
+	7,  // 19: crib.shim.v1.Shim.Wait:output_type -> crib.shim.v1.ContainerState
+	7,  // 20: crib.shim.v1.Shim.State:output_type -> crib.shim.v1.ContainerState
+	8,  // 21: crib.shim.v1.Shim.List:output_type -> crib.shim.v1.ListResponse
+	1,  // 22: crib.shim.v1.Shim.Delete:output_type -> crib.shim.v1.Empty
+	1,  // 23: crib.shim.v1.Shim.Update:output_type -> crib.shim.v1.Empty
+	1,  // 24: crib.shim.v1.Shim.ReopenLog:output_type -> crib.shim.v1.Empty
+	11, // 25: crib.shim.v1.Shim.ExecSync:output_type -> crib.shim.v1.ExecSyncResponse
+	1,  // 26: crib.shim.v1.Shim.Shutdown:output_type -> crib.shim.v1.Empty
+	15, // [15:27] is the sub-list for method output_type
+	3,  // [3:15] is the sub-list for method input_type
 	3,  // [3:3] is the sub-list for extension type_name
 	3,  // [3:3] is the sub-list for extension extendee
 	0,  // [0:3] is the sub-list for field type_name
@@ -889,7 +949,7 @@ func file_shim_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shim_proto_rawDesc), len(file_shim_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

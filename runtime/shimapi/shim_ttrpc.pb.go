@@ -16,6 +16,7 @@ type ShimService interface {
 	State(context.Context, *ContainerRequest) (*ContainerState, error)
 	List(context.Context, *Empty) (*ListResponse, error)
 	Delete(context.Context, *ContainerRequest) (*Empty, error)
+	Update(context.Context, *UpdateRequest) (*Empty, error)
 	ReopenLog(context.Context, *ContainerRequest) (*Empty, error)
 	ExecSync(context.Context, *ExecSyncRequest) (*ExecSyncResponse, error)
 	Shutdown(context.Context, *Empty) (*Empty, error)
@@ -79,6 +80,13 @@ func RegisterShimService(srv *ttrpc.Server, svc ShimService) {
 					return nil, err
 				}
 				return svc.Delete(ctx, &req)
+			},
+			"Update": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req UpdateRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.Update(ctx, &req)
 			},
 			"ReopenLog": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
 				var req ContainerRequest
@@ -174,6 +182,14 @@ func (c *shimClient) List(ctx context.Context, req *Empty) (*ListResponse, error
 func (c *shimClient) Delete(ctx context.Context, req *ContainerRequest) (*Empty, error) {
 	var resp Empty
 	if err := c.client.Call(ctx, "crib.shim.v1.Shim", "Delete", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *shimClient) Update(ctx context.Context, req *UpdateRequest) (*Empty, error) {
+	var resp Empty
+	if err := c.client.Call(ctx, "crib.shim.v1.Shim", "Update", req, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil

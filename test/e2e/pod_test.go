@@ -137,6 +137,19 @@ func TestPodWithTwoContainers(t *testing.T) {
 		cst.WritableLayer.GetUsedBytes().GetValue() == 0 || cst.WritableLayer.GetInodesUsed().GetValue() < 2 {
 		t.Fatalf("ContainerStats = %v, %v", cst, err)
 	}
+	// A live update reaches the cgroup and the status.
+	if err := w.c.Runtime.UpdateContainerResources(ctx, server, &criapi.ContainerResources{Linux: &criapi.LinuxContainerResources{MemoryLimitInBytes: 96 << 20}}); err != nil {
+		t.Fatal(err)
+	}
+	if cs, err := w.c.Runtime.ContainerStatus(ctx, server, false); err != nil ||
+		cs.Status.GetResources().GetLinux().GetMemoryLimitInBytes() != 96<<20 {
+		t.Fatalf("status after update: %v, %v", cs.GetStatus().GetResources(), err)
+	}
+	if cg, err := manager.Open("/proc/self/mountinfo"); err != nil {
+		t.Fatal(err)
+	} else if st, err := cg.Stats(pod.Linux.CgroupParent + "/" + server); err != nil || st.Memory.LimitBytes != 96<<20 {
+		t.Fatalf("cgroup memory limit after update: %v, %v", st.Memory.LimitBytes, err)
+	}
 	pst, err := w.c.Runtime.PodSandboxStats(ctx, podID)
 	if err != nil || pst.Linux.GetProcess().GetProcessCount().GetValue() < 3 ||
 		pst.Linux.GetNetwork().GetDefaultInterface().GetName() != "eth0" || len(pst.Linux.GetContainers()) != 2 {
