@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"context"
+	"io"
+	"net"
+	"os/exec"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +14,7 @@ import (
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crib-runtime/crib/cgroups/manager"
+	"github.com/crib-runtime/crib/sandbox/nsfs"
 )
 
 // TestDaemonKilledPodsLive SIGKILLs the daemon with a pod running: after a
@@ -183,4 +187,54 @@ func TestContainerEvents(t *testing.T) {
 			t.Fatalf("stopped event statuses %v", ev.ContainersStatuses)
 		}
 	}
+}
+
+// TestHostPort reaches a container's port through the pod's hostPort, which
+// the CNI portmap plugin maps on the (test namespace's) host side.
+func TestHostPort(t *testing.T) {
+	w := newPodWorld(t)
+	ctx := context.Background()
+	pod := w.podConfig("hostport", criapi.NamespaceMode_CONTAINER)
+	pod.PortMappings = []*criapi.PortMapping{{Protocol: criapi.Protocol_TCP, ContainerPort: 80, HostPort: 18080}}
+	podID, err := w.c.Runtime.RunPodSandbox(ctx, pod, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.c.Runtime.StopPodSandbox(ctx, podID); _ = w.c.Runtime.RemovePodSandbox(ctx, podID) })
+	w.container(t, podID, pod, "web", "sh", "-c", "mkdir -p /www && echo via-hostport > /www/index.html && exec httpd -f -p 80 -h /www")
+	st, err := w.c.Runtime.PodSandboxStatus(ctx, podID, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The node's address on the pod network: the bridge's, the subnet's .1.
+	ip := st.Status.Network.Ip
+	gw := ip[:strings.LastIndex(ip, ".")] + ".1"
+	var body string
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := exec.Command("ip", "netns", "exec", w.e.Netns, "iptables", "-t", "nat", "-S").CombinedOutput()
+			t.Logf("nat rules:\n%s", out)
+			out, _ = exec.Command("ip", "-n", w.e.Netns, "addr").CombinedOutput()
+			t.Logf("addrs:\n%s", out)
+		}
+	})
+	waitFor(t, func() bool {
+		// The socket is made on a thread inside the test's network
+		// namespace (an http.Client would dial from another goroutine).
+		_ = nsfs.Do("/run/netns/"+w.e.Netns, nsfs.Net, func() error {
+			conn, err := net.DialTimeout("tcp", gw+":18080", time.Second)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+			if _, err := io.WriteString(conn, "GET / HTTP/1.0\r\n\r\n"); err != nil {
+				return err
+			}
+			b, err := io.ReadAll(conn)
+			body = string(b)
+			return err
+		})
+		return strings.HasSuffix(body, "\r\n\r\nvia-hostport\n")
+	}, "the page through hostPort 18080")
 }

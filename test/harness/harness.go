@@ -215,6 +215,10 @@ func (d *Daemon) Stop() {
 	}
 }
 
+// Pid is the daemon's process id (nsenter execs the daemon, so it is the
+// same process under WithNetwork).
+func (d *Daemon) Pid() int { return d.cmd.Process.Pid }
+
 // Signal sends sig to the daemon.
 func (d *Daemon) Signal(sig os.Signal) error { return d.cmd.Process.Signal(sig) }
 
