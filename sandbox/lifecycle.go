@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
+	"strings"
 
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
@@ -176,18 +178,41 @@ func unpin(p *Pod) error {
 	return errors.Join(errs...)
 }
 
+// createCgroup makes the pod's cgroup under its parent. Ancestors that did
+// not exist (the kubelet makes the parent; crictl users often do not) are
+// recorded, so the pod's removal takes them too: crib removes only what it
+// made.
 func (m *Manager) createCgroup(_ context.Context, p *Pod, _ *Config) error {
 	if p.Cgroup == "" {
 		return nil
 	}
+	p.CreatedCgroups = nil
+	for dir := p.CgroupParent; dir != "/" && dir != "." && !m.Cgroups.Exists(dir); dir = path.Dir(dir) {
+		p.CreatedCgroups = append(p.CreatedCgroups, dir)
+	}
 	return m.Cgroups.Create(p.Cgroup)
 }
 
+// removeCgroup removes the pod's cgroup, then the ancestors it created,
+// deepest first, unless another pod still lives under them.
 func (m *Manager) removeCgroup(_ context.Context, p *Pod) error {
 	if p.Cgroup == "" || m.Cgroups == nil {
 		return nil
 	}
-	return m.Cgroups.Remove(p.Cgroup)
+	if err := m.Cgroups.Remove(p.Cgroup); err != nil {
+		return err
+	}
+	for _, dir := range p.CreatedCgroups {
+		for _, other := range m.Store.List(Filter{}) {
+			if other.ID != p.ID && (other.CgroupParent == dir || strings.HasPrefix(other.CgroupParent, dir+"/")) {
+				return nil
+			}
+		}
+		if err := m.Cgroups.Remove(dir); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (m *Manager) mountShm(_ context.Context, p *Pod, c *Config) error {
@@ -383,19 +408,23 @@ func pinsIntact(p *Pod) bool {
 
 // CgroupsOf adapts a cgroups.Manager to Cgroups: the pod's cgroup is made
 // without resources (its containers' cgroups below carry them).
-func CgroupsOf(m interface {
-	Create(path string, r *cgroups.Resources) error
-	Remove(path string) error
-}) Cgroups {
+func CgroupsOf(m cgroupFiles) Cgroups {
 	return cgroupsAdapter{m}
 }
 
-type cgroupsAdapter struct {
-	m interface {
-		Create(path string, r *cgroups.Resources) error
-		Remove(path string) error
-	}
+// cgroupFiles is the part of cgroups.Manager the pod's cgroup needs.
+type cgroupFiles interface {
+	Create(path string, r *cgroups.Resources) error
+	Remove(path string) error
+	Stats(path string) (*cgroups.Stats, error)
 }
+
+type cgroupsAdapter struct{ m cgroupFiles }
 
 func (a cgroupsAdapter) Create(path string) error { return a.m.Create(path, nil) }
 func (a cgroupsAdapter) Remove(path string) error { return a.m.Remove(path) }
+
+func (a cgroupsAdapter) Exists(path string) bool {
+	_, err := a.m.Stats(path)
+	return !errors.Is(err, errdefs.ErrNotFound)
+}

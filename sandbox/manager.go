@@ -23,6 +23,8 @@ type Cgroups interface {
 	// Remove kills what is left in path and removes it; a missing path is
 	// not an error.
 	Remove(path string) error
+	// Exists reports whether path is a cgroup.
+	Exists(path string) bool
 }
 
 // Network attaches pods to the pod network and detaches them: cni.Network.

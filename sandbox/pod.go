@@ -125,6 +125,9 @@ type Pod struct {
 	// pid 1 is the pause process PausePID (set by the AfterSetup hook).
 	SharePID bool
 	PausePID int
+	// CreatedCgroups are the ancestors of the pod's cgroup that crib made
+	// (they did not exist), deepest first; the pod's removal takes them.
+	CreatedCgroups []string
 }
 
 // HostNetwork reports whether the pod uses the host's network namespace.

@@ -54,6 +54,8 @@ type recordV1 struct {
 	Sysctls      map[string]string `json:"sysctls,omitempty"`
 	SharePID     bool              `json:"share_pid,omitempty"`
 	PausePID     int               `json:"pause_pid,omitempty"`
+	// CreatedCgroups: ancestors crib made for the pod's cgroup.
+	CreatedCgroups []string `json:"created_cgroups,omitempty"`
 }
 
 func toRecord(p *Pod) recordV1 {
@@ -65,7 +67,7 @@ func toRecord(p *Pod) recordV1 {
 		IPs: p.IPs, Hostname: p.Hostname, HostnamePath: p.HostnamePath, ResolvPath: p.ResolvPath,
 		HostsPath: p.HostsPath, ShmPath: p.ShmPath, RuntimeHandler: p.RuntimeHandler, LogDir: p.LogDir,
 		PortMappings: p.PortMappings, Bandwidth: p.Bandwidth, Sysctls: p.Sysctls,
-		SharePID: p.SharePID, PausePID: p.PausePID,
+		SharePID: p.SharePID, PausePID: p.PausePID, CreatedCgroups: p.CreatedCgroups,
 	}
 }
 
@@ -77,7 +79,7 @@ func fromRecord(r *recordV1) (*Pod, error) {
 		IPs: r.IPs, Hostname: r.Hostname, HostnamePath: r.HostnamePath, ResolvPath: r.ResolvPath,
 		HostsPath: r.HostsPath, ShmPath: r.ShmPath, RuntimeHandler: r.RuntimeHandler, LogDir: r.LogDir,
 		PortMappings: r.PortMappings, Bandwidth: r.Bandwidth, Sysctls: r.Sysctls,
-		SharePID: r.SharePID, PausePID: r.PausePID,
+		SharePID: r.SharePID, PausePID: r.PausePID, CreatedCgroups: r.CreatedCgroups,
 	}
 	for s, n := range stateNames {
 		if n == r.State {
