@@ -230,8 +230,24 @@ func TestContainerExitReasons(t *testing.T) {
 		err = w.c.Runtime.StartContainer(ctx, id)
 	}
 	harness.MustContain(t, fmt.Sprint(err), "no-such-command")
+	_, err = w.c.RawRt.CreateContainer(ctx, &criapi.CreateContainerRequest{PodSandboxId: podID, SandboxConfig: pod,
+		Config: &criapi.ContainerConfig{Metadata: &criapi.ContainerMetadata{Name: "missingmount"}, Image: &criapi.ImageSpec{Image: w.image},
+			Mounts: []*criapi.Mount{{ContainerPath: "/data", HostPath: "/nonexistent/crib-e2e"}}}})
+	harness.MustContain(t, fmt.Sprint(err), "InvalidArgument", "/nonexistent/crib-e2e")
 	_, err = w.c.RawRt.ContainerStatus(ctx, &criapi.ContainerStatusRequest{ContainerId: strings.Repeat("f", 64)})
 	harness.MustContain(t, fmt.Sprint(err), "NotFound")
+	_, err = w.c.RawRt.PodSandboxStatus(ctx, &criapi.PodSandboxStatusRequest{PodSandboxId: strings.Repeat("e", 64)})
+	harness.MustContain(t, fmt.Sprint(err), "NotFound")
+	_, err = w.c.RawRt.CreateContainer(ctx, &criapi.CreateContainerRequest{PodSandboxId: strings.Repeat("e", 64), SandboxConfig: pod,
+		Config: &criapi.ContainerConfig{Metadata: &criapi.ContainerMetadata{Name: "nopod"}, Image: &criapi.ImageSpec{Image: w.image}}})
+	harness.MustContain(t, fmt.Sprint(err), "NotFound")
+	// Stop and remove of unknown ids succeed (CRI: idempotent).
+	if err := w.c.Runtime.StopContainer(ctx, strings.Repeat("f", 64), 1); err != nil {
+		t.Errorf("StopContainer of an unknown id: %v", err)
+	}
+	if err := w.c.Runtime.RemovePodSandbox(ctx, strings.Repeat("e", 64)); err != nil {
+		t.Errorf("RemovePodSandbox of an unknown id: %v", err)
+	}
 }
 
 func waitFor(t *testing.T, cond func() bool, what string) {
