@@ -10,7 +10,7 @@ TESTFLAGS ?=
 # Tests that need root or a kernel feature fail instead of skipping.
 export CRIB_TEST_STRICT ?= 1
 
-.PHONY: all build run test test-host test-vm test-unit bench fuzz tools generate verify deps clean help
+.PHONY: all build run test test-host test-vm test-unit bench leak fuzz tools generate verify deps clean help
 
 all: build
 
@@ -39,7 +39,11 @@ test-unit: ## Only the tests that need no privilege
 bench: deps build ## Benchmarks for docs/benchmarks.md: pull vs containerd, container start vs runc, unpack, cgroup stats
 	CRIB_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench Pull -benchtime $(or $(BENCHTIME),10x) -count 3 ./test/bench/
 	CRIB_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench RunTrue -benchtime 100x -count 3 ./test/bench/
+	CRIB_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench PodLifecycle -benchtime 50x -count 2 ./test/bench/
 	$(GO) test -run '^$$' -bench . -benchtime 5x -count 1 ./runtime/image/layer/ ./cgroups/manager/
+
+leak: build ## 200 pod+container cycles against one daemon; fails if any mount, cgroup, process, fd, veth or file is left
+	CRIB_BIN=$(abspath $(BIN)) CRIB_LEAK_CYCLES=$(or $(LEAKCYCLES),200) $(GO) test -count=1 -v -timeout 30m -run TestPodCycles ./test/leak/
 
 fuzz: ## Run each Go fuzzer for FUZZTIME (default 60s), then nsexec's C decoder under libFuzzer
 	hack/fuzz.sh $(or $(FUZZTIME),60s)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -13,18 +14,36 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	remote "k8s.io/cri-client/pkg"
+
+	"github.com/crib-runtime/crib/test/harness"
 )
 
 // containerd is Debian's containerd with its CRI plugin, configured to pull
 // from the loopback test registry over plain HTTP.
 type containerd struct {
-	cmd    *exec.Cmd
-	images internalapi.ImageManagerService
+	cmd     *exec.Cmd
+	dir     string
+	sock    string
+	images  internalapi.ImageManagerService
+	runtime internalapi.RuntimeService
+}
+
+// containerdConfig is what a benchmark needs of containerd beyond a private
+// root, state and socket.
+type containerdConfig struct {
+	// Registry is the test registry's host:port, reached over plain HTTP.
+	Registry string
+	// Netns, when set, is the network namespace (a name under /run/netns)
+	// containerd runs in, like crib under harness.Env.WithNetwork.
+	Netns string
+	// CNIConfDir holds the CNI config for pods (the plugins come from
+	// /usr/lib/cni); SandboxImage is the pod sandbox ("pause") image.
+	CNIConfDir, SandboxImage string
 }
 
 // startContainerd runs containerd on a temporary root; the caller's registry
 // host is reached over HTTP through a hosts.toml, as a site would configure it.
-func startContainerd(b testing.TB, registryHost string) *containerd {
+func startContainerd(b testing.TB, cc containerdConfig) *containerd {
 	b.Helper()
 	bin, err := exec.LookPath("containerd")
 	if err != nil {
@@ -34,6 +53,7 @@ func startContainerd(b testing.TB, registryHost string) *containerd {
 	if err != nil {
 		b.Fatal(err)
 	}
+	registryHost := cc.Registry
 	hosts := filepath.Join(dir, "certs.d", registryHost)
 	if err := os.MkdirAll(hosts, 0o755); err != nil {
 		b.Fatal(err)
@@ -42,7 +62,12 @@ func startContainerd(b testing.TB, registryHost string) *containerd {
 	if err := os.WriteFile(filepath.Join(hosts, "hosts.toml"), []byte(hostsToml), 0o644); err != nil {
 		b.Fatal(err)
 	}
+	if cc.CNIConfDir == "" {
+		cc.CNIConfDir = filepath.Join(dir, "net.d")
+	}
 	sock := filepath.Join(dir, "containerd.sock")
+	// crib applies no AppArmor profile, so containerd applies none either
+	// (Debian's kernel has AppArmor on).
 	cfg := fmt.Sprintf(`version = 2
 root = %q
 state = %q
@@ -52,11 +77,15 @@ state = %q
   address = %q
 [plugins."io.containerd.grpc.v1.cri"]
   restrict_oom_score_adj = true
+  disable_apparmor = true
+  sandbox_image = %q
   [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
     conf_dir = %q
+    max_conf_num = 1
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock, sock+".ttrpc", filepath.Join(dir, "net.d"), filepath.Join(dir, "certs.d"))
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock, sock+".ttrpc", cc.SandboxImage, cc.CNIConfDir, filepath.Join(dir, "certs.d"))
 	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(cfg), 0o644); err != nil {
 		b.Fatal(err)
 	}
@@ -64,7 +93,11 @@ state = %q
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := &containerd{cmd: exec.Command(bin, "--config", filepath.Join(dir, "config.toml"))}
+	argv := []string{bin, "--config", filepath.Join(dir, "config.toml")}
+	if cc.Netns != "" {
+		argv = append([]string{"nsenter", "--net=/run/netns/" + cc.Netns}, argv...)
+	}
+	c := &containerd{cmd: exec.Command(argv[0], argv[1:]...), dir: dir, sock: sock}
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	if err := c.cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -80,13 +113,24 @@ state = %q
 			<-done
 		}
 		logf.Close()
-		// containerd leaves overlay snapshots mounted only for containers; none here.
+		// Shims outlive containerd by design: a benchmark that failed
+		// half-way leaves some, and their containers' mounts.
+		for _, p := range procs() {
+			if p.comm == "containerd-shim" && strings.Contains(p.cmdline, sock) {
+				b.Logf("killing leftover shim %d (%s)", p.pid, p.cmdline)
+				_ = syscall.Kill(p.pid, syscall.SIGKILL)
+			}
+		}
+		harness.UnmountUnder(b, dir)
 		os.RemoveAll(dir)
 	})
 	ctx := context.Background()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		c.images, err = remote.NewRemoteImageService(ctx, "unix://"+sock, 5*time.Second, noop.NewTracerProvider(), false)
+		if err == nil {
+			c.runtime, err = remote.NewRemoteRuntimeService(ctx, "unix://"+sock, 30*time.Second, noop.NewTracerProvider(), false)
+		}
 		if err == nil {
 			return c
 		}
@@ -97,3 +141,6 @@ state = %q
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// pid is containerd's process id (nsenter execs it).
+func (c *containerd) pid() int { return c.cmd.Process.Pid }

@@ -277,23 +277,35 @@ func MustContain(t testing.TB, s string, words ...string) {
 func (e *Env) WithNetwork(subnet string) {
 	e.t.Helper()
 	e.Netns = "crib-e2e-" + filepath.Base(e.Dir)[len("crib-e2e-"):]
-	if out, err := exec.Command("ip", "netns", "add", e.Netns).CombinedOutput(); err != nil {
-		e.t.Fatalf("ip netns add %s: %v\n%s", e.Netns, err, out)
+	AddNetwork(e.t, e.Netns, e.CNIConf, filepath.Join(e.Dir, "ipam"), subnet)
+}
+
+// AddNetwork makes the named network namespace (deleted when the test
+// ends) with loopback up, and writes to confDir the CNI config WithNetwork
+// uses: a bridge with host-local addresses from subnet, whose state lives in
+// ipamDir, and portmap. Benchmarks give another runtime the same network.
+func AddNetwork(t testing.TB, netns, confDir, ipamDir, subnet string) {
+	t.Helper()
+	if out, err := exec.Command("ip", "netns", "add", netns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v\n%s", netns, err, out)
 	}
-	e.t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", e.Netns).CombinedOutput(); err != nil {
-			e.t.Errorf("ip netns del %s: %v\n%s", e.Netns, err, out)
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", netns).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del %s: %v\n%s", netns, err, out)
 		}
 	})
-	if out, err := exec.Command("ip", "-n", e.Netns, "link", "set", "lo", "up").CombinedOutput(); err != nil {
-		e.t.Fatalf("lo up in %s: %v\n%s", e.Netns, err, out)
+	if out, err := exec.Command("ip", "-n", netns, "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		t.Fatalf("lo up in %s: %v\n%s", netns, err, out)
 	}
 	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"crib-e2e","plugins":[
  {"type":"bridge","bridge":"cribe2e0","isGateway":true,"ipMasq":false,"hairpinMode":true,
   "ipam":{"type":"host-local","ranges":[[{"subnet":%q}]],"dataDir":%q}},
- {"type":"portmap","capabilities":{"portMappings":true}}]}`, subnet, filepath.Join(e.Dir, "ipam"))
-	if err := os.WriteFile(filepath.Join(e.CNIConf, "10-crib-e2e.conflist"), []byte(conf), 0o644); err != nil {
-		e.t.Fatal(err)
+ {"type":"portmap","capabilities":{"portMappings":true}}]}`, subnet, ipamDir)
+	if err := os.MkdirAll(confDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(confDir, "10-crib-e2e.conflist"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -330,6 +342,10 @@ func killShims(t testing.TB, dir string) {
 		}
 	}
 }
+
+// UnmountUnder detaches every mount below dir, deepest first (for another
+// runtime's directories in the benchmarks).
+func UnmountUnder(t testing.TB, dir string) { unmountUnder(t, dir) }
 
 // unmountUnder detaches every mount below dir, deepest first.
 func unmountUnder(t testing.TB, dir string) {

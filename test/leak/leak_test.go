@@ -2,6 +2,7 @@ package leak
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
@@ -17,6 +18,7 @@ import (
 
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/cgroups/manager"
 	"github.com/crib-runtime/crib/test/harness"
 	"github.com/crib-runtime/crib/test/testregistry"
@@ -41,11 +43,15 @@ func cycles(t *testing.T) int {
 
 // world is one daemon in its own network namespace, with busybox pulled.
 type world struct {
-	e      *harness.Env
-	d      *harness.Daemon
-	c      harness.Clients
-	image  string
-	cgroup string // the test's cgroup parent, in every hierarchy
+	e        *harness.Env
+	d        *harness.Daemon
+	c        harness.Clients
+	image    string
+	registry string // host:port of the registry in the test's netns
+	cgroup   string // the test's cgroup parent, in every hierarchy
+	cg       cgroups.Manager
+	// cgroupRoots are the mount points of every cgroup hierarchy.
+	cgroupRoots []string
 }
 
 // TestPodCycles runs pod+container lifecycles (RunPodSandbox, Create and
@@ -64,15 +70,18 @@ func TestPodCycles(t *testing.T) {
 	ref, _ := reg.Push(t, "leak/busybox:1", testregistry.Busybox(t, ""))
 	e := harness.NewEnv(t)
 	e.WithNetwork(fmt.Sprintf("10.89.%d.0/24", rand.IntN(200)+20))
-	ref = strings.Replace(ref, reg.Host, reg.ListenIn(t, "/run/netns/"+e.Netns), 1)
-	w := &world{e: e, d: e.Start(), image: ref, cgroup: fmt.Sprintf("/crib-leak-%x", rand.Int64())}
+	host := reg.ListenIn(t, "/run/netns/"+e.Netns)
+	ref = strings.Replace(ref, reg.Host, host, 1)
+	w := &world{e: e, d: e.Start(), image: ref, registry: host, cgroup: fmt.Sprintf("/crib-leak-%x", rand.Int64())}
 	w.c = w.d.Clients()
+	cg, err := manager.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.cg = cg
+	// Whatever is left goes with the test's cgroups.
 	t.Cleanup(func() {
-		cg, err := manager.Open("/proc/self/mountinfo")
-		if err == nil {
-			err = cg.Remove(w.cgroup)
-		}
-		if err != nil {
+		if err := cg.Remove(w.cgroup); err != nil {
 			t.Errorf("remove the test's cgroups: %v", err)
 		}
 	})
@@ -111,6 +120,14 @@ func TestPodCycles(t *testing.T) {
 	for _, k := range sortedKeys(before, after) {
 		t.Logf("%-28s before %5d  after %5d", k, total(before[k]), total(after[k]))
 	}
+	// The host's own mount table changes with whatever else runs on it
+	// (other tests' daemons and pods): a difference there is reported, and
+	// only what names this test's directory fails it.
+	if d := diff(map[string]map[string]int{hostMounts: before[hostMounts]}, map[string]map[string]int{hostMounts: after[hostMounts]}); d != "" {
+		t.Logf("the host's mount table changed (not necessarily this test):\n%s", d)
+	}
+	delete(before, hostMounts)
+	delete(after, hostMounts)
 	if d := diff(before, after); d != "" {
 		t.Errorf("after %d cycles, left behind (+) or gone (-):\n%s", n, d)
 	}
@@ -140,6 +157,12 @@ func (w *world) cycle(t *testing.T, i int) {
 				NamespaceOptions: &criapi.NamespaceOption{Pid: pidMode},
 			},
 		},
+	}
+	// The kubelet makes the pod's cgroup (its cgroup_parent) before
+	// RunPodSandbox and deletes it after RemovePodSandbox; the runtime owns
+	// only what it creates below it.
+	if err := w.cg.Create(pod.Linux.CgroupParent, nil); err != nil {
+		t.Fatal(err)
 	}
 	podID, err := w.c.Runtime.RunPodSandbox(ctx, pod, "")
 	if err != nil {
@@ -177,6 +200,13 @@ func (w *world) cycle(t *testing.T, i int) {
 	if err := os.RemoveAll(logDir); err != nil {
 		t.Fatal(err)
 	}
+	// A plain rmdir in each hierarchy, as the kubelet does: it fails while
+	// a cgroup or process is left below, and the count shows what.
+	for _, root := range w.cgroupRoots {
+		if err := os.Remove(filepath.Join(root, pod.Linux.CgroupParent)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Logf("cycle %d: remove the pod's cgroup: %v", i, err)
+		}
+	}
 }
 
 // count takes an inventory: per category, each item and how many times it
@@ -195,7 +225,7 @@ func (w *world) count(t *testing.T) map[string]map[string]int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cgroupRoots []string
+	w.cgroupRoots = w.cgroupRoots[:0]
 	for _, line := range strings.Split(strings.TrimSpace(string(mountinfo)), "\n") {
 		f := strings.Fields(line)
 		sep := slices.Index(f, "-")
@@ -203,18 +233,18 @@ func (w *world) count(t *testing.T) map[string]map[string]int {
 			continue
 		}
 		point, fstype := f[4], f[sep+1]
-		add("mounts (host, total)", point+" "+fstype)
+		add(hostMounts, point+" "+fstype)
 		if strings.Contains(line, w.e.Dir) {
 			add("mounts (env dir)", point+" "+fstype)
-		}
-		if fstype == "nsfs" {
-			add("namespace pins (nsfs)", point)
+			if fstype == "nsfs" {
+				add("namespace pins (nsfs)", point)
+			}
 		}
 		if fstype == "cgroup" || fstype == "cgroup2" {
-			cgroupRoots = append(cgroupRoots, point)
+			w.cgroupRoots = append(w.cgroupRoots, point)
 		}
 	}
-	for _, root := range cgroupRoots {
+	for _, root := range w.cgroupRoots {
 		_ = filepath.WalkDir(filepath.Join(root, w.cgroup), func(p string, d fs.DirEntry, err error) error {
 			if err == nil && d.IsDir() {
 				add("cgroups (test parent)", p)
@@ -228,8 +258,18 @@ func (w *world) count(t *testing.T) map[string]map[string]int {
 	if err != nil {
 		t.Fatalf("daemon fds: %v", err)
 	}
+	socks := sockets(daemon)
 	for _, fd := range fds {
 		target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", daemon, fd.Name()))
+		if m := inode.FindStringSubmatch(target); m != nil && strings.HasPrefix(target, "socket:") {
+			target = "socket: " + socks[m[1]]
+			// The image pull's HTTP client keeps its connection to the
+			// registry until net/http's idle timeout (90 s) closes it:
+			// that is the pull's, before the first count, not the pods'.
+			if target == "socket: tcp to "+w.registry {
+				continue
+			}
+		}
 		add("daemon fds", inode.ReplaceAllString(target, "[]"))
 	}
 	out, err := exec.Command("ip", "-n", w.e.Netns, "-o", "link").CombinedOutput()
@@ -247,8 +287,55 @@ func (w *world) count(t *testing.T) map[string]map[string]int {
 	return inv
 }
 
+// hexAddr decodes an IPv4 address of /proc/net/tcp ("0100007F:1F90" is
+// 127.0.0.1:8080).
+func hexAddr(s string) string {
+	ip, port, ok := strings.Cut(s, ":")
+	a, err1 := strconv.ParseUint(ip, 16, 32)
+	p, err2 := strconv.ParseUint(port, 16, 16)
+	if !ok || err1 != nil || err2 != nil {
+		return s
+	}
+	return fmt.Sprintf("%d.%d.%d.%d:%d", a&0xff, a>>8&0xff, a>>16&0xff, a>>24, p)
+}
+
+// hostMounts is the category of every mount point of the host.
+const hostMounts = "mounts (host, total)"
+
 // inode matches the number in "socket:[1234]", "pipe:[99]".
-var inode = regexp.MustCompile(`\[\d+\]`)
+var inode = regexp.MustCompile(`\[(\d+)\]`)
+
+// sockets describes the sockets in pid's network namespace by inode
+// ("unix /path", "tcp", "netlink"), so an fd diff says what kind leaked.
+func sockets(pid int) map[string]string {
+	out := map[string]string{}
+	for _, tab := range []struct {
+		file     string
+		inodeCol int
+		pathCol  int // unix only
+	}{{"unix", 6, 7}, {"tcp", 9, -1}, {"tcp6", 9, -1}, {"udp", 9, -1}, {"udp6", 9, -1}, {"netlink", 9, -1}} {
+		// The daemon's namespace, then the test's: a unix socket accepted
+		// from a client in the host's namespace is listed there.
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, tab.file))
+		own, _ := os.ReadFile("/proc/self/net/" + tab.file)
+		lines := strings.Split(strings.TrimSpace(string(b))+"\n"+strings.TrimSpace(string(own)), "\n")
+		for _, line := range lines[1:] {
+			f := strings.Fields(line)
+			if len(f) <= tab.inodeCol {
+				continue
+			}
+			desc := tab.file
+			if tab.pathCol >= 0 && len(f) > tab.pathCol {
+				desc += " " + f[tab.pathCol]
+			}
+			if tab.file == "tcp" {
+				desc += " to " + hexAddr(f[2])
+			}
+			out[f[tab.inodeCol]] = desc
+		}
+	}
+	return out
+}
 
 // countProcs counts the processes this test is responsible for: its own
 // children, the daemon's, every process whose command line or executable

@@ -1,0 +1,368 @@
+package bench
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	internalapi "k8s.io/cri-api/pkg/apis"
+	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crib-runtime/crib/cgroups"
+	"github.com/crib-runtime/crib/cgroups/manager"
+	"github.com/crib-runtime/crib/test/harness"
+	"github.com/crib-runtime/crib/test/testregistry"
+)
+
+// densityPods is how many idle pods the density measurement runs.
+const densityPods = 50
+
+// lifecycleRPCs are the RPCs of one cycle, in order.
+var lifecycleRPCs = []string{"RunPodSandbox", "CreateContainer", "StartContainer", "StopContainer",
+	"RemoveContainer", "StopPodSandbox", "RemovePodSandbox"}
+
+// BenchmarkPodLifecycle compares crib with Debian's containerd + runc
+// through the kubelet's CRI client, each runtime in its own network
+// namespace with the same CNI config (bridge, host-local, portmap):
+//
+//   - each iteration is one pod lifecycle: RunPodSandbox, CreateContainer
+//     (busybox, `sleep 3600`), StartContainer, StopContainer (timeout 0),
+//     RemoveContainer, StopPodSandbox, RemovePodSandbox; reported as p50
+//     and p95 per RPC and of pod+container start to running (Run + Create
+//   - Start);
+//   - after the loop, once per run, 50 idle pods of one sleeping container
+//     each: the PSS and RSS of the runtime's own processes (daemon, shims,
+//     pause or sandbox processes; not the containers) per pod.
+//
+// Run it with -benchtime 50x for the issue's N=50.
+func BenchmarkPodLifecycle(b *testing.B) {
+	reg := testregistry.Start(b)
+	busybox, _ := reg.Push(b, "bench/busybox:1", testregistry.Busybox(b, ""))
+	pause, _ := reg.Push(b, "bench/pause:1", pauseImage(b))
+	cg, err := manager.Open("/proc/self/mountinfo")
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	b.Run("crib", func(b *testing.B) {
+		e := harness.NewEnv(b)
+		e.WithNetwork(fmt.Sprintf("10.90.%d.0/24", rand.IntN(100)))
+		host := reg.ListenIn(b, "/run/netns/"+e.Netns)
+		d := e.Start()
+		c := d.Clients()
+		w := &benchWorld{cg: cg, cgroup: fmt.Sprintf("/crib-bench-%x", rand.Int64()), logDir: filepath.Join(e.Dir, "logs"),
+			rt: c.Runtime, image: strings.Replace(busybox, reg.Host, host, 1),
+			overhead: func(p proc) bool {
+				// The daemon, every shim and pause process: crib's binary
+				// (or its sealed copy under the state dir), never a container.
+				return p.pid == d.Pid() || p.ppid != d.Pid() && p.comm != "sleep" &&
+					(strings.Contains(p.cmdline, e.Dir+"/") || strings.Contains(p.exe, e.Dir+"/"))
+			}}
+		w.run(b, c.Images)
+	})
+	b.Run("containerd", func(b *testing.B) {
+		dir := b.TempDir()
+		netns := fmt.Sprintf("crib-bench-ctrd-%x", rand.Int32())
+		harness.AddNetwork(b, netns, filepath.Join(dir, "net.d"), filepath.Join(dir, "ipam"), fmt.Sprintf("10.91.%d.0/24", rand.IntN(100)))
+		host := reg.ListenIn(b, "/run/netns/"+netns)
+		ctrd := startContainerd(b, containerdConfig{Registry: host, Netns: netns, CNIConfDir: filepath.Join(dir, "net.d"),
+			SandboxImage: strings.Replace(pause, reg.Host, host, 1)})
+		cgroup := fmt.Sprintf("/ctrd-bench-%x", rand.Int64())
+		w := &benchWorld{cg: cg, cgroup: cgroup, logDir: filepath.Join(dir, "logs"), rt: ctrd.runtime,
+			image: strings.Replace(busybox, reg.Host, host, 1),
+			overhead: func(p proc) bool {
+				// containerd, its shims, and the sandbox ("pause")
+				// containers: `sleep 2147483647` in the benchmark's cgroups.
+				return p.pid == ctrd.pid() ||
+					p.comm == "containerd-shim" && strings.Contains(p.cmdline, ctrd.sock) ||
+					strings.HasSuffix(p.cmdline, "sleep 2147483647") && strings.Contains(p.cgroup, cgroup+"/")
+			}}
+		if _, err := ctrd.images.PullImage(context.Background(), &criapi.ImageSpec{Image: strings.Replace(pause, reg.Host, host, 1)}, nil, nil); err != nil {
+			b.Fatal(err)
+		}
+		w.run(b, ctrd.images)
+	})
+}
+
+// pauseImage is a pod sandbox image for containerd (there is no internet
+// for registry.k8s.io/pause): busybox-static whose entrypoint sleeps for
+// ever. containerd stops it with SIGKILL, as it does the real pause.
+func pauseImage(b *testing.B) v1.Image {
+	bin, err := os.ReadFile(testregistry.BusyboxPath)
+	if err != nil {
+		b.Fatalf("busybox-static is needed to build the sandbox image: %v", err)
+	}
+	img := testregistry.Image(b, [][]testregistry.File{{
+		{Name: "bin/", Mode: 0o755, Typ: tar.TypeDir},
+		{Name: "bin/busybox", Mode: 0o755, Data: bin},
+		{Name: "bin/sleep", Typ: tar.TypeSymlink, Link: "busybox"},
+	}})
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg = cfg.DeepCopy()
+	cfg.Config.Entrypoint = []string{"/bin/sleep", "2147483647"}
+	img, err = mutate.ConfigFile(img, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return img
+}
+
+// benchWorld is one runtime under test, reached through the kubelet's
+// client.
+type benchWorld struct {
+	cg     cgroups.Manager
+	cgroup string // this run's cgroup root; pods go in <cgroup>/pod<uid>
+	logDir string
+	rt     internalapi.RuntimeService
+	image  string
+	// overhead says whether a process is the runtime's (counted in the
+	// density figures) rather than a container's.
+	overhead func(proc) bool
+}
+
+func (w *benchWorld) run(b *testing.B, images internalapi.ImageManagerService) {
+	ctx := context.Background()
+	b.Cleanup(func() {
+		w.removeAll(b)
+		if err := w.cg.Remove(w.cgroup); err != nil {
+			b.Errorf("remove %s: %v", w.cgroup, err)
+		}
+	})
+	if _, err := images.PullImage(ctx, &criapi.ImageSpec{Image: w.image}, nil, nil); err != nil {
+		b.Fatal(err)
+	}
+	times := map[string][]time.Duration{}
+	timed := func(rpc string, f func() error) {
+		t := time.Now()
+		if err := f(); err != nil {
+			b.Fatalf("%s: %v", rpc, err)
+		}
+		times[rpc] = append(times[rpc], time.Since(t))
+	}
+	for b.Loop() {
+		b.StopTimer()
+		pod := w.podConfig(b, "cycle")
+		b.StartTimer()
+		var podID, id string
+		var err error
+		timed("RunPodSandbox", func() error { podID, err = w.rt.RunPodSandbox(ctx, pod, ""); return err })
+		timed("CreateContainer", func() error { id, err = w.rt.CreateContainer(ctx, podID, w.containerConfig(), pod); return err })
+		timed("StartContainer", func() error { return w.rt.StartContainer(ctx, id) })
+		timed("StopContainer", func() error { return w.rt.StopContainer(ctx, id, 0) })
+		timed("RemoveContainer", func() error { return w.rt.RemoveContainer(ctx, id) })
+		timed("StopPodSandbox", func() error { return w.rt.StopPodSandbox(ctx, podID) })
+		timed("RemovePodSandbox", func() error { return w.rt.RemovePodSandbox(ctx, podID) })
+		b.StopTimer()
+		w.removePodCgroup(b, pod)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	for _, rpc := range lifecycleRPCs {
+		reportPercentiles(b, rpc, times[rpc])
+	}
+	toRunning := make([]time.Duration, len(times["RunPodSandbox"]))
+	for i := range toRunning {
+		toRunning[i] = times["RunPodSandbox"][i] + times["CreateContainer"][i] + times["StartContainer"][i]
+	}
+	reportPercentiles(b, "to-running", toRunning)
+	w.density(b)
+}
+
+func reportPercentiles(b *testing.B, name string, d []time.Duration) {
+	if len(d) == 0 {
+		return
+	}
+	d = slices.Sorted(slices.Values(d))
+	b.ReportMetric(float64(d[len(d)/2].Microseconds())/1000, name+"-p50-ms")
+	b.ReportMetric(float64(d[len(d)*95/100].Microseconds())/1000, name+"-p95-ms")
+}
+
+// podConfig is a pod as the kubelet sends it for a default pod (no
+// shareProcessNamespace: a pid namespace per container, so crib runs no
+// pause process; containerd always runs its sandbox container), in a pod
+// cgroup the kubelet made first.
+func (w *benchWorld) podConfig(b *testing.B, name string) *criapi.PodSandboxConfig {
+	uid := fmt.Sprintf("%x", rand.Int64())
+	pod := &criapi.PodSandboxConfig{
+		Metadata:     &criapi.PodSandboxMetadata{Name: name + "-" + uid, Namespace: "bench", Uid: uid},
+		Hostname:     name,
+		LogDirectory: filepath.Join(w.logDir, uid),
+		DnsConfig:    &criapi.DNSConfig{Servers: []string{"10.96.0.10"}, Searches: []string{"bench.svc.cluster.local"}},
+		Linux: &criapi.LinuxPodSandboxConfig{CgroupParent: w.cgroup + "/pod" + uid,
+			// The kubelet always sends namespace options; without them the
+			// pid mode would be POD (the enum's zero value).
+			SecurityContext: &criapi.LinuxSandboxSecurityContext{
+				NamespaceOptions: &criapi.NamespaceOption{Pid: criapi.NamespaceMode_CONTAINER},
+			}},
+	}
+	if err := os.MkdirAll(pod.LogDirectory, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := w.cg.Create(pod.Linux.CgroupParent, nil); err != nil {
+		b.Fatal(err)
+	}
+	return pod
+}
+
+// removePodCgroup is the kubelet's part after RemovePodSandbox.
+func (w *benchWorld) removePodCgroup(b *testing.B, pod *criapi.PodSandboxConfig) {
+	if err := w.cg.Remove(pod.Linux.CgroupParent); err != nil {
+		b.Fatal(err)
+	}
+	_ = os.RemoveAll(pod.LogDirectory)
+}
+
+func (w *benchWorld) containerConfig() *criapi.ContainerConfig {
+	return &criapi.ContainerConfig{
+		Metadata: &criapi.ContainerMetadata{Name: "sleeper"},
+		Image:    &criapi.ImageSpec{Image: w.image},
+		Command:  []string{"sleep", "3600"},
+		LogPath:  "sleeper.log",
+	}
+}
+
+// density runs densityPods idle pods, measures the runtime's processes and
+// removes the pods again.
+func (w *benchWorld) density(b *testing.B) {
+	ctx := context.Background()
+	var pods []*criapi.PodSandboxConfig
+	for range densityPods {
+		pod := w.podConfig(b, "idle")
+		pods = append(pods, pod)
+		podID, err := w.rt.RunPodSandbox(ctx, pod, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		id, err := w.rt.CreateContainer(ctx, podID, w.containerConfig(), pod)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := w.rt.StartContainer(ctx, id); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Idle: let start-up work and garbage collection settle.
+	time.Sleep(5 * time.Second)
+	var pss, rss, n int
+	type kind struct {
+		n, pss, rss int
+		example     proc
+	}
+	kinds := map[string]*kind{}
+	for _, p := range procs() {
+		if w.overhead(p) {
+			n++
+			pss += p.pssKB
+			rss += p.rssKB
+			name, _, _ := strings.Cut(p.cmdline, " -")
+			k := kinds[name]
+			if k == nil {
+				k = &kind{example: p}
+				kinds[name] = k
+			}
+			k.n, k.pss, k.rss = k.n+1, k.pss+p.pssKB, k.rss+p.rssKB
+		}
+	}
+	for name, k := range kinds {
+		b.Logf("%3d × %-40.40q PSS %6d kB (%5d each)  RSS %6d kB (%5d each); e.g. pid %d, parent %d, exe %s", k.n, name, k.pss, k.pss/k.n, k.rss, k.rss/k.n,
+			k.example.pid, k.example.ppid, k.example.exe)
+	}
+	b.ReportMetric(float64(pss)/densityPods/1024, "idle-pss-MiB/pod")
+	b.ReportMetric(float64(rss)/densityPods/1024, "idle-rss-MiB/pod")
+	b.ReportMetric(float64(n), "runtime-procs")
+	w.removeAll(b)
+	for _, pod := range pods {
+		w.removePodCgroup(b, pod)
+	}
+}
+
+// removeAll stops and removes every pod the runtime knows of.
+func (w *benchWorld) removeAll(b *testing.B) {
+	ctx := context.Background()
+	pods, err := w.rt.ListPodSandbox(ctx, nil)
+	if err != nil {
+		b.Errorf("list pods: %v", err)
+		return
+	}
+	for _, p := range pods {
+		err := errors.Join(w.rt.StopPodSandbox(ctx, p.Id), w.rt.RemovePodSandbox(ctx, p.Id))
+		if err != nil {
+			b.Errorf("remove pod %s: %v", p.Id, err)
+		}
+	}
+}
+
+// proc is one process as the density figures need it.
+type proc struct {
+	pid, ppid          int
+	comm, cmdline, exe string
+	cgroup             string
+	pssKB, rssKB       int
+}
+
+// procs lists every process with its memory from smaps_rollup (Pss is the
+// process's share of each page it maps: shared pages of one binary are
+// split between the processes that map them, so the sum over processes is
+// the memory they cost together).
+func procs() []proc {
+	var out []proc
+	entries, _ := os.ReadDir("/proc")
+	for _, ent := range entries {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		dir := filepath.Join("/proc", ent.Name())
+		stat, err := os.ReadFile(filepath.Join(dir, "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(stat)
+		lp, rp := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if lp < 0 || rp < lp {
+			continue
+		}
+		p := proc{pid: pid, comm: s[lp+1 : rp]}
+		if f := strings.Fields(s[rp+1:]); len(f) > 1 {
+			p.ppid, _ = strconv.Atoi(f[1])
+		}
+		cmdline, _ := os.ReadFile(filepath.Join(dir, "cmdline"))
+		p.cmdline = strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " "))
+		p.exe, _ = os.Readlink(filepath.Join(dir, "exe"))
+		cg, _ := os.ReadFile(filepath.Join(dir, "cgroup"))
+		p.cgroup = string(cg)
+		rollup, err := os.ReadFile(filepath.Join(dir, "smaps_rollup"))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		for _, line := range strings.Split(string(rollup), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
+			}
+			switch f[0] {
+			case "Pss:":
+				p.pssKB, _ = strconv.Atoi(f[1])
+			case "Rss:":
+				p.rssKB, _ = strconv.Atoi(f[1])
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}
