@@ -259,6 +259,13 @@ func (s *service) onExit(c *container, ws unix.WaitStatus) {
 	c.reaped = true
 	c.mu.Unlock()
 	go func() {
+		// A container is over when its init is: what it left behind (in a
+		// pod-wide pid namespace its orphans go to the pause process, not
+		// to the grave with it) is killed, as runc's delete does, so it
+		// neither runs on nor holds the output pipes open.
+		if err := s.cg.Kill(c.cgroup); err != nil {
+			s.logger.V(2).Info("Could not kill what the container left", "containerID", c.id, "err", err)
+		}
 		drain(&c.copiers, c.outputs)
 		oom := false
 		if n, err := s.cg.OOMKills(c.cgroup); err == nil && n > c.oomBase {
