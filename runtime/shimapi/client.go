@@ -10,6 +10,8 @@ import (
 	"github.com/containerd/ttrpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/crib-runtime/crib/internal/errcode"
 )
 
 // Client is a connection to one shim.
@@ -48,30 +50,6 @@ func kindsInterceptor(ctx context.Context, req *ttrpc.Request, resp *ttrpc.Respo
 	return nil
 }
 
-// kinds pairs errdefs kinds with codes. The first match wins both ways, so
-// ErrConflict (also FailedPrecondition) comes back as ErrFailedPrecondition.
-var kinds = []struct {
-	kind error
-	code codes.Code
-}{
-	{errdefs.ErrNotFound, codes.NotFound},
-	{errdefs.ErrAlreadyExists, codes.AlreadyExists},
-	{errdefs.ErrInvalidArgument, codes.InvalidArgument},
-	{errdefs.ErrFailedPrecondition, codes.FailedPrecondition},
-	{errdefs.ErrConflict, codes.FailedPrecondition},
-	{errdefs.ErrUnavailable, codes.Unavailable},
-	{errdefs.ErrNotImplemented, codes.Unimplemented},
-	{errdefs.ErrPermissionDenied, codes.PermissionDenied},
-	{errdefs.ErrUnauthenticated, codes.Unauthenticated},
-	{errdefs.ErrResourceExhausted, codes.ResourceExhausted},
-	{errdefs.ErrDataLoss, codes.DataLoss},
-	{errdefs.ErrAborted, codes.Aborted},
-	{errdefs.ErrOutOfRange, codes.OutOfRange},
-	{errdefs.ErrInternal, codes.Internal},
-	{context.DeadlineExceeded, codes.DeadlineExceeded},
-	{context.Canceled, codes.Canceled},
-}
-
 // ToStatus converts the shim's error to a status for the wire, the code
 // from its errdefs kind (Unknown when it has none), the message its text.
 func ToStatus(err error) error {
@@ -81,12 +59,7 @@ func ToStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
-	for _, k := range kinds {
-		if errors.Is(err, k.kind) {
-			return status.Error(k.code, err.Error())
-		}
-	}
-	return status.Error(codes.Unknown, err.Error())
+	return status.Error(errcode.Code(err), err.Error())
 }
 
 // FromStatus is ToStatus backwards: an error with the status's message that
@@ -97,12 +70,7 @@ func FromStatus(err error) error {
 	if !ok || st.Code() == codes.OK {
 		return err
 	}
-	for _, k := range kinds {
-		if k.code == st.Code() {
-			return &remoteError{st: st, kind: k.kind}
-		}
-	}
-	return &remoteError{st: st}
+	return &remoteError{st: st, kind: errcode.Kind(st.Code())}
 }
 
 // remoteError is an error the shim returned.

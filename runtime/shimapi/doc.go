@@ -2,7 +2,7 @@
 // shim: the ttrpc service in shim.proto, its generated code, and a small
 // client constructor. Regenerate with `make generate`.
 //
-// It imports nothing from crib. Internal to crib; no API compatibility promised.
+// It imports nothing from crib but the leaf internal/errcode. Internal to crib; no API compatibility promised.
 package shimapi
 
 //go:generate protoc --go_out=paths=source_relative:. --go-ttrpc_out=paths=source_relative:. shim.proto
