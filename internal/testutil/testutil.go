@@ -8,6 +8,7 @@ package testutil
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -29,4 +30,32 @@ func RequireRoot(t testing.TB) {
 	if os.Geteuid() != 0 {
 		SkipOrFail(t, "test needs root")
 	}
+}
+
+// BusyboxPath is where Debian's busybox-static installs its binary.
+const BusyboxPath = "/bin/busybox"
+
+// BusyboxRootfs makes a minimal rootfs in dir (created if missing): the
+// usual top-level directories and /bin/busybox from busybox-static with a
+// symlink per applet. It returns dir.
+func BusyboxRootfs(t testing.TB, dir string, applets ...string) string {
+	t.Helper()
+	bin, err := os.ReadFile(BusyboxPath)
+	if err != nil {
+		SkipOrFail(t, "test needs "+BusyboxPath+" (busybox-static, hack/install-deps.sh)")
+	}
+	for _, d := range []string{"bin", "proc", "dev", "sys", "tmp", "etc"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bin", "busybox"), bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range applets {
+		if err := os.Symlink("busybox", filepath.Join(dir, "bin", a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }

@@ -153,26 +153,7 @@ var busyboxApplets = []string{
 // busybox.
 func busyboxRootfs(t *testing.T, dir string) string {
 	t.Helper()
-	if _, err := os.Stat("/bin/busybox"); err != nil {
-		testutil.SkipOrFail(t, "test needs /bin/busybox (busybox-static)")
-	}
-	for _, d := range []string{"bin", "proc", "dev", "sys", "tmp", "etc"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	data, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "bin/busybox"), data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range busyboxApplets {
-		if err := os.Symlink("busybox", filepath.Join(dir, "bin", a)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testutil.BusyboxRootfs(t, dir, busyboxApplets...)
 	passwd := "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n"
 	if err := os.WriteFile(filepath.Join(dir, "etc/passwd"), []byte(passwd), 0o644); err != nil {
 		t.Fatal(err)

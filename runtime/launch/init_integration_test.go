@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crib-runtime/crib/cgroups"
+	"github.com/crib-runtime/crib/internal/testutil"
 	"github.com/crib-runtime/crib/nsexec/nsproto"
 	"github.com/crib-runtime/crib/rdt"
 	"github.com/crib-runtime/crib/runtime/initmsg"
@@ -38,25 +39,7 @@ func TestMain(m *testing.M) {
 // busyboxRootfs builds a minimal rootfs from Debian's busybox-static.
 func busyboxRootfs(t *testing.T) string {
 	t.Helper()
-	root := filepath.Join(t.TempDir(), "rootfs")
-	for _, d := range []string{"bin", "proc", "dev", "sys", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	bin, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Fatalf("busybox-static is needed (hack/install-deps.sh): %v", err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "bin", "busybox"), bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []string{"sh", "cat", "sleep", "true"} {
-		if err := os.Symlink("busybox", filepath.Join(root, "bin", a)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
+	return testutil.BusyboxRootfs(t, filepath.Join(t.TempDir(), "rootfs"), "sh", "cat", "sleep", "true")
 }
 
 func initSpec(root string, args ...string) *specs.Spec {

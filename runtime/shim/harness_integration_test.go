@@ -164,25 +164,7 @@ func (p *pod) shimPid() int {
 // busyboxRootfs builds a minimal rootfs from Debian's busybox-static.
 func busyboxRootfs(t *testing.T) string {
 	t.Helper()
-	root := filepath.Join(t.TempDir(), "rootfs")
-	for _, d := range []string{"bin", "proc", "dev", "sys", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	bin, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Fatalf("busybox-static is needed (hack/install-deps.sh): %v", err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "bin", "busybox"), bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []string{"sh", "cat", "sleep", "true", "echo", "head", "tr", "ps"} {
-		if err := os.Symlink("busybox", filepath.Join(root, "bin", a)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
+	return testutil.BusyboxRootfs(t, filepath.Join(t.TempDir(), "rootfs"), "sh", "cat", "sleep", "true", "echo", "head", "tr", "ps")
 }
 
 // spec is a busybox container in new pid/mnt/ipc/uts/net namespaces and a
