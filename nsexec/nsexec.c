@@ -291,8 +291,29 @@ static void stage0(struct crib_bootstrap *b)
 
 /* crib_nsexec runs only in a process started with the init pipe in its
  * environment; in every other process (the daemon, tests) it returns at once. */
+/* detach is the double fork of a process that must outlive its starter
+ * without being its child (the pod's shim): fork, let the parent exit, and
+ * go on in a new session. No Go runtime has started yet, so fork is safe. */
+static void detach(void)
+{
+	unsetenv(CRIB_ENV_DETACH);
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_json("error", "nsexec: detach: fork failed");
+		_exit(1);
+	}
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0) {
+		log_json("error", "nsexec: detach: setsid failed");
+		_exit(1);
+	}
+}
+
 __attribute__((constructor)) static void crib_nsexec(void)
 {
+	if (getenv(CRIB_ENV_DETACH))
+		detach();
 	initpipe = env_fd(CRIB_ENV_INITPIPE);
 	if (initpipe < 0)
 		return;

@@ -51,5 +51,9 @@
 /* Environment variables naming inherited fds. */
 #define CRIB_ENV_INITPIPE "_CRIB_INITPIPE"
 #define CRIB_ENV_LOGPIPE "_CRIB_LOGPIPE"
+/* Set for a process that must detach: the constructor forks, the parent
+ * exits at once (its caller reaps it), the child starts a new session and
+ * goes on into Go. A double fork without a second Go runtime start. */
+#define CRIB_ENV_DETACH "_CRIB_DETACH"
 
 #endif

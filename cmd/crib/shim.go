@@ -7,7 +7,6 @@ import (
 	"os"
 	goruntime "runtime"
 	"runtime/debug"
-	"slices"
 	"strconv"
 
 	"k8s.io/klog/v2"
@@ -26,22 +25,13 @@ func runShim(args []string) int {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}
-	detach := slices.Contains(args, shim.DetachFlag)
-	rest := slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == shim.DetachFlag })
 	fs := flag.NewFlagSet("crib shim", flag.ContinueOnError)
 	id := fs.String("id", "", "the pod's id")
 	dir := fs.String("dir", "", "the shim's state directory (socket, container records, log)")
 	level := fs.Int("log-level", 2, "klog verbosity: 2 state changes, 4 steps")
-	if err := fs.Parse(rest); err != nil || *id == "" || *dir == "" || fs.NArg() != 0 {
+	if err := fs.Parse(args); err != nil || *id == "" || *dir == "" || fs.NArg() != 0 {
 		fmt.Fprintln(os.Stderr, "usage: crib shim --id <pod id> --dir <state dir> [--log-level N]")
 		return 2
-	}
-	if detach {
-		if err := shim.Detach(*dir, rest); err != nil {
-			fmt.Fprintln(os.Stderr, "crib shim:", err)
-			return 1
-		}
-		return 0
 	}
 	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(klogFlags)

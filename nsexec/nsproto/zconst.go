@@ -43,4 +43,5 @@ const (
 	SyncMax     = 4096
 	EnvInitpipe = "_CRIB_INITPIPE"
 	EnvLogpipe  = "_CRIB_LOGPIPE"
+	EnvDetach   = "_CRIB_DETACH"
 )

@@ -61,6 +61,7 @@ func Run(ctx context.Context, cfg Config) (retErr error) {
 	shimapi.RegisterShimService(srv, s)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx, l) }()
+	Ready()
 	logger.V(2).Info("Serving shim", "socket", l.Addr().String(), "pid", os.Getpid())
 
 	sigs := make(chan os.Signal, 1)

@@ -3,54 +3,79 @@ package shim
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
-	"time"
+	"strconv"
 
 	"github.com/containerd/errdefs"
 
+	"github.com/crib-runtime/crib/nsexec/nsproto"
 	"github.com/crib-runtime/crib/runtime/shimapi"
 )
 
 // LogName is the shim's own log (its stderr) inside its directory.
 const LogName = "shim.log"
 
-// DetachFlag makes `crib shim` start the real shim in its own session and
-// exit at once: Spawn's double fork, so the shim is never the daemon's
-// child and the daemon has no zombie to reap, and no thread blocked in a
-// wait per pod.
-const DetachFlag = "--detach"
+// EnvReadyFD names the fd on which a spawned shim reports, with one byte,
+// that it serves its socket.
+const EnvReadyFD = "_CRIB_SHIM_READY"
 
 // Spawn starts `binary shim` for pod id on dir, detached from the caller
-// (own session, stdio to dir/shim.log), and returns once its socket
-// answers. A shim already serving dir makes the new one exit; Spawn then
+// (nsexec's constructor forks it into its own session before Go starts,
+// and the caller reaps only the short-lived parent: no zombie, no thread
+// blocked in a wait per pod), with stdin from /dev/null and output appended
+// to dir/shim.log. It returns once the shim reports that it serves its
+// socket. A shim already serving dir makes the new one exit; Spawn then
 // returns once the old one answers, so calling it again is harmless.
 func Spawn(ctx context.Context, binary, id, dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("spawn shim of pod %s: %w", id, err)
 	}
-	cmd := exec.CommandContext(ctx, binary, "shim", DetachFlag, "--id", id, "--dir", dir)
-	cmd.Args[0] = "crib"
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("spawn shim of pod %s: %w: %s", id, err, bytes.TrimSpace(out.Bytes()))
+	logf, err := os.OpenFile(filepath.Join(dir, LogName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("spawn shim of pod %s: open shim log: %w", id, err)
 	}
+	defer logf.Close()
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("spawn shim of pod %s: %w", id, err)
+	}
+	defer readyR.Close()
+	cmd := &exec.Cmd{Path: binary, Args: []string{"crib", "shim", "--id", id, "--dir", dir}, Dir: "/",
+		Env:    []string{nsproto.EnvDetach + "=1", EnvReadyFD + "=3"},
+		Stdout: logf, Stderr: logf, ExtraFiles: []*os.File{readyW}}
+	err = cmd.Run() // the constructor's parent half, which exits at once
+	readyW.Close()
+	if err != nil {
+		return fmt.Errorf("spawn shim of pod %s: %w: %w", id, err, errdefs.ErrUnavailable)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = readyR.SetReadDeadline(dl)
+	}
+	var b [1]byte
+	if n, _ := readyR.Read(b[:]); n == 1 {
+		return nil
+	}
+	// No word from the new shim: it failed, or found an old one serving.
 	sock := filepath.Join(dir, SocketName)
-	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
-		if err := ping(ctx, sock); err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("spawn shim of pod %s: no answer on %s: %w%s", id, sock, ctx.Err(), logTail(dir))
-		case <-time.After(delay):
-		}
+	if err := ping(ctx, sock); err != nil {
+		return fmt.Errorf("spawn shim of pod %s: no answer on %s: %w%s", id, sock, err, logTail(dir))
 	}
+	return nil
+}
+
+// Ready tells the process that spawned this shim that it serves its socket.
+func Ready() {
+	fd, err := strconv.Atoi(os.Getenv(EnvReadyFD))
+	if err != nil || fd < 3 {
+		return
+	}
+	os.Unsetenv(EnvReadyFD)
+	f := os.NewFile(uintptr(fd), "shim-ready")
+	_, _ = f.Write([]byte{1})
+	_ = f.Close()
 }
 
 func ping(ctx context.Context, sock string) error {
@@ -73,28 +98,4 @@ func logTail(dir string) string {
 		b = b[len(b)-1024:]
 	}
 	return " (shim log: " + string(bytes.TrimSpace(b)) + ")"
-}
-
-// Detach is the middle process of Spawn's double fork: it starts the shim
-// with args (without DetachFlag) in a new session, stdin from /dev/null and
-// stdout and stderr appended to dir/shim.log, and returns without waiting.
-func Detach(dir string, args []string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	logf, err := os.OpenFile(filepath.Join(dir, LogName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return fmt.Errorf("open shim log: %w", err)
-	}
-	defer logf.Close()
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	cmd := &exec.Cmd{Path: exe, Args: append([]string{"crib", "shim"}, args...), Dir: "/", Stdout: logf, Stderr: logf,
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start shim: %w: %w", err, errdefs.ErrUnavailable)
-	}
-	return errors.Join(cmd.Process.Release())
 }
