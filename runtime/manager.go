@@ -36,6 +36,7 @@ type Shim interface {
 	ReopenLog(context.Context, *shimapi.ContainerRequest) (*shimapi.Empty, error)
 	ExecSync(context.Context, *shimapi.ExecSyncRequest) (*shimapi.ExecSyncResponse, error)
 	Update(context.Context, *shimapi.UpdateRequest) (*shimapi.Empty, error)
+	List(context.Context, *shimapi.Empty) (*shimapi.ListResponse, error)
 }
 
 // Shims finds the shim of a pod. ErrNotFound means the pod has none any more
@@ -53,17 +54,19 @@ type Manager struct {
 	dir   string
 	shims Shims
 
-	// mu guards records and names.
+	// mu guards records, names and usage.
 	mu      sync.Mutex
 	records map[string]*Container
 	// names maps sandboxID/name/attempt to the container holding it.
 	names map[string]string
+	// usage caches writable layer sizes (WritableUsage).
+	usage map[string]layerUsage
 }
 
 // Open loads every container record under root.
 func Open(root string, shims Shims) (*Manager, error) {
 	m := &Manager{dir: filepath.Join(root, "containers"), shims: shims,
-		records: map[string]*Container{}, names: map[string]string{}}
+		records: map[string]*Container{}, names: map[string]string{}, usage: map[string]layerUsage{}}
 	if err := os.MkdirAll(m.dir, 0o711); err != nil {
 		return nil, fmt.Errorf("open container store: %w", err)
 	}
@@ -244,7 +247,8 @@ func (m *Manager) Status(ctx context.Context, id string) (State, error) {
 	return fromShim(c, s), nil
 }
 
-// List returns every container with its live state, sorted by creation.
+// List returns every container with its live state, sorted by creation:
+// one List call per pod's shim, not one call per container.
 func (m *Manager) List(ctx context.Context) ([]State, error) {
 	m.mu.Lock()
 	records := make([]Container, 0, len(m.records))
@@ -253,18 +257,50 @@ func (m *Manager) List(ctx context.Context) ([]State, error) {
 	}
 	m.mu.Unlock()
 	slices.SortFunc(records, func(a, b Container) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	states := map[string]map[string]*shimapi.ContainerState{} // pod → id → state; nil map: shim gone
 	out := make([]State, 0, len(records))
 	for _, c := range records {
-		st, err := m.Status(ctx, c.ID)
-		if errors.Is(err, errdefs.ErrNotFound) {
-			continue // removed meanwhile
+		pod, ok := states[c.SandboxID]
+		if !ok {
+			var err error
+			if pod, err = m.podStates(ctx, c.SandboxID); err != nil {
+				return nil, err
+			}
+			states[c.SandboxID] = pod
 		}
-		if err != nil {
-			return nil, err
+		if pod == nil {
+			out = append(out, fromShim(c, nil))
+		} else if s, ok := pod[c.ID]; ok {
+			out = append(out, fromShim(c, s))
+		} else {
+			// Not in the shim (a create that crashed half way): Unknown.
+			out = append(out, fromShim(c, nil))
 		}
-		out = append(out, st)
 	}
 	return out, nil
+}
+
+// podStates returns the states a pod's shim holds, nil when the shim is gone.
+func (m *Manager) podStates(ctx context.Context, sandboxID string) (map[string]*shimapi.ContainerState, error) {
+	shim, err := m.shims.Shim(ctx, sandboxID)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	resp, err := shim.List(ctx, &shimapi.Empty{})
+	if errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, errdefs.ErrUnavailable) || errors.Is(err, ttrpc.ErrClosed) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list containers of pod %s: %w", sandboxID, err)
+	}
+	byID := make(map[string]*shimapi.ContainerState, len(resp.Containers))
+	for _, s := range resp.Containers {
+		byID[s.Id] = s
+	}
+	return byID, nil
 }
 
 // Stop sends the container's stop signal, waits up to timeout, then kills
@@ -338,6 +374,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	m.mu.Lock()
 	delete(m.records, id)
 	delete(m.names, nameKey(c.SandboxID, c.Name, c.Attempt))
+	delete(m.usage, id)
 	m.mu.Unlock()
 	if err := os.RemoveAll(m.containerDir(id)); err != nil {
 		return fmt.Errorf("remove container %s: %w", id, err)
@@ -383,12 +420,41 @@ func (m *Manager) InSandbox(sandboxID string) []string {
 	return ids
 }
 
+// usageTTL is how long a writable layer's measured size is reused: the
+// kubelet asks every 10 s or so, and a walk of a big upper dir is not free.
+const usageTTL = 10 * time.Second
+
+type layerUsage struct {
+	at            time.Time
+	bytes, inodes uint64
+}
+
 // WritableUsage is the space a container's writable layer takes: allocated
-// bytes and inodes under its upper dir (hard links counted once).
-func (m *Manager) WritableUsage(id string) (bytes, inodes uint64, err error) {
+// bytes and inodes under its upper dir (hard links counted once), measured
+// at most once per usageTTL.
+func (m *Manager) WritableUsage(id string) (uint64, uint64, error) {
 	if _, err := m.get(id); err != nil {
 		return 0, 0, err
 	}
+	m.mu.Lock()
+	u, ok := m.usage[id]
+	m.mu.Unlock()
+	if ok && time.Since(u.at) < usageTTL {
+		return u.bytes, u.inodes, nil
+	}
+	bytes, inodes, err := m.walkUsage(id)
+	if err != nil {
+		return 0, 0, err
+	}
+	m.mu.Lock()
+	if _, ok := m.records[id]; ok {
+		m.usage[id] = layerUsage{at: time.Now(), bytes: bytes, inodes: inodes}
+	}
+	m.mu.Unlock()
+	return bytes, inodes, nil
+}
+
+func (m *Manager) walkUsage(id string) (bytes, inodes uint64, err error) {
 	seen := map[uint64]bool{}
 	err = filepath.WalkDir(filepath.Join(m.containerDir(id), "upper"), func(_ string, d fs.DirEntry, err error) error {
 		if err != nil {

@@ -111,6 +111,16 @@ func (f *fakeShim) ReopenLog(_ context.Context, r *shimapi.ContainerRequest) (*s
 	return &shimapi.Empty{}, nil
 }
 
+func (f *fakeShim) List(context.Context, *shimapi.Empty) (*shimapi.ListResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	resp := &shimapi.ListResponse{}
+	for _, s := range f.states {
+		resp.Containers = append(resp.Containers, proto.Clone(s).(*shimapi.ContainerState))
+	}
+	return resp, nil
+}
+
 func (f *fakeShim) Update(_ context.Context, r *shimapi.UpdateRequest) (*shimapi.Empty, error) {
 	f.record("update " + r.Id + " " + string(r.Resources))
 	return &shimapi.Empty{}, nil
