@@ -53,7 +53,8 @@ func runBundle(bundle, state, id string) (code int, retErr error) {
 	}
 	cgroup := spec.Linux.CgroupsPath
 	if cgroup == "" {
-		cgroup = "/crib/" + id
+		// One level, so removing it leaves nothing crib made behind.
+		cgroup = "/crib-run-oci-" + id
 	}
 	res, err := ocires.Convert(spec.Linux.Resources)
 	if err != nil {
