@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/crib-runtime/crib/cgroups/manager"
 	"github.com/crib-runtime/crib/sandbox/nsfs"
+	"github.com/crib-runtime/crib/test/harness"
 )
 
 // TestDaemonKilledPodsLive SIGKILLs the daemon with a pod running: after a
@@ -237,4 +239,59 @@ func TestHostPort(t *testing.T) {
 		})
 		return strings.HasSuffix(body, "\r\n\r\nvia-hostport\n")
 	}, "the page through hostPort 18080")
+}
+
+// TestCNIFailureLeavesNothing: a CNI plugin that fails makes RunPodSandbox
+// fail with the plugin's own message, and nothing of the pod stays: no
+// record, pin, mount, cgroup, shim or veth.
+func TestCNIFailureLeavesNothing(t *testing.T) {
+	e := harness.NewEnv(t)
+	e.WithNetwork("10.88.250.0/24")
+	e.CNIBin = filepath.Join(e.Dir, "cni-bin")
+	if err := os.MkdirAll(e.CNIBin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	plugin := "#!/bin/sh\necho '{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"crib-e2e plugin says no\"}'\nexit 1\n"
+	if err := os.WriteFile(filepath.Join(e.CNIBin, "crib-e2e-fail"), []byte(plugin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Lexically first, so it is the network the daemon uses.
+	conf := `{"cniVersion":"1.0.0","name":"failing","plugins":[{"type":"crib-e2e-fail"}]}`
+	if err := os.WriteFile(filepath.Join(e.CNIConf, "05-failing.conflist"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.WriteConfig("")
+	c := e.Start().Clients()
+	ctx := context.Background()
+	parent := fmt.Sprintf("/crib-e2e-cni-%d", time.Now().UnixNano())
+	cg, err := manager.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cg.Remove(parent) })
+	_, err = c.Runtime.RunPodSandbox(ctx, &criapi.PodSandboxConfig{
+		Metadata: &criapi.PodSandboxMetadata{Name: "nonet", Namespace: "e2e", Uid: "u1"},
+		Linux:    &criapi.LinuxPodSandboxConfig{CgroupParent: parent + "/podu1"},
+	}, "")
+	harness.MustContain(t, fmt.Sprint(err), "crib-e2e plugin says no")
+	if pods, _ := c.Runtime.ListPodSandbox(ctx, nil); len(pods) != 0 {
+		t.Errorf("pods after a failed run: %v", pods)
+	}
+	// (The daemon's sealed binary under state/bin is its own, for its life.)
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mounts), e.State+"/pods/") {
+		t.Errorf("pod mounts left under %s", e.State)
+	}
+	for _, dir := range []string{filepath.Join(e.State, "pods"), filepath.Join(e.State, "shims")} {
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Errorf("%s holds %d entries", dir, len(entries))
+		}
+	}
+	if _, err := cg.Stats(parent); err == nil {
+		t.Errorf("cgroup parent %s left behind", parent)
+	}
+	links, _ := exec.Command("ip", "-n", e.Netns, "-o", "link").CombinedOutput()
+	if strings.Contains(string(links), "veth") {
+		t.Errorf("veth left in the test namespace:\n%s", links)
+	}
 }

@@ -69,6 +69,9 @@ type Env struct {
 	// Netns, when set by WithNetwork, is the network namespace the daemon
 	// runs in.
 	Netns string
+	// CNIBin, when set before WriteConfig, is a plugin directory searched
+	// before Debian's.
+	CNIBin string
 }
 
 func NewEnv(t testing.TB) *Env {
@@ -105,8 +108,12 @@ func NewEnv(t testing.TB) *Env {
 // WriteConfig writes the daemon's config file with extra TOML appended.
 func (e *Env) WriteConfig(extra string) {
 	e.t.Helper()
-	body := fmt.Sprintf("socket = \"unix://%s\"\nroot = %q\nstate = %q\nlog_level = 4\n\n[cni]\nconf_dir = %q\nbin_dirs = [\"/usr/lib/cni\"]\n%s",
-		e.Sock, e.Root, e.State, e.CNIConf, extra)
+	bins := `"/usr/lib/cni"`
+	if e.CNIBin != "" {
+		bins = fmt.Sprintf("%q, %s", e.CNIBin, bins)
+	}
+	body := fmt.Sprintf("socket = \"unix://%s\"\nroot = %q\nstate = %q\nlog_level = 4\n\n[cni]\nconf_dir = %q\nbin_dirs = [%s]\n%s",
+		e.Sock, e.Root, e.State, e.CNIConf, bins, extra)
 	if err := os.WriteFile(e.ConfPath, []byte(body), 0o600); err != nil {
 		e.t.Fatal(err)
 	}
