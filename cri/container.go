@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"io"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -24,6 +25,7 @@ type Containers interface {
 	InSandbox(sandboxID string) []string
 	Wait(ctx context.Context, id string) (runtime.State, error)
 	UpdateResources(ctx context.Context, id string, r *specs.LinuxResources) error
+	Exec(ctx context.Context, id string, proc *specs.Process, stdin io.Reader, stdout, stderr io.Writer) (int, error)
 	ReopenLog(ctx context.Context, id string) error
 	ExecSync(ctx context.Context, id string, process []byte, timeout time.Duration) (*shimapi.ExecSyncResponse, error)
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -28,12 +27,7 @@ func (s *Server) ExecSync(ctx context.Context, req *criapi.ExecSyncRequest) (*cr
 	if toCRIState(st.Status) != criapi.ContainerState_CONTAINER_RUNNING {
 		return nil, fmt.Errorf("exec sync in container %s: it is not running: %w", id, errdefs.ErrFailedPrecondition)
 	}
-	proc := specs.Process{Args: req.GetCmd(), Cwd: "/"}
-	if p := st.Process; p != nil {
-		proc.Env, proc.Cwd, proc.User, proc.Capabilities = p.Env, p.Cwd, p.User, p.Capabilities
-		proc.NoNewPrivileges, proc.Rlimits, proc.ApparmorProfile = p.NoNewPrivileges, p.Rlimits, p.ApparmorProfile
-	}
-	data, err := json.Marshal(&proc)
+	data, err := json.Marshal(execProcess(st, req.GetCmd()))
 	if err != nil {
 		return nil, fmt.Errorf("exec sync in container %s: %w", id, err)
 	}

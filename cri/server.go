@@ -62,6 +62,8 @@ type Server struct {
 	events     events
 	// base is the daemon's context: container watchers end with it.
 	base context.Context
+	// streams hands out streaming URLs; set by UseStreams once started.
+	streams Streams
 	// nofile is this process's hard RLIMIT_NOFILE, what containers get.
 	nofile uint64
 }
@@ -88,6 +90,9 @@ func NewServer(ctx context.Context, svc Services, opts Options) *Server {
 	}
 	return s
 }
+
+// UseStreams sets the streaming server that Exec and PortForward answer with.
+func (s *Server) UseStreams(st Streams) { s.streams = st }
 
 // Register adds both CRI services to a gRPC server.
 func (s *Server) Register(g *grpc.Server) {

@@ -61,6 +61,8 @@ type Manager struct {
 	names map[string]string
 	// usage caches writable layer sizes (WritableUsage).
 	usage map[string]layerUsage
+	// execer starts exec sessions (set once at start by UseExecer).
+	execer Execer
 }
 
 // Open loads every container record under root.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	"k8s.io/cri-streaming/pkg/streaming"
 	"k8s.io/klog/v2"
 
 	"github.com/crib-runtime/crib/cgroups"
@@ -94,7 +96,7 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 		logger.V(2).Info("RDT not available", "reason", info.Reason)
 	}
 	network := cni.Network{ConfDir: cfg.CNI.ConfDir, BinDirs: cfg.CNI.BinDirs, CacheDir: filepath.Join(cfg.State, "cni")}
-	pods, shims, containers, err := openPods(cfg, network)
+	pods, shims, containers, bin, err := openPods(cfg, network)
 	if err != nil {
 		return err
 	}
@@ -102,6 +104,17 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	if err != nil {
 		return err
 	}
+	containers.UseExecer(runtime.Execer{Binary: bin, Place: func(cgroup, class, id string, pid int) error {
+		if err := cg.AddProc(cgroup, pid); err != nil {
+			return err
+		}
+		if warning, err := classes.Place(class, id, pid); err != nil {
+			return err
+		} else if warning != nil {
+			logger.Info("RDT monitoring not applied to exec", "containerID", id, "reason", warning.Error())
+		}
+		return nil
+	}})
 	server := cri.NewServer(ctx, cri.Services{Images: images, Network: network, Classes: classes,
 		Sandboxes: pods, Shims: shims, Containers: containers,
 		Stats: statsReader{cgroups: cg, containers: containers}}, cri.Options{
@@ -111,6 +124,12 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	if err := server.WatchRunning(ctx); err != nil {
 		return err
 	}
+	streams, err := startStreaming(logger, cfg.Streaming.Address, server)
+	if err != nil {
+		return err
+	}
+	defer streams.Stop()
+	server.UseStreams(streams)
 	grpcServer := cri.NewGRPCServer(logger)
 	server.Register(grpcServer)
 
@@ -164,33 +183,50 @@ func (r statsReader) Network(netns string) ([]sandbox.InterfaceStats, error) {
 	return sandbox.NetworkStats(netns)
 }
 
+// startStreaming serves exec and port-forward sessions on addr, with
+// single-use tokens that expire (k8s.io/cri-streaming).
+func startStreaming(logger klog.Logger, addr string, server *cri.Server) (streaming.Server, error) {
+	c := streaming.DefaultConfig
+	c.Addr = addr
+	s, err := streaming.NewServer(c, server.StreamRuntime())
+	if err != nil {
+		return nil, fmt.Errorf("streaming server: %w", err)
+	}
+	go func() {
+		if err := s.Start(true); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error(err, "Streaming server failed", "address", addr)
+		}
+	}()
+	return s, nil
+}
+
 // openPods wires pods and containers: the sealed binary the shims start
 // containers from, pod records and their shims, container records.
-func openPods(cfg config.Config, network cni.Network) (*sandbox.Manager, *podShims, *runtime.Manager, error) {
+func openPods(cfg config.Config, network cni.Network) (*sandbox.Manager, *podShims, *runtime.Manager, string, error) {
 	bin, err := launch.SealedBinary(filepath.Join(cfg.State, "bin"))
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, "", err
 	}
 	cg, err := manager.Open("/proc/self/mountinfo")
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, "", err
 	}
 	store, err := sandbox.OpenStore(filepath.Join(cfg.Root, "pods"))
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, "", err
 	}
 	pods := &sandbox.Manager{Store: store, StateDir: filepath.Join(cfg.State, "pods"),
 		Cgroups: sandbox.CgroupsOf(cg), Network: network}
 	shims := &podShims{binary: bin, dir: filepath.Join(cfg.State, "shims"), pods: pods, clients: map[string]*shimapi.Client{}}
 	pods.AfterSetup, pods.BeforeTeardown = shims.start, shims.rollback
 	if err := pods.Recover(); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, "", err
 	}
 	containers, err := runtime.Open(cfg.Root, shims)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, "", err
 	}
-	return pods, shims, containers, nil
+	return pods, shims, containers, bin, nil
 }
 
 func rdtConfig(c config.RDT) rdt.Config {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -42,10 +43,18 @@ type Config struct {
 	// LogLevel is klog's verbosity (-v): 2 logs state changes, 4 steps, 6 bodies.
 	LogLevel int `toml:"log_level" json:"logLevel"`
 	// CgroupDriver is reported to the kubelet by RuntimeConfig.
-	CgroupDriver string   `toml:"cgroup_driver" json:"cgroupDriver"`
-	CNI          CNI      `toml:"cni" json:"cni"`
-	Registry     Registry `toml:"registry" json:"registry"`
-	RDT          RDT      `toml:"rdt" json:"rdt"`
+	CgroupDriver string    `toml:"cgroup_driver" json:"cgroupDriver"`
+	CNI          CNI       `toml:"cni" json:"cni"`
+	Registry     Registry  `toml:"registry" json:"registry"`
+	RDT          RDT       `toml:"rdt" json:"rdt"`
+	Streaming    Streaming `toml:"streaming" json:"streaming"`
+}
+
+// Streaming configures the server of exec and port-forward sessions.
+type Streaming struct {
+	// Address is host:port to listen on; port 0 picks a free one. The
+	// kubelet proxies the sessions, so loopback is the safe default.
+	Address string `toml:"address" json:"address"`
 }
 
 // RDT configures classes of service (package rdt's Config; kept here as
@@ -105,6 +114,7 @@ func Default() Config {
 		State:        "/run/crib",
 		LogLevel:     2,
 		CgroupDriver: CgroupDriverCgroupfs,
+		Streaming:    Streaming{Address: "127.0.0.1:0"},
 		CNI: CNI{
 			ConfDir: "/etc/cni/net.d",
 			BinDirs: []string{"/opt/cni/bin", "/usr/lib/cni"},
@@ -170,6 +180,9 @@ func (c *Config) Validate() error {
 		if !strings.HasPrefix(val, "/") {
 			errs = append(errs, fmt.Errorf("config: %s %q must be an absolute path", key, val))
 		}
+	}
+	if _, _, err := net.SplitHostPort(c.Streaming.Address); err != nil {
+		errs = append(errs, fmt.Errorf("config: streaming.address %q: %w", c.Streaming.Address, err))
 	}
 	if c.Root == c.State {
 		errs = append(errs, fmt.Errorf("config: root and state must differ (both %q)", c.Root))

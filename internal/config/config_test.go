@@ -68,7 +68,8 @@ ignore_unavailable = true
 			"docker.io":     {SkipServer: true, Mirrors: []Mirror{{Endpoint: "http://127.0.0.1:5000"}}},
 			"10.0.0.1:5000": {PlainHTTP: true},
 		}},
-		RDT: RDT{ConfigFile: "/etc/crib/rdt.yaml", DefaultClass: "burstable", IgnoreUnavailable: true},
+		RDT:       RDT{ConfigFile: "/etc/crib/rdt.yaml", DefaultClass: "burstable", IgnoreUnavailable: true},
+		Streaming: Streaming{Address: "127.0.0.1:0"},
 	}
 	if diff := cmp.Diff(want, cfg); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)

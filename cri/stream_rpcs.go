@@ -1,0 +1,58 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/containerd/errdefs"
+	"google.golang.org/protobuf/proto"
+	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Exec returns a single-use URL of the streaming server for an exec
+// session in a running container. TTY sessions are not supported yet.
+func (s *Server) Exec(ctx context.Context, req *criapi.ExecRequest) (*criapi.ExecResponse, error) {
+	if s.streams == nil {
+		return nil, fmt.Errorf("exec: the streaming server is not running: %w", errdefs.ErrUnavailable)
+	}
+	if req.GetTty() {
+		return nil, fmt.Errorf("exec with a terminal is not supported yet: %w", errdefs.ErrNotImplemented)
+	}
+	id, err := s.containers.Resolve(req.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.containers.Status(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if toCRIState(st.Status) != criapi.ContainerState_CONTAINER_RUNNING {
+		return nil, fmt.Errorf("exec in container %s: it is not running: %w", id, errdefs.ErrFailedPrecondition)
+	}
+	r := proto.Clone(req).(*criapi.ExecRequest)
+	r.ContainerId = id
+	resp, err := s.streams.GetExec(r)
+	if err != nil {
+		return nil, fmt.Errorf("exec in container %s: %v: %w", id, err, errdefs.ErrInvalidArgument)
+	}
+	return resp, nil
+}
+
+// PortForward returns a single-use URL of the streaming server for
+// forwarding ports of a ready pod.
+func (s *Server) PortForward(_ context.Context, req *criapi.PortForwardRequest) (*criapi.PortForwardResponse, error) {
+	if s.streams == nil {
+		return nil, fmt.Errorf("port forward: the streaming server is not running: %w", errdefs.ErrUnavailable)
+	}
+	pod, err := s.sandboxes.Get(req.GetPodSandboxId())
+	if err != nil {
+		return nil, err
+	}
+	r := proto.Clone(req).(*criapi.PortForwardRequest)
+	r.PodSandboxId = pod.ID
+	resp, err := s.streams.GetPortForward(r)
+	if err != nil {
+		return nil, fmt.Errorf("port forward to pod %s: %v: %w", pod.ID, err, errdefs.ErrInvalidArgument)
+	}
+	return resp, nil
+}

@@ -1,0 +1,112 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	remotecommandserver "k8s.io/cri-streaming/pkg/streaming/remotecommand"
+	utilexec "k8s.io/utils/exec"
+
+	"github.com/crib-runtime/crib/runtime"
+	"github.com/crib-runtime/crib/sandbox/nsfs"
+)
+
+// Streams is what the streaming RPCs need: the server that hands out
+// single-use, expiring URLs (k8s.io/cri-streaming).
+type Streams interface {
+	GetExec(*criapi.ExecRequest) (*criapi.ExecResponse, error)
+	GetPortForward(*criapi.PortForwardRequest) (*criapi.PortForwardResponse, error)
+}
+
+// streamRuntime runs what the streaming server's sessions ask for.
+type streamRuntime struct{ s *Server }
+
+// StreamRuntime is the runtime behind the streaming server.
+func (s *Server) StreamRuntime() streamRuntime { return streamRuntime{s} }
+
+// execProcess is the process spec of a command run in a container: its own
+// identity, environment, capabilities and limits, the command given.
+func execProcess(st runtime.State, cmd []string) *specs.Process {
+	proc := &specs.Process{Args: cmd, Cwd: "/"}
+	if p := st.Process; p != nil {
+		proc.Env, proc.Cwd, proc.User, proc.Capabilities = p.Env, p.Cwd, p.User, p.Capabilities
+		proc.NoNewPrivileges, proc.Rlimits, proc.ApparmorProfile = p.NoNewPrivileges, p.Rlimits, p.ApparmorProfile
+	}
+	return proc
+}
+
+// Exec runs a command in a running container with the session's streams. A
+// non-zero exit is reported the way the streaming server carries it to the
+// client.
+func (r streamRuntime) Exec(ctx context.Context, containerID string, cmd []string, in io.Reader, out, errw io.WriteCloser,
+	tty bool, _ <-chan remotecommandserver.TerminalSize) error {
+	if tty {
+		return fmt.Errorf("exec with a terminal is not supported yet: %w", errdefs.ErrNotImplemented)
+	}
+	st, err := r.s.containers.Status(ctx, containerID)
+	if err != nil {
+		return err
+	}
+	var stdout, stderr io.Writer
+	if out != nil {
+		stdout = out
+	}
+	if errw != nil {
+		stderr = errw
+	}
+	code, err := r.s.containers.Exec(ctx, containerID, execProcess(st, cmd), in, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return utilexec.CodeExitError{Err: fmt.Errorf("command terminated with exit code %d", code), Code: code}
+	}
+	return nil
+}
+
+// Attach is not built yet.
+func (streamRuntime) Attach(context.Context, string, io.Reader, io.WriteCloser, io.WriteCloser, bool, <-chan remotecommandserver.TerminalSize) error {
+	return fmt.Errorf("attach is not supported yet: %w", errdefs.ErrNotImplemented)
+}
+
+// PortForward connects the stream to a TCP port on the pod's loopback,
+// dialled from a thread inside the pod's network namespace.
+func (r streamRuntime) PortForward(ctx context.Context, podSandboxID string, port int32, stream io.ReadWriteCloser) error {
+	defer stream.Close()
+	pod, err := r.s.sandboxes.Get(podSandboxID)
+	if err != nil {
+		return err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
+	var conn net.Conn
+	dial := func() (err error) {
+		conn, err = (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "tcp4", addr)
+		return err
+	}
+	if pod.NetNS == "" {
+		err = dial() // a host-network pod: the node's loopback
+	} else {
+		// The socket belongs to the namespace of the thread that makes it.
+		err = nsfs.Do(pod.NetNS, nsfs.Net, dial)
+	}
+	if err != nil {
+		return fmt.Errorf("port forward to pod %s port %d: %w", podSandboxID, port, err)
+	}
+	defer conn.Close()
+	done := make(chan error, 2)
+	go func() { _, err := io.Copy(conn, stream); done <- err }()
+	go func() { _, err := io.Copy(stream, conn); done <- err }()
+	err = <-done
+	if errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}

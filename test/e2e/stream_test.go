@@ -1,0 +1,170 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/portforward"
+	"k8s.io/client-go/tools/remotecommand"
+	"k8s.io/client-go/transport/spdy"
+	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crib-runtime/crib/cgroups/manager"
+	"github.com/crib-runtime/crib/test/harness"
+	"github.com/crib-runtime/crib/test/testregistry"
+)
+
+// hostPod runs a host-network pod (no CNI needed) with one container.
+func hostPod(t *testing.T, cmd ...string) (harness.Clients, string, string) {
+	t.Helper()
+	reg := testregistry.Start(t)
+	ref, _ := reg.Push(t, "stream/busybox:1", testregistry.Busybox(t, ""))
+	e := harness.NewEnv(t)
+	c := e.Start().Clients()
+	ctx := context.Background()
+	if _, err := c.Images.PullImage(ctx, &criapi.ImageSpec{Image: ref}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	parent := fmt.Sprintf("/crib-e2e-stream-%d", time.Now().UnixNano())
+	t.Cleanup(func() {
+		if cg, err := manager.Open("/proc/self/mountinfo"); err == nil {
+			_ = cg.Remove(parent)
+		}
+	})
+	pod := &criapi.PodSandboxConfig{
+		Metadata: &criapi.PodSandboxMetadata{Name: "stream", Namespace: "e2e", Uid: "s1"},
+		Linux: &criapi.LinuxPodSandboxConfig{CgroupParent: parent + "/pods1", SecurityContext: &criapi.LinuxSandboxSecurityContext{
+			NamespaceOptions: &criapi.NamespaceOption{Network: criapi.NamespaceMode_NODE, Pid: criapi.NamespaceMode_CONTAINER}}},
+	}
+	podID, err := c.Runtime.RunPodSandbox(ctx, pod, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Runtime.StopPodSandbox(ctx, podID); _ = c.Runtime.RemovePodSandbox(ctx, podID) })
+	id, err := c.Runtime.CreateContainer(ctx, podID, &criapi.ContainerConfig{
+		Metadata: &criapi.ContainerMetadata{Name: "main"}, Image: &criapi.ImageSpec{Image: ref}, Command: cmd,
+		Linux: &criapi.LinuxContainerConfig{SecurityContext: &criapi.LinuxContainerSecurityContext{
+			NamespaceOptions: &criapi.NamespaceOption{Network: criapi.NamespaceMode_NODE, Pid: criapi.NamespaceMode_CONTAINER}}},
+	}, pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Runtime.StartContainer(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	return c, podID, id
+}
+
+// execStream runs one exec session the way kubectl exec does (SPDY).
+func execStream(ctx context.Context, c harness.Clients, id string, stdin string, cmd ...string) (string, string, error) {
+	resp, err := c.RawRt.Exec(ctx, &criapi.ExecRequest{ContainerId: id, Cmd: cmd, Stdin: stdin != "", Stdout: true, Stderr: true})
+	if err != nil {
+		return "", "", err
+	}
+	u, err := url.Parse(resp.Url)
+	if err != nil {
+		return "", "", err
+	}
+	ex, err := remotecommand.NewSPDYExecutor(&rest.Config{}, http.MethodPost, u)
+	if err != nil {
+		return "", "", err
+	}
+	var out, errb bytes.Buffer
+	opts := remotecommand.StreamOptions{Stdout: &out, Stderr: &errb}
+	if stdin != "" {
+		opts.Stdin = strings.NewReader(stdin)
+	}
+	err = ex.StreamWithContext(ctx, opts)
+	return out.String(), errb.String(), err
+}
+
+func TestExecStreams(t *testing.T) {
+	c, _, id := hostPod(t, "sleep", "3600")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, errs, err := execStream(ctx, c, id, "piped through cat\n", "sh", "-c", "cat; echo to-stderr >&2; exit 3")
+	var exit interface{ ExitStatus() int }
+	if !errors.As(err, &exit) || exit.ExitStatus() != 3 {
+		t.Fatalf("exit: %v (%T), want code 3", err, err)
+	}
+	if out != "piped through cat\n" || errs != "to-stderr\n" {
+		t.Fatalf("stdout %q stderr %q", out, errs)
+	}
+	// Many sessions at once.
+	var wg sync.WaitGroup
+	errc := make(chan error, 20)
+	for i := range 20 {
+		wg.Go(func() {
+			out, _, err := execStream(ctx, c, id, "", "echo", fmt.Sprint(i))
+			if err == nil && out != fmt.Sprintf("%d\n", i) {
+				err = fmt.Errorf("session %d got %q", i, out)
+			}
+			errc <- err
+		})
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	// Bad input: a command that does not exist; a terminal (not yet).
+	if _, _, err := execStream(ctx, c, id, "", "no-such-command"); err == nil || !strings.Contains(err.Error(), "no-such-command") {
+		t.Errorf("missing command: %v", err)
+	}
+	if _, err := c.RawRt.Exec(ctx, &criapi.ExecRequest{ContainerId: id, Cmd: []string{"sh"}, Tty: true, Stdout: true}); err == nil {
+		t.Error("a TTY exec was accepted")
+	}
+}
+
+func TestPortForward(t *testing.T) {
+	const port = 18481
+	c, podID, _ := hostPod(t, "sh", "-c", fmt.Sprintf("mkdir -p /www && echo forwarded > /www/index.html && exec httpd -f -p %d -h /www", port))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	resp, err := c.RawRt.PortForward(ctx, &criapi.PortForwardRequest{PodSandboxId: podID, Port: []int32{port}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(resp.Url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, upgrader, err := spdy.RoundTripperFor(&rest.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: tr}, http.MethodPost, u)
+	stop, ready := make(chan struct{}), make(chan struct{})
+	fw, err := portforward.New(dialer, []string{fmt.Sprintf("0:%d", port)}, stop, ready, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = fw.ForwardPorts() }()
+	defer close(stop)
+	<-ready
+	ports, err := fw.GetPorts()
+	if err != nil || len(ports) != 1 {
+		t.Fatalf("ports %v, %v", ports, err)
+	}
+	waitFor(t, func() bool {
+		r, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", ports[0].Local))
+		if err != nil {
+			return false
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return string(b) == "forwarded\n"
+	}, "the page through the port forward")
+}
