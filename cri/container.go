@@ -25,7 +25,8 @@ type Containers interface {
 	InSandbox(sandboxID string) []string
 	Wait(ctx context.Context, id string) (runtime.State, error)
 	UpdateResources(ctx context.Context, id string, r *specs.LinuxResources) error
-	Exec(ctx context.Context, id string, proc *specs.Process, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+	Exec(ctx context.Context, id string, proc *specs.Process, stdin io.Reader, stdout, stderr io.Writer,
+		resize <-chan runtime.TermSize) (int, error)
 	ReopenLog(ctx context.Context, id string) error
 	ExecSync(ctx context.Context, id string, process []byte, timeout time.Duration) (*shimapi.ExecSyncResponse, error)
 }

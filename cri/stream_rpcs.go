@@ -10,13 +10,10 @@ import (
 )
 
 // Exec returns a single-use URL of the streaming server for an exec
-// session in a running container. TTY sessions are not supported yet.
+// session in a running container.
 func (s *Server) Exec(ctx context.Context, req *criapi.ExecRequest) (*criapi.ExecResponse, error) {
 	if s.streams == nil {
 		return nil, fmt.Errorf("exec: the streaming server is not running: %w", errdefs.ErrUnavailable)
-	}
-	if req.GetTty() {
-		return nil, fmt.Errorf("exec with a terminal is not supported yet: %w", errdefs.ErrNotImplemented)
 	}
 	id, err := s.containers.Resolve(req.GetContainerId())
 	if err != nil {

@@ -47,10 +47,7 @@ func execProcess(st runtime.State, cmd []string) *specs.Process {
 // non-zero exit is reported the way the streaming server carries it to the
 // client.
 func (r streamRuntime) Exec(ctx context.Context, containerID string, cmd []string, in io.Reader, out, errw io.WriteCloser,
-	tty bool, _ <-chan remotecommandserver.TerminalSize) error {
-	if tty {
-		return fmt.Errorf("exec with a terminal is not supported yet: %w", errdefs.ErrNotImplemented)
-	}
+	tty bool, resize <-chan remotecommandserver.TerminalSize) error {
 	st, err := r.s.containers.Status(ctx, containerID)
 	if err != nil {
 		return err
@@ -62,7 +59,23 @@ func (r streamRuntime) Exec(ctx context.Context, containerID string, cmd []strin
 	if errw != nil {
 		stderr = errw
 	}
-	code, err := r.s.containers.Exec(ctx, containerID, execProcess(st, cmd), in, stdout, stderr)
+	proc := execProcess(st, cmd)
+	proc.Terminal = tty
+	var sizes chan runtime.TermSize
+	if tty && resize != nil {
+		sizes = make(chan runtime.TermSize)
+		go func() {
+			defer close(sizes)
+			for sz := range resize {
+				select {
+				case sizes <- runtime.TermSize{Width: sz.Width, Height: sz.Height}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	code, err := r.s.containers.Exec(ctx, containerID, proc, in, stdout, stderr, sizes)
 	if err != nil {
 		return err
 	}

@@ -41,14 +41,19 @@ var execNamespaces = []struct {
 	{"mnt", unix.CLONE_NEWNS},
 }
 
+// TermSize is a terminal's size in characters.
+type TermSize struct{ Width, Height uint16 }
+
 // UseExecer sets how Exec starts processes (the daemon's wiring).
 func (m *Manager) UseExecer(x Execer) { m.execer = x }
 
 // Exec runs proc in the running container id with the given streams (nil
-// stdin: none) and returns its exit code once it ends. Cancelling ctx kills
-// it.
+// stdin: none) and returns its exit code once it ends. With proc.Terminal,
+// the process gets a pty from the container's devpts: stdin and stdout
+// stream through its master (stderr is unused) and resize sets its size.
+// Cancelling ctx kills it.
 func (m *Manager) Exec(ctx context.Context, id string, proc *specs.Process,
-	stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	stdin io.Reader, stdout, stderr io.Writer, resize <-chan TermSize) (int, error) {
 	x := m.execer
 	if x.Binary == "" {
 		return 0, fmt.Errorf("exec in container %s: no execer configured: %w", id, errdefs.ErrNotImplemented)
@@ -65,7 +70,15 @@ func (m *Manager) Exec(ctx context.Context, id string, proc *specs.Process,
 		return 0, fmt.Errorf("exec in container %s: %w", id, err)
 	}
 	defer closeNS()
-	pipes, err := newExecIO(stdin, stdout, stderr)
+	if proc.Terminal {
+		stderr = nil // one stream: the terminal
+	}
+	var pipeIn io.Reader = stdin
+	var pipeOut io.Writer = stdout
+	if proc.Terminal {
+		pipeIn, pipeOut = nil, nil
+	}
+	pipes, err := newExecIO(pipeIn, pipeOut, stderr)
 	if err != nil {
 		return 0, fmt.Errorf("exec in container %s: %w", id, err)
 	}
@@ -82,6 +95,9 @@ func (m *Manager) Exec(ctx context.Context, id string, proc *specs.Process,
 	}
 	stop := context.AfterFunc(ctx, func() { _ = p.Signal(syscall.SIGKILL) })
 	defer stop()
+	if p.Console != nil {
+		pipes.attachConsole(p.Console, stdin, stdout, resize)
+	}
 	if err := p.Exec(); err != nil {
 		_ = p.Signal(syscall.SIGKILL)
 		_, _ = p.Wait()
@@ -164,6 +180,31 @@ func newExecIO(stdin io.Reader, stdout, stderr io.Writer) (*execIO, error) {
 		go func(dst io.Writer) { defer x.wg.Done(); _, _ = io.Copy(dst, r) }(o.dst)
 	}
 	return x, nil
+}
+
+// attachConsole streams stdin into a pty master and the master into
+// stdout, and applies terminal sizes; the master is closed with the pipes.
+func (x *execIO) attachConsole(master *os.File, stdin io.Reader, stdout io.Writer, resize <-chan TermSize) {
+	x.parents = append(x.parents, master)
+	if stdin != nil {
+		go func() { _, _ = io.Copy(master, stdin) }()
+	}
+	if stdout != nil {
+		x.wg.Add(1)
+		// Reading the master ends with EIO once every slave fd is closed,
+		// i.e. once the process and its children are gone.
+		go func() { defer x.wg.Done(); _, _ = io.Copy(stdout, master) }()
+	}
+	if resize != nil {
+		go func() {
+			for sz := range resize {
+				ws := &unix.Winsize{Row: sz.Height, Col: sz.Width}
+				if unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, ws) != nil {
+					return
+				}
+			}
+		}()
+	}
 }
 
 // closeChildEnds closes this process's copies of the child's pipe ends, so

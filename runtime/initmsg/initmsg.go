@@ -13,10 +13,14 @@
 //	                  close-on-exec, so the launcher reads EOF on success, or
 //	                  a Message{Type: Error, Step: "exec"} when execve fails.
 //
+// When the process has a terminal (Spec.Process.Terminal), init sends the
+// pty master right before Ready: one byte carrying the fd as SCM_RIGHTS
+// (SendConsole, RecvConsole).
+//
 // Role "exec" is the same without mounts: the process joins a running
 // container, so Config.Rootfs is empty and only Spec.Process is used.
 //
-// It imports only the standard library and runtime-spec, so both sides can
+// It imports only the standard library, x/sys and runtime-spec, so both sides can
 // use it without importing each other. Internal to crib; no API
 // compatibility promised.
 package initmsg
@@ -27,8 +31,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // Version is bumped on any incompatible change of Config or Message.
@@ -152,4 +158,36 @@ func Read(r io.Reader, v any) error {
 		return fmt.Errorf("decode init message: %w", err)
 	}
 	return nil
+}
+
+// SendConsole sends a pty master over the init socket: one byte with the fd
+// attached (SCM_RIGHTS).
+func SendConsole(sock, master *os.File) error {
+	rights := unix.UnixRights(int(master.Fd()))
+	if err := unix.Sendmsg(int(sock.Fd()), []byte{'C'}, rights, nil, 0); err != nil {
+		return fmt.Errorf("send pty master: %w", err)
+	}
+	return nil
+}
+
+// RecvConsole receives the pty master SendConsole sent.
+func RecvConsole(sock *os.File) (*os.File, error) {
+	buf := make([]byte, 1)
+	oob := make([]byte, unix.CmsgSpace(4))
+	n, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("receive pty master: %w", err)
+	}
+	if n != 1 || buf[0] != 'C' {
+		return nil, fmt.Errorf("receive pty master: got %q instead", buf[:n])
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return nil, fmt.Errorf("receive pty master: no control message (%v)", err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		return nil, fmt.Errorf("receive pty master: no fd (%v)", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "pty-master"), nil
 }

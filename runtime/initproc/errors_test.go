@@ -3,6 +3,7 @@ package initproc
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -77,9 +78,12 @@ func TestErrors(t *testing.T) {
 		mutate: func(c *initmsg.Config) { c.Spec.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActErrno} },
 		step:   "seccomp", contains: "not supported yet",
 	}, {
-		name:   "terminal",
-		mutate: func(c *initmsg.Config) { c.Spec.Process.Terminal = true },
-		step:   "terminal", contains: "not supported yet",
+		name: "terminal without devpts",
+		mutate: func(c *initmsg.Config) {
+			c.Spec.Process.Terminal = true
+			c.Spec.Mounts = slices.DeleteFunc(c.Spec.Mounts, func(m specs.Mount) bool { return m.Destination == "/dev/pts" })
+		},
+		step: "terminal", path: "/dev/ptmx", contains: "open pty master",
 	}, {
 		name:   "hostname without uts namespace",
 		mutate: func(c *initmsg.Config) { c.Spec.Linux.Namespaces = c.Spec.Linux.Namespaces[:3] },

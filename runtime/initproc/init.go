@@ -98,6 +98,11 @@ func Run() error {
 	if err != nil {
 		return report(pipe, err)
 	}
+	if cfg.Spec.Process.Terminal {
+		if err := setupConsole(pipe); err != nil {
+			return report(pipe, err)
+		}
+	}
 	if err := initmsg.Write(pipe, initmsg.Message{Type: initmsg.TypeReady}); err != nil {
 		return err
 	}
@@ -171,8 +176,6 @@ func validate(cfg *initmsg.Config) error {
 		return bad(stepConfig, "init config has no process")
 	case len(cfg.Spec.Process.Args) == 0 || cfg.Spec.Process.Args[0] == "":
 		return bad(stepConfig, "process has no args")
-	case cfg.Spec.Process.Terminal:
-		return bad(stepTerminal, "terminal: not supported yet")
 	case cfg.Spec.Process.ApparmorProfile != "":
 		return bad(stepAppArmor, "apparmor profile %q: not supported yet", cfg.Spec.Process.ApparmorProfile)
 	case cfg.Spec.Process.SelinuxLabel != "":

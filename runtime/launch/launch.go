@@ -56,10 +56,13 @@ type Namespace struct {
 // Process is a started container process, stopped before execve until Exec.
 type Process struct {
 	// Pid is the host pid of the process (pid 1 of a new pid namespace).
-	Pid  int
-	proc *os.Process
-	sock *os.File
-	logs *logTail
+	Pid int
+	// Console is the pty master of a process with a terminal
+	// (Spec.Process.Terminal), nil otherwise. The caller owns it.
+	Console *os.File
+	proc    *os.Process
+	sock    *os.File
+	logs    *logTail
 }
 
 // Start runs the setns path up to the point where the process is set up and
@@ -95,6 +98,9 @@ func Start(ctx context.Context, o Options) (_ *Process, retErr error) {
 			_ = cmd.Wait()
 			p.reap()
 			sock.Close()
+			if p.Console != nil {
+				p.Console.Close()
+			}
 			logs.wait()
 			if ctx.Err() != nil {
 				retErr = fmt.Errorf("%w: %w", retErr, ctx.Err())
@@ -256,6 +262,11 @@ func (p *Process) configure(cfg *initmsg.Config) error {
 	if err := initmsg.Write(p.sock, cfg); err != nil {
 		return err
 	}
+	if cfg.Spec != nil && cfg.Spec.Process != nil && cfg.Spec.Process.Terminal {
+		if err := p.recvConsole(); err != nil {
+			return err
+		}
+	}
 	var m initmsg.Message
 	if err := initmsg.Read(p.sock, &m); err != nil {
 		return fmt.Errorf("container init: %w%s", err, p.logs.suffix())
@@ -266,6 +277,23 @@ func (p *Process) configure(cfg *initmsg.Config) error {
 	if m.Type != initmsg.TypeReady {
 		return fmt.Errorf("container init: unexpected message %q", m.Type)
 	}
+	return nil
+}
+
+// recvConsole takes the pty master init sends before Ready. A failure
+// instead comes as an Error message, whose first byte (of a big-endian
+// length under 16 MiB) is never initmsg's 'C': peek to tell them apart.
+func (p *Process) recvConsole() error {
+	b := make([]byte, 1)
+	n, _, err := unix.Recvfrom(int(p.sock.Fd()), b, unix.MSG_PEEK)
+	if err != nil || n != 1 || b[0] != 'C' {
+		return nil // the Error message follows; configure reads it
+	}
+	c, err := initmsg.RecvConsole(p.sock)
+	if err != nil {
+		return fmt.Errorf("container init: %w", err)
+	}
+	p.Console = c
 	return nil
 }
 

@@ -123,8 +123,43 @@ func TestExecStreams(t *testing.T) {
 	if _, _, err := execStream(ctx, c, id, "", "no-such-command"); err == nil || !strings.Contains(err.Error(), "no-such-command") {
 		t.Errorf("missing command: %v", err)
 	}
-	if _, err := c.RawRt.Exec(ctx, &criapi.ExecRequest{ContainerId: id, Cmd: []string{"sh"}, Tty: true, Stdout: true}); err == nil {
-		t.Error("a TTY exec was accepted")
+}
+
+// sizeQueue hands the executor one terminal size, then none.
+type sizeQueue struct{ sizes chan remotecommand.TerminalSize }
+
+func (q sizeQueue) Next() *remotecommand.TerminalSize {
+	s, ok := <-q.sizes
+	if !ok {
+		return nil
+	}
+	return &s
+}
+
+func TestExecTerminal(t *testing.T) {
+	c, _, id := hostPod(t, "sleep", "3600")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	resp, err := c.RawRt.Exec(ctx, &criapi.ExecRequest{ContainerId: id, Cmd: []string{"sh", "-c", "sleep 0.5; tty; stty size"},
+		Tty: true, Stdout: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(resp.Url)
+	ex, err := remotecommand.NewSPDYExecutor(&rest.Config{}, http.MethodPost, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := sizeQueue{sizes: make(chan remotecommand.TerminalSize, 1)}
+	q.sizes <- remotecommand.TerminalSize{Width: 100, Height: 30}
+	close(q.sizes)
+	var out bytes.Buffer
+	if err := ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Tty: true, TerminalSizeQueue: q}); err != nil {
+		t.Fatalf("exec with a terminal: %v (output %q)", err, out.String())
+	}
+	lines := strings.Split(strings.TrimSpace(strings.ReplaceAll(out.String(), "\r", "")), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "/dev/pts/") || lines[1] != "30 100" {
+		t.Fatalf("terminal output %q: want a /dev/pts tty of 30 rows and 100 columns", out.String())
 	}
 }
 
