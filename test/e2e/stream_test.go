@@ -126,7 +126,9 @@ func TestExecStreams(t *testing.T) {
 }
 
 // sizeQueue hands the executor one terminal size, then none.
-type sizeQueue struct{ sizes chan remotecommand.TerminalSize }
+type sizeQueue struct {
+	sizes chan remotecommand.TerminalSize
+}
 
 func (q sizeQueue) Next() *remotecommand.TerminalSize {
 	s, ok := <-q.sizes
