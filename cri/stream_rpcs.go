@@ -35,6 +35,35 @@ func (s *Server) Exec(ctx context.Context, req *criapi.ExecRequest) (*criapi.Exe
 	return resp, nil
 }
 
+// Attach returns a single-use URL of the streaming server for a session on
+// a running container's stdio.
+func (s *Server) Attach(ctx context.Context, req *criapi.AttachRequest) (*criapi.AttachResponse, error) {
+	if s.streams == nil {
+		return nil, fmt.Errorf("attach: the streaming server is not running: %w", errdefs.ErrUnavailable)
+	}
+	id, err := s.containers.Resolve(req.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.containers.Status(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if toCRIState(st.Status) != criapi.ContainerState_CONTAINER_RUNNING {
+		return nil, fmt.Errorf("attach to container %s: it is not running: %w", id, errdefs.ErrFailedPrecondition)
+	}
+	if req.GetStdin() && !st.Stdin {
+		return nil, fmt.Errorf("attach to container %s: stdin requested but the container was created without stdin: %w", id, errdefs.ErrInvalidArgument)
+	}
+	r := proto.Clone(req).(*criapi.AttachRequest)
+	r.ContainerId = id
+	resp, err := s.streams.GetAttach(r)
+	if err != nil {
+		return nil, fmt.Errorf("attach to container %s: %v: %w", id, err, errdefs.ErrInvalidArgument)
+	}
+	return resp, nil
+}
+
 // PortForward returns a single-use URL of the streaming server for
 // forwarding ports of a ready pod.
 func (s *Server) PortForward(_ context.Context, req *criapi.PortForwardRequest) (*criapi.PortForwardResponse, error) {

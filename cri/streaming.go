@@ -23,6 +23,7 @@ import (
 // single-use, expiring URLs (k8s.io/cri-streaming).
 type Streams interface {
 	GetExec(*criapi.ExecRequest) (*criapi.ExecResponse, error)
+	GetAttach(*criapi.AttachRequest) (*criapi.AttachResponse, error)
 	GetPortForward(*criapi.PortForwardRequest) (*criapi.PortForwardResponse, error)
 }
 
@@ -85,9 +86,21 @@ func (r streamRuntime) Exec(ctx context.Context, containerID string, cmd []strin
 	return nil
 }
 
-// Attach is not built yet.
-func (streamRuntime) Attach(context.Context, string, io.Reader, io.WriteCloser, io.WriteCloser, bool, <-chan remotecommandserver.TerminalSize) error {
-	return fmt.Errorf("attach is not supported yet: %w", errdefs.ErrNotImplemented)
+// Attach connects the session to a running container's stdio, which its
+// pod's shim owns.
+func (r streamRuntime) Attach(ctx context.Context, containerID string, in io.Reader, out, errw io.WriteCloser,
+	tty bool, _ <-chan remotecommandserver.TerminalSize) error {
+	if tty {
+		return fmt.Errorf("attach to container %s: terminals are not supported: %w", containerID, errdefs.ErrNotImplemented)
+	}
+	var stdout, stderr io.Writer
+	if out != nil {
+		stdout = out
+	}
+	if errw != nil {
+		stderr = errw
+	}
+	return r.s.containers.Attach(ctx, containerID, in, stdout, stderr)
 }
 
 // PortForward connects the stream to a TCP port on the pod's loopback,

@@ -87,6 +87,15 @@ func (s *podShims) dial(ctx context.Context, p *sandbox.Pod) (*shimapi.Client, e
 	return c, nil
 }
 
+// AttachSocket is where a pod's shim takes attach sessions.
+func (s *podShims) AttachSocket(podID string) (string, error) {
+	p, err := s.pods.Get(podID)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(s.shimDir(p), shimapi.AttachSocketName), nil
+}
+
 // Shim implements runtime.Shims.
 func (s *podShims) Shim(ctx context.Context, podID string) (runtime.Shim, error) {
 	p, err := s.pods.Get(podID)

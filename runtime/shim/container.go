@@ -12,6 +12,7 @@ import (
 	"github.com/crib-runtime/crib/internal/statefile"
 	"github.com/crib-runtime/crib/runtime/launch"
 	"github.com/crib-runtime/crib/runtime/shim/crilog"
+	"github.com/crib-runtime/crib/runtime/shimapi"
 )
 
 // container is one container of the pod. Its fields before mu never change.
@@ -33,6 +34,12 @@ type container struct {
 	// copiers counts the goroutines moving stdout and stderr into the log.
 	copiers sync.WaitGroup
 	outputs []*os.File // read ends of stdout and stderr
+	// stdinOnce closes stdin when the first attach session ends.
+	stdinOnce bool
+
+	// attachMu guards subs, the attach sessions reading the output.
+	attachMu sync.Mutex
+	subs     map[*attachSub]shimapi.AttachHeader
 }
 
 // persistLocked writes the record. Preconditions: c.mu held.
@@ -69,6 +76,7 @@ const copyBufSize = 8 << 10
 // The goroutines sleep in the netpoller, not on a thread, while idle.
 func (c *container) startCopiers() {
 	names := []string{crilog.Stdout, crilog.Stderr}
+	frames := []byte{shimapi.FrameStdout, shimapi.FrameStderr}
 	for i, r := range c.outputs {
 		var w io.Writer = io.Discard
 		var s *crilog.Stream
@@ -76,6 +84,8 @@ func (c *container) startCopiers() {
 			s = c.log.Stream(names[i])
 			w = s
 		}
+		// Attach sessions see the same bytes as the log.
+		w = io.MultiWriter(w, outputTee{c: c, typ: frames[i]})
 		c.copiers.Add(1)
 		go func() {
 			defer c.copiers.Done()

@@ -87,7 +87,8 @@ func (s *service) create(ctx context.Context, r *shimapi.CreateRequest, spec *sp
 		return nil, err
 	}
 	c := &container{id: r.Id, cgroup: spec.Linux.CgroupsPath, class: r.RdtClass,
-		file: stateFile(s.dir, r.Id), done: make(chan struct{})}
+		file: stateFile(s.dir, r.Id), done: make(chan struct{}), stdinOnce: r.StdinOnce,
+		subs: map[*attachSub]shimapi.AttachHeader{}}
 	if err := s.cg.Create(c.cgroup, res); err != nil {
 		return nil, err
 	}

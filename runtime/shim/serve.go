@@ -54,6 +54,11 @@ func Run(ctx context.Context, cfg Config) (retErr error) {
 		return err
 	}
 	defer func() { retErr = errors.Join(retErr, cleanup()) }()
+	attach, err := s.serveAttach(cfg.Dir)
+	if err != nil {
+		return err
+	}
+	defer attach.Close()
 	srv, err := ttrpc.NewServer(ttrpc.WithUnaryServerInterceptor(s.intercept))
 	if err != nil {
 		return err

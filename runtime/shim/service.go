@@ -264,7 +264,8 @@ func (s *service) load() error {
 			s.logger.Error(statefile.ErrVersion, "Skipped container state", "file", f, "version", rec.Version)
 			continue
 		}
-		c := &container{id: rec.ID, cgroup: rec.Cgroup, class: rec.RDTClass, file: f, done: make(chan struct{}), rec: rec, reaped: true}
+		c := &container{id: rec.ID, cgroup: rec.Cgroup, class: rec.RDTClass, file: f, done: make(chan struct{}), rec: rec, reaped: true,
+			subs: map[*attachSub]shimapi.AttachHeader{}}
 		close(c.done)
 		if rec.Status != StatusExited {
 			if err := s.cg.Kill(rec.Cgroup); err != nil {

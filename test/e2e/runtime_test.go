@@ -76,12 +76,12 @@ func TestRuntimeBasics(t *testing.T) {
 		t.Fatalf("NetworkReady with config = %v, %v", nc, err)
 	}
 
-	// RPCs that later issues build answer Unimplemented, naming themselves.
-	_, err = c.RawRt.Attach(ctx, &criapi.AttachRequest{ContainerId: "x", Stdout: true})
-	if status.Code(err) != codes.Unimplemented {
+	// Attach to a container that does not exist names it.
+	_, err = c.RawRt.Attach(ctx, &criapi.AttachRequest{ContainerId: "no-such-container", Stdout: true})
+	if status.Code(err) != codes.NotFound {
 		t.Fatalf("Attach: %v", err)
 	}
-	harness.MustContain(t, status.Convert(err).Message(), "Attach")
+	harness.MustContain(t, status.Convert(err).Message(), "no-such-container")
 }
 
 func TestDaemonRefusesBadConfig(t *testing.T) {

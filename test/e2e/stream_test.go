@@ -27,6 +27,22 @@ import (
 // hostPod runs a host-network pod (no CNI needed) with one container.
 func hostPod(t *testing.T, cmd ...string) (harness.Clients, string, string) {
 	t.Helper()
+	p := startHostPod(t, nil, cmd...)
+	return p.c, p.podID, p.id
+}
+
+// streamPod is a running host-network pod and its first container.
+type streamPod struct {
+	c         harness.Clients
+	podID, id string
+	pod       *criapi.PodSandboxConfig
+	ref       string
+}
+
+// startHostPod runs a host-network pod; edit, if given, changes the
+// container's config before it is created.
+func startHostPod(t *testing.T, edit func(*criapi.ContainerConfig), cmd ...string) streamPod {
+	t.Helper()
 	reg := testregistry.Start(t)
 	ref, _ := reg.Push(t, "stream/busybox:1", testregistry.Busybox(t, ""))
 	e := harness.NewEnv(t)
@@ -51,18 +67,31 @@ func hostPod(t *testing.T, cmd ...string) (harness.Clients, string, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Runtime.StopPodSandbox(ctx, podID); _ = c.Runtime.RemovePodSandbox(ctx, podID) })
-	id, err := c.Runtime.CreateContainer(ctx, podID, &criapi.ContainerConfig{
-		Metadata: &criapi.ContainerMetadata{Name: "main"}, Image: &criapi.ImageSpec{Image: ref}, Command: cmd,
+	p := streamPod{c: c, podID: podID, pod: pod, ref: ref}
+	p.id = p.run(t, "main", edit, cmd...)
+	return p
+}
+
+// run creates and starts a container in the pod.
+func (p streamPod) run(t *testing.T, name string, edit func(*criapi.ContainerConfig), cmd ...string) string {
+	t.Helper()
+	ctx := context.Background()
+	cfg := &criapi.ContainerConfig{
+		Metadata: &criapi.ContainerMetadata{Name: name}, Image: &criapi.ImageSpec{Image: p.ref}, Command: cmd,
 		Linux: &criapi.LinuxContainerConfig{SecurityContext: &criapi.LinuxContainerSecurityContext{
 			NamespaceOptions: &criapi.NamespaceOption{Network: criapi.NamespaceMode_NODE, Pid: criapi.NamespaceMode_CONTAINER}}},
-	}, pod)
+	}
+	if edit != nil {
+		edit(cfg)
+	}
+	id, err := p.c.Runtime.CreateContainer(ctx, p.podID, cfg, p.pod)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Runtime.StartContainer(ctx, id); err != nil {
+	if err := p.c.Runtime.StartContainer(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	return c, podID, id
+	return id
 }
 
 // execStream runs one exec session the way kubectl exec does (SPDY).

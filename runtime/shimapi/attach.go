@@ -1,0 +1,59 @@
+package shimapi
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+)
+
+// AttachSocketName is the shim's attach socket in its directory. Attach
+// sessions are byte streams, not ttrpc calls: the daemon connects, sends an
+// AttachHeader line, then stdin frames; the shim sends output frames.
+const AttachSocketName = "attach.sock"
+
+// Attach frame types. A frame is one type byte, a big-endian u32 length and
+// that many bytes.
+const (
+	FrameStdin      = 0 // daemon → shim: bytes for the container's stdin
+	FrameStdout     = 1 // shim → daemon
+	FrameStderr     = 2 // shim → daemon
+	FrameStdinClose = 4 // daemon → shim: the client closed its stdin
+	FrameExit       = 5 // shim → daemon: the container exited; the session ends
+)
+
+// AttachHeader opens an attach session.
+type AttachHeader struct {
+	ID     string `json:"id"`
+	Stdin  bool   `json:"stdin"`
+	Stdout bool   `json:"stdout"`
+	Stderr bool   `json:"stderr"`
+}
+
+// maxAttachFrame bounds one frame.
+const maxAttachFrame = 1 << 20
+
+// WriteFrame writes one attach frame.
+func WriteFrame(w io.Writer, typ byte, data []byte) error {
+	var hdr [5]byte
+	hdr[0] = typ
+	binary.BigEndian.PutUint32(hdr[1:], uint32(len(data)))
+	if _, err := w.Write(append(hdr[:], data...)); err != nil {
+		return err
+	}
+	return nil
+}
+
+// ReadFrame reads one attach frame.
+func ReadFrame(r io.Reader) (byte, []byte, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[1:])
+	if n > maxAttachFrame {
+		return 0, nil, errors.New("attach frame too large")
+	}
+	data := make([]byte, n)
+	_, err := io.ReadFull(r, data)
+	return hdr[0], data, err
+}

@@ -1,0 +1,135 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/remotecommand"
+	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crib-runtime/crib/test/harness"
+)
+
+// attachStream runs one attach session the way kubectl attach does (SPDY).
+func attachStream(ctx context.Context, c harness.Clients, id string, stdin io.Reader, stdout, stderr io.Writer) error {
+	resp, err := c.RawRt.Attach(ctx, &criapi.AttachRequest{ContainerId: id, Stdin: stdin != nil, Stdout: stdout != nil, Stderr: stderr != nil})
+	if err != nil {
+		return err
+	}
+	u, err := url.Parse(resp.Url)
+	if err != nil {
+		return err
+	}
+	ex, err := remotecommand.NewSPDYExecutor(&rest.Config{}, http.MethodPost, u)
+	if err != nil {
+		return err
+	}
+	return ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdin, Stdout: stdout, Stderr: stderr})
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a session writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestAttach(t *testing.T) {
+	echo := `while read l; do echo "got $l"; echo "err $l" >&2; done; echo bye; exit 7`
+	withStdin := func(once bool) func(*criapi.ContainerConfig) {
+		return func(c *criapi.ContainerConfig) { c.Stdin, c.StdinOnce = true, once }
+	}
+	p := startHostPod(t, withStdin(false), "sh", "-c", echo)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	// A session that leaves does not end the container or its stdin: a
+	// second session still talks to it.
+	for _, word := range []string{"one", "two"} {
+		sctx, leave := context.WithCancel(ctx)
+		in, inw := io.Pipe()
+		var out, errb syncBuffer
+		done := make(chan error, 1)
+		go func() {
+			err := attachStream(sctx, p.c, p.id, in, &out, &errb)
+			_ = in.Close() // unblocks the writer below if the session failed
+			done <- err
+		}()
+		// Output only reaches sessions that are open, so keep writing
+		// until the answer comes back.
+		waitFor(t, func() bool {
+			if _, err := io.WriteString(inw, word+"\n"); err != nil {
+				t.Fatalf("session %s: %v", word, <-done)
+			}
+			return strings.Contains(out.String(), "got "+word) && strings.Contains(errb.String(), "err "+word)
+		}, "an answer to "+word)
+		leave()
+		_ = inw.Close()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatalf("session %s: %v", word, err)
+		}
+	}
+	st, err := p.c.Runtime.ContainerStatus(ctx, p.id, false)
+	if err != nil || st.GetStatus().GetState() != criapi.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("after detaching: %v, %v", st.GetStatus().GetState(), err)
+	}
+
+	// stdin_once: the end of the first session's stdin is the end of the
+	// container's; the session sees the last output, then ends.
+	once := p.run(t, "once", withStdin(true), "sh", "-c", "sleep 0.5; "+echo)
+	var out, errb bytes.Buffer
+	if err := attachStream(ctx, p.c, once, strings.NewReader("hello\n"), &out, &errb); err != nil {
+		t.Fatalf("stdin_once session: %v", err)
+	}
+	if out.String() != "got hello\nbye\n" || errb.String() != "err hello\n" {
+		t.Fatalf("stdin_once session: stdout %q stderr %q", out.String(), errb.String())
+	}
+	waitFor(t, func() bool {
+		st, err := p.c.Runtime.ContainerStatus(ctx, once, false)
+		return err == nil && st.GetStatus().GetState() == criapi.ContainerState_CONTAINER_EXITED && st.GetStatus().GetExitCode() == 7
+	}, "the stdin_once container to exit")
+
+	// Bad input: attaching to an exited container, stdin to a container
+	// created without it, a terminal the container does not have.
+	if _, err := p.c.RawRt.Attach(ctx, &criapi.AttachRequest{ContainerId: once, Stdout: true}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("attach to exited container: %v", err)
+	}
+	quiet := p.run(t, "quiet", nil, "sleep", "3600")
+	_, err = p.c.RawRt.Attach(ctx, &criapi.AttachRequest{ContainerId: quiet, Stdin: true, Stdout: true})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "stdin") {
+		t.Errorf("stdin attach to a container without stdin: %v", err)
+	}
+	// An output-only session on a quiet container ends when its client
+	// leaves.
+	sctx, leave := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer leave()
+	start := time.Now()
+	if err := attachStream(sctx, p.c, quiet, nil, io.Discard, nil); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("output-only session: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("output-only session took %v to end after its client left", d)
+	}
+}
