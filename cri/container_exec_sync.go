@@ -8,6 +8,8 @@ import (
 
 	"github.com/containerd/errdefs"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crib-runtime/crib/runtime"
 )
 
 // ExecSync runs a command in a running container with the container's own
@@ -16,17 +18,11 @@ func (s *Server) ExecSync(ctx context.Context, req *criapi.ExecSyncRequest) (*cr
 	if len(req.GetCmd()) == 0 {
 		return nil, fmt.Errorf("exec sync: cmd is empty: %w", errdefs.ErrInvalidArgument)
 	}
-	id, err := s.containers.Resolve(req.GetContainerId())
+	st, err := s.runningContainer(ctx, req.GetContainerId(), "exec sync in")
 	if err != nil {
 		return nil, err
 	}
-	st, err := s.containers.Status(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if toCRIState(st.Status) != criapi.ContainerState_CONTAINER_RUNNING {
-		return nil, fmt.Errorf("exec sync in container %s: it is not running: %w", id, errdefs.ErrFailedPrecondition)
-	}
+	id := st.ID
 	data, err := json.Marshal(execProcess(st, req.GetCmd()))
 	if err != nil {
 		return nil, fmt.Errorf("exec sync in container %s: %w", id, err)
@@ -36,4 +32,21 @@ func (s *Server) ExecSync(ctx context.Context, req *criapi.ExecSyncRequest) (*cr
 		return nil, err
 	}
 	return &criapi.ExecSyncResponse{Stdout: resp.Stdout, Stderr: resp.Stderr, ExitCode: resp.ExitCode}, nil
+}
+
+// runningContainer resolves a container id (or unique prefix) and returns
+// its state if it is running; op names the call in the error otherwise.
+func (s *Server) runningContainer(ctx context.Context, rawID, op string) (runtime.State, error) {
+	id, err := s.containers.Resolve(rawID)
+	if err != nil {
+		return runtime.State{}, err
+	}
+	st, err := s.containers.Status(ctx, id)
+	if err != nil {
+		return runtime.State{}, err
+	}
+	if toCRIState(st.Status) != criapi.ContainerState_CONTAINER_RUNNING {
+		return runtime.State{}, fmt.Errorf("%s container %s: it is not running: %w", op, id, errdefs.ErrFailedPrecondition)
+	}
+	return st, nil
 }

@@ -15,17 +15,11 @@ func (s *Server) Exec(ctx context.Context, req *criapi.ExecRequest) (*criapi.Exe
 	if s.streams == nil {
 		return nil, fmt.Errorf("exec: the streaming server is not running: %w", errdefs.ErrUnavailable)
 	}
-	id, err := s.containers.Resolve(req.GetContainerId())
+	st, err := s.runningContainer(ctx, req.GetContainerId(), "exec in")
 	if err != nil {
 		return nil, err
 	}
-	st, err := s.containers.Status(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if toCRIState(st.Status) != criapi.ContainerState_CONTAINER_RUNNING {
-		return nil, fmt.Errorf("exec in container %s: it is not running: %w", id, errdefs.ErrFailedPrecondition)
-	}
+	id := st.ID
 	r := proto.Clone(req).(*criapi.ExecRequest)
 	r.ContainerId = id
 	resp, err := s.streams.GetExec(r)
@@ -41,17 +35,11 @@ func (s *Server) Attach(ctx context.Context, req *criapi.AttachRequest) (*criapi
 	if s.streams == nil {
 		return nil, fmt.Errorf("attach: the streaming server is not running: %w", errdefs.ErrUnavailable)
 	}
-	id, err := s.containers.Resolve(req.GetContainerId())
+	st, err := s.runningContainer(ctx, req.GetContainerId(), "attach to")
 	if err != nil {
 		return nil, err
 	}
-	st, err := s.containers.Status(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if toCRIState(st.Status) != criapi.ContainerState_CONTAINER_RUNNING {
-		return nil, fmt.Errorf("attach to container %s: it is not running: %w", id, errdefs.ErrFailedPrecondition)
-	}
+	id := st.ID
 	if req.GetStdin() && !st.Stdin {
 		return nil, fmt.Errorf("attach to container %s: stdin requested but the container was created without stdin: %w", id, errdefs.ErrInvalidArgument)
 	}

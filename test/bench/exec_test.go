@@ -5,14 +5,11 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -102,15 +99,7 @@ func streamTrue(ctx context.Context, rt internalapi.RuntimeService, id string) e
 	if err != nil {
 		return err
 	}
-	u, err := url.Parse(resp.Url)
-	if err != nil {
-		return err
-	}
-	ex, err := remotecommand.NewSPDYExecutor(&rest.Config{}, http.MethodPost, u)
-	if err != nil {
-		return err
-	}
-	return ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: discard{}, Stderr: discard{}})
+	return harness.Stream(ctx, resp.Url, remotecommand.StreamOptions{Stdout: discard{}, Stderr: discard{}})
 }
 
 type discard struct{}

@@ -5,16 +5,12 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net/http"
-	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -27,33 +23,7 @@ func attachStream(ctx context.Context, c harness.Clients, id string, stdin io.Re
 	if err != nil {
 		return err
 	}
-	u, err := url.Parse(resp.Url)
-	if err != nil {
-		return err
-	}
-	ex, err := remotecommand.NewSPDYExecutor(&rest.Config{}, http.MethodPost, u)
-	if err != nil {
-		return err
-	}
-	return ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdin, Stdout: stdout, Stderr: stderr})
-}
-
-// syncBuffer is a bytes.Buffer safe to read while a session writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	return harness.Stream(ctx, resp.Url, remotecommand.StreamOptions{Stdin: stdin, Stdout: stdout, Stderr: stderr})
 }
 
 func TestAttach(t *testing.T) {
@@ -70,7 +40,7 @@ func TestAttach(t *testing.T) {
 	for _, word := range []string{"one", "two"} {
 		sctx, leave := context.WithCancel(ctx)
 		in, inw := io.Pipe()
-		var out, errb syncBuffer
+		var out, errb harness.SyncBuffer
 		done := make(chan error, 1)
 		go func() {
 			err := attachStream(sctx, p.c, p.id, in, &out, &errb)

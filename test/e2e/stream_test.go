@@ -100,20 +100,12 @@ func execStream(ctx context.Context, c harness.Clients, id string, stdin string,
 	if err != nil {
 		return "", "", err
 	}
-	u, err := url.Parse(resp.Url)
-	if err != nil {
-		return "", "", err
-	}
-	ex, err := remotecommand.NewSPDYExecutor(&rest.Config{}, http.MethodPost, u)
-	if err != nil {
-		return "", "", err
-	}
 	var out, errb bytes.Buffer
 	opts := remotecommand.StreamOptions{Stdout: &out, Stderr: &errb}
 	if stdin != "" {
 		opts.Stdin = strings.NewReader(stdin)
 	}
-	err = ex.StreamWithContext(ctx, opts)
+	err = harness.Stream(ctx, resp.Url, opts)
 	return out.String(), errb.String(), err
 }
 
@@ -176,16 +168,11 @@ func TestExecTerminal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, _ := url.Parse(resp.Url)
-	ex, err := remotecommand.NewSPDYExecutor(&rest.Config{}, http.MethodPost, u)
-	if err != nil {
-		t.Fatal(err)
-	}
 	q := sizeQueue{sizes: make(chan remotecommand.TerminalSize, 1)}
 	q.sizes <- remotecommand.TerminalSize{Width: 100, Height: 30}
 	close(q.sizes)
 	var out bytes.Buffer
-	if err := ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Tty: true, TerminalSizeQueue: q}); err != nil {
+	if err := harness.Stream(ctx, resp.Url, remotecommand.StreamOptions{Stdout: &out, Tty: true, TerminalSizeQueue: q}); err != nil {
 		t.Fatalf("exec with a terminal: %v (output %q)", err, out.String())
 	}
 	lines := strings.Split(strings.TrimSpace(strings.ReplaceAll(out.String(), "\r", "")), "\n")

@@ -123,22 +123,23 @@ func (e *Env) WriteConfig(extra string) {
 type Daemon struct {
 	e    *Env
 	cmd  *exec.Cmd
-	Logs *syncBuffer
+	Logs *SyncBuffer
 	done chan error
 }
 
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe to read while another goroutine writes.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -174,7 +175,7 @@ func (e *Env) Start(args ...string) *Daemon {
 // Spawn starts the daemon process without waiting for it to serve.
 func (e *Env) Spawn(args ...string) *Daemon {
 	e.t.Helper()
-	d := &Daemon{e: e, Logs: &syncBuffer{}, done: make(chan error, 1)}
+	d := &Daemon{e: e, Logs: &SyncBuffer{}, done: make(chan error, 1)}
 	argv := append([]string{cribBin, "daemon", "--config", e.ConfPath}, args...)
 	if e.Netns != "" {
 		// The daemon, and so every CNI plugin it runs, lives in the test's
