@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
+	"time"
 
 	"github.com/containerd/errdefs"
 
@@ -63,11 +65,40 @@ func (m *Manager) Attach(ctx context.Context, id string, stdin io.Reader, stdout
 	if stdin != nil {
 		go sendStdin(conn, stdin)
 	}
+	// A streaming server does not say when its client has gone; a quiet
+	// container would hold the session (and the shim's end of it) until
+	// its next output. An empty write every second finds out.
+	var mu sync.Mutex
+	probe := stdout
+	if probe == nil {
+		probe = stderr
+	}
+	if probe != nil {
+		t := time.NewTicker(attachProbe)
+		ended := make(chan struct{})
+		defer func() { t.Stop(); close(ended) }()
+		go func() {
+			for {
+				select {
+				case <-ended:
+					return
+				case <-t.C:
+				}
+				mu.Lock()
+				_, err := probe.Write(nil)
+				mu.Unlock()
+				if err != nil {
+					_ = conn.Close()
+					return
+				}
+			}
+		}()
+	}
 	br := bufio.NewReader(conn)
 	for {
 		typ, data, err := shimapi.ReadFrame(br)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, io.EOF) {
+			if ctx.Err() != nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 				return nil // the client left, or the shim ended the session
 			}
 			return fmt.Errorf("attach to container %s: %w", id, err)
@@ -82,12 +113,18 @@ func (m *Manager) Attach(ctx context.Context, id string, stdin io.Reader, stdout
 			return nil
 		}
 		if w != nil {
-			if _, err := w.Write(data); err != nil {
+			mu.Lock()
+			_, err := w.Write(data)
+			mu.Unlock()
+			if err != nil {
 				return nil // the client is gone
 			}
 		}
 	}
 }
+
+// attachProbe is how often a session checks that its client is still there.
+const attachProbe = time.Second
 
 // sendStdin copies the client's stdin to the shim in frames and says when it
 // ends.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -186,6 +187,16 @@ func TestPortForward(t *testing.T) {
 	c, podID, _ := hostPod(t, "sh", "-c", fmt.Sprintf("mkdir -p /www && echo forwarded > /www/index.html && exec httpd -f -p %d -h /www", port))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	// client-go's forwarder gives up on its first refused connection (as
+	// kubectl port-forward does), so it starts only once httpd listens;
+	// the pod shares the node's network.
+	waitFor(t, func() bool {
+		conn, err := net.Dial("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			_ = conn.Close()
+		}
+		return err == nil
+	}, "httpd to listen")
 	resp, err := c.RawRt.PortForward(ctx, &criapi.PortForwardRequest{PodSandboxId: podID, Port: []int32{port}})
 	if err != nil {
 		t.Fatal(err)

@@ -1,11 +1,14 @@
 package leak
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/tools/remotecommand"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crib-runtime/crib/cgroups"
@@ -52,6 +56,8 @@ type world struct {
 	cg       cgroups.Manager
 	// cgroupRoots are the mount points of every cgroup hierarchy.
 	cgroupRoots []string
+	// relay is the host address that reaches the streaming server.
+	relay string
 }
 
 // TestPodCycles runs pod+container lifecycles (RunPodSandbox, Create and
@@ -184,6 +190,7 @@ func (w *world) cycle(t *testing.T, i int) {
 	if err != nil || string(resp.Stdout) != "hi\n" || resp.ExitCode != 0 {
 		t.Fatalf("cycle %d: ExecSync = %+v, %v", i, resp, err)
 	}
+	w.streams(t, i, podID, id)
 	if err := w.c.Runtime.StopContainer(ctx, id, 5); err != nil {
 		t.Fatalf("cycle %d: stop container: %v", i, err)
 	}
@@ -430,4 +437,92 @@ func sortedKeys[V any](a, b map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// streams runs the streaming sessions kubectl would against a running
+// container: an exec with stdin, one with a terminal, and an attach whose
+// client leaves while the container is quiet. The pod's shim must hold no
+// more fds afterwards than before (the daemon's are counted at the end).
+func (w *world) streams(t *testing.T, i int, podID, id string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// The daemon, in the test's netns, serves streams there.
+	via := func(raw string) string {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.relay == "" {
+			w.relay = harness.RelayInto(t, "/run/netns/"+w.e.Netns, u.Host)
+		}
+		u.Host = w.relay
+		return u.String()
+	}
+	shim := shimPid(t, podID)
+	before := fdCount(t, shim)
+	resp, err := w.c.RawRt.Exec(ctx, &criapi.ExecRequest{ContainerId: id, Cmd: []string{"cat"}, Stdin: true, Stdout: true})
+	if err != nil {
+		t.Fatalf("cycle %d: Exec: %v", i, err)
+	}
+	var out bytes.Buffer
+	err = harness.Stream(ctx, via(resp.Url), remotecommand.StreamOptions{Stdin: strings.NewReader("piped\n"), Stdout: &out})
+	if err != nil || out.String() != "piped\n" {
+		t.Fatalf("cycle %d: exec through cat: %q, %v", i, out.String(), err)
+	}
+	resp, err = w.c.RawRt.Exec(ctx, &criapi.ExecRequest{ContainerId: id, Cmd: []string{"tty"}, Tty: true, Stdout: true})
+	if err != nil {
+		t.Fatalf("cycle %d: Exec with a terminal: %v", i, err)
+	}
+	out.Reset()
+	if err := harness.Stream(ctx, via(resp.Url), remotecommand.StreamOptions{Stdout: &out, Tty: true}); err != nil || !strings.HasPrefix(out.String(), "/dev/pts/") {
+		t.Fatalf("cycle %d: exec tty: %q, %v", i, out.String(), err)
+	}
+	att, err := w.c.RawRt.Attach(ctx, &criapi.AttachRequest{ContainerId: id, Stdout: true, Stderr: true})
+	if err != nil {
+		t.Fatalf("cycle %d: Attach: %v", i, err)
+	}
+	actx, leave := context.WithTimeout(ctx, 200*time.Millisecond)
+	err = harness.Stream(actx, via(att.Url), remotecommand.StreamOptions{Stdout: io.Discard, Stderr: io.Discard})
+	leave()
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("cycle %d: attach: %v", i, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	// Fewer is fine: the ExecSync before may still have been closing its
+	// pipes when the first count was taken.
+	for n := fdCount(t, shim); n > before; n = fdCount(t, shim) {
+		if time.Now().After(deadline) {
+			t.Fatalf("cycle %d: the shim holds %d fds after the sessions, %d before", i, n, before)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// shimPid finds the shim of a pod by its command line.
+func shimPid(t *testing.T, podID string) int {
+	t.Helper()
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		args := strings.Split(string(cmd), "\x00")
+		if len(args) > 3 && args[1] == "shim" && slices.Contains(args, podID) {
+			return pid
+		}
+	}
+	t.Fatalf("no shim for pod %s", podID)
+	return 0
+}
+
+func fdCount(t *testing.T, pid int) int {
+	t.Helper()
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatalf("fds of %d: %v", pid, err)
+	}
+	return len(fds)
 }
