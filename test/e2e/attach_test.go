@@ -103,3 +103,25 @@ func TestAttach(t *testing.T) {
 		t.Errorf("output-only session took %v to end after its client left", d)
 	}
 }
+
+// TestStreamTokens: a streaming URL is single-use, and one the server never
+// issued is refused; neither hangs.
+func TestStreamTokens(t *testing.T) {
+	c, _, id := hostPod(t, "sleep", "3600")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	resp, err := c.RawRt.Exec(ctx, &criapi.ExecRequest{ContainerId: id, Cmd: []string{"true"}, Stdout: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := harness.Stream(ctx, resp.Url, remotecommand.StreamOptions{Stdout: io.Discard}); err != nil {
+		t.Fatalf("first use: %v", err)
+	}
+	if err := harness.Stream(ctx, resp.Url, remotecommand.StreamOptions{Stdout: io.Discard}); err == nil {
+		t.Fatal("a used streaming URL was accepted again")
+	}
+	i := strings.LastIndex(resp.Url, "/")
+	if err := harness.Stream(ctx, resp.Url[:i+1]+"notatoken", remotecommand.StreamOptions{Stdout: io.Discard}); err == nil {
+		t.Fatal("an unknown streaming token was accepted")
+	}
+}
