@@ -27,7 +27,7 @@ type Containers interface {
 	UpdateResources(ctx context.Context, id string, r *specs.LinuxResources) error
 	Exec(ctx context.Context, id string, proc *specs.Process, stdin io.Reader, stdout, stderr io.Writer,
 		resize <-chan runtime.TermSize) (int, error)
-	Attach(ctx context.Context, id string, stdin io.Reader, stdout, stderr io.Writer) error
+	Attach(ctx context.Context, id string, stdin io.Reader, stdout, stderr io.Writer, resize <-chan runtime.TermSize) error
 	ReopenLog(ctx context.Context, id string) error
 	ExecSync(ctx context.Context, id string, process []byte, timeout time.Duration) (*shimapi.ExecSyncResponse, error)
 }

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	remotecommandserver "k8s.io/cri-streaming/pkg/streaming/remotecommand"
@@ -62,21 +61,7 @@ func (r streamRuntime) Exec(ctx context.Context, containerID string, cmd []strin
 	}
 	proc := execProcess(st, cmd)
 	proc.Terminal = tty
-	var sizes chan runtime.TermSize
-	if tty && resize != nil {
-		sizes = make(chan runtime.TermSize)
-		go func() {
-			defer close(sizes)
-			for sz := range resize {
-				select {
-				case sizes <- runtime.TermSize{Width: sz.Width, Height: sz.Height}:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
-	}
-	code, err := r.s.containers.Exec(ctx, containerID, proc, in, stdout, stderr, sizes)
+	code, err := r.s.containers.Exec(ctx, containerID, proc, in, stdout, stderr, termSizes(ctx, tty, resize))
 	if err != nil {
 		return err
 	}
@@ -86,13 +71,30 @@ func (r streamRuntime) Exec(ctx context.Context, containerID string, cmd []strin
 	return nil
 }
 
-// Attach connects the session to a running container's stdio, which its
-// pod's shim owns.
-func (r streamRuntime) Attach(ctx context.Context, containerID string, in io.Reader, out, errw io.WriteCloser,
-	tty bool, _ <-chan remotecommandserver.TerminalSize) error {
-	if tty {
-		return fmt.Errorf("attach to container %s: terminals are not supported: %w", containerID, errdefs.ErrNotImplemented)
+// termSizes converts the streaming server's resizes for the runtime; nil
+// without a terminal.
+func termSizes(ctx context.Context, tty bool, resize <-chan remotecommandserver.TerminalSize) <-chan runtime.TermSize {
+	if !tty || resize == nil {
+		return nil
 	}
+	sizes := make(chan runtime.TermSize)
+	go func() {
+		defer close(sizes)
+		for sz := range resize {
+			select {
+			case sizes <- runtime.TermSize{Width: sz.Width, Height: sz.Height}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return sizes
+}
+
+// Attach connects the session to a running container's stdio (or
+// terminal), which its pod's shim owns.
+func (r streamRuntime) Attach(ctx context.Context, containerID string, in io.Reader, out, errw io.WriteCloser,
+	tty bool, resize <-chan remotecommandserver.TerminalSize) error {
 	var stdout, stderr io.Writer
 	if out != nil {
 		stdout = out
@@ -100,7 +102,7 @@ func (r streamRuntime) Attach(ctx context.Context, containerID string, in io.Rea
 	if errw != nil {
 		stderr = errw
 	}
-	return r.s.containers.Attach(ctx, containerID, in, stdout, stderr)
+	return r.s.containers.Attach(ctx, containerID, in, stdout, stderr, termSizes(ctx, tty, resize))
 }
 
 // PortForward connects the stream to a TCP port on the pod's loopback,

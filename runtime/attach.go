@@ -3,6 +3,7 @@ package runtime
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,18 +26,16 @@ type attachSockets interface {
 // Attach streams a running container's output to stdout and stderr (either
 // may be nil: not wanted) and stdin, if given, to the container's stdin,
 // until the container exits, ctx ends or the client's stdin ends for a
-// stdin_once container. The shim owns the container's stdio, so the session
+// stdin_once container. For a terminal container, resize sets its size.
+// The shim owns the container's stdio, so the session
 // goes through it.
-func (m *Manager) Attach(ctx context.Context, id string, stdin io.Reader, stdout, stderr io.Writer) error {
+func (m *Manager) Attach(ctx context.Context, id string, stdin io.Reader, stdout, stderr io.Writer, resize <-chan TermSize) error {
 	st, err := m.Status(ctx, id)
 	if err != nil {
 		return err
 	}
 	if st.Status != shimapi.Status_RUNNING {
 		return fmt.Errorf("attach to container %s: it is not running: %w", id, errdefs.ErrFailedPrecondition)
-	}
-	if st.Tty {
-		return fmt.Errorf("attach to container %s: containers with a terminal are not supported: %w", id, errdefs.ErrNotImplemented)
 	}
 	if stdin != nil && !st.Stdin {
 		return fmt.Errorf("attach to container %s: it was created without stdin: %w", id, errdefs.ErrInvalidArgument)
@@ -62,8 +61,12 @@ func (m *Manager) Attach(ctx context.Context, id string, stdin io.Reader, stdout
 	if _, err := conn.Write(append(h, '\n')); err != nil {
 		return fmt.Errorf("attach to container %s: %w", id, err)
 	}
+	send := &frameWriter{w: conn}
 	if stdin != nil {
-		go sendStdin(conn, stdin)
+		go send.stdin(stdin)
+	}
+	if resize != nil && st.Tty {
+		go send.resizes(ctx, resize)
 	}
 	// A streaming server does not say when its client has gone; a quiet
 	// container would hold the session (and the shim's end of it) until
@@ -126,20 +129,51 @@ func (m *Manager) Attach(ctx context.Context, id string, stdin io.Reader, stdout
 // attachProbe is how often a session checks that its client is still there.
 const attachProbe = time.Second
 
-// sendStdin copies the client's stdin to the shim in frames and says when it
-// ends.
-func sendStdin(conn net.Conn, stdin io.Reader) {
+// frameWriter sends the client's frames to the shim, one writer at a time.
+type frameWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (f *frameWriter) send(typ byte, data []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return shimapi.WriteFrame(f.w, typ, data)
+}
+
+// stdin copies the client's stdin in frames and says when it ends.
+func (f *frameWriter) stdin(stdin io.Reader) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := stdin.Read(buf)
 		if n > 0 {
-			if shimapi.WriteFrame(conn, shimapi.FrameStdin, buf[:n]) != nil {
+			if f.send(shimapi.FrameStdin, buf[:n]) != nil {
 				return
 			}
 		}
 		if err != nil {
-			_ = shimapi.WriteFrame(conn, shimapi.FrameStdinClose, nil)
+			_ = f.send(shimapi.FrameStdinClose, nil)
 			return
+		}
+	}
+}
+
+// resizes forwards terminal sizes until the session ends.
+func (f *frameWriter) resizes(ctx context.Context, sizes <-chan TermSize) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sz, ok := <-sizes:
+			if !ok {
+				return
+			}
+			var b [4]byte
+			binary.BigEndian.PutUint16(b[0:2], sz.Width)
+			binary.BigEndian.PutUint16(b[2:4], sz.Height)
+			if f.send(shimapi.FrameResize, b[:]) != nil {
+				return
+			}
 		}
 	}
 }

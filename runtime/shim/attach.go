@@ -10,6 +10,7 @@ import (
 
 	"github.com/crib-runtime/crib/internal/listener"
 	"github.com/crib-runtime/crib/runtime/shimapi"
+	"golang.org/x/sys/unix"
 )
 
 // attachSub is one session's share of a container's output. Sends never
@@ -95,10 +96,7 @@ func (s *service) attach(conn net.Conn) {
 	gone := make(chan struct{})
 	go func() {
 		defer close(gone)
-		if h.Stdin {
-			s.attachStdin(c, br)
-		}
-		_, _ = io.Copy(io.Discard, br)
+		s.attachInput(c, h.Stdin, br)
 	}()
 	for {
 		select {
@@ -123,32 +121,51 @@ func (s *service) attach(conn net.Conn) {
 	}
 }
 
-// attachStdin writes the client's stdin frames into the container's stdin.
-// With stdin_once, the first session that ends closes the container's stdin.
-func (s *service) attachStdin(c *container, r io.Reader) {
-	defer func() {
-		if c.stdinOnce {
-			c.mu.Lock()
-			if c.stdin != nil {
-				_ = c.stdin.Close()
-				c.stdin = nil
-			}
-			c.mu.Unlock()
+// attachInput reads the client's frames until it leaves: stdin (if the
+// session has it) into the container's stdin, resizes onto its terminal.
+// With stdin_once, the end of the first session's stdin closes the
+// container's.
+func (s *service) attachInput(c *container, stdin bool, r io.Reader) {
+	closeOnce := func() {
+		if !stdin || !c.stdinOnce {
+			return
 		}
-	}()
+		stdin = false
+		c.mu.Lock()
+		if c.stdin != nil {
+			_ = c.stdin.Close()
+			c.stdin = nil
+		}
+		c.mu.Unlock()
+	}
+	defer closeOnce()
 	for {
 		typ, data, err := shimapi.ReadFrame(r)
-		if err != nil || typ == shimapi.FrameStdinClose {
+		if err != nil {
 			return
 		}
-		c.mu.Lock()
-		w := c.stdin
-		c.mu.Unlock()
-		if w == nil {
-			return
-		}
-		if _, err := w.Write(data); err != nil {
-			return
+		switch typ {
+		case shimapi.FrameStdin:
+			if !stdin {
+				continue
+			}
+			c.mu.Lock()
+			w := c.stdin
+			c.mu.Unlock()
+			if w != nil {
+				_, _ = w.Write(data)
+			}
+		case shimapi.FrameStdinClose:
+			closeOnce()
+			stdin = false
+		case shimapi.FrameResize:
+			if c.console != nil && len(data) == 4 {
+				ws := &unix.Winsize{Col: binary.BigEndian.Uint16(data[0:2]), Row: binary.BigEndian.Uint16(data[2:4])}
+				// Not Fd(): it would put the master in blocking mode.
+				if rc, err := c.console.SyscallConn(); err == nil {
+					_ = rc.Control(func(fd uintptr) { _ = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, ws) })
+				}
+			}
 		}
 	}
 }

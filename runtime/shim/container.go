@@ -34,6 +34,8 @@ type container struct {
 	// copiers counts the goroutines moving stdout and stderr into the log.
 	copiers sync.WaitGroup
 	outputs []*os.File // read ends of stdout and stderr
+	// console is the pty master of a terminal container (also in outputs).
+	console *os.File
 	// stdinOnce closes stdin when the first attach session ends.
 	stdinOnce bool
 

@@ -54,8 +54,11 @@ func parseCreate(r *shimapi.CreateRequest) (*specs.Spec, error) {
 	if spec.Linux == nil || spec.Linux.CgroupsPath == "" {
 		return nil, fmt.Errorf("spec has no linux.cgroupsPath: %w", errdefs.ErrInvalidArgument)
 	}
-	if r.Tty || (spec.Process != nil && spec.Process.Terminal) {
-		return nil, fmt.Errorf("a terminal is not supported yet: %w", errdefs.ErrInvalidArgument)
+	if r.Tty {
+		if spec.Process == nil {
+			return nil, fmt.Errorf("spec has no process: %w", errdefs.ErrInvalidArgument)
+		}
+		spec.Process.Terminal = true
 	}
 	return &spec, nil
 }
@@ -114,9 +117,11 @@ func (s *service) create(ctx context.Context, r *shimapi.CreateRequest, spec *sp
 	o.Config.Rootfs = initmsg.Rootfs{Lower: r.Lower, Upper: r.Upper, Work: r.Work}
 	o.Config.DevShm = r.DevShm
 	o.Place = s.placer(c.cgroup, c.class, c.id)
-	closeChild, err := c.openStdio(&o, r.Stdin)
-	if err != nil {
-		return nil, err
+	closeChild := func() {}
+	if spec.Process == nil || !spec.Process.Terminal { // with one, init makes a pty and sends its master
+		if closeChild, err = c.openStdio(&o, r.Stdin); err != nil {
+			return nil, err
+		}
 	}
 	undo = append(undo, func() error { return closeOutputs(c) })
 	c.rec = record{Version: recordVersion, ID: r.Id, Status: StatusCreated, CreatedAt: time.Now().UnixNano(),
@@ -124,6 +129,11 @@ func (s *service) create(ctx context.Context, r *shimapi.CreateRequest, spec *sp
 	err = s.start(ctx, c, o)
 	closeChild()
 	if err != nil {
+		return nil, err
+	}
+	if err := c.takeConsole(r.Stdin); err != nil {
+		_ = c.proc.Signal(unix.SIGKILL)
+		<-c.done
 		return nil, err
 	}
 	c.startCopiers()
@@ -299,4 +309,33 @@ func (s *service) onExit(c *container, ws unix.WaitStatus) {
 		close(c.done)
 		s.logger.V(2).Info("Container exited", "containerID", c.id, "exitCode", c.rec.ExitCode, "reason", c.rec.Reason)
 	}()
+}
+
+// takeConsole makes a terminal container's pty master its output and, with
+// stdin, its input. Stdin is a dup, so that closing it (stdin_once) leaves
+// the terminal, and the container's session, alive.
+func (c *container) takeConsole(stdin bool) error {
+	master := c.proc.Console
+	if master == nil {
+		return nil
+	}
+	c.proc.Console = nil
+	c.console, c.outputs = master, []*os.File{master}
+	if !stdin {
+		return nil
+	}
+	// Not Fd(): it would put the master in blocking mode.
+	rc, err := master.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("dup the terminal of %s: %w", c.id, err)
+	}
+	fd := -1
+	if cerr := rc.Control(func(m uintptr) { fd, err = unix.FcntlInt(m, unix.F_DUPFD_CLOEXEC, 0) }); cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("dup the terminal of %s: %w", c.id, err)
+	}
+	c.stdin = os.NewFile(uintptr(fd), "console-stdin")
+	return nil
 }

@@ -231,11 +231,13 @@ func TestBadCreate(t *testing.T) {
 	p := newPod(t)
 	ctx := context.Background()
 	id := randomID()
+	noProcess := p.spec(id, "/bin/true")
+	noProcess.Process = nil
 	for name, req := range map[string]*shimapi.CreateRequest{
-		"bad json":  {Id: id, Spec: []byte("{")},
-		"no cgroup": {Id: id, Spec: []byte(`{"process":{"args":["x"]},"root":{"path":"/"},"linux":{}}`)},
-		"bad id":    {Id: "../x", Spec: []byte("{}")},
-		"tty":       {Id: id, Spec: mustJSON(t, p.spec(id, "/bin/true")), Tty: true},
+		"bad json":              {Id: id, Spec: []byte("{")},
+		"no cgroup":             {Id: id, Spec: []byte(`{"process":{"args":["x"]},"root":{"path":"/"},"linux":{}}`)},
+		"bad id":                {Id: "../x", Spec: []byte("{}")},
+		"tty without a process": {Id: id, Spec: mustJSON(t, noProcess), Tty: true},
 	} {
 		if _, err := p.client.Create(ctx, req); !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Errorf("%s: %v, want InvalidArgument", name, err)

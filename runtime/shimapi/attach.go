@@ -17,6 +17,7 @@ const (
 	FrameStdin      = 0 // daemon → shim: bytes for the container's stdin
 	FrameStdout     = 1 // shim → daemon
 	FrameStderr     = 2 // shim → daemon
+	FrameResize     = 3 // daemon → shim: u16 columns, u16 rows of the terminal
 	FrameStdinClose = 4 // daemon → shim: the client closed its stdin
 	FrameExit       = 5 // shim → daemon: the container exited; the session ends
 )

@@ -125,3 +125,41 @@ func TestStreamTokens(t *testing.T) {
 		t.Fatal("an unknown streaming token was accepted")
 	}
 }
+
+// TestAttachTerminal: a container with a terminal is attached through its
+// pty, and a resize reaches it.
+func TestAttachTerminal(t *testing.T) {
+	p := startHostPod(t, func(c *criapi.ContainerConfig) { c.Tty, c.Stdin = true, true },
+		"sh", "-c", `while read l; do echo "size $(stty size) on $(tty)"; done`)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	resp, err := p.c.RawRt.Attach(ctx, &criapi.AttachRequest{ContainerId: p.id, Stdin: true, Stdout: true, Tty: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := sizeQueue{sizes: make(chan remotecommand.TerminalSize, 1)}
+	q.sizes <- remotecommand.TerminalSize{Width: 100, Height: 30}
+	close(q.sizes)
+	sctx, leave := context.WithCancel(ctx)
+	in, inw := io.Pipe()
+	var out harness.SyncBuffer
+	done := make(chan error, 1)
+	go func() {
+		err := harness.Stream(sctx, resp.Url, remotecommand.StreamOptions{Stdin: in, Stdout: &out, Tty: true, TerminalSizeQueue: q})
+		_ = in.Close()
+		done <- err
+	}()
+	waitFor(t, func() bool {
+		if _, err := io.WriteString(inw, "x\n"); err != nil {
+			t.Fatalf("terminal session: %v", <-done)
+		}
+		return strings.Contains(out.String(), "size 30 100 on /dev/pts/")
+	}, "the resized terminal's answer")
+	leave()
+	_ = inw.Close()
+	<-done
+	st, err := p.c.Runtime.ContainerStatus(ctx, p.id, false)
+	if err != nil || st.GetStatus().GetState() != criapi.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("after detaching from the terminal: %v, %v", st.GetStatus().GetState(), err)
+	}
+}
