@@ -9,11 +9,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/tools/remotecommand"
@@ -197,6 +199,56 @@ func TestPortForward(t *testing.T) {
 		}
 		return err == nil
 	}, "httpd to listen")
+	local, _ := forward(ctx, t, c, podID, port)
+	waitFor(t, func() bool {
+		r, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", local))
+		if err != nil {
+			return false
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return string(b) == "forwarded\n"
+	}, "the page through the port forward")
+
+	// Nothing listening: the refusal reaches the client on the error
+	// stream, which ends its forwarding, instead of a hang. client-go
+	// reports the stream's text only to its global error handlers.
+	reported := make(chan string, 4)
+	saved := utilruntime.ErrorHandlers
+	utilruntime.ErrorHandlers = append(slices.Clone(saved), func(_ context.Context, err error, _ string, _ ...any) {
+		select {
+		case reported <- err.Error():
+		default:
+		}
+	})
+	t.Cleanup(func() { utilruntime.ErrorHandlers = saved })
+	local, ended := forward(ctx, t, c, podID, port+1)
+	if conn, err := net.Dial("tcp4", fmt.Sprintf("127.0.0.1:%d", local)); err == nil {
+		_, _ = io.ReadAll(conn)
+		_ = conn.Close()
+	}
+	select {
+	case err := <-ended:
+		if err == nil {
+			t.Error("forwarding to a closed port ended without an error")
+		}
+	case <-time.After(20 * time.Second):
+		t.Error("forwarding to a closed port did not end")
+	}
+	select {
+	case msg := <-reported:
+		if !strings.Contains(msg, "connection refused") || !strings.Contains(msg, fmt.Sprint(port+1)) {
+			t.Errorf("error stream said %q, want the refusal of port %d", msg, port+1)
+		}
+	default:
+		t.Error("nothing came on the error stream")
+	}
+}
+
+// forward starts a kubectl-port-forward-like forwarder to a pod's port and
+// returns its local port and what its forwarding ends with.
+func forward(ctx context.Context, t *testing.T, c harness.Clients, podID string, port int32) (uint16, <-chan error) {
+	t.Helper()
 	resp, err := c.RawRt.PortForward(ctx, &criapi.PortForwardRequest{PodSandboxId: podID, Port: []int32{port}})
 	if err != nil {
 		t.Fatal(err)
@@ -215,20 +267,17 @@ func TestPortForward(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = fw.ForwardPorts() }()
-	defer close(stop)
-	<-ready
+	ended := make(chan error, 1)
+	go func() { ended <- fw.ForwardPorts() }()
+	t.Cleanup(func() { close(stop) })
+	select {
+	case <-ready:
+	case err := <-ended:
+		t.Fatalf("port forward: %v", err)
+	}
 	ports, err := fw.GetPorts()
 	if err != nil || len(ports) != 1 {
 		t.Fatalf("ports %v, %v", ports, err)
 	}
-	waitFor(t, func() bool {
-		r, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", ports[0].Local))
-		if err != nil {
-			return false
-		}
-		defer r.Body.Close()
-		b, _ := io.ReadAll(r.Body)
-		return string(b) == "forwarded\n"
-	}, "the page through the port forward")
+	return ports[0].Local, ended
 }
