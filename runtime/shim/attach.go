@@ -31,7 +31,10 @@ type outputTee struct {
 func (t outputTee) Write(p []byte) (int, error) {
 	t.c.attachMu.Lock()
 	defer t.c.attachMu.Unlock()
-	for sub := range t.c.subs {
+	for sub, h := range t.c.subs {
+		if (t.typ == shimapi.FrameStdout && !h.Stdout) || (t.typ == shimapi.FrameStderr && !h.Stderr) {
+			continue
+		}
 		frame := make([]byte, 5+len(p))
 		frame[0] = t.typ
 		binary.BigEndian.PutUint32(frame[1:5], uint32(len(p)))
@@ -103,9 +106,6 @@ func (s *service) attach(conn net.Conn) {
 		case <-gone:
 			return
 		case frame := <-sub.frames:
-			if (frame[0] == shimapi.FrameStdout && !h.Stdout) || (frame[0] == shimapi.FrameStderr && !h.Stderr) {
-				continue
-			}
 			if _, err := conn.Write(frame); err != nil {
 				return
 			}
