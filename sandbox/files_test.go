@@ -141,7 +141,7 @@ func TestShm(t *testing.T) {
 	if err != nil || fi.Mode()&os.ModePerm != 0o777 || fi.Mode()&os.ModeSticky == 0 {
 		t.Errorf("shm mode %v, %v; want 1777", fi.Mode(), err)
 	}
-	if n := mountsUnder(t, dir); n != 1 {
+	if n := testutil.MountsUnder(t, dir); n != 1 {
 		t.Errorf("mounts under %s = %d, want 1", dir, n)
 	}
 	if err := UnmountShm(shm); err != nil {
@@ -150,7 +150,7 @@ func TestShm(t *testing.T) {
 	if err := UnmountShm(shm); err != nil {
 		t.Fatalf("second UnmountShm: %v", err)
 	}
-	if n := mountsUnder(t, dir); n != 0 {
+	if n := testutil.MountsUnder(t, dir); n != 0 {
 		t.Errorf("mounts left under %s: %d", dir, n)
 	}
 	if _, err := os.Stat(shm); !os.IsNotExist(err) {

@@ -150,7 +150,7 @@ func (e *env) checkGone(t *testing.T, id string) {
 	if _, err := e.m.Store.Get(id); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("record of %s left: %v", id, err)
 	}
-	if n := mountsUnder(t, filepath.Join(e.stateDir, id)); n != 0 {
+	if n := testutil.MountsUnder(t, filepath.Join(e.stateDir, id)); n != 0 {
 		t.Errorf("%d mounts of pod %s left", n, id)
 	}
 	if _, err := os.Stat(filepath.Join(e.stateDir, id)); !os.IsNotExist(err) {
@@ -244,7 +244,7 @@ func TestManagerLifecycle(t *testing.T) {
 		t.Fatalf("Remove: %v", err)
 	}
 	e.checkGone(t, p.ID)
-	if n := mountsUnder(t, e.stateDir); n != 0 {
+	if n := testutil.MountsUnder(t, e.stateDir); n != 0 {
 		t.Errorf("%d mounts left under %s", n, e.stateDir)
 	}
 	if err := e.m.Remove(ctx, p.ID); !errors.Is(err, errdefs.ErrNotFound) {
@@ -285,7 +285,7 @@ func TestManagerHostNamespaces(t *testing.T) {
 	if e.net.setups != 0 {
 		t.Error("CNI called for a host-network pod")
 	}
-	if n := mountsUnder(t, e.stateDir); n != 0 {
+	if n := testutil.MountsUnder(t, e.stateDir); n != 0 {
 		t.Errorf("host-namespace pod has %d mounts", n)
 	}
 	if got := readFile(t, p.HostsPath); got != "127.0.0.1 localhost node\n# Entries added by HostAliases.\n192.0.2.1\tdb\n" {

@@ -7,8 +7,10 @@
 package testutil
 
 import (
+	"bufio"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -58,4 +60,24 @@ func BusyboxRootfs(t testing.TB, dir string, applets ...string) string {
 		}
 	}
 	return dir
+}
+
+// MountsUnder counts the mounts at or below dir in /proc/self/mountinfo.
+// Packages' tests run in parallel, so only the test's own tree is counted.
+func MountsUnder(t testing.TB, dir string) int {
+	t.Helper()
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n := 0
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fields := strings.Fields(s.Text())
+		if len(fields) > 4 && (fields[4] == dir || strings.HasPrefix(fields[4], dir+"/")) {
+			n++
+		}
+	}
+	return n
 }

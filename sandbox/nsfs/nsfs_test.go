@@ -1,11 +1,9 @@
 package nsfs
 
 import (
-	"bufio"
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
@@ -13,26 +11,6 @@ import (
 
 	"github.com/crib-runtime/crib/internal/testutil"
 )
-
-// mountsUnder counts the mounts at or below dir in /proc/self/mountinfo.
-// Packages' tests run in parallel, so only the test's own tree is counted.
-func mountsUnder(t *testing.T, dir string) int {
-	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	n := 0
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		fields := strings.Fields(s.Text())
-		if len(fields) > 4 && (fields[4] == dir || strings.HasPrefix(fields[4], dir+"/")) {
-			n++
-		}
-	}
-	return n
-}
 
 func inode(t *testing.T, path string) uint64 {
 	t.Helper()
@@ -57,7 +35,7 @@ func TestPinUnpin(t *testing.T) {
 			Unpin(p)
 		}
 	})
-	if got := mountsUnder(t, dir); got != 3 {
+	if got := testutil.MountsUnder(t, dir); got != 3 {
 		t.Errorf("mounts under %s = %d, want 3", dir, got)
 	}
 	for _, k := range []Kind{Net, IPC, UTS} {
@@ -120,7 +98,7 @@ func TestPinUnpin(t *testing.T) {
 			t.Errorf("%s still exists: %v", p, err)
 		}
 	}
-	if got := mountsUnder(t, dir); got != 0 {
+	if got := testutil.MountsUnder(t, dir); got != 0 {
 		t.Errorf("mounts left under %s: %d", dir, got)
 	}
 }
@@ -138,7 +116,7 @@ func TestPinExistingPathFails(t *testing.T) {
 		}
 		t.Fatal("Pin over an existing file succeeded")
 	}
-	if got := mountsUnder(t, dir); got != 0 {
+	if got := testutil.MountsUnder(t, dir); got != 0 {
 		t.Errorf("mounts left under %s: %d", dir, got)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "net")); !os.IsNotExist(err) {

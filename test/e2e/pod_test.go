@@ -72,6 +72,21 @@ func (w *podWorld) podConfig(name string, pid criapi.NamespaceMode) *criapi.PodS
 	}
 }
 
+// runPod runs a pod that the test's cleanup stops and removes.
+func (w *podWorld) runPod(t *testing.T, name string, pid criapi.NamespaceMode) (*criapi.PodSandboxConfig, string) {
+	t.Helper()
+	pod := w.podConfig(name, pid)
+	podID, err := w.c.Runtime.RunPodSandbox(context.Background(), pod, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = w.c.Runtime.StopPodSandbox(context.Background(), podID)
+		_ = w.c.Runtime.RemovePodSandbox(context.Background(), podID)
+	})
+	return pod, podID
+}
+
 func (w *podWorld) container(t *testing.T, podID string, pod *criapi.PodSandboxConfig, name string, cmd ...string) string {
 	t.Helper()
 	ctx := context.Background()
@@ -192,12 +207,7 @@ func TestPodWithTwoContainers(t *testing.T) {
 func TestContainerExitReasons(t *testing.T) {
 	w := newPodWorld(t)
 	ctx := context.Background()
-	pod := w.podConfig("exits", criapi.NamespaceMode_CONTAINER)
-	podID, err := w.c.Runtime.RunPodSandbox(ctx, pod, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = w.c.Runtime.StopPodSandbox(ctx, podID); _ = w.c.Runtime.RemovePodSandbox(ctx, podID) })
+	pod, podID := w.runPod(t, "exits", criapi.NamespaceMode_CONTAINER)
 	for _, tc := range []struct {
 		name, reason string
 		code         int32
@@ -217,7 +227,7 @@ func TestContainerExitReasons(t *testing.T) {
 		}
 	}
 	// Bad input.
-	_, err = w.c.RawRt.CreateContainer(ctx, &criapi.CreateContainerRequest{PodSandboxId: podID, SandboxConfig: pod,
+	_, err := w.c.RawRt.CreateContainer(ctx, &criapi.CreateContainerRequest{PodSandboxId: podID, SandboxConfig: pod,
 		Config: &criapi.ContainerConfig{Metadata: &criapi.ContainerMetadata{Name: "noimage"}, Image: &criapi.ImageSpec{Image: "nope:1"}}})
 	harness.MustContain(t, fmt.Sprint(err), "NotFound", "not present")
 	_, err = w.c.RawRt.CreateContainer(ctx, &criapi.CreateContainerRequest{PodSandboxId: podID, SandboxConfig: pod,

@@ -70,12 +70,7 @@ func TestDaemonKilledPodsLive(t *testing.T) {
 func TestOOMKilledReason(t *testing.T) {
 	w := newPodWorld(t)
 	ctx := context.Background()
-	pod := w.podConfig("oom", criapi.NamespaceMode_CONTAINER)
-	podID, err := w.c.Runtime.RunPodSandbox(ctx, pod, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = w.c.Runtime.StopPodSandbox(ctx, podID); _ = w.c.Runtime.RemovePodSandbox(ctx, podID) })
+	pod, podID := w.runPod(t, "oom", criapi.NamespaceMode_CONTAINER)
 	id, err := w.c.Runtime.CreateContainer(ctx, podID, &criapi.ContainerConfig{
 		Metadata: &criapi.ContainerMetadata{Name: "hog"},
 		Image:    &criapi.ImageSpec{Image: w.image},
@@ -151,15 +146,7 @@ func TestContainerEvents(t *testing.T) {
 	w := newPodWorld(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pod := w.podConfig("events", criapi.NamespaceMode_CONTAINER)
-	podID, err := w.c.Runtime.RunPodSandbox(ctx, pod, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = w.c.Runtime.StopPodSandbox(context.Background(), podID)
-		_ = w.c.Runtime.RemovePodSandbox(context.Background(), podID)
-	})
+	pod, podID := w.runPod(t, "events", criapi.NamespaceMode_CONTAINER)
 	stream, err := w.c.RawRt.GetContainerEvents(ctx, &criapi.GetEventsRequest{})
 	if err != nil {
 		t.Fatal(err)
