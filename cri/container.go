@@ -25,7 +25,7 @@ type Containers interface {
 	InSandbox(sandboxID string) []string
 	Wait(ctx context.Context, id string) (runtime.State, error)
 	UpdateResources(ctx context.Context, id string, r *specs.LinuxResources) error
-	Exec(ctx context.Context, id string, proc *specs.Process, stdin io.Reader, stdout, stderr io.Writer,
+	Exec(ctx context.Context, st runtime.State, proc *specs.Process, stdin io.Reader, stdout, stderr io.Writer,
 		resize <-chan runtime.TermSize) (int, error)
 	Attach(ctx context.Context, id string, stdin io.Reader, stdout, stderr io.Writer, resize <-chan runtime.TermSize) error
 	ReopenLog(ctx context.Context, id string) error

@@ -61,7 +61,7 @@ func (r streamRuntime) Exec(ctx context.Context, containerID string, cmd []strin
 	}
 	proc := execProcess(st, cmd)
 	proc.Terminal = tty
-	code, err := r.s.containers.Exec(ctx, containerID, proc, in, stdout, stderr, termSizes(ctx, tty, resize))
+	code, err := r.s.containers.Exec(ctx, st, proc, in, stdout, stderr, termSizes(ctx, tty, resize))
 	if err != nil {
 		return err
 	}

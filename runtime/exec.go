@@ -47,20 +47,18 @@ type TermSize struct{ Width, Height uint16 }
 // UseExecer sets how Exec starts processes (the daemon's wiring).
 func (m *Manager) UseExecer(x Execer) { m.execer = x }
 
-// Exec runs proc in the running container id with the given streams (nil
+// Exec runs proc in the running container st (as Status just returned it,
+// so a session reads the container's state once) with the given streams (nil
 // stdin: none) and returns its exit code once it ends. With proc.Terminal,
 // the process gets a pty from the container's devpts: stdin and stdout
 // stream through its master (stderr is unused) and resize sets its size.
 // Cancelling ctx kills it.
-func (m *Manager) Exec(ctx context.Context, id string, proc *specs.Process,
+func (m *Manager) Exec(ctx context.Context, st State, proc *specs.Process,
 	stdin io.Reader, stdout, stderr io.Writer, resize <-chan TermSize) (int, error) {
+	id := st.ID
 	x := m.execer
 	if x.Binary == "" {
 		return 0, fmt.Errorf("exec in container %s: no execer configured: %w", id, errdefs.ErrNotImplemented)
-	}
-	st, err := m.Status(ctx, id)
-	if err != nil {
-		return 0, err
 	}
 	if st.Status != shimapi.Status_RUNNING || st.Pid <= 0 {
 		return 0, fmt.Errorf("exec in container %s: it is not running: %w", id, errdefs.ErrFailedPrecondition)
