@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"time"
 
 	"github.com/containerd/errdefs"
 
@@ -68,35 +67,8 @@ func (m *Manager) Attach(ctx context.Context, id string, stdin io.Reader, stdout
 	if resize != nil && st.Tty {
 		go send.resizes(ctx, resize)
 	}
-	// A streaming server does not say when its client has gone; a quiet
-	// container would hold the session (and the shim's end of it) until
-	// its next output. An empty write every second finds out.
-	var mu sync.Mutex
-	probe := stdout
-	if probe == nil {
-		probe = stderr
-	}
-	if probe != nil {
-		t := time.NewTicker(attachProbe)
-		ended := make(chan struct{})
-		defer func() { t.Stop(); close(ended) }()
-		go func() {
-			for {
-				select {
-				case <-ended:
-					return
-				case <-t.C:
-				}
-				mu.Lock()
-				_, err := probe.Write(nil)
-				mu.Unlock()
-				if err != nil {
-					_ = conn.Close()
-					return
-				}
-			}
-		}()
-	}
+	stdout, stderr, probe := sessionOutputs(stdout, stderr)
+	defer watchClient(probe, func() { _ = conn.Close() })()
 	br := bufio.NewReader(conn)
 	for {
 		typ, data, err := shimapi.ReadFrame(br)
@@ -116,18 +88,12 @@ func (m *Manager) Attach(ctx context.Context, id string, stdin io.Reader, stdout
 			return nil
 		}
 		if w != nil {
-			mu.Lock()
-			_, err := w.Write(data)
-			mu.Unlock()
-			if err != nil {
+			if _, err := w.Write(data); err != nil {
 				return nil // the client is gone
 			}
 		}
 	}
 }
-
-// attachProbe is how often a session checks that its client is still there.
-const attachProbe = time.Second
 
 // frameWriter sends the client's frames to the shim, one writer at a time.
 type frameWriter struct {

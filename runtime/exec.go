@@ -71,6 +71,7 @@ func (m *Manager) Exec(ctx context.Context, st State, proc *specs.Process,
 	if proc.Terminal {
 		stderr = nil // one stream: the terminal
 	}
+	stdout, stderr, probe := sessionOutputs(stdout, stderr)
 	var pipeIn io.Reader = stdin
 	var pipeOut io.Writer = stdout
 	if proc.Terminal {
@@ -93,6 +94,7 @@ func (m *Manager) Exec(ctx context.Context, st State, proc *specs.Process,
 	}
 	stop := context.AfterFunc(ctx, func() { _ = p.Signal(syscall.SIGKILL) })
 	defer stop()
+	defer watchClient(probe, func() { _ = p.Signal(syscall.SIGKILL) })()
 	if p.Console != nil {
 		pipes.attachConsole(p.Console, stdin, stdout, resize)
 	}

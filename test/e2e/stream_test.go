@@ -281,3 +281,22 @@ func forward(ctx context.Context, t *testing.T, c harness.Clients, podID string,
 	}
 	return ports[0].Local, ended
 }
+
+// TestExecClientLeaves: an exec whose client goes away is killed, even when
+// it is quiet and reads no stdin.
+func TestExecClientLeaves(t *testing.T) {
+	c, _, id := hostPod(t, "sleep", "3600")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	resp, err := c.RawRt.Exec(ctx, &criapi.ExecRequest{ContainerId: id, Cmd: []string{"sleep", "1234"}, Stdout: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, leave := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer leave()
+	_ = harness.Stream(sctx, resp.Url, remotecommand.StreamOptions{Stdout: io.Discard})
+	waitFor(t, func() bool {
+		r, err := c.RawRt.ExecSync(ctx, &criapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"ps"}, Timeout: 10})
+		return err == nil && !strings.Contains(string(r.Stdout), "sleep 1234")
+	}, "the abandoned exec to be killed")
+}
