@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 
 	"github.com/crib-runtime/crib/internal/listener"
@@ -133,6 +134,9 @@ func (s *service) attachInput(c *container, stdin bool, r io.Reader) {
 		stdin = false
 		c.mu.Lock()
 		if c.stdin != nil {
+			if c.console != nil {
+				sendEOF(c.stdin)
+			}
 			_ = c.stdin.Close()
 			c.stdin = nil
 		}
@@ -168,4 +172,22 @@ func (s *service) attachInput(c *container, stdin bool, r io.Reader) {
 			}
 		}
 	}
+}
+
+// sendEOF ends a terminal's input the way a user's Ctrl-D does: the pty
+// stays open for the container's session (closing our end would hang it
+// up), so the end of stdin is the terminal's EOF character, which the line
+// discipline turns into a zero-length read, and line editors into EOF.
+func sendEOF(master *os.File) {
+	eof := byte(4) // ^D, the default
+	rc, err := master.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Control(func(fd uintptr) {
+		if t, err := unix.IoctlGetTermios(int(fd), unix.TCGETS); err == nil && t.Cc[unix.VEOF] != 0 {
+			eof = t.Cc[unix.VEOF]
+		}
+	})
+	_, _ = master.Write([]byte{eof})
 }

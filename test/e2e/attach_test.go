@@ -162,4 +162,24 @@ func TestAttachTerminal(t *testing.T) {
 	if err != nil || st.GetStatus().GetState() != criapi.ContainerState_CONTAINER_RUNNING {
 		t.Fatalf("after detaching from the terminal: %v, %v", st.GetStatus().GetState(), err)
 	}
+
+	// stdin_once on a terminal: the end of the first session's stdin is
+	// the terminal's end of file, and the container's read sees it.
+	once := p.run(t, "once", func(c *criapi.ContainerConfig) { c.Tty, c.Stdin, c.StdinOnce = true, true, true },
+		"sh", "-c", `while read l; do echo "line $l"; done; echo eof; exit 3`)
+	resp, err = p.c.RawRt.Attach(ctx, &criapi.AttachRequest{ContainerId: once, Stdin: true, Stdout: true, Tty: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var onceOut harness.SyncBuffer
+	if err := harness.Stream(ctx, resp.Url, remotecommand.StreamOptions{Stdin: strings.NewReader("hello\n"), Stdout: &onceOut, Tty: true}); err != nil {
+		t.Fatalf("stdin_once terminal session: %v", err)
+	}
+	waitFor(t, func() bool {
+		st, err := p.c.Runtime.ContainerStatus(ctx, once, false)
+		return err == nil && st.GetStatus().GetState() == criapi.ContainerState_CONTAINER_EXITED && st.GetStatus().GetExitCode() == 3
+	}, "the stdin_once terminal container to see the end of its input")
+	if got := onceOut.String(); !strings.Contains(got, "line hello") {
+		t.Errorf("stdin_once terminal session: output %q", got)
+	}
 }
