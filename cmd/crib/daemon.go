@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-	"k8s.io/cri-streaming/pkg/streaming"
 	"k8s.io/klog/v2"
 
 	"github.com/crib-runtime/crib/cgroups"
@@ -67,6 +65,12 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	if cfg.CgroupDriver == config.CgroupDriverSystemd && !systemdRunning() {
 		return fmt.Errorf("cgroup_driver is %q but systemd is not running on this host: set cgroup_driver = %q",
 			cfg.CgroupDriver, config.CgroupDriverCgroupfs)
+	}
+	// Before anything is made: a key pair that cannot be read stops the
+	// start with nothing to undo.
+	streamTLS, err := streamingTLS(cfg.Streaming)
+	if err != nil {
+		return err
 	}
 	for _, d := range []string{cfg.Root, cfg.State} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
@@ -124,7 +128,14 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	if err := server.WatchRunning(ctx); err != nil {
 		return err
 	}
-	streams, err := startStreaming(logger, cfg.Streaming.Address, server)
+	if cfg.Debug.Address != "" {
+		stop, err := startDebug(logger, cfg.Debug.Address)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	streams, err := startStreaming(logger, cfg.Streaming.Address, streamTLS, server)
 	if err != nil {
 		return err
 	}
@@ -181,23 +192,6 @@ func (r statsReader) WritableLayer(id string) (uint64, uint64, error) {
 func (r statsReader) StorageDir() string { return r.containers.StorageDir() }
 func (r statsReader) Network(netns string) ([]sandbox.InterfaceStats, error) {
 	return sandbox.NetworkStats(netns)
-}
-
-// startStreaming serves exec and port-forward sessions on addr, with
-// single-use tokens that expire (k8s.io/cri-streaming).
-func startStreaming(logger klog.Logger, addr string, server *cri.Server) (streaming.Server, error) {
-	c := streaming.DefaultConfig
-	c.Addr = addr
-	s, err := streaming.NewServer(c, server.StreamRuntime())
-	if err != nil {
-		return nil, fmt.Errorf("streaming server: %w", err)
-	}
-	go func() {
-		if err := s.Start(true); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error(err, "Streaming server failed", "address", addr)
-		}
-	}()
-	return s, nil
 }
 
 // openPods wires pods and containers: the sealed binary the shims start

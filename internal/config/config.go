@@ -48,6 +48,7 @@ type Config struct {
 	Registry     Registry  `toml:"registry" json:"registry"`
 	RDT          RDT       `toml:"rdt" json:"rdt"`
 	Streaming    Streaming `toml:"streaming" json:"streaming"`
+	Debug        Debug     `toml:"debug" json:"debug"`
 }
 
 // Streaming configures the server of exec and port-forward sessions.
@@ -55,6 +56,19 @@ type Streaming struct {
 	// Address is host:port to listen on; port 0 picks a free one. The
 	// kubelet proxies the sessions, so loopback is the safe default.
 	Address string `toml:"address" json:"address"`
+	// TLS serves the sessions over HTTPS: with TLSCertFile and TLSKeyFile,
+	// or else a self-signed certificate made at start (as containerd's
+	// enable_tls_streaming does), which the kubelet's proxy accepts.
+	TLS         bool   `toml:"tls" json:"tls,omitempty"`
+	TLSCertFile string `toml:"tls_cert_file" json:"tlsCertFile,omitempty"`
+	TLSKeyFile  string `toml:"tls_key_file" json:"tlsKeyFile,omitempty"`
+}
+
+// Debug configures the daemon's introspection endpoint.
+type Debug struct {
+	// Address is a unix socket path serving Go's pprof handlers under
+	// /debug/pprof/ (goroutines, heap, CPU profiles); empty turns it off.
+	Address string `toml:"address" json:"address,omitempty"`
 }
 
 // RDT configures classes of service (package rdt's Config; kept here as
@@ -183,6 +197,14 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Streaming.Address); err != nil {
 		errs = append(errs, fmt.Errorf("config: streaming.address %q: %w", c.Streaming.Address, err))
+	}
+	if (c.Streaming.TLSCertFile == "") != (c.Streaming.TLSKeyFile == "") {
+		errs = append(errs, errors.New("config: streaming.tls_cert_file and streaming.tls_key_file go together: set both or neither"))
+	} else if c.Streaming.TLSCertFile != "" && !c.Streaming.TLS {
+		errs = append(errs, errors.New("config: streaming.tls_cert_file is set but streaming.tls is false"))
+	}
+	if c.Debug.Address != "" && !strings.HasPrefix(c.Debug.Address, "/") {
+		errs = append(errs, fmt.Errorf("config: debug.address %q must be an absolute socket path", c.Debug.Address))
 	}
 	if c.Root == c.State {
 		errs = append(errs, fmt.Errorf("config: root and state must differ (both %q)", c.Root))

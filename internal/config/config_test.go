@@ -93,6 +93,10 @@ func TestLoadErrors(t *testing.T) {
 		{"log level", "log_level = 99\n", []string{"log_level 99"}},
 		{"relative rdt file", "[rdt]\nconfig_file = \"rdt.yaml\"\n", []string{`rdt.config_file "rdt.yaml"`}},
 		{"unknown rdt key", "[rdt]\ndefault = \"x\"\n", []string{`unknown key "rdt.default"`}},
+		{"bad stream address", "[streaming]\naddress = \"localhost\"\n", []string{`streaming.address "localhost"`}},
+		{"cert without key", "[streaming]\ntls = true\ntls_cert_file = \"/c.crt\"\n", []string{"streaming.tls_key_file"}},
+		{"cert without tls", "[streaming]\ntls_cert_file = \"/c.crt\"\ntls_key_file = \"/c.key\"\n", []string{"streaming.tls is false"}},
+		{"relative debug socket", "[debug]\naddress = \"debug.sock\"\n", []string{`debug.address "debug.sock"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeConfig(t, tc.body)

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -36,6 +38,7 @@ func hostPod(t *testing.T, cmd ...string) (harness.Clients, string, string) {
 
 // streamPod is a running host-network pod and its first container.
 type streamPod struct {
+	d         *harness.Daemon
 	c         harness.Clients
 	podID, id string
 	pod       *criapi.PodSandboxConfig
@@ -46,10 +49,16 @@ type streamPod struct {
 // container's config before it is created.
 func startHostPod(t *testing.T, edit func(*criapi.ContainerConfig), cmd ...string) streamPod {
 	t.Helper()
+	return startHostPodIn(t, harness.NewEnv(t), edit, cmd...)
+}
+
+// startHostPodIn is startHostPod with a daemon of the given env.
+func startHostPodIn(t *testing.T, e *harness.Env, edit func(*criapi.ContainerConfig), cmd ...string) streamPod {
+	t.Helper()
 	reg := testregistry.Start(t)
 	ref, _ := reg.Push(t, "stream/busybox:1", testregistry.Busybox(t, ""))
-	e := harness.NewEnv(t)
-	c := e.Start().Clients()
+	d := e.Start()
+	c := d.Clients()
 	ctx := context.Background()
 	if _, err := c.Images.PullImage(ctx, &criapi.ImageSpec{Image: ref}, nil, nil); err != nil {
 		t.Fatal(err)
@@ -70,7 +79,7 @@ func startHostPod(t *testing.T, edit func(*criapi.ContainerConfig), cmd ...strin
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Runtime.StopPodSandbox(ctx, podID); _ = c.Runtime.RemovePodSandbox(ctx, podID) })
-	p := streamPod{c: c, podID: podID, pod: pod, ref: ref}
+	p := streamPod{d: d, c: c, podID: podID, pod: pod, ref: ref}
 	p.id = p.run(t, "main", edit, cmd...)
 	return p
 }
@@ -113,9 +122,15 @@ func execStream(ctx context.Context, c harness.Clients, id string, stdin string,
 }
 
 func TestExecStreams(t *testing.T) {
-	c, _, id := hostPod(t, "sleep", "3600")
+	p := startHostPod(t, nil, "sleep", "3600")
+	c, id := p.c, p.id
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	// The raw client's connection opens on first use: before the count.
+	if _, err := c.RawRt.Version(ctx, &criapi.VersionRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	before := daemonInventory(t, p.d)
 	out, errs, err := execStream(ctx, c, id, "piped through cat\n", "sh", "-c", "cat; echo to-stderr >&2; exit 3")
 	var exit interface{ ExitStatus() int }
 	if !errors.As(err, &exit) || exit.ExitStatus() != 3 {
@@ -143,10 +158,66 @@ func TestExecStreams(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	// Bad input: a command that does not exist; a terminal (not yet).
+	// Bad input: a command that does not exist.
 	if _, _, err := execStream(ctx, c, id, "", "no-such-command"); err == nil || !strings.Contains(err.Error(), "no-such-command") {
 		t.Errorf("missing command: %v", err)
 	}
+	// Every session, the failed one too, is gone from the daemon.
+	expectNoGrowth(t, p.d, before)
+}
+
+// daemonInventory counts what a session could leave in the daemon: its
+// goroutines by the function they started in, its open fds by kind, its
+// child processes (execs are its children until reaped).
+func daemonInventory(t *testing.T, d *harness.Daemon) map[string]int {
+	t.Helper()
+	inv := map[string]int{}
+	gs, err := d.Goroutines()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for entry, n := range gs {
+		inv["goroutine "+entry] += n
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", d.Pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", d.Pid(), fd.Name()))
+		kind, _, _ := strings.Cut(target, ":")
+		inv["fd "+kind]++
+	}
+	// A child belongs to the thread that forked it: ask every thread.
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", d.Pid()))
+	for _, f := range tasks {
+		children, _ := os.ReadFile(f)
+		inv["child processes"] += len(strings.Fields(string(children)))
+	}
+	return inv
+}
+
+// expectNoGrowth fails the test if the daemon holds more of anything than
+// in before once its sessions have had a few seconds to wind down.
+func expectNoGrowth(t *testing.T, d *harness.Daemon, before map[string]int) {
+	t.Helper()
+	var grown []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		grown = grown[:0]
+		for k, n := range daemonInventory(t, d) {
+			if n > before[k] {
+				grown = append(grown, fmt.Sprintf("%s: %d, was %d", k, n, before[k]))
+			}
+		}
+		if len(grown) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+	}
+	slices.Sort(grown)
+	t.Errorf("the daemon holds more than before the sessions:\n%s", strings.Join(grown, "\n"))
 }
 
 // sizeQueue hands the executor one terminal size, then none.

@@ -112,8 +112,8 @@ func (e *Env) WriteConfig(extra string) {
 	if e.CNIBin != "" {
 		bins = fmt.Sprintf("%q, %s", e.CNIBin, bins)
 	}
-	body := fmt.Sprintf("socket = \"unix://%s\"\nroot = %q\nstate = %q\nlog_level = 4\n\n[cni]\nconf_dir = %q\nbin_dirs = [%s]\n%s",
-		e.Sock, e.Root, e.State, e.CNIConf, bins, extra)
+	body := fmt.Sprintf("socket = \"unix://%s\"\nroot = %q\nstate = %q\nlog_level = 4\n\n[debug]\naddress = %q\n\n[cni]\nconf_dir = %q\nbin_dirs = [%s]\n%s",
+		e.Sock, e.Root, e.State, e.debugSock(), e.CNIConf, bins, extra)
 	if err := os.WriteFile(e.ConfPath, []byte(body), 0o600); err != nil {
 		e.t.Fatal(err)
 	}

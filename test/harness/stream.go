@@ -16,11 +16,17 @@ import (
 // Stream runs one exec or attach session on a streaming URL the way kubectl
 // does (SPDY).
 func Stream(ctx context.Context, rawURL string, opts remotecommand.StreamOptions) error {
+	return StreamWith(ctx, &rest.Config{}, rawURL, opts)
+}
+
+// StreamWith is Stream with the client's config (TLS settings for a daemon
+// that serves streams over HTTPS).
+func StreamWith(ctx context.Context, cfg *rest.Config, rawURL string, opts remotecommand.StreamOptions) error {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return err
 	}
-	ex, err := remotecommand.NewSPDYExecutor(&rest.Config{}, http.MethodPost, u)
+	ex, err := remotecommand.NewSPDYExecutor(cfg, http.MethodPost, u)
 	if err != nil {
 		return err
 	}
