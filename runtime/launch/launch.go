@@ -328,6 +328,15 @@ func (p *Process) Wait() (*os.ProcessState, error) {
 // Signal sends sig to the process.
 func (p *Process) Signal(sig syscall.Signal) error { return p.proc.Signal(sig) }
 
+// Release closes the process's pidfd: for callers that reap it themselves
+// (a subreaper's waitid loop), once it is reaped. Without it the fd stays
+// open until the garbage collector finds the process unused.
+func (p *Process) Release() {
+	if p.proc != nil {
+		_ = p.proc.Release()
+	}
+}
+
 func (p *Process) kill(cmd *exec.Cmd) {
 	if cmd.Process != nil {
 		_ = cmd.Process.Kill()

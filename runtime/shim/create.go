@@ -246,8 +246,10 @@ func (s *service) Start(_ context.Context, r *shimapi.ContainerRequest) (*shimap
 		c.rec.Message = err.Error()
 		c.mu.Unlock()
 		_ = proc.Signal(unix.SIGKILL)
+		proc.Release()
 		return nil, err
 	}
+	proc.Release() // the reaper watches the pid from here on
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.rec.Status == StatusCreated { // it may have exited already
@@ -304,6 +306,9 @@ func (s *service) onExit(c *container, ws unix.WaitStatus) {
 		if c.log != nil {
 			_ = c.log.Close()
 			c.log = nil
+		}
+		if c.proc != nil { // exited before it was started
+			c.proc.Release()
 		}
 		c.proc = nil
 		close(c.done)

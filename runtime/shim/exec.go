@@ -104,6 +104,7 @@ func (s *service) execSync(ctx context.Context, c *container, proc *specs.Proces
 		drain(&e.copiers, e.outputs)
 		return nil, err
 	}
+	defer p.Release() // reaped by the reaper, not by p.Wait
 	if err := p.Exec(); err != nil {
 		_ = p.Signal(unix.SIGKILL)
 		<-e.exit

@@ -60,6 +60,7 @@ func (s *service) StartPause(ctx context.Context, r *shimapi.StartPauseRequest) 
 
 // pauseExited forgets the pause process; runs on the reaper's goroutine.
 func (s *service) pauseExited(pp *pauseProc, ws unix.WaitStatus) {
+	pp.proc.Release()
 	close(pp.done)
 	go func() {
 		s.mu.Lock()

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,10 +17,7 @@ import (
 	"time"
 
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/tools/remotecommand"
-	"k8s.io/client-go/transport/spdy"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crib-runtime/crib/cgroups/manager"
@@ -177,7 +173,9 @@ func daemonInventory(t *testing.T, d *harness.Daemon) map[string]int {
 		t.Fatal(err)
 	}
 	for entry, n := range gs {
-		inv["goroutine "+entry] += n
+		if entry != harness.NoFrames {
+			inv["goroutine "+entry] += n
+		}
 	}
 	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", d.Pid()))
 	if err != nil {
@@ -324,33 +322,8 @@ func forward(ctx context.Context, t *testing.T, c harness.Clients, podID string,
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := url.Parse(resp.Url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, upgrader, err := spdy.RoundTripperFor(&rest.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: tr}, http.MethodPost, u)
-	stop, ready := make(chan struct{}), make(chan struct{})
-	fw, err := portforward.New(dialer, []string{fmt.Sprintf("0:%d", port)}, stop, ready, io.Discard, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ended := make(chan error, 1)
-	go func() { ended <- fw.ForwardPorts() }()
-	t.Cleanup(func() { close(stop) })
-	select {
-	case <-ready:
-	case err := <-ended:
-		t.Fatalf("port forward: %v", err)
-	}
-	ports, err := fw.GetPorts()
-	if err != nil || len(ports) != 1 {
-		t.Fatalf("ports %v, %v", ports, err)
-	}
-	return ports[0].Local, ended
+	local, _, ended := harness.Forward(t, resp.Url, port)
+	return local, ended
 }
 
 // TestExecClientLeaves: an exec whose client goes away is killed, even when

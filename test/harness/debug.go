@@ -15,6 +15,10 @@ import (
 // debugSock is where the daemon serves pprof (config debug.address).
 func (e *Env) debugSock() string { return filepath.Join(e.State, "debug.sock") }
 
+// NoFrames counts goroutines caught starting or exiting, with no stack to
+// name them by: transient, so leak counts skip them.
+const NoFrames = "(starting or exiting: no frames)"
+
 // Goroutines reads the daemon's goroutines from its pprof endpoint, counted
 // by the function each one started in (the bottom frame of its stack), so
 // that a difference names what leaked.
@@ -44,7 +48,7 @@ func parseGoroutines(sc *bufio.Scanner) (map[string]int, error) {
 	n, entry := 0, ""
 	flush := func() {
 		if entry == "" {
-			entry = "(starting or exiting: no frames)"
+			entry = NoFrames
 		}
 		if n > 0 {
 			out[entry] += n

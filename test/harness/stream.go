@@ -2,15 +2,19 @@ package harness
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"sync"
 	"testing"
 
 	"github.com/crib-runtime/crib/sandbox/nsfs"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/tools/remotecommand"
+	"k8s.io/client-go/transport/spdy"
 )
 
 // Stream runs one exec or attach session on a streaming URL the way kubectl
@@ -71,4 +75,39 @@ func relay(client net.Conn, nsPath, target string) {
 	go func() { _, _ = io.Copy(server, client); done <- struct{}{} }()
 	go func() { _, _ = io.Copy(client, server); done <- struct{}{} }()
 	<-done
+}
+
+// Forward starts a forwarder to port on a port-forward URL as kubectl
+// port-forward does, and returns its local port, a stop function (also run
+// at the end of the test) and what its forwarding ends with.
+func Forward(t testing.TB, rawURL string, port int32) (uint16, func(), <-chan error) {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, upgrader, err := spdy.RoundTripperFor(&rest.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: tr}, http.MethodPost, u)
+	stopc, ready := make(chan struct{}), make(chan struct{})
+	fw, err := portforward.New(dialer, []string{fmt.Sprintf("0:%d", port)}, stopc, ready, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() { ended <- fw.ForwardPorts() }()
+	stop := sync.OnceFunc(func() { close(stopc) })
+	t.Cleanup(stop)
+	select {
+	case <-ready:
+	case err := <-ended:
+		t.Fatalf("port forward: %v", err)
+	}
+	ports, err := fw.GetPorts()
+	if err != nil || len(ports) != 1 {
+		t.Fatalf("ports %v, %v", ports, err)
+	}
+	return ports[0].Local, stop, ended
 }

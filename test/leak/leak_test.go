@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -174,11 +175,13 @@ func (w *world) cycle(t *testing.T, i int) {
 	if err != nil {
 		t.Fatalf("cycle %d: run pod: %v", i, err)
 	}
+	// Odd cycles' containers have a terminal (and stdin, to attach to it).
 	id, err := w.c.Runtime.CreateContainer(ctx, podID, &criapi.ContainerConfig{
 		Metadata: &criapi.ContainerMetadata{Name: "sleeper"},
 		Image:    &criapi.ImageSpec{Image: w.image},
-		Command:  []string{"sh", "-c", `trap "exit 0" TERM; sleep 3600 & wait`},
+		Command:  []string{"sh", "-c", fmt.Sprintf(`trap "exit 0" TERM; httpd -f -p %d -h /etc & sleep 3600 & wait`, httpPort)},
 		LogPath:  "sleeper.log",
+		Tty:      i%2 == 1, Stdin: i%2 == 1,
 	}, pod)
 	if err != nil {
 		t.Fatalf("cycle %d: create container: %v", i, err)
@@ -278,6 +281,23 @@ func (w *world) count(t *testing.T) map[string]map[string]int {
 			}
 		}
 		add("daemon fds", inode.ReplaceAllString(target, "[]"))
+	}
+	gs, err := w.d.Goroutines()
+	if err != nil {
+		t.Fatalf("daemon goroutines: %v", err)
+	}
+	for entry, n := range gs {
+		// The pull's idle connection to the registry, as with its fd;
+		// goroutines too new or too old to have a stack; the read-ahead of
+		// the debug request being served, there or not by timing (its
+		// connection's own goroutine is counted).
+		switch entry {
+		case "net/http.(*persistConn).readLoop", "net/http.(*persistConn).writeLoop", harness.NoFrames, "net/http.(*connReader).backgroundRead":
+			continue
+		}
+		for range n {
+			add("daemon goroutines", entry)
+		}
 	}
 	out, err := exec.Command("ip", "-n", w.e.Netns, "-o", "link").CombinedOutput()
 	if err != nil {
@@ -439,10 +459,15 @@ func sortedKeys[V any](a, b map[string]V) []string {
 	return keys
 }
 
+// httpPort is where each cycle's container serves its /etc.
+const httpPort = 8080
+
 // streams runs the streaming sessions kubectl would against a running
-// container: an exec with stdin, one with a terminal, and an attach whose
-// client leaves while the container is quiet. The pod's shim must hold no
-// more fds afterwards than before (the daemon's are counted at the end).
+// container: an exec with stdin, one with a terminal, an attach whose
+// client leaves while the container is quiet (to the container's terminal
+// in odd cycles, with a keystroke and a resize), and a port forward to its
+// httpd. The pod's shim must hold no more fds afterwards than before (the
+// daemon's are counted at the end).
 func (w *world) streams(t *testing.T, i int, podID, id string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -478,24 +503,113 @@ func (w *world) streams(t *testing.T, i int, podID, id string) {
 	if err := harness.Stream(ctx, via(resp.Url), remotecommand.StreamOptions{Stdout: &out, Tty: true}); err != nil || !strings.HasPrefix(out.String(), "/dev/pts/") {
 		t.Fatalf("cycle %d: exec tty: %q, %v", i, out.String(), err)
 	}
-	att, err := w.c.RawRt.Attach(ctx, &criapi.AttachRequest{ContainerId: id, Stdout: true, Stderr: true})
-	if err != nil {
-		t.Fatalf("cycle %d: Attach: %v", i, err)
+	if i%2 == 1 {
+		w.attachTerminal(ctx, t, i, id, via)
+	} else {
+		att, err := w.c.RawRt.Attach(ctx, &criapi.AttachRequest{ContainerId: id, Stdout: true, Stderr: true})
+		if err != nil {
+			t.Fatalf("cycle %d: Attach: %v", i, err)
+		}
+		actx, leave := context.WithTimeout(ctx, 200*time.Millisecond)
+		err = harness.Stream(actx, via(att.Url), remotecommand.StreamOptions{Stdout: io.Discard, Stderr: io.Discard})
+		leave()
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("cycle %d: attach: %v", i, err)
+		}
 	}
-	actx, leave := context.WithTimeout(ctx, 200*time.Millisecond)
-	err = harness.Stream(actx, via(att.Url), remotecommand.StreamOptions{Stdout: io.Discard, Stderr: io.Discard})
-	leave()
-	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("cycle %d: attach: %v", i, err)
-	}
+	w.forward(ctx, t, i, podID, id, via)
 	deadline := time.Now().Add(10 * time.Second)
 	// Fewer is fine: the ExecSync before may still have been closing its
 	// pipes when the first count was taken.
 	for n := fdCount(t, shim); n > before; n = fdCount(t, shim) {
 		if time.Now().After(deadline) {
-			t.Fatalf("cycle %d: the shim holds %d fds after the sessions, %d before", i, n, before)
+			t.Fatalf("cycle %d: the shim holds %d fds after the sessions, %d before: %v", i, n, before, fdTargets(shim))
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// attachTerminal attaches to a terminal container with stdin and a size,
+// sees its terminal echo a keystroke, and leaves.
+func (w *world) attachTerminal(ctx context.Context, t *testing.T, i int, id string, via func(string) string) {
+	t.Helper()
+	att, err := w.c.RawRt.Attach(ctx, &criapi.AttachRequest{ContainerId: id, Stdin: true, Stdout: true, Tty: true})
+	if err != nil {
+		t.Fatalf("cycle %d: Attach to a terminal: %v", i, err)
+	}
+	sizes := make(chan remotecommand.TerminalSize, 1)
+	sizes <- remotecommand.TerminalSize{Width: 120, Height: 40}
+	close(sizes)
+	actx, leave := context.WithCancel(ctx)
+	defer leave()
+	in, inw := io.Pipe()
+	var out harness.SyncBuffer
+	done := make(chan error, 1)
+	go func() {
+		err := harness.Stream(actx, via(att.Url), remotecommand.StreamOptions{Stdin: in, Stdout: &out, Tty: true, TerminalSizeQueue: sizeQueue(sizes)})
+		_ = in.Close()
+		done <- err
+	}()
+	// Only open sessions see output: type until the echo comes back.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "ping"); time.Sleep(20 * time.Millisecond) {
+		if _, err := io.WriteString(inw, "ping\n"); err != nil || time.Now().After(deadline) {
+			t.Fatalf("cycle %d: no echo from the terminal (%q): %v", i, out.String(), err)
+		}
+	}
+	leave()
+	_ = inw.Close()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("cycle %d: terminal attach: %v", i, err)
+	}
+}
+
+// sizeQueue hands out terminal sizes until its channel closes.
+type sizeQueue chan remotecommand.TerminalSize
+
+func (q sizeQueue) Next() *remotecommand.TerminalSize {
+	s, ok := <-q
+	if !ok {
+		return nil
+	}
+	return &s
+}
+
+// forward port-forwards to the container's httpd, fetches a page and
+// stops forwarding.
+func (w *world) forward(ctx context.Context, t *testing.T, i int, podID, id string, via func(string) string) {
+	t.Helper()
+	resp, err := w.c.RawRt.PortForward(ctx, &criapi.PortForwardRequest{PodSandboxId: podID, Port: []int32{httpPort}})
+	if err != nil {
+		t.Fatalf("cycle %d: PortForward: %v", i, err)
+	}
+	// httpd may not listen yet in the container's first moments, and a
+	// refused dial ends client-go's forwarder: ask from inside first.
+	page := fmt.Sprintf("http://127.0.0.1:%d/hostname", httpPort)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		r, err := w.c.RawRt.ExecSync(ctx, &criapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"wget", "-q", "-O", "/dev/null", page}, Timeout: 10})
+		if err == nil && r.ExitCode == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cycle %d: httpd does not answer inside the pod: %+v, %v", i, r, err)
+		}
+	}
+	local, stop, ended := harness.Forward(t, via(resp.Url), httpPort)
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	r, err := hc.Get(fmt.Sprintf("http://127.0.0.1:%d/hostname", local))
+	if err != nil {
+		t.Fatalf("cycle %d: GET through the port forward: %v", i, err)
+	}
+	body, _ := io.ReadAll(r.Body)
+	_ = r.Body.Close()
+	if string(body) != "leak\n" {
+		t.Fatalf("cycle %d: GET through the port forward: %s %q", i, r.Status, body)
+	}
+	stop()
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("cycle %d: the port forward did not end when stopped", i)
 	}
 }
 
@@ -525,4 +639,23 @@ func fdCount(t *testing.T, pid int) int {
 		t.Fatalf("fds of %d: %v", pid, err)
 	}
 	return len(fds)
+}
+
+// fdTargets lists what a process's fds point at, for failure messages.
+func fdTargets(pid int) []string {
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	var out []string
+	for _, fd := range fds {
+		target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		out = append(out, fd.Name()+"="+target)
+	}
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		st, _ := os.ReadFile("/proc/" + p.Name() + "/status")
+		if strings.Contains(string(st), fmt.Sprintf("\nPPid:\t%d\n", pid)) {
+			cmd, _ := os.ReadFile("/proc/" + p.Name() + "/cmdline")
+			out = append(out, "child "+p.Name()+" "+strings.ReplaceAll(string(cmd), "\x00", " "))
+		}
+	}
+	return out
 }
