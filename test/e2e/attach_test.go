@@ -86,6 +86,9 @@ func TestAttach(t *testing.T) {
 	if _, err := p.c.RawRt.Attach(ctx, &criapi.AttachRequest{ContainerId: once, Stdout: true}); status.Code(err) != codes.FailedPrecondition {
 		t.Errorf("attach to exited container: %v", err)
 	}
+	if _, err := p.c.RawRt.Exec(ctx, &criapi.ExecRequest{ContainerId: once, Cmd: []string{"true"}, Stdout: true}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("exec in exited container: %v", err)
+	}
 	quiet := p.run(t, "quiet", nil, "sleep", "3600")
 	_, err = p.c.RawRt.Attach(ctx, &criapi.AttachRequest{ContainerId: quiet, Stdin: true, Stdout: true})
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "stdin") {

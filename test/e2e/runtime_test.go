@@ -76,12 +76,22 @@ func TestRuntimeBasics(t *testing.T) {
 		t.Fatalf("NetworkReady with config = %v, %v", nc, err)
 	}
 
-	// Attach to a container that does not exist names it.
+	// The streaming RPCs for a container or pod that does not exist name it.
 	_, err = c.RawRt.Attach(ctx, &criapi.AttachRequest{ContainerId: "no-such-container", Stdout: true})
 	if status.Code(err) != codes.NotFound {
 		t.Fatalf("Attach: %v", err)
 	}
 	harness.MustContain(t, status.Convert(err).Message(), "no-such-container")
+	_, err = c.RawRt.Exec(ctx, &criapi.ExecRequest{ContainerId: "no-such-container", Cmd: []string{"true"}, Stdout: true})
+	if status.Code(err) != codes.NotFound {
+		t.Fatalf("Exec: %v", err)
+	}
+	harness.MustContain(t, status.Convert(err).Message(), "no-such-container")
+	_, err = c.RawRt.PortForward(ctx, &criapi.PortForwardRequest{PodSandboxId: "no-such-pod", Port: []int32{80}})
+	if status.Code(err) != codes.NotFound {
+		t.Fatalf("PortForward: %v", err)
+	}
+	harness.MustContain(t, status.Convert(err).Message(), "no-such-pod")
 }
 
 func TestDaemonRefusesBadConfig(t *testing.T) {
