@@ -1,5 +1,7 @@
 package cgroups
 
+import "os"
+
 // Manager creates, configures, observes and removes cgroups on one host with
 // cgroup v2 semantics; the cgroup1 adapter maps them onto v1 hierarchies.
 //
@@ -20,6 +22,9 @@ type Manager interface {
 	// AddProc moves pid into path (on v1: into every hierarchy). It fails
 	// if any hierarchy refuses.
 	AddProc(path string, pid int) error
+	// Placement opens what lets a process starting up be born in path
+	// instead of being moved there (Placement). The caller closes it.
+	Placement(path string) (*Placement, error)
 	// Stats reads CPU, memory, pids and PSI counters of path.
 	Stats(path string) (*Stats, error)
 	// OOMKills returns how many processes the OOM killer has killed in
@@ -33,4 +38,30 @@ type Manager interface {
 	Remove(path string) error
 	// Mode says which kind of hierarchy the manager drives.
 	Mode() Mode
+}
+
+// Placement holds the files through which a new process enters a cgroup
+// as it starts, instead of being moved there by a write of its pid: moving
+// another process takes the kernel's global threadgroup lock, whose first
+// taking after a quiet spell waits out an RCU grace period (~15 ms).
+type Placement struct {
+	// Tasks are the cgroup's tasks files, one per v1 hierarchy: a
+	// single-threaded process writes "0" to each to move itself, which
+	// skips that lock, and its children are born there.
+	Tasks []*os.File
+	// Dir is the cgroup's directory on v2, for clone3(CLONE_INTO_CGROUP).
+	Dir *os.File
+}
+
+// Close closes every file.
+func (p *Placement) Close() {
+	if p == nil {
+		return
+	}
+	for _, f := range p.Tasks {
+		_ = f.Close()
+	}
+	if p.Dir != nil {
+		_ = p.Dir.Close()
+	}
 }

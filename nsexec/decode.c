@@ -100,6 +100,25 @@ static int add_ns(struct crib_bootstrap *b, const uint8_t *v, size_t vlen, int b
 	return 0;
 }
 
+static int add_tasks_fd(struct crib_bootstrap *b, const uint8_t *v, size_t vlen, char *err, size_t errlen)
+{
+	if (vlen != 4) {
+		snprintf(err, errlen, "bootstrap: cgroup tasks attribute has %zu bytes, want 4", vlen);
+		return -1;
+	}
+	int32_t fd = (int32_t)get_u32(v);
+	if (fd < 3) {
+		snprintf(err, errlen, "bootstrap: cgroup tasks fd %d is not an inherited fd", fd);
+		return -1;
+	}
+	if (b->ntasks == CRIB_MAX_CGROUP_TASKS) {
+		snprintf(err, errlen, "bootstrap: more than %d cgroup tasks fds", CRIB_MAX_CGROUP_TASKS);
+		return -1;
+	}
+	b->tasks_fd[b->ntasks++] = fd;
+	return 0;
+}
+
 /* check_once rejects an attribute that may appear only once. */
 static int check_once(uint32_t *seen, uint16_t type, char *err, size_t errlen)
 {
@@ -118,9 +137,12 @@ static int decode_attr(struct crib_bootstrap *b, uint16_t type, const uint8_t *v
 	case CRIB_ATTR_NS_PATH:
 	case CRIB_ATTR_NS_FD:
 		return add_ns(b, v, vlen, type == CRIB_ATTR_NS_FD, err, errlen);
+	case CRIB_ATTR_CGROUP_TASKS_FD:
+		return add_tasks_fd(b, v, vlen, err, errlen);
 	case CRIB_ATTR_ROLE:
 	case CRIB_ATTR_CLONE_FLAGS:
 	case CRIB_ATTR_OOM_SCORE_ADJ:
+	case CRIB_ATTR_CGROUP2_FD:
 		break;
 	default:
 		snprintf(err, errlen, "bootstrap: unknown attribute type %u", type);
@@ -146,6 +168,12 @@ static int decode_attr(struct crib_bootstrap *b, uint16_t type, const uint8_t *v
 			return -1;
 		}
 		b->clone_flags = val;
+	} else if (type == CRIB_ATTR_CGROUP2_FD) {
+		if ((int32_t)val < 3) {
+			snprintf(err, errlen, "bootstrap: cgroup2 fd %d is not an inherited fd", (int32_t)val);
+			return -1;
+		}
+		b->cgroup2_fd = (int)val;
 	} else {
 		int32_t adj = (int32_t)val;
 		if (adj < -1000 || adj > 1000) {

@@ -20,6 +20,9 @@ struct crib_bootstrap {
 	int32_t oom_score_adj;
 	size_t nns;
 	struct crib_ns ns[CRIB_MAX_NAMESPACES];
+	size_t ntasks;
+	int tasks_fd[CRIB_MAX_CGROUP_TASKS]; /* cgroup v1 "tasks" files to write "0" to */
+	int cgroup2_fd;                      /* cgroup v2 directory to clone into; 0: none */
 };
 
 /* crib_decode_header checks a 12-byte header and returns the length of the

@@ -237,6 +237,68 @@ static void new_userns(void)
 		bail("nsexec: become uid 0 in the new user namespace (is 0 mapped?): %m");
 }
 
+/* bail_fd fails with errno, naming the file behind fd. */
+__attribute__((noreturn)) static void bail_fd(const char *what, int fd)
+{
+	int saved = errno;
+	char link[64], target[CRIB_PATH_MAX];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, target, sizeof(target) - 1);
+	target[n > 0 ? n : 0] = '\0';
+	errno = saved;
+	bail("%s %s (fd %d): %m", what, n > 0 ? target : "?", fd);
+}
+
+/* join_cgroups_v1 moves stage 0 into the container's cgroup in every v1
+ * hierarchy by writing "0" to each tasks file: a single thread moving itself
+ * skips the kernel's global threadgroup lock, whose first taking after a
+ * quiet spell waits out an RCU grace period (~15 ms) — the cost of every
+ * other way in. The final process inherits the cgroups at clone. */
+static void join_cgroups_v1(struct crib_bootstrap *b)
+{
+	for (size_t i = 0; i < b->ntasks; i++) {
+		if (write(b->tasks_fd[i], "0", 1) != 1)
+			bail_fd("nsexec: join cgroup", b->tasks_fd[i]);
+		close(b->tasks_fd[i]);
+	}
+}
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+
+/* The kernel's struct clone_args up to its cgroup field (CLONE_ARGS_SIZE_VER2). */
+struct crib_clone_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size,
+		cgroup;
+};
+
+/* clone_final makes the final process the launcher's child (CLONE_PARENT),
+ * born in the cgroup v2 directory when one is given. Kernels without clone3
+ * or CLONE_INTO_CGROUP (< 5.7) refuse it before doing anything: they get a
+ * plain clone and the launcher places the process; *in_cgroup2 says which
+ * happened. Any other refusal is final: a failed first clone leaves a new
+ * pid namespace without its init, where no clone can succeed. */
+static long clone_final(const struct crib_bootstrap *b, uint32_t *in_cgroup2)
+{
+	*in_cgroup2 = 0;
+	if (b->cgroup2_fd > 0) {
+		/* exit_signal must be 0 with CLONE_PARENT: the child gets ours. */
+		struct crib_clone_args a = {.flags = CLONE_PARENT | CLONE_INTO_CGROUP, .cgroup = (uint64_t)b->cgroup2_fd};
+		long pid = syscall(SYS_clone3, &a, sizeof(a));
+		if (pid >= 0) {
+			*in_cgroup2 = CRIB_PID_IN_CGROUP2;
+			return pid;
+		}
+		if (errno != ENOSYS && errno != E2BIG && errno != EINVAL)
+			bail_fd("nsexec: clone into cgroup", b->cgroup2_fd);
+	}
+	return syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+}
+
 static void stage1(const struct crib_bootstrap *b)
 {
 	wait_sync(CRIB_SYNC_CONTINUE);
@@ -257,6 +319,8 @@ static void stage0(struct crib_bootstrap *b)
 	/* Nobody in the container may ptrace us or read our memory before exec. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		bail("nsexec: make the process non-dumpable: %m");
+	/* First, while still in the launcher's namespaces and credentials. */
+	join_cgroups_v1(b);
 	open_namespaces(b);
 	if (b->have_oom_score_adj)
 		set_oom_score_adj(b->oom_score_adj);
@@ -277,15 +341,16 @@ static void stage0(struct crib_bootstrap *b)
 	}
 	/* CLONE_PARENT makes the final process the launcher's child, so it can
 	 * wait for it directly once stage 0 has exited. */
-	long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+	uint32_t flags;
+	long pid = clone_final(b, &flags);
 	if (pid < 0)
 		bail("nsexec: clone: %m");
 	if (pid == 0) {
 		stage1(b);
 		return;
 	}
-	int32_t pids[2] = {(int32_t)pid, (int32_t)getpid()};
-	send_sync(CRIB_SYNC_PID, pids, sizeof(pids));
+	uint32_t report[3] = {(uint32_t)pid, (uint32_t)getpid(), flags};
+	send_sync(CRIB_SYNC_PID, report, sizeof(report));
 	_exit(0);
 }
 

@@ -26,6 +26,8 @@
 #define CRIB_PATH_MAX 4096
 /* At most one namespace of each of the 8 kinds. */
 #define CRIB_MAX_NAMESPACES 8
+/* At most this many cgroup v1 hierarchies to join. */
+#define CRIB_MAX_CGROUP_TASKS 16
 
 /* Attribute types. */
 #define CRIB_ATTR_ROLE 1        /* u32, one of CRIB_ROLE_* (required, once) */
@@ -33,6 +35,14 @@
 #define CRIB_ATTR_NS_PATH 3     /* u32 CLONE_NEW* type, then the nsfs path (no NUL) */
 #define CRIB_ATTR_NS_FD 4       /* u32 CLONE_NEW* type, then i32 inherited fd of an nsfs file */
 #define CRIB_ATTR_OOM_SCORE_ADJ 5 /* i32, -1000..1000 (once) */
+/* i32 inherited fd of a cgroup v1 "tasks" file, one per hierarchy: stage 0
+ * writes "0" to each before anything else, moving its one thread without the
+ * kernel's global migration lock, and the final process is born there. */
+#define CRIB_ATTR_CGROUP_TASKS_FD 6
+/* i32 inherited fd of a cgroup v2 directory (once): the final process is
+ * cloned into it (clone3 CLONE_INTO_CGROUP), or, where the kernel refuses,
+ * placed by the launcher (see CRIB_PID_IN_CGROUP2). */
+#define CRIB_ATTR_CGROUP2_FD 7
 
 /* Roles. */
 #define CRIB_ROLE_INIT 1  /* a container's first process: Go init follows */
@@ -42,11 +52,14 @@
 /* Sync message types. */
 #define CRIB_SYNC_USERMAP_REQ 1 /* child -> launcher: i32 pid; write its uid/gid maps */
 #define CRIB_SYNC_USERMAP_ACK 2 /* launcher -> child: maps written, no payload */
-#define CRIB_SYNC_PID 3         /* stage 0 -> launcher: i32 final pid, i32 stage 0 pid (host view) */
+#define CRIB_SYNC_PID 3         /* stage 0 -> launcher: i32 final pid, i32 stage 0 pid (host view), u32 CRIB_PID_* flags */
 #define CRIB_SYNC_CONTINUE 4    /* launcher -> final process: placed, run; no payload */
 #define CRIB_SYNC_ERROR 5       /* child -> launcher: the error text, reported verbatim */
 #define CRIB_SYNC_RUNNING 6     /* final process -> launcher: constructor done, Go init (or pause) runs */
 #define CRIB_SYNC_MAX 4096      /* the largest sync payload */
+
+/* SYNC_PID flags. */
+#define CRIB_PID_IN_CGROUP2 1 /* the final process was cloned into the CGROUP2_FD cgroup */
 
 /* Environment variables naming inherited fds. */
 #define CRIB_ENV_INITPIPE "_CRIB_INITPIPE"

@@ -14,6 +14,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/nsexec/nsproto"
 	"github.com/crib-runtime/crib/runtime/initmsg"
 	"github.com/crib-runtime/crib/runtime/launch"
@@ -26,7 +27,10 @@ import (
 // RDT class before it runs.
 type Execer struct {
 	Binary string
-	Place  func(cgroup, rdtClass, containerID string, pid int) error
+	// Placement opens the container's cgroup for the process to be born in.
+	Placement func(cgroup string) (*cgroups.Placement, error)
+	// Place puts the process in the container's RDT class.
+	Place func(rdtClass, containerID string, pid int) error
 }
 
 // execNamespaces are joined, in this order of kinds, by an fd on the
@@ -82,9 +86,14 @@ func (m *Manager) Exec(ctx context.Context, st State, proc *specs.Process,
 		return 0, fmt.Errorf("exec in container %s: %w", id, err)
 	}
 	defer pipes.close()
+	pl, err := x.Placement(st.Cgroup)
+	if err != nil {
+		return 0, fmt.Errorf("exec in container %s: %w", id, err)
+	}
+	defer pl.Close()
 	p, err := launch.Start(ctx, launch.Options{
-		Binary: x.Binary, Role: nsproto.RoleExec, Join: join,
-		Place:  func(pid int) error { return x.Place(st.Cgroup, st.RDTClass, id, pid) },
+		Binary: x.Binary, Role: nsproto.RoleExec, Join: join, Cgroup: pl,
+		Place:  func(pid int) error { return x.Place(st.RDTClass, id, pid) },
 		Config: &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleExec, Spec: &specs.Spec{Process: proc}},
 		Stdin:  pipes.childIn, Stdout: pipes.childOut, Stderr: pipes.childErr,
 	})

@@ -239,6 +239,25 @@ func (m *Manager) AddProc(path string, pid int) error {
 	return errors.Join(errs...)
 }
 
+// Placement implements cgroups.Manager: the cgroup's tasks file in every
+// hierarchy.
+func (m *Manager) Placement(path string) (*cgroups.Placement, error) {
+	p, err := cgroups.CleanPath(path)
+	if err != nil {
+		return nil, err
+	}
+	pl := &cgroups.Placement{}
+	for _, r := range m.roots {
+		f, err := r.OpenFile(cgroups.Rel(p), "tasks", unix.O_WRONLY)
+		if err != nil {
+			pl.Close()
+			return nil, fmt.Errorf("placement in cgroup %s: %w", p, err)
+		}
+		pl.Tasks = append(pl.Tasks, f)
+	}
+	return pl, nil
+}
+
 // OOMKills implements cgroups.Manager from memory.oom_control's oom_kill
 // (Linux 4.13), which counts kills in the cgroup and below.
 func (m *Manager) OOMKills(path string) (uint64, error) {

@@ -245,6 +245,19 @@ func (m *Manager) AddProc(path string, pid int) error {
 	return m.root.Write(cgroups.Rel(p), "cgroup.procs", strconv.Itoa(pid))
 }
 
+// Placement implements cgroups.Manager: the cgroup's directory.
+func (m *Manager) Placement(path string) (*cgroups.Placement, error) {
+	p, err := m.existing(path)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := m.root.OpenFile(cgroups.Rel(p), "", unix.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
+		return nil, fmt.Errorf("placement in cgroup %s: %w", p, err)
+	}
+	return &cgroups.Placement{Dir: dir}, nil
+}
+
 // OOMKills implements cgroups.Manager from memory.events' oom_kill, which
 // counts the cgroup and its descendants.
 func (m *Manager) OOMKills(path string) (uint64, error) {

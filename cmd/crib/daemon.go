@@ -108,10 +108,7 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	if err != nil {
 		return err
 	}
-	containers.UseExecer(runtime.Execer{Binary: bin, Place: func(cgroup, class, id string, pid int) error {
-		if err := cg.AddProc(cgroup, pid); err != nil {
-			return err
-		}
+	containers.UseExecer(runtime.Execer{Binary: bin, Placement: cg.Placement, Place: func(class, id string, pid int) error {
 		if warning, err := classes.Place(class, id, pid); err != nil {
 			return err
 		} else if warning != nil {

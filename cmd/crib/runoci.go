@@ -72,7 +72,10 @@ func runBundle(bundle, state, id string) (code int, retErr error) {
 			retErr = errors.Join(retErr, err)
 		}
 	}()
-	o.Place = func(pid int) error { return cg.AddProc(cgroup, pid) }
+	if o.Cgroup, err = cg.Placement(cgroup); err != nil {
+		return 0, err
+	}
+	defer o.Cgroup.Close()
 	return runProcess(o)
 }
 

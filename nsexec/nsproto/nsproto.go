@@ -23,6 +23,11 @@ type Bootstrap struct {
 	Namespaces []Namespace
 	// OOMScoreAdj, when set, is written by stage 0 before it joins anything.
 	OOMScoreAdj *int
+	// CgroupTasks are inherited fds of cgroup v1 tasks files that stage 0
+	// writes "0" to first; Cgroup2FD (0: none) is a cgroup v2 directory the
+	// final process is cloned into.
+	CgroupTasks []int
+	Cgroup2FD   int
 }
 
 // Marshal encodes b. It checks only what it must to produce a well-formed
@@ -51,6 +56,15 @@ func (b *Bootstrap) Marshal() ([]byte, error) {
 	}
 	if b.OOMScoreAdj != nil {
 		put(AttrOomScoreAdj, u32(uint32(int32(*b.OOMScoreAdj))))
+	}
+	if len(b.CgroupTasks) > MaxCgroupTasks {
+		return nil, fmt.Errorf("bootstrap: %d cgroup hierarchies exceed %d", len(b.CgroupTasks), MaxCgroupTasks)
+	}
+	for _, fd := range b.CgroupTasks {
+		put(AttrCgroupTasksFd, u32(uint32(int32(fd))))
+	}
+	if b.Cgroup2FD != 0 {
+		put(AttrCgroup2Fd, u32(uint32(int32(b.Cgroup2FD))))
 	}
 	if len(attrs) > BootstrapMax {
 		return nil, fmt.Errorf("bootstrap: message of %d bytes exceeds %d", len(attrs), BootstrapMax)
@@ -102,12 +116,14 @@ func WriteSync(w io.Writer, typ uint32, payload []byte) error {
 	return nil
 }
 
-// Pids decodes a SyncPid payload: the final process and stage 0, as the host sees them.
-func (s Sync) Pids() (final, stage0 int, err error) {
-	if s.Type != SyncPid || len(s.Payload) != 8 {
-		return 0, 0, fmt.Errorf("sync message %d of %d bytes is not a pid report", s.Type, len(s.Payload))
+// Pids decodes a SyncPid payload: the final process and stage 0, as the
+// host sees them, and the Pid* flags.
+func (s Sync) Pids() (final, stage0 int, flags uint32, err error) {
+	if s.Type != SyncPid || len(s.Payload) != 12 {
+		return 0, 0, 0, fmt.Errorf("sync message %d of %d bytes is not a pid report", s.Type, len(s.Payload))
 	}
-	return int(int32(binary.LittleEndian.Uint32(s.Payload))), int(int32(binary.LittleEndian.Uint32(s.Payload[4:]))), nil
+	le := binary.LittleEndian
+	return int(int32(le.Uint32(s.Payload))), int(int32(le.Uint32(s.Payload[4:]))), le.Uint32(s.Payload[8:]), nil
 }
 
 // Pid decodes a SyncUsermapReq payload.

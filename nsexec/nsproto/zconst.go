@@ -11,6 +11,7 @@ const (
 	BootstrapMax     = 65536
 	PathMax          = 4096
 	MaxNamespaces    = 8
+	MaxCgroupTasks   = 16
 	// AttrRole: u32, one of CRIB_ROLE_* (required, once)
 	AttrRole = 1
 	// AttrCloneFlags: u32, CLONE_NEW* flags of namespaces to create (once)
@@ -20,7 +21,9 @@ const (
 	// AttrNsFd: u32 CLONE_NEW* type, then i32 inherited fd of an nsfs file
 	AttrNsFd = 4
 	// AttrOomScoreAdj: i32, -1000..1000 (once)
-	AttrOomScoreAdj = 5
+	AttrOomScoreAdj   = 5
+	AttrCgroupTasksFd = 6
+	AttrCgroup2Fd     = 7
 	// RoleInit: a container's first process: Go init follows
 	RoleInit = 1
 	// RoleExec: a process joining a running container: Go init follows
@@ -31,7 +34,7 @@ const (
 	SyncUsermapReq = 1
 	// SyncUsermapAck: launcher -> child: maps written, no payload
 	SyncUsermapAck = 2
-	// SyncPid: stage 0 -> launcher: i32 final pid, i32 stage 0 pid (host view)
+	// SyncPid: stage 0 -> launcher: i32 final pid, i32 stage 0 pid (host view), u32 CRIB_PID_* flags
 	SyncPid = 3
 	// SyncContinue: launcher -> final process: placed, run; no payload
 	SyncContinue = 4
@@ -40,8 +43,10 @@ const (
 	// SyncRunning: final process -> launcher: constructor done, Go init (or pause) runs
 	SyncRunning = 6
 	// SyncMax: the largest sync payload
-	SyncMax     = 4096
-	EnvInitpipe = "_CRIB_INITPIPE"
-	EnvLogpipe  = "_CRIB_LOGPIPE"
-	EnvDetach   = "_CRIB_DETACH"
+	SyncMax = 4096
+	// PidInCgroup2: the final process was cloned into the CGROUP2_FD cgroup
+	PidInCgroup2 = 1
+	EnvInitpipe  = "_CRIB_INITPIPE"
+	EnvLogpipe   = "_CRIB_LOGPIPE"
+	EnvDetach    = "_CRIB_DETACH"
 )

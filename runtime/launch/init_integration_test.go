@@ -94,8 +94,23 @@ func fakeResctrl(t *testing.T) (mountinfo string, tasks string, cfg rdt.Config) 
 // print its own /proc/self/cgroup, and checks, from inside the placement
 // callback, that the process is in its RDT class while still in nsexec.
 func TestPlacedBeforeFirstInstruction(t *testing.T) {
+	// Born in the cgroup (stage 0 enters it; clone3 into it on v2), as crib
+	// starts processes, and moved there by the launcher's callback.
+	t.Run("born", func(t *testing.T) { testPlaced(t, true) })
+	t.Run("moved", func(t *testing.T) { testPlaced(t, false) })
+}
+
+func testPlaced(t *testing.T, born bool) {
 	bin := testBinary(t)
 	m, cg := testCgroup(t)
+	var pl *cgroups.Placement
+	if born {
+		var err error
+		if pl, err = m.Placement(cg); err != nil {
+			t.Fatal(err)
+		}
+		defer pl.Close()
+	}
 	mountinfo, tasks, cfg := fakeResctrl(t)
 	classes, err := rdt.Open(mountinfo, cfg)
 	if err != nil {
@@ -110,8 +125,14 @@ func TestPlacedBeforeFirstInstruction(t *testing.T) {
 	p, err := launch.Start(context.Background(), launch.Options{
 		Binary: bin, Role: nsproto.RoleInit, New: containerNS, Stdout: out, Stderr: out,
 		Config: &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleInit, Spec: initSpec(busyboxRootfs(t), "/bin/cat", "/proc/self/cgroup")},
+		Cgroup: pl,
 		Place: func(pid int) error {
-			if err := m.AddProc(cg, pid); err != nil {
+			if born {
+				// Already there, before the callback: nothing moved it.
+				if got, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup"); !strings.Contains(string(got), cg) {
+					return fmt.Errorf("process %d not born in %s:\n%s", pid, cg, got)
+				}
+			} else if err := m.AddProc(cg, pid); err != nil {
 				return err
 			}
 			if _, err := classes.Place("gold", strings.Repeat("c", 64), pid); err != nil {
@@ -182,8 +203,12 @@ func TestExecJoinsRunningContainer(t *testing.T) {
 		join = append(join, launch.Namespace{Type: kinds[name], File: f})
 	}
 	execSpec := &specs.Spec{Process: &specs.Process{Args: []string{"/bin/sleep", "30"}, Cwd: "/", Env: []string{"PATH=/bin"}}}
-	ex := startInit(t, launch.Options{Binary: bin, Role: nsproto.RoleExec, Join: join,
-		Place:  func(pid int) error { return m.AddProc(cg, pid) },
+	pl, err := m.Placement(cg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pl.Close()
+	ex := startInit(t, launch.Options{Binary: bin, Role: nsproto.RoleExec, Join: join, Cgroup: pl,
 		Config: &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleExec, Spec: execSpec}})
 	for _, name := range []string{"ipc", "uts", "net", "pid", "mnt"} {
 		if got, want := nsInode(t, ex.Pid, name), nsInode(t, ctr.Pid, name); got != want {

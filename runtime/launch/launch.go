@@ -16,6 +16,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/nsexec/nsproto"
 	"github.com/crib-runtime/crib/runtime/initmsg"
 )
@@ -35,8 +36,13 @@ type Options struct {
 	UIDMappings, GIDMappings []specs.LinuxIDMapping
 	// OOMScoreAdj is set before anything else, when not nil.
 	OOMScoreAdj *int
-	// Place puts the final process (host pid) in its cgroup and RDT class.
-	// It runs before that process executes any instruction of its own.
+	// Cgroup, when set, is the cgroup the final process is born in (see
+	// cgroups.Placement): stage 0 enters it before it clones. The caller
+	// keeps and closes the files.
+	Cgroup *cgroups.Placement
+	// Place puts the final process (host pid) where Cgroup does not: its
+	// RDT class, or its cgroup when Cgroup is nil. It runs before that
+	// process executes any instruction of its own.
 	Place func(pid int) error
 	// Config is sent to the Go init (roles init and exec).
 	Config *initmsg.Config
@@ -123,8 +129,8 @@ func Start(ctx context.Context, o Options) (_ *Process, retErr error) {
 	return p, nil
 }
 
-// spawn starts stage 0 with the init socket as fd 3, the log pipe as fd 4
-// and namespace files from fd 5 on.
+// spawn starts stage 0 with the init socket as fd 3, the log pipe as fd 4,
+// then namespace files, then cgroup placement files.
 func (p *Process) spawn(o Options, childSock, logW *os.File) (*exec.Cmd, error) {
 	cmd := &exec.Cmd{
 		Path:   o.Binary,
@@ -138,6 +144,12 @@ func (p *Process) spawn(o Options, childSock, logW *os.File) (*exec.Cmd, error) 
 	for _, ns := range o.Join {
 		if ns.File != nil {
 			cmd.ExtraFiles = append(cmd.ExtraFiles, ns.File)
+		}
+	}
+	if o.Cgroup != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, o.Cgroup.Tasks...)
+		if o.Cgroup.Dir != nil {
+			cmd.ExtraFiles = append(cmd.ExtraFiles, o.Cgroup.Dir)
 		}
 	}
 	if err := cmd.Start(); err != nil {
@@ -158,6 +170,15 @@ func (p *Process) bootstrap(o Options, cmd *exec.Cmd) error {
 			nextFD++
 		}
 		b.Namespaces = append(b.Namespaces, n)
+	}
+	if o.Cgroup != nil {
+		for range o.Cgroup.Tasks {
+			b.CgroupTasks = append(b.CgroupTasks, nextFD)
+			nextFD++
+		}
+		if o.Cgroup.Dir != nil {
+			b.Cgroup2FD = nextFD
+		}
 	}
 	msg, err := b.Marshal()
 	if err != nil {
@@ -184,12 +205,18 @@ func (p *Process) bootstrap(o Options, cmd *exec.Cmd) error {
 				return err
 			}
 		case nsproto.SyncPid:
-			final, _, err := s.Pids()
+			final, _, flags, err := s.Pids()
 			if err != nil {
 				return err
 			}
 			if err := p.adopt(final); err != nil {
 				return err
+			}
+			if o.Cgroup != nil && o.Cgroup.Dir != nil && flags&nsproto.PidInCgroup2 == 0 {
+				if err := enterCgroup2(o.Cgroup.Dir, final); err != nil {
+					_ = cmd.Wait()
+					return err
+				}
 			}
 			if err := cmd.Wait(); err != nil {
 				return fmt.Errorf("nsexec stage 0: %w%s", err, p.logs.suffix())
@@ -228,6 +255,20 @@ func (p *Process) adopt(pid int) error {
 		return fmt.Errorf("find process %d: %w", pid, err)
 	}
 	p.Pid, p.proc = pid, proc
+	return nil
+}
+
+// enterCgroup2 moves pid into the cgroup v2 directory dir, for kernels
+// that did not clone it there.
+func enterCgroup2(dir *os.File, pid int) error {
+	fd, err := unix.Openat(int(dir.Fd()), "cgroup.procs", unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err == nil {
+		_, err = unix.Write(fd, []byte(strconv.Itoa(pid)))
+		unix.Close(fd)
+	}
+	if err != nil {
+		return fmt.Errorf("place process %d in cgroup %s: %w", pid, dir.Name(), err)
+	}
 	return nil
 }
 

@@ -235,6 +235,17 @@ func TestBadInputLeavesNothing(t *testing.T) {
 	if err := os.WriteFile(regular, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A cgroup removed after its placement files were opened: stage 0's
+	// write (v1) or the clone into it (v2) fails.
+	m, gone := testCgroup(t)
+	pl, err := m.Placement(gone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pl.Close()
+	if err := m.Remove(gone); err != nil {
+		t.Fatal(err)
+	}
 	before := children(t)
 	for _, tc := range []struct {
 		name string
@@ -255,6 +266,7 @@ func TestBadInputLeavesNothing(t *testing.T) {
 			"uid_map"},
 		{"placement fails", launch.Options{New: unix.CLONE_NEWPID, Place: func(int) error { return errors.New("no such cgroup") }},
 			"no such cgroup"},
+		{"cgroup removed", launch.Options{New: unix.CLONE_NEWPID, Cgroup: pl}, strings.TrimPrefix(gone, "/")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.o.Binary, tc.o.Role = testBinary(t), nsproto.RolePause

@@ -116,7 +116,11 @@ func (s *service) create(ctx context.Context, r *shimapi.CreateRequest, spec *sp
 	o = s.launchOptions(o, r.Id)
 	o.Config.Rootfs = initmsg.Rootfs{Lower: r.Lower, Upper: r.Upper, Work: r.Work}
 	o.Config.DevShm = r.DevShm
-	o.Place = s.placer(c.cgroup, c.class, c.id)
+	if o.Cgroup, err = s.cg.Placement(c.cgroup); err != nil {
+		return nil, err
+	}
+	defer o.Cgroup.Close()
+	o.Place = s.classPlacer(c.class, c.id)
 	closeChild := func() {}
 	if spec.Process == nil || !spec.Process.Terminal { // with one, init makes a pty and sends its master
 		if closeChild, err = c.openStdio(&o, r.Stdin); err != nil {
@@ -162,12 +166,10 @@ func (s *service) start(ctx context.Context, c *container, o launch.Options) err
 	return nil
 }
 
-// placer returns launch's Place callback: the cgroup, then the RDT class.
-func (s *service) placer(cgroup, class, id string) func(int) error {
+// classPlacer returns launch's Place callback: the RDT class (the cgroup
+// is entered through launch.Options.Cgroup).
+func (s *service) classPlacer(class, id string) func(int) error {
 	return func(pid int) error {
-		if err := s.cg.AddProc(cgroup, pid); err != nil {
-			return err
-		}
 		if class == "" {
 			return nil
 		}

@@ -75,9 +75,15 @@ type execRun struct {
 
 func (s *service) execSync(ctx context.Context, c *container, proc *specs.Process) (*shimapi.ExecSyncResponse, error) {
 	e := &execRun{exit: make(chan unix.WaitStatus, 1)}
-	o := launch.Options{Role: nsproto.RoleExec, Place: s.placer(c.cgroup, c.class, c.id),
+	o := launch.Options{Role: nsproto.RoleExec, Place: s.classPlacer(c.class, c.id),
 		Config: &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleExec, Spec: &specs.Spec{Process: proc}}}
 	o = s.launchOptions(o, c.id)
+	pl, err := s.cg.Placement(c.cgroup)
+	if err != nil {
+		return nil, err
+	}
+	defer pl.Close()
+	o.Cgroup = pl
 	var child []*os.File
 	defer func() {
 		for _, f := range child {

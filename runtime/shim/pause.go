@@ -35,7 +35,12 @@ func (s *service) StartPause(ctx context.Context, r *shimapi.StartPauseRequest) 
 	}
 	o = s.launchOptions(o, "pause")
 	if r.Cgroup != "" {
-		o.Place = func(pid int) error { return s.cg.AddProc(r.Cgroup, pid) }
+		pl, err := s.cg.Placement(r.Cgroup)
+		if err != nil {
+			return nil, fmt.Errorf("start pause of pod %s: %w", s.podID, err)
+		}
+		defer pl.Close()
+		o.Cgroup = pl
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

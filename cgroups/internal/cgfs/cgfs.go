@@ -164,6 +164,20 @@ func (r *Root) Read(cg, file string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
+// OpenFile opens cg/file (or the cgroup cg itself when file is "")
+// beneath the root; name is how errors and /proc show it.
+func (r *Root) OpenFile(cg, file string, flags int) (*os.File, error) {
+	p := cg
+	if file != "" {
+		p = join(cg, file)
+	}
+	fd, err := r.open(p, flags)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: r.path + "/" + p, Err: err}
+	}
+	return os.NewFile(uintptr(fd), r.path+"/"+p), nil
+}
+
 // Exists reports whether cg/file (or the cgroup cg when file is "") exists.
 func (r *Root) Exists(cg, file string) bool {
 	p := cg

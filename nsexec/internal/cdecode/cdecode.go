@@ -40,6 +40,8 @@ type Bootstrap struct {
 	Role, CloneFlags uint32
 	OOMScoreAdj      *int
 	Namespaces       []Namespace
+	CgroupTasks      []int
+	Cgroup2FD        int
 }
 
 // Decode runs the C decoder on a whole message (header and attributes).
@@ -59,6 +61,10 @@ func Decode(msg []byte) (Bootstrap, error) {
 		v := int(b.oom_score_adj)
 		out.OOMScoreAdj = &v
 	}
+	for i := 0; i < int(b.ntasks); i++ {
+		out.CgroupTasks = append(out.CgroupTasks, int(b.tasks_fd[i]))
+	}
+	out.Cgroup2FD = int(b.cgroup2_fd)
 	for i := 0; i < int(b.nns); i++ {
 		ns := b.ns[i]
 		out.Namespaces = append(out.Namespaces, Namespace{Type: uint32(ns._type), FD: int(ns.fd), Path: C.GoString(&ns.path[0])})

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -51,6 +52,8 @@ func TestRoundTrip(t *testing.T) {
 			{Type: unix.CLONE_NEWIPC, FD: 7},
 		},
 		OOMScoreAdj: &adj,
+		CgroupTasks: []int{8, 9, 10},
+		Cgroup2FD:   11,
 	}
 	out, err := Decode(msg(t, in))
 	if err != nil {
@@ -58,7 +61,8 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if out.Role != in.Role || out.CloneFlags != in.CloneFlags || *out.OOMScoreAdj != adj || len(out.Namespaces) != 2 ||
 		out.Namespaces[0] != (Namespace{Type: unix.CLONE_NEWNET, FD: -1, Path: "/run/crib/ns/pod/net"}) ||
-		out.Namespaces[1] != (Namespace{Type: unix.CLONE_NEWIPC, FD: 7}) {
+		out.Namespaces[1] != (Namespace{Type: unix.CLONE_NEWIPC, FD: 7}) ||
+		!slices.Equal(out.CgroupTasks, in.CgroupTasks) || out.Cgroup2FD != 11 {
 		t.Fatalf("decoded %+v", out)
 	}
 }
@@ -98,6 +102,12 @@ func TestRejects(t *testing.T) {
 		{"stdio fd", raw(role, attr(nsproto.AttrNsFd, 8, append(u32(unix.CLONE_NEWNET), u32(1)...))), "not an inherited fd"},
 		{"fd attribute size", raw(role, attr(nsproto.AttrNsFd, 6, append(u32(unix.CLONE_NEWNET), 5, 0))), "malformed"},
 		{"oom range", raw(role, attr(nsproto.AttrOomScoreAdj, 4, u32(uint32(2000)))), "out of range"},
+		{"tasks stdio fd", raw(role, attr(nsproto.AttrCgroupTasksFd, 4, u32(2))), "cgroup tasks fd 2"},
+		{"tasks size", raw(role, attr(nsproto.AttrCgroupTasksFd, 2, []byte{5, 0})), "cgroup tasks attribute has 2 bytes"},
+		{"too many tasks", raw(append([][]byte{role}, slices.Repeat([][]byte{attr(nsproto.AttrCgroupTasksFd, 4, u32(5))}, nsproto.MaxCgroupTasks+1)...)...),
+			"more than 16 cgroup tasks fds"},
+		{"cgroup2 fd", raw(role, attr(nsproto.AttrCgroup2Fd, 4, u32(0))), "cgroup2 fd 0"},
+		{"cgroup2 twice", raw(role, attr(nsproto.AttrCgroup2Fd, 4, u32(5)), attr(nsproto.AttrCgroup2Fd, 4, u32(6))), "given twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Decode(tc.msg)
@@ -116,6 +126,7 @@ func FuzzDecode(f *testing.F) {
 		{Role: nsproto.RoleInit, CloneFlags: unix.CLONE_NEWNS | unix.CLONE_NEWPID},
 		{Role: nsproto.RolePause, CloneFlags: unix.CLONE_NEWPID, Namespaces: []nsproto.Namespace{{Type: unix.CLONE_NEWNET, Path: "/run/ns/net"}}},
 		{Role: nsproto.RoleExec, Namespaces: []nsproto.Namespace{{Type: unix.CLONE_NEWUSER, FD: 5}, {Type: unix.CLONE_NEWNS, FD: 6}}, OOMScoreAdj: &adj},
+		{Role: nsproto.RoleInit, CgroupTasks: []int{5, 6}, Cgroup2FD: 7},
 	} {
 		f.Add(msg(f, b))
 	}
@@ -136,6 +147,10 @@ func FuzzDecode(f *testing.F) {
 			if (ns.FD < 0) == (ns.Path == "") || (ns.Path != "" && ns.Path[0] != '/') {
 				t.Fatalf("accepted namespace %+v", ns)
 			}
+		}
+		if len(b.CgroupTasks) > nsproto.MaxCgroupTasks || slices.ContainsFunc(b.CgroupTasks, func(fd int) bool { return fd < 3 }) ||
+			(b.Cgroup2FD != 0 && b.Cgroup2FD < 3) {
+			t.Fatalf("accepted cgroup fds %v, %d", b.CgroupTasks, b.Cgroup2FD)
 		}
 	})
 }
