@@ -7,22 +7,19 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// StartContainer lets a created container exec its process. A command that
-// cannot be executed fails here, with init's error.
+// StartContainer sets a created container up and runs its process. A bad
+// mount or a command that cannot be executed fails here, with init's error.
 func (s *Server) StartContainer(ctx context.Context, req *criapi.StartContainerRequest) (*criapi.StartContainerResponse, error) {
 	id, err := s.containers.Resolve(req.GetContainerId())
 	if err != nil {
 		return nil, err
 	}
-	st, err := s.containers.Status(ctx, id)
+	podID, err := s.containers.Start(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.containers.Start(ctx, id); err != nil {
-		return nil, err
-	}
-	go s.watch(id, st.SandboxID)
+	go s.watch(id, podID)
 	klog.FromContext(ctx).V(2).Info("Started container", "containerID", id)
-	s.emit(ctx, id, st.SandboxID, criapi.ContainerEventType_CONTAINER_STARTED_EVENT)
+	s.emit(ctx, id, podID, criapi.ContainerEventType_CONTAINER_STARTED_EVENT)
 	return &criapi.StartContainerResponse{}, nil
 }

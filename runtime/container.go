@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -44,6 +45,11 @@ type Container struct {
 	Tty       bool   `json:"tty,omitempty"`
 	Stdin     bool   `json:"stdin,omitempty"`
 	StdinOnce bool   `json:"stdinOnce,omitempty"`
+	// Spec (the OCI spec, JSON), Layers and DevShm are what Start hands
+	// to the pod's shim: until then the container is only this record.
+	Spec   json.RawMessage `json:"spec"`
+	Layers []string        `json:"layers"`
+	DevShm string          `json:"devShm,omitempty"`
 }
 
 // State is a container's record with its live state from the shim.
@@ -57,6 +63,11 @@ type State struct {
 	// Reason is Completed, Error, OOMKilled or Unknown once exited.
 	Reason  string
 	Message string
+}
+
+// created is the state of a container its shim has not been handed yet.
+func created(c Container) State {
+	return State{Container: c, Status: shimapi.Status_CREATED}
 }
 
 func fromShim(c Container, s *shimapi.ContainerState) State {
@@ -92,3 +103,21 @@ type CreateOptions struct {
 }
 
 func marshalSpec(s *specs.Spec) ([]byte, error) { return json.Marshal(s) }
+
+// withResources returns spec (JSON) with the limits of r; its device
+// rules, which a CRI update does not carry, stay.
+func withResources(spec json.RawMessage, r *specs.LinuxResources) (json.RawMessage, error) {
+	var s specs.Spec
+	if err := json.Unmarshal(spec, &s); err != nil {
+		return nil, fmt.Errorf("decode recorded spec: %w", err)
+	}
+	if s.Linux == nil {
+		s.Linux = &specs.Linux{}
+	}
+	merged := *r
+	if s.Linux.Resources != nil {
+		merged.Devices = s.Linux.Resources.Devices
+	}
+	s.Linux.Resources = &merged
+	return marshalSpec(&s)
+}

@@ -113,9 +113,10 @@ func (m *Manager) containerDir(id string) string { return filepath.Join(m.dir, i
 // namespace only).
 func (m *Manager) RootfsPath(id string) string { return filepath.Join(m.containerDir(id), "rootfs") }
 
-// Create reserves the container's name, prepares its writable layer and asks
-// the pod's shim to create it. On failure nothing is left: no record, no
-// directory, no name, no shim state.
+// Create reserves the container's name and records it, spec included: a
+// created container is only its record, as in containerd, until Start hands
+// it to the pod's shim. On failure nothing is left: no record, no directory,
+// no name.
 func (m *Manager) Create(ctx context.Context, c Container, o CreateOptions) (_ State, retErr error) {
 	key := nameKey(c.SandboxID, c.Name, c.Attempt)
 	m.mu.Lock()
@@ -135,13 +136,7 @@ func (m *Manager) Create(ctx context.Context, c Container, o CreateOptions) (_ S
 			m.mu.Unlock()
 		}
 	}()
-	for _, d := range []string{"upper", "work", "rootfs"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return State{}, fmt.Errorf("create container %s: %w", c.ID, err)
-		}
-	}
-	shim, err := m.shims.Shim(ctx, c.SandboxID)
-	if err != nil {
+	if err := os.Mkdir(dir, 0o711); err != nil {
 		return State{}, fmt.Errorf("create container %s: %w", c.ID, err)
 	}
 	o.Spec.Root.Path = m.RootfsPath(c.ID)
@@ -149,30 +144,14 @@ func (m *Manager) Create(ctx context.Context, c Container, o CreateOptions) (_ S
 	if err != nil {
 		return State{}, fmt.Errorf("create container %s: encode spec: %w", c.ID, err)
 	}
-	st, err := shim.Create(ctx, &shimapi.CreateRequest{
-		Id: c.ID, Spec: spec, Lower: o.Layers, Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work"),
-		DevShm: o.DevShm, RdtClass: c.RDTClass, LogPath: c.LogPath, Stdin: c.Stdin, StdinOnce: c.StdinOnce, Tty: c.Tty,
-	})
-	if err != nil {
-		return State{}, fmt.Errorf("create container %s: %w", c.ID, err)
-	}
-	defer func() {
-		if retErr != nil {
-			cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			defer cancel()
-			_, _ = shim.Kill(cleanup, &shimapi.KillRequest{Id: c.ID, Signal: int32(syscall.SIGKILL), All: true})
-			_, _ = shim.Wait(cleanup, &shimapi.ContainerRequest{Id: c.ID})
-			_, _ = shim.Delete(cleanup, &shimapi.ContainerRequest{Id: c.ID})
-		}
-	}()
-	c.Version = recordVersion
+	c.Version, c.Spec, c.Layers, c.DevShm = recordVersion, spec, o.Layers, o.DevShm
 	if err := statefile.WriteJSON(filepath.Join(dir, "container.json"), &c); err != nil {
 		return State{}, fmt.Errorf("create container %s: %w", c.ID, err)
 	}
 	m.mu.Lock()
 	m.records[c.ID] = &c
 	m.mu.Unlock()
-	return fromShim(c, st), nil
+	return created(c), nil
 }
 
 // get returns a copy of a record.
@@ -217,20 +196,38 @@ func (m *Manager) shimOf(ctx context.Context, id string) (Container, Shim, error
 	return c, s, err
 }
 
-// Start lets a created container run its process.
-func (m *Manager) Start(ctx context.Context, id string) error {
-	_, shim, err := m.shimOf(ctx, id)
+// Start hands a created container to its pod's shim, which sets it up
+// (cgroup, rootfs, mounts, namespaces: a bad mount or a missing command
+// fails here) and runs its process. It returns the container's pod.
+func (m *Manager) Start(ctx context.Context, id string) (string, error) {
+	c, shim, err := m.shimOf(ctx, id)
 	if err != nil {
-		return fmt.Errorf("start container %s: %w", id, err)
+		return "", fmt.Errorf("start container %s: %w", id, err)
+	}
+	dir := m.containerDir(id)
+	for _, d := range []string{"upper", "work", "rootfs"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return "", fmt.Errorf("start container %s: %w", id, err)
+		}
+	}
+	_, err = shim.Create(ctx, &shimapi.CreateRequest{
+		Id: c.ID, Spec: c.Spec, Lower: c.Layers, Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work"),
+		DevShm: c.DevShm, RdtClass: c.RDTClass, LogPath: c.LogPath, Stdin: c.Stdin, StdinOnce: c.StdinOnce, Tty: c.Tty,
+	})
+	// AlreadyExists: a start that was cut short after the hand-over
+	// (daemon restart) is taken up where it stopped.
+	if err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
+		return "", fmt.Errorf("start container %s: %w", id, err)
 	}
 	if _, err := shim.Start(ctx, &shimapi.ContainerRequest{Id: id}); err != nil {
-		return fmt.Errorf("start container %s: %w", id, err)
+		return "", fmt.Errorf("start container %s: %w", id, err)
 	}
-	return nil
+	return c.SandboxID, nil
 }
 
-// Status returns a container's record and live state. A container whose
-// shim is gone is exited with reason Unknown.
+// Status returns a container's record and live state. A container its
+// shim does not know was never started; one whose shim is gone is exited
+// with reason Unknown.
 func (m *Manager) Status(ctx context.Context, id string) (State, error) {
 	c, shim, err := m.shimOf(ctx, id)
 	if errors.Is(err, errdefs.ErrNotFound) && c.ID != "" {
@@ -240,7 +237,10 @@ func (m *Manager) Status(ctx context.Context, id string) (State, error) {
 		return State{}, err
 	}
 	s, err := shim.State(ctx, &shimapi.ContainerRequest{Id: id})
-	if errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, ttrpc.ErrClosed) {
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return created(c), nil
+	}
+	if errors.Is(err, ttrpc.ErrClosed) {
 		return fromShim(c, nil), nil
 	}
 	if err != nil {
@@ -275,8 +275,7 @@ func (m *Manager) List(ctx context.Context) ([]State, error) {
 		} else if s, ok := pod[c.ID]; ok {
 			out = append(out, fromShim(c, s))
 		} else {
-			// Not in the shim (a create that crashed half way): Unknown.
-			out = append(out, fromShim(c, nil))
+			out = append(out, created(c)) // not handed to the shim yet
 		}
 	}
 	return out, nil
@@ -403,6 +402,9 @@ func (m *Manager) ExecSync(ctx context.Context, id string, process []byte, timeo
 		return nil, fmt.Errorf("exec in container %s: %w", id, err)
 	}
 	resp, err := shim.ExecSync(ctx, &shimapi.ExecSyncRequest{Id: id, Process: process, Timeout: int64(timeout / time.Second)})
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil, fmt.Errorf("exec in container %s: it has not been started: %w", id, errdefs.ErrFailedPrecondition)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("exec in container %s: %w", id, err)
 	}
@@ -509,7 +511,13 @@ func (m *Manager) UpdateResources(ctx context.Context, id string, r *specs.Linux
 	if err != nil {
 		return fmt.Errorf("update container %s: %w", id, err)
 	}
-	if _, err := shim.Update(ctx, &shimapi.UpdateRequest{Id: id, Resources: data}); err != nil {
+	_, err = shim.Update(ctx, &shimapi.UpdateRequest{Id: id, Resources: data})
+	if errors.Is(err, errdefs.ErrNotFound) {
+		// Not started yet: the limits go into the spec Start hands over.
+		if c.Spec, err = withResources(c.Spec, r); err != nil {
+			return fmt.Errorf("update container %s: %w", id, err)
+		}
+	} else if err != nil {
 		return fmt.Errorf("update container %s: %w", id, err)
 	}
 	c.Resources = r

@@ -24,6 +24,7 @@ type fakeShim struct {
 	states    map[string]*shimapi.ContainerState
 	calls     []string
 	createErr error
+	lastSpec  []byte
 	// ignoreTerm makes a container survive its stop signal.
 	ignoreTerm bool
 }
@@ -48,6 +49,9 @@ func (f *fakeShim) state(id string) (*shimapi.ContainerState, error) {
 
 func (f *fakeShim) Create(_ context.Context, r *shimapi.CreateRequest) (*shimapi.ContainerState, error) {
 	f.record("create " + r.Id)
+	f.mu.Lock()
+	f.lastSpec = r.Spec
+	f.mu.Unlock()
 	if f.createErr != nil {
 		return nil, f.createErr
 	}
@@ -123,10 +127,16 @@ func (f *fakeShim) List(context.Context, *shimapi.Empty) (*shimapi.ListResponse,
 
 func (f *fakeShim) Update(_ context.Context, r *shimapi.UpdateRequest) (*shimapi.Empty, error) {
 	f.record("update " + r.Id + " " + string(r.Resources))
+	if _, err := f.state(r.Id); err != nil {
+		return nil, err
+	}
 	return &shimapi.Empty{}, nil
 }
 
 func (f *fakeShim) ExecSync(_ context.Context, r *shimapi.ExecSyncRequest) (*shimapi.ExecSyncResponse, error) {
+	if _, err := f.state(r.Id); err != nil {
+		return nil, err
+	}
 	return &shimapi.ExecSyncResponse{Stdout: r.Process, ExitCode: 3}, nil
 }
 
@@ -162,15 +172,32 @@ func TestLifecycle(t *testing.T) {
 	}
 	ctx := context.Background()
 	c := newContainer("pod", "web")
-	if st := create(t, m, c); st.Status != shimapi.Status_CREATED || st.Pid != 42 {
+	if st := create(t, m, c); st.Status != shimapi.Status_CREATED || st.Pid != 0 {
 		t.Fatalf("created: %+v", st)
+	}
+	// Until Start, a container is its record: the shim has not seen it.
+	if st, err := m.Status(ctx, c.ID); err != nil || st.Status != shimapi.Status_CREATED || len(shim.calls) != 0 {
+		t.Fatalf("created: %+v, %v; shim calls %v", st, err, shim.calls)
+	}
+	if _, err := m.ExecSync(ctx, c.ID, []byte(`{}`), time.Second); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("exec in a created container: %v", err)
+	}
+	if err := m.UpdateResources(ctx, c.ID, &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: ptr(int64(7))}}); err != nil {
+		t.Fatal(err)
 	}
 	_, err = m.Create(ctx, newContainer("pod", "web"), CreateOptions{Spec: &specs.Spec{Root: &specs.Root{}}})
 	if !errors.Is(err, errdefs.ErrAlreadyExists) || !strings.Contains(err.Error(), c.ID) {
 		t.Fatalf("duplicate name: %v, want AlreadyExists naming %s", err, c.ID)
 	}
-	if err := m.Start(ctx, c.ID); err != nil {
-		t.Fatal(err)
+	if pod, err := m.Start(ctx, c.ID); err != nil || pod != "pod" {
+		t.Fatalf("start: %s, %v", pod, err)
+	}
+	// The shim got the spec with the update made before the start.
+	if !strings.Contains(string(shim.lastSpec), `"pids":{"limit":7}`) || !strings.Contains(strings.Join(shim.calls, ","), "create "+c.ID+",start "+c.ID) {
+		t.Fatalf("hand-over: calls %v, spec %s", shim.calls, shim.lastSpec)
+	}
+	if st, err := m.Status(ctx, c.ID); err != nil || st.Status != shimapi.Status_RUNNING || st.Pid != 42 {
+		t.Fatalf("started: %+v, %v", st, err)
 	}
 	if id, err := m.Resolve(c.ID[:8]); err != nil || id != c.ID {
 		t.Fatalf("Resolve prefix = %s, %v", id, err)
@@ -212,7 +239,7 @@ func TestStopEscalatesToKill(t *testing.T) {
 	m, _ := Open(t.TempDir(), shims{"pod": shim})
 	c := newContainer("pod", "stubborn")
 	create(t, m, c)
-	_ = m.Start(context.Background(), c.ID)
+	_, _ = m.Start(context.Background(), c.ID)
 	start := time.Now()
 	if err := m.Stop(context.Background(), c.ID, 100*time.Millisecond); err != nil {
 		t.Fatal(err)
@@ -226,20 +253,47 @@ func TestStopEscalatesToKill(t *testing.T) {
 	}
 }
 
-func TestCreateFailureLeavesNothing(t *testing.T) {
+// TestStartFailure: the shim's refusal (a missing command, a bad mount)
+// fails Start; the container stays created and can be removed.
+func TestStartFailure(t *testing.T) {
 	root := t.TempDir()
 	shim := newFakeShim()
 	shim.createErr = errors.New("init: exec: no such file")
 	m, _ := Open(root, shims{"pod": shim})
+	ctx := context.Background()
 	c := newContainer("pod", "bad")
-	_, err := m.Create(context.Background(), c, CreateOptions{Spec: &specs.Spec{Root: &specs.Root{}}})
-	if err == nil || !strings.Contains(err.Error(), "no such file") {
+	create(t, m, c)
+	if _, err := m.Start(ctx, c.ID); err == nil || !strings.Contains(err.Error(), "no such file") {
 		t.Fatalf("got %v", err)
+	}
+	if st, err := m.Status(ctx, c.ID); err != nil || st.Status != shimapi.Status_CREATED {
+		t.Fatalf("after a failed start: %+v, %v", st, err)
+	}
+	if err := m.Remove(ctx, c.ID); err != nil {
+		t.Fatal(err)
 	}
 	if entries, _ := os.ReadDir(filepath.Join(root, "containers")); len(entries) != 0 {
 		t.Fatalf("left behind: %v", entries)
 	}
-	shim.createErr = nil
+	create(t, m, newContainer("pod", "bad")) // the name was released
+}
+
+// TestCreateFailureLeavesNothing: a create that cannot make its directory
+// leaves no record and releases the name.
+func TestCreateFailureLeavesNothing(t *testing.T) {
+	root := t.TempDir()
+	m, _ := Open(root, shims{"pod": newFakeShim()})
+	c := newContainer("pod", "bad")
+	squatter := filepath.Join(root, "containers", c.ID)
+	if err := os.WriteFile(squatter, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Create(context.Background(), c, CreateOptions{Spec: &specs.Spec{Root: &specs.Root{}}}); err == nil {
+		t.Fatal("created over a file")
+	}
+	if _, err := m.Status(context.Background(), c.ID); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("a failed create left a record: %v", err)
+	}
 	create(t, m, newContainer("pod", "bad")) // the name was released
 }
 
@@ -272,3 +326,5 @@ func TestOpenRemovesOrphanDirs(t *testing.T) {
 		t.Fatalf("a directory without a record survived Open: %v", err)
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

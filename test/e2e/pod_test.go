@@ -234,12 +234,21 @@ func TestContainerExitReasons(t *testing.T) {
 		Config: &criapi.ContainerConfig{Metadata: &criapi.ContainerMetadata{Name: "badmount"}, Image: &criapi.ImageSpec{Image: w.image},
 			Mounts: []*criapi.Mount{{ContainerPath: "/data", HostPath: "relative/path"}}}})
 	harness.MustContain(t, fmt.Sprint(err), "InvalidArgument", "relative/path")
+	// A command that does not exist fails StartContainer, as the CRI has
+	// it; the container stays created until removed.
 	id, err := w.c.Runtime.CreateContainer(ctx, podID, &criapi.ContainerConfig{Metadata: &criapi.ContainerMetadata{Name: "nocmd"},
 		Image: &criapi.ImageSpec{Image: w.image}, Command: []string{"no-such-command"}}, pod)
-	if err == nil {
-		err = w.c.Runtime.StartContainer(ctx, id)
+	if err != nil {
+		t.Fatal(err)
 	}
+	err = w.c.Runtime.StartContainer(ctx, id)
 	harness.MustContain(t, fmt.Sprint(err), "no-such-command")
+	if cs, err := w.c.Runtime.ContainerStatus(ctx, id, false); err != nil || cs.Status.State != criapi.ContainerState_CONTAINER_CREATED {
+		t.Errorf("after a failed start: %v, %v", cs, err)
+	}
+	if err := w.c.Runtime.RemoveContainer(ctx, id); err != nil {
+		t.Errorf("remove after a failed start: %v", err)
+	}
 	_, err = w.c.RawRt.CreateContainer(ctx, &criapi.CreateContainerRequest{PodSandboxId: podID, SandboxConfig: pod,
 		Config: &criapi.ContainerConfig{Metadata: &criapi.ContainerMetadata{Name: "missingmount"}, Image: &criapi.ImageSpec{Image: w.image},
 			Mounts: []*criapi.Mount{{ContainerPath: "/data", HostPath: "/nonexistent/crib-e2e"}}}})
