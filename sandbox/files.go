@@ -210,8 +210,10 @@ func ResolvConf(d DNSConfig, hostResolv string) ([]byte, error) {
 
 // writeFile writes one of the pod's files atomically, world-readable:
 // containers bind-mount it and may run as any user.
+// writeFile writes a pod file under the state dir, which a reboot empties:
+// atomic, not durable.
 func writeFile(path string, data []byte) error {
-	return statefile.WriteFile(path, data, 0o644)
+	return statefile.ReplaceFile(path, data, 0o644)
 }
 
 // MountShm mounts a tmpfs of size bytes at path (created if missing) for

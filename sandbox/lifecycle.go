@@ -36,9 +36,10 @@ func (m *Manager) steps() []runStep {
 		{"namespaces", m.pin, func(_ context.Context, p *Pod) error { return unpin(p) }},
 		{"cgroup", m.createCgroup, m.removeCgroup},
 		{"shm", m.mountShm, func(_ context.Context, p *Pod) error { return unmountShm(p) }},
-		{"network", m.setupNetwork, m.teardownNetwork},
+		{"network and after-setup hook", m.networkAndHook, func(ctx context.Context, p *Pod) error {
+			return errors.Join(m.beforeTeardown(ctx, p), m.teardownNetwork(ctx, p))
+		}},
 		{"files", m.writeFiles, nil}, // removed with the directory
-		{"after-setup hook", m.afterSetup, m.beforeTeardown},
 		{"ready", func(_ context.Context, p *Pod, _ *Config) error {
 			p.State = StateReady
 			return m.Store.Update(p)
@@ -245,6 +246,31 @@ func (m *Manager) setupNetwork(ctx context.Context, p *Pod, _ *Config) error {
 		p.IPs = append(p.IPs, ip.String())
 	}
 	return nil
+}
+
+// networkAndHook runs CNI ADD and the after-setup hook (the pod's shim and
+// pause process) at once: neither needs the other, and each is mostly
+// waiting for processes it starts. If one fails, the other's work is
+// undone before returning.
+func (m *Manager) networkAndHook(ctx context.Context, p *Pod, c *Config) error {
+	q := clonePod(p) // the hook's copy: setupNetwork writes p meanwhile
+	hooked := make(chan error, 1)
+	go func() { hooked <- m.afterSetup(ctx, q, c) }()
+	nerr := m.setupNetwork(ctx, p, c)
+	herr := <-hooked
+	if herr == nil {
+		p.PausePID = q.PausePID
+	}
+	undo := context.WithoutCancel(ctx)
+	switch {
+	case nerr == nil && herr == nil:
+		return nil
+	case nerr == nil:
+		return errors.Join(fmt.Errorf("after-setup hook: %w", herr), m.teardownNetwork(undo, p))
+	case herr == nil:
+		return errors.Join(fmt.Errorf("network: %w", nerr), m.beforeTeardown(undo, p))
+	}
+	return errors.Join(fmt.Errorf("network: %w", nerr), fmt.Errorf("after-setup hook: %w", herr))
 }
 
 func (m *Manager) teardownNetwork(ctx context.Context, p *Pod) error {

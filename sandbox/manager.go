@@ -53,9 +53,10 @@ type Manager struct {
 	// HostResolvConf and HostHosts are the node's files that pods copy
 	// (DNS default; hosts of host-network pods). Empty means /etc/...
 	HostResolvConf, HostHosts string
-	// AfterSetup runs last in Run, when the pod's namespaces, cgroup,
-	// network and files exist (start the pod's shim and pause here).
-	// If it fails it must undo its own work; Run undoes the rest.
+	// AfterSetup runs in Run once the pod's namespaces, cgroup and
+	// /dev/shm exist, at the same time as CNI ADD (start the pod's shim
+	// and pause here; the network may not be there yet). If it fails it
+	// must undo its own work; Run undoes the rest.
 	AfterSetup Hook
 	// BeforeTeardown runs first in Stop and Remove (and in Run's rollback
 	// after AfterSetup succeeded): stop what AfterSetup started. It must be
