@@ -17,8 +17,9 @@ all: build
 deps: ## Install system packages the build and tests need (idempotent, root)
 	hack/install-deps.sh
 
-build: ## Build bin/crib
+build: ## Build bin/crib (the daemon) and bin/crib-shim (what each pod runs), which must stay side by side
 	CGO_ENABLED=1 $(GO) build -trimpath -tags '$(BUILDTAGS)' -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/crib
+	CGO_ENABLED=1 $(GO) build -trimpath -tags '$(BUILDTAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)-shim ./cmd/crib-shim
 
 run: deps build ## Install what is missing, build, and serve the CRI on unix:///run/crib/crib.sock
 	$(BIN) daemon

@@ -72,6 +72,10 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	if err != nil {
 		return err
 	}
+	shimSrc, err := shimBinary()
+	if err != nil {
+		return err
+	}
 	for _, d := range []string{cfg.Root, cfg.State} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
@@ -100,7 +104,7 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 		logger.V(2).Info("RDT not available", "reason", info.Reason)
 	}
 	network := cni.Network{ConfDir: cfg.CNI.ConfDir, BinDirs: cfg.CNI.BinDirs, CacheDir: filepath.Join(cfg.State, "cni")}
-	pods, shims, containers, bin, err := openPods(cfg, network)
+	pods, shims, containers, bin, err := openPods(cfg, network, shimSrc)
 	if err != nil {
 		return err
 	}
@@ -191,10 +195,11 @@ func (r statsReader) Network(netns string) ([]sandbox.InterfaceStats, error) {
 	return sandbox.NetworkStats(netns)
 }
 
-// openPods wires pods and containers: the sealed binary the shims start
-// containers from, pod records and their shims, container records.
-func openPods(cfg config.Config, network cni.Network) (*sandbox.Manager, *podShims, *runtime.Manager, string, error) {
-	bin, err := launch.SealedBinary(filepath.Join(cfg.State, "bin"))
+// openPods wires pods and containers: the sealed crib-shim binary the
+// shims run from (and start containers and execs from), pod records and
+// their shims, container records.
+func openPods(cfg config.Config, network cni.Network, shimSrc string) (*sandbox.Manager, *podShims, *runtime.Manager, string, error) {
+	bin, err := launch.SealBinary(shimSrc, filepath.Join(cfg.State, "bin"))
 	if err != nil {
 		return nil, nil, nil, "", err
 	}
@@ -256,4 +261,17 @@ func lockDir(dir string) (*os.File, error) {
 func systemdRunning() bool {
 	fi, err := os.Lstat("/run/systemd/system")
 	return err == nil && fi.IsDir()
+}
+
+// shimBinary is crib-shim, installed next to the daemon's binary.
+func shimBinary() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find crib-shim: %w", err)
+	}
+	path := filepath.Join(filepath.Dir(exe), "crib-shim")
+	if err := unix.Access(path, unix.X_OK); err != nil {
+		return "", fmt.Errorf("crib-shim, which every pod runs, is not an executable next to %s (%s: %w): install both binaries (make build)", exe, path, err)
+	}
+	return path, nil
 }

@@ -1,12 +1,12 @@
-// Command crib is the crib container runtime. One binary serves every role,
-// so a node shares its text pages between the daemon and every pod's shim:
+// Command crib is the crib container runtime's daemon and developer tools:
 //
 //	crib daemon    serve the CRI on a unix socket
-//	crib init      a container's init (started by crib itself, never by hand)
 //	crib run-oci   run an OCI bundle in the foreground (a developer command)
+//	crib init      the init of run-oci's container (never by hand)
 //	crib version   print the version
 //
-// The pause role never reaches main: nsexec's constructor runs it in C.
+// What runs once per pod (the shim, container inits, pause) is crib-shim,
+// a separate, smaller binary the daemon finds next to its own.
 package main
 
 import (
@@ -34,8 +34,6 @@ func run(args []string) int {
 		return runDaemon(args[1:])
 	case "run-oci":
 		return runOCI(args[1:])
-	case "shim":
-		return runShim(args[1:])
 	case "init":
 		// Only the launcher starts this, after nsexec's constructor has set
 		// up the namespaces; Run reports its errors over the init socket.

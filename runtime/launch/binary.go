@@ -17,13 +17,19 @@ import (
 // CVE-2019-5736 attack. It costs two mount(2) calls once per daemon, where a
 // sealed memfd copy would cost a copy of the binary (~20 MB) per launcher.
 func SealedBinary(dir string) (string, error) {
-	return SealBinary("/proc/self/exe", dir)
+	return seal("/proc/self/exe", dir, "crib")
 }
 
-// SealBinary is SealedBinary for another crib binary than the running one
-// (tests and benchmarks, whose own executable is not crib).
+// SealBinary is SealedBinary for another binary than the running one: the
+// daemon seals crib-shim, which every pod's shim and container init run
+// from; tests and benchmarks seal the binaries under test. The view is
+// dir/<the binary's name>.
 func SealBinary(src, dir string) (string, error) {
-	target := filepath.Join(dir, "crib")
+	return seal(src, dir, filepath.Base(src))
+}
+
+func seal(src, dir, name string) (string, error) {
+	target := filepath.Join(dir, name)
 	var self unix.Stat_t
 	if err := unix.Stat(src, &self); err != nil {
 		return "", fmt.Errorf("stat %s: %w", src, err)
@@ -61,13 +67,23 @@ func sealed(target string, self *unix.Stat_t) bool {
 		unix.Statfs(target, &fs) == nil && fs.Flags&unix.ST_RDONLY != 0
 }
 
-// UnsealBinary removes the mount SealedBinary made.
+// UnsealBinary removes the mounts SealedBinary and SealBinary made in dir.
 func UnsealBinary(dir string) error {
-	target := filepath.Join(dir, "crib")
-	for unix.Unmount(target, unix.MNT_DETACH) == nil {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
 	}
-	if err := os.Remove(target); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("unseal crib binary: %w", err)
+	if err != nil {
+		return fmt.Errorf("unseal crib binaries: %w", err)
 	}
-	return nil
+	var errs []error
+	for _, e := range entries {
+		target := filepath.Join(dir, e.Name())
+		for unix.Unmount(target, unix.MNT_DETACH) == nil {
+		}
+		if err := os.Remove(target); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("unseal %s: %w", target, err))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -26,12 +26,15 @@ import (
 	"github.com/crib-runtime/crib/runtime/shimapi"
 )
 
-// cribBin is the crib binary under test: $CRIB_BIN, or built by TestMain.
+// cribBin is the crib-shim binary under test: the one next to $CRIB_BIN
+// (bin/crib), or built by TestMain.
 var cribBin string
 
 func TestMain(m *testing.M) {
 	code := func() int {
-		cribBin = os.Getenv("CRIB_BIN")
+		if daemon := os.Getenv("CRIB_BIN"); daemon != "" {
+			cribBin = filepath.Join(filepath.Dir(daemon), "crib-shim")
+		}
 		if cribBin == "" && os.Geteuid() == 0 {
 			dir, err := os.MkdirTemp("", "crib-shim-test-bin-")
 			if err != nil {
@@ -39,12 +42,12 @@ func TestMain(m *testing.M) {
 				return 1
 			}
 			defer os.RemoveAll(dir)
-			cribBin = filepath.Join(dir, "crib")
+			cribBin = filepath.Join(dir, "crib-shim")
 			root, _ := filepath.Abs("../..")
-			cmd := exec.Command("go", "build", "-tags", "netgo,osusergo", "-ldflags", "-extldflags=-static", "-o", cribBin, "./cmd/crib")
+			cmd := exec.Command("go", "build", "-tags", "netgo,osusergo", "-ldflags", "-extldflags=-static", "-o", cribBin, "./cmd/crib-shim")
 			cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
 			if err := cmd.Run(); err != nil {
-				fmt.Fprintln(os.Stderr, "build crib:", err)
+				fmt.Fprintln(os.Stderr, "build crib-shim:", err)
 				return 1
 			}
 		}

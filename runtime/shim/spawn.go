@@ -45,7 +45,7 @@ func Spawn(ctx context.Context, binary, id, dir string) error {
 	defer readyR.Close()
 	// memprofilerate=0: no heap profiling, whose bucket table would cost
 	// every idle shim ~100 kB of touched pages.
-	cmd := &exec.Cmd{Path: binary, Args: []string{"crib", "shim", "--id", id, "--dir", dir}, Dir: "/",
+	cmd := &exec.Cmd{Path: binary, Args: []string{"crib-shim", "shim", "--id", id, "--dir", dir}, Dir: "/",
 		Env:    []string{nsproto.EnvDetach + "=1", EnvReadyFD + "=3", "GODEBUG=memprofilerate=0"},
 		Stdout: logf, Stderr: logf, ExtraFiles: []*os.File{readyW}}
 	err = cmd.Run() // the constructor's parent half, which exits at once

@@ -140,7 +140,7 @@ func runLoop(b *testing.B, cmd func(id string) *exec.Cmd) {
 
 // launcherLoop runs the bundle's spec through runtime/launch in this process.
 func launcherLoop(b *testing.B, dir, state string) {
-	bin, err := launch.SealBinary(harness.Binary(), filepath.Join(state, "bin"))
+	bin, err := launch.SealBinary(harness.ShimBinary(), filepath.Join(state, "bin")) // what shims launch from
 	if err != nil {
 		b.Fatal(err)
 	}

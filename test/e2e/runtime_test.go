@@ -94,6 +94,30 @@ func TestRuntimeBasics(t *testing.T) {
 	harness.MustContain(t, status.Convert(err).Message(), "no-such-pod")
 }
 
+// TestDaemonNeedsShimBinary: a daemon installed without crib-shim next to
+// it refuses to start and says what is missing.
+func TestDaemonNeedsShimBinary(t *testing.T) {
+	e := harness.NewEnv(t)
+	e.Bin = filepath.Join(e.Dir, "crib")
+	data, err := os.ReadFile(harness.Binary())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.Bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d := e.Spawn()
+	if err := d.Wait(10 * time.Second); err == nil {
+		t.Fatal("daemon started without crib-shim")
+	}
+	harness.MustContain(t, d.Logs.String(), filepath.Join(e.Dir, "crib-shim"), "make build")
+	for _, left := range []string{e.Sock, e.Root, e.State} {
+		if _, err := os.Stat(left); err == nil {
+			t.Errorf("a daemon that refused to start left %s", left)
+		}
+	}
+}
+
 func TestDaemonRefusesBadConfig(t *testing.T) {
 	e := harness.NewEnv(t)
 	if err := os.WriteFile(e.ConfPath, []byte("root = \"/tmp/x\"\n\n[cni]\nconf_dri = \"/x\"\n"), 0o600); err != nil {

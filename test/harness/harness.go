@@ -33,6 +33,9 @@ var cribBin string
 // Binary is the crib binary under test (set by Main).
 func Binary() string { return cribBin }
 
+// ShimBinary is the crib-shim binary next to it.
+func ShimBinary() string { return filepath.Join(filepath.Dir(cribBin), "crib-shim") }
+
 // Main is a TestMain: it takes the binary from $CRIB_BIN or builds one, then
 // runs the tests.
 func Main(m *testing.M) int {
@@ -45,12 +48,15 @@ func Main(m *testing.M) int {
 		}
 		defer os.RemoveAll(dir)
 		cribBin = filepath.Join(dir, "crib")
-		// The flags of `make build`: a static binary, as shipped.
-		out, err := exec.Command("go", "build", "-tags", "netgo,osusergo", "-ldflags", "-extldflags=-static",
-			"-o", cribBin, "github.com/crib-runtime/crib/cmd/crib").CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "build crib: %v\n%s", err, out)
-			return 1
+		// The flags of `make build`: static binaries, as shipped; the
+		// daemon finds crib-shim next to itself.
+		for _, name := range []string{"crib", "crib-shim"} {
+			out, err := exec.Command("go", "build", "-tags", "netgo,osusergo", "-ldflags", "-extldflags=-static",
+				"-o", filepath.Join(dir, name), "github.com/crib-runtime/crib/cmd/"+name).CombinedOutput()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "build %s: %v\n%s", name, err, out)
+				return 1
+			}
 		}
 	}
 	return m.Run()
@@ -72,6 +78,8 @@ type Env struct {
 	// CNIBin, when set before WriteConfig, is a plugin directory searched
 	// before Debian's.
 	CNIBin string
+	// Bin, when set, is the daemon binary to run instead of Binary().
+	Bin string
 }
 
 func NewEnv(t testing.TB) *Env {
@@ -176,7 +184,11 @@ func (e *Env) Start(args ...string) *Daemon {
 func (e *Env) Spawn(args ...string) *Daemon {
 	e.t.Helper()
 	d := &Daemon{e: e, Logs: &SyncBuffer{}, done: make(chan error, 1)}
-	argv := append([]string{cribBin, "daemon", "--config", e.ConfPath}, args...)
+	bin := cribBin
+	if e.Bin != "" {
+		bin = e.Bin
+	}
+	argv := append([]string{bin, "daemon", "--config", e.ConfPath}, args...)
 	if e.Netns != "" {
 		// The daemon, and so every CNI plugin it runs, lives in the test's
 		// network namespace: bridges, veths and addresses stay there.

@@ -14,7 +14,7 @@ import (
 	"github.com/crib-runtime/crib/runtime/shim"
 )
 
-// runShim is `crib shim --id <pod id> --dir <state dir> [--log-level N]`:
+// runShim is `crib-shim shim --id <pod id> --dir <state dir> [--log-level N]`:
 // the per-pod shim, started by the daemon through shim.Spawn.
 func runShim(args []string) int {
 	// One P and an eager GC: the shim mostly sleeps, and its idle heap is
@@ -25,12 +25,12 @@ func runShim(args []string) int {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}
-	fs := flag.NewFlagSet("crib shim", flag.ContinueOnError)
+	fs := flag.NewFlagSet("crib-shim shim", flag.ContinueOnError)
 	id := fs.String("id", "", "the pod's id")
 	dir := fs.String("dir", "", "the shim's state directory (socket, container records, log)")
 	level := fs.Int("log-level", 2, "klog verbosity: 2 state changes, 4 steps")
 	if err := fs.Parse(args); err != nil || *id == "" || *dir == "" || fs.NArg() != 0 {
-		fmt.Fprintln(os.Stderr, "usage: crib shim --id <pod id> --dir <state dir> [--log-level N]")
+		fmt.Fprintln(os.Stderr, "usage: crib-shim shim --id <pod id> --dir <state dir> [--log-level N]")
 		return 2
 	}
 	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
