@@ -17,7 +17,7 @@ type Containers interface {
 	Create(ctx context.Context, c runtime.Container, o runtime.CreateOptions) (runtime.State, error)
 	Start(ctx context.Context, id string) (podID string, err error)
 	Stop(ctx context.Context, id string, timeout time.Duration) error
-	Remove(ctx context.Context, id string) error
+	Remove(ctx context.Context, id string) (podID string, err error)
 	Status(ctx context.Context, id string) (runtime.State, error)
 	List(ctx context.Context) ([]runtime.State, error)
 	Resolve(idOrPrefix string) (string, error)

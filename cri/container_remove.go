@@ -7,8 +7,6 @@ import (
 	"github.com/containerd/errdefs"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
-
-	"github.com/crib-runtime/crib/runtime"
 )
 
 // RemoveContainer kills a container if it runs and removes it. Removing an
@@ -17,11 +15,7 @@ func (s *Server) RemoveContainer(ctx context.Context, req *criapi.RemoveContaine
 	id, err := s.containers.Resolve(req.GetContainerId())
 	var podID string
 	if err == nil {
-		var st runtime.State
-		if st, err = s.containers.Status(ctx, id); err == nil {
-			podID = st.SandboxID
-			err = s.containers.Remove(ctx, id)
-		}
+		podID, err = s.containers.Remove(ctx, id)
 	}
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return &criapi.RemoveContainerResponse{}, nil

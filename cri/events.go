@@ -41,6 +41,13 @@ func (e *events) unsubscribe(ch chan *criapi.ContainerEventResponse) {
 	}
 }
 
+// listened reports whether any stream is subscribed.
+func (e *events) listened() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.subs) > 0
+}
+
 func (e *events) publish(ev *criapi.ContainerEventResponse) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -56,7 +63,12 @@ func (e *events) publish(ev *criapi.ContainerEventResponse) {
 
 // emit publishes an event about a container with its pod's current status
 // and the statuses of the pod's containers, as the evented PLEG wants them.
+// Without a subscriber (the kubelet's evented PLEG is off by default)
+// nothing is built: the statuses cost a shim call per container.
 func (s *Server) emit(ctx context.Context, id, podID string, typ criapi.ContainerEventType) {
+	if !s.events.listened() {
+		return
+	}
 	ev := &criapi.ContainerEventResponse{ContainerId: id, ContainerEventType: typ, CreatedAt: time.Now().UnixNano()}
 	if ps, err := s.PodSandboxStatus(ctx, &criapi.PodSandboxStatusRequest{PodSandboxId: podID}); err == nil {
 		ev.PodSandboxStatus = ps.Status

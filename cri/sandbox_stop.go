@@ -51,7 +51,7 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *criapi.RemovePodSand
 	}
 	var errs []error
 	for _, id := range s.containers.InSandbox(pod.ID) {
-		if err := s.containers.Remove(ctx, id); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		if _, err := s.containers.Remove(ctx, id); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			errs = append(errs, err)
 		}
 	}

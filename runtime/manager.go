@@ -19,6 +19,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/ttrpc"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"k8s.io/klog/v2"
 
 	"github.com/crib-runtime/crib/internal/statefile"
 	"github.com/crib-runtime/crib/runtime/shimapi"
@@ -63,6 +64,8 @@ type Manager struct {
 	usage map[string]layerUsage
 	// execer starts exec sessions (set once at start by UseExecer).
 	execer Execer
+	// removing counts background removals of writable layers.
+	removing sync.WaitGroup
 }
 
 // Open loads every container record under root.
@@ -350,38 +353,62 @@ func ignoreNotFound(err error) error {
 }
 
 // Remove kills a container if it still runs, deletes it from its shim and
-// removes its record and writable layer. Removing an unknown container is
-// ErrNotFound (the CRI layer makes that a success).
-func (m *Manager) Remove(ctx context.Context, id string) error {
+// removes its record and writable layer; it returns the container's pod.
+// Removing an unknown container is ErrNotFound (the CRI layer makes that a
+// success).
+func (m *Manager) Remove(ctx context.Context, id string) (string, error) {
 	c, err := m.get(id)
 	if err != nil {
-		return err
+		return "", err
 	}
-	if err := m.Stop(ctx, id, 0); err != nil {
-		return fmt.Errorf("remove container %s: %w", id, err)
-	}
-	if shim, err := m.shims.Shim(ctx, c.SandboxID); err == nil {
-		if _, err := shim.Delete(ctx, &shimapi.ContainerRequest{Id: id}); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-			return fmt.Errorf("remove container %s: %w", id, err)
-		}
-	} else if !errors.Is(err, errdefs.ErrNotFound) {
-		return fmt.Errorf("remove container %s: %w", id, err)
+	if err := m.deleteFromShim(ctx, c); err != nil {
+		return "", fmt.Errorf("remove container %s: %w", id, err)
 	}
 	// The record goes first: a crash after it leaves only a directory
 	// without a record, which Open removes.
 	if err := os.Remove(filepath.Join(m.containerDir(id), "container.json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove container %s: %w", id, err)
+		return "", fmt.Errorf("remove container %s: %w", id, err)
 	}
 	m.mu.Lock()
 	delete(m.records, id)
 	delete(m.names, nameKey(c.SandboxID, c.Name, c.Attempt))
 	delete(m.usage, id)
 	m.mu.Unlock()
-	if err := os.RemoveAll(m.containerDir(id)); err != nil {
-		return fmt.Errorf("remove container %s: %w", id, err)
-	}
-	return nil
+	// The writable layer goes in the background: without its record it
+	// is nothing, and a daemon that stops first finds it at Open.
+	m.removing.Add(1)
+	go func() {
+		defer m.removing.Done()
+		if err := os.RemoveAll(m.containerDir(id)); err != nil {
+			klog.FromContext(ctx).Error(err, "Remove writable layer; retried at the next start", "containerID", id)
+		}
+	}()
+	return c.SandboxID, nil
 }
+
+// deleteFromShim deletes the container from its pod's shim, stopping it
+// first if it still runs (the kubelet normally stopped it already).
+func (m *Manager) deleteFromShim(ctx context.Context, c Container) error {
+	shim, err := m.shims.Shim(ctx, c.SandboxID)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil // the shim is gone, and the container with it
+	}
+	if err != nil {
+		return err
+	}
+	req := &shimapi.ContainerRequest{Id: c.ID}
+	_, err = shim.Delete(ctx, req)
+	if errors.Is(err, errdefs.ErrFailedPrecondition) {
+		if err := m.Stop(ctx, c.ID, 0); err != nil {
+			return err
+		}
+		_, err = shim.Delete(ctx, req)
+	}
+	return ignoreNotFound(err)
+}
+
+// Drain waits for background removals of writable layers.
+func (m *Manager) Drain() { m.removing.Wait() }
 
 // ReopenLog asks the shim to reopen the container's log file.
 func (m *Manager) ReopenLog(ctx context.Context, id string) error {

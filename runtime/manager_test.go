@@ -106,6 +106,9 @@ func (f *fakeShim) Delete(_ context.Context, r *shimapi.ContainerRequest) (*shim
 	f.record("delete " + r.Id)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if s, ok := f.states[r.Id]; ok && s.Status == shimapi.Status_RUNNING {
+		return nil, errdefs.ErrFailedPrecondition
+	}
 	delete(f.states, r.Id)
 	return &shimapi.Empty{}, nil
 }
@@ -220,10 +223,11 @@ func TestLifecycle(t *testing.T) {
 	if list, err := m2.List(ctx); err != nil || len(list) != 1 || list[0].ID != c.ID {
 		t.Fatalf("after reopen: %+v, %v", list, err)
 	}
-	if err := m2.Remove(ctx, c.ID); err != nil {
-		t.Fatal(err)
+	if pod, err := m2.Remove(ctx, c.ID); err != nil || pod != "pod" {
+		t.Fatalf("remove: %s, %v", pod, err)
 	}
-	if err := m2.Remove(ctx, c.ID); !errors.Is(err, errdefs.ErrNotFound) {
+	m2.Drain()
+	if _, err := m2.Remove(ctx, c.ID); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("second remove: %v", err)
 	}
 	if entries, _ := os.ReadDir(filepath.Join(root, "containers")); len(entries) != 0 {
@@ -231,6 +235,26 @@ func TestLifecycle(t *testing.T) {
 	}
 	// The name is free again.
 	create(t, m2, newContainer("pod", "web"))
+}
+
+// TestRemoveRunning: a running container is killed, then deleted.
+func TestRemoveRunning(t *testing.T) {
+	shim := newFakeShim()
+	m, _ := Open(t.TempDir(), shims{"pod": shim})
+	ctx := context.Background()
+	c := newContainer("pod", "busy")
+	create(t, m, c)
+	if _, err := m.Start(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Remove(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	m.Drain()
+	got := strings.Join(shim.calls, ",")
+	if !strings.Contains(got, "kill "+c.ID+" killed") || !strings.HasSuffix(got, "delete "+c.ID) {
+		t.Fatalf("calls %s: want a kill, then the delete", got)
+	}
 }
 
 func TestStopEscalatesToKill(t *testing.T) {
@@ -269,9 +293,10 @@ func TestStartFailure(t *testing.T) {
 	if st, err := m.Status(ctx, c.ID); err != nil || st.Status != shimapi.Status_CREATED {
 		t.Fatalf("after a failed start: %+v, %v", st, err)
 	}
-	if err := m.Remove(ctx, c.ID); err != nil {
+	if _, err := m.Remove(ctx, c.ID); err != nil {
 		t.Fatal(err)
 	}
+	m.Drain()
 	if entries, _ := os.ReadDir(filepath.Join(root, "containers")); len(entries) != 0 {
 		t.Fatalf("left behind: %v", entries)
 	}
@@ -308,7 +333,7 @@ func TestShimGoneMeansExitedUnknown(t *testing.T) {
 	if err != nil || st.Status != shimapi.Status_EXITED || st.Reason != "Unknown" {
 		t.Fatalf("status without shim: %+v, %v", st, err)
 	}
-	if err := m.Remove(context.Background(), c.ID); err != nil {
+	if _, err := m.Remove(context.Background(), c.ID); err != nil {
 		t.Fatalf("remove without shim: %v", err)
 	}
 }

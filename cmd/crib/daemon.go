@@ -176,6 +176,7 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	case <-time.After(gracePeriod):
 		grpcServer.Stop()
 	}
+	containers.Drain()
 	logger.Info("Stopped")
 	return nil
 }

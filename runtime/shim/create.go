@@ -90,7 +90,7 @@ func (s *service) create(ctx context.Context, r *shimapi.CreateRequest, spec *sp
 		return nil, err
 	}
 	c := &container{id: r.Id, cgroup: spec.Linux.CgroupsPath, class: r.RdtClass,
-		file: stateFile(s.dir, r.Id), done: make(chan struct{}), stdinOnce: r.StdinOnce,
+		file: stateFile(s.dir, r.Id), done: make(chan struct{}), cleaned: make(chan struct{}), stdinOnce: r.StdinOnce,
 		subs: map[*attachSub]shimapi.AttachHeader{}}
 	if err := s.cg.Create(c.cgroup, res); err != nil {
 		return nil, err
@@ -267,55 +267,71 @@ func (s *service) Start(_ context.Context, r *shimapi.ContainerRequest) (*shimap
 
 // onExit runs on the reaper's goroutine when a container's init exits. It
 // marks the pid gone at once, then, off the reaper, lets the output drain,
-// records the exit and wakes the waiters.
+// records the exit, wakes the waiters and removes the cgroup.
 func (s *service) onExit(c *container, ws unix.WaitStatus) {
 	finished := time.Now()
 	c.mu.Lock()
 	c.reaped = true
 	c.mu.Unlock()
 	go func() {
-		// A container is over when its init is: what it left behind (in a
-		// pod-wide pid namespace its orphans go to the pause process, not
-		// to the grave with it) is killed, as runc's delete does, so it
-		// neither runs on nor holds the output pipes open.
-		if err := s.cg.Kill(c.cgroup); err != nil {
-			s.logger.V(2).Info("Could not kill what the container left", "containerID", c.id, "err", err)
-		}
-		drain(&c.copiers, c.outputs)
-		oom := false
-		if n, err := s.cg.OOMKills(c.cgroup); err == nil && n > c.oomBase {
-			oom = true
+		s.recordExit(c, ws, finished)
+		// The container is over: its cgroup goes now, after the waiters
+		// (a StopContainer) have the exit, not in Delete.
+		err := s.cg.Remove(c.cgroup)
+		if err != nil {
+			s.logger.V(2).Info("Cgroup of an exited container left for Delete", "containerID", c.id, "err", err)
 		}
 		c.mu.Lock()
-		defer c.mu.Unlock()
-		was := c.rec.Status
-		_ = c.setStatusLocked(StatusExited)
-		c.rec.FinishedAt, c.rec.ExitCode = finished.UnixNano(), exitCode(ws)
-		switch {
-		case oom:
-			c.rec.Reason = ReasonOOMKilled
-		case c.rec.ExitCode == 0:
-			c.rec.Reason = ReasonCompleted
-		default:
-			c.rec.Reason = ReasonError
-		}
-		if was == StatusCreated && c.rec.Message == "" {
-			c.rec.Message = "exited before it was started"
-		}
-		if err := c.persistLocked(); err != nil {
-			s.logger.Error(err, "Persisted container exit", "containerID", c.id)
-		}
-		if c.log != nil {
-			_ = c.log.Close()
-			c.log = nil
-		}
-		if c.proc != nil { // exited before it was started
-			c.proc.Release()
-		}
-		c.proc = nil
-		close(c.done)
-		s.logger.V(2).Info("Container exited", "containerID", c.id, "exitCode", c.rec.ExitCode, "reason", c.rec.Reason)
+		c.cgroupGone = err == nil
+		c.mu.Unlock()
+		close(c.cleaned)
 	}()
+}
+
+// recordExit lets the output drain, records the exit and wakes the
+// waiters of a container whose init has exited.
+func (s *service) recordExit(c *container, ws unix.WaitStatus, finished time.Time) {
+	// A container is over when its init is: what it left behind (in a
+	// pod-wide pid namespace its orphans go to the pause process, not
+	// to the grave with it) is killed, as runc's delete does, so it
+	// neither runs on nor holds the output pipes open.
+	if err := s.cg.Kill(c.cgroup); err != nil {
+		s.logger.V(2).Info("Could not kill what the container left", "containerID", c.id, "err", err)
+	}
+	drain(&c.copiers, c.outputs)
+	oom := false
+	if n, err := s.cg.OOMKills(c.cgroup); err == nil && n > c.oomBase {
+		oom = true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	was := c.rec.Status
+	_ = c.setStatusLocked(StatusExited)
+	c.rec.FinishedAt, c.rec.ExitCode = finished.UnixNano(), exitCode(ws)
+	switch {
+	case oom:
+		c.rec.Reason = ReasonOOMKilled
+	case c.rec.ExitCode == 0:
+		c.rec.Reason = ReasonCompleted
+	default:
+		c.rec.Reason = ReasonError
+	}
+	if was == StatusCreated && c.rec.Message == "" {
+		c.rec.Message = "exited before it was started"
+	}
+	if err := c.persistLocked(); err != nil {
+		s.logger.Error(err, "Persisted container exit", "containerID", c.id)
+	}
+	if c.log != nil {
+		_ = c.log.Close()
+		c.log = nil
+	}
+	if c.proc != nil { // exited before it was started
+		c.proc.Release()
+	}
+	c.proc = nil
+	close(c.done)
+	s.logger.V(2).Info("Container exited", "containerID", c.id, "exitCode", c.rec.ExitCode, "reason", c.rec.Reason)
 }
 
 // takeConsole makes a terminal container's pty master its output and, with

@@ -78,12 +78,6 @@ func (s *service) execSync(ctx context.Context, c *container, proc *specs.Proces
 	o := launch.Options{Role: nsproto.RoleExec, Place: s.classPlacer(c.class, c.id),
 		Config: &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleExec, Spec: &specs.Spec{Process: proc}}}
 	o = s.launchOptions(o, c.id)
-	pl, err := s.cg.Placement(c.cgroup)
-	if err != nil {
-		return nil, err
-	}
-	defer pl.Close()
-	o.Cgroup = pl
 	var child []*os.File
 	defer func() {
 		for _, f := range child {
@@ -142,6 +136,12 @@ func (s *service) startExec(ctx context.Context, c *container, o launch.Options,
 	if !ok {
 		return nil, fmt.Errorf("container is not running: %w", errdefs.ErrFailedPrecondition)
 	}
+	pl, err := s.cg.Placement(c.cgroup)
+	if err != nil {
+		return nil, err
+	}
+	defer pl.Close()
+	o.Cgroup = pl
 	files, err := containerNamespaces(pid)
 	defer func() {
 		for _, f := range files {

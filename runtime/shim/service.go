@@ -160,8 +160,8 @@ func (s *service) killAll(c *container, sig syscall.Signal) error {
 }
 
 // Delete forgets an exited or created container: a created one's waiting
-// init is killed first. It removes the cgroup, the RDT monitoring group and
-// the state file.
+// init is killed first. It removes the cgroup (where the exit path could
+// not), the RDT monitoring group and the state file.
 func (s *service) Delete(ctx context.Context, r *shimapi.ContainerRequest) (*shimapi.Empty, error) {
 	c, err := s.get(r.Id)
 	if err != nil {
@@ -177,13 +177,18 @@ func (s *service) Delete(ctx context.Context, r *shimapi.ContainerRequest) (*shi
 		_ = proc.Signal(unix.SIGKILL) // pidfd-based: safe even if it already exited
 	}
 	select {
-	case <-c.done:
+	case <-c.cleaned:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("delete container %s: %w", r.Id, ctx.Err())
 	}
 	var errs []error
-	if err := s.cg.Remove(c.cgroup); err != nil {
-		errs = append(errs, err)
+	c.mu.Lock()
+	gone := c.cgroupGone
+	c.mu.Unlock()
+	if !gone {
+		if err := s.cg.Remove(c.cgroup); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if s.classes != nil && c.class != "" {
 		if err := s.classes.RemoveMonGroup(c.class, c.id); err != nil {
@@ -264,9 +269,10 @@ func (s *service) load() error {
 			s.logger.Error(statefile.ErrVersion, "Skipped container state", "file", f, "version", rec.Version)
 			continue
 		}
-		c := &container{id: rec.ID, cgroup: rec.Cgroup, class: rec.RDTClass, file: f, done: make(chan struct{}), rec: rec, reaped: true,
-			subs: map[*attachSub]shimapi.AttachHeader{}}
+		c := &container{id: rec.ID, cgroup: rec.Cgroup, class: rec.RDTClass, file: f, done: make(chan struct{}),
+			cleaned: make(chan struct{}), rec: rec, reaped: true, subs: map[*attachSub]shimapi.AttachHeader{}}
 		close(c.done)
+		close(c.cleaned) // Delete removes the cgroup
 		if rec.Status != StatusExited {
 			if err := s.cg.Kill(rec.Cgroup); err != nil {
 				s.logger.Error(err, "Killed container of a previous shim", "containerID", rec.ID)
