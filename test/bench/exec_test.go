@@ -33,7 +33,7 @@ func BenchmarkExec(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Run("crib", func(b *testing.B) {
-		c := harness.NewEnv(b).Start().Clients()
+		c := newEnv(b).Start().Clients()
 		execLoop(b, cg, c.Images, c.Runtime, busybox)
 	})
 	b.Run("containerd", func(b *testing.B) {

@@ -57,7 +57,7 @@ func BenchmarkPodLifecycle(b *testing.B) {
 	}
 
 	b.Run("crib", func(b *testing.B) {
-		e := harness.NewEnv(b)
+		e := newEnv(b)
 		e.WithNetwork(fmt.Sprintf("10.90.%d.0/24", rand.IntN(100)))
 		host := reg.ListenIn(b, "/run/netns/"+e.Netns)
 		d := e.Start()

@@ -31,7 +31,7 @@ func BenchmarkPull(b *testing.B) {
 	ref, _ := reg.Push(b, "bench/pull:5x10m", testregistry.Random(b, 5, 10<<20, 42))
 
 	b.Run("crib", func(b *testing.B) {
-		e := harness.NewEnv(b)
+		e := newEnv(b)
 		pullLoop(b, e.Start().Clients().Images, ref)
 	})
 	b.Run("containerd", func(b *testing.B) {

@@ -80,6 +80,9 @@ type Env struct {
 	CNIBin string
 	// Bin, when set, is the daemon binary to run instead of Binary().
 	Bin string
+	// LogLevel, when set before WriteConfig, replaces the tests' 4 (every
+	// RPC logged): benchmarks run at the daemon's default, 2.
+	LogLevel int
 }
 
 func NewEnv(t testing.TB) *Env {
@@ -120,8 +123,12 @@ func (e *Env) WriteConfig(extra string) {
 	if e.CNIBin != "" {
 		bins = fmt.Sprintf("%q, %s", e.CNIBin, bins)
 	}
-	body := fmt.Sprintf("socket = \"unix://%s\"\nroot = %q\nstate = %q\nlog_level = 4\n\n[debug]\naddress = %q\n\n[cni]\nconf_dir = %q\nbin_dirs = [%s]\n%s",
-		e.Sock, e.Root, e.State, e.debugSock(), e.CNIConf, bins, extra)
+	level := 4
+	if e.LogLevel != 0 {
+		level = e.LogLevel
+	}
+	body := fmt.Sprintf("socket = \"unix://%s\"\nroot = %q\nstate = %q\nlog_level = %d\n\n[debug]\naddress = %q\n\n[cni]\nconf_dir = %q\nbin_dirs = [%s]\n%s",
+		e.Sock, e.Root, e.State, level, e.debugSock(), e.CNIConf, bins, extra)
 	if err := os.WriteFile(e.ConfPath, []byte(body), 0o600); err != nil {
 		e.t.Fatal(err)
 	}
