@@ -364,7 +364,7 @@ func (m *Manager) Remove(ctx context.Context, id string) (string, error) {
 	if err := m.deleteFromShim(ctx, c); err != nil {
 		return "", fmt.Errorf("remove container %s: %w", id, err)
 	}
-	// The record goes first: a crash after it leaves only a directory
+	// The record goes next: a crash after it leaves only a directory
 	// without a record, which Open removes.
 	if err := os.Remove(filepath.Join(m.containerDir(id), "container.json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("remove container %s: %w", id, err)

@@ -24,6 +24,7 @@ type fakeShim struct {
 	states    map[string]*shimapi.ContainerState
 	calls     []string
 	createErr error
+	deleteErr error
 	lastSpec  []byte
 	// ignoreTerm makes a container survive its stop signal.
 	ignoreTerm bool
@@ -106,6 +107,9 @@ func (f *fakeShim) Delete(_ context.Context, r *shimapi.ContainerRequest) (*shim
 	f.record("delete " + r.Id)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.deleteErr != nil {
+		return nil, f.deleteErr
+	}
 	if s, ok := f.states[r.Id]; ok && s.Status == shimapi.Status_RUNNING {
 		return nil, errdefs.ErrFailedPrecondition
 	}
@@ -254,6 +258,32 @@ func TestRemoveRunning(t *testing.T) {
 	got := strings.Join(shim.calls, ",")
 	if !strings.Contains(got, "kill "+c.ID+" killed") || !strings.HasSuffix(got, "delete "+c.ID) {
 		t.Fatalf("calls %s: want a kill, then the delete", got)
+	}
+}
+
+// TestRemoveRefusedKeepsRecord: when the shim refuses the delete, the
+// record (unlinked meanwhile) is back, also for a restarted daemon.
+func TestRemoveRefusedKeepsRecord(t *testing.T) {
+	root := t.TempDir()
+	shim := newFakeShim()
+	m, _ := Open(root, shims{"pod": shim})
+	ctx := context.Background()
+	c := newContainer("pod", "kept")
+	create(t, m, c)
+	shim.deleteErr = errors.New("shim busy")
+	if _, err := m.Remove(ctx, c.ID); err == nil || !strings.Contains(err.Error(), "shim busy") {
+		t.Fatalf("remove with a refusing shim: %v", err)
+	}
+	m2, err := Open(root, shims{"pod": shim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m2.Status(ctx, c.ID); err != nil {
+		t.Fatalf("the record did not survive a refused remove: %v", err)
+	}
+	shim.deleteErr = nil
+	if _, err := m2.Remove(ctx, c.ID); err != nil {
+		t.Fatal(err)
 	}
 }
 
