@@ -64,14 +64,18 @@ type Manager struct {
 	usage map[string]layerUsage
 	// execer starts exec sessions (set once at start by UseExecer).
 	execer Execer
-	// removing counts background removals of writable layers.
+	// removing counts background removals of writable layers and shim
+	// deletes.
 	removing sync.WaitGroup
+	// exited holds containers a Wait saw exit (the events watcher waits on
+	// every started one): Remove need not ask their shim first.
+	exited map[string]bool
 }
 
 // Open loads every container record under root.
 func Open(root string, shims Shims) (*Manager, error) {
 	m := &Manager{dir: filepath.Join(root, "containers"), shims: shims,
-		records: map[string]*Container{}, names: map[string]string{}, usage: map[string]layerUsage{}}
+		records: map[string]*Container{}, names: map[string]string{}, usage: map[string]layerUsage{}, exited: map[string]bool{}}
 	if err := os.MkdirAll(m.dir, 0o711); err != nil {
 		return nil, fmt.Errorf("open container store: %w", err)
 	}
@@ -361,8 +365,13 @@ func (m *Manager) Remove(ctx context.Context, id string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := m.deleteFromShim(ctx, c); err != nil {
-		return "", fmt.Errorf("remove container %s: %w", id, err)
+	m.mu.Lock()
+	exited := m.exited[id]
+	m.mu.Unlock()
+	if !exited {
+		if err := m.deleteFromShim(ctx, c); err != nil {
+			return "", fmt.Errorf("remove container %s: %w", id, err)
+		}
 	}
 	// The record goes next: a crash after it leaves only a directory
 	// without a record, which Open removes.
@@ -373,14 +382,25 @@ func (m *Manager) Remove(ctx context.Context, id string) (string, error) {
 	delete(m.records, id)
 	delete(m.names, nameKey(c.SandboxID, c.Name, c.Attempt))
 	delete(m.usage, id)
+	delete(m.exited, id)
 	m.mu.Unlock()
 	// The writable layer goes in the background: without its record it
-	// is nothing, and a daemon that stops first finds it at Open.
+	// is nothing, and a daemon that stops first finds it at Open. So does
+	// an exited container's entry in its shim: the shim forgets it at the
+	// latest with the pod.
 	m.removing.Add(1)
 	go func() {
 		defer m.removing.Done()
+		logger := klog.FromContext(ctx)
+		if exited {
+			bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			if err := m.deleteFromShim(bg, c); err != nil {
+				logger.V(2).Info("Shim keeps a removed container until its pod goes", "containerID", id, "err", err)
+			}
+			cancel()
+		}
 		if err := os.RemoveAll(m.containerDir(id)); err != nil {
-			klog.FromContext(ctx).Error(err, "Remove writable layer; retried at the next start", "containerID", id)
+			logger.Error(err, "Remove writable layer; retried at the next start", "containerID", id)
 		}
 	}()
 	return c.SandboxID, nil
@@ -524,6 +544,11 @@ func (m *Manager) Wait(ctx context.Context, id string) (State, error) {
 	if err != nil {
 		return State{}, fmt.Errorf("wait for container %s: %w", id, err)
 	}
+	m.mu.Lock()
+	if _, ok := m.records[id]; ok {
+		m.exited[id] = true
+	}
+	m.mu.Unlock()
 	return fromShim(c, s), nil
 }
 

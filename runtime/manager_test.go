@@ -261,6 +261,37 @@ func TestRemoveRunning(t *testing.T) {
 	}
 }
 
+// TestRemoveAfterWait: a container a Wait saw exit is deleted from its
+// shim after Remove returns.
+func TestRemoveAfterWait(t *testing.T) {
+	root := t.TempDir()
+	shim := newFakeShim()
+	m, _ := Open(root, shims{"pod": shim})
+	ctx := context.Background()
+	c := newContainer("pod", "done")
+	create(t, m, c)
+	if _, err := m.Start(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Stop(ctx, c.ID, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Wait(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	before := len(shim.calls)
+	if _, err := m.Remove(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	m.Drain()
+	if got := shim.calls[before:]; len(got) != 1 || got[0] != "delete "+c.ID {
+		t.Fatalf("calls after the remove: %v, want only the delete", got)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(root, "containers")); len(entries) != 0 {
+		t.Fatalf("left behind: %v", entries)
+	}
+}
+
 // TestRemoveRefusedKeepsRecord: when the shim refuses the delete, the
 // record (unlinked meanwhile) is back, also for a restarted daemon.
 func TestRemoveRefusedKeepsRecord(t *testing.T) {
