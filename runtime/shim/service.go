@@ -198,20 +198,15 @@ func (s *service) Delete(ctx context.Context, r *shimapi.ContainerRequest) (*shi
 	c.mu.Lock()
 	errs = append(errs, c.closeIOLocked())
 	c.mu.Unlock()
+	if err := os.Remove(c.file); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("delete container %s: %w", r.Id, err)
 	}
 	s.mu.Lock()
 	delete(s.containers, r.Id)
 	s.mu.Unlock()
-	// The state file goes off the call's path: one left by a crash only
-	// shows an exited container to a restarted shim, and goes with the
-	// shim's directory when the pod is removed.
-	go func() {
-		if err := os.Remove(c.file); err != nil && !errors.Is(err, os.ErrNotExist) {
-			s.logger.Error(err, "Remove state file of a deleted container", "containerID", c.id)
-		}
-	}()
 	s.logger.V(2).Info("Deleted container", "containerID", r.Id)
 	return &shimapi.Empty{}, nil
 }
