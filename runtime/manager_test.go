@@ -161,6 +161,28 @@ func newContainer(pod, name string) Container {
 	return Container{ID: NewID(), SandboxID: pod, Name: name, CreatedAt: time.Now(), StopSignal: int(syscall.SIGTERM)}
 }
 
+// newWorld is a manager, in a fresh root, whose pod "pod" has one fake shim.
+func newWorld(t *testing.T) (*Manager, *fakeShim, string) {
+	t.Helper()
+	root, shim := t.TempDir(), newFakeShim()
+	m, err := Open(root, shims{"pod": shim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, shim, root
+}
+
+// startNew creates and starts a container of pod "pod".
+func startNew(t *testing.T, m *Manager, name string) Container {
+	t.Helper()
+	c := newContainer("pod", name)
+	create(t, m, c)
+	if _, err := m.Start(context.Background(), c.ID); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func create(t *testing.T, m *Manager, c Container) State {
 	t.Helper()
 	st, err := m.Create(context.Background(), c, CreateOptions{Spec: &specs.Spec{Root: &specs.Root{}}, Layers: []string{"/l"}})
@@ -243,14 +265,9 @@ func TestLifecycle(t *testing.T) {
 
 // TestRemoveRunning: a running container is killed, then deleted.
 func TestRemoveRunning(t *testing.T) {
-	shim := newFakeShim()
-	m, _ := Open(t.TempDir(), shims{"pod": shim})
+	m, shim, _ := newWorld(t)
 	ctx := context.Background()
-	c := newContainer("pod", "busy")
-	create(t, m, c)
-	if _, err := m.Start(ctx, c.ID); err != nil {
-		t.Fatal(err)
-	}
+	c := startNew(t, m, "busy")
 	if _, err := m.Remove(ctx, c.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -264,15 +281,9 @@ func TestRemoveRunning(t *testing.T) {
 // TestRemoveAfterWait: a container a Wait saw exit is deleted from its
 // shim after Remove returns.
 func TestRemoveAfterWait(t *testing.T) {
-	root := t.TempDir()
-	shim := newFakeShim()
-	m, _ := Open(root, shims{"pod": shim})
+	m, shim, root := newWorld(t)
 	ctx := context.Background()
-	c := newContainer("pod", "done")
-	create(t, m, c)
-	if _, err := m.Start(ctx, c.ID); err != nil {
-		t.Fatal(err)
-	}
+	c := startNew(t, m, "done")
 	if err := m.Stop(ctx, c.ID, time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -293,11 +304,9 @@ func TestRemoveAfterWait(t *testing.T) {
 }
 
 // TestRemoveRefusedKeepsRecord: when the shim refuses the delete, the
-// record (unlinked meanwhile) is back, also for a restarted daemon.
+// record stays, also for a restarted daemon.
 func TestRemoveRefusedKeepsRecord(t *testing.T) {
-	root := t.TempDir()
-	shim := newFakeShim()
-	m, _ := Open(root, shims{"pod": shim})
+	m, shim, root := newWorld(t)
 	ctx := context.Background()
 	c := newContainer("pod", "kept")
 	create(t, m, c)
