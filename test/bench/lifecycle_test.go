@@ -139,6 +139,8 @@ func (w *benchWorld) run(b *testing.B, images internalapi.ImageManagerService) {
 	ctx := context.Background()
 	b.Cleanup(func() {
 		w.removeAll(b)
+		// runc also makes cgroups under a hybrid host's cgroup2 mount.
+		defer removeUnifiedTwin(w.cgroup)
 		if err := w.cg.Remove(w.cgroup); err != nil {
 			b.Errorf("remove %s: %v", w.cgroup, err)
 		}
