@@ -278,6 +278,28 @@ func TestPortForward(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		return string(b) == "forwarded\n"
 	}, "the page through the port forward")
+	// Many connections at once, each its own stream pair.
+	var wg sync.WaitGroup
+	errc := make(chan error, 10)
+	for range 10 {
+		wg.Go(func() {
+			c := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+			r, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/", local))
+			if err != nil {
+				errc <- err
+				return
+			}
+			defer r.Body.Close()
+			if b, _ := io.ReadAll(r.Body); string(b) != "forwarded\n" {
+				errc <- fmt.Errorf("concurrent GET: %q", b)
+			}
+		})
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Error(err)
+	}
 
 	// Nothing listening: the refusal reaches the client on the error
 	// stream, which ends its forwarding, instead of a hang. client-go
