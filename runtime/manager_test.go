@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,14 +51,15 @@ func (f *fakeShim) state(id string) (*shimapi.ContainerState, error) {
 
 func (f *fakeShim) Create(_ context.Context, r *shimapi.CreateRequest) (*shimapi.ContainerState, error) {
 	f.record("create " + r.Id)
-	f.mu.Lock()
-	f.lastSpec = r.Spec
-	f.mu.Unlock()
 	if f.createErr != nil {
 		return nil, f.createErr
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if _, ok := f.states[r.Id]; ok {
+		return nil, fmt.Errorf("container %s: %w", r.Id, errdefs.ErrAlreadyExists)
+	}
+	f.lastSpec = r.Spec
 	f.states[r.Id] = &shimapi.ContainerState{Id: r.Id, Status: shimapi.Status_CREATED, Pid: 42, CreatedAt: time.Now().UnixNano()}
 	return f.states[r.Id], nil
 }
@@ -300,6 +302,24 @@ func TestRemoveAfterWait(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(filepath.Join(root, "containers")); len(entries) != 0 {
 		t.Fatalf("left behind: %v", entries)
+	}
+}
+
+// TestStartTakenUp: a start cut short after the shim took the container
+// (the daemon restarted in between) finishes on the next StartContainer.
+func TestStartTakenUp(t *testing.T) {
+	m, shim, _ := newWorld(t)
+	ctx := context.Background()
+	c := newContainer("pod", "half")
+	create(t, m, c)
+	if _, err := shim.Create(ctx, &shimapi.CreateRequest{Id: c.ID}); err != nil { // the first, cut-short start
+		t.Fatal(err)
+	}
+	if _, err := m.Start(ctx, c.ID); err != nil {
+		t.Fatalf("start taken up: %v", err)
+	}
+	if st, err := m.Status(ctx, c.ID); err != nil || st.Status != shimapi.Status_RUNNING {
+		t.Fatalf("after the start: %+v, %v", st, err)
 	}
 }
 

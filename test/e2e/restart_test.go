@@ -32,6 +32,13 @@ func TestDaemonKilledPodsLive(t *testing.T) {
 	}
 	ticker := w.container(t, podID, pod, "ticker", "sh", "-c", "while :; do echo tick; sleep 0.1; done")
 	short := w.container(t, podID, pod, "short", "sh", "-c", "sleep 1; exit 7")
+	// Created, not started: only the daemon's record knows it.
+	later, err := w.c.Runtime.CreateContainer(ctx, podID, &criapi.ContainerConfig{
+		Metadata: &criapi.ContainerMetadata{Name: "later"}, Image: &criapi.ImageSpec{Image: w.image},
+		Command: []string{"sleep", "3600"}}, pod)
+	if err != nil {
+		t.Fatal(err)
+	}
 	w.d.Kill()
 	time.Sleep(1500 * time.Millisecond) // "short" exits while no daemon runs
 	logPath := filepath.Join(pod.LogDirectory, "ticker.log")
@@ -50,6 +57,16 @@ func TestDaemonKilledPodsLive(t *testing.T) {
 	cs, err = w.c.Runtime.ContainerStatus(ctx, short, false)
 	if err != nil || cs.Status.State != criapi.ContainerState_CONTAINER_EXITED || cs.Status.ExitCode != 7 || cs.Status.Reason != "Error" {
 		t.Fatalf("short after restart: %v, %v", cs, err)
+	}
+	cs, err = w.c.Runtime.ContainerStatus(ctx, later, false)
+	if err != nil || cs.Status.State != criapi.ContainerState_CONTAINER_CREATED {
+		t.Fatalf("created container after restart: %v, %v", cs, err)
+	}
+	if err := w.c.Runtime.StartContainer(ctx, later); err != nil {
+		t.Fatalf("start after restart: %v", err)
+	}
+	if cs, err = w.c.Runtime.ContainerStatus(ctx, later, false); err != nil || cs.Status.State != criapi.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("started after restart: %v, %v", cs, err)
 	}
 	// The log kept growing across the restart.
 	waitFor(t, func() bool {
