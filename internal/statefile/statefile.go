@@ -16,12 +16,18 @@ import (
 // WriteJSON stores v as JSON at path: write a temp file in the same directory,
 // fsync it, rename it over path and fsync the directory, so the rename itself
 // survives a power loss.
-func WriteJSON(path string, v any) error {
+func WriteJSON(path string, v any) error { return writeJSON(path, v, true) }
+
+// ReplaceJSON is WriteJSON without making the document durable (see
+// ReplaceFile): for documents under the state dir.
+func ReplaceJSON(path string, v any) error { return writeJSON(path, v, false) }
+
+func writeJSON(path string, v any, durable bool) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
-	return WriteFile(path, data, 0o600)
+	return replace(path, data, 0o600, durable)
 }
 
 // WriteFile atomically replaces path with data (see WriteJSON).

@@ -49,9 +49,11 @@ type container struct {
 	subs     map[*attachSub]shimapi.AttachHeader
 }
 
-// persistLocked writes the record. Preconditions: c.mu held.
+// persistLocked writes the record, for a shim that restarts: atomically,
+// but not durably, since it lives in the state dir, which a reboot (that
+// ends the container too) empties. Preconditions: c.mu held.
 func (c *container) persistLocked() error {
-	return statefile.WriteJSON(c.file, &c.rec)
+	return statefile.ReplaceJSON(c.file, &c.rec)
 }
 
 // setStatusLocked moves the container to next, refusing transitions the
