@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 // busyboxRootfs builds a minimal rootfs from Debian's busybox-static.
 func busyboxRootfs(t *testing.T) string {
 	t.Helper()
-	return testutil.BusyboxRootfs(t, filepath.Join(t.TempDir(), "rootfs"), "sh", "cat", "sleep", "true")
+	return testutil.BusyboxRootfs(t, filepath.Join(t.TempDir(), "rootfs"), "sh", "cat", "sleep", "true", "env")
 }
 
 func initSpec(root string, args ...string) *specs.Spec {
@@ -180,6 +180,26 @@ func testPlaced(t *testing.T, born bool) {
 		t.Fatalf("no hierarchy checked in %q", printed)
 	}
 	t.Logf("the container's first output:\n%s", printed)
+}
+
+// TestEnvironmentIsTheSpecs: the user's process sees the spec's
+// environment and nothing of the launcher's or init's (init pipe, Go
+// runtime settings).
+func TestEnvironmentIsTheSpecs(t *testing.T) {
+	out, err := os.CreateTemp(t.TempDir(), "stdout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	p := startInit(t, launch.Options{Binary: testBinary(t), Role: nsproto.RoleInit, New: containerNS, Stdout: out, Stderr: out,
+		Config: &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleInit, Spec: initSpec(busyboxRootfs(t), "/bin/env")}})
+	if st, err := p.Wait(); err != nil || !st.Success() {
+		t.Fatalf("env: %v %v", st, err)
+	}
+	// HOME is init's, as runc's: the user's home, or / without one.
+	if got, _ := os.ReadFile(out.Name()); string(got) != "PATH=/bin\nHOME=/\n" {
+		t.Fatalf("the process's environment: %q, want the spec's PATH=/bin and HOME=/", got)
+	}
 }
 
 // TestExecJoinsRunningContainer starts a container, then a second process in

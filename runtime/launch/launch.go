@@ -133,9 +133,13 @@ func Start(ctx context.Context, o Options) (_ *Process, retErr error) {
 // then namespace files, then cgroup placement files.
 func (p *Process) spawn(o Options, childSock, logW *os.File) (*exec.Cmd, error) {
 	cmd := &exec.Cmd{
-		Path:   o.Binary,
-		Args:   []string{"crib", "init"},
-		Env:    []string{initmsg.EnvInitPipe + "=3", initmsg.EnvLogPipe + "=4"},
+		Path: o.Binary,
+		Args: []string{"crib", "init"},
+		// A Go init lives for a few milliseconds on one locked thread:
+		// one P, no GC, no heap profiling save ~0.3 ms of its start. The
+		// user's process gets the spec's environment, not this one.
+		Env: []string{initmsg.EnvInitPipe + "=3", initmsg.EnvLogPipe + "=4",
+			"GOMAXPROCS=1", "GOGC=off", "GODEBUG=memprofilerate=0"},
 		Stdin:  o.Stdin,
 		Stdout: o.Stdout,
 		Stderr: o.Stderr,
