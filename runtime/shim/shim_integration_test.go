@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -346,9 +347,16 @@ func TestShimRestart(t *testing.T) {
 	p.wait(done)
 	running, _ := p.run("/bin/sleep", "1000")
 	st, _ := p.client.State(context.Background(), &shimapi.ContainerRequest{Id: running})
-	if err := unix.Kill(p.shimPid(), unix.SIGKILL); err != nil {
+	old := p.shimPid()
+	if err := unix.Kill(old, unix.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	// Gone, or a zombie: its files, the socket's lock among them, are
+	// closed only then (a refused connection can come a moment earlier).
+	waitFor(t, func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", old))
+		return err != nil || strings.Contains(string(b), ") Z ")
+	})
 	waitFor(t, func() bool { return p.pingFails() })
 	p.spawn()
 	list, err := p.client.List(context.Background(), &shimapi.Empty{})
