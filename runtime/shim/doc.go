@@ -1,4 +1,4 @@
-// Package shim is the per-pod shim process (crib shim): the child
+// Package shim is the per-pod shim process (crib-shim shim): the child
 // subreaper of a pod's containers that starts them through runtime/launch,
 // holds their stdio and writes their CRI log files (runtime/shim/crilog),
 // records their exits durably, runs ExecSync, keeps the pod's pause process,

@@ -1,4 +1,4 @@
-// The only contract between the crib daemon and a pod's shim (crib shim),
+// The only contract between the crib daemon and a pod's shim (crib-shim shim),
 // served over ttrpc on the shim's unix socket. Versioned by its package name:
 // a change that old daemons or shims cannot read gets a new package.
 
