@@ -1,6 +1,12 @@
 package cgroups
 
-import "os"
+import (
+	"fmt"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
 
 // Manager creates, configures, observes and removes cgroups on one host with
 // cgroup v2 semantics; the cgroup1 adapter maps them onto v1 hierarchies.
@@ -51,6 +57,24 @@ type Placement struct {
 	Tasks []*os.File
 	// Dir is the cgroup's directory on v2, for clone3(CLONE_INTO_CGROUP).
 	Dir *os.File
+}
+
+// AddProc moves pid into the v2 cgroup by a write of its pid, for a
+// kernel that could not clone it there (no CLONE_INTO_CGROUP). On v1 the
+// tasks files are the way in, and this does nothing.
+func (p *Placement) AddProc(pid int) error {
+	if p == nil || p.Dir == nil {
+		return nil
+	}
+	fd, err := unix.Openat(int(p.Dir.Fd()), "cgroup.procs", unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err == nil {
+		_, err = unix.Write(fd, []byte(strconv.Itoa(pid)))
+		unix.Close(fd)
+	}
+	if err != nil {
+		return fmt.Errorf("add pid %d to cgroup %s: %w", pid, p.Dir.Name(), err)
+	}
+	return nil
 }
 
 // Close closes every file.

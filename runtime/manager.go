@@ -427,7 +427,8 @@ func (m *Manager) deleteFromShim(ctx context.Context, c Container) error {
 	return ignoreNotFound(err)
 }
 
-// Drain waits for background removals of writable layers.
+// Drain waits for Remove's background work: writable layers and the shim
+// deletes of exited containers.
 func (m *Manager) Drain() { m.removing.Wait() }
 
 // ReopenLog asks the shim to reopen the container's log file.

@@ -139,6 +139,22 @@ func TestUpdateAndPlacement(t *testing.T) {
 	if err := m.AddProc(c, -1); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("AddProc(-1) = %v", err)
 	}
+	// The placement's fallback, for kernels without CLONE_INTO_CGROUP,
+	// writes the same file through the cgroup's directory.
+	pl, err := m.Placement(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pl.Close()
+	if err := pl.AddProc(4343); err != nil {
+		t.Fatal(err)
+	}
+	if got := tr.Read(tr.Unified, c, "cgroup.procs"); got != "4343" {
+		t.Errorf("cgroup.procs after the placement's AddProc = %q", got)
+	}
+	if _, err := m.Placement("/nope"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("Placement of a missing cgroup = %v, want NotFound", err)
+	}
 	tr.Write(tr.Unified, c, "cgroup.procs", "")
 	if err := m.Kill(c); err != nil {
 		t.Fatal(err)

@@ -216,8 +216,8 @@ func (p *Process) bootstrap(o Options, cmd *exec.Cmd) error {
 			if err := p.adopt(final); err != nil {
 				return err
 			}
-			if o.Cgroup != nil && o.Cgroup.Dir != nil && flags&nsproto.PidInCgroup2 == 0 {
-				if err := enterCgroup2(o.Cgroup.Dir, final); err != nil {
+			if flags&nsproto.PidInCgroup2 == 0 {
+				if err := o.Cgroup.AddProc(final); err != nil {
 					_ = cmd.Wait()
 					return err
 				}
@@ -259,20 +259,6 @@ func (p *Process) adopt(pid int) error {
 		return fmt.Errorf("find process %d: %w", pid, err)
 	}
 	p.Pid, p.proc = pid, proc
-	return nil
-}
-
-// enterCgroup2 moves pid into the cgroup v2 directory dir, for kernels
-// that did not clone it there.
-func enterCgroup2(dir *os.File, pid int) error {
-	fd, err := unix.Openat(int(dir.Fd()), "cgroup.procs", unix.O_WRONLY|unix.O_CLOEXEC, 0)
-	if err == nil {
-		_, err = unix.Write(fd, []byte(strconv.Itoa(pid)))
-		unix.Close(fd)
-	}
-	if err != nil {
-		return fmt.Errorf("place process %d in cgroup %s: %w", pid, dir.Name(), err)
-	}
 	return nil
 }
 
