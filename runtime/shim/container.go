@@ -23,8 +23,7 @@ type container struct {
 	file    string        // the state file
 	oomBase uint64        // the cgroup's OOM kills when it was created
 	done    chan struct{} // closed once exited and recorded
-	// cleaned is closed once the exit path has tried to remove the
-	// cgroup; cgroupGone (under mu) says whether it did.
+	// cleaned is closed once the exit path has tried to remove the cgroup.
 	cleaned chan struct{}
 
 	// mu guards the fields below.
@@ -32,10 +31,8 @@ type container struct {
 	rec    record
 	proc   *launch.Process // until Start, nil after
 	reaped bool            // the init's pid is no longer ours to signal
-	// cgroupGone: the exit path removed the cgroup, Delete need not.
-	cgroupGone bool
-	log        *crilog.File // nil without a log path or once exited
-	stdin      *os.File     // the write end, kept for attach; nil without stdin
+	log    *crilog.File    // nil without a log path or once exited
+	stdin  *os.File        // the write end, kept for attach; nil without stdin
 	// copiers counts the goroutines moving stdout and stderr into the log.
 	copiers sync.WaitGroup
 	outputs []*os.File // read ends of stdout and stderr

@@ -277,13 +277,9 @@ func (s *service) onExit(c *container, ws unix.WaitStatus) {
 		s.recordExit(c, ws, finished)
 		// The container is over: its cgroup goes now, after the waiters
 		// (a StopContainer) have the exit, not in Delete.
-		err := s.cg.Remove(c.cgroup)
-		if err != nil {
+		if err := s.cg.Remove(c.cgroup); err != nil {
 			s.logger.V(2).Info("Cgroup of an exited container left for Delete", "containerID", c.id, "err", err)
 		}
-		c.mu.Lock()
-		c.cgroupGone = err == nil
-		c.mu.Unlock()
 		close(c.cleaned)
 	}()
 }

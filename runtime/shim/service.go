@@ -182,13 +182,9 @@ func (s *service) Delete(ctx context.Context, r *shimapi.ContainerRequest) (*shi
 		return nil, fmt.Errorf("delete container %s: %w", r.Id, ctx.Err())
 	}
 	var errs []error
-	c.mu.Lock()
-	gone := c.cgroupGone
-	c.mu.Unlock()
-	if !gone {
-		if err := s.cg.Remove(c.cgroup); err != nil {
-			errs = append(errs, err)
-		}
+	// Normally gone already (the exit path): then this finds nothing.
+	if err := s.cg.Remove(c.cgroup); err != nil {
+		errs = append(errs, err)
 	}
 	if s.classes != nil && c.class != "" {
 		if err := s.classes.RemoveMonGroup(c.class, c.id); err != nil {
