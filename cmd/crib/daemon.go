@@ -104,11 +104,11 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 		logger.V(2).Info("RDT not available", "reason", info.Reason)
 	}
 	network := cni.Network{ConfDir: cfg.CNI.ConfDir, BinDirs: cfg.CNI.BinDirs, CacheDir: filepath.Join(cfg.State, "cni")}
-	pods, shims, containers, bin, err := openPods(cfg, network, shimSrc)
+	cg, err := manager.Open("/proc/self/mountinfo")
 	if err != nil {
 		return err
 	}
-	cg, err := manager.Open("/proc/self/mountinfo")
+	pods, shims, containers, bin, err := openPods(cfg, network, cg, shimSrc)
 	if err != nil {
 		return err
 	}
@@ -199,12 +199,8 @@ func (r statsReader) Network(netns string) ([]sandbox.InterfaceStats, error) {
 // openPods wires pods and containers: the sealed crib-shim binary the
 // shims run from (and start containers and execs from), pod records and
 // their shims, container records.
-func openPods(cfg config.Config, network cni.Network, shimSrc string) (*sandbox.Manager, *podShims, *runtime.Manager, string, error) {
+func openPods(cfg config.Config, network cni.Network, cg manager.Manager, shimSrc string) (*sandbox.Manager, *podShims, *runtime.Manager, string, error) {
 	bin, err := launch.SealBinary(shimSrc, filepath.Join(cfg.State, "bin"))
-	if err != nil {
-		return nil, nil, nil, "", err
-	}
-	cg, err := manager.Open("/proc/self/mountinfo")
 	if err != nil {
 		return nil, nil, nil, "", err
 	}
