@@ -9,6 +9,7 @@ import (
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/runtime"
 	"github.com/crib-runtime/crib/sandbox"
 	"github.com/crib-runtime/crib/sandbox/cni"
@@ -25,7 +26,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *criapi.RunPodSandboxReq
 	if h := req.GetRuntimeHandler(); h != "" {
 		return nil, fmt.Errorf("run pod sandbox: runtime handler %q: crib has only the default handler: %w", h, errdefs.ErrNotFound)
 	}
-	c, err := toSandboxConfig(req.GetConfig())
+	c, err := toSandboxConfig(req.GetConfig(), cgroups.Paths{Driver: s.opts.CgroupDriver, Root: s.opts.CgroupRoot})
 	if err != nil {
 		return nil, err
 	}
@@ -37,7 +38,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *criapi.RunPodSandboxReq
 	return &criapi.RunPodSandboxResponse{PodSandboxId: pod.ID}, nil
 }
 
-func toSandboxConfig(cfg *criapi.PodSandboxConfig) (sandbox.Config, error) {
+func toSandboxConfig(cfg *criapi.PodSandboxConfig, paths cgroups.Paths) (sandbox.Config, error) {
 	md := cfg.GetMetadata()
 	if md.GetName() == "" || md.GetNamespace() == "" || md.GetUid() == "" {
 		return sandbox.Config{}, fmt.Errorf("run pod sandbox: metadata name, namespace and uid are required: %w", errdefs.ErrInvalidArgument)
@@ -49,6 +50,13 @@ func toSandboxConfig(cfg *criapi.PodSandboxConfig) (sandbox.Config, error) {
 	if u := ns.GetUsernsOptions(); u != nil && u.GetMode() == criapi.NamespaceMode_POD {
 		return sandbox.Config{}, fmt.Errorf("run pod sandbox: user namespaces (hostUsers: false) are not supported yet: %w", errdefs.ErrInvalidArgument)
 	}
+	// A pod without a parent (crictl sends none) goes under crib's own
+	// root, as containerd and CRI-O place theirs: every pod and container
+	// has a cgroup, so limits, stats and teardown work the same.
+	parent, err := paths.Parent(cfg.GetLinux().GetCgroupParent())
+	if err != nil {
+		return sandbox.Config{}, fmt.Errorf("run pod sandbox: %w", err)
+	}
 	c := sandbox.Config{
 		ID: runtime.NewID(), Name: md.GetName(), Namespace: md.GetNamespace(), UID: md.GetUid(), Attempt: md.GetAttempt(),
 		Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(), Hostname: cfg.GetHostname(),
@@ -56,7 +64,7 @@ func toSandboxConfig(cfg *criapi.PodSandboxConfig) (sandbox.Config, error) {
 		HostNetwork:  ns.GetNetwork() == criapi.NamespaceMode_NODE,
 		HostIPC:      ns.GetIpc() == criapi.NamespaceMode_NODE,
 		SharePID:     ns.GetPid() == criapi.NamespaceMode_POD,
-		CgroupParent: cfg.GetLinux().GetCgroupParent(), ShmSize: defaultShmSize,
+		CgroupParent: parent, ShmSize: defaultShmSize,
 		Sysctls: cfg.GetLinux().GetSysctls(), LogDir: cfg.GetLogDirectory(),
 	}
 	for _, pm := range cfg.GetPortMappings() {

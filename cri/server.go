@@ -35,6 +35,9 @@ type Options struct {
 	Version string
 	// CgroupDriver is "cgroupfs" or "systemd", as configured.
 	CgroupDriver string
+	// CgroupRoot is the cgroup parent of pods that come without one, and
+	// the base of relative parents (cgroups.Paths.Root).
+	CgroupRoot string
 	// EffectiveConfig is shown by a verbose Status call.
 	EffectiveConfig any
 	// RDTInfo, when set, returns what a verbose Status shows about RDT:

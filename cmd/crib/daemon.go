@@ -123,7 +123,7 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	server := cri.NewServer(ctx, cri.Services{Images: images, Network: network, Classes: classes,
 		Sandboxes: pods, Shims: shims, Containers: containers,
 		Stats: statsReader{cgroups: cg, containers: containers}}, cri.Options{
-		Version: version, CgroupDriver: cfg.CgroupDriver, EffectiveConfig: cfg,
+		Version: version, CgroupDriver: cfg.CgroupDriver, CgroupRoot: cfg.CgroupRoot, EffectiveConfig: cfg,
 		RDTInfo: func() any { return classes.Info() },
 	})
 	if err := server.WatchRunning(ctx); err != nil {

@@ -49,8 +49,15 @@ func (s *podShims) start(ctx context.Context, p *sandbox.Pod) (retErr error) {
 	if err != nil || !p.SharePID {
 		return err
 	}
-	resp, err := c.StartPause(ctx, &shimapi.StartPauseRequest{Cgroup: p.Cgroup,
-		Namespaces: map[string]string{"net": p.NetNS, "ipc": p.IPCNS, "uts": p.UTSNS}})
+	// A namespace the pod takes from the host has no pin: the pause
+	// process stays in the shim's (the host's) as every container does.
+	join := map[string]string{}
+	for kind, path := range map[string]string{"net": p.NetNS, "ipc": p.IPCNS, "uts": p.UTSNS} {
+		if path != "" {
+			join[kind] = path
+		}
+	}
+	resp, err := c.StartPause(ctx, &shimapi.StartPauseRequest{Cgroup: p.Cgroup, Namespaces: join})
 	if err != nil {
 		return fmt.Errorf("start pause process: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
@@ -43,12 +44,15 @@ type Config struct {
 	// LogLevel is klog's verbosity (-v): 2 logs state changes, 4 steps, 6 bodies.
 	LogLevel int `toml:"log_level" json:"logLevel"`
 	// CgroupDriver is reported to the kubelet by RuntimeConfig.
-	CgroupDriver string    `toml:"cgroup_driver" json:"cgroupDriver"`
-	CNI          CNI       `toml:"cni" json:"cni"`
-	Registry     Registry  `toml:"registry" json:"registry"`
-	RDT          RDT       `toml:"rdt" json:"rdt"`
-	Streaming    Streaming `toml:"streaming" json:"streaming"`
-	Debug        Debug     `toml:"debug" json:"debug"`
+	CgroupDriver string `toml:"cgroup_driver" json:"cgroupDriver"`
+	// CgroupRoot is the cgroup parent of pods that come without one (what
+	// crictl sends by default), and the base of relative parents.
+	CgroupRoot string    `toml:"cgroup_root" json:"cgroupRoot"`
+	CNI        CNI       `toml:"cni" json:"cni"`
+	Registry   Registry  `toml:"registry" json:"registry"`
+	RDT        RDT       `toml:"rdt" json:"rdt"`
+	Streaming  Streaming `toml:"streaming" json:"streaming"`
+	Debug      Debug     `toml:"debug" json:"debug"`
 }
 
 // Streaming configures the server of exec and port-forward sessions.
@@ -128,6 +132,7 @@ func Default() Config {
 		State:        "/run/crib",
 		LogLevel:     2,
 		CgroupDriver: CgroupDriverCgroupfs,
+		CgroupRoot:   "/crib",
 		Streaming:    Streaming{Address: "127.0.0.1:0"},
 		CNI: CNI{
 			ConfDir: "/etc/cni/net.d",
@@ -190,7 +195,7 @@ func (c *Config) Validate() error {
 	if c.RDT.ConfigFile != "" && !strings.HasPrefix(c.RDT.ConfigFile, "/") {
 		errs = append(errs, fmt.Errorf("config: rdt.config_file %q must be an absolute path", c.RDT.ConfigFile))
 	}
-	for key, val := range map[string]string{"root": c.Root, "state": c.State, "cni.conf_dir": c.CNI.ConfDir} {
+	for key, val := range map[string]string{"root": c.Root, "state": c.State, "cni.conf_dir": c.CNI.ConfDir, "cgroup_root": c.CgroupRoot} {
 		if !strings.HasPrefix(val, "/") {
 			errs = append(errs, fmt.Errorf("config: %s %q must be an absolute path", key, val))
 		}
@@ -211,6 +216,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LogLevel < 0 || c.LogLevel > 10 {
 		errs = append(errs, fmt.Errorf("config: log_level %d out of range 0-10", c.LogLevel))
+	}
+	if c.CgroupRoot == "/" || path.Clean(c.CgroupRoot) != c.CgroupRoot {
+		errs = append(errs, fmt.Errorf("config: cgroup_root %q must be a clean absolute cgroup path below /", c.CgroupRoot))
 	}
 	if c.CgroupDriver != CgroupDriverCgroupfs && c.CgroupDriver != CgroupDriverSystemd {
 		errs = append(errs, fmt.Errorf("config: cgroup_driver %q: want %q or %q", c.CgroupDriver, CgroupDriverCgroupfs, CgroupDriverSystemd))

@@ -39,6 +39,7 @@ root = "/tmp/x/root"
 state = "/tmp/x/state"
 log_level = 4
 cgroup_driver = "cgroupfs"
+cgroup_root = "/crib-test"
 
 [cni]
 conf_dir = "/tmp/x/net.d"
@@ -63,7 +64,7 @@ ignore_unavailable = true
 	}
 	want := Config{
 		Socket: "unix:///tmp/x/crib.sock", Root: "/tmp/x/root", State: "/tmp/x/state", LogLevel: 4,
-		CgroupDriver: "cgroupfs", CNI: CNI{ConfDir: "/tmp/x/net.d", BinDirs: []string{"/tmp/x/bin"}},
+		CgroupDriver: "cgroupfs", CgroupRoot: "/crib-test", CNI: CNI{ConfDir: "/tmp/x/net.d", BinDirs: []string{"/tmp/x/bin"}},
 		Registry: Registry{Hosts: map[string]Host{
 			"docker.io":     {SkipServer: true, Mirrors: []Mirror{{Endpoint: "http://127.0.0.1:5000"}}},
 			"10.0.0.1:5000": {PlainHTTP: true},
@@ -86,6 +87,8 @@ func TestLoadErrors(t *testing.T) {
 		{"syntax", "root = \n", []string{":1:"}},
 		{"wrong type", "log_level = \"high\"\n", []string{":1:", "log_level"}},
 		{"bad driver", "cgroup_driver = \"cgroupsv3\"\n", []string{`cgroup_driver "cgroupsv3"`}},
+		{"relative cgroup root", "cgroup_root = \"crib\"\n", []string{`cgroup_root "crib"`}},
+		{"unclean cgroup root", "cgroup_root = \"/crib/../x\"\n", []string{`cgroup_root "/crib/../x"`}},
 		{"relative root", "root = \"var/lib\"\n", []string{`root "var/lib"`, "absolute"}},
 		{"bad socket", "socket = \"/run/x.sock\"\n", []string{`socket "/run/x.sock"`}},
 		{"bad mirror", "[[registry.hosts.\"docker.io\".mirrors]]\nendpoint = \"ftp://x\"\n", []string{"docker.io", "mirrors[0]", "scheme"}},

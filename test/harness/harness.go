@@ -24,6 +24,7 @@ import (
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	remote "k8s.io/cri-client/pkg"
 
+	"github.com/crib-runtime/crib/cgroups/manager"
 	"github.com/crib-runtime/crib/internal/testutil"
 )
 
@@ -80,6 +81,9 @@ type Env struct {
 	CNIBin string
 	// Bin, when set, is the daemon binary to run instead of Binary().
 	Bin string
+	// CgroupRoot is the daemon's cgroup_root: pods without a cgroup parent
+	// go there. It is the test's own, removed when the test ends.
+	CgroupRoot string
 	// LogLevel, when set before WriteConfig, replaces the tests' 4 (every
 	// RPC logged): benchmarks run at the daemon's default, 2.
 	LogLevel int
@@ -104,10 +108,11 @@ func NewEnv(t testing.TB) *Env {
 		}
 		killShims(t, dir)
 		unmountUnder(t, dir)
+		removeCgroup(t, "/"+filepath.Base(dir))
 		os.RemoveAll(dir)
 	})
 	e := &Env{t: t, Dir: dir, Root: filepath.Join(dir, "root"), State: filepath.Join(dir, "state"),
-		CNIConf: filepath.Join(dir, "net.d"), ConfPath: filepath.Join(dir, "crib.toml")}
+		CNIConf: filepath.Join(dir, "net.d"), ConfPath: filepath.Join(dir, "crib.toml"), CgroupRoot: "/" + filepath.Base(dir)}
 	e.Sock = filepath.Join(e.State, "crib.sock")
 	if err := os.MkdirAll(e.CNIConf, 0o755); err != nil {
 		t.Fatal(err)
@@ -127,8 +132,8 @@ func (e *Env) WriteConfig(extra string) {
 	if e.LogLevel != 0 {
 		level = e.LogLevel
 	}
-	body := fmt.Sprintf("socket = \"unix://%s\"\nroot = %q\nstate = %q\nlog_level = %d\n\n[debug]\naddress = %q\n\n[cni]\nconf_dir = %q\nbin_dirs = [%s]\n%s",
-		e.Sock, e.Root, e.State, level, e.debugSock(), e.CNIConf, bins, extra)
+	body := fmt.Sprintf("socket = \"unix://%s\"\nroot = %q\nstate = %q\nlog_level = %d\ncgroup_root = %q\n\n[debug]\naddress = %q\n\n[cni]\nconf_dir = %q\nbin_dirs = [%s]\n%s",
+		e.Sock, e.Root, e.State, level, e.CgroupRoot, e.debugSock(), e.CNIConf, bins, extra)
 	if err := os.WriteFile(e.ConfPath, []byte(body), 0o600); err != nil {
 		e.t.Fatal(err)
 	}
@@ -367,6 +372,18 @@ func killShims(t testing.TB, dir string) {
 			t.Logf("killing leftover shim %d (%s)", pid, strings.Join(args, " "))
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
+	}
+}
+
+// removeCgroup kills what is left in the env's cgroup root and removes it
+// (a pod a failed test did not remove).
+func removeCgroup(t testing.TB, path string) {
+	cg, err := manager.Open("/proc/self/mountinfo")
+	if err == nil {
+		err = cg.Remove(path)
+	}
+	if err != nil {
+		t.Errorf("remove the test's cgroup %s: %v", path, err)
 	}
 }
 
