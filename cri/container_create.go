@@ -95,10 +95,11 @@ func (s *Server) specInput(ctx context.Context, id string, pod PodInfo, imageID 
 		NetNS:     pod.NetNS, IPCNS: pod.IPCNS, UTSNS: pod.UTSNS, PidNS: pod.PidNS,
 		CgroupsPath:  filepath.Join(pod.CgroupParent, id),
 		HostnamePath: pod.HostnamePath, HostsPath: pod.HostsPath, ResolvPath: pod.ResolvPath, ShmPath: pod.ShmPath,
-		RDTClass: class,
-		Nofile:   s.nofile,
-		Stat:     statHost,
-		Rootfs:   s.containers.RootfsPath(id),
+		RDTClass:     class,
+		Nofile:       s.nofile,
+		Capabilities: s.caps,
+		Stat:         statHost,
+		Rootfs:       s.containers.RootfsPath(id),
 	}
 	in.Passwd, _ = s.images.ReadFile(imageID, "/etc/passwd", maxUserDBSize) // absent: numeric users only
 	in.Group, _ = s.images.ReadFile(imageID, "/etc/group", maxUserDBSize)

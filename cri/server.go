@@ -3,12 +3,16 @@ package cri
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/crib-runtime/crib/cri/spec"
 	"github.com/crib-runtime/crib/runtime/image"
 )
 
@@ -69,6 +73,8 @@ type Server struct {
 	streams Streams
 	// nofile is this process's hard RLIMIT_NOFILE, what containers get.
 	nofile uint64
+	// caps is this process's bounding set: what containers can be granted.
+	caps []string
 }
 
 // Services are what the CRI handlers drive.
@@ -91,7 +97,25 @@ func NewServer(ctx context.Context, svc Services, opts Options) *Server {
 	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil {
 		s.nofile = lim.Max
 	}
+	s.caps = boundingSet()
 	return s
+}
+
+// boundingSet names the capabilities in this process's bounding set, or
+// nil (every capability) when /proc cannot tell.
+func boundingSet() []string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return nil
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
+			if mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil {
+				return spec.CapsInMask(mask)
+			}
+		}
+	}
+	return nil
 }
 
 // UseStreams sets the streaming server that Exec and PortForward answer with.

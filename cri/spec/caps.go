@@ -39,16 +39,24 @@ var defaultCaps = []string{
 // ambient capabilities (CRI's add_ambient_capabilities), since a non-empty
 // inheritable set lets a file capability grant more than the container was
 // given (runc CVE-2022-29162).
-func capabilities(sc *criapi.LinuxContainerSecurityContext) (*specs.LinuxCapabilities, error) {
+//
+// held is what the runtime itself can grant (its bounding set; nil: every
+// capability): "all" (privileged, add ALL) and the defaults mean all of
+// those held, as containerd takes its own set, so a node whose root lacks
+// one (CAP_SYS_RESOURCE in a container, a kind node) still runs privileged
+// containers. A capability named explicitly that is not held is refused:
+// the container would otherwise run without what it asked for.
+func capabilities(sc *criapi.LinuxContainerSecurityContext, held []string) (*specs.LinuxCapabilities, error) {
+	grantable := func(c string) bool { return held == nil || slices.Contains(held, c) }
 	set := make(map[string]bool)
-	if sc.GetPrivileged() {
-		for _, c := range allCaps {
-			set[c] = true
-		}
-	} else {
-		for _, c := range defaultCaps {
-			set[c] = true
-		}
+	base := defaultCaps
+	if sc.GetPrivileged() || hasAll(sc.GetCapabilities().GetAddCapabilities()) {
+		// ALL is applied before the individual names, as containerd does,
+		// so add [ALL] drop [CHOWN] means everything but CAP_CHOWN.
+		base = allCaps
+	}
+	for _, c := range base {
+		set[c] = grantable(c)
 	}
 	add := sc.GetCapabilities().GetAddCapabilities()
 	drop := sc.GetCapabilities().GetDropCapabilities()
@@ -57,13 +65,6 @@ func capabilities(sc *criapi.LinuxContainerSecurityContext) (*specs.LinuxCapabil
 		return nil, err
 	}
 	if !sc.GetPrivileged() {
-		// ALL is applied before the individual names, as containerd does,
-		// so add [ALL] drop [CHOWN] means everything but CAP_CHOWN.
-		if hasAll(add) {
-			for _, c := range allCaps {
-				set[c] = true
-			}
-		}
 		if hasAll(drop) {
 			clear(set)
 		}
@@ -77,6 +78,12 @@ func capabilities(sc *criapi.LinuxContainerSecurityContext) (*specs.LinuxCapabil
 	for _, c := range ambient {
 		set[c] = true
 	}
+	explicit, _ := capNames(slices.DeleteFunc(slices.Clone(add), func(n string) bool { return strings.EqualFold(n, "ALL") }))
+	for _, c := range append(explicit, ambient...) {
+		if set[c] && !grantable(c) {
+			return nil, invalidf("capability %s is not in the runtime's bounding set: this node cannot grant it", c)
+		}
+	}
 	caps := ordered(set)
 	return &specs.LinuxCapabilities{
 		Bounding:    caps,
@@ -85,6 +92,18 @@ func capabilities(sc *criapi.LinuxContainerSecurityContext) (*specs.LinuxCapabil
 		Inheritable: slices.Clone(ambient),
 		Ambient:     slices.Clone(ambient),
 	}, nil
+}
+
+// CapsInMask names the capabilities set in a kernel capability mask (the
+// CapBnd line of /proc/<pid>/status), for Input.Capabilities.
+func CapsInMask(mask uint64) []string {
+	out := []string{}
+	for n, c := range allCaps {
+		if mask&(1<<n) != 0 {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func hasAll(names []string) bool {

@@ -17,6 +17,7 @@ func TestCapabilities(t *testing.T) {
 		add, drop  []string
 		ambient    []string
 		privileged bool
+		held       []string // the runtime's bounding set; nil: all
 		want       []string
 		wantAmb    []string
 		err        errKind
@@ -31,6 +32,12 @@ func TestCapabilities(t *testing.T) {
 		{name: "add ALL drop ALL", add: []string{"ALL"}, drop: []string{"ALL"}, want: []string{}},
 		{name: "ambient goes to every set", drop: []string{"ALL"}, ambient: []string{"NET_BIND_SERVICE"}, want: []string{"CAP_NET_BIND_SERVICE"}, wantAmb: []string{"CAP_NET_BIND_SERVICE"}},
 		{name: "privileged gets all, drops ignored", privileged: true, drop: []string{"ALL"}, want: allCaps},
+		{name: "privileged gets what the runtime holds", privileged: true, held: without("CAP_SYS_RESOURCE", "CAP_BPF"), want: without("CAP_SYS_RESOURCE", "CAP_BPF")},
+		{name: "add ALL gets what the runtime holds", add: []string{"ALL"}, held: without("CAP_SYS_RESOURCE"), want: without("CAP_SYS_RESOURCE")},
+		{name: "defaults the runtime lacks are left out", held: without("CAP_MKNOD"), want: ordered(setOf(slices.DeleteFunc(slices.Clone(defaultCaps), func(c string) bool { return c == "CAP_MKNOD" })))},
+		{name: "an add the runtime lacks is refused", add: []string{"SYS_RESOURCE"}, held: without("CAP_SYS_RESOURCE"), err: invalid},
+		{name: "an ambient the runtime lacks is refused", ambient: []string{"SYS_RESOURCE"}, held: without("CAP_SYS_RESOURCE"), err: invalid},
+		{name: "add ALL and a lacking one by name is refused", add: []string{"ALL", "SYS_RESOURCE"}, held: without("CAP_SYS_RESOURCE"), err: invalid},
 		{name: "unknown add", add: []string{"CAP_WIZARDRY"}, err: invalid},
 		{name: "unknown drop", drop: []string{"FLY"}, err: invalid},
 		{name: "unknown ambient", ambient: []string{"NOPE"}, err: invalid},
@@ -40,6 +47,7 @@ func TestCapabilities(t *testing.T) {
 			in := baseInput()
 			in.Sandbox.Linux.SecurityContext.Privileged = tc.privileged
 			sc(&in).Privileged = tc.privileged
+			in.Capabilities = tc.held
 			sc(&in).Capabilities = &criapi.Capability{AddCapabilities: tc.add, DropCapabilities: tc.drop, AddAmbientCapabilities: tc.ambient}
 			s, err := Container(in)
 			checkErr(t, err, tc.err, "capability")
@@ -65,4 +73,10 @@ func setOf(caps []string) map[string]bool {
 		m[c] = true
 	}
 	return m
+}
+
+func TestCapsInMask(t *testing.T) {
+	if got := CapsInMask(1<<0 | 1<<24 | 1<<40); !cmp.Equal(got, []string{"CAP_CHOWN", "CAP_SYS_RESOURCE", "CAP_CHECKPOINT_RESTORE"}) {
+		t.Errorf("CapsInMask = %v", got)
+	}
 }

@@ -31,7 +31,7 @@ func process(in Input) (*specs.Process, error) {
 		return nil, err
 	}
 	sc := in.Config.GetLinux().GetSecurityContext()
-	caps, err := capabilities(sc)
+	caps, err := capabilities(sc, in.Capabilities)
 	if err != nil {
 		return nil, err
 	}

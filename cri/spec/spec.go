@@ -76,6 +76,10 @@ type Input struct {
 	// should not decide what containers get.
 	Nofile uint64
 
+	// Capabilities are those the runtime can grant (its own bounding set,
+	// CapsInMask); nil means every capability crib knows.
+	Capabilities []string
+
 	// Passwd and Group are the image's /etc/passwd and /etc/group (nil when
 	// absent), for resolving user and group names.
 	Passwd, Group []byte

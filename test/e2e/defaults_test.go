@@ -73,3 +73,57 @@ func TestSharedPIDWithHostNamespaces(t *testing.T) {
 		t.Fatalf("ps and network namespace in b (want net:[%d]): %q, %v", st.Ino, resp.GetStdout(), err)
 	}
 }
+
+// TestPrivilegedGetsTheRuntimesCapabilities: privileged and add [ALL]
+// containers get every capability the daemon holds, which on this host (and
+// in a kind node) is not every capability the kernel knows.
+func TestPrivilegedGetsTheRuntimesCapabilities(t *testing.T) {
+	w := newPodWorld(t)
+	ctx := context.Background()
+	pod := w.podConfig("priv", criapi.NamespaceMode_CONTAINER)
+	pod.Linux.SecurityContext.Privileged = true
+	podID, err := w.c.Runtime.RunPodSandbox(ctx, pod, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = w.c.Runtime.StopPodSandbox(ctx, podID)
+		_ = w.c.Runtime.RemovePodSandbox(ctx, podID)
+	})
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.d.Pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := capLine(string(status), "CapBnd")
+	for name, sc := range map[string]*criapi.LinuxContainerSecurityContext{
+		"privileged": {Privileged: true},
+		"addall":     {Capabilities: &criapi.Capability{AddCapabilities: []string{"ALL"}}},
+	} {
+		id, err := w.c.Runtime.CreateContainer(ctx, podID, &criapi.ContainerConfig{
+			Metadata: &criapi.ContainerMetadata{Name: name}, Image: &criapi.ImageSpec{Image: w.image},
+			Command: []string{"sleep", "3600"}, Linux: &criapi.LinuxContainerConfig{SecurityContext: sc},
+		}, pod)
+		if err != nil {
+			t.Fatalf("create %s: %v", name, err)
+		}
+		if err := w.c.Runtime.StartContainer(ctx, id); err != nil {
+			t.Fatalf("start %s: %v", name, err)
+		}
+		resp, err := w.c.RawRt.ExecSync(ctx, &criapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"cat", "/proc/self/status"}, Timeout: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := capLine(string(resp.Stdout), "CapEff"); got != want {
+			t.Errorf("%s: CapEff %s, want the daemon's bounding set %s", name, got, want)
+		}
+	}
+}
+
+func capLine(status, key string) string {
+	for line := range strings.SplitSeq(status, "\n") {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
