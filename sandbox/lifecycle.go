@@ -4,14 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
 	"os"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 
 	"github.com/crib-runtime/crib/cgroups"
+	"github.com/crib-runtime/crib/internal/sysctl"
 	"github.com/crib-runtime/crib/sandbox/nsfs"
 )
 
@@ -34,6 +38,7 @@ func (m *Manager) steps() []runStep {
 		{"directory", func(_ context.Context, p *Pod, _ *Config) error { return mkdirPod(m.StateDir, p.Dir) },
 			func(_ context.Context, p *Pod) error { return removeDir(p) }},
 		{"namespaces", m.pin, func(_ context.Context, p *Pod) error { return unpin(p) }},
+		{"sysctls", func(_ context.Context, p *Pod, _ *Config) error { return applySysctls(p) }, nil},
 		{"cgroup", m.createCgroup, m.removeCgroup},
 		{"shm", m.mountShm, func(_ context.Context, p *Pod) error { return unmountShm(p) }},
 		{"network and after-setup hook", m.networkAndHook, func(ctx context.Context, p *Pod) error {
@@ -143,7 +148,9 @@ func (m *Manager) pin(_ context.Context, p *Pod, _ *Config) error {
 		// A new network namespace starts with lo down; pods expect
 		// 127.0.0.1 to work whatever the CNI config (containerd and CRI-O
 		// add the loopback plugin for the same reason).
-		return nsfs.Do(p.NetNS, nsfs.Net, loopbackUp)
+		if err := nsfs.Do(p.NetNS, nsfs.Net, loopbackUp); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -453,4 +460,60 @@ func (a cgroupsAdapter) Remove(path string) error { return a.m.Remove(path) }
 func (a cgroupsAdapter) Exists(path string) bool {
 	_, err := a.m.Stats(path)
 	return !errors.Is(err, errdefs.ErrNotFound)
+}
+
+// applySysctls writes the pod's sysctls into its pinned namespaces at Run,
+// where a key this kernel lacks or a value it refuses is InvalidArgument
+// naming it, instead of failing every container's start later. Containers
+// write them again (the spec carries them): harmless, and it keeps a pod
+// made by an older crib right.
+func applySysctls(p *Pod) error {
+	byNS := map[sysctl.Namespace]map[string]string{}
+	for k, v := range p.Sysctls {
+		ns := sysctl.NamespaceOf(k)
+		if byNS[ns] == nil {
+			byNS[ns] = map[string]string{}
+		}
+		byNS[ns][k] = v
+	}
+	for ns, kv := range byNS {
+		pin, kind := p.NetNS, nsfs.Net
+		if ns == sysctl.IPC {
+			pin, kind = p.IPCNS, nsfs.IPC
+		}
+		if pin == "" { // validate refused these already; never the host's
+			return invalidf("sysctls %v: the pod has no %s namespace of its own", slices.Sorted(maps.Keys(kv)), kind)
+		}
+		// /proc/sys/net and the IPC keys resolve against the namespaces
+		// of the thread that opens them.
+		if err := nsfs.Do(pin, kind, func() error { return writeSysctls(kv) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeSysctls(kv map[string]string) error {
+	for _, k := range slices.Sorted(maps.Keys(kv)) {
+		p, err := sysctl.Path(k)
+		if err != nil {
+			return invalidf("sysctl %q: %v", k, err)
+		}
+		f, err := os.OpenFile(p, os.O_WRONLY|unix.O_NOFOLLOW, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			return invalidf("sysctl %q: this kernel has no such key", k)
+		}
+		if err != nil {
+			return fmt.Errorf("sysctl %q: %w", k, err)
+		}
+		_, err = f.WriteString(kv[k])
+		f.Close()
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ERANGE) {
+			return invalidf("sysctl %q: the kernel refused value %q", k, kv[k])
+		}
+		if err != nil {
+			return fmt.Errorf("sysctl %q = %q: %w", k, kv[k], err)
+		}
+	}
+	return nil
 }

@@ -132,6 +132,9 @@ func (c *Config) validate() (map[string]string, error) {
 	if c.ShmSize < 0 {
 		return nil, invalidf("shm size %d: must be positive", c.ShmSize)
 	}
+	if c.LogDir != "" && (!filepath.IsAbs(c.LogDir) || filepath.Clean(c.LogDir) != c.LogDir) {
+		return nil, invalidf("log directory %q: must be an absolute, clean path", c.LogDir)
+	}
 	if c.CgroupParent != "" && (!path.IsAbs(c.CgroupParent) || path.Clean(c.CgroupParent) != c.CgroupParent) {
 		return nil, invalidf("cgroup parent %q: must be an absolute, clean path", c.CgroupParent)
 	}

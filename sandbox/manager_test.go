@@ -368,6 +368,8 @@ func TestManagerValidation(t *testing.T) {
 		"unclean cgroup":     func(c *Config) { c.CgroupParent = "/a/../b" },
 		"unsafe sysctl":      func(c *Config) { c.Sysctls = map[string]string{"kernel.panic": "1"} },
 		"net sysctl on host": func(c *Config) { c.HostNetwork = true; c.Sysctls = map[string]string{"net.core.somaxconn": "1"} },
+		"relative log dir":   func(c *Config) { c.LogDir = "logs/pod" },
+		"unclean log dir":    func(c *Config) { c.LogDir = "/var/log/pods/../../etc" },
 	} {
 		c := good
 		mutate(&c)
@@ -404,5 +406,49 @@ func TestManagerRecover(t *testing.T) {
 		if got, _ := s.Get(p.ID); got.State != want {
 			t.Errorf("%s: %s after Recover, want %s", p.Name, got.State, want)
 		}
+	}
+}
+
+// TestManagerSysctlsCheckedAtRun: a namespaced key this kernel lacks, or a
+// value it refuses, fails RunPodSandbox naming the key and leaves nothing;
+// good ones are set in the pod's namespaces, not the host's.
+func TestManagerSysctlsCheckedAtRun(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for key, val := range map[string]string{
+		"net.ipv4.no_such_key_crib": "1",
+		"net.ipv4.ip_forward":       "not-a-number",
+		"kernel.shm_rmid_forced":    "7",
+	} {
+		c := e.config(t)
+		c.Sysctls = map[string]string{key: val}
+		_, err := e.m.Run(ctx, c)
+		if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(fmt.Sprint(err), key) {
+			t.Errorf("sysctl %s=%s: Run = %v, want InvalidArgument naming the key", key, val, err)
+		}
+		e.checkGone(t, c.ID)
+	}
+	c := e.config(t)
+	c.Sysctls = map[string]string{"net.ipv4.ip_unprivileged_port_start": "0", "kernel.shm_rmid_forced": "1"}
+	p, err := e.m.Run(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(ns string, kind nsfs.Kind, key string) (v string) {
+		err := nsfs.Do(ns, kind, func() error {
+			b, err := os.ReadFile(key)
+			v = strings.TrimSpace(string(b))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if v := read(p.NetNS, nsfs.Net, "/proc/sys/net/ipv4/ip_unprivileged_port_start"); v != "0" {
+		t.Errorf("pod's ip_unprivileged_port_start = %s", v)
+	}
+	if v := read(p.IPCNS, nsfs.IPC, "/proc/sys/kernel/shm_rmid_forced"); v != "1" {
+		t.Errorf("pod's shm_rmid_forced = %s", v)
 	}
 }

@@ -8,6 +8,7 @@
 package sysctl
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -122,4 +123,20 @@ func Dotted(name string) string {
 
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf(format+": %w", append(args, errdefs.ErrInvalidArgument)...)
+}
+
+// Path maps a sysctl name to its file, in sysctl(8)'s notation: "."
+// separates components and "/" stands for a "." inside one
+// ("net.ipv4.conf.eth0/100.forwarding" is interface eth0.100). No component
+// may be empty, "." or "..": the name must not climb out of /proc/sys.
+func Path(name string) (string, error) {
+	comps := strings.Split(name, ".")
+	for i, c := range comps {
+		c = strings.ReplaceAll(c, "/", ".")
+		if c == "" || c == "." || c == ".." || strings.ContainsRune(c, 0) {
+			return "/proc/sys", errors.New("invalid name")
+		}
+		comps[i] = c
+	}
+	return "/proc/sys/" + strings.Join(comps, "/"), nil
 }

@@ -50,3 +50,20 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestPath(t *testing.T) {
+	for name, want := range map[string]string{
+		"net.ipv4.ip_forward":               "/proc/sys/net/ipv4/ip_forward",
+		"net.ipv4.conf.eth0/100.forwarding": "/proc/sys/net/ipv4/conf/eth0.100/forwarding",
+		"kernel.shm_rmid_forced":            "/proc/sys/kernel/shm_rmid_forced",
+	} {
+		if got, err := Path(name); err != nil || got != want {
+			t.Errorf("Path(%q) = %q, %v; want %q", name, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "net..ipv4", "net.//.x", "net./.x", ".net", "net."} {
+		if p, err := Path(bad); err == nil {
+			t.Errorf("Path(%q) = %q, want an error", bad, p)
+		}
+	}
+}

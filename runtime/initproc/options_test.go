@@ -34,23 +34,6 @@ func TestParseMountOptions(t *testing.T) {
 	}
 }
 
-func TestSysctlPath(t *testing.T) {
-	for name, want := range map[string]string{
-		"net.ipv4.ip_forward":               "/proc/sys/net/ipv4/ip_forward",
-		"net.ipv4.conf.eth0/100.forwarding": "/proc/sys/net/ipv4/conf/eth0.100/forwarding",
-		"kernel.shm_rmid_forced":            "/proc/sys/kernel/shm_rmid_forced",
-	} {
-		if got, err := sysctlPath(name); err != nil || got != want {
-			t.Errorf("sysctlPath(%q) = %q, %v; want %q", name, got, err, want)
-		}
-	}
-	for _, bad := range []string{"", "net..ipv4", "net.//.x", "net./.x", ".net", "net."} {
-		if p, err := sysctlPath(bad); err == nil {
-			t.Errorf("sysctlPath(%q) = %q, want an error", bad, p)
-		}
-	}
-}
-
 func TestOverlayData(t *testing.T) {
 	fs := initmsg.Rootfs{
 		Lower: []string{"/var/lib/crib/l/2", "/var/lib/crib/l/1"},

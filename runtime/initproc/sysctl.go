@@ -1,13 +1,14 @@
 package initproc
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/crib-runtime/crib/internal/sysctl"
 )
 
 // setHostname sets the hostname and domainname. Both belong to the UTS
@@ -68,7 +69,7 @@ func writeSysctls(spec *specs.Spec) error {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		p, err := sysctlPath(name)
+		p, err := sysctl.Path(name)
 		if err == nil {
 			err = writeSysctl(spec, name, p, spec.Linux.Sysctl[name])
 		}
@@ -77,22 +78,6 @@ func writeSysctls(spec *specs.Spec) error {
 		}
 	}
 	return nil
-}
-
-// sysctlPath maps a sysctl name to its file, in sysctl(8)'s notation: "."
-// separates components and "/" stands for a "." inside one
-// ("net.ipv4.conf.eth0/100.forwarding" is interface eth0.100). No component
-// may be empty, "." or "..": the name must not climb out of /proc/sys.
-func sysctlPath(name string) (string, error) {
-	comps := strings.Split(name, ".")
-	for i, c := range comps {
-		c = strings.ReplaceAll(c, "/", ".")
-		if c == "" || c == "." || c == ".." || strings.ContainsRune(c, 0) {
-			return "/proc/sys", errors.New("invalid name")
-		}
-		comps[i] = c
-	}
-	return "/proc/sys/" + strings.Join(comps, "/"), nil
 }
 
 func writeSysctl(spec *specs.Spec, name, p, value string) error {
