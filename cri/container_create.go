@@ -47,6 +47,16 @@ func (s *Server) CreateContainer(ctx context.Context, req *criapi.CreateContaine
 	if err != nil {
 		return nil, err
 	}
+	// Held until the record exists: from then on the record pins them
+	// (image.Pins), and a RemoveImage in between must not take them.
+	layers, release, err := s.images.HoldLayers(img.ID)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil, fmt.Errorf("create container: image %s was removed: %w", cfg.GetImage().GetImage(), errdefs.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	id := runtime.NewID()
 	in, err := s.specInput(ctx, id, pod, img.ID, req)
 	if err != nil {
@@ -55,10 +65,6 @@ func (s *Server) CreateContainer(ctx context.Context, req *criapi.CreateContaine
 	ociSpec, err := spec.Container(in)
 	if err != nil {
 		return nil, fmt.Errorf("create container %q: %w", cfg.GetMetadata().GetName(), err)
-	}
-	layers, err := s.images.LayerDirs(img.ID)
-	if err != nil {
-		return nil, err
 	}
 	rec, err := containerRecord(id, pod, img.ID, req, ociSpec, in)
 	if err != nil {

@@ -23,6 +23,8 @@ func (s *Server) RemoveContainer(ctx context.Context, req *criapi.RemoveContaine
 	if err != nil {
 		return nil, err
 	}
+	// Its image may have been removed while it pinned the layers.
+	s.images.Collect()
 	klog.FromContext(ctx).V(2).Info("Removed container", "containerID", id)
 	s.emit(ctx, id, podID, criapi.ContainerEventType_CONTAINER_DELETED_EVENT)
 	return &criapi.RemoveContainerResponse{}, nil

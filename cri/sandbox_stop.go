@@ -55,6 +55,7 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *criapi.RemovePodSand
 			errs = append(errs, err)
 		}
 	}
+	s.images.Collect() // layers of removed images the containers pinned
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("remove pod sandbox %s: %w", pod.ID, err)
 	}

@@ -23,7 +23,11 @@ type Images interface {
 	List() []image.Image
 	Remove(ref string) error
 	Usage() image.Usage
-	LayerDirs(ref string) ([]string, error)
+	// HoldLayers returns an image's overlay lower dirs and keeps them
+	// until release, once the container record that pins them exists.
+	HoldLayers(ref string) (dirs []string, release func(), err error)
+	// Collect deletes layers kept only for containers since removed.
+	Collect()
 	RunConfig(ref string) (image.RunConfig, error)
 	ReadFile(ref, name string, limit int64) ([]byte, error)
 }

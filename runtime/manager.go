@@ -472,6 +472,21 @@ func (m *Manager) InSandbox(sandboxID string) []string {
 	return ids
 }
 
+// LayersInUse returns the image layer dirs (overlay lower dirs) that
+// container records name, whatever the containers' states: the image store
+// keeps them after their image is removed (image.Pins). A created
+// container still needs them to start; an exited one costs only their
+// space until it is removed, which the kubelet does soon.
+func (m *Manager) LayersInUse() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var dirs []string
+	for _, c := range m.records {
+		dirs = append(dirs, c.Layers...)
+	}
+	return dirs
+}
+
 // usageTTL is how long a writable layer's measured size is reused: the
 // kubelet asks every 10 s or so, and a walk of a big upper dir is not free.
 const usageTTL = 10 * time.Second

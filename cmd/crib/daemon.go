@@ -87,13 +87,6 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	}
 	defer rootLock.Close()
 
-	images, dropped, err := image.Open(filepath.Join(cfg.Root, "images"), cfg.Registry, image.NodePlatform())
-	if err != nil {
-		return err
-	}
-	for _, id := range dropped {
-		logger.Info("Dropped image with missing content; pull it again", "imageID", id)
-	}
 	classes, err := rdt.Open("/proc/self/mountinfo", rdtConfig(cfg.RDT))
 	if err != nil {
 		return err
@@ -111,6 +104,15 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	pods, shims, containers, bin, err := openPods(cfg, network, cg, shimSrc)
 	if err != nil {
 		return err
+	}
+	// After the container records: they pin the layers of removed images,
+	// which the store's first collection must leave.
+	images, dropped, err := image.Open(filepath.Join(cfg.Root, "images"), cfg.Registry, image.NodePlatform(), containers)
+	if err != nil {
+		return err
+	}
+	for _, id := range dropped {
+		logger.Info("Dropped image with missing content; pull it again", "imageID", id)
 	}
 	containers.UseExecer(runtime.Execer{Binary: bin, Placement: cg.Placement, Place: func(class, id string, pid int) error {
 		if warning, err := classes.Place(class, id, pid); err != nil {

@@ -5,6 +5,8 @@
 // Every blob is verified against its digest before it is committed, partial
 // downloads and unpacks live in temporary directories that a restart clears,
 // and the image index is replaced atomically, so a crash or a corrupt blob
-// never leaves a half image. It sees no CRI types and must not import cri,
+// never leaves a half image. Layers that containers use (Pins, read from
+// their records) outlive the removal of their image until the last such
+// container goes. It sees no CRI types and must not import cri,
 // sandbox or runtime. Internal to crib; no API compatibility promised.
 package image

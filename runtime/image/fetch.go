@@ -48,7 +48,7 @@ func (s *Store) ensureLayer(ctx context.Context, f *blobFetcher, l Layer) error 
 // fetchBlob downloads a layer blob into ingest/, checks its size and digest,
 // and only then renames it into blobs/.
 func (s *Store) fetchBlob(ctx context.Context, fetcher *blobFetcher, l Layer) error {
-	host := fetcher.host
+	who := fetcher.who
 	rc, err := fetcher.open(ctx, l.Digest)
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", l.Digest, err)
@@ -67,11 +67,11 @@ func (s *Store) fetchBlob(ctx context.Context, fetcher *blobFetcher, l Layer) er
 		err = ctx.Err()
 	case got != l.Digest && (err == nil || n >= l.Size):
 		err = fmt.Errorf("layer %s from %s: digest mismatch: got %s (%d bytes), want %s (%d bytes): %w",
-			l.Digest, host, got, n, l.Digest, l.Size, errdefs.ErrDataLoss)
+			l.Digest, who, got, n, l.Digest, l.Size, errdefs.ErrDataLoss)
 	case err != nil:
-		err = fmt.Errorf("layer %s: download: %w", l.Digest, classify(err, host, false))
+		err = fmt.Errorf("layer %s: download: %w", l.Digest, classify(err, who, false))
 	case n != l.Size:
-		err = fmt.Errorf("layer %s from %s: size mismatch: got %d bytes, want %d: %w", l.Digest, host, n, l.Size, errdefs.ErrDataLoss)
+		err = fmt.Errorf("layer %s from %s: size mismatch: got %d bytes, want %d: %w", l.Digest, who, n, l.Size, errdefs.ErrDataLoss)
 	}
 	return s.commitBlob(f, l.Digest, err)
 }

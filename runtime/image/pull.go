@@ -9,6 +9,7 @@ import (
 	"os"
 	goruntime "runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -108,11 +109,11 @@ func (s *Store) pull(ctx context.Context, ref Reference, auth Auth) (Image, erro
 func readManifest(desc *remote.Descriptor, ref Reference, ep endpoint) (*pulled, error) {
 	img, err := desc.Image()
 	if err != nil {
-		return nil, fmt.Errorf("%w (platform %s)", classify(err, ep.host, false), NodePlatform())
+		return nil, fmt.Errorf("%w (platform %s)", classify(err, ep.who(), false), NodePlatform())
 	}
 	p := &pulled{ref: ref, resolved: desc.Digest.String()}
 	if p.rawManifest, err = img.RawManifest(); err != nil {
-		return nil, classify(err, ep.host, false)
+		return nil, classify(err, ep.who(), false)
 	}
 	p.manifestDigest = "sha256:" + sha256Hex(p.rawManifest)
 	manifest, err := v1.ParseManifest(bytes.NewReader(p.rawManifest))
@@ -120,7 +121,7 @@ func readManifest(desc *remote.Descriptor, ref Reference, ep endpoint) (*pulled,
 		return nil, fmt.Errorf("manifest %s: %v: %w", p.manifestDigest, err, errdefs.ErrInvalidArgument)
 	}
 	if p.rawConfig, err = img.RawConfigFile(); err != nil {
-		return nil, classify(err, ep.host, false)
+		return nil, classify(err, ep.who(), false)
 	}
 	if got := "sha256:" + sha256Hex(p.rawConfig); got != manifest.Config.Digest.String() {
 		return nil, fmt.Errorf("config blob digest mismatch: got %s, want %s: %w", got, manifest.Config.Digest, errdefs.ErrDataLoss)
@@ -137,7 +138,7 @@ func readManifest(desc *remote.Descriptor, ref Reference, ep endpoint) (*pulled,
 	chain := ""
 	for i, l := range manifest.Layers {
 		if len(l.URLs) > 0 {
-			return nil, fmt.Errorf("layer %s is a foreign layer (urls %v): %w", l.Digest, l.URLs, errdefs.ErrNotImplemented)
+			return nil, fmt.Errorf("layer %s is a foreign layer (urls %s): %w", l.Digest, strings.Join(l.URLs, ", "), errdefs.ErrNotImplemented)
 		}
 		chain = chainID(chain, diffIDs[i].String())
 		p.layers = append(p.layers, Layer{

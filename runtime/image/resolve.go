@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -83,6 +84,15 @@ func (r *resolver) endpoints(domain string) []endpoint {
 	return append(eps, up)
 }
 
+// who names the endpoint in errors: a reader must tell a mirror from the
+// registry itself.
+func (ep endpoint) who() string {
+	if ep.mirror {
+		return "mirror " + ep.host
+	}
+	return "registry " + ep.host
+}
+
 // repository names ref's repository at endpoint ep.
 func (ep endpoint) repository(ref Reference) (name.Repository, error) {
 	var opts []name.Option
@@ -132,7 +142,7 @@ func (r *resolver) transport(ep endpoint) http.RoundTripper {
 // reader would hash every byte a second time.
 type blobFetcher struct {
 	repo   name.Repository
-	host   string
+	who    string // the endpoint, as errors name it
 	client *http.Client
 }
 
@@ -144,9 +154,9 @@ func (r *resolver) blobFetcher(ctx context.Context, ref Reference, ep endpoint, 
 	rt, err := transport.NewWithContext(ctx, repo.Registry, ep.authenticator(ref, auth), r.transport(ep),
 		[]string{repo.Scope(transport.PullScope)})
 	if err != nil {
-		return nil, classify(err, ep.host, !auth.empty())
+		return nil, classify(err, ep.who(), !auth.empty())
 	}
-	return &blobFetcher{repo: repo, host: ep.host, client: &http.Client{Transport: rt}}, nil
+	return &blobFetcher{repo: repo, who: ep.who(), client: &http.Client{Transport: rt}}, nil
 }
 
 // open starts the download of a blob; the caller checks size and digest.
@@ -158,11 +168,11 @@ func (f *blobFetcher) open(ctx context.Context, dgst string) (io.ReadCloser, err
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
-		return nil, classify(err, f.host, false)
+		return nil, classify(err, f.who, false)
 	}
 	if err := transport.CheckError(resp, http.StatusOK); err != nil {
 		resp.Body.Close()
-		return nil, classify(err, f.host, false)
+		return nil, classify(err, f.who, false)
 	}
 	return resp.Body, nil
 }
@@ -197,7 +207,7 @@ func serverHost(addr string) string {
 
 // resolve fetches the descriptor ref names, trying each endpoint in turn.
 func (r *resolver) resolve(ctx context.Context, ref Reference, auth Auth) (*remote.Descriptor, endpoint, error) {
-	var errs []error
+	var tried []attempt
 	for _, ep := range r.endpoints(ref.Domain) {
 		repo, err := ep.repository(ref)
 		if err != nil {
@@ -214,48 +224,125 @@ func (r *resolver) resolve(ctx context.Context, ref Reference, auth Auth) (*remo
 		if ctx.Err() != nil {
 			return nil, ep, ctx.Err()
 		}
-		errs = append(errs, classify(err, ep.host, !auth.empty()))
+		var terr *transport.Error
+		tried = append(tried, attempt{err: classify(err, ep.who(), !auth.empty()), answered: errors.As(err, &terr)})
 	}
-	// The last endpoint is the authority (the upstream unless skip_server):
-	// its error decides the kind; earlier ones are context.
-	last := errs[len(errs)-1]
-	if len(errs) == 1 {
-		return nil, endpoint{}, last
-	}
-	return nil, endpoint{}, fmt.Errorf("%w (mirrors tried first: %w)", last, errors.Join(errs[:len(errs)-1]...))
+	return nil, endpoint{}, decisive(tried)
 }
 
-// classify attaches an errdefs kind to a registry error and names the host.
-func classify(err error, host string, hadAuth bool) error {
+// attempt is how one endpoint failed a resolve.
+type attempt struct {
+	err      error // classified
+	answered bool  // the endpoint sent an HTTP response
+}
+
+// weight ranks an attempt for decisive: a registry's definite answer (not
+// found, credentials, access, a bad manifest) over an answer that decides
+// nothing (5xx, 429, an odd status) over no answer at all (DNS, refused,
+// timed out).
+func (a attempt) weight() int {
+	switch {
+	case errdefs.IsNotFound(a.err), errdefs.IsUnauthorized(a.err), errdefs.IsPermissionDenied(a.err),
+		errdefs.IsInvalidArgument(a.err), errdefs.IsDataLoss(a.err), errdefs.IsNotImplemented(a.err):
+		return 2
+	case a.answered:
+		return 1
+	}
+	return 0
+}
+
+// decisive puts the failure that says most about why a pull failed first,
+// and makes it the only one the result wraps (one cause, one kind): a
+// mirror that said "manifest unknown" is why the pull failed, not the
+// upstream whose name did not resolve. Among equals the later endpoint
+// leads: the upstream (or the last mirror under skip_server) is the
+// authority. The others follow as text, in the order they were tried.
+func decisive(tried []attempt) error {
+	lead := len(tried) - 1
+	for i := len(tried) - 2; i >= 0; i-- {
+		if tried[i].weight() > tried[lead].weight() {
+			lead = i
+		}
+	}
+	if len(tried) == 1 {
+		return tried[lead].err
+	}
+	others := make([]string, 0, len(tried)-1)
+	for i, a := range tried {
+		if i != lead {
+			others = append(others, a.err.Error())
+		}
+	}
+	return fmt.Errorf("%w (also tried: %s)", tried[lead].err, strings.Join(others, "; "))
+}
+
+// classify attaches an errdefs kind to a registry error; who names the
+// endpoint ("mirror host:port" or "registry host").
+func classify(err error, who string, hadAuth bool) error {
 	var terr *transport.Error
 	if errors.As(err, &terr) {
+		// go-containerregistry words the detail of a registry error as a Go
+		// value (map[Tag:1]); say it in the registry's own terms.
+		text := strings.Replace(err.Error(), terr.Error(), describe(terr), 1)
 		for _, d := range terr.Errors {
 			switch d.Code {
 			case transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode, transport.BlobUnknownErrorCode:
-				return fmt.Errorf("registry %s: not found: %v: %w", host, err, errdefs.ErrNotFound)
+				return fmt.Errorf("%s: %s: %s: %w", who, codeWords(d.Code), text, errdefs.ErrNotFound)
 			case transport.DeniedErrorCode:
-				return fmt.Errorf("registry %s: access denied: %v: %w", host, err, errdefs.ErrPermissionDenied)
+				return fmt.Errorf("%s: access denied: %s: %w", who, text, errdefs.ErrPermissionDenied)
 			}
 		}
 		switch code := terr.StatusCode; {
 		case code == http.StatusUnauthorized && hadAuth:
-			return fmt.Errorf("registry %s rejected the credentials: %v: %w", host, err, errdefs.ErrUnauthenticated)
+			return fmt.Errorf("%s rejected the credentials: %s: %w", who, text, errdefs.ErrUnauthenticated)
 		case code == http.StatusUnauthorized:
-			return fmt.Errorf("registry %s requires credentials and none were given: %v: %w", host, err, errdefs.ErrUnauthenticated)
+			return fmt.Errorf("%s requires credentials and none were given: %s: %w", who, text, errdefs.ErrUnauthenticated)
 		case code == http.StatusForbidden:
-			return fmt.Errorf("registry %s: access denied: %v: %w", host, err, errdefs.ErrPermissionDenied)
+			return fmt.Errorf("%s: access denied: %s: %w", who, text, errdefs.ErrPermissionDenied)
 		case code == http.StatusNotFound:
-			return fmt.Errorf("registry %s: not found: %v: %w", host, err, errdefs.ErrNotFound)
+			return fmt.Errorf("%s: not found: %s: %w", who, text, errdefs.ErrNotFound)
 		case code == http.StatusTooManyRequests || code >= 500:
-			return fmt.Errorf("registry %s unavailable: %v: %w", host, err, errdefs.ErrUnavailable)
+			return fmt.Errorf("%s unavailable: %s: %w", who, text, errdefs.ErrUnavailable)
 		}
-		return fmt.Errorf("registry %s: %w", host, err)
+		return fmt.Errorf("%s: %s", who, text)
 	}
 	var nerr net.Error
 	var dnsErr *net.DNSError
 	if errors.As(err, &nerr) || errors.As(err, &dnsErr) || errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) {
-		return fmt.Errorf("registry %s unreachable: %v: %w", host, err, errdefs.ErrUnavailable)
+		return fmt.Errorf("%s unreachable: %v: %w", who, err, errdefs.ErrUnavailable)
 	}
-	return fmt.Errorf("registry %s: %w", host, err)
+	return fmt.Errorf("%s: %w", who, err)
+}
+
+// codeWords turns MANIFEST_UNKNOWN into "manifest unknown".
+func codeWords(c transport.ErrorCode) string {
+	return strings.ToLower(strings.ReplaceAll(string(c), "_", " "))
+}
+
+// describe words a registry's error response on one line: the request
+// (without its query), the status and each diagnostic, its detail as JSON.
+func describe(terr *transport.Error) string {
+	var b strings.Builder
+	if r := terr.Request; r != nil && r.URL != nil {
+		u := *r.URL
+		u.RawQuery, u.User = "", nil
+		fmt.Fprintf(&b, "%s %s: ", r.Method, u.String())
+	}
+	fmt.Fprintf(&b, "%d", terr.StatusCode)
+	if len(terr.Errors) == 0 {
+		fmt.Fprintf(&b, " %s", http.StatusText(terr.StatusCode))
+	}
+	for i, d := range terr.Errors {
+		if i > 0 {
+			b.WriteString(";")
+		}
+		fmt.Fprintf(&b, " %s: %s", d.Code, d.Message)
+		if d.Detail != nil {
+			if j, err := json.Marshal(d.Detail); err == nil {
+				fmt.Fprintf(&b, " (detail %s)", j)
+			}
+		}
+	}
+	return b.String()
 }

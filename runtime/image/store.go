@@ -66,15 +66,33 @@ type Store struct {
 	dir      string
 	resolver *resolver
 	flights  flights
+	pins     Pins
 
-	// mu guards idx, active, blobUsage and layerUsage.
+	// mu guards idx, active, blobUsage, layerUsage and deferred. collect
+	// calls pins with it held: Pins implementations must not call the store.
 	mu  sync.Mutex
 	idx index
-	// active counts running pulls that need a blob digest or chain ID, so
-	// garbage collection leaves them alone.
+	// active counts running pulls and containers being created that need
+	// a blob digest or chain ID, so garbage collection leaves them alone.
 	active     map[string]int
 	blobUsage  map[string]int64
 	layerUsage map[string]layerUsage
+	// deferred is set when a collection kept content only for a pin or a
+	// hold: Collect has work once those go.
+	deferred bool
+}
+
+// Pins tells the store which layers containers use, so that removing an
+// image does not pull the floor from under its containers: the name goes
+// at once, the layers with the last container that uses them (what
+// containerd does, and what the kubelet's image GC expects). The container
+// records are the source, so pins survive a restart and the store keeps
+// no second copy that could drift from them.
+type Pins interface {
+	// LayersInUse returns the overlay lower dirs, as HoldLayers gave them,
+	// that existing containers (created, running or exited) use. It is
+	// called with the store's lock held and must not call the store.
+	LayersInUse() []string
 }
 
 type layerUsage struct {
@@ -84,11 +102,13 @@ type layerUsage struct {
 
 // Open opens (creating it if needed) the image store in dir, clears what
 // interrupted work left, drops index entries whose content is missing and
-// collects content no image refers to. It returns the IDs of dropped images.
-func Open(dir string, reg config.Registry, platform v1.Platform) (*Store, []string, error) {
+// collects content no image and no container (pins, which may be nil)
+// refers to. It returns the IDs of dropped images.
+func Open(dir string, reg config.Registry, platform v1.Platform, pins Pins) (*Store, []string, error) {
 	s := &Store{
 		dir:        dir,
 		resolver:   newResolver(reg, platform),
+		pins:       pins,
 		active:     map[string]int{},
 		blobUsage:  map[string]int64{},
 		layerUsage: map[string]layerUsage{},
@@ -290,11 +310,44 @@ func (s *Store) LayerDirs(ref string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.layerDirs(&img), nil
+}
+
+func (s *Store) layerDirs(img *Image) []string {
 	dirs := make([]string, 0, len(img.Layers))
 	for i := len(img.Layers) - 1; i >= 0; i-- {
-		dirs = append(dirs, filepath.Join(s.layerPath(img.Layers[i].ChainID), "diff"))
+		dirs = append(dirs, s.lowerDir(img.Layers[i].ChainID))
 	}
-	return dirs, nil
+	return dirs
+}
+
+func (s *Store) lowerDir(chainID string) string { return filepath.Join(s.layerPath(chainID), "diff") }
+
+// HoldLayers returns an image's lower dirs as LayerDirs does and keeps them
+// from collection until release is called, which the caller must do once
+// the container that uses them is in the records Pins reads: between the
+// lookup and the record, a RemoveImage must not take the layers.
+func (s *Store) HoldLayers(ref string) (dirs []string, release func(), err error) {
+	s.mu.Lock()
+	img, err := s.lookupLocked(ref)
+	if err != nil {
+		s.mu.Unlock()
+		return nil, nil, err
+	}
+	keys := make([]string, 0, len(img.Layers))
+	for _, l := range img.Layers {
+		keys = append(keys, l.ChainID)
+		s.active[l.ChainID]++
+	}
+	dirs = s.layerDirs(img)
+	s.mu.Unlock()
+	var once sync.Once
+	return dirs, func() {
+		once.Do(func() {
+			s.release(keys)
+			s.Collect()
+		})
+	}, nil
 }
 
 // ConfigFile returns the OCI config of an image.
@@ -335,9 +388,23 @@ func (s *Store) Remove(ref string) error {
 	return nil
 }
 
-// collect deletes blobs and layers that no image and no running pull uses.
-// Layers are renamed into trash/ under the lock, so a pull never finds a
-// half-deleted one, and removed after; Open clears what a crash left there.
+// Collect deletes content that was kept only for containers or holds that
+// have since gone; it is cheap when there is none. The CRI layer calls it
+// after removing containers.
+func (s *Store) Collect() {
+	s.mu.Lock()
+	deferred := s.deferred
+	s.mu.Unlock()
+	if deferred {
+		s.collect()
+	}
+}
+
+// collect deletes blobs and layers that no image, no running pull or
+// create and no container uses. Layers are renamed into trash/ under the
+// lock, so a pull never finds a half-deleted one, and removed after; Open
+// clears what a crash left there. Blobs are not pinned: a container needs
+// only its unpacked layers.
 func (s *Store) collect() {
 	s.mu.Lock()
 	used := map[string]bool{}
@@ -347,14 +414,29 @@ func (s *Store) collect() {
 			used[l.Digest], used[l.ChainID] = true, true
 		}
 	}
+	pinned := map[string]bool{}
+	if s.pins != nil {
+		for _, d := range s.pins.LayersInUse() {
+			pinned[d] = true
+		}
+	}
+	s.deferred = false
 	var trash []string
 	for d := range s.blobUsage {
-		if !used[d] && s.active[d] == 0 && os.Remove(s.blobPath(d)) == nil {
+		switch {
+		case used[d]:
+		case s.active[d] > 0:
+			s.deferred = true
+		case os.Remove(s.blobPath(d)) == nil:
 			delete(s.blobUsage, d)
 		}
 	}
 	for c := range s.layerUsage {
-		if used[c] || s.active[c] > 0 {
+		switch {
+		case used[c]:
+			continue
+		case s.active[c] > 0 || pinned[s.lowerDir(c)]:
+			s.deferred = true
 			continue
 		}
 		dst := filepath.Join(s.dir, "trash", strings.TrimPrefix(c, "sha256:"))

@@ -23,7 +23,7 @@ import (
 
 func openStore(t *testing.T, dir string, reg config.Registry) *Store {
 	t.Helper()
-	s, dropped, err := Open(dir, reg, NodePlatform())
+	s, dropped, err := Open(dir, reg, NodePlatform(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
