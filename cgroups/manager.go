@@ -16,7 +16,9 @@ import (
 // with ContainerPath. A Manager only removes cgroups it is asked to remove and
 // only writes interface files of the cgroup it is given, except for enabling
 // controllers in the ancestors' cgroup.subtree_control on v2 (which a child
-// cannot do for itself).
+// cannot do for itself) and filling an ancestor's empty cpuset.cpus and
+// cpuset.mems on v1 (an ancestor made by a plain mkdir, whose emptiness
+// every cgroup below would inherit), as runc does.
 type Manager interface {
 	// Create makes path and any missing ancestors, enables the controllers
 	// r needs and applies r (nil: none). On failure every directory it

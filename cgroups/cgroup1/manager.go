@@ -119,6 +119,7 @@ func (m *Manager) Create(path string, r *cgroups.Resources) (retErr error) {
 		}
 		retErr = errors.Join(retErr, errors.Join(errs...))
 	}()
+	leaf := cgroups.Rel(p)
 	for _, root := range m.roots {
 		rel := ""
 		for el := range strings.SplitSeq(strings.TrimPrefix(p, "/"), "/") {
@@ -128,13 +129,15 @@ func (m *Manager) Create(path string, r *cgroups.Resources) (retErr error) {
 			} else {
 				rel += "/" + el
 			}
-			if err := root.Mkdir(rel); err != nil {
-				if errors.Is(err, unix.EEXIST) {
-					continue
-				}
+			if err := root.Mkdir(rel); err == nil {
+				created = append(created, made{root, rel})
+			} else if !errors.Is(err, unix.EEXIST) {
 				return fmt.Errorf("create cgroup %s: %w", p, err)
 			}
-			created = append(created, made{root, rel})
+			// Every level, also one that someone else made with a
+			// plain mkdir: a child's cpuset must be a subset of its
+			// parent's, so one empty ancestor leaves every cgroup
+			// below it empty.
 			if root == m.ctl["cpuset"] {
 				if err := inheritCpuset(root, parent, rel); err != nil {
 					return fmt.Errorf("create cgroup %s: %w", p, err)
@@ -143,22 +146,33 @@ func (m *Manager) Create(path string, r *cgroups.Resources) (retErr error) {
 		}
 	}
 	if r != nil {
-		return m.set(cgroups.Rel(p), r)
+		return m.set(leaf, r)
 	}
 	return nil
 }
 
-// inheritCpuset copies the parent's cpus and mems into a new v1 cpuset
-// cgroup, which starts with both empty and would refuse every task (ENOSPC).
+// inheritCpuset fills the cpus or mems of a v1 cpuset cgroup that has none,
+// as a new one has none (the kernel refuses every task of such a cpuset:
+// ENOSPC), with the parent's. Going down from the root, the parent has been
+// filled already, so each level gets the cpus and mems of its nearest
+// ancestor that has them; runc's cpusetEnsureParent does the same, to
+// ancestors it did not make too. A rollback leaves such fills in place:
+// they are what any child of that ancestor needs.
 func inheritCpuset(root *cgfs.Root, parent, rel string) error {
 	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
 		cur, err := root.Read(rel, f)
-		if err != nil || cur != "" {
+		if err != nil {
 			return err
+		}
+		if cur != "" {
+			continue
 		}
 		v, err := root.Read(parent, f)
 		if err != nil {
 			return err
+		}
+		if v == "" {
+			return cgroups.Preconditionf("inherit %s for /%s: the parent's is empty too", f, rel)
 		}
 		if err := root.Write(rel, f, v); err != nil {
 			return err

@@ -190,3 +190,43 @@ func TestStatsAndOOM(t *testing.T) {
 		t.Errorf("unlimited: %+v", s.Memory)
 	}
 }
+
+// A parent that someone else made with a plain mkdir has an empty cpuset;
+// every level below it, and it, take the cpus and mems of the nearest
+// ancestor that has them, or the kernel refuses the container's tasks.
+func TestCpusetFromNearestAncestor(t *testing.T) {
+	tr, m := newFake(t, false, hier...)
+	cs := tr.V1["cpuset"]
+	for _, mnt := range tr.V1 { // someone else's cgroups, by plain mkdir
+		for _, cg := range []string{"/foreign", "/foreign/empty"} {
+			if err := tr.Fake.Mkdir(cgroupstest.Path(mnt, cg)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got := tr.Read(cs, "/foreign/empty", "cpuset.cpus"); got != "" {
+		t.Fatalf("fake mkdir made cpuset.cpus %q; want empty, as the kernel does", got)
+	}
+	if err := m.Create("/foreign/empty/pod/c1", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, cg := range []string{"/foreign", "/foreign/empty", "/foreign/empty/pod", "/foreign/empty/pod/c1"} {
+		if cpus, mems := tr.Read(cs, cg, "cpuset.cpus"), tr.Read(cs, cg, "cpuset.mems"); cpus != "0-1" || mems != "0" {
+			t.Errorf("%s cpuset cpus %q mems %q; want the root's 0-1 and 0", cg, cpus, mems)
+		}
+	}
+	// An ancestor's own cpus are kept and passed down; the mems it lacks
+	// come from above.
+	if err := tr.Fake.Mkdir(cgroupstest.Path(cs, "/other")); err != nil {
+		t.Fatal(err)
+	}
+	tr.Write(cs, "/other", "cpuset.cpus", "1\n")
+	if err := m.Create("/other/pod/c2", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, cg := range []string{"/other", "/other/pod", "/other/pod/c2"} {
+		if cpus, mems := tr.Read(cs, cg, "cpuset.cpus"), tr.Read(cs, cg, "cpuset.mems"); cpus != "1" || mems != "0" {
+			t.Errorf("%s cpuset cpus %q mems %q; want 1 (from /other) and 0 (from the root)", cg, cpus, mems)
+		}
+	}
+}
