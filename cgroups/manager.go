@@ -22,10 +22,14 @@ import (
 type Manager interface {
 	// Create makes path and any missing ancestors, enables the controllers
 	// r needs and applies r (nil: none). On failure every directory it
-	// made is removed again.
+	// made is removed again. Limits whose controller the host lacks and
+	// that the kubelet sends everywhere (hugetlb) are left out and
+	// reported (cgroups.Skipped); any other missing controller is an
+	// error.
 	Create(path string, r *Resources) error
 	// Update applies r to an existing cgroup in the order that keeps the
-	// kernel's invariants (memory below memory+swap on v1) at every step.
+	// kernel's invariants (memory below memory+swap on v1) at every step,
+	// leaving out what Create leaves out.
 	Update(path string, r *Resources) error
 	// AddProc moves pid into path (on v1: into every hierarchy). It fails
 	// if any hierarchy refuses.

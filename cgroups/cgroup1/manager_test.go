@@ -126,7 +126,6 @@ func TestBadInput(t *testing.T) {
 		mention string
 	}{
 		{&cgroups.Resources{Unified: map[string]string{"memory.high": "1"}}, "need cgroup v2"},
-		{&cgroups.Resources{HugetlbMaxBytes: map[string]int64{"2MB": 1}}, "hugetlb controller"},
 		{&cgroups.Resources{CpusetCPUs: "0"}, "cpuset controller"},
 		{&cgroups.Resources{MemoryMaxBytes: ptr[int64](-9)}, "memory.max -9"},
 	} {
@@ -188,6 +187,44 @@ func TestStatsAndOOM(t *testing.T) {
 	tr.Write(mem, c, "memory.limit_in_bytes", "9223372036854771712\n")
 	if s, _ := m.Stats(c); s.Memory.LimitBytes != 0 || s.Memory.AvailableBytes != 0 {
 		t.Errorf("unlimited: %+v", s.Memory)
+	}
+}
+
+// The kubelet sends hugetlb limits on every container, also where the host
+// has no hugetlb controller (this project's v1 hosts): they are skipped and
+// reported once, not refused.
+func TestHugetlbSkippedWithoutController(t *testing.T) {
+	tr := cgroupstest.NewHybrid(t, "cpu,cpuacct", "cpuset", "memory", "pids", "freezer")
+	host, err := cgroups.Detect(tr.Mountinfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var skipped []cgroups.Skipped
+	m, err := cgroup1.New(host, cgroup1.WithFake(tr.Fake), cgroup1.WithSkipped(func(s cgroups.Skipped) { skipped = append(skipped, s) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	kubelet := func() *cgroups.Resources {
+		return &cgroups.Resources{CPUWeight: ptr[uint64](1), CPUMax: &cgroups.CPUMax{QuotaMicros: cgroups.Max, PeriodMicros: 100000},
+			HugetlbMaxBytes: map[string]int64{"2MB": 0, "1GB": 0}}
+	}
+	for _, c := range []string{"/kubepods/besteffort/pod1/c1", "/kubepods/besteffort/pod1/c2"} {
+		if err := m.Create(c, kubelet()); err != nil {
+			t.Fatalf("Create(%s) with the kubelet's hugetlb limits: %v", c, err)
+		}
+		if got := tr.Read(tr.V1["cpu,cpuacct"], c, "cpu.shares"); got != "2" {
+			t.Errorf("%s cpu.shares = %q; the rest of the resources must still apply", c, got)
+		}
+	}
+	if err := m.Update("/kubepods/besteffort/pod1/c1", kubelet()); err != nil {
+		t.Fatalf("Update with the kubelet's hugetlb limits: %v", err)
+	}
+	want := []cgroups.Skipped{{Controller: "hugetlb", Cgroup: "/kubepods/besteffort/pod1/c1",
+		Files:  []string{"hugetlb.1GB.max=0", "hugetlb.2MB.max=0"},
+		Reason: "the hugetlb controller is not mounted on this cgroup v1 host"}}
+	if diff := cmp.Diff(want, skipped); diff != "" {
+		t.Errorf("skip notices (-want +got):\n%s", diff)
 	}
 }
 

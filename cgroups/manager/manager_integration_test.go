@@ -76,12 +76,18 @@ func ptr[T any](v T) *T { return &v }
 
 func openHost(t testing.TB) manager.Manager {
 	t.Helper()
+	return openHostWith(t, manager.Options{})
+}
+
+// openHostWith is openHost with manager options (a Skipped hook).
+func openHostWith(t testing.TB, o manager.Options) manager.Manager {
+	t.Helper()
 	testutil.RequireRoot(t)
 	host, err := cgroups.Detect("/proc/self/mountinfo")
 	if err != nil {
 		testutil.SkipOrFail(t, err.Error())
 	}
-	m, err := manager.New(host, nil)
+	m, err := manager.New(host, o)
 	if err != nil {
 		t.Fatal(err)
 	}
