@@ -24,9 +24,9 @@ import (
 // this host: shares never below 2, the CFS period always, a zero hugetlb
 // limit for every page size the kernel offers, no swap beyond the memory
 // limit, and on cgroup v2 memory.oom.group=1 (singleProcessOOMKill's
-// default there), memory.high=max (MemoryQoS off) and memory.swap.max=0
-// when the kubelet's own cgroup has that file.
-func kubeletResources(host *cgroups.Host, reqMilli, limMilli, memory int64) *specs.LinuxResources {
+// default there), memory.high=max (MemoryQoS off) and, with swapFile,
+// memory.swap.max=0: the kubelet sends that when its own cgroup has the file.
+func kubeletResources(host *cgroups.Host, swapFile bool, reqMilli, limMilli, memory int64) *specs.LinuxResources {
 	shares := uint64(max(reqMilli*1024/1000, 2))
 	period := uint64(100000)
 	r := &specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: &shares, Period: &period}}
@@ -43,22 +43,11 @@ func kubeletResources(host *cgroups.Host, reqMilli, limMilli, memory int64) *spe
 	}
 	if host.Mode == cgroups.ModeUnified {
 		r.Unified = map[string]string{"memory.oom.group": "1", "memory.high": "max"}
-		if _, err := os.Stat(host.Unified + ownCgroup() + "/memory.swap.max"); err == nil {
+		if swapFile {
 			r.Unified["memory.swap.max"] = "0"
 		}
 	}
 	return r
-}
-
-// ownCgroup is this process's cgroup v2 path ("0::/path" in /proc/self/cgroup).
-func ownCgroup() string {
-	b, _ := os.ReadFile("/proc/self/cgroup")
-	for l := range strings.SplitSeq(string(b), "\n") {
-		if p, ok := strings.CutPrefix(l, "0::"); ok {
-			return strings.TrimSuffix(p, "/")
-		}
-	}
-	return ""
 }
 
 // hugetlbOffered says whether the host's cgroups have the hugetlb
@@ -101,13 +90,20 @@ func TestHostKubeletDefaults(t *testing.T) {
 	} {
 		podCg := root + "/kubepods/" + pod.qos + "/pod-" + pod.qos
 		c := podCg + "/ctr"
-		spec := kubeletResources(host, pod.reqMilli, pod.limMilli, pod.memory)
+		if err := m.Create(podCg, nil); err != nil {
+			t.Fatal(err)
+		}
+		// As for a kubelet in a cgroup of its own (a systemd unit), which
+		// has memory.swap.max whenever the pod's cgroup has it.
+		_, err := os.Stat(host.Unified + podCg + "/memory.swap.max")
+		swapFile := host.Mode == cgroups.ModeUnified && err == nil
+		spec := kubeletResources(host, swapFile, pod.reqMilli, pod.limMilli, pod.memory)
+		if len(spec.Unified) > 0 {
+			t.Logf("%s: unified %v", pod.qos, spec.Unified)
+		}
 		res, err := ocires.Convert(spec)
 		if err != nil {
 			t.Fatalf("%s: convert %+v: %v", pod.qos, spec, err)
-		}
-		if err := m.Create(podCg, nil); err != nil {
-			t.Fatal(err)
 		}
 		if err := m.Create(c, res); err != nil {
 			t.Fatalf("%s: Create with the kubelet's resources: %v", pod.qos, err)
@@ -124,7 +120,7 @@ func TestHostKubeletDefaults(t *testing.T) {
 		if err := m.Update(c, res); err != nil {
 			t.Fatalf("%s: Update with the kubelet's resources: %v", pod.qos, err)
 		}
-		checkKubeletFiles(t, host, c, *spec.CPU.Shares, spec.CPU.Quota, pod.memory, sizes)
+		checkKubeletFiles(t, host, c, spec, sizes)
 	}
 	want := 0
 	if len(sizes) > 0 && !hugetlbOffered(host) {
@@ -138,8 +134,12 @@ func TestHostKubeletDefaults(t *testing.T) {
 	}
 }
 
-func checkKubeletFiles(t *testing.T, host *cgroups.Host, c string, shares uint64, quota *int64, memory int64, sizes []string) {
+func checkKubeletFiles(t *testing.T, host *cgroups.Host, c string, spec *specs.LinuxResources, sizes []string) {
 	t.Helper()
+	shares, quota, memory := *spec.CPU.Shares, spec.CPU.Quota, int64(0)
+	if spec.Memory != nil {
+		memory = *spec.Memory.Limit
+	}
 	want := map[[2]string]string{}
 	weight := cgroups.CPUSharesToWeight(shares)
 	if host.Mode == cgroups.ModeUnified {
@@ -151,6 +151,9 @@ func checkKubeletFiles(t *testing.T, host *cgroups.Host, c string, shares uint64
 		want[[2]string{"cpu", "cpu.max"}] = q + " 100000"
 		want[[2]string{"memory", "memory.oom.group"}] = "1"
 		want[[2]string{"memory", "memory.high"}] = "max"
+		if v, ok := spec.Unified["memory.swap.max"]; ok {
+			want[[2]string{"memory", "memory.swap.max"}] = v
+		}
 		if memory > 0 {
 			want[[2]string{"memory", "memory.max"}] = strconv.FormatInt(memory, 10)
 		}
