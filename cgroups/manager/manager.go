@@ -18,7 +18,7 @@ type Manager interface {
 	Close() error
 }
 
-// Options are what New and Open pass on to the manager they pick.
+// Options are what New passes on to the manager it picks.
 type Options struct {
 	// Fake is nil outside tests (cgroupstest.Tree.Fake).
 	Fake *cgfs.Fake
