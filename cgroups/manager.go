@@ -16,14 +16,20 @@ import (
 // with ContainerPath. A Manager only removes cgroups it is asked to remove and
 // only writes interface files of the cgroup it is given, except for enabling
 // controllers in the ancestors' cgroup.subtree_control on v2 (which a child
-// cannot do for itself).
+// cannot do for itself) and filling an ancestor's empty cpuset.cpus and
+// cpuset.mems on v1 (an ancestor made by a plain mkdir, whose emptiness
+// every cgroup below would inherit), as runc does.
 type Manager interface {
 	// Create makes path and any missing ancestors, enables the controllers
 	// r needs and applies r (nil: none). On failure every directory it
-	// made is removed again.
+	// made is removed again. Limits whose controller the host lacks and
+	// that the kubelet sends everywhere (hugetlb) are left out and
+	// reported (cgroups.Skipped); any other missing controller is an
+	// error.
 	Create(path string, r *Resources) error
 	// Update applies r to an existing cgroup in the order that keeps the
-	// kernel's invariants (memory below memory+swap on v1) at every step.
+	// kernel's invariants (memory below memory+swap on v1) at every step,
+	// leaving out what Create leaves out.
 	Update(path string, r *Resources) error
 	// AddProc moves pid into path (on v1: into every hierarchy). It fails
 	// if any hierarchy refuses.

@@ -27,6 +27,8 @@ type Manager struct {
 	roots []*cgfs.Root
 	// ctl maps a controller ("cpu", "name=systemd") to its hierarchy.
 	ctl map[string]*cgfs.Root
+	// skips hears of the resources dropped for a missing controller.
+	skips *cgroups.SkipNotifier
 }
 
 var _ cgroups.Manager = (*Manager)(nil)
@@ -34,10 +36,17 @@ var _ cgroups.Manager = (*Manager)(nil)
 // Option changes how New builds a Manager.
 type Option func(*options)
 
-type options struct{ fake *cgfs.Fake }
+type options struct {
+	fake    *cgfs.Fake
+	skipped func(cgroups.Skipped)
+}
 
 // WithFake replaces the kernel's mkdir and rmdir with fakes (cgroupstest).
 func WithFake(f *cgfs.Fake) Option { return func(o *options) { o.fake = f } }
+
+// WithSkipped sets what hears, once per controller, of resources Create and
+// Update leave out because their controller is not mounted (hugetlb).
+func WithSkipped(fn func(cgroups.Skipped)) Option { return func(o *options) { o.skipped = fn } }
 
 // New returns a Manager for the v1 hierarchies of host. Hierarchies that
 // do not show their root (bind mounts of a sub-cgroup) are used as they are:
@@ -50,7 +59,7 @@ func New(host *cgroups.Host, opts ...Option) (*Manager, error) {
 	if len(host.Hierarchies) == 0 {
 		return nil, cgroups.Preconditionf("no cgroup v1 hierarchy mounted")
 	}
-	m := &Manager{mode: host.Mode, ctl: map[string]*cgfs.Root{}}
+	m := &Manager{mode: host.Mode, ctl: map[string]*cgfs.Root{}, skips: cgroups.NewSkipNotifier(o.skipped)}
 	for _, h := range host.Hierarchies {
 		root, err := cgfs.Open(h.Mountpoint, o.fake)
 		if err != nil {
@@ -103,6 +112,7 @@ func (m *Manager) Create(path string, r *cgroups.Resources) (retErr error) {
 	if err := r.Validate(); err != nil {
 		return fmt.Errorf("create cgroup %s: %w", p, err)
 	}
+	r = m.applicable(p, r)
 	if err := m.supports(r); err != nil {
 		return fmt.Errorf("create cgroup %s: %w", p, err)
 	}
@@ -119,6 +129,7 @@ func (m *Manager) Create(path string, r *cgroups.Resources) (retErr error) {
 		}
 		retErr = errors.Join(retErr, errors.Join(errs...))
 	}()
+	leaf := cgroups.Rel(p)
 	for _, root := range m.roots {
 		rel := ""
 		for el := range strings.SplitSeq(strings.TrimPrefix(p, "/"), "/") {
@@ -128,13 +139,15 @@ func (m *Manager) Create(path string, r *cgroups.Resources) (retErr error) {
 			} else {
 				rel += "/" + el
 			}
-			if err := root.Mkdir(rel); err != nil {
-				if errors.Is(err, unix.EEXIST) {
-					continue
-				}
+			if err := root.Mkdir(rel); err == nil {
+				created = append(created, made{root, rel})
+			} else if !errors.Is(err, unix.EEXIST) {
 				return fmt.Errorf("create cgroup %s: %w", p, err)
 			}
-			created = append(created, made{root, rel})
+			// Every level, also one that someone else made with a
+			// plain mkdir: a child's cpuset must be a subset of its
+			// parent's, so one empty ancestor leaves every cgroup
+			// below it empty.
 			if root == m.ctl["cpuset"] {
 				if err := inheritCpuset(root, parent, rel); err != nil {
 					return fmt.Errorf("create cgroup %s: %w", p, err)
@@ -143,28 +156,53 @@ func (m *Manager) Create(path string, r *cgroups.Resources) (retErr error) {
 		}
 	}
 	if r != nil {
-		return m.set(cgroups.Rel(p), r)
+		return m.set(leaf, r)
 	}
 	return nil
 }
 
-// inheritCpuset copies the parent's cpus and mems into a new v1 cpuset
-// cgroup, which starts with both empty and would refuse every task (ENOSPC).
+// inheritCpuset fills the cpus or mems of a v1 cpuset cgroup that has none,
+// as a new one has none (the kernel refuses every task of such a cpuset:
+// ENOSPC), with the parent's. Going down from the root, the parent has been
+// filled already, so each level gets the cpus and mems of its nearest
+// ancestor that has them; runc's cpusetEnsureParent does the same, to
+// ancestors it did not make too. A rollback leaves such fills in place:
+// they are what any child of that ancestor needs.
 func inheritCpuset(root *cgfs.Root, parent, rel string) error {
 	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
 		cur, err := root.Read(rel, f)
-		if err != nil || cur != "" {
+		if err != nil {
 			return err
+		}
+		if cur != "" {
+			continue
 		}
 		v, err := root.Read(parent, f)
 		if err != nil {
 			return err
+		}
+		if v == "" {
+			return cgroups.Preconditionf("inherit %s for /%s: the parent's is empty too", f, rel)
 		}
 		if err := root.Write(rel, f, v); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// applicable returns r without what this host has no controller for and
+// the kubelet sends everywhere: hugetlb limits, which containerd and CRI-O
+// skip with a warning when the hugetlb controller is missing.
+func (m *Manager) applicable(p string, r *cgroups.Resources) *cgroups.Resources {
+	if m.ctl["hugetlb"] != nil {
+		return r
+	}
+	r, skipped := cgroups.WithoutHugetlb(p, r, "the hugetlb controller is not mounted on this cgroup v1 host")
+	if skipped != nil {
+		m.skips.Notify(*skipped)
+	}
+	return r
 }
 
 // supports says which part of r this host cannot do, naming the controller.
@@ -186,7 +224,6 @@ func (m *Manager) supports(r *cgroups.Resources) error {
 		need(r.CpusetCPUs != "" || r.CpusetMems != "", "cpuset"),
 		need(r.MemoryMaxBytes != nil || r.MemorySwapMaxBytes != nil, "memory"),
 		need(r.PidsMax != nil, "pids"),
-		need(len(r.HugetlbMaxBytes) > 0, "hugetlb"),
 	)
 }
 
@@ -202,6 +239,7 @@ func (m *Manager) Update(path string, r *cgroups.Resources) error {
 	if err := r.Validate(); err != nil {
 		return fmt.Errorf("update cgroup %s: %w", p, err)
 	}
+	r = m.applicable(p, r)
 	if err := m.supports(r); err != nil {
 		return fmt.Errorf("update cgroup %s: %w", p, err)
 	}

@@ -126,7 +126,6 @@ func TestBadInput(t *testing.T) {
 		mention string
 	}{
 		{&cgroups.Resources{Unified: map[string]string{"memory.high": "1"}}, "need cgroup v2"},
-		{&cgroups.Resources{HugetlbMaxBytes: map[string]int64{"2MB": 1}}, "hugetlb controller"},
 		{&cgroups.Resources{CpusetCPUs: "0"}, "cpuset controller"},
 		{&cgroups.Resources{MemoryMaxBytes: ptr[int64](-9)}, "memory.max -9"},
 	} {
@@ -188,5 +187,83 @@ func TestStatsAndOOM(t *testing.T) {
 	tr.Write(mem, c, "memory.limit_in_bytes", "9223372036854771712\n")
 	if s, _ := m.Stats(c); s.Memory.LimitBytes != 0 || s.Memory.AvailableBytes != 0 {
 		t.Errorf("unlimited: %+v", s.Memory)
+	}
+}
+
+// The kubelet sends hugetlb limits on every container, also where the host
+// has no hugetlb controller (this project's v1 hosts): they are skipped and
+// reported once, not refused.
+func TestHugetlbSkippedWithoutController(t *testing.T) {
+	tr := cgroupstest.NewHybrid(t, "cpu,cpuacct", "cpuset", "memory", "pids", "freezer")
+	host, err := cgroups.Detect(tr.Mountinfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var skipped []cgroups.Skipped
+	m, err := cgroup1.New(host, cgroup1.WithFake(tr.Fake), cgroup1.WithSkipped(func(s cgroups.Skipped) { skipped = append(skipped, s) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	kubelet := func() *cgroups.Resources {
+		return &cgroups.Resources{CPUWeight: ptr[uint64](1), CPUMax: &cgroups.CPUMax{QuotaMicros: cgroups.Max, PeriodMicros: 100000},
+			HugetlbMaxBytes: map[string]int64{"2MB": 0, "1GB": 0}}
+	}
+	for _, c := range []string{"/kubepods/besteffort/pod1/c1", "/kubepods/besteffort/pod1/c2"} {
+		if err := m.Create(c, kubelet()); err != nil {
+			t.Fatalf("Create(%s) with the kubelet's hugetlb limits: %v", c, err)
+		}
+		if got := tr.Read(tr.V1["cpu,cpuacct"], c, "cpu.shares"); got != "2" {
+			t.Errorf("%s cpu.shares = %q; the rest of the resources must still apply", c, got)
+		}
+	}
+	if err := m.Update("/kubepods/besteffort/pod1/c1", kubelet()); err != nil {
+		t.Fatalf("Update with the kubelet's hugetlb limits: %v", err)
+	}
+	want := []cgroups.Skipped{{Controller: "hugetlb", Cgroup: "/kubepods/besteffort/pod1/c1",
+		Files:  []string{"hugetlb.1GB.max=0", "hugetlb.2MB.max=0"},
+		Reason: "the hugetlb controller is not mounted on this cgroup v1 host"}}
+	if diff := cmp.Diff(want, skipped); diff != "" {
+		t.Errorf("skip notices (-want +got):\n%s", diff)
+	}
+}
+
+// A parent that someone else made with a plain mkdir has an empty cpuset;
+// every level below it, and it, take the cpus and mems of the nearest
+// ancestor that has them, or the kernel refuses the container's tasks.
+func TestCpusetFromNearestAncestor(t *testing.T) {
+	tr, m := newFake(t, false, hier...)
+	cs := tr.V1["cpuset"]
+	for _, mnt := range tr.V1 { // someone else's cgroups, by plain mkdir
+		for _, cg := range []string{"/foreign", "/foreign/empty"} {
+			if err := tr.Fake.Mkdir(cgroupstest.Path(mnt, cg)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got := tr.Read(cs, "/foreign/empty", "cpuset.cpus"); got != "" {
+		t.Fatalf("fake mkdir made cpuset.cpus %q; want empty, as the kernel does", got)
+	}
+	if err := m.Create("/foreign/empty/pod/c1", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, cg := range []string{"/foreign", "/foreign/empty", "/foreign/empty/pod", "/foreign/empty/pod/c1"} {
+		if cpus, mems := tr.Read(cs, cg, "cpuset.cpus"), tr.Read(cs, cg, "cpuset.mems"); cpus != "0-1" || mems != "0" {
+			t.Errorf("%s cpuset cpus %q mems %q; want the root's 0-1 and 0", cg, cpus, mems)
+		}
+	}
+	// An ancestor's own cpus are kept and passed down; the mems it lacks
+	// come from above.
+	if err := tr.Fake.Mkdir(cgroupstest.Path(cs, "/other")); err != nil {
+		t.Fatal(err)
+	}
+	tr.Write(cs, "/other", "cpuset.cpus", "1\n")
+	if err := m.Create("/other/pod/c2", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, cg := range []string{"/other", "/other/pod", "/other/pod/c2"} {
+		if cpus, mems := tr.Read(cs, cg, "cpuset.cpus"), tr.Read(cs, cg, "cpuset.mems"); cpus != "1" || mems != "0" {
+			t.Errorf("%s cpuset cpus %q mems %q; want 1 (from /other) and 0 (from the root)", cg, cpus, mems)
+		}
 	}
 }

@@ -22,6 +22,8 @@ import (
 // Manager drives one cgroup2 mount.
 type Manager struct {
 	root *cgfs.Root
+	// skips hears of the resources dropped for a missing controller.
+	skips *cgroups.SkipNotifier
 }
 
 var _ cgroups.Manager = (*Manager)(nil)
@@ -30,13 +32,19 @@ var _ cgroups.Manager = (*Manager)(nil)
 type Option func(*options)
 
 type options struct {
-	fake *cgfs.Fake
+	fake    *cgfs.Fake
+	skipped func(cgroups.Skipped)
 }
 
 // WithFake replaces the kernel's mkdir and rmdir of cgroups with fakes that
 // also make and drop interface files; cgroupstest uses it for trees in
 // t.TempDir().
 func WithFake(f *cgfs.Fake) Option { return func(o *options) { o.fake = f } }
+
+// WithSkipped sets what hears, once per controller, of resources Create and
+// Update leave out because the hierarchy does not offer their controller
+// (hugetlb).
+func WithSkipped(fn func(cgroups.Skipped)) Option { return func(o *options) { o.skipped = fn } }
 
 // New returns a Manager for the cgroup2 hierarchy mounted at mountpoint
 // (cgroups.Host.Unified).
@@ -49,7 +57,7 @@ func New(mountpoint string, opts ...Option) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{root: root}, nil
+	return &Manager{root: root, skips: cgroups.NewSkipNotifier(o.skipped)}, nil
 }
 
 // Close releases the hierarchy handle.
@@ -100,6 +108,12 @@ func (m *Manager) Create(path string, r *cgroups.Resources) (retErr error) {
 	if err := r.Validate(); err != nil {
 		return fmt.Errorf("create cgroup %s: %w", p, err)
 	}
+	parent := "/"
+	avail, err := m.Available(parent)
+	if err != nil {
+		return fmt.Errorf("create cgroup %s: %w", p, err)
+	}
+	r = m.applicable(p, r, avail)
 	need := needed(r)
 	var created []string
 	defer func() {
@@ -107,11 +121,6 @@ func (m *Manager) Create(path string, r *cgroups.Resources) (retErr error) {
 			retErr = errors.Join(retErr, m.rollback(created))
 		}
 	}()
-	parent := "/"
-	avail, err := m.Available(parent)
-	if err != nil {
-		return fmt.Errorf("create cgroup %s: %w", p, err)
-	}
 	for el := range strings.SplitSeq(strings.TrimPrefix(p, "/"), "/") {
 		// A child's cgroup.controllers is by definition its parent's
 		// cgroup.subtree_control, so what enable leaves on is what the
@@ -174,6 +183,23 @@ func (m *Manager) enable(parent string, need, avail []string) ([]string, error) 
 	return append(on, add...), nil
 }
 
+// applicable returns r without what the hierarchy has no controller for
+// and the kubelet sends everywhere: hugetlb limits, which containerd and
+// CRI-O skip with a warning when the hugetlb controller is missing. rootAvail
+// is the root's cgroup.controllers: what the kernel (or whoever delegated
+// the hierarchy) offers at all. A controller the root offers but an ancestor
+// does not pass on is still an error (enable).
+func (m *Manager) applicable(p string, r *cgroups.Resources, rootAvail []string) *cgroups.Resources {
+	if slices.Contains(rootAvail, "hugetlb") {
+		return r
+	}
+	r, skipped := cgroups.WithoutHugetlb(p, r, "the cgroup v2 hierarchy does not offer the hugetlb controller")
+	if skipped != nil {
+		m.skips.Notify(*skipped)
+	}
+	return r
+}
+
 // needed lists the controllers r writes files of.
 func needed(r *cgroups.Resources) []string {
 	if r == nil {
@@ -218,6 +244,13 @@ func (m *Manager) Update(path string, r *cgroups.Resources) error {
 	}
 	if r == nil {
 		return nil
+	}
+	if len(r.HugetlbMaxBytes) > 0 {
+		avail, err := m.Available("/")
+		if err != nil {
+			return fmt.Errorf("update cgroup %s: %w", p, err)
+		}
+		r = m.applicable(p, r, avail)
 	}
 	return m.set(cgroups.Rel(p), r)
 }

@@ -85,7 +85,7 @@ func TestCreateRollsBackAndClassifies(t *testing.T) {
 		mention string
 	}{
 		{"controller missing on host", []string{"cpu", "memory", "pids"}, "/t/a/b",
-			&cgroups.Resources{HugetlbMaxBytes: map[string]int64{"2MB": 0}}, errdefs.ErrInvalidArgument, "controller hugetlb"},
+			&cgroups.Resources{CpusetCPUs: "0"}, errdefs.ErrInvalidArgument, "controller cpuset"},
 		{"unknown unified key", all, "/t/a/b",
 			&cgroups.Resources{Unified: map[string]string{"memory.nope": "1"}}, errdefs.ErrInvalidArgument, "memory.nope"},
 		{"escaping path", all, "/t/../../b", nil, errdefs.ErrInvalidArgument, "escapes"},
@@ -109,6 +109,42 @@ func TestCreateRollsBackAndClassifies(t *testing.T) {
 				t.Errorf("Create left /t behind")
 			}
 		})
+	}
+}
+
+// The kubelet sends hugetlb limits on every container, also where the
+// hierarchy offers no hugetlb controller: they are skipped and reported
+// once, not refused; the rest applies.
+func TestHugetlbSkippedWithoutController(t *testing.T) {
+	tr := cgroupstest.NewV2(t, "cpu", "memory", "pids")
+	var skipped []cgroups.Skipped
+	m, err := cgroup2.New(tr.Unified, cgroup2.WithFake(tr.Fake), cgroup2.WithSkipped(func(s cgroups.Skipped) { skipped = append(skipped, s) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	kubelet := func() *cgroups.Resources {
+		return &cgroups.Resources{CPUWeight: ptr[uint64](1), HugetlbMaxBytes: map[string]int64{"2MB": 0},
+			Unified: map[string]string{"memory.high": "max", "memory.oom.group": "1"}}
+	}
+	for _, c := range []string{"/kubepods/pod1/c1", "/kubepods/pod1/c2"} {
+		if err := m.Create(c, kubelet()); err != nil {
+			t.Fatalf("Create(%s) with the kubelet's hugetlb limits: %v", c, err)
+		}
+		if got := tr.Read(tr.Unified, c, "memory.oom.group"); got != "1" {
+			t.Errorf("%s memory.oom.group = %q; the rest of the resources must still apply", c, got)
+		}
+	}
+	if err := m.Update("/kubepods/pod1/c1", kubelet()); err != nil {
+		t.Fatalf("Update with the kubelet's hugetlb limits: %v", err)
+	}
+	want := []cgroups.Skipped{{Controller: "hugetlb", Cgroup: "/kubepods/pod1/c1", Files: []string{"hugetlb.2MB.max=0"},
+		Reason: "the cgroup v2 hierarchy does not offer the hugetlb controller"}}
+	if diff := cmp.Diff(want, skipped); diff != "" {
+		t.Errorf("skip notices (-want +got):\n%s", diff)
+	}
+	if got := tr.Read(tr.Unified, "/kubepods", "cgroup.subtree_control"); strings.Contains(got, "hugetlb") {
+		t.Errorf("/kubepods cgroup.subtree_control %q enables hugetlb", got)
 	}
 }
 

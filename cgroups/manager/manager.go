@@ -18,24 +18,35 @@ type Manager interface {
 	Close() error
 }
 
-// New returns the manager for host. fake is nil outside tests
-// (cgroupstest.Tree.Fake).
-func New(host *cgroups.Host, fake *cgfs.Fake) (Manager, error) {
+// Options are what New passes on to the manager it picks.
+type Options struct {
+	// Fake is nil outside tests (cgroupstest.Tree.Fake).
+	Fake *cgfs.Fake
+	// Skipped hears, once per controller, of the resources Create and
+	// Update leave out because the host lacks their controller (hugetlb
+	// limits, which the kubelet sends on every container). nil: nobody.
+	Skipped func(cgroups.Skipped)
+}
+
+// New returns the manager for host.
+func New(host *cgroups.Host, o Options) (Manager, error) {
 	switch host.Mode {
 	case cgroups.ModeUnified:
-		return cgroup2.New(host.Unified, cgroup2.WithFake(fake))
+		return cgroup2.New(host.Unified, cgroup2.WithFake(o.Fake), cgroup2.WithSkipped(o.Skipped))
 	case cgroups.ModeHybrid, cgroups.ModeLegacy:
-		return cgroup1.New(host, cgroup1.WithFake(fake))
+		return cgroup1.New(host, cgroup1.WithFake(o.Fake), cgroup1.WithSkipped(o.Skipped))
 	}
 	return nil, cgroups.Preconditionf("cgroup mode %s is not supported", host.Mode)
 }
 
 // Open detects the host's cgroup mode from mountinfo (normally
-// /proc/self/mountinfo) and returns its manager.
+// /proc/self/mountinfo) and returns its manager, for callers that create
+// cgroups without resources or need not hear of skipped ones; the others
+// use Detect and New with Options.Skipped.
 func Open(mountinfo string) (Manager, error) {
 	host, err := cgroups.Detect(mountinfo)
 	if err != nil {
 		return nil, err
 	}
-	return New(host, nil)
+	return New(host, Options{})
 }

@@ -76,12 +76,18 @@ func ptr[T any](v T) *T { return &v }
 
 func openHost(t testing.TB) manager.Manager {
 	t.Helper()
+	return openHostWith(t, manager.Options{})
+}
+
+// openHostWith is openHost with manager options (a Skipped hook).
+func openHostWith(t testing.TB, o manager.Options) manager.Manager {
+	t.Helper()
 	testutil.RequireRoot(t)
 	host, err := cgroups.Detect("/proc/self/mountinfo")
 	if err != nil {
 		testutil.SkipOrFail(t, err.Error())
 	}
-	m, err := manager.New(host, nil)
+	m, err := manager.New(host, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,14 +209,7 @@ func TestHostLifecycle(t *testing.T) {
 func assertGone(t *testing.T, cg string) {
 	t.Helper()
 	host, _ := cgroups.Detect("/proc/self/mountinfo")
-	mnts := []string{host.Unified}
-	if host.Mode != cgroups.ModeUnified {
-		mnts = nil
-		for _, h := range host.Hierarchies {
-			mnts = append(mnts, h.Mountpoint)
-		}
-	}
-	for _, mnt := range mnts {
+	for _, mnt := range mountpoints(host) {
 		if _, err := os.Stat(mnt + cg); err == nil {
 			t.Errorf("%s%s still exists", mnt, cg)
 		}
@@ -252,4 +251,31 @@ func TestHostBadInput(t *testing.T) {
 		}
 	}
 	assertGone(t, root)
+}
+
+// mountpoints are the hierarchies a cgroup lives in: the cgroup2 mount, or
+// every v1 hierarchy.
+func mountpoints(host *cgroups.Host) []string {
+	if host.Mode == cgroups.ModeUnified {
+		return []string{host.Unified}
+	}
+	var mnts []string
+	for _, h := range host.Hierarchies {
+		mnts = append(mnts, h.Mountpoint)
+	}
+	return mnts
+}
+
+// cgroupFile reads file of controller in cgroup cg on the real host.
+func cgroupFile(t *testing.T, host *cgroups.Host, controller, cg, file string) string {
+	t.Helper()
+	dir := host.Unified
+	if host.Mode != cgroups.ModeUnified {
+		dir = host.V1Controllers()[controller]
+	}
+	b, err := os.ReadFile(dir + cg + "/" + file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }

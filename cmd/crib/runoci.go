@@ -9,11 +9,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/cgroups/manager"
 	"github.com/crib-runtime/crib/cgroups/ocires"
 	"github.com/crib-runtime/crib/runtime/launch"
@@ -60,7 +62,13 @@ func runBundle(bundle, state, id string) (code int, retErr error) {
 	if err != nil {
 		return 0, err
 	}
-	cg, err := manager.Open("/proc/self/mountinfo")
+	host, err := cgroups.Detect("/proc/self/mountinfo")
+	if err != nil {
+		return 0, err
+	}
+	cg, err := manager.New(host, manager.Options{Skipped: func(sk cgroups.Skipped) {
+		fmt.Fprintf(os.Stderr, "crib run-oci: skipped %s: %s\n", strings.Join(sk.Files, " "), sk.Reason)
+	}})
 	if err != nil {
 		return 0, err
 	}

@@ -98,7 +98,12 @@ func newService(cfg Config, logger klog.Logger) (_ *service, cleanup func() erro
 	if err != nil {
 		return nil, nil, err
 	}
-	cg, err := manager.New(host, nil)
+	cg, err := manager.New(host, manager.Options{Skipped: func(sk cgroups.Skipped) {
+		// Once per controller and shim: every container of the pod
+		// is asked for the same (the kubelet's hugetlb limits).
+		logger.Info("Skipped cgroup limits the host cannot apply; later containers skip them too",
+			"controller", sk.Controller, "cgroup", sk.Cgroup, "limits", sk.Files, "reason", sk.Reason)
+	}})
 	if err != nil {
 		return nil, nil, err
 	}

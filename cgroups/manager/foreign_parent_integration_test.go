@@ -1,0 +1,62 @@
+package manager_test
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+
+	"github.com/crib-runtime/crib/cgroups"
+)
+
+// TestHostForeignEmptyCpusetParent puts a container below a parent that
+// someone else made with a plain mkdir, whose v1 cpuset is therefore empty:
+// the kernel refused the container's tasks (ENOSPC) until every empty level
+// took the cpus and mems of its nearest ancestor that has them.
+func TestHostForeignEmptyCpusetParent(t *testing.T) {
+	m := openHost(t)
+	host, err := cgroups.Detect("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := testRoot(t, m)
+	for _, mnt := range mountpoints(host) {
+		for _, cg := range []string{root, root + "/foreign"} {
+			if err := os.Mkdir(mnt+cg, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cs := host.V1Controllers()["cpuset"]
+	if cs != "" {
+		if cpus, err := os.ReadFile(cs + root + "/foreign/cpuset.cpus"); err != nil || len(cpus) > 1 {
+			t.Fatalf("a plain mkdir made cpuset.cpus %q, %v; want it empty (cgroup.clone_children set?)", cpus, err)
+		}
+	}
+	c := root + "/foreign/pod/ctr"
+	if err := m.Create(c, nil); err != nil {
+		t.Fatal(err)
+	}
+	sleep := exec.Command("sleep", "1000")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
+	if err := m.AddProc(c, sleep.Process.Pid); err != nil {
+		t.Fatalf("AddProc below a foreign parent: %v", err)
+	}
+	if !inCgroup(sleep.Process.Pid, c) {
+		t.Fatalf("sleep is not in %s", c)
+	}
+	if cs == "" {
+		t.Logf("no v1 cpuset hierarchy (%s): nothing to inherit", host.Mode)
+		return
+	}
+	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+		want := cgroupFile(t, host, "cpuset", "", f)
+		for _, cg := range []string{root, root + "/foreign", root + "/foreign/pod", c} {
+			if got := cgroupFile(t, host, "cpuset", cg, f); got != want {
+				t.Errorf("%s %s = %q, want the root's %q", cg, f, got, want)
+			}
+		}
+	}
+}
