@@ -62,12 +62,8 @@ func RelayInto(t testing.TB, nsPath, target string) string {
 
 func relay(client net.Conn, nsPath, target string) {
 	defer client.Close()
-	var server net.Conn
-	// A socket belongs to the namespace of the thread that creates it.
-	if err := nsfs.Do(nsPath, nsfs.Net, func() (err error) {
-		server, err = net.Dial("tcp", target)
-		return err
-	}); err != nil {
+	server, err := DialIn(nsPath, "tcp", target)
+	if err != nil {
 		return
 	}
 	defer server.Close()
@@ -75,6 +71,16 @@ func relay(client net.Conn, nsPath, target string) {
 	go func() { _, _ = io.Copy(server, client); done <- struct{}{} }()
 	go func() { _, _ = io.Copy(client, server); done <- struct{}{} }()
 	<-done
+}
+
+// DialIn connects to addr from inside the network namespace pinned at
+// nsPath: a socket belongs to the namespace of the thread that creates it.
+func DialIn(nsPath, network, addr string) (c net.Conn, err error) {
+	err = nsfs.Do(nsPath, nsfs.Net, func() error {
+		c, err = net.Dial(network, addr)
+		return err
+	})
+	return c, err
 }
 
 // Forward starts a forwarder to port on a port-forward URL as kubectl
