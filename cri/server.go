@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -21,6 +22,7 @@ type Images interface {
 	Usage() image.Usage
 	LayerDirs(ref string) ([]string, error)
 	RunConfig(ref string) (image.RunConfig, error)
+	ConfigFile(ref string) (*v1.ConfigFile, error)
 	ReadFile(ref, name string, limit int64) ([]byte, error)
 }
 

@@ -84,8 +84,7 @@ func Open(root string, shims Shims) (*Manager, error) {
 		return nil, fmt.Errorf("open container store: %w", err)
 	}
 	for _, e := range entries {
-		var c Container
-		err := statefile.ReadJSON(filepath.Join(m.dir, e.Name(), "container.json"), &c)
+		c, err := readRecord(filepath.Join(m.dir, e.Name(), "container.json"))
 		if errors.Is(err, fs.ErrNotExist) {
 			// A create that crashed before its record: nothing refers to it.
 			_ = os.RemoveAll(filepath.Join(m.dir, e.Name()))
@@ -93,9 +92,6 @@ func Open(root string, shims Shims) (*Manager, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("open container store: %w", err)
-		}
-		if c.Version != recordVersion {
-			return nil, fmt.Errorf("open container store: container %s: version %d: %w", c.ID, c.Version, statefile.ErrVersion)
 		}
 		m.records[c.ID] = &c
 		m.names[nameKey(c.SandboxID, c.Name, c.Attempt)] = c.ID
