@@ -560,13 +560,13 @@ func (m *Manager) UpdateResources(ctx context.Context, id string, r *specs.Linux
 	if err != nil {
 		return fmt.Errorf("update container %s: %w", id, err)
 	}
-	_, err = shim.Update(ctx, &shimapi.UpdateRequest{Id: id, Resources: data})
-	if errors.Is(err, errdefs.ErrNotFound) {
-		// Not started yet: the limits go into the spec Start hands over.
-		if c.Spec, err = withResources(c.Spec, r); err != nil {
-			return fmt.Errorf("update container %s: %w", id, err)
-		}
-	} else if err != nil {
+	// Not started yet (NotFound), the limits go into the spec Start hands
+	// over; started, the recorded spec follows too, as it is what a
+	// verbose ContainerStatus shows as the runtime spec.
+	if _, err = shim.Update(ctx, &shimapi.UpdateRequest{Id: id, Resources: data}); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		return fmt.Errorf("update container %s: %w", id, err)
+	}
+	if c.Spec, err = withResources(c.Spec, r); err != nil {
 		return fmt.Errorf("update container %s: %w", id, err)
 	}
 	c.Resources = r

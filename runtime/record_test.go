@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -98,5 +99,22 @@ func TestRecordKeepsRequestedMounts(t *testing.T) {
 	}
 	if diff := cmp.Diff(c.Mounts, got.Mounts); diff != "" || got.RepoDigest != c.RepoDigest {
 		t.Errorf("after reopen: repo digest %q, mounts (-want +got):\n%s", got.RepoDigest, diff)
+	}
+}
+
+// TestUpdateRunningUpdatesRecordedSpec: the recorded spec (a verbose
+// ContainerStatus's runtimeSpec) follows an update of a running container.
+func TestUpdateRunningUpdatesRecordedSpec(t *testing.T) {
+	m, _, _ := newWorld(t)
+	c := startNew(t, m, "web")
+	if err := m.UpdateResources(context.Background(), c.ID, &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: ptr(int64(9))}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.get(c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(got.Spec), `"pids":{"limit":9}`) {
+		t.Errorf("recorded spec after update: %s", got.Spec)
 	}
 }
