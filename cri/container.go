@@ -3,12 +3,14 @@ package cri
 import (
 	"context"
 	"io"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crib-runtime/crib/runtime"
+	"github.com/crib-runtime/crib/runtime/image"
 	"github.com/crib-runtime/crib/runtime/shimapi"
 )
 
@@ -73,7 +75,7 @@ func toCRIContainer(st runtime.State) *criapi.Container {
 		PodSandboxId: st.SandboxID,
 		Metadata:     &criapi.ContainerMetadata{Name: st.Name, Attempt: st.Attempt},
 		Image:        &criapi.ImageSpec{Image: st.Image},
-		ImageRef:     st.ImageRef,
+		ImageRef:     imageRef(st),
 		ImageId:      st.ImageRef,
 		State:        toCRIState(st.Status),
 		CreatedAt:    st.CreatedAt.UnixNano(),
@@ -87,4 +89,94 @@ func nanos(t time.Time) int64 {
 		return 0
 	}
 	return t.UnixNano()
+}
+
+// imageRef is CRI's image_ref: the image by digest (repo@sha256:…), as
+// containerd and CRI-O report it and the kubelet shows as a container's
+// imageID; image_id carries the image's own ID. Records made before crib
+// kept the digest give the ID for both.
+func imageRef(st runtime.State) string {
+	if st.RepoDigest != "" {
+		return st.RepoDigest
+	}
+	return st.ImageRef
+}
+
+// repoDigest is the name by digest of img in the repository the container
+// asked for it from (an image pulled from two repositories has a digest in
+// each), else its first, else its ID when it was never pulled by a name.
+func repoDigest(img image.Image, asked string) string {
+	if ref, err := image.ParseReference(asked); err == nil {
+		for _, d := range img.RepoDigests {
+			if strings.HasPrefix(d, ref.Repository()+"@") {
+				return d
+			}
+		}
+	}
+	if len(img.RepoDigests) > 0 {
+		return img.RepoDigests[0]
+	}
+	return img.ID
+}
+
+// Mount propagation as CRI names it and as the record keeps it (the OCI
+// option crib applies, which cri/spec chooses the same way).
+var propagations = map[criapi.MountPropagation]string{
+	criapi.MountPropagation_PROPAGATION_PRIVATE:           "rprivate",
+	criapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER: "rslave",
+	criapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:     "rshared",
+}
+
+// toRecordMounts keeps a config's mounts as given, for ContainerStatus.
+func toRecordMounts(in []*criapi.Mount) []runtime.Mount {
+	var out []runtime.Mount
+	for _, m := range in {
+		out = append(out, runtime.Mount{
+			ContainerPath: m.GetContainerPath(), HostPath: m.GetHostPath(),
+			Readonly: m.GetReadonly(), RecursiveReadOnly: m.GetRecursiveReadOnly(), SelinuxRelabel: m.GetSelinuxRelabel(),
+			Propagation: propagations[m.GetPropagation()],
+			UIDMappings: toOCIIDMappings(m.GetUidMappings()), GIDMappings: toOCIIDMappings(m.GetGidMappings()),
+			MountOptions: m.GetMountOptions(), Image: m.GetImage().GetImage(), ImageSubPath: m.GetImageSubPath(),
+		})
+	}
+	return out
+}
+
+// toCRIMounts gives back the mounts a container asked for.
+func toCRIMounts(in []runtime.Mount) []*criapi.Mount {
+	var out []*criapi.Mount
+	for _, m := range in {
+		cm := &criapi.Mount{
+			ContainerPath: m.ContainerPath, HostPath: m.HostPath,
+			Readonly: m.Readonly, RecursiveReadOnly: m.RecursiveReadOnly, SelinuxRelabel: m.SelinuxRelabel,
+			UidMappings: toCRIIDMappings(m.UIDMappings), GidMappings: toCRIIDMappings(m.GIDMappings),
+			MountOptions: m.MountOptions, ImageSubPath: m.ImageSubPath,
+		}
+		for p, name := range propagations {
+			if name == m.Propagation {
+				cm.Propagation = p
+			}
+		}
+		if m.Image != "" {
+			cm.Image = &criapi.ImageSpec{Image: m.Image}
+		}
+		out = append(out, cm)
+	}
+	return out
+}
+
+func toOCIIDMappings(in []*criapi.IDMapping) []specs.LinuxIDMapping {
+	var out []specs.LinuxIDMapping
+	for _, m := range in {
+		out = append(out, specs.LinuxIDMapping{ContainerID: m.GetContainerId(), HostID: m.GetHostId(), Size: m.GetLength()})
+	}
+	return out
+}
+
+func toCRIIDMappings(in []specs.LinuxIDMapping) []*criapi.IDMapping {
+	var out []*criapi.IDMapping
+	for _, m := range in {
+		out = append(out, &criapi.IDMapping{ContainerId: m.ContainerID, HostId: m.HostID, Length: m.Size})
+	}
+	return out
 }

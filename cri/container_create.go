@@ -70,6 +70,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *criapi.CreateContaine
 	if err != nil {
 		return nil, err
 	}
+	rec.RepoDigest = repoDigest(img, cfg.GetImage().GetImage())
 	if _, err := s.containers.Create(ctx, rec, runtime.CreateOptions{Spec: ociSpec, Layers: layers, DevShm: pod.ShmPath}); err != nil {
 		return nil, err
 	}
@@ -128,11 +129,7 @@ func containerRecord(id string, pod PodInfo, imageID string, req *criapi.CreateC
 	if oci.Linux != nil {
 		rec.Resources = oci.Linux.Resources
 	}
-	for _, m := range oci.Mounts {
-		if m.Type == "bind" {
-			rec.Mounts = append(rec.Mounts, m)
-		}
-	}
+	rec.Mounts = toRecordMounts(cfg.GetMounts())
 	if lp := cfg.GetLogPath(); lp != "" {
 		dir := req.GetSandboxConfig().GetLogDirectory()
 		if dir == "" {

@@ -2,10 +2,12 @@ package cri
 
 import (
 	"context"
-	"strings"
+	"encoding/json"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crib-runtime/crib/runtime"
 )
 
 // ContainerStatus returns a container's state, times, exit code and reason,
@@ -24,7 +26,7 @@ func (s *Server) ContainerStatus(ctx context.Context, req *criapi.ContainerStatu
 		State: toCRIState(st.Status), CreatedAt: st.CreatedAt.UnixNano(),
 		StartedAt: nanos(st.StartedAt), FinishedAt: nanos(st.FinishedAt),
 		ExitCode: st.ExitCode, Reason: st.Reason, Message: st.Message,
-		Image: &criapi.ImageSpec{Image: st.Image}, ImageRef: st.ImageRef, ImageId: st.ImageRef,
+		Image: &criapi.ImageSpec{Image: st.Image}, ImageRef: imageRef(st), ImageId: st.ImageRef,
 		Labels: st.Labels, Annotations: st.Annotations, LogPath: st.LogPath,
 		Mounts: toCRIMounts(st.Mounts), Resources: toCRIResources(st.Resources),
 		StopSignal: criapi.Signal(st.StopSignal),
@@ -35,34 +37,41 @@ func (s *Server) ContainerStatus(ctx context.Context, req *criapi.ContainerStatu
 	}
 	resp := &criapi.ContainerStatusResponse{Status: cs}
 	if req.GetVerbose() {
-		resp.Info = map[string]string{"info": marshalInfo(st)}
+		resp.Info = map[string]string{"info": marshalInfo(toContainerInfo(st))}
 	}
 	return resp, nil
+}
+
+// containerInfo is a verbose ContainerStatus's "info", which crictl
+// inspect shows as .info: first the keys containerd and CRI-O both give
+// and scripts read (sandboxID, pid, runtimeSpec), then crib's own, states
+// as words.
+type containerInfo struct {
+	SandboxID string `json:"sandboxID"`
+	// Pid is the container's process in the host's pid namespace; 0 before
+	// it is started.
+	Pid         int             `json:"pid"`
+	RuntimeSpec json.RawMessage `json:"runtimeSpec"`
+	// State is the shim's word for it: CREATED, RUNNING, EXITED, UNKNOWN.
+	State       string   `json:"state"`
+	ImageID     string   `json:"imageID"`
+	CgroupsPath string   `json:"cgroupsPath"`
+	RDTClass    string   `json:"rdtClass,omitempty"`
+	Layers      []string `json:"layers"`
+	DevShm      string   `json:"devShm,omitempty"`
+}
+
+func toContainerInfo(st runtime.State) containerInfo {
+	return containerInfo{
+		SandboxID: st.SandboxID, Pid: st.Pid, RuntimeSpec: st.Spec, State: st.Status.String(),
+		ImageID: st.ImageRef, CgroupsPath: st.Cgroup, RDTClass: st.RDTClass, Layers: st.Layers, DevShm: st.DevShm,
+	}
 }
 
 func toInt64s(in []uint32) []int64 {
 	out := make([]int64, len(in))
 	for i, v := range in {
 		out[i] = int64(v)
-	}
-	return out
-}
-
-func toCRIMounts(ms []specs.Mount) []*criapi.Mount {
-	var out []*criapi.Mount
-	for _, m := range ms {
-		cm := &criapi.Mount{ContainerPath: m.Destination, HostPath: m.Source}
-		for _, o := range m.Options {
-			switch {
-			case o == "ro":
-				cm.Readonly = true
-			case strings.HasSuffix(o, "shared"):
-				cm.Propagation = criapi.MountPropagation_PROPAGATION_BIDIRECTIONAL
-			case strings.HasSuffix(o, "slave"):
-				cm.Propagation = criapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER
-			}
-		}
-		out = append(out, cm)
 	}
 	return out
 }

@@ -6,7 +6,10 @@ import (
 	"fmt"
 
 	"github.com/containerd/errdefs"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crib-runtime/crib/runtime/image"
 )
 
 // ImageStatus returns an image, or a response without one when it is not
@@ -24,8 +27,33 @@ func (s *Server) ImageStatus(_ context.Context, req *criapi.ImageStatusRequest) 
 		return nil, err
 	}
 	resp := &criapi.ImageStatusResponse{Image: toCRIImage(img)}
-	if req.GetVerbose() {
-		resp.Info = map[string]string{"info": marshalInfo(img)}
+	if !req.GetVerbose() {
+		return resp, nil
 	}
+	cfg, err := s.images.ConfigFile(img.ID)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return &criapi.ImageStatusResponse{}, nil // removed meanwhile
+	}
+	if err != nil {
+		return nil, err
+	}
+	resp.Info = map[string]string{"info": marshalInfo(toImageInfo(img, cfg))}
 	return resp, nil
+}
+
+// imageInfo is a verbose ImageStatus's "info", which crictl inspecti shows
+// as .info: containerd's keys (imageSpec, the image's OCI config; chainID,
+// its top layer's), then crib's record of the image.
+type imageInfo struct {
+	ChainID   string         `json:"chainID"`
+	ImageSpec *v1.ConfigFile `json:"imageSpec"`
+	image.Image
+}
+
+func toImageInfo(img image.Image, cfg *v1.ConfigFile) imageInfo {
+	info := imageInfo{ImageSpec: cfg, Image: img}
+	if n := len(img.Layers); n > 0 {
+		info.ChainID = img.Layers[n-1].ChainID
+	}
+	return info
 }

@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"strconv"
 	"strings"
 
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -37,9 +38,81 @@ func (s *Server) PodSandboxStatus(_ context.Context, req *criapi.PodSandboxStatu
 	}
 	resp := &criapi.PodSandboxStatusResponse{Status: st}
 	if req.GetVerbose() {
-		resp.Info = map[string]string{"info": marshalInfo(pod)}
+		resp.Info = map[string]string{"info": marshalInfo(toSandboxInfo(pod))}
 	}
 	return resp, nil
+}
+
+// sandboxInfo is a verbose PodSandboxStatus's "info", which crictl
+// inspectp shows as .info: the keys of containerd's that crib has facts
+// for (pid, runtimeHandler, config), then crib's own, states as words. A
+// crib pod has no OCI spec of its own, so there is no runtimeSpec.
+type sandboxInfo struct {
+	// Pid is the pause process holding the pod's pid namespace while the
+	// pod is ready, 0 otherwise: a pod that shares no pid namespace has no
+	// process, its other namespaces are pinned files (Namespaces).
+	Pid            int    `json:"pid"`
+	RuntimeHandler string `json:"runtimeHandler"`
+	// Config is the pod's config as far as the record keeps it; encoded as
+	// containerd encodes it (the CRI message's JSON field names).
+	Config *criapi.PodSandboxConfig `json:"config"`
+	// State is crib's word for it: CREATING, READY, NOTREADY.
+	State string `json:"state"`
+	// Network is what CNI did: host, attached or detached.
+	Network    string            `json:"network"`
+	Namespaces sandboxNamespaces `json:"namespaces"`
+	IPs        []string          `json:"ips,omitempty"`
+	// CgroupsPath is the pod's cgroup, under the config's cgroup_parent.
+	CgroupsPath string `json:"cgroupsPath,omitempty"`
+	// Dir holds the pod's files: hosts, resolv.conf, hostname, shm.
+	Dir string `json:"dir"`
+}
+
+// sandboxNamespaces are the paths containers join ("" for the host's):
+// `nsenter --net=<network>` enters the pod's network.
+type sandboxNamespaces struct {
+	Network string `json:"network"`
+	IPC     string `json:"ipc"`
+	UTS     string `json:"uts"`
+	PID     string `json:"pid"`
+}
+
+func toSandboxInfo(p *sandbox.Pod) sandboxInfo {
+	info := sandboxInfo{
+		RuntimeHandler: p.RuntimeHandler, Config: podConfigOf(p),
+		State: p.State.String(), Network: p.Network.String(),
+		Namespaces: sandboxNamespaces{Network: p.NetNS, IPC: p.IPCNS, UTS: p.UTSNS},
+		IPs:        p.IPs, CgroupsPath: p.Cgroup, Dir: p.Dir,
+	}
+	if p.SharePID && p.State == sandbox.StateReady {
+		info.Pid = p.PausePID
+		info.Namespaces.PID = "/proc/" + strconv.Itoa(p.PausePID) + "/ns/pid"
+	}
+	return info
+}
+
+// podConfigOf rebuilds the parts of a pod's CRI config that its record
+// keeps (crib persists no CRI message): metadata, hostname, log
+// directory, port mappings, labels, annotations, cgroup parent, sysctls and
+// namespace modes.
+func podConfigOf(p *sandbox.Pod) *criapi.PodSandboxConfig {
+	c := &criapi.PodSandboxConfig{
+		Metadata: &criapi.PodSandboxMetadata{Name: p.Name, Namespace: p.Namespace, Uid: p.UID, Attempt: p.Attempt},
+		Hostname: p.Hostname, LogDirectory: p.LogDir, Labels: p.Labels, Annotations: p.Annotations,
+		Linux: &criapi.LinuxPodSandboxConfig{
+			CgroupParent: p.CgroupParent, Sysctls: p.Sysctls,
+			SecurityContext: &criapi.LinuxSandboxSecurityContext{NamespaceOptions: &criapi.NamespaceOption{
+				Network: modeOf(p.NetNS == ""), Ipc: modeOf(p.IPCNS == ""), Pid: pidMode(p),
+			}},
+		},
+	}
+	for _, pm := range p.PortMappings {
+		c.PortMappings = append(c.PortMappings, &criapi.PortMapping{
+			Protocol:      criapi.Protocol(criapi.Protocol_value[strings.ToUpper(pm.Protocol)]),
+			ContainerPort: pm.ContainerPort, HostPort: pm.HostPort, HostIp: pm.HostIP,
+		})
+	}
+	return c
 }
 
 func modeOf(host bool) criapi.NamespaceMode {

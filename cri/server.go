@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -29,6 +30,7 @@ type Images interface {
 	// Collect deletes layers kept only for containers since removed.
 	Collect()
 	RunConfig(ref string) (image.RunConfig, error)
+	ConfigFile(ref string) (*v1.ConfigFile, error)
 	ReadFile(ref, name string, limit int64) ([]byte, error)
 }
 

@@ -10,8 +10,9 @@ import (
 	"github.com/crib-runtime/crib/runtime/shimapi"
 )
 
-// recordVersion is the version of container.json this code reads and writes.
-const recordVersion = 1
+// recordVersion is the version of container.json this code writes. Open
+// also reads version 1 (upgradeV1).
+const recordVersion = 2
 
 // Container is the daemon's persisted record of one container. Its live
 // state (pid, exit code, times) is the shim's, read through State.
@@ -27,12 +28,18 @@ type Container struct {
 	// Image is the reference as requested, ImageRef the image ID it resolved to.
 	Image    string `json:"image"`
 	ImageRef string `json:"imageRef"`
-	LogPath  string `json:"logPath,omitempty"`
+	// RepoDigest names the image by digest (repo@sha256:…), what CRI's
+	// image_ref reports; "" in version 1 records.
+	RepoDigest string `json:"repoDigest,omitempty"`
+	LogPath    string `json:"logPath,omitempty"`
 	// StopSignal is sent first by Stop; SIGKILL follows after the timeout.
 	StopSignal int       `json:"stopSignal"`
 	CreatedAt  time.Time `json:"createdAt"`
-	// Mounts are the container's bind mounts as asked for, for ContainerStatus.
-	Mounts []specs.Mount `json:"mounts,omitempty"`
+	// Mounts are the mounts the container's config asked for, for
+	// ContainerStatus, which reports those and not the ones crib adds (pod
+	// files, /dev/shm). Version 1 kept every bind mount of the spec under
+	// "mounts" instead.
+	Mounts []Mount `json:"requestedMounts,omitempty"`
 	// Resources are the limits applied, for ContainerStatus and updates.
 	Resources *specs.LinuxResources `json:"resources,omitempty"`
 	// Process is the container's process as specified; ExecSync runs its
@@ -50,6 +57,26 @@ type Container struct {
 	Spec   json.RawMessage `json:"spec"`
 	Layers []string        `json:"layers"`
 	DevShm string          `json:"devShm,omitempty"`
+}
+
+// Mount is a mount as the container's config asked for it, kept as given.
+type Mount struct {
+	ContainerPath string `json:"containerPath"`
+	HostPath      string `json:"hostPath"`
+	Readonly      bool   `json:"readonly,omitempty"`
+	// RecursiveReadOnly makes every submount read-only too.
+	RecursiveReadOnly bool `json:"recursiveReadOnly,omitempty"`
+	SelinuxRelabel    bool `json:"selinuxRelabel,omitempty"`
+	// Propagation is the OCI option applied: "rprivate" (or ""), "rslave"
+	// (host to container) or "rshared" (bidirectional).
+	Propagation  string                 `json:"propagation,omitempty"`
+	UIDMappings  []specs.LinuxIDMapping `json:"uidMappings,omitempty"`
+	GIDMappings  []specs.LinuxIDMapping `json:"gidMappings,omitempty"`
+	MountOptions []string               `json:"mountOptions,omitempty"`
+	// Image and ImageSubPath are an image volume's reference and the path
+	// in it mounted.
+	Image        string `json:"image,omitempty"`
+	ImageSubPath string `json:"imageSubPath,omitempty"`
 }
 
 // State is a container's record with its live state from the shim.

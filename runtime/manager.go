@@ -84,8 +84,7 @@ func Open(root string, shims Shims) (*Manager, error) {
 		return nil, fmt.Errorf("open container store: %w", err)
 	}
 	for _, e := range entries {
-		var c Container
-		err := statefile.ReadJSON(filepath.Join(m.dir, e.Name(), "container.json"), &c)
+		c, err := readRecord(filepath.Join(m.dir, e.Name(), "container.json"))
 		if errors.Is(err, fs.ErrNotExist) {
 			// A create that crashed before its record: nothing refers to it.
 			_ = os.RemoveAll(filepath.Join(m.dir, e.Name()))
@@ -93,9 +92,6 @@ func Open(root string, shims Shims) (*Manager, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("open container store: %w", err)
-		}
-		if c.Version != recordVersion {
-			return nil, fmt.Errorf("open container store: container %s: version %d: %w", c.ID, c.Version, statefile.ErrVersion)
 		}
 		m.records[c.ID] = &c
 		m.names[nameKey(c.SandboxID, c.Name, c.Attempt)] = c.ID
@@ -579,13 +575,13 @@ func (m *Manager) UpdateResources(ctx context.Context, id string, r *specs.Linux
 	if err != nil {
 		return fmt.Errorf("update container %s: %w", id, err)
 	}
-	_, err = shim.Update(ctx, &shimapi.UpdateRequest{Id: id, Resources: data})
-	if errors.Is(err, errdefs.ErrNotFound) {
-		// Not started yet: the limits go into the spec Start hands over.
-		if c.Spec, err = withResources(c.Spec, r); err != nil {
-			return fmt.Errorf("update container %s: %w", id, err)
-		}
-	} else if err != nil {
+	// Not started yet (NotFound), the limits go into the spec Start hands
+	// over; started, the recorded spec follows too, as it is what a
+	// verbose ContainerStatus shows as the runtime spec.
+	if _, err = shim.Update(ctx, &shimapi.UpdateRequest{Id: id, Resources: data}); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		return fmt.Errorf("update container %s: %w", id, err)
+	}
+	if c.Spec, err = withResources(c.Spec, r); err != nil {
 		return fmt.Errorf("update container %s: %w", id, err)
 	}
 	c.Resources = r

@@ -86,6 +86,13 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 		return err
 	}
 	defer rootLock.Close()
+	streamListener, err := listenStreaming(cfg.Streaming.Address)
+	if err != nil {
+		return err
+	}
+	defer streamListener.Close()
+	// What a verbose Status shows: the port bound, not the ":0" asked for.
+	cfg.Streaming.Address = streamListener.Addr().String()
 
 	classes, err := rdt.Open("/proc/self/mountinfo", rdtConfig(cfg.RDT))
 	if err != nil {
@@ -138,11 +145,11 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 		}
 		defer stop()
 	}
-	streams, err := startStreaming(logger, cfg.Streaming.Address, streamTLS, server)
+	streams, stopStreams, err := startStreaming(logger, streamListener, streamTLS, server)
 	if err != nil {
 		return err
 	}
-	defer streams.Stop()
+	defer stopStreams()
 	server.UseStreams(streams)
 	grpcServer := cri.NewGRPCServer(logger)
 	server.Register(grpcServer)

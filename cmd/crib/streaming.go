@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"time"
 
@@ -24,22 +25,49 @@ import (
 	"github.com/crib-runtime/crib/internal/listener"
 )
 
-// startStreaming serves exec, attach and port-forward sessions, with
-// single-use tokens that expire (k8s.io/cri-streaming), over HTTPS when
-// the config asks for it.
-func startStreaming(logger klog.Logger, addr string, tc *tls.Config, server *cri.Server) (streaming.Server, error) {
-	c := streaming.DefaultConfig
-	c.Addr, c.TLSConfig = addr, tc
-	s, err := streaming.NewServer(c, server.StreamRuntime())
+// listenStreaming binds the streaming address at start: a port that is
+// taken stops the daemon instead of leaving it without exec, and the port
+// that "host:0" picks is known before the CRI server reports its config
+// (crictl info) and hands out URLs.
+func listenStreaming(addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("streaming server: %w", err)
 	}
+	return l, nil
+}
+
+// startStreaming serves exec, attach and port-forward sessions on l, with
+// single-use tokens that expire (k8s.io/cri-streaming), over HTTPS when
+// tc is set. The library's own Start would listen again and learn the
+// port only then, in its goroutine, racing the first URL it builds; its
+// handler is served here instead, with URLs naming l's address. The
+// function returned stops serving (sessions already upgraded run on, as
+// with the library's Stop).
+func startStreaming(logger klog.Logger, l net.Listener, tc *tls.Config, server *cri.Server) (streaming.Server, func(), error) {
+	c := streaming.DefaultConfig
+	c.Addr, c.TLSConfig = l.Addr().String(), tc
+	c.BaseURL = &url.URL{Scheme: "http", Host: c.Addr}
+	if tc != nil {
+		c.BaseURL.Scheme = "https"
+	}
+	s, err := streaming.NewServer(c, server.StreamRuntime())
+	if err != nil {
+		return nil, nil, fmt.Errorf("streaming server: %w", err)
+	}
+	srv := &http.Server{Handler: s, TLSConfig: tc, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
-		if err := s.Start(true); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error(err, "Streaming server failed", "address", addr)
+		var err error
+		if tc != nil {
+			err = srv.ServeTLS(l, "", "") // the certificate is in tc
+		} else {
+			err = srv.Serve(l)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			logger.Error(err, "Streaming server failed", "address", c.Addr)
 		}
 	}()
-	return s, nil
+	return s, func() { _ = srv.Close() }, nil
 }
 
 // streamingTLS loads the configured key pair, or makes a self-signed one

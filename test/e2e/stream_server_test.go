@@ -7,10 +7,12 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"io"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -147,4 +149,51 @@ func TestStreamTokenExpiry(t *testing.T) {
 	if out, _, err := execStream(ctx, p.c, p.id, "", "cat", "/tmp/ran"); err != nil || out != "fresh\n" {
 		t.Fatalf("what ran: %q, %v", out, err)
 	}
+}
+
+// TestRuntimeStatusShowsBoundStreamingAddress: with streaming.address
+// "127.0.0.1:0" (the default: a free port) crictl info shows the port the
+// daemon bound, the one its exec URLs point at, not ":0".
+func TestRuntimeStatusShowsBoundStreamingAddress(t *testing.T) {
+	c, _, id := hostPod(t, "sleep", "3600")
+	ctx := context.Background()
+	resp, err := c.Runtime.Status(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Streaming struct {
+			Address string `json:"address"`
+		} `json:"streaming"`
+	}
+	if err := json.Unmarshal([]byte(resp.GetInfo()["config"]), &cfg); err != nil {
+		t.Fatalf("info.config: %v\n%s", err, resp.GetInfo()["config"])
+	}
+	host, port, err := net.SplitHostPort(cfg.Streaming.Address)
+	if err != nil || host != "127.0.0.1" || port == "0" || port == "" {
+		t.Fatalf("info.config.streaming.address = %q, want 127.0.0.1 and the port bound", cfg.Streaming.Address)
+	}
+	ex, err := c.RawRt.Exec(ctx, &criapi.ExecRequest{ContainerId: id, Cmd: []string{"true"}, Stdout: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(ex.GetUrl())
+	if err != nil || u.Host != cfg.Streaming.Address {
+		t.Fatalf("exec URL %q, %v; want one at %s", ex.GetUrl(), err, cfg.Streaming.Address)
+	}
+	conn, err := net.Dial("tcp", cfg.Streaming.Address)
+	if err != nil {
+		t.Fatalf("dial the address crictl info shows: %v", err)
+	}
+	conn.Close()
+
+	// A daemon whose streaming port is taken does not start (it used to
+	// run on without exec); its error names the address.
+	e := harness.NewEnv(t)
+	e.WriteConfig("\n[streaming]\naddress = \"" + cfg.Streaming.Address + "\"\n")
+	d := e.Spawn()
+	if err := d.Wait(10 * time.Second); err == nil {
+		t.Fatal("daemon started on a streaming address that is taken")
+	}
+	harness.MustContain(t, d.Logs.String(), cfg.Streaming.Address, "address already in use")
 }
