@@ -98,9 +98,9 @@ func TestReadmeCrictl(t *testing.T) {
 	}
 	out := stdout.String()
 	harness.MustContain(t, out, "hello from crib", "docker.io/library/busybox", "RuntimeName")
-	// inspect --template '{{.info.pid}}' prints the container's pid.
+	// inspect -o go-template --template '{{.info.pid}}' prints the container's pid.
 	if !regexp.MustCompile(`(?m)^[1-9][0-9]*$`).MatchString(out) {
-		t.Errorf("no pid line from crictl inspect --template '{{.info.pid}}'")
+		t.Errorf("no pid line from crictl inspect -o go-template --template '{{.info.pid}}'")
 	}
 	// exec and port-forward read the pod's /etc/hostname: the node's
 	// name, since pod.json sets none.
