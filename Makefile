@@ -10,12 +10,18 @@ TESTFLAGS ?=
 # Tests that need root or a kernel feature fail instead of skipping.
 export CRIB_TEST_STRICT ?= 1
 
-.PHONY: all build run test test-host test-vm test-unit bench leak fuzz tools generate verify deps clean help
+.PHONY: all build run test test-host test-vm test-unit clients bench leak fuzz tools generate verify deps test-deps clean help
 
 all: build
 
-deps: ## Install system packages the build and tests need (idempotent, root)
+deps: ## Install the system packages the daemon needs to run (idempotent, root)
 	hack/install-deps.sh
+
+test-deps: ## Install the system packages the tests need too (QEMU, a kernel, containerd; idempotent, root)
+	hack/install-deps.sh --test
+
+clients: ## Build crictl, critest and the kubelet from their Go modules into _output/clients (cached; the kubelet takes ~10 min the first time)
+	hack/clients.sh
 
 build: ## Build bin/crib (the daemon) and bin/crib-shim (what each pod runs), which must stay side by side
 	CGO_ENABLED=1 $(GO) build -trimpath -tags '$(BUILDTAGS)' -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/crib
@@ -24,7 +30,7 @@ build: ## Build bin/crib (the daemon) and bin/crib-shim (what each pod runs), wh
 run: deps build ## Install what is missing, build, and serve the CRI on unix:///run/crib/crib.sock
 	$(BIN) daemon
 
-test: deps verify build test-host test-vm ## Every test, as root: this host, then a pure cgroup v2 kernel under QEMU
+test: test-deps verify build clients test-host test-vm ## Every test, as root: this host, then a pure cgroup v2 kernel under QEMU
 
 test-host: ## Unit, integration and e2e tests on this host (root)
 	@test "$$(id -u)" = 0 || { echo "make test needs root (namespaces, mounts, cgroups)"; exit 1; }
@@ -37,7 +43,7 @@ test-vm: ## The cgroups and setns-path integration tests on a pure cgroup v2 ker
 test-unit: ## Only the tests that need no privilege
 	CRIB_TEST_STRICT=0 $(GO) test -count=1 $(TESTFLAGS) ./...
 
-bench: deps build ## Benchmarks for docs/benchmarks.md: pull vs containerd, container start vs runc, unpack, cgroup stats
+bench: test-deps build ## Benchmarks for docs/benchmarks.md: pull vs containerd, container start vs runc, unpack, cgroup stats
 	CRIB_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench Pull -benchtime $(or $(BENCHTIME),10x) -count 3 ./test/bench/
 	CRIB_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench RunTrue -benchtime 100x -count 3 ./test/bench/
 	CRIB_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench PodLifecycle -benchtime 50x -count 2 ./test/bench/

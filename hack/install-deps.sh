@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
-# Installs the system packages crib's build and tests need on Debian bookworm.
-# Idempotent: packages already present are not fetched again.
+# Installs the Debian bookworm packages crib needs. Without arguments: what
+# the daemon needs to build and run (make run). With --test: also what the
+# tests need (make test). Idempotent: packages already present are not
+# fetched again.
 set -euo pipefail
 
 packages=(
-	busybox-static
-	containernetworking-plugins
+	containernetworking-plugins # the pod network: bridge, host-local, portmap, …
 	iproute2
-	gcc
+	gcc # cgo: nsexec
 	libc6-dev
 	ca-certificates
-	protobuf-compiler # make generate: the shim API
-	qemu-system-x86 # hack/vmtest.sh: a pure cgroup v2 kernel for the cgroups tests
-	linux-image-amd64
-	containerd # benchmarks compare against Debian's containerd + runc
-	runc
 )
+if [[ ${1:-} == --test ]]; then
+	packages+=(
+		busybox-static # test images are built from it
+		protobuf-compiler # make generate: the shim API
+		qemu-system-x86 # hack/vmtest.sh: a pure cgroup v2 kernel for the cgroups tests
+		linux-image-amd64
+		containerd # benchmarks and the kubelet test compare against Debian's containerd + runc
+		runc
+		curl # the README's crictl walk-through
+	)
+elif [[ -n ${1:-} ]]; then
+	echo "usage: $0 [--test]" >&2
+	exit 2
+fi
 
 missing=()
 for p in "${packages[@]}"; do
