@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -36,9 +37,10 @@ type MetricsReader interface {
 }
 
 // ListPodSandboxMetrics returns cAdvisor's metrics for every ready pod:
-// its cgroup parent's and interfaces' as the pod's own (container label
-// ""), and each running container's from its cgroup and writable layer, as
-// the kubelet's /metrics/cadvisor shows them with PodAndContainerStatsFromCRI.
+// its cgroup parent's (where that is the pod's alone) and interfaces' as
+// the pod's own (container label ""), and each running container's from
+// its cgroup and writable layer, as the kubelet's /metrics/cadvisor shows
+// them with PodAndContainerStatsFromCRI.
 func (s *Server) ListPodSandboxMetrics(ctx context.Context, _ *criapi.ListPodSandboxMetricsRequest) (*criapi.ListPodSandboxMetricsResponse, error) {
 	if s.metrics == nil {
 		return nil, fmt.Errorf("list pod sandbox metrics: no metrics reader is configured: %w", errdefs.ErrNotImplemented)
@@ -59,8 +61,12 @@ func (s *Server) ListPodSandboxMetrics(ctx context.Context, _ *criapi.ListPodSan
 		}
 	}
 	var out []*criapi.PodSandboxMetrics
-	for _, pod := range s.sandboxes.List(sandbox.Filter{States: []sandbox.State{sandbox.StateReady}}) {
-		pm, err := s.podMetrics(pod, now)
+	pods := s.sandboxes.List(sandbox.Filter{})
+	for _, pod := range pods {
+		if pod.State != sandbox.StateReady {
+			continue
+		}
+		pm, err := s.podMetrics(pod, s.ownsParent(pod, pods), now)
 		if err != nil {
 			return nil, err
 		}
@@ -85,11 +91,32 @@ func gone(err error) bool {
 	return errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, fs.ErrNotExist)
 }
 
-// podMetrics reads the pod's own metrics: its cgroup parent (which holds
-// every container) and its network namespace's interfaces.
-func (s *Server) podMetrics(pod *sandbox.Pod, now time.Time) (*criapi.PodSandboxMetrics, error) {
+// ownsParent says the pod's cgroup parent holds this pod alone, as the
+// kubelet's pod<uid> cgroups do, so that its figures are the pod's. crib's
+// cgroup root, where pods that come without a parent go (crictl's), holds
+// them all; a parent given to several pods, or above another pod's, holds
+// theirs too.
+func (s *Server) ownsParent(pod *sandbox.Pod, all []*sandbox.Pod) bool {
+	if pod.CgroupParent == "" {
+		return false
+	}
+	if root, err := (cgroups.Paths{Root: s.opts.CgroupRoot}).Parent(""); err == nil && pod.CgroupParent == root {
+		return false
+	}
+	for _, o := range all {
+		if o.ID != pod.ID && (o.CgroupParent == pod.CgroupParent || strings.HasPrefix(o.CgroupParent, pod.CgroupParent+"/")) {
+			return false
+		}
+	}
+	return true
+}
+
+// podMetrics reads the pod's own metrics: its cgroup parent's (which holds
+// every container) where the parent is the pod's own, and its network
+// namespace's interfaces.
+func (s *Server) podMetrics(pod *sandbox.Pod, ownParent bool, now time.Time) (*criapi.PodSandboxMetrics, error) {
 	m := newMetricSet("", pod.CgroupParent, "", "", pod.Namespace, pod.Name)
-	if pod.CgroupParent != "" {
+	if ownParent {
 		cg, err := s.metrics.CgroupMetrics(pod.CgroupParent)
 		switch {
 		case gone(err):

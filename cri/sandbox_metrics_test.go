@@ -3,6 +3,7 @@ package cri
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -274,6 +275,44 @@ func TestListPodSandboxMetricsWithoutCgroupOrNetwork(t *testing.T) {
 		case "container_cpu_cfs_periods_total", "container_cpu_cfs_throttled_periods_total",
 			"container_cpu_cfs_throttled_seconds_total", "container_spec_cpu_quota":
 			t.Errorf("%s without a quota", m.GetName())
+		}
+	}
+}
+
+func TestListPodSandboxMetricsSharedParent(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		other *sandbox.Pod // another pod's record, in any state
+		root  string       // the daemon's cgroup_root
+	}{
+		{"crib's cgroup root", nil, "/kubepods/podu1"},
+		{"the default cgroup root", nil, ""},
+		{"a parent given twice", &sandbox.Pod{ID: "pod2", CgroupParent: "/kubepods/podu1", State: sandbox.StateNotReady}, "/crib"},
+		{"a parent above another", &sandbox.Pod{ID: "pod2", CgroupParent: "/kubepods/podu1/inner", State: sandbox.StateReady}, "/crib"},
+	} {
+		s, pod, _ := metricsWorld()
+		s.opts.CgroupRoot = c.root
+		if c.root == "" {
+			pod.CgroupParent = cgroups.DefaultRoot
+			fm := s.metrics.(fakeMetrics)
+			fm.cgroups[cgroups.DefaultRoot] = fullCgroup(1)
+		}
+		if c.other != nil {
+			s.sandboxes = fakeSandboxes{pods: []*sandbox.Pod{pod, c.other}}
+		}
+		resp, err := s.ListPodSandboxMetrics(context.Background(), &criapi.ListPodSandboxMetricsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Only the interfaces are the pod's own; the containers keep theirs.
+		pm := resp.GetPodMetrics()[0]
+		for _, m := range pm.GetMetrics() {
+			if !strings.HasPrefix(m.GetName(), "container_network_") {
+				t.Errorf("%s: pod-level %s from a shared parent", c.name, m.GetName())
+			}
+		}
+		if len(pm.GetMetrics()) != 8 || len(pm.GetContainerMetrics()) != 1 {
+			t.Errorf("%s: %d pod metrics, %d containers", c.name, len(pm.GetMetrics()), len(pm.GetContainerMetrics()))
 		}
 	}
 }

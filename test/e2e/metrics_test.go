@@ -139,6 +139,29 @@ func TestPodSandboxMetrics(t *testing.T) {
 	if err := w.c.Runtime.RemovePodSandbox(ctx, podID); err != nil {
 		t.Fatal(err)
 	}
+
+	// A pod without a cgroup parent (crictl's) lives in crib's cgroup
+	// root with every other such pod: the root's figures are not its own,
+	// its container's are.
+	bare := w.podConfig("bare", criapi.NamespaceMode_POD)
+	bare.Linux.CgroupParent = ""
+	bareID, err := w.c.Runtime.RunPodSandbox(ctx, bare, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = w.c.Runtime.StopPodSandbox(context.Background(), bareID)
+		_ = w.c.Runtime.RemovePodSandbox(context.Background(), bareID)
+	})
+	sleeper := w.container(t, bareID, bare, "sleeper", "sleep", "3600")
+	podMetrics, ctrMetrics = listMetrics(t, w, bareID, sleeper)
+	if v := find(podMetrics, "container_memory_usage_bytes"); v != 0 {
+		t.Errorf("pod without a parent: the cgroup root's memory (%d) reported as the pod's", v)
+	}
+	if !has(podMetrics, "container_network_transmit_packets_total", "eth0") || find(ctrMetrics, "container_memory_usage_bytes") == 0 ||
+		find(ctrMetrics, "container_processes") != 1 {
+		t.Errorf("pod without a parent: pod %v, container %v", podMetrics, ctrMetrics)
+	}
 }
 
 // listMetrics returns the pod's own metrics and one container's.
@@ -163,14 +186,23 @@ func listMetrics(t *testing.T, w *podWorld, podID, ctrID string) (pod, ctr []*cr
 	return nil, nil
 }
 
-// find returns the value of the first metric name whose extra label values
-// (after the six base ones) start with extra; 0 when there is none.
-func find(ms []*criapi.Metric, name string, extra ...string) uint64 {
+// lookup returns the first metric name whose extra label values (after
+// the six base ones) start with extra, nil if there is none.
+func lookup(ms []*criapi.Metric, name string, extra ...string) *criapi.Metric {
 	for _, m := range ms {
 		lv := m.GetLabelValues()
 		if m.GetName() == name && len(lv) >= 6+len(extra) && strings.Join(lv[6:6+len(extra)], "|") == strings.Join(extra, "|") {
-			return m.GetValue().GetValue()
+			return m
 		}
 	}
-	return 0
+	return nil
+}
+
+func has(ms []*criapi.Metric, name string, extra ...string) bool {
+	return lookup(ms, name, extra...) != nil
+}
+
+// find returns the value of lookup's metric, 0 when there is none.
+func find(ms []*criapi.Metric, name string, extra ...string) uint64 {
+	return lookup(ms, name, extra...).GetValue().GetValue()
 }
