@@ -39,6 +39,9 @@ type Manager interface {
 	Placement(path string) (*Placement, error)
 	// Stats reads CPU, memory, pids and PSI counters of path.
 	Stats(path string) (*Stats, error)
+	// Metrics reads Stats and what the metrics RPCs report beyond them:
+	// memory detail, limits, block I/O and pids of path and below.
+	Metrics(path string) (*Metrics, error)
 	// OOMKills returns how many processes the OOM killer has killed in
 	// path (and below) since it was created.
 	OOMKills(path string) (uint64, error)

@@ -71,6 +71,7 @@ type Server struct {
 	classes    Classes
 	opts       Options
 	stats      Stats
+	metrics    MetricsReader
 	cpu        cpuSamples
 	events     events
 	// base is the daemon's context: container watchers end with it.
@@ -92,13 +93,15 @@ type Services struct {
 	Shims      PodShims
 	Classes    Classes
 	Stats      Stats
+	// Metrics is nil where the metrics RPCs are not wanted (tests).
+	Metrics MetricsReader
 }
 
 // NewServer wires the CRI handlers to crib's services. ctx bounds the
 // server's background work (event watchers).
 func NewServer(ctx context.Context, svc Services, opts Options) *Server {
 	s := &Server{images: svc.Images, network: svc.Network, containers: svc.Containers,
-		pods: podInfo{svc.Sandboxes}, sandboxes: svc.Sandboxes, shims: svc.Shims, classes: svc.Classes, stats: svc.Stats, opts: opts, base: ctx}
+		pods: podInfo{svc.Sandboxes}, sandboxes: svc.Sandboxes, shims: svc.Shims, classes: svc.Classes, stats: svc.Stats, metrics: svc.Metrics, opts: opts, base: ctx}
 	var lim unix.Rlimit
 	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil {
 		s.nofile = lim.Max

@@ -15,6 +15,8 @@ import (
 type InterfaceStats struct {
 	Name                                 string
 	RxBytes, RxErrors, TxBytes, TxErrors uint64
+	// Packets and drops, which the metrics report beside the CRI stats.
+	RxPackets, RxDropped, TxPackets, TxDropped uint64
 }
 
 // NetworkStats reads the interface counters of a pod's network namespace
@@ -44,22 +46,23 @@ func parseNetDev(data []byte) ([]InterfaceStats, error) {
 		}
 		name, rest, ok := strings.Cut(sc.Text(), ":")
 		f := strings.Fields(rest)
-		if !ok || len(f) < 11 {
+		if !ok || len(f) < 12 {
 			return nil, fmt.Errorf("parse /proc/net/dev line %q", sc.Text())
 		}
 		name = strings.TrimSpace(name)
 		if name == "lo" {
 			continue
 		}
-		var v [4]uint64
-		for i, idx := range []int{0, 2, 8, 10} {
+		var v [8]uint64
+		for i, idx := range []int{0, 1, 2, 3, 8, 9, 10, 11} {
 			n, err := strconv.ParseUint(f[idx], 10, 64)
 			if err != nil {
 				return nil, fmt.Errorf("parse /proc/net/dev line %q: %w", sc.Text(), err)
 			}
 			v[i] = n
 		}
-		out = append(out, InterfaceStats{Name: name, RxBytes: v[0], RxErrors: v[1], TxBytes: v[2], TxErrors: v[3]})
+		out = append(out, InterfaceStats{Name: name, RxBytes: v[0], RxPackets: v[1], RxErrors: v[2], RxDropped: v[3],
+			TxBytes: v[4], TxPackets: v[5], TxErrors: v[6], TxDropped: v[7]})
 	}
 	return out, sc.Err()
 }

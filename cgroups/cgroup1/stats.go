@@ -1,12 +1,10 @@
 package cgroup1
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/containerd/errdefs"
-	"golang.org/x/sys/unix"
 
 	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/cgroups/internal/cgfs"
@@ -32,15 +30,7 @@ func (m *Manager) Stats(path string) (*cgroups.Stats, error) {
 		if root == nil {
 			return nil, false, nil
 		}
-		b, err := root.ReadInto(rel, file, buf)
-		if err != nil {
-			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) {
-				return nil, false, nil
-			}
-			return nil, false, err
-		}
-		buf = b
-		return b, true, nil
+		return root.ReadOptional(rel, file, &buf)
 	}
 	b, ok, err := read("cpuacct", "cpuacct.usage")
 	if err != nil {

@@ -1,12 +1,10 @@
 package cgroup2
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/containerd/errdefs"
-	"golang.org/x/sys/unix"
 
 	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/cgroups/internal/cgfs"
@@ -22,17 +20,7 @@ func (m *Manager) Stats(path string) (*cgroups.Stats, error) {
 	rel := cgroups.Rel(p)
 	s := &cgroups.Stats{}
 	buf := make([]byte, 0, 4096)
-	read := func(file string) ([]byte, bool, error) {
-		b, err := m.root.ReadInto(rel, file, buf)
-		if err != nil {
-			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EOPNOTSUPP) {
-				return nil, false, nil
-			}
-			return nil, false, err
-		}
-		buf = b
-		return b, true, nil
-	}
+	read := func(file string) ([]byte, bool, error) { return m.root.ReadOptional(rel, file, &buf) }
 	b, ok, err := read("cpu.stat")
 	if err != nil {
 		return nil, err

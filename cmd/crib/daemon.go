@@ -18,6 +18,7 @@ import (
 	"github.com/crib-runtime/crib/cgroups/manager"
 	"github.com/crib-runtime/crib/cri"
 	"github.com/crib-runtime/crib/internal/config"
+	"github.com/crib-runtime/crib/internal/hostfs"
 	"github.com/crib-runtime/crib/internal/listener"
 	"github.com/crib-runtime/crib/rdt"
 	"github.com/crib-runtime/crib/runtime"
@@ -129,9 +130,9 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 		}
 		return nil
 	}})
+	stats := statsReader{cgroups: cg, containers: containers}
 	server := cri.NewServer(ctx, cri.Services{Images: images, Network: network, Classes: classes,
-		Sandboxes: pods, Shims: shims, Containers: containers,
-		Stats: statsReader{cgroups: cg, containers: containers}}, cri.Options{
+		Sandboxes: pods, Shims: shims, Containers: containers, Stats: stats, Metrics: stats}, cri.Options{
 		Version: version, CgroupDriver: cfg.CgroupDriver, CgroupRoot: cfg.CgroupRoot, EffectiveConfig: cfg,
 		RDTInfo: func() any { return classes.Info() },
 	})
@@ -190,7 +191,7 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	return nil
 }
 
-// statsReader gathers what the CRI stats RPCs report.
+// statsReader gathers what the CRI stats and metrics RPCs report.
 type statsReader struct {
 	cgroups    manager.Manager
 	containers *runtime.Manager
@@ -203,6 +204,19 @@ func (r statsReader) WritableLayer(id string) (uint64, uint64, error) {
 func (r statsReader) StorageDir() string { return r.containers.StorageDir() }
 func (r statsReader) Network(netns string) ([]sandbox.InterfaceStats, error) {
 	return sandbox.NetworkStats(netns)
+}
+func (r statsReader) CgroupMetrics(path string) (*cgroups.Metrics, error) {
+	return r.cgroups.Metrics(path)
+}
+func (r statsReader) FDs(pids []int) (uint64, uint64) { return hostfs.CountFDs("/proc", pids) }
+func (r statsReader) StorageFS() (hostfs.Filesystem, error) {
+	return hostfs.FilesystemOf("/sys", r.containers.StorageDir())
+}
+func (r statsReader) DeviceName(major, minor uint32) string {
+	return hostfs.DeviceName("/sys", major, minor)
+}
+func (r statsReader) OpenFilesLimit(pid int) (uint64, bool) {
+	return hostfs.OpenFilesSoftLimit("/proc", pid)
 }
 
 // openPods wires pods and containers: the sealed crib-shim binary the
