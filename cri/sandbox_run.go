@@ -3,6 +3,7 @@ package cri
 import (
 	"context"
 	"fmt"
+	"path"
 	"strings"
 
 	"github.com/containerd/errdefs"
@@ -50,15 +51,20 @@ func toSandboxConfig(cfg *criapi.PodSandboxConfig, paths cgroups.Paths) (sandbox
 	if u := ns.GetUsernsOptions(); u != nil && u.GetMode() == criapi.NamespaceMode_POD {
 		return sandbox.Config{}, fmt.Errorf("run pod sandbox: user namespaces (hostUsers: false) are not supported yet: %w", errdefs.ErrInvalidArgument)
 	}
-	// A pod without a parent (crictl sends none) goes under crib's own
-	// root, as containerd and CRI-O place theirs: every pod and container
-	// has a cgroup, so limits, stats and teardown work the same.
+	// A pod without a parent (crictl sends none) gets a level of its own
+	// under crib's root, pod<id>, as the kubelet gives each pod pod<uid>:
+	// its containers and nothing else are below it, so the pod's stats,
+	// metrics and teardown work as under the kubelet.
+	id := runtime.NewID()
 	parent, err := paths.Parent(cfg.GetLinux().GetCgroupParent())
 	if err != nil {
 		return sandbox.Config{}, fmt.Errorf("run pod sandbox: %w", err)
 	}
+	if cfg.GetLinux().GetCgroupParent() == "" {
+		parent = path.Join(parent, "pod"+id)
+	}
 	c := sandbox.Config{
-		ID: runtime.NewID(), Name: md.GetName(), Namespace: md.GetNamespace(), UID: md.GetUid(), Attempt: md.GetAttempt(),
+		ID: id, Name: md.GetName(), Namespace: md.GetNamespace(), UID: md.GetUid(), Attempt: md.GetAttempt(),
 		Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(), Hostname: cfg.GetHostname(),
 		DNS:          sandbox.DNSConfig{Servers: cfg.GetDnsConfig().GetServers(), Searches: cfg.GetDnsConfig().GetSearches(), Options: cfg.GetDnsConfig().GetOptions()},
 		HostNetwork:  ns.GetNetwork() == criapi.NamespaceMode_NODE,

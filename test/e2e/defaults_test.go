@@ -25,9 +25,12 @@ func TestPodWithoutCgroupParent(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := w.container(t, podID, pod, "sleeper", "sleep", "3600")
-	b, err := os.ReadFile("/sys/fs/cgroup/memory" + w.e.CgroupRoot + "/" + id + "/cgroup.procs")
+	// The pod has a level of its own under cgroup_root, as the kubelet
+	// gives each pod pod<uid>.
+	dir := w.e.CgroupRoot + "/pod" + podID + "/" + id
+	b, err := os.ReadFile("/sys/fs/cgroup/memory" + dir + "/cgroup.procs")
 	if os.IsNotExist(err) { // a pure cgroup v2 host
-		b, err = os.ReadFile("/sys/fs/cgroup" + w.e.CgroupRoot + "/" + id + "/cgroup.procs")
+		b, err = os.ReadFile("/sys/fs/cgroup" + dir + "/cgroup.procs")
 	}
 	if err != nil || len(strings.Fields(string(b))) != 1 {
 		t.Fatalf("the container's cgroup under cgroup_root %s: %q, %v", w.e.CgroupRoot, b, err)

@@ -140,9 +140,8 @@ func TestPodSandboxMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A pod without a cgroup parent (crictl's) lives in crib's cgroup
-	// root with every other such pod: the root's figures are not its own,
-	// its container's are.
+	// A pod without a cgroup parent (crictl's) gets a level of its own
+	// under crib's cgroup root: its figures are its own.
 	bare := w.podConfig("bare", criapi.NamespaceMode_POD)
 	bare.Linux.CgroupParent = ""
 	bareID, err := w.c.Runtime.RunPodSandbox(ctx, bare, "")
@@ -155,10 +154,8 @@ func TestPodSandboxMetrics(t *testing.T) {
 	})
 	sleeper := w.container(t, bareID, bare, "sleeper", "sleep", "3600")
 	podMetrics, ctrMetrics = listMetrics(t, w, bareID, sleeper)
-	if v := find(podMetrics, "container_memory_usage_bytes"); v != 0 {
-		t.Errorf("pod without a parent: the cgroup root's memory (%d) reported as the pod's", v)
-	}
 	if !has(podMetrics, "container_network_transmit_packets_total", "eth0") || find(ctrMetrics, "container_memory_usage_bytes") == 0 ||
+		find(podMetrics, "container_memory_usage_bytes") < find(ctrMetrics, "container_memory_usage_bytes") ||
 		find(ctrMetrics, "container_processes") != 1 {
 		t.Errorf("pod without a parent: pod %v, container %v", podMetrics, ctrMetrics)
 	}
