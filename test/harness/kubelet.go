@@ -1,0 +1,246 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/crib-runtime/crib/cgroups/manager"
+)
+
+// Kubelet is a standalone kubelet (no API server: static pods only) on a
+// CRI endpoint, in a test's network namespace so that its HTTP probes reach
+// pod addresses, with a cgroupRoot of the test's own.
+type Kubelet struct {
+	t         testing.TB
+	netns     string
+	dir       string
+	Manifests string
+	// CgroupRoot is the kubelet's cgroupRoot: kubepods and every pod's
+	// cgroup are below it; it is removed when the test ends.
+	CgroupRoot string
+	// Node is the node name static pods are suffixed with.
+	Node string
+	Logs *SyncBuffer
+}
+
+// kernelTunables are the sysctls the kubelet sets at start unless they
+// hold its values already. They are not namespaced: the kubelet gets its
+// own mount namespace with its values bound over these files, so the host's
+// are never changed.
+var kernelTunables = map[string]string{
+	"vm/overcommit_memory": "1", "vm/panic_on_oom": "0", "kernel/panic": "10", "kernel/panic_on_oops": "1",
+	"kernel/keys/root_maxkeys": "1000000", "kernel/keys/root_maxbytes": "25000000",
+}
+
+// StartKubelet runs the kubelet binary against the CRI endpoint from inside
+// the network namespace netns (a name under /run/netns), with its files in
+// dir, and waits until it serves its read-only API. It is stopped when the
+// test ends; pods it leaves are the caller's to remove.
+func StartKubelet(t testing.TB, binary, endpoint, netns, dir string) *Kubelet {
+	t.Helper()
+	k := &Kubelet{t: t, netns: netns, dir: dir, Manifests: filepath.Join(dir, "manifests"),
+		CgroupRoot: fmt.Sprintf("/crib-kubelet-%d", rand.Int64()), Node: "crib-node", Logs: &SyncBuffer{}}
+	// The kubelet checks that its cgroupRoot exists.
+	cg, err := manager.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cg.Create(k.CgroupRoot, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := cg.Remove(k.CgroupRoot); err != nil {
+			t.Errorf("remove the kubelet's cgroup root: %v", err)
+		}
+	})
+	var binds []string
+	for key, v := range kernelTunables {
+		f := filepath.Join(dir, "tunables", strings.ReplaceAll(key, "/", "."))
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte(v+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		binds = append(binds, fmt.Sprintf("mount --bind %s /proc/sys/%s", f, key))
+	}
+	conf := filepath.Join(dir, "kubelet.yaml")
+	if err := os.WriteFile(conf, []byte(k.config()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(k.Manifests, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := strings.Join(binds, " && ") + " && exec " + strings.Join([]string{binary, "--config=" + conf,
+		"--container-runtime-endpoint=" + endpoint, "--root-dir=" + filepath.Join(dir, "kubelet"),
+		"--cert-dir=" + filepath.Join(dir, "kubelet-pki"), "--hostname-override=" + k.Node, "--v=2"}, " ")
+	// The mount namespace is a slave of the host's: the kubelet sees the
+	// runtime's mounts, and its own binds stay its own.
+	cmd := exec.Command("nsenter", "--net=/run/netns/"+netns, "unshare", "--mount", "--propagation", "slave", "sh", "-c", script)
+	cmd.Stdout, cmd.Stderr = k.Logs, k.Logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("kubelet log:\n%s", k.Logs)
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			t.Fatalf("kubelet exited: %v\n%s", err, k.Logs)
+		default:
+		}
+		if _, err := k.Pods(); err == nil {
+			return k
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the kubelet did not serve its read-only port in time\n%s", k.Logs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// config is a KubeletConfiguration for a test box: loopback listeners,
+// eviction thresholds that a busy test disk does not trip, image GC off.
+func (k *Kubelet) config() string {
+	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+staticPodPath: %s
+fileCheckFrequency: 1s
+syncFrequency: 2s
+cgroupDriver: cgroupfs
+cgroupRoot: %s
+failCgroupV1: false
+failSwapOn: false
+address: 127.0.0.1
+port: 10250
+readOnlyPort: 10255
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+podLogsDir: %s
+authentication:
+  anonymous: {enabled: true}
+  webhook: {enabled: false}
+authorization: {mode: AlwaysAllow}
+evictionHard: {memory.available: "1Mi", nodefs.available: "1%%", imagefs.available: "1%%", nodefs.inodesFree: "1%%"}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+resolvConf: /etc/resolv.conf
+`, k.Manifests, k.CgroupRoot, filepath.Join(k.dir, "pod-logs"))
+}
+
+// KubeletPod is what tests read of a pod in the kubelet's /pods.
+type KubeletPod struct {
+	Metadata struct {
+		Name string `json:"name"`
+		UID  string `json:"uid"`
+	} `json:"metadata"`
+	Status struct {
+		Phase      string `json:"phase"`
+		Conditions []struct {
+			Type   string `json:"type"`
+			Status string `json:"status"`
+		} `json:"conditions"`
+		ContainerStatuses []struct {
+			Name         string `json:"name"`
+			Ready        bool   `json:"ready"`
+			RestartCount int    `json:"restartCount"`
+			ContainerID  string `json:"containerID"`
+			State        struct {
+				Running *struct{} `json:"running"`
+			} `json:"state"`
+		} `json:"containerStatuses"`
+		InitContainerStatuses []struct {
+			Name  string `json:"name"`
+			State struct {
+				Terminated *struct {
+					ExitCode int `json:"exitCode"`
+				} `json:"terminated"`
+			} `json:"state"`
+		} `json:"initContainerStatuses"`
+	} `json:"status"`
+}
+
+// Running is how many of the pod's containers run.
+func (p KubeletPod) Running() int {
+	n := 0
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.State.Running != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Pods reads the kubelet's pods from its read-only port, keyed by their
+// manifest's name (without the node suffix of static pods).
+func (k *Kubelet) Pods() (map[string]KubeletPod, error) {
+	hc := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(_ context.Context, network, addr string) (net.Conn, error) {
+			return DialIn("/run/netns/"+k.netns, network, addr)
+		}}}
+	resp, err := hc.Get("http://127.0.0.1:10255/pods")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var list struct{ Items []KubeletPod }
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		return nil, err
+	}
+	out := map[string]KubeletPod{}
+	for _, p := range list.Items {
+		out[strings.TrimSuffix(p.Metadata.Name, "-"+k.Node)] = p
+	}
+	return out, nil
+}
+
+// WriteManifest adds a static pod; it is written aside and renamed, so the
+// kubelet never reads half a file.
+func (k *Kubelet) WriteManifest(name, yaml string) {
+	k.t.Helper()
+	tmp := filepath.Join(k.dir, name+".yaml")
+	if err := os.WriteFile(tmp, []byte(yaml), 0o644); err != nil {
+		k.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(k.Manifests, name+".yaml")); err != nil {
+		k.t.Fatal(err)
+	}
+}
+
+// RemoveManifest deletes a static pod.
+func (k *Kubelet) RemoveManifest(name string) {
+	k.t.Helper()
+	if err := os.Remove(filepath.Join(k.Manifests, name+".yaml")); err != nil {
+		k.t.Fatal(err)
+	}
+}
+
+// StaticPod is a static pod manifest around spec (lines indented for
+// "spec:").
+func StaticPod(name, spec string) string {
+	return fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n  namespace: default\nspec:\n%s", name, spec)
+}
