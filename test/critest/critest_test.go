@@ -238,7 +238,7 @@ func readReport(path string) ([]spec, error) {
 			}
 			name := strings.Join(append(r.ContainerHierarchyTexts, r.LeafNodeText), " ")
 			if r.LeafNodeType != "It" {
-				name = r.LeafNodeType + " " + name
+				name = strings.TrimSpace(r.LeafNodeType + " " + name)
 			}
 			msg := condense(r.Failure.Message)
 			if r.Failure.Location.FileName != "" {
@@ -253,16 +253,24 @@ func readReport(path string) ([]spec, error) {
 	return specs, nil
 }
 
-// condense drops the struct dump gomega prints after an error's text (the
-// fields of a gRPC status, forty lines each).
+// condense drops the struct dump gomega prints after a gRPC error's text
+// (forty lines of the status's fields) and cuts other values at 40 lines.
 func condense(msg string) string {
+	var out []string
 	lines := strings.Split(msg, "\n")
-	for i, l := range lines {
-		if strings.TrimSpace(l) == "{" {
-			return strings.Join(lines[:i], "\n")
+	for i := 0; i < len(lines); i++ {
+		out = append(out, lines[i])
+		if !strings.Contains(lines[i], "rpc error:") || i+1 >= len(lines) || strings.TrimSpace(lines[i+1]) != "{" {
+			continue
+		}
+		indent := lines[i+1][:strings.Index(lines[i+1], "{")]
+		for i++; i < len(lines) && lines[i] != indent+"}"; i++ {
 		}
 	}
-	return msg
+	if len(out) > 40 {
+		out = append(out[:40], "    … (the rest is in critest.log)")
+	}
+	return strings.Join(out, "\n")
 }
 
 func lastLines(s string, n int) string {
