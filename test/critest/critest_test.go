@@ -29,7 +29,13 @@ func TestMain(m *testing.M) { os.Exit(harness.Main(m)) }
 var skips = []struct {
 	spec  string // regexp on the spec's full text
 	issue string
-}{}
+}{
+	{`Image Volume \[Feature:ImageVolume\]`,
+		"image volumes: CreateContainer refuses a mount of an image (InvalidArgument) until the image-volume issue implements them"},
+	{`SeccompProfilePath (should support seccomp default on the container|should support seccomp localhost profile on the container|` +
+		`runtime should support an seccomp profile that blocks setting hostname with SYS_ADMIN)$`,
+		"issue 13 (security): seccomp profiles; crib runs every container unconfined"},
+}
 
 // expectedFailures may fail; a pass is fine too.
 var expectedFailures = []struct {
@@ -107,8 +113,13 @@ func TestCritest(t *testing.T) {
 	}
 	var failed []string
 	counts := map[string]int{}
+	skip := regexp.MustCompile(skipRegexp())
 	for _, s := range specs {
-		counts[s.State]++
+		if s.State == "skipped" && len(skips) > 0 && skip.MatchString(s.Name) {
+			counts["skip list"]++
+		} else {
+			counts[s.State]++
+		}
 		if s.State == "passed" || s.State == "skipped" || s.State == "pending" {
 			continue
 		}
@@ -118,8 +129,8 @@ func TestCritest(t *testing.T) {
 		}
 		failed = append(failed, fmt.Sprintf("%s [%s]\n    %s", s.Name, s.State, strings.ReplaceAll(strings.TrimSpace(s.Message), "\n", "\n    ")))
 	}
-	t.Logf("critest: %d passed, %d failed, %d skipped (%d on purpose), %d other",
-		counts["passed"], counts["failed"], counts["skipped"], len(skips), len(specs)-counts["passed"]-counts["failed"]-counts["skipped"])
+	t.Logf("critest: %d passed, %d failed, %d skipped by critest itself, %d by the skip list, %d other",
+		counts["passed"], counts["failed"], counts["skipped"], counts["skip list"], len(specs)-counts["passed"]-counts["failed"]-counts["skipped"]-counts["skip list"])
 	if len(failed) > 0 {
 		sort.Strings(failed)
 		t.Errorf("%d critest specs failed:\n%s", len(failed), strings.Join(failed, "\n"))
