@@ -21,6 +21,7 @@ if [[ ${1:-} == --test ]]; then
 		containerd # benchmarks and the kubelet test compare against Debian's containerd + runc
 		runc
 		curl # the README's crictl walk-through
+		procps # pgrep, copied into the critest busybox image (test/testregistry)
 	)
 elif [[ -n ${1:-} ]]; then
 	echo "usage: $0 [--test]" >&2
@@ -41,6 +42,21 @@ if ((${#missing[@]})); then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Packages the critest images are built from (test/testregistry), downloaded
+# but not installed: Debian's dynamic busybox conflicts with busybox-static
+# (whose shell runs applets before PATH, unlike the upstream busybox image),
+# and installing nginx would start it on the host's port 80.
+if [[ ${1:-} == --test ]]; then
+	debs=$(cd "$(dirname "$0")/.." && pwd)/_output/debs
+	mkdir -p "$debs"
+	for p in busybox nginx; do
+		compgen -G "$debs/${p}_*.deb" >/dev/null && continue
+		echo "install-deps: downloading $p.deb into $debs"
+		(cd "$debs" && apt-get download -qq "$p" 2>&1 | grep -v 'Download is performed unsandboxed' || true)
+		compgen -G "$debs/${p}_*.deb" >/dev/null || { echo "install-deps: apt-get download $p failed" >&2; exit 1; }
+	done
 fi
 
 command -v go >/dev/null || { echo "install-deps: Go 1.26 is required (PATH has no go)" >&2; exit 1; }

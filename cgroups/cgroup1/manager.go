@@ -317,6 +317,8 @@ func (m *Manager) OOMKills(path string) (uint64, error) {
 // Kill implements cgroups.Manager. With the freezer the cgroup is frozen
 // first so that no process can fork while its siblings are being killed,
 // then every pid gets SIGKILL and the cgroup is thawed so they can die.
+// A cgroup removed meanwhile (a container's, when its init exits) had no
+// process left to kill: its files vanishing is not an error.
 func (m *Manager) Kill(path string) error {
 	p, err := cgroups.OwnPath("kill", path)
 	if err != nil {
@@ -327,21 +329,31 @@ func (m *Manager) Kill(path string) error {
 	if fr == nil || !fr.Exists(rel, "") {
 		var errs []error
 		for _, r := range m.roots {
-			if r.Exists(rel, "") {
-				errs = append(errs, cgfs.KillTree(r, rel))
+			if err := cgfs.KillTree(r, rel); err != nil && r.Exists(rel, "") {
+				errs = append(errs, err)
 			}
 		}
 		return errors.Join(errs...)
 	}
 	if err := fr.Write(rel, "freezer.state", "FROZEN"); err != nil {
-		return err
+		return goneOK(fr, rel, err)
 	}
 	cgfs.WaitFor(time.Second, func() bool {
 		s, err := fr.Read(rel, "freezer.state")
 		return err != nil || s == "FROZEN"
 	})
 	killErr := cgfs.KillTree(fr, rel)
-	return errors.Join(killErr, fr.Write(rel, "freezer.state", "THAWED"))
+	return goneOK(fr, rel, errors.Join(killErr, fr.Write(rel, "freezer.state", "THAWED")))
+}
+
+// goneOK drops err if the cgroup no longer exists in root: its files
+// vanished because it was removed (ENOENT, or ENODEV while the kernel tears
+// it down), and an empty cgroup has nothing to kill.
+func goneOK(root *cgfs.Root, rel string, err error) error {
+	if err != nil && !root.Exists(rel, "") {
+		return nil
+	}
+	return err
 }
 
 // Remove implements cgroups.Manager.

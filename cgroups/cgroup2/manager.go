@@ -315,10 +315,16 @@ func (m *Manager) Kill(path string) error {
 	}
 	rel := cgroups.Rel(p)
 	err = m.root.Write(rel, "cgroup.kill", "1")
-	if err == nil || !errors.Is(err, unix.ENOENT) || !m.root.Exists(rel, "") {
+	if err == nil || !errors.Is(err, unix.ENOENT) {
 		return err
 	}
-	return m.killSlow(rel)
+	if !m.root.Exists(rel, "") {
+		return nil // removed meanwhile (a container's, when its init exits): nothing left to kill
+	}
+	if err := m.killSlow(rel); err != nil && m.root.Exists(rel, "") {
+		return err
+	}
+	return nil
 }
 
 func (m *Manager) killSlow(rel string) error {

@@ -96,35 +96,52 @@ type File struct {
 	Typ  byte
 	Data []byte
 	Link string
+	Uid  int // owner; root when 0
+	Gid  int
 }
 
 // Image builds an OCI image with one gzip layer per file list.
 func Image(t testing.TB, layers [][]File) v1.Image {
 	t.Helper()
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	var ls []v1.Layer
 	for _, entries := range layers {
-		data := tarOf(t, entries)
-		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-			return io.NopCloser(bytes.NewReader(data)), nil
-		}, tarball.WithMediaType(types.OCILayer))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
+		ls = append(ls, Layer(t, entries))
 	}
-	img, err := mutate.AppendLayers(img, ls...)
+	return ImageOf(t, v1.Config{}, ls...)
+}
+
+// Layer builds one gzip layer from a file list; images that share a Layer
+// share its blob.
+func Layer(t testing.TB, entries []File) v1.Layer {
+	t.Helper()
+	data := tarOf(t, entries)
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}, tarball.WithMediaType(types.OCILayer))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := img.ConfigFile()
+	return l
+}
+
+// ImageOf builds an OCI image of these layers, for this host's platform,
+// with cfg as its runtime config.
+func ImageOf(t testing.TB, cfg v1.Config, layers ...v1.Layer) v1.Image {
+	t.Helper()
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	img, err := mutate.AppendLayers(img, layers...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg = cfg.DeepCopy()
-	cfg.OS, cfg.Architecture = "linux", goruntime.GOARCH
-	img, err = mutate.ConfigFile(img, cfg)
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", goruntime.GOARCH
+	cf.Config = cfg
+	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +158,7 @@ func tarOf(t testing.TB, entries []File) []byte {
 		if typ == 0 {
 			typ = tar.TypeReg
 		}
-		hdr := &tar.Header{Name: e.Name, Mode: e.Mode, Typeflag: typ, Linkname: e.Link,
+		hdr := &tar.Header{Name: e.Name, Mode: e.Mode, Typeflag: typ, Linkname: e.Link, Uid: e.Uid, Gid: e.Gid,
 			Size: int64(len(e.Data)), ModTime: mtime, Format: tar.FormatPAX}
 		if err := tw.WriteHeader(hdr); err != nil {
 			t.Fatal(err)

@@ -1,0 +1,293 @@
+package critest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crib-runtime/crib/internal/testutil"
+	"github.com/crib-runtime/crib/test/harness"
+	"github.com/crib-runtime/crib/test/testregistry"
+)
+
+func TestMain(m *testing.M) { os.Exit(harness.Main(m)) }
+
+// skips are the specs crib does not run yet, each owned by the issue that
+// will make it pass and empty its entry. They are the only specs skipped on
+// purpose; critest skips others by itself (AppArmor on a host without it,
+// NRI without -nri-socket, features the runtime does not advertise) and the
+// report says which.
+var skips = []struct {
+	spec  string // regexp on the spec's full text
+	issue string
+}{
+	{`Image Volume \[Feature:ImageVolume\]`,
+		"image volumes: CreateContainer refuses a mount of an image (InvalidArgument) until the image-volume issue implements them"},
+	{`SeccompProfilePath (should support seccomp default on the container|should support seccomp localhost profile on the container|` +
+		`runtime should support an seccomp profile that blocks setting hostname with SYS_ADMIN)$`,
+		"issue 13 (security): seccomp profiles; crib runs every container unconfined"},
+}
+
+// expectedFailures may fail; a pass is fine too.
+var expectedFailures = []struct {
+	spec   string
+	reason string
+}{
+	{`Image Manager public image with digest should be pulled and removed`,
+		"pulls test-image-digest by the digest of an upstream manifest; no image built offline can have it"},
+}
+
+// critestTimeout bounds the suite (make test gives all packages 15 minutes).
+const critestTimeout = 12 * time.Minute
+
+// TestCritest runs cri-tools' CRI validation suite against crib: the daemon
+// and critest share a network namespace with the bridge CNI config (critest
+// reaches pod addresses and the host ports 12000-12003 it maps there) and an
+// IPC namespace (the HostIpc spec makes a shared memory segment with ipcmk,
+// which outlives critest; it goes with the namespace). Images come from the
+// test registry through a "_default" mirror. Every failed spec fails the test
+// with its message, except expectedFailures.
+func TestCritest(t *testing.T) {
+	testutil.RequireRoot(t)
+	critest := filepath.Join(testregistry.RepoRoot(t), "_output", "clients", "critest")
+	if _, err := os.Stat(critest); err != nil {
+		testutil.SkipOrFail(t, "critest is not built: run hack/clients.sh critest")
+		return
+	}
+	reg := testregistry.Start(t)
+	reg.PushCritestImages(t)
+
+	e := harness.NewEnv(t)
+	e.WithNetwork(fmt.Sprintf("10.87.%d.0/24", rand.IntN(200)+20))
+	mirror := reg.ListenIn(t, "/run/netns/"+e.Netns)
+	e.WriteConfig(fmt.Sprintf("\n[registry.hosts.\"_default\"]\nskip_server = true\n"+
+		"[[registry.hosts.\"_default\".mirrors]]\nendpoint = \"http://%s\"\n", mirror))
+	e.Bin = ipcWrapper(t, e.Dir)
+	d := e.Start()
+	if dir := os.Getenv("CRIB_CRITEST_ARTIFACTS"); dir != "" {
+		t.Cleanup(func() { keepArtifacts(t, dir, e.Dir, d) })
+	}
+	t.Cleanup(func() { removePods(t, d) }) // runs first
+
+	report := filepath.Join(e.Dir, "critest.json")
+	out, err := os.Create(filepath.Join(e.Dir, "critest.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), critestTimeout)
+	defer cancel()
+	sock := "unix://" + e.Sock
+	args := []string{"--net=/run/netns/" + e.Netns, fmt.Sprintf("--ipc=/proc/%d/ns/ipc", d.Pid()), critest,
+		"-runtime-endpoint", sock, "-image-endpoint", sock,
+		"-ginkgo.json-report", report, "-ginkgo.no-color"}
+	if s := skipRegexp(); s != "" {
+		args = append(args, "-ginkgo.skip", s)
+	}
+	// A person chasing one spec runs only the specs matching this.
+	if f := os.Getenv("CRIB_CRITEST_FOCUS"); f != "" {
+		args = append(args, "-ginkgo.focus", f)
+	}
+	cmd := exec.CommandContext(ctx, "nsenter", args...)
+	// critest writes temporary files (seccomp profiles, log directories)
+	// under TMPDIR; keep them in the env's directory.
+	cmd.Env = append(os.Environ(), "TMPDIR="+e.Dir)
+	cmd.Stdout, cmd.Stderr = out, out
+	start := time.Now()
+	runErr := cmd.Run()
+	t.Logf("critest ran for %s (output: %s)", time.Since(start).Round(time.Second), out.Name())
+
+	specs, err := readReport(report)
+	if err != nil {
+		tail, _ := os.ReadFile(out.Name())
+		t.Fatalf("critest (%v) left no report: %v\n%s", runErr, err, lastLines(string(tail), 60))
+	}
+	var failed []string
+	counts := map[string]int{}
+	skip := regexp.MustCompile(skipRegexp())
+	for _, s := range specs {
+		if s.State == "skipped" && len(skips) > 0 && skip.MatchString(s.Name) {
+			counts["skip list"]++
+		} else {
+			counts[s.State]++
+		}
+		if s.State == "passed" || s.State == "skipped" || s.State == "pending" {
+			continue
+		}
+		if reason, ok := expectedFailure(s.Name); ok {
+			t.Logf("expected failure: %s (%s)", s.Name, reason)
+			continue
+		}
+		failed = append(failed, fmt.Sprintf("%s [%s]\n    %s", s.Name, s.State, strings.ReplaceAll(strings.TrimSpace(s.Message), "\n", "\n    ")))
+	}
+	t.Logf("critest: %d passed, %d failed, %d skipped by critest itself, %d by the skip list, %d other",
+		counts["passed"], counts["failed"], counts["skipped"], counts["skip list"], len(specs)-counts["passed"]-counts["failed"]-counts["skipped"]-counts["skip list"])
+	if len(failed) > 0 {
+		sort.Strings(failed)
+		t.Errorf("%d critest specs failed:\n%s", len(failed), strings.Join(failed, "\n"))
+	}
+	if runErr != nil && len(failed) == 0 && counts["failed"] == 0 {
+		tail, _ := os.ReadFile(out.Name())
+		t.Errorf("critest exited with %v and no failed spec\n%s", runErr, lastLines(string(tail), 60))
+	}
+}
+
+// removePods stops and removes the pods a failed spec left, so that no
+// container process outlives the test.
+func removePods(t *testing.T, d *harness.Daemon) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := d.Clients()
+	pods, err := c.Runtime.ListPodSandbox(ctx, nil)
+	if err != nil {
+		t.Errorf("list the pods critest left: %v", err)
+		return
+	}
+	for _, p := range pods {
+		t.Logf("removing pod %s (%s) that critest left", p.GetId(), p.GetMetadata().GetName())
+		if err := c.Runtime.StopPodSandbox(ctx, p.GetId()); err != nil {
+			t.Errorf("stop pod %s: %v", p.GetId(), err)
+		}
+		if err := c.Runtime.RemovePodSandbox(ctx, p.GetId()); err != nil {
+			t.Errorf("remove pod %s: %v", p.GetId(), err)
+		}
+	}
+}
+
+// keepArtifacts copies critest's output and report and the daemon's log to
+// dir ($CRIB_CRITEST_ARTIFACTS), for a CI job or a person diagnosing a run.
+func keepArtifacts(t *testing.T, dir, envDir string, d *harness.Daemon) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Error(err)
+		return
+	}
+	for _, name := range []string{"critest.log", "critest.json"} {
+		if b, err := os.ReadFile(filepath.Join(envDir, name)); err == nil {
+			_ = os.WriteFile(filepath.Join(dir, name), b, 0o644)
+		}
+	}
+	_ = os.WriteFile(filepath.Join(dir, "crib.log"), []byte(d.Logs.String()), 0o644)
+}
+
+// skipRegexp joins the skip list into ginkgo's -skip pattern.
+func skipRegexp() string {
+	var parts []string
+	for _, s := range skips {
+		parts = append(parts, "("+s.spec+")")
+	}
+	return strings.Join(parts, "|")
+}
+
+func expectedFailure(name string) (string, bool) {
+	for _, f := range expectedFailures {
+		if regexp.MustCompile(f.spec).MatchString(name) {
+			return f.reason, true
+		}
+	}
+	return "", false
+}
+
+// ipcWrapper writes a script that runs crib in an IPC namespace of its own,
+// for Env.Bin. unshare execs crib, so the daemon's pid is the script's.
+func ipcWrapper(t *testing.T, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "crib-in-ipcns")
+	script := fmt.Sprintf("#!/bin/sh\nexec unshare --ipc %q \"$@\"\n", harness.Binary())
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// spec is one spec of a ginkgo JSON report.
+type spec struct {
+	Name    string
+	State   string
+	Message string
+}
+
+// readReport reads the It specs of a ginkgo JSON report (a list of suite
+// reports; the fields used are stable across ginkgo v2). A failure outside an
+// It (a BeforeSuite, say) is reported as a spec of its own.
+func readReport(path string) ([]spec, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var suites []struct {
+		SpecReports []struct {
+			ContainerHierarchyTexts []string
+			LeafNodeType            string
+			LeafNodeText            string
+			State                   string
+			Failure                 struct {
+				Message  string
+				Location struct {
+					FileName   string
+					LineNumber int
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal(b, &suites); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", path, err)
+	}
+	var specs []spec
+	for _, s := range suites {
+		for _, r := range s.SpecReports {
+			if r.LeafNodeType != "It" && r.State == "passed" {
+				continue
+			}
+			name := strings.Join(append(r.ContainerHierarchyTexts, r.LeafNodeText), " ")
+			if r.LeafNodeType != "It" {
+				name = strings.TrimSpace(r.LeafNodeType + " " + name)
+			}
+			msg := condense(r.Failure.Message)
+			if r.Failure.Location.FileName != "" {
+				msg += fmt.Sprintf("\n(at %s:%d)", filepath.Base(r.Failure.Location.FileName), r.Failure.Location.LineNumber)
+			}
+			specs = append(specs, spec{Name: strings.TrimPrefix(name, "[k8s.io] "), State: r.State, Message: msg})
+		}
+	}
+	if len(specs) == 0 {
+		return nil, fmt.Errorf("%s has no specs", path)
+	}
+	return specs, nil
+}
+
+// condense drops the struct dump gomega prints after a gRPC error's text
+// (forty lines of the status's fields) and cuts other values at 40 lines.
+func condense(msg string) string {
+	var out []string
+	lines := strings.Split(msg, "\n")
+	for i := 0; i < len(lines); i++ {
+		out = append(out, lines[i])
+		if !strings.Contains(lines[i], "rpc error:") || i+1 >= len(lines) || strings.TrimSpace(lines[i+1]) != "{" {
+			continue
+		}
+		indent := lines[i+1][:strings.Index(lines[i+1], "{")]
+		for i++; i < len(lines) && lines[i] != indent+"}"; i++ {
+		}
+	}
+	if len(out) > 40 {
+		out = append(out[:40], "    … (the rest is in critest.log)")
+	}
+	return strings.Join(out, "\n")
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
