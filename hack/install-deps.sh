@@ -54,6 +54,8 @@ if [[ ${1:-} == --test ]]; then
 	for p in busybox nginx; do
 		compgen -G "$debs/${p}_*.deb" >/dev/null && continue
 		echo "install-deps: downloading $p.deb into $debs"
+		# A machine that installed nothing above may have no package lists yet.
+		apt-cache show "$p" >/dev/null 2>&1 || apt-get update -qq
 		(cd "$debs" && apt-get download -qq "$p" 2>&1 | grep -v 'Download is performed unsandboxed' || true)
 		compgen -G "$debs/${p}_*.deb" >/dev/null || { echo "install-deps: apt-get download $p failed" >&2; exit 1; }
 	done
