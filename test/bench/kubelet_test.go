@@ -66,15 +66,7 @@ func kubeletRun(b *testing.B, kubelet, endpoint, netns, dir string, rt internala
 	if _, err := images.PullImage(ctx, &criapi.ImageSpec{Image: image}, nil, nil); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() {
-		// What the kubelet left when it stopped (it runs first).
-		pods, _ := rt.ListPodSandbox(ctx, nil)
-		for _, p := range pods {
-			_ = rt.StopPodSandbox(ctx, p.Id)
-			_ = rt.RemovePodSandbox(ctx, p.Id)
-		}
-	})
-	k := harness.StartKubelet(b, kubelet, endpoint, netns, filepath.Join(dir, "kubelet"))
+	k := harness.StartKubelet(b, kubelet, endpoint, netns, filepath.Join(dir, "kubelet"), func() { harness.RemovePods(rt) })
 	running := func() int {
 		cs, err := rt.ListContainers(ctx, &criapi.ContainerFilter{State: &criapi.ContainerStateValue{State: criapi.ContainerState_CONTAINER_RUNNING}})
 		if err != nil {

@@ -33,16 +33,8 @@ func startKubelet(t *testing.T) *kubeletWorld {
 	mirror := reg.ListenIn(t, "/run/netns/"+e.Netns)
 	e.WriteConfig(fmt.Sprintf("\n[registry.hosts.\"_default\"]\nskip_server = true\n[[registry.hosts.\"_default\".mirrors]]\nendpoint = \"http://%s\"\n", mirror))
 	w := &kubeletWorld{c: e.Start().Clients()}
-	w.Kubelet = harness.StartKubelet(t, kubelet, "unix://"+e.Sock, e.Netns, filepath.Join(e.Dir, "kubelet"))
-	t.Cleanup(func() {
-		// Pods the kubelet left (a failed test) go through crib.
-		ctx := context.Background()
-		pods, _ := w.c.Runtime.ListPodSandbox(ctx, nil)
-		for _, p := range pods {
-			_ = w.c.Runtime.StopPodSandbox(ctx, p.Id)
-			_ = w.c.Runtime.RemovePodSandbox(ctx, p.Id)
-		}
-	})
+	// Pods the kubelet left (a failed test) go through crib.
+	w.Kubelet = harness.StartKubelet(t, kubelet, "unix://"+e.Sock, e.Netns, filepath.Join(e.Dir, "kubelet"), func() { harness.RemovePods(w.c.Runtime) })
 	return w
 }
 

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	internalapi "k8s.io/cri-api/pkg/apis"
+
 	"github.com/crib-runtime/crib/cgroups/manager"
 )
 
@@ -45,9 +47,10 @@ var kernelTunables = map[string]string{
 
 // StartKubelet runs the kubelet binary against the CRI endpoint from inside
 // the network namespace netns (a name under /run/netns), with its files in
-// dir, and waits until it serves its read-only API. It is stopped when the
-// test ends; pods it leaves are the caller's to remove.
-func StartKubelet(t testing.TB, binary, endpoint, netns, dir string) *Kubelet {
+// dir, and waits until it serves its read-only API. When the test ends the
+// kubelet is stopped, then leftovers runs (remove the pods it left through
+// the runtime), then its cgroup root goes.
+func StartKubelet(t testing.TB, binary, endpoint, netns, dir string, leftovers func()) *Kubelet {
 	t.Helper()
 	k := &Kubelet{t: t, netns: netns, dir: dir, Manifests: filepath.Join(dir, "manifests"),
 		CgroupRoot: fmt.Sprintf("/crib-kubelet-%d", rand.Int64()), Node: "crib-node", Logs: &SyncBuffer{}}
@@ -105,6 +108,7 @@ func StartKubelet(t testing.TB, binary, endpoint, netns, dir string) *Kubelet {
 		if t.Failed() {
 			t.Logf("kubelet log:\n%s", k.Logs)
 		}
+		leftovers()
 	})
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -243,4 +247,15 @@ func (k *Kubelet) RemoveManifest(name string) {
 // "spec:").
 func StaticPod(name, spec string) string {
 	return fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n  namespace: default\nspec:\n%s", name, spec)
+}
+
+// RemovePods stops and removes every pod the runtime has (what a stopped
+// kubelet left behind).
+func RemovePods(rt internalapi.RuntimeService) {
+	ctx := context.Background()
+	pods, _ := rt.ListPodSandbox(ctx, nil)
+	for _, p := range pods {
+		_ = rt.StopPodSandbox(ctx, p.Id)
+		_ = rt.RemovePodSandbox(ctx, p.Id)
+	}
 }
