@@ -43,10 +43,11 @@ test-vm: ## The cgroups and setns-path integration tests on a pure cgroup v2 ker
 test-unit: ## Only the tests that need no privilege
 	CRIB_TEST_STRICT=0 $(GO) test -count=1 $(TESTFLAGS) ./...
 
-bench: test-deps build ## Benchmarks for docs/benchmarks.md: pull vs containerd, container start vs runc, unpack, cgroup stats
+bench: test-deps build clients ## Benchmarks for docs/benchmarks.md: pull vs containerd, container start vs runc, pod lifecycle, kubelet pod start, unpack, cgroup stats
 	CRIB_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench Pull -benchtime $(or $(BENCHTIME),10x) -count 3 ./test/bench/
 	CRIB_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench RunTrue -benchtime 100x -count 3 ./test/bench/
 	CRIB_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench PodLifecycle -benchtime 50x -count 2 ./test/bench/
+	CRIB_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench KubeletPodStart -benchtime 5x -count 1 -timeout 20m ./test/bench/
 	$(GO) test -run '^$$' -bench . -benchtime 5x -count 1 ./runtime/image/layer/ ./cgroups/manager/
 
 leak: build ## 200 pod+container cycles against one daemon; fails if any mount, cgroup, process, fd, veth or file is left
