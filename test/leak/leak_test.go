@@ -99,7 +99,18 @@ func TestPodCycles(t *testing.T) {
 
 	pre := w.count(t)
 	w.cycle(t, 0)
+	// The first cycle's shim exits after RemovePodSandbox returns: wait
+	// until the count holds still, or a slow exit on a loaded machine
+	// reads as something gone during the cycles.
 	before := w.count(t)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		again := w.count(t)
+		if diff(before, again) == "" {
+			break
+		}
+		before = again
+	}
 	t.Logf("first cycle (not counted) added: %s", diff(pre, before))
 
 	start := time.Now()
