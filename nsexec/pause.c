@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/capability.h>
+#include <linux/magic.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,6 +45,29 @@ static void pause_own_mount_ns(void)
 		crib_bail("nsexec: pause: make / rprivate: %m");
 }
 
+/* on_initramfs reports whether / is the initial ramfs, which pivot_root(2)
+ * refuses with EINVAL (a host booted without switch_root, as the cgroup v2
+ * test VM is). */
+static int on_initramfs(void)
+{
+	struct statfs st;
+	return statfs("/", &st) == 0 && (st.f_type == RAMFS_MAGIC || st.f_type == TMPFS_MAGIC);
+}
+
+/* move_root is the fallback where pivot_root cannot be used (runtime/initproc
+ * does the same for containers): move the empty root, the current directory,
+ * over / and chroot into it. The host's mounts stay in the namespace beneath
+ * it, out of reach of a process with no capability (CAP_SYS_CHROOT included). */
+static void move_root(void)
+{
+	if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
+		crib_bail("nsexec: pause: move the empty root to /: %m");
+	if (chroot(".") < 0)
+		crib_bail("nsexec: pause: chroot into the empty root: %m");
+	if (chdir("/") < 0)
+		crib_bail("nsexec: pause: enter /: %m");
+}
+
 /* pause_empty_root makes an empty read-only tmpfs the pause's root and
  * current directory, and detaches the host's tree from its namespace. The
  * tmpfs is read-only from the start, so nothing can ever be created in it. */
@@ -55,8 +80,13 @@ static void pause_empty_root(void)
 		crib_bail("nsexec: pause: enter the empty root: %m");
 	/* pivot_root(".", "."): the old root ends up stacked on the new one, so no
 	 * directory is needed to put it in; unmounting "." then removes it. */
-	if (syscall(SYS_pivot_root, ".", ".") < 0)
+	if (syscall(SYS_pivot_root, ".", ".") < 0) {
+		if (errno == EINVAL && on_initramfs()) {
+			move_root();
+			return;
+		}
 		crib_bail("nsexec: pause: pivot_root into the empty root: %m");
+	}
 	if (umount2(".", MNT_DETACH) < 0)
 		crib_bail("nsexec: pause: detach the old root: %m");
 	if (chdir("/") < 0)
