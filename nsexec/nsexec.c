@@ -10,11 +10,12 @@
  * Stage 1 (the final process, the launcher's child): wait until the launcher
  * has placed it in its cgroup and RDT class, unshare the cgroup namespace
  * (so its root is the container's cgroup), report RUNNING, and return to Go
- * (roles init and exec) or become the pod's pause process.
+ * (roles init and exec) or, confined first (pause.c), become the pod's pause
+ * process.
  *
  * A new pid namespace takes effect only in children, which is why the clone
- * is always done. Every failure ends in bail(): one JSON log line on the log
- * fd, the same text as a SYNC_ERROR for the launcher to report verbatim, and
+ * is always done. Every failure ends in crib_bail(): one JSON log line on the
+ * log fd, the same text as a SYNC_ERROR for the launcher to report verbatim, and
  * _exit(1).
  */
 #define _GNU_SOURCE
@@ -98,7 +99,7 @@ static void send_sync(uint32_t type, const void *payload, uint32_t len)
 	write_all(initpipe, payload, len);
 }
 
-__attribute__((noreturn, format(printf, 1, 2))) static void bail(const char *fmt, ...)
+void crib_bail(const char *fmt, ...)
 {
 	char msg[CRIB_SYNC_MAX];
 	va_list ap;
@@ -125,11 +126,11 @@ static void wait_sync(uint32_t want)
 {
 	uint8_t hdr[8];
 	if (read_full(initpipe, hdr, sizeof(hdr)) != sizeof(hdr))
-		bail("nsexec: init pipe closed while waiting for sync message %u", want);
+		crib_bail("nsexec: init pipe closed while waiting for sync message %u", want);
 	uint32_t type = hdr[0] | hdr[1] << 8 | hdr[2] << 16 | (uint32_t)hdr[3] << 24;
 	uint32_t len = hdr[4] | hdr[5] << 8 | hdr[6] << 16 | (uint32_t)hdr[7] << 24;
 	if (type != want || len != 0)
-		bail("nsexec: got sync message %u (%u bytes), want %u", type, len, want);
+		crib_bail("nsexec: got sync message %u (%u bytes), want %u", type, len, want);
 }
 
 static int env_fd(const char *name)
@@ -140,7 +141,7 @@ static int env_fd(const char *name)
 	char *end;
 	long fd = strtol(v, &end, 10);
 	if (*end || fd < 3 || fd > 1 << 20)
-		bail("nsexec: %s=%s is not an fd number", name, v);
+		crib_bail("nsexec: %s=%s is not an fd number", name, v);
 	return (int)fd;
 }
 
@@ -151,15 +152,15 @@ static void read_bootstrap(struct crib_bootstrap *b)
 	size_t got = read_full(initpipe, hdr, sizeof(hdr));
 	long len = crib_decode_header(hdr, got, err, sizeof(err));
 	if (len < 0)
-		bail("nsexec: %s", err);
+		crib_bail("nsexec: %s", err);
 	uint8_t *buf = malloc((size_t)len + 1);
 	if (!buf)
-		bail("nsexec: allocate %ld bytes for the bootstrap message: %m", len);
+		crib_bail("nsexec: allocate %ld bytes for the bootstrap message: %m", len);
 	got = read_full(initpipe, buf, (size_t)len);
 	if (got != (size_t)len)
-		bail("nsexec: bootstrap: short read (%zu of %ld bytes)", got, len);
+		crib_bail("nsexec: bootstrap: short read (%zu of %ld bytes)", got, len);
 	if (crib_decode_attrs(buf, (size_t)len, b, err, sizeof(err)) < 0)
-		bail("nsexec: %s", err);
+		crib_bail("nsexec: %s", err);
 	free(buf);
 }
 
@@ -173,19 +174,19 @@ static void open_namespaces(struct crib_bootstrap *b)
 		if (ns->fd < 0) {
 			ns->fd = open(ns->path, O_RDONLY | O_CLOEXEC);
 			if (ns->fd < 0)
-				bail("nsexec: open %s namespace %s: %m", crib_ns_name(ns->type), ns->path);
+				crib_bail("nsexec: open %s namespace %s: %m", crib_ns_name(ns->type), ns->path);
 		}
 		struct statfs st;
 		if (fstatfs(ns->fd, &st) < 0)
-			bail("nsexec: statfs %s namespace %s (fd %d): %m", crib_ns_name(ns->type), what, ns->fd);
+			crib_bail("nsexec: statfs %s namespace %s (fd %d): %m", crib_ns_name(ns->type), what, ns->fd);
 		if (st.f_type != NSFS_MAGIC)
-			bail("nsexec: %s namespace %s (fd %d) is not a namespace file", crib_ns_name(ns->type), what,
+			crib_bail("nsexec: %s namespace %s (fd %d) is not a namespace file", crib_ns_name(ns->type), what,
 			     ns->fd);
 		int type = ioctl(ns->fd, NS_GET_NSTYPE);
 		if (type < 0)
-			bail("nsexec: type of %s namespace %s: %m", crib_ns_name(ns->type), what);
+			crib_bail("nsexec: type of %s namespace %s: %m", crib_ns_name(ns->type), what);
 		if ((uint32_t)type != ns->type)
-			bail("nsexec: %s is a %s namespace, not a %s namespace", what,
+			crib_bail("nsexec: %s is a %s namespace, not a %s namespace", what,
 			     crib_ns_name((uint32_t)type) ? crib_ns_name((uint32_t)type) : "unknown",
 			     crib_ns_name(ns->type));
 	}
@@ -204,7 +205,7 @@ static void join_namespaces(struct crib_bootstrap *b)
 			if (ns->type != order[o])
 				continue;
 			if (setns(ns->fd, (int)ns->type) < 0)
-				bail("nsexec: join %s namespace %s: %m", crib_ns_name(ns->type),
+				crib_bail("nsexec: join %s namespace %s: %m", crib_ns_name(ns->type),
 				     ns->path[0] ? ns->path : "fd");
 			close(ns->fd);
 		}
@@ -227,14 +228,14 @@ static void set_oom_score_adj(int32_t adj)
 static void new_userns(void)
 {
 	if (unshare(CLONE_NEWUSER) < 0)
-		bail("nsexec: create user namespace: %m");
+		crib_bail("nsexec: create user namespace: %m");
 	int32_t pid = (int32_t)getpid();
 	send_sync(CRIB_SYNC_USERMAP_REQ, &pid, sizeof(pid));
 	wait_sync(CRIB_SYNC_USERMAP_ACK);
 	if (setresgid(0, 0, 0) < 0)
-		bail("nsexec: become gid 0 in the new user namespace (is 0 mapped?): %m");
+		crib_bail("nsexec: become gid 0 in the new user namespace (is 0 mapped?): %m");
 	if (setresuid(0, 0, 0) < 0)
-		bail("nsexec: become uid 0 in the new user namespace (is 0 mapped?): %m");
+		crib_bail("nsexec: become uid 0 in the new user namespace (is 0 mapped?): %m");
 }
 
 /* bail_fd fails with errno, naming the file behind fd. */
@@ -246,7 +247,7 @@ __attribute__((noreturn)) static void bail_fd(const char *what, int fd)
 	ssize_t n = readlink(link, target, sizeof(target) - 1);
 	target[n > 0 ? n : 0] = '\0';
 	errno = saved;
-	bail("%s %s (fd %d): %m", what, n > 0 ? target : "?", fd);
+	crib_bail("%s %s (fd %d): %m", what, n > 0 ? target : "?", fd);
 }
 
 /* join_cgroups_v1 moves stage 0 into the container's cgroup in every v1
@@ -304,21 +305,20 @@ static void stage1(const struct crib_bootstrap *b)
 	wait_sync(CRIB_SYNC_CONTINUE);
 	/* Now inside its cgroup: a new cgroup namespace gets it as its root. */
 	if ((b->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
-		bail("nsexec: create cgroup namespace: %m");
+		crib_bail("nsexec: create cgroup namespace: %m");
+	/* Confined before RUNNING, so a failure is the launcher's error. */
+	if (b->role == CRIB_ROLE_PAUSE)
+		crib_pause_confine();
 	send_sync(CRIB_SYNC_RUNNING, NULL, 0);
-	if (b->role == CRIB_ROLE_PAUSE) {
-		close(initpipe);
-		if (logpipe >= 0)
-			close(logpipe);
-		crib_pause();
-	}
+	if (b->role == CRIB_ROLE_PAUSE)
+		crib_pause(initpipe);
 }
 
 static void stage0(struct crib_bootstrap *b)
 {
 	/* Nobody in the container may ptrace us or read our memory before exec. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
-		bail("nsexec: make the process non-dumpable: %m");
+		crib_bail("nsexec: make the process non-dumpable: %m");
 	/* First, while still in the launcher's namespaces and credentials. */
 	join_cgroups_v1(b);
 	open_namespaces(b);
@@ -329,7 +329,7 @@ static void stage0(struct crib_bootstrap *b)
 		new_userns();
 	uint32_t rest = b->clone_flags & ~(uint32_t)(CLONE_NEWUSER | CLONE_NEWCGROUP);
 	if (rest && unshare((int)rest) < 0)
-		bail("nsexec: create namespaces (flags 0x%x): %m", rest);
+		crib_bail("nsexec: create namespaces (flags 0x%x): %m", rest);
 	/* A pid namespace's init drops signals from outside that it has no
 	 * handler for, unless they are blocked (then they queue). The pause
 	 * process waits for SIGTERM with sigwaitinfo: block everything before
@@ -344,7 +344,7 @@ static void stage0(struct crib_bootstrap *b)
 	uint32_t flags;
 	long pid = clone_final(b, &flags);
 	if (pid < 0)
-		bail("nsexec: clone: %m");
+		crib_bail("nsexec: clone: %m");
 	if (pid == 0) {
 		stage1(b);
 		return;

@@ -120,6 +120,9 @@ func Start(ctx context.Context, o Options) (_ *Process, retErr error) {
 		return nil, err
 	}
 	if o.Role == nsproto.RolePause {
+		if err := p.awaitClosed(); err != nil {
+			return nil, err
+		}
 		sock.Close()
 		return p, nil
 	}
@@ -283,6 +286,21 @@ func (p *Process) place(o Options) error {
 		return &NsexecError{Msg: string(s.Payload)}
 	}
 	return fmt.Errorf("nsexec: unexpected sync message %d", s.Type)
+}
+
+// awaitClosed waits until the pause process has closed its end of the init
+// socket, the last fd it closes: once Start returns, it holds none that a
+// container sharing its pid namespace could reach through /proc/1/fd.
+func (p *Process) awaitClosed() error {
+	var b [1]byte
+	n, err := p.sock.Read(b[:])
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	if err == nil {
+		err = fmt.Errorf("unexpected data (%d bytes)", n)
+	}
+	return fmt.Errorf("pause %d: wait until it closes its fds: %w%s", p.Pid, err, p.logs.suffix())
 }
 
 // configure sends the init config and waits until init is ready to exec.

@@ -326,3 +326,55 @@ func TestSealedBinary(t *testing.T) {
 		t.Fatal("the running binary is writable through /proc/<pid>/exe")
 	}
 }
+
+// TestPauseConfined: every container of a pod that shares its pid namespace
+// sees the pause as pid 1, so the pause must hold nothing a container could
+// reach through /proc/1: no host files, capabilities, fds or dumpable memory.
+func TestPauseConfined(t *testing.T) {
+	ownMounts, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startPause(t, launch.Options{New: unix.CLONE_NEWPID})
+	proc := "/proc/" + strconv.Itoa(p.Pid)
+	for _, f := range []string{"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"} {
+		if v := status(t, p.Pid, f); strings.Trim(v, "0") != "" {
+			t.Errorf("%s %s, want none", f, v)
+		}
+	}
+	if v := status(t, p.Pid, "NoNewPrivs"); v != "1" {
+		t.Errorf("NoNewPrivs %s, want 1", v)
+	}
+	if nsInode(t, p.Pid, "mnt") == nsInode(t, os.Getpid(), "mnt") {
+		t.Error("the pause shares our mount namespace")
+	}
+	for _, dir := range []string{"root", "cwd", "fd"} {
+		names, err := os.ReadDir(proc + "/" + dir)
+		if err != nil || len(names) != 0 {
+			t.Errorf("%s/%s holds %v (%v), want an empty directory", proc, dir, names, err)
+		}
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(proc+"/root", &fs); err != nil || fs.Type != unix.TMPFS_MAGIC || fs.Flags&unix.ST_RDONLY == 0 {
+		t.Errorf("root of the pause: fs type %#x, flags %#x (%v), want a read-only tmpfs", fs.Type, fs.Flags, err)
+	}
+	if err := os.Mkdir(proc+"/root/tmp", 0o755); !errors.Is(err, syscall.EROFS) {
+		t.Errorf("mkdir in the root of the pause: %v, want EROFS", err)
+	}
+	mounts, _ := os.ReadFile(proc + "/mountinfo")
+	if n := strings.Count(strings.TrimSpace(string(mounts)), "\n") + 1; n != 1 {
+		t.Errorf("the pause sees %d mounts, want only its root:\n%s", n, mounts)
+	}
+	// Nothing of the pause's mounts reached our namespace.
+	if after, _ := os.ReadFile("/proc/self/mountinfo"); string(after) != string(ownMounts) {
+		t.Errorf("our mounts changed:\nbefore:\n%s\nafter:\n%s", ownMounts, after)
+	}
+	// It still stops on SIGTERM.
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	st, err := p.Wait()
+	if err != nil || !st.Success() {
+		t.Fatalf("pause after SIGTERM: %v %v", st, err)
+	}
+}

@@ -24,6 +24,9 @@ type pauseProc struct {
 
 // StartPause starts the pod's pause process in its pinned namespaces and a
 // new pid namespace, placed in the pod's cgroup (which the daemon made).
+// nsexec confines it before it runs (its own mount namespace with an empty
+// read-only root, no capabilities, no fds): the pod's containers see it as
+// pid 1, and /proc/1/root must not be the host's /.
 func (s *service) StartPause(ctx context.Context, r *shimapi.StartPauseRequest) (*shimapi.StartPauseResponse, error) {
 	o := launch.Options{Role: nsproto.RolePause, New: unix.CLONE_NEWPID}
 	for kind, path := range r.Namespaces {

@@ -25,6 +25,9 @@ type podWorld struct {
 	image  string
 	logDir string
 	cgroup string
+	// reg serves the images; regHost is its address as the daemon reaches it.
+	reg     *testregistry.Registry
+	regHost string
 }
 
 func newPodWorld(t *testing.T) *podWorld {
@@ -34,9 +37,10 @@ func newPodWorld(t *testing.T) *podWorld {
 	e := harness.NewEnv(t)
 	e.WithNetwork(fmt.Sprintf("10.88.%d.0/24", rand.IntN(200)+20))
 	// The daemon lives in the test's network namespace: it pulls from there.
-	ref = strings.Replace(ref, reg.Host, reg.ListenIn(t, "/run/netns/"+e.Netns), 1)
+	regHost := reg.ListenIn(t, "/run/netns/"+e.Netns)
+	ref = strings.Replace(ref, reg.Host, regHost, 1)
 	w := &podWorld{e: e, d: e.Start(), image: ref, logDir: filepath.Join(e.Dir, "logs"),
-		cgroup: fmt.Sprintf("/crib-e2e-%d", rand.Int64())}
+		cgroup: fmt.Sprintf("/crib-e2e-%d", rand.Int64()), reg: reg, regHost: regHost}
 	w.c = w.d.Clients()
 	// Whatever a failed test leaves running in its pods goes with their
 	// cgroups (the test owns w.cgroup).
