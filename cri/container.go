@@ -34,7 +34,9 @@ type Containers interface {
 	ExecSync(ctx context.Context, id string, process []byte, timeout time.Duration) (*shimapi.ExecSyncResponse, error)
 }
 
-// PodInfo is what container RPCs need to know about their pod.
+// PodInfo is what container RPCs need to know about their pod, from its
+// record: what the pod decided at RunPodSandbox, never the copy of the
+// pod's config a CreateContainer request carries.
 type PodInfo struct {
 	ID    string
 	Ready bool
@@ -44,6 +46,24 @@ type PodInfo struct {
 	CgroupParent               string
 	// Pod files bind-mounted into every container.
 	HostnamePath, HostsPath, ResolvPath, ShmPath string
+
+	Name, Namespace, UID string
+	Attempt              uint32
+	Labels, Annotations  map[string]string
+	// Hostname is the pod's (the node's with the host's network).
+	Hostname string
+	// LogDir is the pod's log_directory, "" for none.
+	LogDir string
+	// Sysctls are the pod's validated sysctls, names dotted.
+	Sysctls map[string]string
+	// HostNetwork, HostIPC and HostPID: the pod uses the host's namespace;
+	// SharePID: its containers share the pause process's.
+	HostNetwork, HostIPC, HostPID, SharePID bool
+	// Privileged: the pod may hold privileged containers.
+	Privileged bool
+	// SecurityUnrecorded: the pod's record predates Privileged and HostPID
+	// (sandbox.Pod.SecurityUnrecorded); they come from the request.
+	SecurityUnrecorded bool
 }
 
 // Pods looks pods up for the container RPCs.

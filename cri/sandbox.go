@@ -36,6 +36,10 @@ func (p podInfo) PodInfo(_ context.Context, id string) (PodInfo, error) {
 		ID: pod.ID, Ready: pod.State == sandbox.StateReady,
 		NetNS: pod.NetNS, IPCNS: pod.IPCNS, UTSNS: pod.UTSNS, CgroupParent: pod.CgroupParent,
 		HostnamePath: pod.HostnamePath, HostsPath: pod.HostsPath, ResolvPath: pod.ResolvPath, ShmPath: pod.ShmPath,
+		Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID, Attempt: pod.Attempt,
+		Labels: pod.Labels, Annotations: pod.Annotations, Hostname: pod.Hostname, LogDir: pod.LogDir, Sysctls: pod.Sysctls,
+		HostNetwork: pod.HostNetwork(), HostIPC: pod.IPCNS == "", HostPID: pod.HostPID, SharePID: pod.SharePID,
+		Privileged: pod.Privileged, SecurityUnrecorded: pod.SecurityUnrecorded,
 	}
 	if pod.SharePID {
 		if pod.PausePID == 0 {
@@ -44,6 +48,49 @@ func (p podInfo) PodInfo(_ context.Context, id string) (PodInfo, error) {
 		info.PidNS = "/proc/" + strconv.Itoa(pod.PausePID) + "/ns/pid"
 	}
 	return info, nil
+}
+
+// sandboxConfig rebuilds, from the pod's record, the parts of its
+// PodSandboxConfig that cri/spec reads. The request's copy is the client's
+// word and may differ from what RunPodSandbox decided (a privileged flag
+// added, a host namespace asked for): the CRI says it is the pod's config,
+// so crib takes the pod's own. Only for a pod whose record predates them
+// do the privileged flag and the pid mode come from req, as before.
+func sandboxConfig(pod PodInfo, req *criapi.PodSandboxConfig) *criapi.PodSandboxConfig {
+	nsMode := func(host bool) criapi.NamespaceMode {
+		if host {
+			return criapi.NamespaceMode_NODE
+		}
+		return criapi.NamespaceMode_POD
+	}
+	opts := &criapi.NamespaceOption{Network: nsMode(pod.HostNetwork), Ipc: nsMode(pod.HostIPC), Pid: criapi.NamespaceMode_CONTAINER}
+	privileged := pod.Privileged
+	switch {
+	case pod.SharePID:
+		opts.Pid = criapi.NamespaceMode_POD
+	case pod.HostPID:
+		opts.Pid = criapi.NamespaceMode_NODE
+	case pod.SecurityUnrecorded && req.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() == criapi.NamespaceMode_NODE:
+		opts.Pid = criapi.NamespaceMode_NODE
+	}
+	if pod.SecurityUnrecorded {
+		privileged = req.GetLinux().GetSecurityContext().GetPrivileged()
+	}
+	return &criapi.PodSandboxConfig{
+		Metadata:     &criapi.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: pod.UID, Attempt: pod.Attempt},
+		Hostname:     pod.Hostname,
+		LogDirectory: pod.LogDir,
+		Labels:       pod.Labels,
+		Annotations:  pod.Annotations,
+		Linux: &criapi.LinuxPodSandboxConfig{
+			CgroupParent: pod.CgroupParent,
+			Sysctls:      pod.Sysctls,
+			SecurityContext: &criapi.LinuxSandboxSecurityContext{
+				Privileged:       privileged,
+				NamespaceOptions: opts,
+			},
+		},
+	}
 }
 
 func toCRIPodState(s sandbox.State) criapi.PodSandboxState {

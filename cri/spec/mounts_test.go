@@ -66,6 +66,7 @@ func TestMountsPodFiles(t *testing.T) {
 
 	in = baseInput()
 	sc(&in).NamespaceOptions.Ipc = criapi.NamespaceMode_NODE
+	in.Sandbox.Linux.SecurityContext.NamespaceOptions.Ipc = criapi.NamespaceMode_NODE
 	if m := findMount(mustContainer(t, in).Mounts, "/dev/shm"); m.Source != "/dev/shm" || m.Type != "bind" {
 		t.Errorf("host IPC /dev/shm = %+v, want the host's /dev/shm bound", m)
 	}
