@@ -47,20 +47,8 @@ type PodInfo struct {
 	// Pod files bind-mounted into every container.
 	HostnamePath, HostsPath, ResolvPath, ShmPath string
 
-	Name, Namespace, UID string
-	Attempt              uint32
-	Labels, Annotations  map[string]string
-	// Hostname is the pod's (the node's with the host's network).
-	Hostname string
-	// LogDir is the pod's log_directory, "" for none.
-	LogDir string
-	// Sysctls are the pod's validated sysctls, names dotted.
-	Sysctls map[string]string
-	// HostNetwork, HostIPC and HostPID: the pod uses the host's namespace;
-	// SharePID: its containers share the pause process's.
-	HostNetwork, HostIPC, HostPID, SharePID bool
-	// Privileged: the pod may hold privileged containers.
-	Privileged bool
+	// Config is the pod's config as its record keeps it (podConfigOf).
+	Config *criapi.PodSandboxConfig
 	// SecurityUnrecorded: the pod's record predates Privileged and HostPID
 	// (sandbox.Pod.SecurityUnrecorded); they come from the request.
 	SecurityUnrecorded bool

@@ -89,7 +89,7 @@ func (s *Server) specInput(ctx context.Context, id string, pod PodInfo, imageID 
 	if err != nil {
 		return spec.Input{}, err
 	}
-	class, warning, err := s.classes.Resolve(pod.Annotations, cfg.GetAnnotations(), cfg.GetMetadata().GetName())
+	class, warning, err := s.classes.Resolve(pod.Config.GetAnnotations(), cfg.GetAnnotations(), cfg.GetMetadata().GetName())
 	if err != nil {
 		return spec.Input{}, fmt.Errorf("create container %q: %w", cfg.GetMetadata().GetName(), err)
 	}
@@ -133,7 +133,8 @@ func containerRecord(id string, pod PodInfo, imageID string, req *criapi.CreateC
 	}
 	rec.Mounts = toRecordMounts(cfg.GetMounts())
 	if lp := cfg.GetLogPath(); lp != "" {
-		if pod.LogDir == "" {
+		dir := pod.Config.GetLogDirectory()
+		if dir == "" {
 			return runtime.Container{}, fmt.Errorf("create container %q: log_path %q without the pod's log_directory: %w",
 				rec.Name, lp, errdefs.ErrInvalidArgument)
 		}
@@ -144,7 +145,7 @@ func containerRecord(id string, pod PodInfo, imageID string, req *criapi.CreateC
 			return runtime.Container{}, fmt.Errorf("create container %q: log_path %q must be relative to the log directory, without \"..\": %w",
 				rec.Name, lp, errdefs.ErrInvalidArgument)
 		}
-		rec.LogDir, rec.LogPath = pod.LogDir, filepath.Join(pod.LogDir, lp)
+		rec.LogDir, rec.LogPath = dir, filepath.Join(dir, lp)
 	}
 	return rec, nil
 }

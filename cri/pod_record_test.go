@@ -12,6 +12,7 @@ import (
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crib-runtime/crib/cri/spec"
+	"github.com/crib-runtime/crib/sandbox"
 )
 
 // tamperedSandboxConfig is a CreateContainer request's copy of the pod's
@@ -39,7 +40,7 @@ func tamperedSandboxConfig() *criapi.PodSandboxConfig {
 // TestSandboxConfigFromRecord: cri/spec sees the pod's record, whatever the
 // request's copy of the pod's config says.
 func TestSandboxConfigFromRecord(t *testing.T) {
-	pod := PodInfo{
+	rec := &sandbox.Pod{
 		ID: "p1", Name: "web", Namespace: "default", UID: "u1", Attempt: 2, Hostname: "web-0", LogDir: "/var/log/pods/x",
 		Annotations: map[string]string{"a": "b"}, Labels: map[string]string{"app": "web"}, CgroupParent: "/kubepods/pod1",
 		Sysctls: map[string]string{"net.core.somaxconn": "1024"}, NetNS: "/n", IPCNS: "/i", UTSNS: "/u",
@@ -58,31 +59,38 @@ func TestSandboxConfigFromRecord(t *testing.T) {
 			},
 		},
 	}
-	if diff := cmp.Diff(want, sandboxConfig(pod, tamperedSandboxConfig()), protocmp.Transform()); diff != "" {
+	got := sandboxConfig(PodInfo{Config: podConfigOf(rec)}, tamperedSandboxConfig())
+	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
 		t.Errorf("sandboxConfig (-want +got):\n%s", diff)
 	}
 
 	for _, tc := range []struct {
 		name                  string
-		pod                   PodInfo
+		pod                   sandbox.Pod
+		unrecorded            bool
 		privileged            bool
 		network, ipc, pidMode criapi.NamespaceMode
 	}{
-		{"host pod", PodInfo{HostNetwork: true, HostIPC: true, HostPID: true, Privileged: true}, true,
+		{"host pod", sandbox.Pod{HostPID: true, Privileged: true}, false, true,
 			criapi.NamespaceMode_NODE, criapi.NamespaceMode_NODE, criapi.NamespaceMode_NODE},
-		{"shared pid", PodInfo{SharePID: true}, false, criapi.NamespaceMode_POD, criapi.NamespaceMode_POD, criapi.NamespaceMode_POD},
+		{"shared pid", sandbox.Pod{SharePID: true, NetNS: "/n", IPCNS: "/i"}, false, false,
+			criapi.NamespaceMode_POD, criapi.NamespaceMode_POD, criapi.NamespaceMode_POD},
 		// A record from before version 2 kept neither: the request's are
 		// taken, as the version that made the pod did.
-		{"unrecorded", PodInfo{SecurityUnrecorded: true}, true,
+		{"unrecorded", sandbox.Pod{NetNS: "/n", IPCNS: "/i"}, true, true,
 			criapi.NamespaceMode_POD, criapi.NamespaceMode_POD, criapi.NamespaceMode_NODE},
-		{"unrecorded shared pid", PodInfo{SecurityUnrecorded: true, SharePID: true}, true,
+		{"unrecorded shared pid", sandbox.Pod{SharePID: true, NetNS: "/n", IPCNS: "/i"}, true, true,
 			criapi.NamespaceMode_POD, criapi.NamespaceMode_POD, criapi.NamespaceMode_POD},
 	} {
-		got := sandboxConfig(tc.pod, tamperedSandboxConfig()).GetLinux().GetSecurityContext()
+		info := PodInfo{Config: podConfigOf(&tc.pod), SecurityUnrecorded: tc.unrecorded}
+		got := sandboxConfig(info, tamperedSandboxConfig()).GetLinux().GetSecurityContext()
 		ns := got.GetNamespaceOptions()
 		if got.GetPrivileged() != tc.privileged || ns.GetNetwork() != tc.network || ns.GetIpc() != tc.ipc || ns.GetPid() != tc.pidMode {
 			t.Errorf("%s: privileged %v, network %s, ipc %s, pid %s; want %v, %s, %s, %s", tc.name,
 				got.GetPrivileged(), ns.GetNetwork(), ns.GetIpc(), ns.GetPid(), tc.privileged, tc.network, tc.ipc, tc.pidMode)
+		}
+		if tc.unrecorded && info.Config.GetLinux().GetSecurityContext().GetPrivileged() {
+			t.Errorf("%s: sandboxConfig changed the record's config", tc.name)
 		}
 	}
 }
@@ -90,7 +98,7 @@ func TestSandboxConfigFromRecord(t *testing.T) {
 // TestContainerLogPath: log_path is relative to the pod's recorded
 // log_directory and cannot leave it.
 func TestContainerLogPath(t *testing.T) {
-	pod := PodInfo{ID: "p1", LogDir: "/var/log/pods/x"}
+	pod := PodInfo{ID: "p1", Config: podConfigOf(&sandbox.Pod{LogDir: "/var/log/pods/x"})}
 	req := func(lp string) *criapi.CreateContainerRequest {
 		return &criapi.CreateContainerRequest{
 			Config: &criapi.ContainerConfig{
@@ -110,7 +118,7 @@ func TestContainerLogPath(t *testing.T) {
 			t.Errorf("log_path %q: %v, want InvalidArgument naming it", lp, err)
 		}
 	}
-	if _, err := containerRecord("c1", PodInfo{ID: "p1"}, "sha256:x", req("app/0.log"), oci, in); !errors.Is(err, errdefs.ErrInvalidArgument) {
+	if _, err := containerRecord("c1", PodInfo{ID: "p1", Config: podConfigOf(&sandbox.Pod{})}, "sha256:x", req("app/0.log"), oci, in); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("log_path in a pod without a log directory: %v, want InvalidArgument (the request's log_directory is not the pod's)", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"google.golang.org/protobuf/proto"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crib-runtime/crib/sandbox"
@@ -36,10 +37,7 @@ func (p podInfo) PodInfo(_ context.Context, id string) (PodInfo, error) {
 		ID: pod.ID, Ready: pod.State == sandbox.StateReady,
 		NetNS: pod.NetNS, IPCNS: pod.IPCNS, UTSNS: pod.UTSNS, CgroupParent: pod.CgroupParent,
 		HostnamePath: pod.HostnamePath, HostsPath: pod.HostsPath, ResolvPath: pod.ResolvPath, ShmPath: pod.ShmPath,
-		Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID, Attempt: pod.Attempt,
-		Labels: pod.Labels, Annotations: pod.Annotations, Hostname: pod.Hostname, LogDir: pod.LogDir, Sysctls: pod.Sysctls,
-		HostNetwork: pod.HostNetwork(), HostIPC: pod.IPCNS == "", HostPID: pod.HostPID, SharePID: pod.SharePID,
-		Privileged: pod.Privileged, SecurityUnrecorded: pod.SecurityUnrecorded,
+		Config: podConfigOf(pod), SecurityUnrecorded: pod.SecurityUnrecorded,
 	}
 	if pod.SharePID {
 		if pod.PausePID == 0 {
@@ -50,47 +48,24 @@ func (p podInfo) PodInfo(_ context.Context, id string) (PodInfo, error) {
 	return info, nil
 }
 
-// sandboxConfig rebuilds, from the pod's record, the parts of its
-// PodSandboxConfig that cri/spec reads. The request's copy is the client's
-// word and may differ from what RunPodSandbox decided (a privileged flag
-// added, a host namespace asked for): the CRI says it is the pod's config,
-// so crib takes the pod's own. Only for a pod whose record predates them
-// do the privileged flag and the pid mode come from req, as before.
+// sandboxConfig is the pod config cri/spec reads for a new container: the
+// pod's record, not the request's copy. That copy is the client's word and
+// may differ from what RunPodSandbox decided (a privileged flag added, a
+// host namespace asked for); the CRI says it is the pod's config, so crib
+// takes the pod's own. Only for a pod whose record predates them do the
+// privileged flag and a host pid namespace come from req, as before.
 func sandboxConfig(pod PodInfo, req *criapi.PodSandboxConfig) *criapi.PodSandboxConfig {
-	nsMode := func(host bool) criapi.NamespaceMode {
-		if host {
-			return criapi.NamespaceMode_NODE
-		}
-		return criapi.NamespaceMode_POD
+	if !pod.SecurityUnrecorded {
+		return pod.Config
 	}
-	opts := &criapi.NamespaceOption{Network: nsMode(pod.HostNetwork), Ipc: nsMode(pod.HostIPC), Pid: criapi.NamespaceMode_CONTAINER}
-	privileged := pod.Privileged
-	switch {
-	case pod.SharePID:
-		opts.Pid = criapi.NamespaceMode_POD
-	case pod.HostPID:
-		opts.Pid = criapi.NamespaceMode_NODE
-	case pod.SecurityUnrecorded && req.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() == criapi.NamespaceMode_NODE:
-		opts.Pid = criapi.NamespaceMode_NODE
+	c := proto.Clone(pod.Config).(*criapi.PodSandboxConfig)
+	sc := c.GetLinux().GetSecurityContext()
+	reqSC := req.GetLinux().GetSecurityContext()
+	sc.Privileged = reqSC.GetPrivileged()
+	if sc.GetNamespaceOptions().GetPid() == criapi.NamespaceMode_CONTAINER && reqSC.GetNamespaceOptions().GetPid() == criapi.NamespaceMode_NODE {
+		sc.NamespaceOptions.Pid = criapi.NamespaceMode_NODE
 	}
-	if pod.SecurityUnrecorded {
-		privileged = req.GetLinux().GetSecurityContext().GetPrivileged()
-	}
-	return &criapi.PodSandboxConfig{
-		Metadata:     &criapi.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: pod.UID, Attempt: pod.Attempt},
-		Hostname:     pod.Hostname,
-		LogDirectory: pod.LogDir,
-		Labels:       pod.Labels,
-		Annotations:  pod.Annotations,
-		Linux: &criapi.LinuxPodSandboxConfig{
-			CgroupParent: pod.CgroupParent,
-			Sysctls:      pod.Sysctls,
-			SecurityContext: &criapi.LinuxSandboxSecurityContext{
-				Privileged:       privileged,
-				NamespaceOptions: opts,
-			},
-		},
-	}
+	return c
 }
 
 func toCRIPodState(s sandbox.State) criapi.PodSandboxState {
