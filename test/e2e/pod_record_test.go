@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -249,4 +250,71 @@ func (w *podWorld) execOut(t *testing.T, id, cmd string) (string, error) {
 		return "", err
 	}
 	return string(resp.Stdout), nil
+}
+
+// TestPodFromVersion1RecordKeepsWorking: a pod created by the version
+// before the record kept its privileged flag (a version 1 record) still
+// gets the privileged container its kubelet asks for after the upgrade,
+// and its containers still log into its log directory.
+func TestPodFromVersion1RecordKeepsWorking(t *testing.T) {
+	w := newPodWorld(t)
+	ctx := context.Background()
+	pod := w.podConfig("upgraded", criapi.NamespaceMode_CONTAINER)
+	pod.Linux.SecurityContext.Privileged = true
+	podID, err := w.c.Runtime.RunPodSandbox(ctx, pod, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = w.c.Runtime.StopPodSandbox(ctx, podID)
+		_ = w.c.Runtime.RemovePodSandbox(ctx, podID)
+	})
+	w.d.Stop()
+	// The record as version 1 wrote it: no privileged, host_pid or
+	// security_unrecorded.
+	path := filepath.Join(w.e.Root, "pods", podID+".json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec["version"] != float64(2) || rec["privileged"] != true {
+		t.Fatalf("record %s: want version 2 keeping privileged", b)
+	}
+	rec["version"] = 1
+	delete(rec, "privileged")
+	if b, err = json.Marshal(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.d = w.e.Start()
+	w.c = w.d.Clients()
+
+	id, err := w.c.Runtime.CreateContainer(ctx, podID, &criapi.ContainerConfig{
+		Metadata: &criapi.ContainerMetadata{Name: "priv"}, Image: &criapi.ImageSpec{Image: w.image},
+		Command: []string{"sleep", "3600"}, LogPath: "priv/0.log",
+		Linux: &criapi.LinuxContainerConfig{SecurityContext: &criapi.LinuxContainerSecurityContext{Privileged: true}},
+	}, pod)
+	if err != nil {
+		t.Fatalf("privileged container in a privileged pod from a version 1 record: %v", err)
+	}
+	if err := w.c.Runtime.StartContainer(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	daemon, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.d.Pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := w.execOut(t, id, "cat /proc/self/status")
+	if got, want := capLine(st, "CapEff"), capLine(string(daemon), "CapBnd"); got != want {
+		t.Errorf("CapEff %s, want the daemon's bounding set %s", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(pod.LogDirectory, "priv", "0.log")); err != nil {
+		t.Errorf("log file in the pod's log directory: %v", err)
+	}
 }
