@@ -34,7 +34,9 @@ type Containers interface {
 	ExecSync(ctx context.Context, id string, process []byte, timeout time.Duration) (*shimapi.ExecSyncResponse, error)
 }
 
-// PodInfo is what container RPCs need to know about their pod.
+// PodInfo is what container RPCs need to know about their pod, from its
+// record: what the pod decided at RunPodSandbox, never the copy of the
+// pod's config a CreateContainer request carries.
 type PodInfo struct {
 	ID    string
 	Ready bool
@@ -44,6 +46,12 @@ type PodInfo struct {
 	CgroupParent               string
 	// Pod files bind-mounted into every container.
 	HostnamePath, HostsPath, ResolvPath, ShmPath string
+
+	// Config is the pod's config as its record keeps it (podConfigOf).
+	Config *criapi.PodSandboxConfig
+	// SecurityUnrecorded: the pod's record predates Privileged and HostPID
+	// (sandbox.Pod.SecurityUnrecorded); they come from the request.
+	SecurityUnrecorded bool
 }
 
 // Pods looks pods up for the container RPCs.

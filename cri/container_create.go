@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -87,7 +89,7 @@ func (s *Server) specInput(ctx context.Context, id string, pod PodInfo, imageID 
 	if err != nil {
 		return spec.Input{}, err
 	}
-	class, warning, err := s.classes.Resolve(req.GetSandboxConfig().GetAnnotations(), cfg.GetAnnotations(), cfg.GetMetadata().GetName())
+	class, warning, err := s.classes.Resolve(pod.Config.GetAnnotations(), cfg.GetAnnotations(), cfg.GetMetadata().GetName())
 	if err != nil {
 		return spec.Input{}, fmt.Errorf("create container %q: %w", cfg.GetMetadata().GetName(), err)
 	}
@@ -95,7 +97,7 @@ func (s *Server) specInput(ctx context.Context, id string, pod PodInfo, imageID 
 		klog.FromContext(ctx).Info("RDT class not applied", "containerID", id, "reason", warning.Error())
 	}
 	in := spec.Input{
-		ID: id, SandboxID: pod.ID, Config: cfg, Sandbox: req.GetSandboxConfig(),
+		ID: id, SandboxID: pod.ID, Config: cfg, Sandbox: sandboxConfig(pod, req.GetSandboxConfig()),
 		Image: spec.ImageConfig{Entrypoint: rc.Entrypoint, Cmd: rc.Cmd, Env: rc.Env, WorkingDir: rc.WorkingDir,
 			User: rc.User, StopSignal: rc.StopSignal, Volumes: rc.Volumes},
 		ImageName: cfg.GetImage().GetImage(),
@@ -131,12 +133,19 @@ func containerRecord(id string, pod PodInfo, imageID string, req *criapi.CreateC
 	}
 	rec.Mounts = toRecordMounts(cfg.GetMounts())
 	if lp := cfg.GetLogPath(); lp != "" {
-		dir := req.GetSandboxConfig().GetLogDirectory()
+		dir := pod.Config.GetLogDirectory()
 		if dir == "" {
 			return runtime.Container{}, fmt.Errorf("create container %q: log_path %q without the pod's log_directory: %w",
 				rec.Name, lp, errdefs.ErrInvalidArgument)
 		}
-		rec.LogPath = filepath.Join(dir, lp)
+		// CRI: log_path is relative to the pod's log_directory. Lexically
+		// inside it here; the shim opens it beneath the directory, so a
+		// symlink in the directory cannot lead it out either.
+		if filepath.IsAbs(lp) || slices.Contains(strings.Split(lp, "/"), "..") {
+			return runtime.Container{}, fmt.Errorf("create container %q: log_path %q must be relative to the log directory, without \"..\": %w",
+				rec.Name, lp, errdefs.ErrInvalidArgument)
+		}
+		rec.LogDir, rec.LogPath = dir, filepath.Join(dir, lp)
 	}
 	return rec, nil
 }

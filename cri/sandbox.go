@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"google.golang.org/protobuf/proto"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crib-runtime/crib/sandbox"
@@ -36,6 +37,7 @@ func (p podInfo) PodInfo(_ context.Context, id string) (PodInfo, error) {
 		ID: pod.ID, Ready: pod.State == sandbox.StateReady,
 		NetNS: pod.NetNS, IPCNS: pod.IPCNS, UTSNS: pod.UTSNS, CgroupParent: pod.CgroupParent,
 		HostnamePath: pod.HostnamePath, HostsPath: pod.HostsPath, ResolvPath: pod.ResolvPath, ShmPath: pod.ShmPath,
+		Config: podConfigOf(pod), SecurityUnrecorded: pod.SecurityUnrecorded,
 	}
 	if pod.SharePID {
 		if pod.PausePID == 0 {
@@ -44,6 +46,26 @@ func (p podInfo) PodInfo(_ context.Context, id string) (PodInfo, error) {
 		info.PidNS = "/proc/" + strconv.Itoa(pod.PausePID) + "/ns/pid"
 	}
 	return info, nil
+}
+
+// sandboxConfig is the pod config cri/spec reads for a new container: the
+// pod's record, not the request's copy. That copy is the client's word and
+// may differ from what RunPodSandbox decided (a privileged flag added, a
+// host namespace asked for); the CRI says it is the pod's config, so crib
+// takes the pod's own. Only for a pod whose record predates them do the
+// privileged flag and a host pid namespace come from req, as before.
+func sandboxConfig(pod PodInfo, req *criapi.PodSandboxConfig) *criapi.PodSandboxConfig {
+	if !pod.SecurityUnrecorded {
+		return pod.Config
+	}
+	c := proto.Clone(pod.Config).(*criapi.PodSandboxConfig)
+	sc := c.GetLinux().GetSecurityContext()
+	reqSC := req.GetLinux().GetSecurityContext()
+	sc.Privileged = reqSC.GetPrivileged()
+	if sc.GetNamespaceOptions().GetPid() == criapi.NamespaceMode_CONTAINER && reqSC.GetNamespaceOptions().GetPid() == criapi.NamespaceMode_NODE {
+		sc.NamespaceOptions.Pid = criapi.NamespaceMode_NODE
+	}
+	return c
 }
 
 func toCRIPodState(s sandbox.State) criapi.PodSandboxState {

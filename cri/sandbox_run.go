@@ -70,6 +70,8 @@ func toSandboxConfig(cfg *criapi.PodSandboxConfig, paths cgroups.Paths) (sandbox
 		HostNetwork:  ns.GetNetwork() == criapi.NamespaceMode_NODE,
 		HostIPC:      ns.GetIpc() == criapi.NamespaceMode_NODE,
 		SharePID:     ns.GetPid() == criapi.NamespaceMode_POD,
+		HostPID:      ns.GetPid() == criapi.NamespaceMode_NODE,
+		Privileged:   cfg.GetLinux().GetSecurityContext().GetPrivileged(),
 		CgroupParent: parent, ShmSize: defaultShmSize,
 		Sysctls: cfg.GetLinux().GetSysctls(), LogDir: cfg.GetLogDirectory(),
 	}

@@ -93,17 +93,21 @@ func toSandboxInfo(p *sandbox.Pod) sandboxInfo {
 
 // podConfigOf rebuilds the parts of a pod's CRI config that its record
 // keeps (crib persists no CRI message): metadata, hostname, log
-// directory, port mappings, labels, annotations, cgroup parent, sysctls and
-// namespace modes.
+// directory, port mappings, labels, annotations, cgroup parent, sysctls,
+// the privileged flag and namespace modes. It is what PodSandboxStatus
+// reports and what CreateContainer hands cri/spec (see sandboxConfig).
 func podConfigOf(p *sandbox.Pod) *criapi.PodSandboxConfig {
 	c := &criapi.PodSandboxConfig{
 		Metadata: &criapi.PodSandboxMetadata{Name: p.Name, Namespace: p.Namespace, Uid: p.UID, Attempt: p.Attempt},
 		Hostname: p.Hostname, LogDirectory: p.LogDir, Labels: p.Labels, Annotations: p.Annotations,
 		Linux: &criapi.LinuxPodSandboxConfig{
 			CgroupParent: p.CgroupParent, Sysctls: p.Sysctls,
-			SecurityContext: &criapi.LinuxSandboxSecurityContext{NamespaceOptions: &criapi.NamespaceOption{
-				Network: modeOf(p.NetNS == ""), Ipc: modeOf(p.IPCNS == ""), Pid: pidMode(p),
-			}},
+			SecurityContext: &criapi.LinuxSandboxSecurityContext{
+				Privileged: p.Privileged,
+				NamespaceOptions: &criapi.NamespaceOption{
+					Network: modeOf(p.NetNS == ""), Ipc: modeOf(p.IPCNS == ""), Pid: pidMode(p),
+				},
+			},
 		},
 	}
 	for _, pm := range p.PortMappings {
@@ -123,8 +127,11 @@ func modeOf(host bool) criapi.NamespaceMode {
 }
 
 func pidMode(p *sandbox.Pod) criapi.NamespaceMode {
-	if p.SharePID {
+	switch {
+	case p.SharePID:
 		return criapi.NamespaceMode_POD
+	case p.HostPID:
+		return criapi.NamespaceMode_NODE
 	}
 	return criapi.NamespaceMode_CONTAINER
 }

@@ -32,6 +32,9 @@ type Container struct {
 	// image_ref reports; "" in version 1 records.
 	RepoDigest string `json:"repoDigest,omitempty"`
 	LogPath    string `json:"logPath,omitempty"`
+	// LogDir is the pod's log directory, which LogPath lies below and the
+	// shim opens it beneath; "" in records made before crib kept it.
+	LogDir string `json:"logDir,omitempty"`
 	// StopSignal is sent first by Stop; SIGKILL follows after the timeout.
 	StopSignal int       `json:"stopSignal"`
 	CreatedAt  time.Time `json:"createdAt"`

@@ -215,7 +215,7 @@ func (m *Manager) Start(ctx context.Context, id string) (string, error) {
 	}
 	_, err = shim.Create(ctx, &shimapi.CreateRequest{
 		Id: c.ID, Spec: c.Spec, Lower: c.Layers, Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work"),
-		DevShm: c.DevShm, RdtClass: c.RDTClass, LogPath: c.LogPath, Stdin: c.Stdin, StdinOnce: c.StdinOnce, Tty: c.Tty,
+		DevShm: c.DevShm, RdtClass: c.RDTClass, LogPath: c.LogPath, LogDir: c.LogDir, Stdin: c.Stdin, StdinOnce: c.StdinOnce, Tty: c.Tty,
 	})
 	// AlreadyExists: a start that was cut short after the hand-over
 	// (daemon restart) is taken up where it stopped.

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -73,14 +75,14 @@ func validLabel(l string) bool {
 	return true
 }
 
-// ValidateDNS checks that servers are IP addresses, searches are domain
-// names within glibc's limits and options are "name" or "name:value"
-// (numeric for ndots, timeout and attempts), so nothing given can add a
-// line to resolv.conf.
+// ValidateDNS checks that servers are IP addresses without a zone,
+// searches are domain names within glibc's limits and options are "name"
+// or "name:value" (numeric for ndots, timeout and attempts), so nothing
+// given can add a line to resolv.conf.
 func ValidateDNS(d DNSConfig) error {
 	for _, s := range d.Servers {
-		if _, err := netip.ParseAddr(s); err != nil {
-			return invalidf("dns server %q: not an IP address", s)
+		if err := validIP(s); err != nil {
+			return invalidf("dns server %q: %w", s, err)
 		}
 	}
 	if len(d.Searches) > maxDNSSearches {
@@ -112,7 +114,7 @@ func validDNSOption(o string) error {
 	if !hasValue {
 		return nil
 	}
-	if value == "" || strings.ContainsAny(value, " \t\r\n\x00:") {
+	if value == "" || strings.IndexFunc(value, func(r rune) bool { return r == ':' || unsafeRune(r) }) >= 0 {
 		return invalidf("dns option %q: malformed value", o)
 	}
 	switch name {
@@ -124,12 +126,38 @@ func validDNSOption(o string) error {
 	return nil
 }
 
+// validIP checks s as an IP address for a resolv.conf or hosts line.
+// netip.ParseAddr accepts an IPv6 zone of any bytes ("fe80::1%x\nnameserver
+// 6.6.6.6" parses), and a zone would be written into the file verbatim: a
+// newline in it adds lines. Kubernetes validation (ParseIPSloppy) takes no
+// zone either, so none is allowed.
+func validIP(s string) error {
+	if strings.IndexFunc(s, unsafeRune) >= 0 {
+		return errors.New("contains a control or space character")
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return errors.New("not an IP address")
+	}
+	if a.Zone() != "" {
+		return errors.New("an IPv6 zone is not allowed")
+	}
+	return nil
+}
+
+// unsafeRune reports the characters that may not appear inside one word of
+// resolv.conf or hosts: control characters (a newline starts a line) and
+// spaces of any kind (they separate words).
+func unsafeRune(r rune) bool {
+	return unicode.IsControl(r) || unicode.IsSpace(r) || r == utf8.RuneError
+}
+
 // ValidateHostAliases checks that every alias has an IP address and host
 // names that are RFC 1123 names.
 func ValidateHostAliases(aliases []HostAlias) error {
 	for _, a := range aliases {
-		if _, err := netip.ParseAddr(a.IP); err != nil {
-			return invalidf("host alias %q: not an IP address", a.IP)
+		if err := validIP(a.IP); err != nil {
+			return invalidf("host alias %q: %w", a.IP, err)
 		}
 		for _, h := range a.Hostnames {
 			if err := ValidateHostname(h); err != nil {

@@ -48,14 +48,40 @@ func TestValidateDNS(t *testing.T) {
 		{"option bad ndots", DNSConfig{Options: []string{"ndots:x"}}, false},
 		{"option empty", DNSConfig{Options: []string{""}}, false},
 		{"option newline", DNSConfig{Options: []string{"rotate\nnameserver"}}, false},
+		// netip.ParseAddr takes any bytes as a zone: resolv.conf injection.
+		{"server zone with newline", DNSConfig{Servers: []string{"fe80::1%x\nnameserver 6.6.6.6"}}, false},
+		{"server zone", DNSConfig{Servers: []string{"fe80::1%eth0"}}, false},
+		{"server trailing newline", DNSConfig{Servers: []string{"1.1.1.1\n"}}, false},
+		{"server tab", DNSConfig{Servers: []string{"\t1.1.1.1"}}, false},
+		{"search control", DNSConfig{Searches: []string{"a\x1bb"}}, false},
+		{"search newline", DNSConfig{Searches: []string{"a\nnameserver 6.6.6.6"}}, false},
+		{"option value vertical tab", DNSConfig{Options: []string{"ndots:5\vrotate"}}, false},
+		{"option value form feed", DNSConfig{Options: []string{"foo:a\fb"}}, false},
+		{"option value escape", DNSConfig{Options: []string{"foo:a\x1bb"}}, false},
+		{"option value non-breaking space", DNSConfig{Options: []string{"foo:a\u00a0b"}}, false},
+		{"option value invalid utf-8", DNSConfig{Options: []string{"foo:a\xffb"}}, false},
 	} {
 		err := ValidateDNS(tc.dns)
 		if tc.ok != (err == nil) {
 			t.Errorf("%s: ValidateDNS = %v, want ok=%v", tc.name, err, tc.ok)
 		}
+		if err != nil && !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("%s: ValidateDNS = %v, want InvalidArgument", tc.name, err)
+		}
+	}
+	for server, want := range map[string]string{
+		"fe80::1%x\nnameserver 6.6.6.6": `dns server "fe80::1%x\nnameserver 6.6.6.6": contains a control or space character`,
+		"fe80::1%eth0":                  `dns server "fe80::1%eth0": an IPv6 zone is not allowed`,
+	} {
+		if err := ValidateDNS(DNSConfig{Servers: []string{server}}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ValidateDNS(%q) = %v, want an error containing %s", server, err, want)
+		}
 	}
 	if err := ValidateHostAliases([]HostAlias{{IP: "nope", Hostnames: []string{"a"}}}); err == nil {
 		t.Error("alias with a bad IP accepted")
+	}
+	if err := ValidateHostAliases([]HostAlias{{IP: "fe80::1%x\n6.6.6.6", Hostnames: []string{"a"}}}); err == nil {
+		t.Error("ValidateHostAliases accepted an IPv6 zone with a newline")
 	}
 	if err := ValidateHostAliases([]HostAlias{{IP: "1.2.3.4", Hostnames: []string{"a b"}}}); err == nil {
 		t.Error("alias with a bad name accepted")

@@ -93,8 +93,11 @@ type Config struct {
 	Sysctls        map[string]string
 	RuntimeHandler string
 	LogDir         string
-	// SharePID gives the pod one pid namespace for all its containers.
-	SharePID bool
+	// SharePID gives the pod one pid namespace for all its containers;
+	// HostPID gives them the host's.
+	SharePID, HostPID bool
+	// Privileged allows the pod privileged containers.
+	Privileged bool
 }
 
 const (
@@ -128,6 +131,9 @@ func (c *Config) validate() (map[string]string, error) {
 	}
 	if err := ValidateHostAliases(c.HostAliases); err != nil {
 		return nil, err
+	}
+	if c.SharePID && c.HostPID {
+		return nil, invalidf("pod %s: a pid namespace cannot be both the pod's and the host's", c.ID)
 	}
 	if c.ShmSize < 0 {
 		return nil, invalidf("shm size %d: must be positive", c.ShmSize)
@@ -173,6 +179,7 @@ func (m *Manager) newPod(c *Config, sysctls map[string]string) (*Pod, error) {
 		ResolvPath: filepath.Join(dir, "resolv.conf"), HostsPath: filepath.Join(dir, "hosts"),
 		RuntimeHandler: c.RuntimeHandler, LogDir: c.LogDir,
 		PortMappings: c.PortMappings, Bandwidth: c.Bandwidth, Sysctls: sysctls, SharePID: c.SharePID,
+		HostPID: c.HostPID, Privileged: c.Privileged,
 	}
 	if c.HostNetwork {
 		p.Network = NetworkHost

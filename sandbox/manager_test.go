@@ -273,11 +273,15 @@ func TestManagerRemoveReadyPod(t *testing.T) {
 func TestManagerHostNamespaces(t *testing.T) {
 	e := newEnv(t)
 	c := e.config(t)
-	c.HostNetwork, c.HostIPC = true, true
+	c.HostNetwork, c.HostIPC, c.HostPID, c.Privileged = true, true, true, true
 	c.Sysctls = nil
 	p, err := e.m.Run(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// What the pod decided is in its record, for CreateContainer.
+	if rec, err := e.m.Get(p.ID); err != nil || !rec.HostPID || !rec.Privileged || rec.SecurityUnrecorded {
+		t.Errorf("record of a host-pid privileged pod: %+v, %v", rec, err)
 	}
 	if p.NetNS != "" || p.IPCNS != "" || p.UTSNS != "" || p.ShmPath != "" || p.Network != NetworkHost || len(p.IPs) != 0 {
 		t.Errorf("host-namespace pod: %+v", p)
@@ -357,19 +361,21 @@ func TestManagerValidation(t *testing.T) {
 	m := &Manager{}
 	good := Config{ID: strings.Repeat("a", 64), Name: "n", Namespace: "ns", UID: "u"}
 	for name, mutate := range map[string]func(*Config){
-		"short id":           func(c *Config) { c.ID = "abc" },
-		"upper-case id":      func(c *Config) { c.ID = strings.Repeat("A", 64) },
-		"no name":            func(c *Config) { c.Name = "" },
-		"bad hostname":       func(c *Config) { c.Hostname = "-x" },
-		"bad dns":            func(c *Config) { c.DNS.Servers = []string{"x"} },
-		"bad alias":          func(c *Config) { c.HostAliases = []HostAlias{{IP: "x"}} },
-		"negative shm":       func(c *Config) { c.ShmSize = -1 },
-		"relative cgroup":    func(c *Config) { c.CgroupParent = "kubepods" },
-		"unclean cgroup":     func(c *Config) { c.CgroupParent = "/a/../b" },
-		"unsafe sysctl":      func(c *Config) { c.Sysctls = map[string]string{"kernel.panic": "1"} },
-		"net sysctl on host": func(c *Config) { c.HostNetwork = true; c.Sysctls = map[string]string{"net.core.somaxconn": "1"} },
-		"relative log dir":   func(c *Config) { c.LogDir = "logs/pod" },
-		"unclean log dir":    func(c *Config) { c.LogDir = "/var/log/pods/../../etc" },
+		"short id":            func(c *Config) { c.ID = "abc" },
+		"upper-case id":       func(c *Config) { c.ID = strings.Repeat("A", 64) },
+		"no name":             func(c *Config) { c.Name = "" },
+		"bad hostname":        func(c *Config) { c.Hostname = "-x" },
+		"bad dns":             func(c *Config) { c.DNS.Servers = []string{"x"} },
+		"bad alias":           func(c *Config) { c.HostAliases = []HostAlias{{IP: "x"}} },
+		"negative shm":        func(c *Config) { c.ShmSize = -1 },
+		"relative cgroup":     func(c *Config) { c.CgroupParent = "kubepods" },
+		"unclean cgroup":      func(c *Config) { c.CgroupParent = "/a/../b" },
+		"unsafe sysctl":       func(c *Config) { c.Sysctls = map[string]string{"kernel.panic": "1"} },
+		"net sysctl on host":  func(c *Config) { c.HostNetwork = true; c.Sysctls = map[string]string{"net.core.somaxconn": "1"} },
+		"relative log dir":    func(c *Config) { c.LogDir = "logs/pod" },
+		"unclean log dir":     func(c *Config) { c.LogDir = "/var/log/pods/../../etc" },
+		"shared and host pid": func(c *Config) { c.SharePID, c.HostPID = true, true },
+		"dns zone":            func(c *Config) { c.DNS.Servers = []string{"fe80::1%x\nnameserver 6.6.6.6"} },
 	} {
 		c := good
 		mutate(&c)

@@ -83,7 +83,7 @@ func (n NetworkState) String() string {
 
 // Pod is a pod sandbox as crib knows it: its identity, and the facts
 // containers need (namespace paths, cgroup, files), as plain values. The
-// Store persists it as its own versioned document (recordV1).
+// Store persists it as its own versioned document (recordV2).
 type Pod struct {
 	ID        string // 64 hex characters
 	Name      string
@@ -128,6 +128,19 @@ type Pod struct {
 	// CreatedCgroups are the ancestors of the pod's cgroup that crib made
 	// (they did not exist), deepest first; the pod's removal takes them.
 	CreatedCgroups []string
+
+	// Privileged says the pod may hold privileged containers, and HostPID
+	// that its containers use the host's pid namespace. They are what the
+	// pod decided at RunPodSandbox; a CreateContainer request carries its
+	// own copy of the pod's config, which the client may have changed, so
+	// cri/ reads these instead.
+	Privileged, HostPID bool
+	// SecurityUnrecorded marks a pod created by a version whose record
+	// (version 1) kept neither Privileged nor HostPID: both are false here
+	// and cri/ takes them from each request, as that version did, so the
+	// pod's privileged or host-pid containers keep working after the
+	// upgrade.
+	SecurityUnrecorded bool
 }
 
 // HostNetwork reports whether the pod uses the host's network namespace.

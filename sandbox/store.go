@@ -16,7 +16,8 @@ import (
 )
 
 // recordVersion is the version of the pod record file this code writes.
-const recordVersion = 1
+// Version 1 is read too (see recordV2).
+const recordVersion = 2
 
 // recordV1 is the persisted form of a Pod, version 1. It is its own type
 // so that renaming a field of Pod cannot silently change the file format;
@@ -58,7 +59,22 @@ type recordV1 struct {
 	CreatedCgroups []string `json:"created_cgroups,omitempty"`
 }
 
-func toRecord(p *Pod) recordV1 {
+// recordV2 is version 1 and the pod's security decisions, which
+// CreateContainer must take from the record rather than from the request.
+// A version 1 record loads as SecurityUnrecorded, since nothing in it says
+// whether the pod was privileged or used the host's pid namespace.
+type recordV2 struct {
+	recordV1
+	Privileged         bool `json:"privileged,omitempty"`
+	HostPID            bool `json:"host_pid,omitempty"`
+	SecurityUnrecorded bool `json:"security_unrecorded,omitempty"`
+}
+
+func toRecord(p *Pod) recordV2 {
+	return recordV2{recordV1: toRecordV1(p), Privileged: p.Privileged, HostPID: p.HostPID, SecurityUnrecorded: p.SecurityUnrecorded}
+}
+
+func toRecordV1(p *Pod) recordV1 {
 	return recordV1{
 		Version: recordVersion, ID: p.ID, Name: p.Name, Namespace: p.Namespace, UID: p.UID,
 		Attempt: p.Attempt, Labels: p.Labels, Annotations: p.Annotations, CreatedAt: p.CreatedAt,
@@ -71,7 +87,16 @@ func toRecord(p *Pod) recordV1 {
 	}
 }
 
-func fromRecord(r *recordV1) (*Pod, error) {
+func fromRecord(r *recordV2) (*Pod, error) {
+	p, err := fromRecordV1(&r.recordV1)
+	if err != nil {
+		return nil, err
+	}
+	p.Privileged, p.HostPID, p.SecurityUnrecorded = r.Privileged, r.HostPID, r.SecurityUnrecorded
+	return p, nil
+}
+
+func fromRecordV1(r *recordV1) (*Pod, error) {
 	p := &Pod{
 		ID: r.ID, Name: r.Name, Namespace: r.Namespace, UID: r.UID, Attempt: r.Attempt,
 		Labels: r.Labels, Annotations: r.Annotations, CreatedAt: r.CreatedAt, Dir: r.Dir,
@@ -139,12 +164,19 @@ func load(path string) (*Pod, error) {
 	if err := statefile.ReadJSON(path, &v); err != nil {
 		return nil, err
 	}
-	if v.Version != recordVersion {
+	var r recordV2
+	switch v.Version {
+	case 1:
+		if err := statefile.ReadJSON(path, &r.recordV1); err != nil {
+			return nil, err
+		}
+		r.SecurityUnrecorded = true
+	case recordVersion:
+		if err := statefile.ReadJSON(path, &r); err != nil {
+			return nil, err
+		}
+	default:
 		return nil, fmt.Errorf("%s: version %d: %w", path, v.Version, statefile.ErrVersion)
-	}
-	var r recordV1
-	if err := statefile.ReadJSON(path, &r); err != nil {
-		return nil, err
 	}
 	if r.ID == "" || filepath.Base(path) != r.ID+".json" {
 		return nil, fmt.Errorf("%s: record names pod %q", path, r.ID)

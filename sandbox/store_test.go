@@ -35,6 +35,7 @@ func samplePod(id, name string, labels map[string]string) *Pod {
 		PortMappings: []cni.PortMapping{{HostPort: 80, ContainerPort: 8080, Protocol: "tcp", HostIP: "127.0.0.1"}},
 		Bandwidth:    &cni.Bandwidth{IngressRate: 1e6, EgressBurst: 1e3},
 		Sysctls:      map[string]string{"net.core.somaxconn": "1024"},
+		Privileged:   true, HostPID: true,
 	}
 }
 
@@ -170,11 +171,11 @@ func TestStoreListAndPrefix(t *testing.T) {
 func TestStoreVersions(t *testing.T) {
 	dir := t.TempDir()
 	id := newID(t)
-	if err := statefile.WriteJSON(filepath.Join(dir, id+".json"), map[string]any{"version": 2, "id": id}); err != nil {
+	if err := statefile.WriteJSON(filepath.Join(dir, id+".json"), map[string]any{"version": 3, "id": id}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := OpenStore(dir); !errors.Is(err, statefile.ErrVersion) {
-		t.Fatalf("OpenStore with a version 2 record = %v, want ErrVersion", err)
+		t.Fatalf("OpenStore with a version 3 record = %v, want ErrVersion", err)
 	}
 	os.WriteFile(filepath.Join(dir, id+".json"), []byte("{"), 0o600)
 	if _, err := OpenStore(dir); err == nil {
@@ -192,6 +193,52 @@ func TestStoreVersions(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "."+id+".json.tmp-1"), []byte("{"), 0o600)
 	if _, err := OpenStore(dir); err != nil {
 		t.Fatalf("OpenStore with a temp file: %v", err)
+	}
+}
+
+// TestStoreLoadsVersion1 loads a record as the version before 2 wrote it:
+// the pod keeps working, marked SecurityUnrecorded, and an update writes
+// version 2 keeping the mark.
+func TestStoreLoadsVersion1(t *testing.T) {
+	dir := t.TempDir()
+	id := newID(t)
+	v1 := `{"version":1,"id":"` + id + `","name":"web","namespace":"default","uid":"u1","attempt":0,
+		"created_at":"2026-01-02T03:04:05Z","state":"READY","network":"attached","dir":"/run/crib/pods/` + id + `",
+		"net_ns":"/n","ipc_ns":"/i","uts_ns":"/u","hostname":"web","hostname_path":"/h","resolv_path":"/r",
+		"hosts_path":"/hs","shm_path":"/shm","log_dir":"/var/log/pods/x","sysctls":{"net.core.somaxconn":"1024"},
+		"share_pid":true,"pause_pid":42}`
+	if err := os.WriteFile(filepath.Join(dir, id+".json"), []byte(v1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenStore(dir)
+	if err != nil {
+		t.Fatalf("OpenStore with a version 1 record: %v", err)
+	}
+	p, err := s.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.SecurityUnrecorded || p.Privileged || p.HostPID || p.State != StateReady || p.LogDir != "/var/log/pods/x" ||
+		!p.SharePID || p.PausePID != 42 || p.Sysctls["net.core.somaxconn"] != "1024" {
+		t.Fatalf("version 1 record loaded as %+v", p)
+	}
+	p.State = StateNotReady
+	if err := s.Update(p); err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Version            int  `json:"version"`
+		SecurityUnrecorded bool `json:"security_unrecorded"`
+	}
+	if err := statefile.ReadJSON(filepath.Join(dir, id+".json"), &v); err != nil || v.Version != 2 || !v.SecurityUnrecorded {
+		t.Fatalf("updated record = %+v, %v; want version 2, security_unrecorded", v, err)
+	}
+	s2, err := OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p2, err := s2.Get(id); err != nil || !p2.SecurityUnrecorded || p2.State != StateNotReady {
+		t.Fatalf("reloaded = %+v, %v", p2, err)
 	}
 }
 

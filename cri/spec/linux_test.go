@@ -28,10 +28,13 @@ func TestNamespaces(t *testing.T) {
 		name          string
 		net, pid, ipc criapi.NamespaceMode
 		target        string
-		mutate        func(*Input)
-		want          []specs.LinuxNamespace
-		hostname      string
-		err           errKind
+		// pod is the sandbox's options; nil: the container's, with pid
+		// CONTAINER where the container's is TARGET.
+		pod      *criapi.NamespaceOption
+		mutate   func(*Input)
+		want     []specs.LinuxNamespace
+		hostname string
+		err      errKind
 	}{
 		{name: "pod net+ipc, container pid", net: POD, pid: CONTAINER, ipc: POD, hostname: "web-0",
 			want: []specs.LinuxNamespace{mnt, net, ipc, uts, {Type: specs.PIDNamespace}, cg}},
@@ -56,6 +59,20 @@ func TestNamespaces(t *testing.T) {
 			},
 			want: []specs.LinuxNamespace{mnt, ipc, {Type: specs.PIDNamespace}, cg},
 		},
+		// A host namespace is the pod's decision: a container cannot add
+		// one its pod does not have (the request's sandbox config is not
+		// trusted; cri/ rebuilds Sandbox from the pod's record).
+		{name: "host network in a pod that has its own", net: NODE, pid: CONTAINER, ipc: POD,
+			pod: &criapi.NamespaceOption{Network: POD, Pid: CONTAINER, Ipc: POD}, err: invalid},
+		{name: "host ipc in a pod that has its own", net: POD, pid: CONTAINER, ipc: NODE,
+			pod: &criapi.NamespaceOption{Network: POD, Pid: CONTAINER, Ipc: POD}, err: invalid},
+		{name: "host pid in a pod that shares its own", net: POD, pid: NODE, ipc: POD,
+			pod: &criapi.NamespaceOption{Network: POD, Pid: POD, Ipc: POD}, err: invalid},
+		{name: "host pid in a pod with a pid namespace per container", net: POD, pid: NODE, ipc: POD,
+			pod: &criapi.NamespaceOption{Network: POD, Pid: CONTAINER, Ipc: POD}, err: invalid},
+		{name: "pod modes in a host pod are the host's", net: POD, pid: POD, ipc: POD,
+			pod:  &criapi.NamespaceOption{Network: NODE, Pid: NODE, Ipc: NODE},
+			want: []specs.LinuxNamespace{mnt, cg}},
 		{name: "pod pid without a path", net: POD, pid: POD, ipc: POD, err: invalid},
 		{name: "target without a path", net: POD, pid: TARGET, target: "abc", ipc: POD, err: invalid},
 		{name: "target without an id", net: POD, pid: TARGET, ipc: POD, mutate: func(in *Input) { in.PidNS = pausePid }, err: invalid},
@@ -72,6 +89,14 @@ func TestNamespaces(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			in := baseInput()
 			sc(&in).NamespaceOptions = &criapi.NamespaceOption{Network: tc.net, Pid: tc.pid, Ipc: tc.ipc, TargetId: tc.target}
+			pod := tc.pod
+			if pod == nil {
+				pod = &criapi.NamespaceOption{Network: tc.net, Pid: tc.pid, Ipc: tc.ipc}
+				if tc.pid == TARGET {
+					pod.Pid = CONTAINER
+				}
+			}
+			in.Sandbox.Linux.SecurityContext.NamespaceOptions = pod
 			if tc.mutate != nil {
 				tc.mutate(&in)
 			}
@@ -252,6 +277,8 @@ func TestSysctls(t *testing.T) {
 			in.Sandbox.Linux.Sysctls = tc.sysctls
 			sc(&in).NamespaceOptions.Network = tc.net
 			sc(&in).NamespaceOptions.Ipc = tc.ipc
+			in.Sandbox.Linux.SecurityContext.NamespaceOptions.Network = tc.net
+			in.Sandbox.Linux.SecurityContext.NamespaceOptions.Ipc = tc.ipc
 			s, err := Container(in)
 			checkErr(t, err, tc.err, "sysctl")
 			if err != nil {

@@ -146,6 +146,13 @@ func criMounts(in Input) ([]specs.Mount, string, error) {
 		if err != nil {
 			return nil, "", fmt.Errorf("mount %q: %w", dst, err)
 		}
+		if prop == "rshared" && !in.Config.GetLinux().GetSecurityContext().GetPrivileged() {
+			// A shared mount lets the container's mounts reach the host's
+			// namespace; the kubelet allows Bidirectional only for
+			// privileged containers, and containerd and CRI-O refuse it
+			// otherwise too.
+			return nil, "", invalidf("mount %q: Bidirectional propagation needs a privileged container", dst)
+		}
 		// Bidirectional needs the rootfs shared, host-to-container at least
 		// slave, or the kernel refuses to propagate into the bind.
 		switch {

@@ -66,6 +66,7 @@ func TestMountsPodFiles(t *testing.T) {
 
 	in = baseInput()
 	sc(&in).NamespaceOptions.Ipc = criapi.NamespaceMode_NODE
+	in.Sandbox.Linux.SecurityContext.NamespaceOptions.Ipc = criapi.NamespaceMode_NODE
 	if m := findMount(mustContainer(t, in).Mounts, "/dev/shm"); m.Source != "/dev/shm" || m.Type != "bind" {
 		t.Errorf("host IPC /dev/shm = %+v, want the host's /dev/shm bound", m)
 	}
@@ -107,6 +108,7 @@ func TestMountsCRI(t *testing.T) {
 		{
 			name: "bidirectional makes the rootfs shared", dst: "/shared", rootProp: "rshared",
 			mutate: []func(*Input){
+				func(in *Input) { in.Sandbox.Linux.SecurityContext.Privileged = true; sc(in).Privileged = true },
 				m("/shared", "/srv/shared", func(c *criapi.Mount) { c.Propagation = criapi.MountPropagation_PROPAGATION_BIDIRECTIONAL }),
 				m("/data", data, func(c *criapi.Mount) { c.Propagation = criapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER }),
 			},
@@ -122,6 +124,9 @@ func TestMountsCRI(t *testing.T) {
 			mutate: []func(*Input){m("/etc/hosts", "/var/lib/kubelet/pods/uid-1/etc-hosts", nil)},
 			want:   &specs.Mount{Destination: "/etc/hosts", Type: "bind", Source: "/var/lib/kubelet/pods/uid-1/etc-hosts", Options: []string{"rbind", "rprivate", "rw"}},
 		},
+		{name: "bidirectional unprivileged", mutate: []func(*Input){
+			m("/shared", "/srv/shared", func(c *criapi.Mount) { c.Propagation = criapi.MountPropagation_PROPAGATION_BIDIRECTIONAL }),
+		}, err: invalid, mention: []string{`"/shared"`, "Bidirectional", "privileged"}},
 		{name: "relative host path", mutate: []func(*Input){m("/data", "volumes/data", nil)}, err: invalid, mention: []string{`"/data"`, `"volumes/data"`, "absolute"}},
 		{name: "missing host path", mutate: []func(*Input){m("/data", "/nope", nil)}, err: invalid, mention: []string{`"/nope"`, "does not exist"}},
 		{name: "host path stat fails", mutate: []func(*Input){m("/data", "/denied", nil)}, err: other, mention: []string{"/denied", "permission denied"}},

@@ -24,12 +24,41 @@ type nsModes struct {
 
 // namespaceModes reads the container's NamespaceOptions, falling back to
 // the sandbox's when the container has none (crictl users often leave them
-// out). Kubelet sets both, identical but for pid.
+// out). Kubelet sets both, identical but for pid. A host namespace is the
+// pod's decision (hostNetwork, hostIPC, hostPID, which admission checks on
+// the pod): a container may use one only where its pod does, and POD in
+// such a pod means the host's, the pod's own.
 func namespaceModes(in Input) (nsModes, error) {
-	opts := in.Config.GetLinux().GetSecurityContext().GetNamespaceOptions()
-	if opts == nil {
-		opts = in.Sandbox.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	m, err := readModes(in.Config.GetLinux().GetSecurityContext().GetNamespaceOptions(), "")
+	if err != nil {
+		return nsModes{}, err
 	}
+	pod, err := readModes(in.Sandbox.GetLinux().GetSecurityContext().GetNamespaceOptions(), "pod ")
+	if err != nil {
+		return nsModes{}, err
+	}
+	if in.Config.GetLinux().GetSecurityContext().GetNamespaceOptions() == nil {
+		m = pod
+	}
+	for _, n := range []struct {
+		name string
+		ctr  *nsMode
+		pod  nsMode
+	}{{"network", &m.net, pod.net}, {"ipc", &m.ipc, pod.ipc}, {"pid", &m.pid, pod.pid}} {
+		switch {
+		case *n.ctr == modeNode && n.pod != modeNode:
+			return nsModes{}, invalidf("%s namespace: the container asks for the host's (NODE) in a pod that does not use it", n.name)
+		case *n.ctr == modePod && n.pod == modeNode:
+			*n.ctr = modeNode
+		}
+	}
+	m.uts = m.net
+	return m, nil
+}
+
+// readModes reads one NamespaceOption (a nil one is all POD, the CRI's
+// zero value); prefix names whose it is in errors.
+func readModes(opts *criapi.NamespaceOption, prefix string) (nsModes, error) {
 	if u := opts.GetUsernsOptions(); u != nil && u.GetMode() != criapi.NamespaceMode_NODE {
 		// Kubelet only asks for this when the runtime advertises user
 		// namespace support, which crib does not yet.
@@ -39,19 +68,18 @@ func namespaceModes(in Input) (nsModes, error) {
 		m   nsModes
 		err error
 	)
-	if m.net, err = mode("network", opts.GetNetwork(), false); err != nil {
+	if m.net, err = mode(prefix+"network", opts.GetNetwork(), false); err != nil {
 		return nsModes{}, err
 	}
-	if m.ipc, err = mode("ipc", opts.GetIpc(), false); err != nil {
+	if m.ipc, err = mode(prefix+"ipc", opts.GetIpc(), false); err != nil {
 		return nsModes{}, err
 	}
-	if m.pid, err = mode("pid", opts.GetPid(), true); err != nil {
+	if m.pid, err = mode(prefix+"pid", opts.GetPid(), true); err != nil {
 		return nsModes{}, err
 	}
 	if m.pid == modeTarget && opts.GetTargetId() == "" {
-		return nsModes{}, invalidf("pid namespace mode TARGET without a target_id")
+		return nsModes{}, invalidf("%spid namespace mode TARGET without a target_id", prefix)
 	}
-	m.uts = m.net
 	return m, nil
 }
 

@@ -108,7 +108,7 @@ func (s *service) create(ctx context.Context, r *shimapi.CreateRequest, spec *sp
 		return nil, err
 	}
 	if r.LogPath != "" {
-		if c.log, err = crilog.Open(r.LogPath); err != nil {
+		if c.log, err = crilog.Open(r.LogDir, r.LogPath); err != nil {
 			return nil, err
 		}
 		undo = append(undo, c.log.Close)

@@ -230,9 +230,13 @@ type CreateRequest struct {
 	// The CRI log file the shim writes the container's output to.
 	LogPath string `protobuf:"bytes,8,opt,name=log_path,json=logPath,proto3" json:"log_path,omitempty"`
 	// Keep stdin open (attach); close it after the first attach detaches.
-	Stdin         bool `protobuf:"varint,9,opt,name=stdin,proto3" json:"stdin,omitempty"`
-	StdinOnce     bool `protobuf:"varint,10,opt,name=stdin_once,json=stdinOnce,proto3" json:"stdin_once,omitempty"`
-	Tty           bool `protobuf:"varint,11,opt,name=tty,proto3" json:"tty,omitempty"`
+	Stdin     bool `protobuf:"varint,9,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	StdinOnce bool `protobuf:"varint,10,opt,name=stdin_once,json=stdinOnce,proto3" json:"stdin_once,omitempty"`
+	Tty       bool `protobuf:"varint,11,opt,name=tty,proto3" json:"tty,omitempty"`
+	// The pod's log directory. log_path is opened beneath it, so that no
+	// symlink below the directory leads the shim elsewhere. Empty for a
+	// container created before crib kept it: log_path is opened as given.
+	LogDir        string `protobuf:"bytes,12,opt,name=log_dir,json=logDir,proto3" json:"log_dir,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -342,6 +346,13 @@ func (x *CreateRequest) GetTty() bool {
 		return x.Tty
 	}
 	return false
+}
+
+func (x *CreateRequest) GetLogDir() string {
+	if x != nil {
+		return x.LogDir
+	}
+	return ""
 }
 
 type ContainerRequest struct {
@@ -802,7 +813,7 @@ const file_shim_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"&\n" +
 	"\x12StartPauseResponse\x12\x10\n" +
-	"\x03pid\x18\x01 \x01(\x05R\x03pid\"\x8b\x02\n" +
+	"\x03pid\x18\x01 \x01(\x05R\x03pid\"\xa4\x02\n" +
 	"\rCreateRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04spec\x18\x02 \x01(\fR\x04spec\x12\x14\n" +
@@ -816,7 +827,8 @@ const file_shim_proto_rawDesc = "" +
 	"\n" +
 	"stdin_once\x18\n" +
 	" \x01(\bR\tstdinOnce\x12\x10\n" +
-	"\x03tty\x18\v \x01(\bR\x03tty\"\"\n" +
+	"\x03tty\x18\v \x01(\bR\x03tty\x12\x17\n" +
+	"\alog_dir\x18\f \x01(\tR\x06logDir\"\"\n" +
 	"\x10ContainerRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"G\n" +
 	"\vKillRequest\x12\x0e\n" +

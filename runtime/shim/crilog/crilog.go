@@ -8,17 +8,29 @@
 // ended without a newline. Joining a run of P pieces and the next F gives
 // back the line.
 //
-// It imports only the standard library. Internal to crib; no API
-// compatibility promised.
+// The file is opened beneath the pod's log directory (openat2
+// RESOLVE_BENEATH from the directory's fd): the directory is the kubelet's
+// word, but what lies below it may be writable from a container that mounts
+// it, and a symlink there must not send the shim's writes elsewhere.
+//
+// It imports the standard library, x/sys and internal/resolve. Internal to
+// crib; no API compatibility promised.
 package crilog
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crib-runtime/crib/internal/resolve"
 )
 
 // MaxLine is the longest content of one log line; longer lines are split.
@@ -35,8 +47,11 @@ const (
 // the kubelet's reader never sees half a line from either stream.
 type File struct {
 	path string
-	now  func() time.Time
-	max  int // MaxLine; smaller in tests
+	// dir is the log directory path is opened beneath; "" opens path as
+	// given (a container created before crib kept the directory).
+	dir string
+	now func() time.Time
+	max int // MaxLine; smaller in tests
 
 	// mu guards f and buf.
 	mu  sync.Mutex
@@ -44,26 +59,113 @@ type File struct {
 	buf []byte // one formatted line, reused
 }
 
-// Open opens (creating it if needed) the log file at path for appending.
-func Open(path string) (*File, error) {
-	f, err := openFile(path)
+// Open opens (creating it and its directories if needed) the log file at
+// path for appending. path must lie below dir, lexically and on disk: no
+// component below dir may lead out of it. dir "" opens path as given.
+func Open(dir, path string) (*File, error) {
+	if dir != "" {
+		if _, err := relBeneath(dir, path); err != nil {
+			return nil, err
+		}
+	}
+	l := &File{path: path, dir: dir, now: time.Now, max: MaxLine}
+	f, err := l.open()
 	if err != nil {
 		return nil, err
 	}
-	return &File{path: path, f: f, now: time.Now, max: MaxLine}, nil
+	l.f = f
+	return l, nil
 }
 
-func openFile(path string) (*os.File, error) {
-	// The kubelet names the pod's log directory but does not always create
-	// it first (containerd and CRI-O create it too).
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("open container log: %w", err)
+// relBeneath returns path relative to dir, refusing a path that is not
+// strictly below dir or that has a ".." component.
+func relBeneath(dir, path string) (string, error) {
+	rel, err := filepath.Rel(dir, path)
+	if err != nil || !filepath.IsAbs(dir) || rel == "." || slices.Contains(strings.Split(rel, "/"), "..") ||
+		filepath.Join(dir, rel) != filepath.Clean(path) {
+		return "", fmt.Errorf("open container log %s: not below the log directory %s", path, dir)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	return rel, nil
+}
+
+func (l *File) open() (*os.File, error) {
+	if l.dir == "" {
+		// The kubelet names the pod's log directory but does not always
+		// create it first (containerd and CRI-O create it too).
+		if err := os.MkdirAll(filepath.Dir(l.path), 0o755); err != nil {
+			return nil, fmt.Errorf("open container log: %w", err)
+		}
+		f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return nil, fmt.Errorf("open container log: %w", err)
+		}
+		return f, nil
+	}
+	f, err := openBeneath(l.dir, l.path)
 	if err != nil {
-		return nil, fmt.Errorf("open container log: %w", err)
+		return nil, fmt.Errorf("open container log %s: %w", l.path, err)
 	}
 	return f, nil
+}
+
+// beneath is how every path below the log directory is resolved: no
+// component may leave the directory (an absolute symlink, or ".." past
+// it, fails with EXDEV) and no /proc magic link is followed.
+const beneath = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS
+
+// openBeneath creates dir (the kubelet does not always create it first;
+// containerd and CRI-O do too), then the directories between dir and path
+// and the file itself, each resolved beneath dir's fd.
+func openBeneath(dir, path string) (*os.File, error) {
+	rel, err := relBeneath(dir, path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	dfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open log directory %s: %w", dir, err)
+	}
+	defer unix.Close(dfd)
+	if err := mkdirBeneath(dfd, filepath.Dir(rel)); err != nil {
+		return nil, err
+	}
+	fd, err := resolve.Openat2(dfd, rel, &unix.OpenHow{
+		Flags:   unix.O_WRONLY | unix.O_APPEND | unix.O_CREAT | unix.O_CLOEXEC | unix.O_NOCTTY,
+		Mode:    0o640,
+		Resolve: beneath,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("openat2 %s beneath %s: %w", rel, dir, err)
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// mkdirBeneath makes each directory of rel ("." for none) below dfd.
+// mkdirat never follows a symlink in its last component, and its parent is
+// opened beneath dfd, so no directory is made outside.
+func mkdirBeneath(dfd int, rel string) error {
+	if rel == "." {
+		return nil
+	}
+	parent := "."
+	for _, name := range strings.Split(rel, "/") {
+		pfd, err := resolve.Openat2(dfd, parent, &unix.OpenHow{
+			Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: beneath,
+		})
+		if err != nil {
+			return fmt.Errorf("openat2 %s beneath the log directory: %w", parent, err)
+		}
+		err = unix.Mkdirat(pfd, name, 0o755)
+		unix.Close(pfd)
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("mkdirat %s beneath the log directory: %w", filepath.Join(parent, name), err)
+		}
+		parent = filepath.Join(parent, name)
+	}
+	return nil
 }
 
 // Path is the file's path.
@@ -72,7 +174,7 @@ func (l *File) Path() string { return l.path }
 // Reopen opens the path again, after the kubelet renamed the file away to
 // rotate it. The old file is kept when the new one cannot be opened.
 func (l *File) Reopen() error {
-	f, err := openFile(l.path)
+	f, err := l.open()
 	if err != nil {
 		return err
 	}

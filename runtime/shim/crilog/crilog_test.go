@@ -49,8 +49,9 @@ func parse(t testing.TB, data []byte) []line {
 
 func openTest(t testing.TB, max int) (*File, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "0.log")
-	f, err := Open(path)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ctr", "0.log")
+	f, err := Open(dir, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,4 +223,92 @@ func FuzzStream(f *testing.F) {
 			t.Fatalf("rebuilt %q from the log, wrote %q", rebuilt, data)
 		}
 	})
+}
+
+// TestOpenStaysBeneathLogDir: a symlink below the log directory (made by a
+// container that mounts the directory) cannot lead the shim's writes out,
+// whether it is a directory on the way, the file itself, or appears
+// between Open and a Reopen.
+func TestOpenStaysBeneathLogDir(t *testing.T) {
+	outside := t.TempDir()
+	for name, setup := range map[string]func(dir string) error{
+		"absolute directory symlink": func(dir string) error { return os.Symlink(outside, filepath.Join(dir, "ctr")) },
+		"relative directory symlink": func(dir string) error {
+			return os.Symlink(filepath.Join("..", filepath.Base(outside)), filepath.Join(dir, "ctr"))
+		},
+		"file symlink": func(dir string) error {
+			if err := os.Mkdir(filepath.Join(dir, "ctr"), 0o755); err != nil {
+				return err
+			}
+			return os.Symlink(filepath.Join(outside, "0.log"), filepath.Join(dir, "ctr", "0.log"))
+		},
+		"nested directory symlink": func(dir string) error { return os.Symlink(outside, filepath.Join(dir, "ctr")) },
+	} {
+		dir := t.TempDir()
+		if err := setup(dir); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "ctr", "0.log")
+		if name == "nested directory symlink" {
+			path = filepath.Join(dir, "ctr", "sub", "0.log")
+		}
+		if f, err := Open(dir, path); err == nil {
+			f.Close()
+			t.Errorf("%s: Open succeeded", name)
+		}
+		if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+			t.Fatalf("%s: Open made %s outside the log directory", name, ents[0].Name())
+		}
+	}
+
+	// A symlink that stays inside the directory is followed.
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "real"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real", filepath.Join(dir, "ctr")); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(dir, filepath.Join(dir, "ctr", "0.log"))
+	if err != nil {
+		t.Fatalf("Open through a symlink inside the directory: %v", err)
+	}
+	defer f.Close()
+	// Rotation, then the directory swapped for a symlink out: the reopen
+	// fails and keeps the old file.
+	if err := os.Rename(filepath.Join(dir, "real", "0.log"), filepath.Join(dir, "real", "0.log.1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "ctr")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "ctr")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Reopen(); err == nil {
+		t.Error("Reopen through a symlink out of the log directory succeeded")
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatalf("Reopen made %s outside the log directory", ents[0].Name())
+	}
+}
+
+func TestOpenRefusesPathOutsideLogDir(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{
+		filepath.Join(dir, "..", "x.log"), dir, filepath.Join(dir, "a", "..", "..", "x.log"), "/tmp/x.log", "relative.log",
+	} {
+		if f, err := Open(dir, p); err == nil {
+			f.Close()
+			t.Errorf("Open(%s, %s) succeeded", dir, p)
+		}
+	}
+	// Without a directory (a container created before crib kept it) the
+	// path is opened as given.
+	p := filepath.Join(t.TempDir(), "a", "0.log")
+	f, err := Open("", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
 }
