@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -303,5 +304,37 @@ func TestMultiArchIndex(t *testing.T) {
 	idxDigest, _ := idx.Digest()
 	if img.RepoDigests[0] != reg.Host+"/multi@"+idxDigest.String() {
 		t.Fatalf("repo digest %v, want the index digest %s", img.RepoDigests, idxDigest)
+	}
+}
+
+// TestOversizedBlobStopsAtDeclaredSize regresses a download that went on
+// past the size the manifest declares, as far as the registry cared to
+// send, before the digest check refused it.
+func TestOversizedBlobStopsAtDeclaredSize(t *testing.T) {
+	testutil.RequireRoot(t)
+	reg := testregistry.Start(t)
+	img := testregistry.Random(t, 1, 64<<10, 6)
+	byTag, _ := reg.Push(t, "oversized:1", img)
+	layers, _ := img.Layers()
+	dg, _ := layers[0].Digest()
+	size, _ := layers[0].Size()
+	const extra = 1 << 30
+	reg.Pad(dg.String(), extra)
+	dir := t.TempDir()
+	s := openStore(t, dir, config.Registry{})
+	_, err := s.Pull(context.Background(), byTag, Auth{})
+	want := fmt.Sprintf("blob is larger than the %d bytes its manifest declares", size)
+	if !errors.Is(err, errdefs.ErrDataLoss) || !strings.Contains(err.Error(), dg.String()) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v, want DataLoss naming %s and %q", err, dg, want)
+	}
+	// What the client took is bounded by socket buffers, not by the blob.
+	if sent := reg.Sent(dg.String()); sent > size+64<<20 {
+		t.Errorf("the registry sent %d bytes of a %d-byte blob before the pull hung up", sent, size)
+	}
+	if len(s.List()) != 0 || len(entriesIn(t, filepath.Join(dir, "ingest"))) != 0 {
+		t.Fatal("pull left an image or an ingest file")
+	}
+	if _, err := os.Stat(s.blobPath(dg.String())); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("oversized blob committed: %v", err)
 	}
 }
