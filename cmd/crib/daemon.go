@@ -115,7 +115,7 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	}
 	// After the container records: they pin the layers of removed images,
 	// which the store's first collection must leave.
-	images, dropped, err := image.Open(filepath.Join(cfg.Root, "images"), cfg.Registry, image.NodePlatform(), containers)
+	images, dropped, err := image.Open(filepath.Join(cfg.Root, "images"), cfg.Registry, cfg.Image, image.NodePlatform(), containers)
 	if err != nil {
 		return err
 	}

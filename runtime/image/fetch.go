@@ -120,7 +120,7 @@ func (s *Store) unpack(ctx context.Context, l Layer) (retErr error) {
 	if err := os.Mkdir(diff, 0o755); err != nil {
 		return fmt.Errorf("unpack layer %s: %w", l.Digest, err)
 	}
-	usage, err := applyBlob(ctx, s.blobPath(l.Digest), diff, l)
+	usage, err := applyBlob(ctx, s.blobPath(l.Digest), diff, l, s.limits)
 	if err != nil {
 		return fmt.Errorf("unpack layer %s: %w", l.Digest, err)
 	}
@@ -141,7 +141,7 @@ func (s *Store) unpack(ctx context.Context, l Layer) (retErr error) {
 	return nil
 }
 
-func applyBlob(ctx context.Context, blob, dir string, l Layer) (layer.Usage, error) {
+func applyBlob(ctx context.Context, blob, dir string, l Layer, lim layer.Limits) (layer.Usage, error) {
 	f, err := os.Open(blob)
 	if err != nil {
 		return layer.Usage{}, err
@@ -154,7 +154,7 @@ func applyBlob(ctx context.Context, blob, dir string, l Layer) (layer.Usage, err
 	defer closeFn()
 	h := sha256.New()
 	tr := io.TeeReader(r, h)
-	usage, err := layer.Apply(ctx, dir, tr)
+	usage, err := layer.Apply(ctx, dir, tr, lim)
 	if err != nil {
 		return usage, err
 	}

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -24,7 +25,7 @@ import (
 
 func openStore(t *testing.T, dir string, reg config.Registry) *Store {
 	t.Helper()
-	s, dropped, err := Open(dir, reg, NodePlatform(), nil)
+	s, dropped, err := Open(dir, reg, config.Image{}, NodePlatform(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,5 +337,45 @@ func TestOversizedBlobStopsAtDeclaredSize(t *testing.T) {
 	}
 	if _, err := os.Stat(s.blobPath(dg.String())); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("oversized blob committed: %v", err)
+	}
+}
+
+// TestLayerLimits regresses unbounded unpacking: a layer past the store's
+// byte or entry limit fails the pull with ResourceExhausted and leaves no
+// image, layer or temp directory.
+func TestLayerLimits(t *testing.T) {
+	testutil.RequireRoot(t)
+	reg := testregistry.Start(t)
+	files := []testregistry.File{{Name: "d/", Mode: 0o755, Typ: '5'}}
+	for i := range 10 {
+		files = append(files, testregistry.File{Name: fmt.Sprintf("d/f%d", i), Mode: 0o644, Data: bytes.Repeat([]byte{'x'}, 1000)})
+	}
+	byTag, _ := reg.Push(t, "limits:1", testregistry.Image(t, [][]testregistry.File{files}))
+	for _, tc := range []struct {
+		lim  config.Image
+		want string
+	}{
+		{config.Image{MaxLayerBytes: 5000, MaxLayerEntries: 100}, "files larger than 5000 bytes in all"},
+		{config.Image{MaxLayerBytes: 1 << 20, MaxLayerEntries: 5}, "more than 5 entries"},
+		{config.Image{MaxLayerBytes: 10000, MaxLayerEntries: 11}, ""},
+	} {
+		dir := t.TempDir()
+		s, _, err := Open(dir, config.Registry{}, tc.lim, NodePlatform(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.Pull(context.Background(), byTag, Auth{})
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%+v: pull within the limits: %v", tc.lim, err)
+			}
+			continue
+		}
+		if !errors.Is(err, errdefs.ErrResourceExhausted) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: got %v, want ResourceExhausted with %q", tc.lim, err, tc.want)
+		}
+		if len(s.List()) != 0 || len(entriesIn(t, filepath.Join(dir, "tmp"))) != 0 || len(entriesIn(t, filepath.Join(dir, "layers/sha256"))) != 0 {
+			t.Errorf("%+v: a failed pull left an image, a layer or a temp dir", tc.lim)
+		}
 	}
 }
