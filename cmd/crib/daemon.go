@@ -77,10 +77,8 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	if err != nil {
 		return err
 	}
-	for _, d := range []string{cfg.Root, cfg.State} {
-		if err := os.MkdirAll(d, 0o711); err != nil {
-			return fmt.Errorf("create %s: %w", d, err)
-		}
+	if err := makeDirs(cfg); err != nil {
+		return err
 	}
 	rootLock, err := lockDir(cfg.Root)
 	if err != nil {
@@ -261,6 +259,36 @@ func reloadRDT(logger klog.Logger, path string, classes *rdt.Controller) {
 		return
 	}
 	logger.Info("Reloaded RDT classes", "classes", classes.Classes())
+}
+
+// makeDirs creates the daemon's root and state directories with modes that
+// keep other host users out, and narrows them on a host where an older crib
+// made them wider. Behind the root are the containers' writable layers: a
+// user who could reach one could run a setuid-root file a container wrote
+// (the CVE-2021-41091 pattern), or read what containers keep. Behind
+// state/pods are each pod's /dev/shm (a 1777 tmpfs: a host user could
+// otherwise share memory with the pod's processes), namespace pins and
+// hosts files; behind state/shims the shims' sockets and logs. The state
+// dir itself stays 0711: the CRI socket (0660) lives there and its group
+// must reach it. Nothing but root (the daemon, shims and the containers'
+// init before pivot_root) walks these paths; containers see their files
+// through mounts made as root.
+func makeDirs(cfg config.Config) error {
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{
+		{cfg.Root, 0o700}, {cfg.State, 0o711},
+		{filepath.Join(cfg.State, "pods"), 0o700}, {filepath.Join(cfg.State, "shims"), 0o700},
+	} {
+		if err := os.MkdirAll(d.path, d.mode); err != nil {
+			return fmt.Errorf("create %s: %w", d.path, err)
+		}
+		if err := os.Chmod(d.path, d.mode); err != nil {
+			return fmt.Errorf("restrict %s to %#o: %w", d.path, d.mode, err)
+		}
+	}
+	return nil
 }
 
 // lockDir holds an flock on dir/crib.lock, so two daemons never share a root
