@@ -261,31 +261,40 @@ func reloadRDT(logger klog.Logger, path string, classes *rdt.Controller) {
 	logger.Info("Reloaded RDT classes", "classes", classes.Classes())
 }
 
-// makeDirs creates the daemon's root and state directories with modes that
-// keep other host users out, and narrows them on a host where an older crib
-// made them wider. Behind the root are the containers' writable layers: a
-// user who could reach one could run a setuid-root file a container wrote
-// (the CVE-2021-41091 pattern), or read what containers keep. Behind
-// state/pods are each pod's /dev/shm (a 1777 tmpfs: a host user could
-// otherwise share memory with the pod's processes), namespace pins and
-// hosts files; behind state/shims the shims' sockets and logs. The state
-// dir itself stays 0711: the CRI socket (0660) lives there and its group
-// must reach it. Nothing but root (the daemon, shims and the containers'
-// init before pivot_root) walks these paths; containers see their files
-// through mounts made as root.
+// makeDirs creates the daemon's root and state directories, and the
+// directories below them that crib owns, with modes that keep other host
+// users out. Behind the root are the containers' writable layers: a user
+// who could reach one could run a setuid-root file a container wrote (the
+// CVE-2021-41091 pattern), or read what containers keep. Behind state/pods
+// are each pod's /dev/shm (a 1777 tmpfs: a host user could otherwise share
+// memory with the pod's processes), namespace pins and hosts files; behind
+// state/shims the shims' sockets and logs. Nothing but root (the daemon,
+// the shims, and the containers' init before pivot_root) walks these
+// paths; containers see their files through mounts made as root.
+//
+// The root and state dirs are created 0700 and 0711 (the CRI socket, 0660,
+// lives in state, and its group must reach it) but never chmod'ed: they
+// are the admin's paths, and a typo there must not change the mode of
+// /var/lib. The directories crib owns are narrowed at every start, which
+// also closes those an older crib made 0711.
 func makeDirs(cfg config.Config) error {
 	for _, d := range []struct {
 		path string
 		mode os.FileMode
-	}{
-		{cfg.Root, 0o700}, {cfg.State, 0o711},
-		{filepath.Join(cfg.State, "pods"), 0o700}, {filepath.Join(cfg.State, "shims"), 0o700},
-	} {
+	}{{cfg.Root, 0o700}, {cfg.State, 0o711}} {
 		if err := os.MkdirAll(d.path, d.mode); err != nil {
 			return fmt.Errorf("create %s: %w", d.path, err)
 		}
-		if err := os.Chmod(d.path, d.mode); err != nil {
-			return fmt.Errorf("restrict %s to %#o: %w", d.path, d.mode, err)
+	}
+	for _, d := range []string{
+		filepath.Join(cfg.Root, "containers"), filepath.Join(cfg.Root, "images"), filepath.Join(cfg.Root, "pods"),
+		filepath.Join(cfg.State, "pods"), filepath.Join(cfg.State, "shims"),
+	} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
+			return fmt.Errorf("restrict %s to 0700: %w", d, err)
 		}
 	}
 	return nil

@@ -46,6 +46,16 @@ func TestHostUsersCannotReachCrib(t *testing.T) {
 	if err := os.WriteFile(control, []byte("open"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The layout an older crib left (0711 throughout): the daemon must
+	// narrow what it owns at start.
+	for _, d := range []string{e.Root, filepath.Join(e.Root, "containers"), e.State, filepath.Join(e.State, "pods")} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
 	asRoot := func(edit *criapi.ContainerConfig) {
 		edit.Linux.SecurityContext.RunAsUser = &criapi.Int64Value{Value: 0}
 	}
@@ -61,6 +71,11 @@ func TestHostUsersCannotReachCrib(t *testing.T) {
 	}, "the container's files in its upper dir and the pod's shm")
 	if fi, err := os.Stat(filepath.Join(upper, "id")); err != nil || fi.Mode()&os.ModeSetuid == 0 {
 		t.Fatalf("the container's setuid copy: %v, %v", fi, err)
+	}
+	for _, d := range []string{filepath.Join(e.Root, "containers"), filepath.Join(e.State, "pods")} {
+		if fi, err := os.Stat(d); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s left by an older crib as 0711: now %v, %v; want 0700", d, fi.Mode().Perm(), err)
+		}
 	}
 	shimDirs, _ := filepath.Glob(filepath.Join(e.State, "shims", "*"))
 	if len(shimDirs) != 1 {
