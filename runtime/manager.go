@@ -76,7 +76,12 @@ type Manager struct {
 func Open(root string, shims Shims) (*Manager, error) {
 	m := &Manager{dir: filepath.Join(root, "containers"), shims: shims,
 		records: map[string]*Container{}, names: map[string]string{}, usage: map[string]layerUsage{}, exited: map[string]bool{}}
-	if err := os.MkdirAll(m.dir, 0o711); err != nil {
+	// 0700, and narrowed if an older crib made it 0711: other host users
+	// must not reach a container's writable layer (see Start).
+	if err := os.MkdirAll(m.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open container store: %w", err)
+	}
+	if err := os.Chmod(m.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open container store: %w", err)
 	}
 	entries, err := os.ReadDir(m.dir)
@@ -139,7 +144,7 @@ func (m *Manager) Create(ctx context.Context, c Container, o CreateOptions) (_ S
 			m.mu.Unlock()
 		}
 	}()
-	if err := os.Mkdir(dir, 0o711); err != nil {
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		return State{}, fmt.Errorf("create container %s: %w", c.ID, err)
 	}
 	o.Spec.Root.Path = m.RootfsPath(c.ID)
@@ -208,8 +213,18 @@ func (m *Manager) Start(ctx context.Context, id string) (string, error) {
 		return "", fmt.Errorf("start container %s: %w", id, err)
 	}
 	dir := m.containerDir(id)
-	for _, d := range []string{"upper", "work", "rootfs"} {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+	// The upper dir's mode becomes the mode of the container's "/"
+	// (overlayfs takes the root's attributes from the upper layer), so it
+	// stays 0755 for the container's non-root users; the 0700 container
+	// dir above it is what keeps host users out, so that no host user can
+	// run a setuid file a container wrote. The work dir and the mount
+	// point are only ever used by root: the mount point only inside the
+	// container's mount namespace, where the overlay covers it.
+	for _, d := range []struct {
+		name string
+		mode os.FileMode
+	}{{"upper", 0o755}, {"work", 0o700}, {"rootfs", 0o700}} {
+		if err := os.Mkdir(filepath.Join(dir, d.name), d.mode); err != nil && !errors.Is(err, fs.ErrExist) {
 			return "", fmt.Errorf("start container %s: %w", id, err)
 		}
 	}

@@ -117,13 +117,17 @@ func (m *Manager) Run(ctx context.Context, c Config) (_ *Pod, retErr error) {
 	return clonePod(p), nil
 }
 
+// mkdirPod makes the pod's state directory, 0700 under a 0700 parent: it
+// holds the pod's /dev/shm, a 1777 tmpfs that must stay 1777 for the pod's
+// users but that no host user may reach (shared memory with the pod), and
+// its namespace pins. Containers see these through mounts made as root.
 func mkdirPod(stateDir, dir string) error {
-	if err := os.MkdirAll(stateDir, 0o711); err != nil {
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return err
 	}
 	// Mkdir, not MkdirAll: a directory left by someone else is not ours to
 	// fill or, on rollback, to remove.
-	return os.Mkdir(dir, 0o711)
+	return os.Mkdir(dir, 0o700)
 }
 
 func (m *Manager) pin(_ context.Context, p *Pod, _ *Config) error {

@@ -77,10 +77,8 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	if err != nil {
 		return err
 	}
-	for _, d := range []string{cfg.Root, cfg.State} {
-		if err := os.MkdirAll(d, 0o711); err != nil {
-			return fmt.Errorf("create %s: %w", d, err)
-		}
+	if err := makeDirs(cfg); err != nil {
+		return err
 	}
 	rootLock, err := lockDir(cfg.Root)
 	if err != nil {
@@ -115,7 +113,7 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	}
 	// After the container records: they pin the layers of removed images,
 	// which the store's first collection must leave.
-	images, dropped, err := image.Open(filepath.Join(cfg.Root, "images"), cfg.Registry, image.NodePlatform(), containers)
+	images, dropped, err := image.Open(filepath.Join(cfg.Root, "images"), cfg.Registry, cfg.Image, image.NodePlatform(), containers)
 	if err != nil {
 		return err
 	}
@@ -261,6 +259,45 @@ func reloadRDT(logger klog.Logger, path string, classes *rdt.Controller) {
 		return
 	}
 	logger.Info("Reloaded RDT classes", "classes", classes.Classes())
+}
+
+// makeDirs creates the daemon's root and state directories, and the
+// directories below them that crib owns, with modes that keep other host
+// users out. Behind the root are the containers' writable layers: a user
+// who could reach one could run a setuid-root file a container wrote (the
+// CVE-2021-41091 pattern), or read what containers keep. Behind state/pods
+// are each pod's /dev/shm (a 1777 tmpfs: a host user could otherwise share
+// memory with the pod's processes), namespace pins and hosts files; behind
+// state/shims the shims' sockets and logs. Nothing but root (the daemon,
+// the shims, and the containers' init before pivot_root) walks these
+// paths; containers see their files through mounts made as root.
+//
+// The root and state dirs are created 0700 and 0711 (the CRI socket, 0660,
+// lives in state, and its group must reach it) but never chmod'ed: they
+// are the admin's paths, and a typo there must not change the mode of
+// /var/lib. The directories crib owns are narrowed at every start, which
+// also closes those an older crib made 0711.
+func makeDirs(cfg config.Config) error {
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{{cfg.Root, 0o700}, {cfg.State, 0o711}} {
+		if err := os.MkdirAll(d.path, d.mode); err != nil {
+			return fmt.Errorf("create %s: %w", d.path, err)
+		}
+	}
+	for _, d := range []string{
+		filepath.Join(cfg.Root, "containers"), filepath.Join(cfg.Root, "images"), filepath.Join(cfg.Root, "pods"),
+		filepath.Join(cfg.State, "pods"), filepath.Join(cfg.State, "shims"),
+	} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
+			return fmt.Errorf("restrict %s to 0700: %w", d, err)
+		}
+	}
+	return nil
 }
 
 // lockDir holds an flock on dir/crib.lock, so two daemons never share a root

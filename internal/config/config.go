@@ -50,6 +50,7 @@ type Config struct {
 	CgroupRoot string    `toml:"cgroup_root" json:"cgroupRoot"`
 	CNI        CNI       `toml:"cni" json:"cni"`
 	Registry   Registry  `toml:"registry" json:"registry"`
+	Image      Image     `toml:"image" json:"image"`
 	RDT        RDT       `toml:"rdt" json:"rdt"`
 	Streaming  Streaming `toml:"streaming" json:"streaming"`
 	Debug      Debug     `toml:"debug" json:"debug"`
@@ -67,6 +68,29 @@ type Streaming struct {
 	TLSCertFile string `toml:"tls_cert_file" json:"tlsCertFile,omitempty"`
 	TLSKeyFile  string `toml:"tls_key_file" json:"tlsKeyFile,omitempty"`
 }
+
+// Image bounds what one pulled layer may unpack to. A layer is untrusted
+// and its compressed size says little of its unpacked size (gzip reaches
+// 1000:1; an empty file is a 512-byte tar header that compresses to almost
+// nothing), so each layer is held to these before its diff ID can be
+// checked at the end. A pull past them fails with ResourceExhausted.
+type Image struct {
+	// MaxLayerBytes bounds the summed sizes of one layer's regular files.
+	// The default, 64 GiB, is several times the largest layers seen in
+	// practice (CUDA and ML framework layers of 10 to 20 GiB unpacked).
+	MaxLayerBytes int64 `toml:"max_layer_bytes" json:"maxLayerBytes"`
+	// MaxLayerEntries bounds one layer's tar entries (files, directories,
+	// links, whiteouts). The default, 10 million, is twenty times a large
+	// distribution or node_modules layer (about 500,000 files) and about
+	// the inode count of a 160 GiB ext4 filesystem at its default ratio.
+	MaxLayerEntries int64 `toml:"max_layer_entries" json:"maxLayerEntries"`
+}
+
+// Default layer limits; see Image.
+const (
+	DefaultMaxLayerBytes   = 64 << 30
+	DefaultMaxLayerEntries = 10_000_000
+)
 
 // Debug configures the daemon's introspection endpoint.
 type Debug struct {
@@ -134,6 +158,7 @@ func Default() Config {
 		CgroupDriver: CgroupDriverCgroupfs,
 		CgroupRoot:   "/crib",
 		Streaming:    Streaming{Address: "127.0.0.1:0"},
+		Image:        Image{MaxLayerBytes: DefaultMaxLayerBytes, MaxLayerEntries: DefaultMaxLayerEntries},
 		CNI: CNI{
 			ConfDir: "/etc/cni/net.d",
 			BinDirs: []string{"/opt/cni/bin", "/usr/lib/cni"},
@@ -222,6 +247,12 @@ func (c *Config) Validate() error {
 	}
 	if c.CgroupDriver != CgroupDriverCgroupfs && c.CgroupDriver != CgroupDriverSystemd {
 		errs = append(errs, fmt.Errorf("config: cgroup_driver %q: want %q or %q", c.CgroupDriver, CgroupDriverCgroupfs, CgroupDriverSystemd))
+	}
+	if c.Image.MaxLayerBytes <= 0 {
+		errs = append(errs, fmt.Errorf("config: image.max_layer_bytes %d must be positive", c.Image.MaxLayerBytes))
+	}
+	if c.Image.MaxLayerEntries <= 0 {
+		errs = append(errs, fmt.Errorf("config: image.max_layer_entries %d must be positive", c.Image.MaxLayerEntries))
 	}
 	for name, h := range c.Registry.Hosts {
 		errs = append(errs, h.validate(name))

@@ -53,6 +53,10 @@ endpoint = "http://127.0.0.1:5000"
 [registry.hosts."10.0.0.1:5000"]
 plain_http = true
 
+[image]
+max_layer_bytes = 1073741824
+max_layer_entries = 1000
+
 [rdt]
 config_file = "/etc/crib/rdt.yaml"
 default_class = "burstable"
@@ -71,6 +75,7 @@ ignore_unavailable = true
 		}},
 		RDT:       RDT{ConfigFile: "/etc/crib/rdt.yaml", DefaultClass: "burstable", IgnoreUnavailable: true},
 		Streaming: Streaming{Address: "127.0.0.1:0"},
+		Image:     Image{MaxLayerBytes: 1 << 30, MaxLayerEntries: 1000},
 	}
 	if diff := cmp.Diff(want, cfg); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
@@ -99,6 +104,9 @@ func TestLoadErrors(t *testing.T) {
 		{"bad stream address", "[streaming]\naddress = \"localhost\"\n", []string{`streaming.address "localhost"`}},
 		{"cert without key", "[streaming]\ntls = true\ntls_cert_file = \"/c.crt\"\n", []string{"streaming.tls_key_file"}},
 		{"cert without tls", "[streaming]\ntls_cert_file = \"/c.crt\"\ntls_key_file = \"/c.key\"\n", []string{"streaming.tls is false"}},
+		{"zero layer bytes", "[image]\nmax_layer_bytes = 0\n", []string{"image.max_layer_bytes 0 must be positive"}},
+		{"negative layer entries", "[image]\nmax_layer_entries = -1\n", []string{"image.max_layer_entries -1 must be positive"}},
+		{"unknown image key", "[image]\nmax_layers = 1\n", []string{`unknown key "image.max_layers"`}},
 		{"relative debug socket", "[debug]\naddress = \"debug.sock\"\n", []string{`debug.address "debug.sock"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

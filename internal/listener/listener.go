@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -51,17 +52,58 @@ func Listen(path string, mode fs.FileMode) (_ *Listener, retErr error) {
 	if err := removeStale(path); err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("unix", path)
+	l, err := bindPrivate(path)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
-	l.(*net.UnixListener).SetUnlinkOnClose(false) // Close removes it below, before the lock goes
+	l.SetUnlinkOnClose(false) // Close removes it below, before the lock goes
+	if afterBind != nil {
+		afterBind(path)
+	}
 	if err := os.Chmod(path, mode); err != nil {
 		_ = l.Close()
 		_ = os.Remove(path)
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
 	return &Listener{Listener: l, path: path, lock: lock}, nil
+}
+
+// afterBind, when set by a test, sees the socket between bind and chmod.
+var afterBind func(path string)
+
+// bindUmask is the umask the socket is bound under: bind(2) creates the
+// socket file with 0777 &^ umask, and the daemon's umask is whatever
+// started it (often 022, so 0755: connectable by every user until a chmod
+// narrowed it). Under 0177 the socket is born 0600, root's only, and
+// Listen's chmod only ever widens it to the mode asked for.
+const bindUmask = 0o177
+
+// bindPrivate binds path under bindUmask without touching the umask of the
+// rest of the process. umask(2) is per fs_struct, which Go's threads share,
+// so setting it for the process would race with every file another
+// goroutine creates meanwhile. Instead the bind runs on a locked thread that
+// first unshares its fs_struct (unshare(2) CLONE_FS): its umask is its own.
+// The goroutine returns without unlocking, so the Go runtime ends that
+// thread rather than reusing it with a different umask, cwd and root.
+func bindPrivate(path string) (*net.UnixListener, error) {
+	type result struct {
+		l   *net.UnixListener
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		goruntime.LockOSThread()
+		// No UnlockOSThread: see above.
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			ch <- result{err: fmt.Errorf("unshare fs attributes for a private umask: %w", err)}
+			return
+		}
+		unix.Umask(bindUmask)
+		l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+		ch <- result{l, err}
+	}()
+	r := <-ch
+	return r.l, r.err
 }
 
 // removeStale deletes a socket left by a process that died without cleaning

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestListenLifecycle(t *testing.T) {
@@ -73,5 +75,42 @@ func TestNonSocketNotDeleted(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path); string(b) != "precious" {
 		t.Fatal("regular file was touched")
+	}
+}
+
+// TestSocketBornPrivate checks the socket's mode at the moment bind made it,
+// before Listen's chmod: under a permissive process umask it must already
+// be closed to other users, or a client could connect in between.
+func TestSocketBornPrivate(t *testing.T) {
+	old := unix.Umask(0)
+	defer unix.Umask(old)
+	var born fs.FileMode
+	afterBind = func(path string) {
+		fi, err := os.Lstat(path)
+		if err != nil {
+			t.Errorf("lstat right after bind: %v", err)
+			return
+		}
+		born = fi.Mode().Perm()
+	}
+	defer func() { afterBind = nil }()
+	for _, mode := range []fs.FileMode{0o600, 0o660} {
+		path := filepath.Join(t.TempDir(), "crib.sock")
+		l, err := Listen(path, mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if born&0o077 != 0 {
+			t.Errorf("socket born %#o under umask 0: other users could connect before the chmod", born)
+		}
+		fi, err := os.Lstat(path)
+		if err != nil || fi.Mode().Perm() != mode {
+			t.Errorf("socket mode after Listen = %v, %v; want %#o", fi.Mode().Perm(), err, mode)
+		}
+		l.Close()
+		// The process umask is untouched: the bind ran under a private one.
+		if cur := unix.Umask(0); cur != 0 {
+			t.Errorf("process umask changed to %#o", cur)
+		}
 	}
 }

@@ -60,11 +60,17 @@ func (s *Store) fetchBlob(ctx context.Context, fetcher *blobFetcher, l Layer) er
 	}
 	h := sha256.New()
 	buf := make([]byte, copyBufferSize)
-	n, err := io.CopyBuffer(io.MultiWriter(f, h), rc, buf)
+	// One byte past the declared size is enough to know the registry sends
+	// more than the manifest promised; reading on would let it fill the
+	// disk before the digest check could refuse the blob.
+	n, err := io.CopyBuffer(io.MultiWriter(f, h), io.LimitReader(rc, l.Size+1), buf)
 	got := "sha256:" + hex.EncodeToString(h.Sum(nil))
 	switch {
 	case ctx.Err() != nil:
 		err = ctx.Err()
+	case n > l.Size:
+		err = fmt.Errorf("layer %s from %s: blob is larger than the %d bytes its manifest declares: stopped after %d bytes: %w",
+			l.Digest, who, l.Size, n, errdefs.ErrDataLoss)
 	case got != l.Digest && (err == nil || n >= l.Size):
 		err = fmt.Errorf("layer %s from %s: digest mismatch: got %s (%d bytes), want %s (%d bytes): %w",
 			l.Digest, who, got, n, l.Digest, l.Size, errdefs.ErrDataLoss)
@@ -114,7 +120,7 @@ func (s *Store) unpack(ctx context.Context, l Layer) (retErr error) {
 	if err := os.Mkdir(diff, 0o755); err != nil {
 		return fmt.Errorf("unpack layer %s: %w", l.Digest, err)
 	}
-	usage, err := applyBlob(ctx, s.blobPath(l.Digest), diff, l)
+	usage, err := applyBlob(ctx, s.blobPath(l.Digest), diff, l, s.limits)
 	if err != nil {
 		return fmt.Errorf("unpack layer %s: %w", l.Digest, err)
 	}
@@ -135,7 +141,7 @@ func (s *Store) unpack(ctx context.Context, l Layer) (retErr error) {
 	return nil
 }
 
-func applyBlob(ctx context.Context, blob, dir string, l Layer) (layer.Usage, error) {
+func applyBlob(ctx context.Context, blob, dir string, l Layer, lim layer.Limits) (layer.Usage, error) {
 	f, err := os.Open(blob)
 	if err != nil {
 		return layer.Usage{}, err
@@ -148,7 +154,7 @@ func applyBlob(ctx context.Context, blob, dir string, l Layer) (layer.Usage, err
 	defer closeFn()
 	h := sha256.New()
 	tr := io.TeeReader(r, h)
-	usage, err := layer.Apply(ctx, dir, tr)
+	usage, err := layer.Apply(ctx, dir, tr, lim)
 	if err != nil {
 		return usage, err
 	}

@@ -51,7 +51,7 @@ func TestPinnedLayersOutliveTheirImage(t *testing.T) {
 	ref, _ := reg.Push(t, "pins/a:1", testregistry.Random(t, 2, 32<<10, 21))
 	dir := t.TempDir()
 	pins := &fakePins{}
-	s, _, err := Open(dir, config.Registry{}, NodePlatform(), pins)
+	s, _, err := Open(dir, config.Registry{}, config.Image{}, NodePlatform(), pins)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestPinnedLayersOutliveTheirImage(t *testing.T) {
 	requireDirs(t, dirs, true, "pinned after the hold")
 
 	// A reopen (a daemon restart) asks the pins before collecting.
-	s, _, err = Open(dir, config.Registry{}, NodePlatform(), pins)
+	s, _, err = Open(dir, config.Registry{}, config.Image{}, NodePlatform(), pins)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestHoldReleasedAfterFailedCreate(t *testing.T) {
 	reg := testregistry.Start(t)
 	ref, _ := reg.Push(t, "pins/b:1", testregistry.Random(t, 1, 16<<10, 22))
 	dir := t.TempDir()
-	s, _, err := Open(dir, config.Registry{}, NodePlatform(), &fakePins{})
+	s, _, err := Open(dir, config.Registry{}, config.Image{}, NodePlatform(), &fakePins{})
 	if err != nil {
 		t.Fatal(err)
 	}

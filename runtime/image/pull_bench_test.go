@@ -16,7 +16,7 @@ func BenchmarkStorePull(b *testing.B) {
 	testutil.RequireRoot(b)
 	reg := testregistry.Start(b)
 	ref, _ := reg.Push(b, "bench/store:5x10m", testregistry.Random(b, 5, 10<<20, 42))
-	s, _, err := Open(b.TempDir(), config.Registry{}, NodePlatform(), nil)
+	s, _, err := Open(b.TempDir(), config.Registry{}, config.Image{}, NodePlatform(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,14 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
+
+	"github.com/crib-runtime/crib/internal/resolve"
 )
 
 // ReadFile reads a regular file of an image's merged rootfs (such as
@@ -19,6 +20,13 @@ import (
 // searched top down, and overlay whiteouts and opaque directories hide what
 // lies below them. At most limit bytes are read. A missing file, or one that
 // is not a regular file, is ErrNotFound.
+//
+// Every path is resolved by the kernel inside one layer directory
+// (RESOLVE_IN_ROOT), never by joining strings: an image is untrusted, and
+// one whose layer holds "etc -> /etc" or "etc/passwd -> /etc/shadow" would
+// otherwise make the daemon read the host's files. A symlink is followed
+// within the layer that holds it; one whose target lies in another layer
+// is not followed across (the file is then not found), which fails closed.
 func (s *Store) ReadFile(ref, name string, limit int64) ([]byte, error) {
 	dirs, err := s.LayerDirs(ref)
 	if err != nil {
@@ -26,66 +34,99 @@ func (s *Store) ReadFile(ref, name string, limit int64) ([]byte, error) {
 	}
 	clean := strings.TrimPrefix(path.Clean("/"+name), "/")
 	for _, dir := range dirs {
-		data, found, err := readInLayer(dir, clean, limit)
-		if err != nil || found {
-			return data, err
+		data, found, hides, err := readInLayer(dir, clean, limit)
+		if err != nil {
+			return nil, fmt.Errorf("read %s in image %s: %w", name, ref, err)
 		}
-		if hidden(dir, clean) {
+		if found {
+			return data, nil
+		}
+		if hides {
 			break
 		}
 	}
 	return nil, fmt.Errorf("%s in image %s: %w", name, ref, errdefs.ErrNotFound)
 }
 
-// readInLayer reads name from one layer; found is false when this layer
-// does not have it (so a lower layer may).
-func readInLayer(dir, name string, limit int64) (data []byte, found bool, err error) {
-	p := filepath.Join(dir, name)
-	fi, err := os.Lstat(p)
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
-		return nil, false, nil
+// readInLayer reads name from the layer dir. found is false when this layer
+// does not have it; hides then says whether the layer hides it in the
+// layers below too.
+func readInLayer(dir, name string, limit int64) (data []byte, found, hides bool, err error) {
+	root, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, false, false, fmt.Errorf("open layer %s: %w", dir, err)
+	}
+	defer unix.Close(root)
+	// O_PATH: nothing is opened for reading (a FIFO would block, a device
+	// node would reach its driver) before fstat says it is a regular file.
+	fd, err := resolve.InRoot(root, name, unix.O_PATH, 0)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+		hides, err := hidden(root, name)
+		return nil, false, hides, err
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, fmt.Errorf("open %s in layer %s: %w", name, dir, err)
 	}
-	if !fi.Mode().IsRegular() {
-		// A whiteout (0:0 char device), a directory or a symlink: the merged
-		// view has no regular file here.
-		return nil, true, fmt.Errorf("%s is not a regular file in the image: %w", name, errdefs.ErrNotFound)
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, false, false, fmt.Errorf("stat %s in layer %s: %w", name, dir, err)
 	}
-	// O_NOFOLLOW on the last component and no symlinks in the parents
-	// (checked by hidden's walk for the layers above): the layer dir is ours.
-	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		// A whiteout (0:0 char device), a directory, a device: the merged
+		// view has no regular file here, nor in any layer below.
+		return nil, false, true, nil
+	}
+	// Reopen the very inode resolved above, now for reading.
+	f, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(fd), os.O_RDONLY|unix.O_NOCTTY, 0)
 	if err != nil {
-		return nil, true, err
+		return nil, false, false, fmt.Errorf("open %s in layer %s: %w", name, dir, err)
 	}
 	defer f.Close()
 	data, err = io.ReadAll(io.LimitReader(f, limit))
-	return data, true, err
+	if err != nil {
+		return nil, false, false, fmt.Errorf("read %s in layer %s: %w", name, dir, err)
+	}
+	return data, true, true, nil
 }
 
-// hidden reports whether a layer hides name from the layers below it: an
-// opaque directory on its path, or a whiteout of it or of a parent.
-func hidden(dir, name string) bool {
+// hidden reports whether a layer without name hides it from the layers
+// below: a whiteout of it or of a parent, a non-directory where a parent
+// directory would be, an opaque parent directory, or an entry at name that
+// did not resolve (a symlink whose target this layer lacks). The walk opens
+// one component at a time with O_NOFOLLOW; name is clean, so no component
+// is "..", and nothing is followed out of the layer.
+func hidden(root int, name string) (bool, error) {
 	parts := strings.Split(name, "/")
-	for i := range parts {
-		p := filepath.Join(dir, filepath.Join(parts[:i+1]...))
-		var st unix.Stat_t
-		if unix.Lstat(p, &st) != nil {
-			return false
+	cur, err := unix.Dup(root)
+	if err != nil {
+		return false, err
+	}
+	defer func() { unix.Close(cur) }()
+	for i, part := range parts {
+		if i == len(parts)-1 {
+			var st unix.Stat_t
+			err := unix.Fstatat(cur, part, &st, unix.AT_SYMLINK_NOFOLLOW)
+			return err == nil, nil
 		}
-		if st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0 {
-			return true // whiteout
+		// O_DIRECTORY: the kernel refuses a non-directory before any
+		// driver's open runs.
+		fd, err := unix.Openat(cur, part, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.ENOENT) {
+			return false, nil
 		}
-		if i < len(parts)-1 {
-			if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-				return true // a file or symlink where a directory would be
-			}
-			buf := make([]byte, 1)
-			if n, err := unix.Lgetxattr(p, "trusted.overlay.opaque", buf); err == nil && n == 1 && buf[0] == 'y' {
-				return true
-			}
+		if errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+			return true, nil // a whiteout, file or symlink where a directory would be
+		}
+		if err != nil {
+			return false, fmt.Errorf("open %s: %w", strings.Join(parts[:i+1], "/"), err)
+		}
+		unix.Close(cur)
+		cur = fd
+		buf := make([]byte, 1)
+		if n, err := unix.Fgetxattr(cur, "trusted.overlay.opaque", buf); err == nil && n == 1 && buf[0] == 'y' {
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
 }

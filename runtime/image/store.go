@@ -17,6 +17,7 @@ import (
 
 	"github.com/crib-runtime/crib/internal/config"
 	"github.com/crib-runtime/crib/internal/statefile"
+	"github.com/crib-runtime/crib/runtime/image/layer"
 )
 
 // indexVersion is the version of images.json this code reads and writes.
@@ -67,6 +68,7 @@ type Store struct {
 	resolver *resolver
 	flights  flights
 	pins     Pins
+	limits   layer.Limits // what one layer may unpack to
 
 	// mu guards idx, active, blobUsage, layerUsage and deferred. collect
 	// calls pins with it held: Pins implementations must not call the store.
@@ -103,11 +105,13 @@ type layerUsage struct {
 // Open opens (creating it if needed) the image store in dir, clears what
 // interrupted work left, drops index entries whose content is missing and
 // collects content no image and no container (pins, which may be nil)
-// refers to. It returns the IDs of dropped images.
-func Open(dir string, reg config.Registry, platform v1.Platform, pins Pins) (*Store, []string, error) {
+// refers to. It returns the IDs of dropped images. lim bounds each layer a
+// pull unpacks (zero fields: no bound).
+func Open(dir string, reg config.Registry, lim config.Image, platform v1.Platform, pins Pins) (*Store, []string, error) {
 	s := &Store{
 		dir:        dir,
 		resolver:   newResolver(reg, platform),
+		limits:     layer.Limits{Bytes: lim.MaxLayerBytes, Entries: lim.MaxLayerEntries},
 		pins:       pins,
 		active:     map[string]int{},
 		blobUsage:  map[string]int64{},

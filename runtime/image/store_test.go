@@ -1,8 +1,10 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,7 +25,7 @@ import (
 
 func openStore(t *testing.T, dir string, reg config.Registry) *Store {
 	t.Helper()
-	s, dropped, err := Open(dir, reg, NodePlatform(), nil)
+	s, dropped, err := Open(dir, reg, config.Image{}, NodePlatform(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,5 +305,77 @@ func TestMultiArchIndex(t *testing.T) {
 	idxDigest, _ := idx.Digest()
 	if img.RepoDigests[0] != reg.Host+"/multi@"+idxDigest.String() {
 		t.Fatalf("repo digest %v, want the index digest %s", img.RepoDigests, idxDigest)
+	}
+}
+
+// TestOversizedBlobStopsAtDeclaredSize regresses a download that went on
+// past the size the manifest declares, as far as the registry cared to
+// send, before the digest check refused it.
+func TestOversizedBlobStopsAtDeclaredSize(t *testing.T) {
+	testutil.RequireRoot(t)
+	reg := testregistry.Start(t)
+	img := testregistry.Random(t, 1, 64<<10, 6)
+	byTag, _ := reg.Push(t, "oversized:1", img)
+	layers, _ := img.Layers()
+	dg, _ := layers[0].Digest()
+	size, _ := layers[0].Size()
+	const extra = 1 << 30
+	reg.Pad(dg.String(), extra)
+	dir := t.TempDir()
+	s := openStore(t, dir, config.Registry{})
+	_, err := s.Pull(context.Background(), byTag, Auth{})
+	want := fmt.Sprintf("blob is larger than the %d bytes its manifest declares", size)
+	if !errors.Is(err, errdefs.ErrDataLoss) || !strings.Contains(err.Error(), dg.String()) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v, want DataLoss naming %s and %q", err, dg, want)
+	}
+	// What the client took is bounded by socket buffers, not by the blob.
+	if sent := reg.Sent(dg.String()); sent > size+64<<20 {
+		t.Errorf("the registry sent %d bytes of a %d-byte blob before the pull hung up", sent, size)
+	}
+	if len(s.List()) != 0 || len(entriesIn(t, filepath.Join(dir, "ingest"))) != 0 {
+		t.Fatal("pull left an image or an ingest file")
+	}
+	if _, err := os.Stat(s.blobPath(dg.String())); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("oversized blob committed: %v", err)
+	}
+}
+
+// TestLayerLimits regresses unbounded unpacking: a layer past the store's
+// byte or entry limit fails the pull with ResourceExhausted and leaves no
+// image, layer or temp directory.
+func TestLayerLimits(t *testing.T) {
+	testutil.RequireRoot(t)
+	reg := testregistry.Start(t)
+	files := []testregistry.File{{Name: "d/", Mode: 0o755, Typ: '5'}}
+	for i := range 10 {
+		files = append(files, testregistry.File{Name: fmt.Sprintf("d/f%d", i), Mode: 0o644, Data: bytes.Repeat([]byte{'x'}, 1000)})
+	}
+	byTag, _ := reg.Push(t, "limits:1", testregistry.Image(t, [][]testregistry.File{files}))
+	for _, tc := range []struct {
+		lim  config.Image
+		want string
+	}{
+		{config.Image{MaxLayerBytes: 5000, MaxLayerEntries: 100}, "files larger than 5000 bytes in all"},
+		{config.Image{MaxLayerBytes: 1 << 20, MaxLayerEntries: 5}, "more than 5 entries"},
+		{config.Image{MaxLayerBytes: 10000, MaxLayerEntries: 11}, ""},
+	} {
+		dir := t.TempDir()
+		s, _, err := Open(dir, config.Registry{}, tc.lim, NodePlatform(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.Pull(context.Background(), byTag, Auth{})
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%+v: pull within the limits: %v", tc.lim, err)
+			}
+			continue
+		}
+		if !errors.Is(err, errdefs.ErrResourceExhausted) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: got %v, want ResourceExhausted with %q", tc.lim, err, tc.want)
+		}
+		if len(s.List()) != 0 || len(entriesIn(t, filepath.Join(dir, "tmp"))) != 0 || len(entriesIn(t, filepath.Join(dir, "layers/sha256"))) != 0 {
+			t.Errorf("%+v: a failed pull left an image, a layer or a temp dir", tc.lim)
+		}
 	}
 }

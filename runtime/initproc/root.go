@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crib-runtime/crib/internal/resolve"
 )
 
 // root resolves paths inside a container's rootfs before pivot_root.
@@ -47,19 +49,9 @@ func procPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 func cleanIn(p string) string { return path.Clean("/" + p) }
 
 // open resolves p inside the rootfs and returns an O_PATH fd of it.
-// resolve adds RESOLVE_* flags (RESOLVE_NO_SYMLINKS for proc and sysfs).
-func (r *root) open(p string, flags int, resolve uint64) (int, error) {
-	how := unix.OpenHow{
-		Flags:   uint64(unix.O_PATH | unix.O_CLOEXEC | flags),
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | resolve,
-	}
-	for {
-		fd, err := unix.Openat2(r.fd, strings.TrimPrefix(cleanIn(p), "/"), &how)
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-			continue // a concurrent rename elsewhere on the system
-		}
-		return fd, err
-	}
+// extra adds RESOLVE_* flags (RESOLVE_NO_SYMLINKS for proc and sysfs).
+func (r *root) open(p string, flags int, extra uint64) (int, error) {
+	return resolve.InRoot(r.fd, cleanIn(p), unix.O_PATH|flags, extra)
 }
 
 // mkdirAll returns an O_PATH fd of directory p inside the rootfs, creating

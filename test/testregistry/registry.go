@@ -1,6 +1,6 @@
 // Package testregistry serves OCI images from an in-process registry on
 // 127.0.0.1 and builds the images crib's tests use, so no test reaches the
-// internet. Faults (basic auth, corrupt or stalled blobs) are switchable per
+// internet. Faults (basic auth, corrupt, stalled or oversized blobs) are switchable per
 // registry. Test-only code.
 package testregistry
 
@@ -37,13 +37,15 @@ type Registry struct {
 	stall    map[string]chan struct{} // blob digests that stall halfway until the channel closes
 	stalled  chan string              // reports each stalled request
 	requests map[string]int           // blob GETs per digest
+	pad      map[string]int64         // blob digests served with this many extra bytes after them
+	sent     map[string]int64         // bytes written for padded blobs, summed over requests
 }
 
 // Start serves a registry until the test ends.
 func Start(t testing.TB) *Registry {
 	t.Helper()
 	r := &Registry{corrupt: map[string]bool{}, stall: map[string]chan struct{}{},
-		stalled: make(chan string, 16), requests: map[string]int{}}
+		stalled: make(chan string, 16), requests: map[string]int{}, pad: map[string]int64{}, sent: map[string]int64{}}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -81,6 +83,22 @@ func (r *Registry) Corrupt(digest string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.corrupt[digest] = true
+}
+
+// Pad makes GETs of the blob with this digest send extra filler bytes after
+// the blob, without a Content-Length: a blob larger than its manifest says.
+// Sent tells how many bytes the client took before it hung up.
+func (r *Registry) Pad(digest string, extra int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pad[digest] = extra
+}
+
+// Sent counts the bytes written so far for GETs of a padded blob.
+func (r *Registry) Sent(digest string) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sent[digest]
 }
 
 // Stall makes GETs of the blob send half of it and then hang until release
@@ -132,8 +150,12 @@ func (r *Registry) wrap(next http.Handler) http.Handler {
 		}
 		r.mu.Lock()
 		r.requests[digest]++
-		corrupt, stall := r.corrupt[digest], r.stall[digest]
+		corrupt, stall, pad := r.corrupt[digest], r.stall[digest], r.pad[digest]
 		r.mu.Unlock()
+		if pad > 0 {
+			r.servePadded(w, req, next, digest, pad)
+			return
+		}
 		if !corrupt && stall == nil {
 			next.ServeHTTP(w, req)
 			return
@@ -166,6 +188,32 @@ func (r *Registry) wrap(next http.Handler) http.Handler {
 		}
 		_, _ = w.Write(body[len(body)/2:])
 	})
+}
+
+// servePadded sends the blob, then pad filler bytes, counting what the
+// client took.
+func (r *Registry) servePadded(w http.ResponseWriter, req *http.Request, next http.Handler, digest string, pad int64) {
+	rec := httptest.NewRecorder()
+	next.ServeHTTP(rec, req)
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.Header().Del("Content-Length")
+	w.WriteHeader(rec.Code)
+	count := func(n int) {
+		r.mu.Lock()
+		r.sent[digest] += int64(n)
+		r.mu.Unlock()
+	}
+	n, err := w.Write(rec.Body.Bytes())
+	count(n)
+	filler := bytes.Repeat([]byte{'x'}, 64<<10)
+	for err == nil && pad > 0 {
+		chunk := filler[:min(int64(len(filler)), pad)]
+		n, err = w.Write(chunk)
+		count(n)
+		pad -= int64(n)
+	}
 }
 
 // Push uploads img as repo:tag ("busybox:1" becomes 127.0.0.1:<port>/busybox:1)

@@ -21,6 +21,8 @@ import (
 
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
+
+	"github.com/crib-runtime/crib/internal/resolve"
 )
 
 // Root is an open hierarchy root. Cgroup arguments are relative to it
@@ -62,7 +64,7 @@ var noOpenat2 atomic.Bool
 // outside it (RESOLVE_BENEATH) or through /proc magic links.
 func (r *Root) open(rel string, flags int) (int, error) {
 	if !noOpenat2.Load() {
-		fd, err := unix.Openat2(int(r.dir.Fd()), rel, &unix.OpenHow{
+		fd, err := resolve.Openat2(int(r.dir.Fd()), rel, &unix.OpenHow{
 			Flags:   uint64(flags | unix.O_CLOEXEC),
 			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
 		})

@@ -29,7 +29,7 @@ func BenchmarkApply(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		if _, err := Apply(context.Background(), dir, bytes.NewReader(layer)); err != nil {
+		if _, err := Apply(context.Background(), dir, bytes.NewReader(layer), Limits{}); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()

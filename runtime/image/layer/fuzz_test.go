@@ -43,7 +43,7 @@ func FuzzApply(f *testing.F) {
 			layer = scriptTar(data[1:])
 		}
 		s := newSandbox(t)
-		_, _ = Apply(context.Background(), s.dir, bytes.NewReader(layer))
+		_, _ = Apply(context.Background(), s.dir, bytes.NewReader(layer), Limits{Bytes: 1 << 20, Entries: 1000})
 		s.checkOutside(t)
 	})
 }

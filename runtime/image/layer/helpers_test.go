@@ -104,7 +104,7 @@ func newSandbox(tb testing.TB) *sandbox {
 
 func (s *sandbox) apply(tb testing.TB, ents ...ent) (Usage, error) {
 	tb.Helper()
-	return Apply(context.Background(), s.dir, bytes.NewReader(buildTar(tb, ents...)))
+	return Apply(context.Background(), s.dir, bytes.NewReader(buildTar(tb, ents...)), Limits{})
 }
 
 // checkOutside fails unless the parent is exactly as newSandbox left it.

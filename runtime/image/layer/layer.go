@@ -11,6 +11,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 )
 
@@ -18,6 +19,20 @@ import (
 type Usage struct {
 	Bytes  int64 // allocated bytes: sum of st_blocks*512 over every inode, hard links counted once
 	Inodes int64 // number of distinct inodes, including the root dir
+}
+
+// Limits bound what one layer may unpack to; zero means no bound. A layer
+// is untrusted, and its compressed size says little of what it unpacks to
+// (gzip reaches 1000:1 on zeros, and an empty file is a 512-byte header
+// that compresses to almost nothing), so without them a small blob could
+// fill the disk or its inode table before the diff ID check ran at the end.
+type Limits struct {
+	// Bytes bounds the summed sizes of the layer's regular files, checked
+	// from each header before its content is written.
+	Bytes int64
+	// Entries bounds the number of tar entries, whiteouts and directories
+	// included.
+	Entries int64
 }
 
 const (
@@ -48,8 +63,10 @@ const (
 // unreachable by its name (by replacing a symlink on its path) is left out
 // of it and keeps the mtime of its last change.
 //
+// A layer past lim fails with errdefs.ErrResourceExhausted.
+//
 // On error nothing is cleaned up: the caller removes dir.
-func Apply(ctx context.Context, dir string, r io.Reader) (Usage, error) {
+func Apply(ctx context.Context, dir string, r io.Reader, lim Limits) (Usage, error) {
 	if err := checkEmpty(dir); err != nil {
 		return Usage{}, err
 	}
@@ -60,6 +77,7 @@ func Apply(ctx context.Context, dir string, r io.Reader) (Usage, error) {
 	defer a.close()
 
 	tr := tar.NewReader(r)
+	var entries, bytes int64
 	for {
 		// Checked between entries only: a file's copy is bounded by its
 		// size in the tar, and a caller that must stop mid-file can make
@@ -73,6 +91,17 @@ func Apply(ctx context.Context, dir string, r io.Reader) (Usage, error) {
 		}
 		if err != nil {
 			return Usage{}, fmt.Errorf("apply layer: read tar: %w", err)
+		}
+		entries++
+		if lim.Entries > 0 && entries > lim.Entries {
+			return Usage{}, fmt.Errorf("apply layer: more than %d entries (entry %q): %w", lim.Entries, hdr.Name, errdefs.ErrResourceExhausted)
+		}
+		if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeCont {
+			bytes += hdr.Size // tar sizes are below 2^63 each; a sum past it only grows an error
+			if lim.Bytes > 0 && (bytes > lim.Bytes || bytes < 0) {
+				return Usage{}, fmt.Errorf("apply layer: files larger than %d bytes in all (entry %q of %d bytes): %w",
+					lim.Bytes, hdr.Name, hdr.Size, errdefs.ErrResourceExhausted)
+			}
 		}
 		if err := a.apply(hdr, tr); err != nil {
 			return Usage{}, fmt.Errorf("apply layer entry %q: %w", hdr.Name, err)

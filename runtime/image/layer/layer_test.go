@@ -491,7 +491,7 @@ func TestApplyBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newSandbox(t)
-			_, err := Apply(context.Background(), s.dir, bytes.NewReader(tt.tar))
+			_, err := Apply(context.Background(), s.dir, bytes.NewReader(tt.tar), Limits{})
 			if err == nil {
 				t.Fatal("Apply: no error")
 			}
@@ -519,7 +519,7 @@ func TestApplyCanceled(t *testing.T) {
 	s := newSandbox(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := Apply(ctx, s.dir, bytes.NewReader(buildTar(t, fileEnt("f", ""))))
+	_, err := Apply(ctx, s.dir, bytes.NewReader(buildTar(t, fileEnt("f", ""))), Limits{})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Apply with a canceled context: %v, want context.Canceled", err)
 	}
@@ -546,7 +546,7 @@ func TestApplyClosesFds(t *testing.T) {
 		_, _ = s.apply(t, ents...)
 	}
 	truncated := buildTar(t, fileEnt("a/b/c", strings.Repeat("x", 10000)))
-	_, _ = Apply(context.Background(), newSandbox(t).dir, bytes.NewReader(truncated[:2000]))
+	_, _ = Apply(context.Background(), newSandbox(t).dir, bytes.NewReader(truncated[:2000]), Limits{})
 	if after := openFds(t); after != before {
 		t.Errorf("%d fds open before, %d after", before, after)
 	}
