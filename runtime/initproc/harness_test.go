@@ -52,6 +52,13 @@ type result struct {
 // own things, so the whole table is not compared.)
 func runInit(t *testing.T, cfg initmsg.Config, cloneflags uintptr) result {
 	t.Helper()
+	return runInitLeaking(t, cfg, cloneflags, nil)
+}
+
+// runInitLeaking is runInit with extra open files in init from fd 4 on, as
+// a careless launcher would leave them.
+func runInitLeaking(t *testing.T, cfg initmsg.Config, cloneflags uintptr, leak []*os.File) result {
+	t.Helper()
 	testutil.RequireRoot(t)
 	testRoot := filepath.Dir(t.TempDir())
 	before := hostMounts(t, testRoot)
@@ -75,7 +82,7 @@ func runInit(t *testing.T, cfg initmsg.Config, cloneflags uintptr) result {
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), childEnv+"=1", initmsg.EnvInitPipe+"=3")
-	cmd.ExtraFiles = []*os.File{child}
+	cmd.ExtraFiles = append([]*os.File{child}, leak...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cloneflags, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -92,7 +92,7 @@ func writeSysctl(spec *specs.Spec, name, p, value string) error {
 		Flags:   unix.O_WRONLY | unix.O_CLOEXEC | unix.O_TRUNC,
 		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
 	}
-	fd, err := unix.Openat2(unix.AT_FDCWD, p, &how)
+	fd, err := openat2(unix.AT_FDCWD, p, &how)
 	if err != nil {
 		return err
 	}
