@@ -121,6 +121,7 @@ func TestProcSelfFdEscape(t *testing.T) {
 				{"cwd", fd, "sh", stepCwd},
 				{"new cwd", fd + "/../made-cwd", "sh", stepCwd},
 				{"command", "/", fd + "/../escape", stepExec},
+				{"relative command", "/proc", "self/fd/" + strconv.Itoa(n) + "/../escape", stepExec},
 			} {
 				t.Run(role+"/"+tc.name+"/"+strconv.Itoa(n), func(t *testing.T) {
 					spec := baseSpec(rootfs, probe)

@@ -228,7 +228,9 @@ func executable(r *root, p string) error {
 		if err != nil {
 			return err
 		}
-		abs = path.Join(wd, p)
+		// Not path.Join: "link/../x" is the kernel's to resolve, as
+		// execve will. wd itself has no symlinks or "..".
+		abs = strings.TrimSuffix(wd, "/") + "/" + p
 	}
 	fd, err := r.resolve(abs, unix.O_PATH)
 	if err != nil {
@@ -242,9 +244,10 @@ func executable(r *root, p string) error {
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		return &os.PathError{Op: "exec", Path: p, Err: unix.EISDIR}
 	}
-	// faccessat2(2) with AT_EMPTY_PATH checks the fd itself (Linux 5.8).
+	// faccessat2(2) with AT_EMPTY_PATH checks the fd itself (Linux 5.8);
+	// before it, the path, which execve resolves the same way anyway.
 	err = unix.Faccessat2(fd, "", unix.X_OK, unix.AT_EACCESS|unix.AT_EMPTY_PATH)
-	if errors.Is(err, unix.ENOSYS) {
+	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EINVAL) {
 		err = unix.Faccessat(unix.AT_FDCWD, abs, unix.X_OK, unix.AT_EACCESS)
 	}
 	if err != nil {
