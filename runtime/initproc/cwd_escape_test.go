@@ -1,6 +1,7 @@
 package initproc
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/crib-runtime/crib/internal/testutil"
 	"github.com/crib-runtime/crib/runtime/initmsg"
 )
 
@@ -262,5 +264,44 @@ func TestWorkdirCreatedAsUser(t *testing.T) {
 					tc.cwd, st.Uid, st.Gid, st.Mode&0o7777, tc.uid, tc.gid)
 			}
 		})
+	}
+}
+
+// unreachableEnv marks the re-executed test binary that checks enterCwd's
+// last guard; its value is the directory to chroot into.
+const unreachableEnv = "_CRIB_INITPROC_TEST_UNREACHABLE"
+
+// unreachableChild chroots into dir while it holds an fd of dir's parent,
+// then enters "/" resolved from that fd: a working directory outside the
+// process's root, which only getcwd can tell. It prints enterCwd's error.
+func unreachableChild(dir string) {
+	outside, err := unix.Open(filepath.Dir(dir), unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err == nil {
+		err = unix.Chroot(dir)
+	}
+	if err == nil {
+		err = enterCwd(&root{fd: outside, path: "outside"}, "/")
+	}
+	fmt.Println("enterCwd:", err)
+	os.Exit(0)
+}
+
+// TestCwdOutsideRootRefused: a working directory that getcwd(2) reports as
+// "(unreachable)" (outside the process's root) is refused, whatever
+// resolved it.
+func TestCwdOutsideRootRefused(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := filepath.Join(t.TempDir(), "jail")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), unreachableEnv+"="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "outside the container's root") || !strings.Contains(string(out), "(unreachable)") {
+		t.Errorf("enterCwd out of the root: %s, want refused as outside the container's root", out)
 	}
 }

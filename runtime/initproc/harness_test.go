@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "init:", err)
 		os.Exit(1)
 	}
+	if dir := os.Getenv(unreachableEnv); dir != "" {
+		unreachableChild(dir)
+	}
 	os.Exit(m.Run())
 }
 
