@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crib-runtime/crib/internal/resolve"
 )
 
 // applier holds the state of one Apply: the root fd everything is resolved
@@ -91,20 +93,7 @@ func (a *applier) dropParent() {
 // grows holes. RESOLVE_NO_MAGICLINKS keeps /proc-style links out, should the
 // root ever contain a mount.
 func (a *applier) resolveDir(name string, flags uint64) (int, error) {
-	how := unix.OpenHow{
-		Flags:   flags | unix.O_DIRECTORY | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	}
-	for range 64 {
-		fd, err := unix.Openat2(a.root, name, &how)
-		// EAGAIN: openat2(2) says a concurrent rename anywhere on the
-		// system made the ".." check unsure, and the caller may retry.
-		if err == unix.EAGAIN || err == unix.EINTR {
-			continue
-		}
-		return fd, err
-	}
-	return -1, unix.EAGAIN
+	return resolve.InRoot(a.root, name, int(flags)|unix.O_DIRECTORY, 0)
 }
 
 // openParent returns an fd for the directory name, creating missing
