@@ -11,6 +11,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/crib-runtime/crib/internal/resolve"
 )
 
 // The working directory and the command come from the pod spec or the
@@ -23,7 +25,7 @@ import (
 // closes every fd it did not open itself (closeInheritedFds; nsexec has
 // already done so before the Go runtime started, this is the same rule
 // where no nsexec ran), and every path from the spec is resolved with
-// openat2(RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS) from the container's "/",
+// resolve.Openat2(RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS) from the container's "/",
 // entered with fchdir, and checked with getcwd(2), which prefixes
 // "(unreachable)" to a directory outside the process's root.
 
@@ -43,7 +45,7 @@ const anonInodeFSMagic = 0x09041934
 // procfs at /proc gets an error rather than an init that cannot tell which
 // fds it holds.
 func closeInheritedFds(keep ...int) error {
-	proc, err := openat2(unix.AT_FDCWD, "/proc", &unix.OpenHow{
+	proc, err := resolve.Openat2(unix.AT_FDCWD, "/proc", &unix.OpenHow{
 		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_NO_SYMLINKS,
 	})
@@ -60,7 +62,7 @@ func closeInheritedFds(keep ...int) error {
 	}
 	// self is a plain symlink inside procfs (not a magic link); a mount
 	// over the fd directory is refused by RESOLVE_NO_XDEV.
-	dirfd, err := openat2(proc, "self/fd", &unix.OpenHow{
+	dirfd, err := resolve.Openat2(proc, "self/fd", &unix.OpenHow{
 		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
 	})

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crib-runtime/crib/internal/resolve"
 )
 
 // root resolves paths inside a container's rootfs before pivot_root.
@@ -47,11 +49,11 @@ func procPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 func cleanIn(p string) string { return path.Clean("/" + p) }
 
 // open resolves p inside the rootfs and returns an O_PATH fd of it.
-// resolve adds RESOLVE_* flags (RESOLVE_NO_SYMLINKS for proc and sysfs).
-func (r *root) open(p string, flags int, resolve uint64) (int, error) {
-	return openat2(r.fd, strings.TrimPrefix(cleanIn(p), "/"), &unix.OpenHow{
+// extra adds RESOLVE_* flags (RESOLVE_NO_SYMLINKS for proc and sysfs).
+func (r *root) open(p string, flags int, extra uint64) (int, error) {
+	return resolve.Openat2(r.fd, strings.TrimPrefix(cleanIn(p), "/"), &unix.OpenHow{
 		Flags:   uint64(unix.O_PATH | unix.O_CLOEXEC | flags),
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | resolve,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | extra,
 	})
 }
 
@@ -61,28 +63,7 @@ func (r *root) open(p string, flags int, resolve uint64) (int, error) {
 // For paths the container's user names (working directory, command),
 // where "/proc/self/fd/5/.." must fail rather than become "/proc/self/fd".
 func (r *root) resolve(p string, flags int) (int, error) {
-	rel := strings.TrimLeft(p, "/")
-	if rel == "" {
-		rel = "."
-	}
-	return openat2(r.fd, rel, &unix.OpenHow{
-		Flags:   uint64(unix.O_CLOEXEC | flags),
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	})
-}
-
-// openat2 is openat2(2) retried while the kernel asks for it: EAGAIN when a
-// rename elsewhere on the system raced the resolution (RESOLVE_IN_ROOT
-// refuses to guess), EINTR on a signal. Every openat2 of init goes
-// through it.
-func openat2(dirfd int, p string, how *unix.OpenHow) (int, error) {
-	for {
-		fd, err := unix.Openat2(dirfd, p, how)
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-			continue
-		}
-		return fd, err
-	}
+	return resolve.InRoot(r.fd, p, flags, 0)
 }
 
 // mkdirAll returns an O_PATH fd of directory p inside the rootfs, creating

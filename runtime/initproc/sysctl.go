@@ -7,6 +7,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/crib-runtime/crib/internal/resolve"
 	"github.com/crib-runtime/crib/internal/sysctl"
 )
 
@@ -86,7 +87,7 @@ func writeSysctl(spec *specs.Spec, name, p, value string) error {
 		Flags:   unix.O_WRONLY | unix.O_CLOEXEC | unix.O_TRUNC,
 		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
 	}
-	fd, err := openat2(unix.AT_FDCWD, p, &how)
+	fd, err := resolve.Openat2(unix.AT_FDCWD, p, &how)
 	if err != nil {
 		return err
 	}
