@@ -97,11 +97,11 @@ func setupProcess(spec *specs.Spec, isInit bool, lastCap int) (*process, error) 
 		}
 	}
 	env := withHome(r, p.Env, p.User.UID)
-	path, err := lookPath(r, p.Args[0], env)
+	exe, err := lookPath(r, p.Args[0], env)
 	if err != nil {
 		return nil, fail(stepExec, p.Args[0], err)
 	}
-	proc := &process{path: path, args: p.Args, env: env, umask: defaultUmask}
+	proc := &process{path: exe, args: p.Args, env: env, umask: defaultUmask}
 	if p.User.Umask != nil {
 		proc.umask = int(*p.User.Umask)
 	}
