@@ -9,9 +9,9 @@
  * namespaces, clone(CLONE_PARENT) the final process, report its pid, exit.
  * Stage 1 (the final process, the launcher's child): wait until the launcher
  * has placed it in its cgroup and RDT class, unshare the cgroup namespace
- * (so its root is the container's cgroup), report RUNNING, and return to Go
- * (roles init and exec) or, confined first (pause.c), become the pod's pause
- * process.
+ * (so its root is the container's cgroup), report RUNNING, and, confined
+ * first (pause.c), become the pod's pause process, or close every fd but
+ * stdio and the two pipes and return to Go (roles init and exec).
  *
  * A new pid namespace takes effect only in children, which is why the clone
  * is always done. Every failure ends in crib_bail(): one JSON log line on the
@@ -32,6 +32,7 @@
 #include <linux/nsfs.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
 
@@ -300,6 +301,51 @@ static long clone_final(const struct crib_bootstrap *b, uint32_t *in_cgroup2)
 	return syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
 }
 
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+/* close_fds_from closes fds first..last; close_range(2) or, before Linux 5.9,
+ * one by one up to the fd limit (nothing but this thread exists yet). */
+static void close_fds_from(unsigned first, unsigned last)
+{
+	if (first > last)
+		return;
+	if (syscall(SYS_close_range, first, last, 0) == 0)
+		return;
+	struct rlimit rl;
+	unsigned max = 1u << 20;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < max)
+		max = (unsigned)rl.rlim_cur;
+	for (unsigned fd = first; fd <= last && fd < max; fd++)
+		close((int)fd);
+}
+
+/* close_inherited_fds keeps stdio, the init pipe and the log pipe (now
+ * close-on-exec) and closes every other fd before the Go init starts: the
+ * cgroup v2 directory clone3 needed, or anything the launcher leaked, would
+ * otherwise be a way out of the container's root through /proc/self/fd/N/..
+ * (runc's CVE-2024-21626). The Go init checks the same again. */
+static void close_inherited_fds(void)
+{
+	int keep[2] = {initpipe, logpipe};
+	if (keep[0] > keep[1]) {
+		int t = keep[0];
+		keep[0] = keep[1];
+		keep[1] = t;
+	}
+	unsigned next = 3;
+	for (int i = 0; i < 2; i++) {
+		if (keep[i] < (int)next)
+			continue;
+		close_fds_from(next, (unsigned)keep[i] - 1);
+		if (fcntl(keep[i], F_SETFD, FD_CLOEXEC) < 0)
+			crib_bail("nsexec: make fd %d close-on-exec: %m", keep[i]);
+		next = (unsigned)keep[i] + 1;
+	}
+	close_fds_from(next, ~0u);
+}
+
 static void stage1(const struct crib_bootstrap *b)
 {
 	wait_sync(CRIB_SYNC_CONTINUE);
@@ -312,6 +358,7 @@ static void stage1(const struct crib_bootstrap *b)
 	send_sync(CRIB_SYNC_RUNNING, NULL, 0);
 	if (b->role == CRIB_ROLE_PAUSE)
 		crib_pause(initpipe);
+	close_inherited_fds();
 }
 
 static void stage0(struct crib_bootstrap *b)

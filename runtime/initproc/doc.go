@@ -12,7 +12,12 @@
 // goroutine, and every credential it changes is that thread's (the one that
 // calls execve).
 //
-// It imports only the standard library, x/sys, runtime-spec and
-// runtime/initmsg; it must not import the daemon side (runtime, cri,
-// sandbox). Internal to crib; no API compatibility promised.
+// Before it touches any path it closes every fd it did not open itself, and
+// every path the spec names for the process (working directory, command)
+// is resolved in the container's root with openat2(RESOLVE_IN_ROOT|
+// RESOLVE_NO_MAGICLINKS) and checked with getcwd (see cwd.go).
+//
+// It imports only the standard library, x/sys, runtime-spec,
+// runtime/initmsg and the leaves internal/resolve and internal/sysctl; it
+// must not import the daemon side (runtime, cri, sandbox). Internal to crib; no API compatibility promised.
 package initproc

@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "init:", err)
 		os.Exit(1)
 	}
+	if dir := os.Getenv(unreachableEnv); dir != "" {
+		unreachableChild(dir)
+	}
 	os.Exit(m.Run())
 }
 
@@ -51,6 +54,13 @@ type result struct {
 // child's namespace. (Other packages' tests run in parallel and mount their
 // own things, so the whole table is not compared.)
 func runInit(t *testing.T, cfg initmsg.Config, cloneflags uintptr) result {
+	t.Helper()
+	return runInitLeaking(t, cfg, cloneflags, nil)
+}
+
+// runInitLeaking is runInit with extra open files in init from fd 4 on, as
+// a careless launcher would leave them.
+func runInitLeaking(t *testing.T, cfg initmsg.Config, cloneflags uintptr, leak []*os.File) result {
 	t.Helper()
 	testutil.RequireRoot(t)
 	testRoot := filepath.Dir(t.TempDir())
@@ -75,7 +85,7 @@ func runInit(t *testing.T, cfg initmsg.Config, cloneflags uintptr) result {
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), childEnv+"=1", initmsg.EnvInitPipe+"=3")
-	cmd.ExtraFiles = []*os.File{child}
+	cmd.ExtraFiles = append([]*os.File{child}, leak...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cloneflags, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -18,6 +18,7 @@ import (
 // Step names reported in initmsg.Message.Step.
 const (
 	stepConfig      = "config"
+	stepFds         = "inherited_fds"
 	stepPropagation = "propagation"
 	stepRootfs      = "rootfs"
 	stepMount       = "mount"
@@ -89,6 +90,11 @@ func Run() error {
 	pipe, err := initPipe()
 	if err != nil {
 		return err
+	}
+	// Before any path is touched: an fd inherited from the launcher is a
+	// way out of the container's root (see cwd.go).
+	if err := closeInheritedFds(int(pipe.Fd())); err != nil {
+		return report(pipe, fail(stepFds, "", err))
 	}
 	var cfg initmsg.Config
 	if err := initmsg.Read(pipe, &cfg); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -67,10 +68,18 @@ func setupProcess(spec *specs.Spec, isInit bool, lastCap int) (*process, error) 
 			return nil, fail(stepCaps, "", fmt.Errorf("set keepcaps: %w", err))
 		}
 	}
+	// The container's "/" (after pivot_root, or setns into its mount
+	// namespace for role exec): the root every path of the spec is
+	// resolved in.
+	r, err := openRoot("/")
+	if err != nil {
+		return nil, fail(stepCwd, "/", err)
+	}
+	defer r.close()
 	// As root first: a cwd on a root-squashed NFS volume is reachable only
 	// as the user, one under a 0700 root-owned dir only as root; runc tries
 	// both, and so do we.
-	cwdErr := chdir(p.Cwd)
+	cwdErr := enterCwd(r, p.Cwd)
 	if err := setUser(p.User); err != nil {
 		return nil, fail(stepUser, "", err)
 	}
@@ -83,30 +92,20 @@ func setupProcess(spec *specs.Spec, isInit bool, lastCap int) (*process, error) 
 		}
 	}
 	if cwdErr != nil {
-		if err := chdir(p.Cwd); err != nil {
-			return nil, fail(stepCwd, p.Cwd, fmt.Errorf("chdir to cwd %s: %w", p.Cwd, err))
+		if err := enterCwd(r, p.Cwd); err != nil {
+			return nil, fail(stepCwd, p.Cwd, err)
 		}
 	}
-	env := withHome(p.Env, p.User.UID)
-	path, err := lookPath(p.Args[0], env)
+	env := withHome(r, p.Env, p.User.UID)
+	exe, err := lookPath(r, p.Args[0], env)
 	if err != nil {
 		return nil, fail(stepExec, p.Args[0], err)
 	}
-	proc := &process{path: path, args: p.Args, env: env, umask: defaultUmask}
+	proc := &process{path: exe, args: p.Args, env: env, umask: defaultUmask}
 	if p.User.Umask != nil {
 		proc.umask = int(*p.User.Umask)
 	}
 	return proc, nil
-}
-
-func chdir(cwd string) error {
-	if cwd == "" {
-		return nil
-	}
-	if !filepath.IsAbs(cwd) {
-		return fmt.Errorf("cwd %q is not absolute", cwd)
-	}
-	return unix.Chdir(cwd)
 }
 
 // setRlimit sets one limit. It goes through package syscall's prlimit on
@@ -144,15 +143,22 @@ func setUser(u specs.User) error {
 }
 
 // withHome adds HOME, as runc does, when the spec's environment has none:
-// the user's home from the container's /etc/passwd, or "/".
-func withHome(env []string, uid uint32) []string {
+// the user's home from the container's /etc/passwd (resolved in r), or "/".
+func withHome(r *root, env []string, uid uint32) []string {
 	for _, kv := range env {
 		if strings.HasPrefix(kv, "HOME=") {
 			return env
 		}
 	}
 	home := "/"
-	if f, err := os.Open("/etc/passwd"); err == nil {
+	// O_NONBLOCK and the type check: a FIFO there must not hang init.
+	if fd, err := r.resolve("/etc/passwd", unix.O_RDONLY|unix.O_NONBLOCK); err == nil {
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+			unix.Close(fd)
+			return append(env[:len(env):len(env)], "HOME="+home)
+		}
+		f := os.NewFile(uintptr(fd), "/etc/passwd")
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
 			// name:password:uid:gid:gecos:home:shell
@@ -182,10 +188,14 @@ func getenv(env []string, key string) (string, bool) {
 // lookPath finds name in the PATH of the container's environment (not
 // init's), inside the container's root and as the user, so the launcher
 // learns of a missing or non-executable command before the container is
-// reported started. The messages are os/exec's.
-func lookPath(name string, env []string) (string, error) {
+// reported started. Every candidate is resolved in r with
+// RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS: a command such as
+// /proc/self/fd/N/../bin/sh or a symlink through /proc/1/root is refused.
+// Relative names are taken from the working directory, which enterCwd
+// checked is inside the root. The messages are os/exec's.
+func lookPath(r *root, name string, env []string) (string, error) {
 	if strings.Contains(name, "/") {
-		if err := executable(name); err != nil {
+		if err := executable(r, name); err != nil {
 			return "", fmt.Errorf("exec: %q: %w", name, err)
 		}
 		return name, nil
@@ -196,7 +206,7 @@ func lookPath(name string, env []string) (string, error) {
 			dir = "." // POSIX: an empty PATH element is the working directory
 		}
 		p := filepath.Join(dir, name)
-		if executable(p) == nil {
+		if executable(r, p) == nil {
 			if !filepath.IsAbs(p) && !strings.HasPrefix(p, ".") {
 				p = "./" + p
 			}
@@ -206,16 +216,41 @@ func lookPath(name string, env []string) (string, error) {
 	return "", fmt.Errorf("exec: %q: executable file not found in $PATH", name)
 }
 
-// executable checks that p is a regular file the user may execute.
-func executable(p string) error {
+// executable checks that p, resolved in r, is a regular file the user may
+// execute. execve(2) later resolves the same string again: by then init
+// holds no fd that leads out of the root (closeInheritedFds) and its root
+// and working directory are the container's, so the two resolutions agree
+// except for what the container itself changes in between.
+func executable(r *root, p string) error {
+	abs := p
+	if !path.IsAbs(p) {
+		wd, err := getcwd()
+		if err != nil {
+			return err
+		}
+		// Not path.Join: "link/../x" is the kernel's to resolve, as
+		// execve will. wd itself has no symlinks or "..".
+		abs = strings.TrimSuffix(wd, "/") + "/" + p
+	}
+	fd, err := r.resolve(abs, unix.O_PATH)
+	if err != nil {
+		return &os.PathError{Op: "stat", Path: p, Err: explainResolve(err)}
+	}
+	defer unix.Close(fd)
 	var st unix.Stat_t
-	if err := unix.Stat(p, &st); err != nil {
+	if err := unix.Fstat(fd, &st); err != nil {
 		return &os.PathError{Op: "stat", Path: p, Err: err}
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		return &os.PathError{Op: "exec", Path: p, Err: unix.EISDIR}
 	}
-	if err := unix.Faccessat(unix.AT_FDCWD, p, unix.X_OK, unix.AT_EACCESS); err != nil {
+	// faccessat2(2) with AT_EMPTY_PATH checks the fd itself (Linux 5.8);
+	// before it, the path, which execve resolves the same way anyway.
+	err = unix.Faccessat2(fd, "", unix.X_OK, unix.AT_EACCESS|unix.AT_EMPTY_PATH)
+	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EINVAL) {
+		err = unix.Faccessat(unix.AT_FDCWD, abs, unix.X_OK, unix.AT_EACCESS)
+	}
+	if err != nil {
 		return &os.PathError{Op: "exec", Path: p, Err: err}
 	}
 	return nil

@@ -54,6 +54,15 @@ func (r *root) open(p string, flags int, extra uint64) (int, error) {
 	return resolve.InRoot(r.fd, cleanIn(p), unix.O_PATH|flags, extra)
 }
 
+// resolve is open without the lexical clean: p is handed to the kernel as
+// written, so ".." after a symlink or a /proc magic link is resolved (and
+// refused, for the magic link) by the kernel rather than erased first.
+// For paths the container's user names (working directory, command),
+// where "/proc/self/fd/5/.." must fail rather than become "/proc/self/fd".
+func (r *root) resolve(p string, flags int) (int, error) {
+	return resolve.InRoot(r.fd, p, flags, 0)
+}
+
 // mkdirAll returns an O_PATH fd of directory p inside the rootfs, creating
 // it and its parents (mode 0755) as needed.
 func (r *root) mkdirAll(p string) (int, error) {

@@ -72,11 +72,12 @@ func afterPivot(spec *specs.Spec, mt *mounter, propagation string) error {
 		}
 	}
 	if cwd := spec.Process.Cwd; cwd != "" {
-		// runc creates a missing cwd (as root, 0755) once inside the jail,
-		// where a path cannot leave the rootfs; later Docker and Kubernetes
-		// rely on it for an image WORKDIR that only names a path.
-		if err := os.MkdirAll(cwd, 0o755); err != nil {
-			return fail(stepCwd, cwd, fmt.Errorf("create cwd %s: %w", cwd, err))
+		// runc creates a missing cwd once inside the jail; Docker and
+		// Kubernetes rely on it for an image WORKDIR that only names a
+		// path. Before the read-only remount of /, so that works there
+		// too; resolved in the root and made as the user (see ensureCwd).
+		if err := ensureCwd(cwd, spec.Process.User); err != nil {
+			return fail(stepCwd, cwd, err)
 		}
 	}
 	if err := mt.finalizeMounts(); err != nil {
