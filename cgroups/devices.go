@@ -124,7 +124,7 @@ type DeviceSet struct {
 	Exceptions []DeviceRule
 }
 
-// Devices reduces rules, read in order, to a DeviceSet. The last "a *:* rwm"
+// NewDeviceSet reduces rules, read in order, to a DeviceSet. The last "a *:* rwm"
 // rule sets the default (deny when there is none: a rule list is an allow
 // list, as in runc) and discards the rules before it; every rule after it
 // be the opposite of the default. A rule with the same effect as the default
@@ -132,7 +132,7 @@ type DeviceSet struct {
 // punch a hole in it, which "last match wins" in a program does but the v1
 // kernel does not (it only removes equal exceptions), so it is refused
 // rather than applied differently on the two hierarchies.
-func Devices(rules []DeviceRule) (DeviceSet, error) {
+func NewDeviceSet(rules []DeviceRule) (DeviceSet, error) {
 	var set DeviceSet
 	start := 0
 	for i, d := range rules {

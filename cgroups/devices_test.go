@@ -13,7 +13,7 @@ func dev(allow bool, typ DeviceType, major, minor int64, access string) DeviceRu
 	return DeviceRule{Allow: allow, Type: typ, Major: major, Minor: minor, Access: access}
 }
 
-func TestDevices(t *testing.T) {
+func TestNewDeviceSet(t *testing.T) {
 	denyAll := dev(false, DeviceAll, AnyDevice, AnyDevice, "rwm")
 	allowAll := dev(true, DeviceAll, AnyDevice, AnyDevice, "rwm")
 	tests := []struct {
@@ -36,7 +36,7 @@ func TestDevices(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Devices(tt.rules)
+			got, err := NewDeviceSet(tt.rules)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -47,7 +47,7 @@ func TestDevices(t *testing.T) {
 	}
 }
 
-func TestDevicesRefuses(t *testing.T) {
+func TestNewDeviceSetRefuses(t *testing.T) {
 	denyAll := dev(false, DeviceAll, AnyDevice, AnyDevice, "rwm")
 	tests := []struct {
 		name  string
@@ -66,7 +66,7 @@ func TestDevicesRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Devices(tt.rules)
+			_, err := NewDeviceSet(tt.rules)
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, errdefs.ErrInvalidArgument) {
 				t.Errorf("err = %v, want InvalidArgument containing %q", err, tt.want)
 			}

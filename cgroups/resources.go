@@ -39,7 +39,7 @@ type Resources struct {
 	// files in the allow list below; v2 only.
 	Unified map[string]string
 	// Devices, when not nil, replaces the cgroup's device rules: read in
-	// order as Devices (the function) explains, deny-all when empty. v1
+	// order as NewDeviceSet explains, deny-all when empty. v1
 	// writes devices.deny and devices.allow, v2 attaches a
 	// BPF_CGROUP_DEVICE program. nil leaves the device cgroup alone (a
 	// pod's cgroup, a CRI update).
@@ -114,7 +114,7 @@ func (r *Resources) Validate() error {
 		}
 	}
 	if r.Devices != nil {
-		if _, err := Devices(r.Devices); err != nil {
+		if _, err := NewDeviceSet(r.Devices); err != nil {
 			return err
 		}
 	}

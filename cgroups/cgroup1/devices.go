@@ -25,7 +25,7 @@ const allDevices = "a *:* rwm"
 // devices.list: what the kernel did not take is an error, not a container
 // with other rules than asked for.
 func setDevices(root *cgfs.Root, rel string, rules []cgroups.DeviceRule) error {
-	want, err := cgroups.Devices(rules)
+	want, err := cgroups.NewDeviceSet(rules)
 	if err != nil {
 		return err
 	}

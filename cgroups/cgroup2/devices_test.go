@@ -26,7 +26,7 @@ var defaultRules = []cgroups.DeviceRule{
 
 func programFor(t *testing.T, rules []cgroups.DeviceRule) []byte {
 	t.Helper()
-	set, err := cgroups.Devices(rules)
+	set, err := cgroups.NewDeviceSet(rules)
 	if err != nil {
 		t.Fatal(err)
 	}

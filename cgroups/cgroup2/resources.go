@@ -22,7 +22,7 @@ func (m *Manager) setDevices(rel string, rules []cgroups.DeviceRule) error {
 	if rules == nil {
 		return nil
 	}
-	set, err := cgroups.Devices(rules)
+	set, err := cgroups.NewDeviceSet(rules)
 	if err != nil {
 		return err
 	}

@@ -94,7 +94,7 @@ func TestAttachFiltersDevices(t *testing.T) {
 		{Allow: true, Type: 'c', Major: any, Minor: any, Access: "m"},
 		{Allow: true, Type: 'c', Major: 1, Minor: 3, Access: "rwm"},
 	}
-	set, err := cgroups.Devices(rules)
+	set, err := cgroups.NewDeviceSet(rules)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestAttachFiltersDevices(t *testing.T) {
 	if got, want := probe(t, dir), "null=ok zero=operation not permitted mknod=ok vcs=operation not permitted"; got != want {
 		t.Errorf("restricted: %q, want %q", got, want)
 	}
-	all, err := cgroups.Devices(cgroups.AllowAllDevices())
+	all, err := cgroups.NewDeviceSet(cgroups.AllowAllDevices())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,15 +75,15 @@ const (
 )
 
 func TestProgramDecides(t *testing.T) {
-	set, err := cgroups.Devices(criDefault())
+	set, err := cgroups.NewDeviceSet(criDefault())
 	if err != nil {
 		t.Fatal(err)
 	}
-	allowAll, err := cgroups.Devices(cgroups.AllowAllDevices())
+	allowAll, err := cgroups.NewDeviceSet(cgroups.AllowAllDevices())
 	if err != nil {
 		t.Fatal(err)
 	}
-	denyDisk, err := cgroups.Devices(append(cgroups.AllowAllDevices(),
+	denyDisk, err := cgroups.NewDeviceSet(append(cgroups.AllowAllDevices(),
 		cgroups.DeviceRule{Type: 'b', Major: 8, Minor: cgroups.AnyDevice, Access: "rw"}))
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +130,7 @@ func TestProgramDecides(t *testing.T) {
 // TestProgramMatchesRules checks every device a rule names, and its
 // neighbours, against the rule list read as the v1 kernel reads it.
 func TestProgramMatchesRules(t *testing.T) {
-	set, err := cgroups.Devices(criDefault())
+	set, err := cgroups.NewDeviceSet(criDefault())
 	if err != nil {
 		t.Fatal(err)
 	}
