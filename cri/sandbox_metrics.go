@@ -12,6 +12,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
 
 	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/internal/hostfs"
@@ -66,17 +67,23 @@ func (s *Server) ListPodSandboxMetrics(ctx context.Context, _ *criapi.ListPodSan
 		if pod.State != sandbox.StateReady {
 			continue
 		}
+		// One pod or container that cannot be read (a privileged
+		// container can make its cgroup unreadable, e.g. threaded) is left
+		// out and logged: it must not take the node's metrics with it.
 		pm, err := s.podMetrics(pod, s.ownsParent(pod, pods), now)
 		if err != nil {
-			return nil, err
+			if !gone(err) {
+				klog.FromContext(ctx).Info("Pod left out of the metrics", "podSandboxID", pod.ID, "err", err)
+			}
+			continue
 		}
 		for _, st := range byPod[pod.ID] {
 			cm, err := s.containerMetrics(pod, st, storage, now)
-			if gone(err) {
-				continue // exited or removed meanwhile
-			}
 			if err != nil {
-				return nil, err
+				if !gone(err) { // else exited or removed meanwhile
+					klog.FromContext(ctx).Info("Container left out of the metrics", "containerID", st.ID, "err", err)
+				}
+				continue
 			}
 			pm.ContainerMetrics = append(pm.ContainerMetrics, cm)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,9 +41,14 @@ type fakeMetrics struct {
 	cgroups map[string]*cgroups.Metrics
 	layers  map[string]uint64
 	nets    map[string][]sandbox.InterfaceStats
+	// broken cgroups fail as a threaded one does (EOPNOTSUPP).
+	broken map[string]bool
 }
 
 func (f fakeMetrics) CgroupMetrics(path string) (*cgroups.Metrics, error) {
+	if f.broken[path] {
+		return nil, fmt.Errorf("read %s/cgroup.procs: %w", path, syscall.EOPNOTSUPP)
+	}
 	if m, ok := f.cgroups[path]; ok {
 		return m, nil
 	}
@@ -323,5 +329,21 @@ func TestListPodSandboxMetricsNoReader(t *testing.T) {
 	_, err := s.ListPodSandboxMetrics(context.Background(), &criapi.ListPodSandboxMetricsRequest{})
 	if !errdefs.IsNotImplemented(err) {
 		t.Errorf("without a reader: %v", err)
+	}
+}
+
+// TestListPodSandboxMetricsUnreadableCgroup: a container whose cgroup
+// cannot be read is left out; the node's other metrics still come.
+func TestListPodSandboxMetricsUnreadableCgroup(t *testing.T) {
+	s, _, _ := metricsWorld()
+	fm := s.metrics.(fakeMetrics)
+	fm.broken = map[string]bool{"/kubepods/podu1/c1": true}
+	s.metrics = fm
+	resp, err := s.ListPodSandboxMetrics(context.Background(), &criapi.ListPodSandboxMetricsRequest{})
+	if err != nil {
+		t.Fatalf("one unreadable cgroup failed the whole list: %v", err)
+	}
+	if pm := resp.GetPodMetrics(); len(pm) != 1 || len(pm[0].GetContainerMetrics()) != 0 || len(pm[0].GetMetrics()) == 0 {
+		t.Errorf("want the pod's own metrics and no container's: %v", pm)
 	}
 }

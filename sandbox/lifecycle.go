@@ -38,12 +38,14 @@ func (m *Manager) steps() []runStep {
 		{"directory", func(_ context.Context, p *Pod, _ *Config) error { return mkdirPod(m.StateDir, p.Dir) },
 			func(_ context.Context, p *Pod) error { return removeDir(p) }},
 		{"namespaces", m.pin, func(_ context.Context, p *Pod) error { return unpin(p) }},
-		{"sysctls", func(_ context.Context, p *Pod, _ *Config) error { return applySysctls(p) }, nil},
 		{"cgroup", m.createCgroup, m.removeCgroup},
 		{"shm", m.mountShm, func(_ context.Context, p *Pod) error { return unmountShm(p) }},
 		{"network and after-setup hook", m.networkAndHook, func(ctx context.Context, p *Pod) error {
 			return errors.Join(m.beforeTeardown(ctx, p), m.teardownNetwork(ctx, p))
 		}},
+		// After CNI: per-interface keys (net.ipv4.conf.eth0.*) name the
+		// pod's interfaces, as runc writes them at container start.
+		{"sysctls", func(_ context.Context, p *Pod, _ *Config) error { return applySysctls(p) }, nil},
 		{"files", m.writeFiles, nil}, // removed with the directory
 		{"ready", func(_ context.Context, p *Pod, _ *Config) error {
 			p.State = StateReady
@@ -477,9 +479,15 @@ func applySysctls(p *Pod) error {
 		byNS[ns][k] = v
 	}
 	for ns, kv := range byNS {
-		pin, kind := p.NetNS, nsfs.Net
-		if ns == sysctl.IPC {
+		var pin string
+		var kind nsfs.Kind
+		switch ns {
+		case sysctl.Net:
+			pin, kind = p.NetNS, nsfs.Net
+		case sysctl.IPC:
 			pin, kind = p.IPCNS, nsfs.IPC
+		default: // validate refused these; never write the host's
+			return invalidf("sysctls %v are not namespaced", slices.Sorted(maps.Keys(kv)))
 		}
 		if pin == "" { // validate refused these already; never the host's
 			return invalidf("sysctls %v: the pod has no %s namespace of its own", slices.Sorted(maps.Keys(kv)), kind)

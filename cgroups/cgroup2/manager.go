@@ -315,6 +315,11 @@ func (m *Manager) Kill(path string) error {
 	}
 	rel := cgroups.Rel(p)
 	err = m.root.Write(rel, "cgroup.kill", "1")
+	if errors.Is(err, unix.ENODEV) {
+		// The kernel answers ENODEV for the files of a cgroup that is
+		// being removed (a container's, when its init exits): it is empty.
+		return nil
+	}
 	if err == nil || !errors.Is(err, unix.ENOENT) {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -127,5 +128,16 @@ func TestRegistryErrorDetail(t *testing.T) {
 		`404 MANIFEST_UNKNOWN: manifest unknown (detail {"Name":"lib/img","Tag":"1"}): not found`
 	if err.Error() != want || !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("got  %v\nwant %s", err, want)
+	}
+}
+
+// TestPullErrorHidesURLQuery: a failed request's URL (a signed blob
+// redirect, say) reaches the error without its query or user info.
+func TestPullErrorHidesURLQuery(t *testing.T) {
+	err := classify(&url.Error{Op: "Get",
+		URL: "https://user:pw@blobs.example.invalid/b?X-Amz-Signature=secret&X-Amz-Credential=key",
+		Err: &net.DNSError{Err: "no such host", Name: "blobs.example.invalid", IsNotFound: true}}, "registry example.invalid", false)
+	if msg := err.Error(); strings.Contains(msg, "secret") || strings.Contains(msg, "pw") || !strings.Contains(msg, "blobs.example.invalid/b") {
+		t.Errorf("error %q shows the URL's query or user info, or not the URL", msg)
 	}
 }

@@ -306,6 +306,7 @@ func classify(err error, who string, hadAuth bool) error {
 		}
 		return fmt.Errorf("%s: %s", who, text)
 	}
+	redactURL(err)
 	var nerr net.Error
 	var dnsErr *net.DNSError
 	if errors.As(err, &nerr) || errors.As(err, &dnsErr) || errors.Is(err, syscall.ECONNREFUSED) ||
@@ -313,6 +314,20 @@ func classify(err error, who string, hadAuth bool) error {
 		return fmt.Errorf("%s unreachable: %v: %w", who, err, errdefs.ErrUnavailable)
 	}
 	return fmt.Errorf("%s: %w", who, err)
+}
+
+// redactURL drops the query and user info from the URL of a failed request
+// in err: a registry's blob redirect may carry a signed URL whose query is
+// a credential, and the error reaches the kubelet's events and logs.
+func redactURL(err error) {
+	var uerr *url.Error
+	if !errors.As(err, &uerr) {
+		return
+	}
+	if u, perr := url.Parse(uerr.URL); perr == nil && (u.RawQuery != "" || u.User != nil) {
+		u.RawQuery, u.User = "", nil
+		uerr.URL = u.String()
+	}
 }
 
 // codeWords turns MANIFEST_UNKNOWN into "manifest unknown".

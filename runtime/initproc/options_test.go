@@ -1,6 +1,7 @@
 package initproc
 
 import (
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"strings"
 	"testing"
 
@@ -58,5 +59,20 @@ func TestUnescapeOctal(t *testing.T) {
 	}
 	if got := unescapeOctal(`/x\04`); !strings.HasPrefix(got, "/x") {
 		t.Errorf("short escape: %q", got)
+	}
+}
+
+// TestSysctlNamespaceMatchesTheDaemon: the init accepts every IPC key the
+// daemon accepted at RunPodSandbox (the kubelet's prefixes), not a shorter
+// list of its own.
+func TestSysctlNamespaceMatchesTheDaemon(t *testing.T) {
+	for name, want := range map[string]specs.LinuxNamespaceType{
+		"kernel.shm_next_id": specs.IPCNamespace, "kernel.msg_next_id": specs.IPCNamespace, "kernel.sem": specs.IPCNamespace,
+		"fs.mqueue.msg_max": specs.IPCNamespace, "net.ipv4.conf.eth0.rp_filter": specs.NetworkNamespace,
+		"kernel.hostname": specs.UTSNamespace, "kernel.core_pattern": "", "vm.overcommit_memory": "",
+	} {
+		if got := sysctlNamespace(name); got != want {
+			t.Errorf("sysctlNamespace(%q) = %q, want %q", name, got, want)
+		}
 	}
 }

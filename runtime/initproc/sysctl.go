@@ -3,7 +3,6 @@ package initproc
 import (
 	"fmt"
 	"sort"
-	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -36,22 +35,17 @@ func setHostname(spec *specs.Spec) error {
 	return nil
 }
 
-// ipcSysctls are the kernel.* sysctls that belong to the IPC namespace.
-var ipcSysctls = map[string]bool{
-	"kernel.msgmax": true, "kernel.msgmnb": true, "kernel.msgmni": true,
-	"kernel.sem": true, "kernel.shmall": true, "kernel.shmmax": true,
-	"kernel.shmmni": true, "kernel.shm_rmid_forced": true,
-}
-
 // sysctlNamespace returns the namespace a sysctl belongs to, or "" when it
-// is global to the host.
+// is global to the host: the kubelet's rules (internal/sysctl), the same
+// the daemon checked the pod's sysctls against, plus the UTS names.
 func sysctlNamespace(name string) specs.LinuxNamespaceType {
-	switch {
-	case ipcSysctls[name] || strings.HasPrefix(name, "fs.mqueue."):
+	switch sysctl.NamespaceOf(name) {
+	case sysctl.IPC:
 		return specs.IPCNamespace
-	case strings.HasPrefix(name, "net."):
+	case sysctl.Net:
 		return specs.NetworkNamespace
-	case name == "kernel.hostname" || name == "kernel.domainname":
+	}
+	if name == "kernel.hostname" || name == "kernel.domainname" {
 		return specs.UTSNamespace
 	}
 	return ""

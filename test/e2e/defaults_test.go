@@ -130,3 +130,26 @@ func capLine(status, key string) string {
 	}
 	return ""
 }
+
+// TestInterfaceSysctls: a pod's sysctls are written after CNI made its
+// interfaces, so per-interface keys work (and apply to eth0 only).
+func TestInterfaceSysctls(t *testing.T) {
+	w := newPodWorld(t)
+	ctx := context.Background()
+	pod := w.podConfig("ifsysctl", criapi.NamespaceMode_CONTAINER)
+	pod.Linux.Sysctls = map[string]string{"net.ipv4.conf.eth0.rp_filter": "2", "kernel.shm_rmid_forced": "1"}
+	podID, err := w.c.Runtime.RunPodSandbox(ctx, pod, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = w.c.Runtime.StopPodSandbox(ctx, podID)
+		_ = w.c.Runtime.RemovePodSandbox(ctx, podID)
+	})
+	id := w.container(t, podID, pod, "reader", "sleep", "3600")
+	resp, err := w.c.RawRt.ExecSync(ctx, &criapi.ExecSyncRequest{ContainerId: id,
+		Cmd: []string{"cat", "/proc/sys/net/ipv4/conf/eth0/rp_filter", "/proc/sys/kernel/shm_rmid_forced"}, Timeout: 10})
+	if err != nil || string(resp.Stdout) != "2\n1\n" {
+		t.Fatalf("sysctls in the pod: %q %q, %v", resp.GetStdout(), resp.GetStderr(), err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -99,7 +100,18 @@ func TestPodCycles(t *testing.T) {
 
 	pre := w.count(t)
 	w.cycle(t, 0)
+	// The first cycle's shim exits after RemovePodSandbox returns: wait
+	// until the count holds still, or a slow exit on a loaded machine
+	// reads as something gone during the cycles.
 	before := w.count(t)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		again := w.count(t)
+		if diff(withoutHostMounts(before), withoutHostMounts(again)) == "" {
+			break
+		}
+		before = again
+	}
 	t.Logf("first cycle (not counted) added: %s", diff(pre, before))
 
 	start := time.Now()
@@ -328,6 +340,14 @@ func hexAddr(s string) string {
 
 // hostMounts is the category of every mount point of the host.
 const hostMounts = "mounts (host, total)"
+
+// withoutHostMounts is c without the host's mount table, which changes
+// with whatever else runs on the host.
+func withoutHostMounts(c map[string]map[string]int) map[string]map[string]int {
+	out := maps.Clone(c)
+	delete(out, hostMounts)
+	return out
+}
 
 // inode matches the number in "socket:[1234]", "pipe:[99]".
 var inode = regexp.MustCompile(`\[(\d+)\]`)
