@@ -33,10 +33,9 @@ func setDevices(root *cgfs.Root, rel string, rules []cgroups.DeviceRule) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case !want.DefaultAllow && !slices.Contains(cur, allDevices):
+	if !want.DefaultAllow && !slices.Contains(cur, allDevices) {
 		err = updateAllowList(root, rel, cur, want.Exceptions)
-	default:
+	} else {
 		err = writeDevices(root, rel, want)
 	}
 	if err != nil {
