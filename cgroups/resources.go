@@ -38,6 +38,12 @@ type Resources struct {
 	// Unified sets v2 interface files by name ("memory.high": "1G"). Only
 	// files in the allow list below; v2 only.
 	Unified map[string]string
+	// Devices, when not nil, replaces the cgroup's device rules: read in
+	// order as NewDeviceSet explains, deny-all when empty. v1
+	// writes devices.deny and devices.allow, v2 attaches a
+	// BPF_CGROUP_DEVICE program. nil leaves the device cgroup alone (a
+	// pod's cgroup, a CRI update).
+	Devices []DeviceRule
 }
 
 // CPUMax is a CFS bandwidth limit: QuotaMicros of CPU time per PeriodMicros.
@@ -104,6 +110,11 @@ func (r *Resources) Validate() error {
 			return Invalidf("hugetlb page size %q: want a kernel size name such as 2MB or 1GB", size)
 		}
 		if err := validLimit("hugetlb."+size+".max", &v, maxLimitBytes); err != nil {
+			return err
+		}
+	}
+	if r.Devices != nil {
+		if _, err := NewDeviceSet(r.Devices); err != nil {
 			return err
 		}
 	}

@@ -224,6 +224,7 @@ func (m *Manager) supports(r *cgroups.Resources) error {
 		need(r.CpusetCPUs != "" || r.CpusetMems != "", "cpuset"),
 		need(r.MemoryMaxBytes != nil || r.MemorySwapMaxBytes != nil, "memory"),
 		need(r.PidsMax != nil, "pids"),
+		need(r.Devices != nil, "devices"),
 	)
 }
 

@@ -14,6 +14,11 @@ const unlimitedV1 = uint64(1) << 62
 
 // set writes r into the hierarchies; supports has checked they exist.
 func (m *Manager) set(rel string, r *cgroups.Resources) error {
+	if root := m.ctl["devices"]; root != nil && r.Devices != nil {
+		if err := setDevices(root, rel, r.Devices); err != nil {
+			return err
+		}
+	}
 	if root := m.ctl["cpu"]; root != nil {
 		if err := setCPU(root, rel, r); err != nil {
 			return err

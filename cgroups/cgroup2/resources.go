@@ -2,17 +2,44 @@ package cgroup2
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 
 	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/cgroups/internal/cgfs"
+	"github.com/crib-runtime/crib/cgroups/internal/devfilter"
 	"golang.org/x/sys/unix"
 )
 
-// set writes r into cgroup rel, controller by controller. Unified entries go
+// setDevices attaches the device program for rules to rel, replacing the
+// one there; nil rules leave it alone. There is no device controller file on
+// v2: the device cgroup is a BPF_CGROUP_DEVICE program, which runs for the
+// cgroup and every cgroup below it, together with the ancestors' programs. A
+// program that cannot be attached is an error: a container without it could
+// open every device node it can make.
+func (m *Manager) setDevices(rel string, rules []cgroups.DeviceRule) error {
+	if rules == nil {
+		return nil
+	}
+	set, err := cgroups.NewDeviceSet(rules)
+	if err != nil {
+		return err
+	}
+	prog := devfilter.Encode(devfilter.Program(set))
+	if err := m.attachDevices(rel, prog); err != nil {
+		return fmt.Errorf("apply device rules to cgroup /%s: %w", rel, err)
+	}
+	return nil
+}
+
+// set writes r into cgroup rel, controller by controller, the device
+// program first. Unified entries go
 // last so that they override the typed fields, as in runc.
 func (m *Manager) set(rel string, r *cgroups.Resources) error {
+	if err := m.setDevices(rel, r.Devices); err != nil {
+		return err
+	}
 	for _, fn := range []func(*cgfs.Root, string, *cgroups.Resources) error{
 		setCPU, setCpuset, setMemory, setPids, setHugetlb, setUnified,
 	} {
@@ -140,6 +167,21 @@ func setUnified(root *cgfs.Root, rel string, r *cgroups.Resources) error {
 		}
 	}
 	return nil
+}
+
+func (m *Manager) attachDevices(rel string, prog []byte) error {
+	if f := m.root.Fake(); f != nil {
+		if f.AttachDevices == nil {
+			return errors.New("the fake tree has no AttachDevices")
+		}
+		return f.AttachDevices(m.root.Path()+"/"+rel, prog)
+	}
+	dir, err := m.root.OpenFile(rel, "", unix.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return devfilter.Attach(int(dir.Fd()), prog)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

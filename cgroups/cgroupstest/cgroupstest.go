@@ -31,6 +31,22 @@ type Tree struct {
 	Mountinfo string
 	// Fake is what managers take (cgroup2.WithFake, cgroup1.WithFake).
 	Fake *cgfs.Fake
+	// DeviceWrites logs the writes to each v1 cgroup's devices.allow and
+	// devices.deny (by directory) as "allow c 1:3 rwm", "deny a".
+	DeviceWrites map[string][]string
+	// FailDeviceWrite, when set, can refuse a devices.allow or
+	// devices.deny write (as the kernel does with EPERM when a parent
+	// denies the device).
+	FailDeviceWrite func(dir, file, value string) error
+	// DevicePrograms holds the v2 device program attached to each cgroup
+	// directory, DeviceAttaches how many times one was attached there.
+	DevicePrograms map[string][]byte
+	DeviceAttaches map[string]int
+	// FailAttachDevices, when set, is what attaching a device program
+	// returns (as bpf(2) does without CAP_SYS_ADMIN: EPERM).
+	FailAttachDevices error
+
+	devices map[string]*devState
 }
 
 // NewV2 builds a pure cgroup2 tree whose root offers controllers.
@@ -52,8 +68,9 @@ func NewHybrid(t testing.TB, hierarchies ...string) *Tree {
 
 func build(t testing.TB, unified bool, controllers, hierarchies []string) *Tree {
 	t.Helper()
-	tr := &Tree{t: t, Dir: t.TempDir(), V1: map[string]string{}}
-	tr.Fake = &cgfs.Fake{Mkdir: tr.mkdir, Rmdir: tr.rmdir}
+	tr := &Tree{t: t, Dir: t.TempDir(), V1: map[string]string{}, DeviceWrites: map[string][]string{},
+		DevicePrograms: map[string][]byte{}, DeviceAttaches: map[string]int{}, devices: map[string]*devState{}}
+	tr.Fake = &cgfs.Fake{Mkdir: tr.mkdir, Rmdir: tr.rmdir, AttachDevices: tr.attachDevices, Write: tr.write}
 	var mi strings.Builder
 	id := 30
 	line := func(mnt, fstype, opts string) {
@@ -136,7 +153,7 @@ var v1Files = map[string]map[string]string{
 	"pids":    {"pids.max": "max\n", "pids.current": "0\n"},
 	"freezer": {"freezer.state": "THAWED\n"},
 	"hugetlb": {"hugetlb.2MB.limit_in_bytes": "9223372036854771712\n"},
-	"devices": {},
+	"devices": {"devices.allow": "", "devices.deny": "", "devices.list": "a *:* rwm\n"},
 	"blkio":   {},
 }
 
@@ -177,6 +194,10 @@ func (tr *Tree) mkdir(dir string) error {
 	for opts, mnt := range tr.V1 {
 		if strings.HasPrefix(dir, mnt+"/") {
 			tr.populateV1(dir, opts, false)
+			if tr.isDevicesCgroup(dir) {
+				delete(tr.devices, dir)
+				return os.WriteFile(filepath.Join(dir, "devices.list"), []byte(tr.devicesOf(dir).list()), 0o644)
+			}
 			return nil
 		}
 	}
@@ -198,6 +219,8 @@ func (tr *Tree) rmdir(dir string) error {
 	if b, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs")); len(strings.TrimSpace(string(b))) > 0 {
 		return &os.PathError{Op: "rmdir", Path: dir, Err: errBusy}
 	}
+	delete(tr.devices, dir)
+	delete(tr.DevicePrograms, dir)
 	return os.RemoveAll(dir)
 }
 

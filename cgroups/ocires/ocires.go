@@ -13,7 +13,9 @@ import (
 
 // Convert maps r to cgroups.Resources and validates the result. A nil r is
 // no resources. OCI's memory.swap is memory+swap (the v1 meaning); it becomes
-// a swap-only limit here.
+// a swap-only limit here. The device rules are taken as they are, in order;
+// a spec with a devices list that is present but empty denies every device,
+// as runc does.
 func Convert(r *specs.LinuxResources) (*cgroups.Resources, error) {
 	if r == nil {
 		return nil, nil
@@ -59,8 +61,35 @@ func Convert(r *specs.LinuxResources) (*cgroups.Resources, error) {
 		}
 		out.HugetlbMaxBytes[h.Pagesize] = int64(h.Limit)
 	}
+	if r.Devices != nil {
+		out.Devices = make([]cgroups.DeviceRule, 0, len(r.Devices))
+		for i, d := range r.Devices {
+			if len(d.Type) > 1 {
+				return nil, cgroups.Invalidf("device rule %d: type %q: want a, c or b", i, d.Type)
+			}
+			out.Devices = append(out.Devices, deviceRule(d))
+		}
+	}
 	if err := out.Validate(); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// deviceRule maps an OCI device cgroup rule: a missing type is every
+// device ("a"), a missing major or minor any number, a missing access all of
+// it (runtime-spec's defaults).
+func deviceRule(d specs.LinuxDeviceCgroup) cgroups.DeviceRule {
+	out := cgroups.DeviceRule{Allow: d.Allow, Type: cgroups.DeviceAll, Major: cgroups.AnyDevice, Minor: cgroups.AnyDevice,
+		Access: cgroups.DeviceAccess(d.Access)}
+	if d.Type != "" {
+		out.Type = cgroups.DeviceType(d.Type[0])
+	}
+	if d.Major != nil {
+		out.Major = *d.Major
+	}
+	if d.Minor != nil {
+		out.Minor = *d.Minor
+	}
+	return out
 }

@@ -5,7 +5,10 @@ import (
 	"testing"
 
 	"github.com/containerd/errdefs"
+	"github.com/google/go-cmp/cmp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/crib-runtime/crib/cgroups"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -42,5 +45,41 @@ func TestConvertRejects(t *testing.T) {
 	_, err = Convert(&specs.LinuxResources{Unified: map[string]string{"../escape": "1"}})
 	if !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("bad unified key: %v", err)
+	}
+}
+
+func TestConvertDevices(t *testing.T) {
+	r, err := Convert(&specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{
+		{Allow: false, Access: "rwm"},
+		{Allow: true, Type: "c", Major: ptr(int64(1)), Minor: ptr(int64(3)), Access: "rwm"},
+		{Allow: true, Type: "c", Major: ptr(int64(136)), Access: "wr"},
+		{Allow: true, Type: "b", Major: ptr(int64(8)), Minor: ptr(int64(0))},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []cgroups.DeviceRule{
+		{Allow: false, Type: 'a', Major: -1, Minor: -1, Access: "rwm"},
+		{Allow: true, Type: 'c', Major: 1, Minor: 3, Access: "rwm"},
+		{Allow: true, Type: 'c', Major: 136, Minor: -1, Access: "rw"},
+		{Allow: true, Type: 'b', Major: 8, Minor: 0, Access: "rwm"},
+	}
+	if d := cmp.Diff(want, r.Devices); d != "" {
+		t.Errorf("(-want +got)\n%s", d)
+	}
+	// Present but empty: deny every device; absent: leave them alone.
+	if r, err := Convert(&specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{}}); err != nil || r.Devices == nil || len(r.Devices) != 0 {
+		t.Errorf("empty list: %+v, %v", r, err)
+	}
+	if r, err := Convert(&specs.LinuxResources{}); err != nil || r.Devices != nil {
+		t.Errorf("no list: %+v, %v", r, err)
+	}
+	for _, bad := range []specs.LinuxDeviceCgroup{
+		{Allow: true, Type: "char", Access: "rwm"},
+		{Allow: true, Type: "c", Major: ptr(int64(1)), Minor: ptr(int64(3)), Access: "rwx"},
+	} {
+		if _, err := Convert(&specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{bad}}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("rule %+v: err %v, want InvalidArgument", bad, err)
+		}
 	}
 }

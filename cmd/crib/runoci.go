@@ -18,8 +18,32 @@ import (
 	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/cgroups/manager"
 	"github.com/crib-runtime/crib/cgroups/ocires"
+	criSpec "github.com/crib-runtime/crib/cri/spec"
 	"github.com/crib-runtime/crib/runtime/launch"
 )
+
+// withDefaultDevices returns r with the device rules runc would apply: the
+// bundle's, then (unless they end up allowing every device) the allow list
+// every container gets, as runc appends its built-in one. A bundle from
+// `runc spec` denies every device and counts on that list for /dev/null;
+// one without rules gets deny-all plus the list, as under runc.
+func withDefaultDevices(r *specs.LinuxResources) *specs.LinuxResources {
+	out := specs.LinuxResources{}
+	if r != nil {
+		out = *r
+	}
+	allowAll := false
+	for _, d := range out.Devices {
+		if (d.Type == "" || d.Type == "a") && d.Major == nil && d.Minor == nil {
+			allowAll = d.Allow
+		}
+	}
+	if !allowAll {
+		defaults := criSpec.DefaultDeviceRules()
+		out.Devices = append(append(defaults[:1:1], out.Devices...), defaults[1:]...)
+	}
+	return &out
+}
 
 // runOCI is a developer command: run an OCI bundle through the setns path in
 // the foreground, as `runc run` does, so the path can be tested and
@@ -58,7 +82,7 @@ func runBundle(bundle, state, id string) (code int, retErr error) {
 		// One level, so removing it leaves nothing crib made behind.
 		cgroup = "/crib-run-oci-" + id
 	}
-	res, err := ocires.Convert(spec.Linux.Resources)
+	res, err := ocires.Convert(withDefaultDevices(spec.Linux.Resources))
 	if err != nil {
 		return 0, err
 	}

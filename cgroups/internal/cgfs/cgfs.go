@@ -41,6 +41,15 @@ type Fake struct {
 	Mkdir func(dir string) error
 	// Rmdir removes the cgroup directory dir and its files.
 	Rmdir func(dir string) error
+	// AttachDevices stands in for attaching the v2 device program prog
+	// (struct bpf_insn array) to the cgroup directory dir, replacing the
+	// one there.
+	AttachDevices func(dir string, prog []byte) error
+	// Write, when set, sees every interface file write (path is the full
+	// path) before the file is written; it returns true for the writes it
+	// played the kernel's part in itself (v1 devices.allow and
+	// devices.deny, which change devices.list).
+	Write func(path, value string) (bool, error)
 }
 
 // Open opens the hierarchy mounted at path. fake is nil except in tests.
@@ -51,6 +60,9 @@ func Open(path string, fake *Fake) (*Root, error) {
 	}
 	return &Root{dir: f, path: path, fake: fake}, nil
 }
+
+// Fake is the fake the root was opened with, nil for the real kernel.
+func (r *Root) Fake() *Fake { return r.fake }
 
 // Path is where the hierarchy is mounted.
 func (r *Root) Path() string { return r.path }
@@ -90,6 +102,14 @@ func join(cg, file string) string {
 // (the kernel refusing the value) and ENOENT (no such interface file: the
 // controller is missing or not enabled) are also errdefs.ErrInvalidArgument.
 func (r *Root) Write(cg, file, value string) error {
+	if r.fake != nil && r.fake.Write != nil {
+		if done, err := r.fake.Write(r.path+"/"+join(cg, file), value); done {
+			if err != nil {
+				return &WriteError{File: file, Cgroup: "/" + strings.TrimPrefix(cg, "."), Value: value, Err: err}
+			}
+			return nil
+		}
+	}
 	fd, err := r.open(join(cg, file), unix.O_WRONLY|unix.O_TRUNC)
 	if err == nil {
 		_, err = unix.Write(fd, []byte(value))
