@@ -29,7 +29,7 @@ func (s *Server) Status(_ context.Context, req *criapi.StatusRequest) (*criapi.S
 			Name:     "",
 			Features: &criapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: false, UserNamespaces: false},
 		}},
-		Features: &criapi.RuntimeFeatures{SupplementalGroupsPolicy: false},
+		Features: runtimeFeatures(),
 	}
 	if req.GetVerbose() {
 		resp.Info = map[string]string{"config": marshalInfo(s.opts.EffectiveConfig)}
