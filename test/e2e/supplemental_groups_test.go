@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/testing/protocmp"
@@ -18,14 +17,6 @@ import (
 	"github.com/crib-runtime/crib/test/harness"
 	"github.com/crib-runtime/crib/test/testregistry"
 )
-
-// groupFiles are the /etc/passwd and /etc/group of an image whose user
-// 1000 is a member of a group of its own and of gid 50000, the layout of
-// critest's test-image-predefined-group.
-var groupFiles = []testregistry.File{
-	{Name: "etc/passwd", Mode: 0o644, Data: []byte("root:x:0:0:root:/root:/bin/sh\ndefault-user:x:1000:1000::/:/bin/sh\n")},
-	{Name: "etc/group", Mode: 0o644, Data: []byte("root:x:0:\ndefault-user:x:1000:\ngroup-defined-in-image:x:50000:default-user\n")},
-}
 
 // TestSupplementalGroupsPolicy runs containers with each policy through the
 // CRI and checks, for each, that the init process (pid 1 of the container's
@@ -36,12 +27,8 @@ var groupFiles = []testregistry.File{
 func TestSupplementalGroupsPolicy(t *testing.T) {
 	ctx := context.Background()
 	p := startHostPodIn(t, harness.NewEnv(t), nil, "sleep", "3600")
-	img, err := mutate.AppendLayers(testregistry.Busybox(t, "1000"), testregistry.Layer(t, groupFiles))
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg := testregistry.Start(t)
-	ref, _ := reg.Push(t, "groups/busybox:1", img)
+	ref, _ := reg.Push(t, "groups/busybox:1", testregistry.GroupsBusybox(t))
 	if _, err := p.c.Images.PullImage(ctx, &criapi.ImageSpec{Image: ref}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
