@@ -25,8 +25,7 @@ func (s *Server) Status(_ context.Context, req *criapi.StatusRequest) (*criapi.S
 		// The kubelet reads per-handler features to decide whether it may
 		// ask for recursive read-only mounts and user namespaces.
 		RuntimeHandlers: runtimeHandlers(s.rro),
-
-		Features: &criapi.RuntimeFeatures{SupplementalGroupsPolicy: false},
+		Features:        runtimeFeatures(),
 	}
 	if req.GetVerbose() {
 		resp.Info = map[string]string{"config": marshalInfo(s.opts.EffectiveConfig)}

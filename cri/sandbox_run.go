@@ -51,6 +51,9 @@ func toSandboxConfig(cfg *criapi.PodSandboxConfig, paths cgroups.Paths) (sandbox
 	if u := ns.GetUsernsOptions(); u != nil && u.GetMode() == criapi.NamespaceMode_POD {
 		return sandbox.Config{}, fmt.Errorf("run pod sandbox: user namespaces (hostUsers: false) are not supported yet: %w", errdefs.ErrInvalidArgument)
 	}
+	if err := checkPodUser(cfg.GetLinux().GetSecurityContext()); err != nil {
+		return sandbox.Config{}, fmt.Errorf("run pod sandbox: %w", err)
+	}
 	// A pod without a parent (crictl sends none) gets a level of its own
 	// under crib's root, pod<id>, as the kubelet gives each pod pod<uid>:
 	// its containers and nothing else are below it, so the pod's stats,

@@ -118,10 +118,9 @@ func mustContainer(t *testing.T, in Input) *specs.Spec {
 type errKind string
 
 const (
-	ok       errKind = ""
-	invalid  errKind = "invalid"
-	notFound errKind = "notfound"
-	other    errKind = "other"
+	ok      errKind = ""
+	invalid errKind = "invalid"
+	other   errKind = "other"
 )
 
 // checkErr fails the test unless err is of the expected kind and, when
@@ -138,12 +137,8 @@ func checkErr(t *testing.T, err error, want errKind, mention ...string) {
 		if !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Fatalf("error = %v, want InvalidArgument", err)
 		}
-	case notFound:
-		if !errors.Is(err, errdefs.ErrNotFound) {
-			t.Fatalf("error = %v, want NotFound", err)
-		}
 	case other:
-		if err == nil || errors.Is(err, errdefs.ErrInvalidArgument) || errors.Is(err, errdefs.ErrNotFound) {
+		if err == nil || errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Fatalf("error = %v, want an unclassified error", err)
 		}
 	}

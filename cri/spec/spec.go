@@ -116,8 +116,8 @@ const (
 )
 
 // Container returns the OCI runtime spec of a CRI container. Errors wrap
-// errdefs.ErrInvalidArgument for bad input (naming the field or path) and
-// errdefs.ErrNotFound for a user or group name the image does not define.
+// errdefs.ErrInvalidArgument for bad input, naming the field or path; a
+// user or group name the image does not define is bad input too.
 func Container(in Input) (*specs.Spec, error) {
 	if in.Config == nil {
 		return nil, invalidf("container config is missing")
@@ -191,9 +191,4 @@ func annotations(in Input) map[string]string {
 // invalidf returns an error wrapping errdefs.ErrInvalidArgument.
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf(format+": %w", append(args, errdefs.ErrInvalidArgument)...)
-}
-
-// notFoundf returns an error wrapping errdefs.ErrNotFound.
-func notFoundf(format string, args ...any) error {
-	return fmt.Errorf(format+": %w", append(args, errdefs.ErrNotFound)...)
 }

@@ -45,7 +45,7 @@ func processUser(in Input) (specs.User, error) {
 		// run_as_username is specified; otherwise, the runtime MUST error."
 		return specs.User{}, invalidf("run_as_group is set without run_as_user or run_as_username")
 	case sc.GetRunAsUsername() != "":
-		u, err = byName(passwd, sc.GetRunAsUsername())
+		u, err = byUsername(passwd, sc.GetRunAsUsername())
 	case sc.GetRunAsUser() != nil:
 		v := sc.GetRunAsUser().GetValue()
 		if v < 0 || v >= math.MaxUint32 {
@@ -78,14 +78,36 @@ type resolved struct {
 	uid, gid uint32
 }
 
-// byName looks a user name up; CRI requires an error when it is missing.
+// byUsername resolves run_as_username. A numeric name is a uid, as
+// containerd reads it (its user string goes through the same parser as an
+// image USER), so "1000" runs as uid 1000 with or without a passwd entry.
+// A name with a colon would be read as user:group there; the CRI field is
+// a user name only, so it is refused rather than half-honoured.
+func byUsername(passwd []passwdEntry, name string) (resolved, error) {
+	if strings.ContainsAny(name, ":\x00") {
+		return resolved{}, invalidf("run_as_username %q is not a user name", name)
+	}
+	id, ok, err := parseID(name)
+	if err != nil {
+		return resolved{}, invalidf("run_as_username %q: %v", name, err)
+	}
+	if ok {
+		return byUID(passwd, id), nil
+	}
+	return byName(passwd, name)
+}
+
+// byName looks a user name up. The CRI says a named user MUST exist in
+// the image and the runtime MUST error otherwise; the request (or the
+// image's USER) is what is wrong, so the error is InvalidArgument, never
+// NotFound, which a client could read as "the pod or container is gone".
 func byName(passwd []passwdEntry, name string) (resolved, error) {
 	for _, p := range passwd {
 		if p.name == name {
 			return resolved{name: p.name, uid: p.uid, gid: p.gid}, nil
 		}
 	}
-	return resolved{}, notFoundf("user %q not found in the image's /etc/passwd", name)
+	return resolved{}, invalidf("user %q not found in the image's /etc/passwd", name)
 }
 
 // byUID looks a uid up; a uid the image does not list runs with gid 0, as
@@ -135,7 +157,7 @@ func parseUserString(s string, passwd []passwdEntry, groups []groupEntry) (resol
 			return u, nil
 		}
 	}
-	return resolved{}, notFoundf("group %q not found in the image's /etc/group", groupPart)
+	return resolved{}, invalidf("group %q not found in the image's /etc/group", groupPart)
 }
 
 // parseID reports whether s is numeric and, if so, its value. A numeric

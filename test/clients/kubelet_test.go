@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crib-runtime/crib/test/harness"
@@ -23,11 +24,17 @@ type kubeletWorld struct {
 	c harness.Clients
 }
 
-func startKubelet(t *testing.T) *kubeletWorld {
+// startKubelet starts crib and a kubelet on it, with busybox:1.37 and the
+// images in more (a reference below docker.io's library/ to its image) in
+// the registry the daemon mirrors.
+func startKubelet(t *testing.T, more map[string]v1.Image) *kubeletWorld {
 	t.Helper()
 	kubelet := client(t, "kubelet")
 	reg := testregistry.Start(t)
 	reg.Push(t, "library/busybox:1.37", testregistry.Busybox(t, ""))
+	for ref, img := range more {
+		reg.Push(t, ref, img)
+	}
 	e := harness.NewEnv(t)
 	e.WithNetwork(fmt.Sprintf("10.90.%d.0/24", rand.IntN(200)+20))
 	mirror := reg.ListenIn(t, "/run/netns/"+e.Netns)
@@ -46,7 +53,7 @@ const bb = "    image: busybox:1.37\n    imagePullPolicy: IfNotPresent\n"
 // reach the cgroups, containers restart with back-off, init containers run
 // first, and a removed manifest leaves nothing.
 func TestKubeletStaticPods(t *testing.T) {
-	w := startKubelet(t)
+	w := startKubelet(t, nil)
 	ctx := context.Background()
 	pods := map[string]string{
 		"single": harness.StaticPod("single", "  containers:\n  - name: sleep\n"+bb+"    command: [sleep, '3600']\n"),

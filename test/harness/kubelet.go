@@ -163,7 +163,9 @@ type KubeletPod struct {
 		UID  string `json:"uid"`
 	} `json:"metadata"`
 	Status struct {
-		Phase      string `json:"phase"`
+		Phase string `json:"phase"`
+		// Reason is why the kubelet refused the pod, when it did.
+		Reason     string `json:"reason"`
 		Conditions []struct {
 			Type   string `json:"type"`
 			Status string `json:"status"`
@@ -176,6 +178,16 @@ type KubeletPod struct {
 			State        struct {
 				Running *struct{} `json:"running"`
 			} `json:"state"`
+			// User is the ids the runtime reported in ContainerStatus.user
+			// (the kubelet fills it only from a runtime advertising
+			// SupplementalGroupsPolicy).
+			User *struct {
+				Linux *struct {
+					UID                int64   `json:"uid"`
+					GID                int64   `json:"gid"`
+					SupplementalGroups []int64 `json:"supplementalGroups"`
+				} `json:"linux"`
+			} `json:"user"`
 		} `json:"containerStatuses"`
 		InitContainerStatuses []struct {
 			Name  string `json:"name"`

@@ -59,6 +59,22 @@ func Busybox(t testing.TB, user string) v1.Image {
 	return img
 }
 
+// GroupsBusybox is Busybox running as uid 1000, "default-user", whose
+// image /etc/group makes it a member of its own group 1000 and of
+// group-defined-in-image, 50000: the layout of critest's
+// test-image-predefined-group, for tests of the supplemental groups policy.
+func GroupsBusybox(t testing.TB) v1.Image {
+	t.Helper()
+	img, err := mutate.AppendLayers(Busybox(t, "1000"), Layer(t, []File{
+		{Name: "etc/passwd", Mode: 0o644, Data: []byte("root:x:0:0:root:/root:/bin/sh\ndefault-user:x:1000:1000::/:/bin/sh\n")},
+		{Name: "etc/group", Mode: 0o644, Data: []byte("root:x:0:\ndefault-user:x:1000:\ngroup-defined-in-image:x:50000:default-user\n")},
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
 // Random builds an image of n layers, each holding files of random bytes
 // totalling about layerSize, so that compression cannot shrink it.
 func Random(t testing.TB, n int, layerSize int64, seed uint64) v1.Image {
