@@ -133,7 +133,6 @@ func TestMountsCRI(t *testing.T) {
 		{name: "relative container path", mutate: []func(*Input){m("data", data, nil)}, err: invalid, mention: []string{"container path"}},
 		{name: "same container path twice", mutate: []func(*Input){m("/data", data, nil), m("/data/", "/srv/shared", nil)}, err: invalid},
 		{name: "recursive read-only", mutate: []func(*Input){m("/data", data, func(c *criapi.Mount) { c.Readonly, c.RecursiveReadOnly = true, true })}, err: invalid, mention: []string{"not supported yet"}},
-		{name: "image volume", mutate: []func(*Input){m("/data", "", func(c *criapi.Mount) { c.Image = &criapi.ImageSpec{Image: "sha256:aa"} })}, err: invalid, mention: []string{"not supported yet"}},
 		{name: "id-mapped", mutate: []func(*Input){m("/data", data, func(c *criapi.Mount) { c.UidMappings = []*criapi.IDMapping{{Length: 1}} })}, err: invalid},
 		{name: "unknown propagation", mutate: []func(*Input){m("/data", data, func(c *criapi.Mount) { c.Propagation = 9 })}, err: invalid},
 		{name: "unsafe mount option", mutate: []func(*Input){m("/data", data, func(c *criapi.Mount) { c.MountOptions = []string{"suid"} })}, err: invalid},
