@@ -121,6 +121,7 @@ func (s *Server) specInput(ctx context.Context, id string, pod PodInfo, imageID 
 		Stat:         statHost,
 		Rootfs:       s.containers.RootfsPath(id),
 	}
+	in.RecursiveReadOnly = s.rro
 	in.Passwd, _ = s.images.ReadFile(imageID, "/etc/passwd", maxUserDBSize) // absent: numeric users only
 	in.Group, _ = s.images.ReadFile(imageID, "/etc/group", maxUserDBSize)
 	return in, nil

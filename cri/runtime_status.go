@@ -23,12 +23,9 @@ func (s *Server) Status(_ context.Context, req *criapi.StatusRequest) (*criapi.S
 	resp := &criapi.StatusResponse{
 		Status: &criapi.RuntimeStatus{Conditions: []*criapi.RuntimeCondition{runtimeCond, netCond}},
 		// The kubelet reads per-handler features to decide whether it may
-		// ask for recursive read-only mounts and user namespaces; crib has
-		// one handler, the default, and neither feature yet.
-		RuntimeHandlers: []*criapi.RuntimeHandler{{
-			Name:     "",
-			Features: &criapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: false, UserNamespaces: false},
-		}},
+		// ask for recursive read-only mounts and user namespaces.
+		RuntimeHandlers: runtimeHandlers(s.rro),
+
 		Features: &criapi.RuntimeFeatures{SupplementalGroupsPolicy: false},
 	}
 	if req.GetVerbose() {

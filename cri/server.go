@@ -85,6 +85,9 @@ type Server struct {
 	nofile uint64
 	// caps is this process's bounding set: what containers can be granted.
 	caps []string
+	// rro: the kernel has mount_setattr(2), so recursive read-only mounts
+	// are advertised and accepted.
+	rro bool
 }
 
 // Services are what the CRI handlers drive.
@@ -110,6 +113,7 @@ func NewServer(ctx context.Context, svc Services, opts Options) *Server {
 		s.nofile = lim.Max
 	}
 	s.caps = boundingSet()
+	s.rro = probeMountSetattr()
 	return s
 }
 

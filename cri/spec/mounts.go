@@ -170,6 +170,11 @@ func criMounts(in Input) ([]specs.Mount, string, error) {
 			rootProp = "rslave"
 		}
 		bm := bindMount(m.GetHostPath(), dst, prop, m.GetReadonly())
+		if m.GetRecursiveReadOnly() {
+			// runtime-spec 1.2's "rro": the init applies it with
+			// mount_setattr(AT_RECURSIVE) after the rbind.
+			bm.Options = append(bm.Options, "rro")
+		}
 		for _, o := range m.GetMountOptions() {
 			if !slices.Contains(allowedMountOptions, o) {
 				return nil, "", invalidf("mount %q: mount option %q is not supported", dst, o)
@@ -191,7 +196,9 @@ func checkMount(in Input, m *criapi.Mount) error {
 	case m.GetImageSubPath() != "":
 		return invalidf("mount %q: image_sub_path without image", dst)
 	case m.GetRecursiveReadOnly():
-		return invalidf("mount %q: recursive read-only mounts are not supported yet", dst)
+		if err := checkRecursiveReadOnly(in, m); err != nil {
+			return err
+		}
 	case len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0:
 		return invalidf("mount %q: id-mapped mounts are not supported yet", dst)
 	}

@@ -74,6 +74,7 @@ func TestMountsPodFiles(t *testing.T) {
 
 func TestMountsCRI(t *testing.T) {
 	const data = "/var/lib/kubelet/pods/uid-1/volumes/data"
+	rroKernel := func(in *Input) { in.RecursiveReadOnly = true }
 	m := func(dst, src string, f func(*criapi.Mount)) func(*Input) {
 		return func(in *Input) {
 			cm := &criapi.Mount{ContainerPath: dst, HostPath: src}
@@ -132,7 +133,30 @@ func TestMountsCRI(t *testing.T) {
 		{name: "host path stat fails", mutate: []func(*Input){m("/data", "/denied", nil)}, err: other, mention: []string{"/denied", "permission denied"}},
 		{name: "relative container path", mutate: []func(*Input){m("data", data, nil)}, err: invalid, mention: []string{"container path"}},
 		{name: "same container path twice", mutate: []func(*Input){m("/data", data, nil), m("/data/", "/srv/shared", nil)}, err: invalid},
-		{name: "recursive read-only", mutate: []func(*Input){m("/data", data, func(c *criapi.Mount) { c.Readonly, c.RecursiveReadOnly = true, true })}, err: invalid, mention: []string{"not supported yet"}},
+		{
+			name: "recursive read-only", dst: "/data",
+			mutate: []func(*Input){rroKernel, m("/data", data, func(c *criapi.Mount) {
+				c.Readonly, c.RecursiveReadOnly = true, true
+				c.MountOptions = []string{"nosuid"}
+			})},
+			want: &specs.Mount{Destination: "/data", Type: "bind", Source: data, Options: []string{"rbind", "rprivate", "ro", "rro", "nosuid"}},
+		},
+		{name: "recursive read-only without readonly", mutate: []func(*Input){rroKernel, m("/data", data, func(c *criapi.Mount) {
+			c.RecursiveReadOnly = true
+		})}, err: invalid, mention: []string{`"/data"`, "recursive_read_only", "readonly"}},
+		{name: "recursive read-only host-to-container", mutate: []func(*Input){rroKernel, m("/data", data, func(c *criapi.Mount) {
+			c.Readonly, c.RecursiveReadOnly = true, true
+			c.Propagation = criapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER
+		})}, err: invalid, mention: []string{`"/data"`, "PROPAGATION_PRIVATE", "PROPAGATION_HOST_TO_CONTAINER"}},
+		{name: "recursive read-only bidirectional", mutate: []func(*Input){rroKernel,
+			func(in *Input) { in.Sandbox.Linux.SecurityContext.Privileged = true; sc(in).Privileged = true },
+			m("/data", data, func(c *criapi.Mount) {
+				c.Readonly, c.RecursiveReadOnly = true, true
+				c.Propagation = criapi.MountPropagation_PROPAGATION_BIDIRECTIONAL
+			})}, err: invalid, mention: []string{`"/data"`, "PROPAGATION_PRIVATE", "PROPAGATION_BIDIRECTIONAL"}},
+		{name: "recursive read-only on an old kernel", mutate: []func(*Input){m("/data", data, func(c *criapi.Mount) {
+			c.Readonly, c.RecursiveReadOnly = true, true
+		})}, err: invalid, mention: []string{`"/data"`, "mount_setattr", "kernel"}},
 		{name: "id-mapped", mutate: []func(*Input){m("/data", data, func(c *criapi.Mount) { c.UidMappings = []*criapi.IDMapping{{Length: 1}} })}, err: invalid},
 		{name: "unknown propagation", mutate: []func(*Input){m("/data", data, func(c *criapi.Mount) { c.Propagation = 9 })}, err: invalid},
 		{name: "unsafe mount option", mutate: []func(*Input){m("/data", data, func(c *criapi.Mount) { c.MountOptions = []string{"suid"} })}, err: invalid},

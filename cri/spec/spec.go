@@ -80,6 +80,12 @@ type Input struct {
 	// CapsInMask); nil means every capability crib knows.
 	Capabilities []string
 
+	// RecursiveReadOnly says the kernel has mount_setattr(2) (Linux 5.12),
+	// which the init needs to make a mount read-only with everything under
+	// it. Without it a CRI recursive_read_only mount is refused rather than
+	// mounted with writable submounts.
+	RecursiveReadOnly bool
+
 	// Passwd and Group are the image's /etc/passwd and /etc/group (nil when
 	// absent), for resolving user and group names.
 	Passwd, Group []byte

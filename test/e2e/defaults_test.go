@@ -55,14 +55,7 @@ func TestSharedPIDWithHostNamespaces(t *testing.T) {
 	pod.Hostname = ""
 	pod.Linux.SecurityContext.NamespaceOptions.Network = criapi.NamespaceMode_NODE
 	pod.Linux.SecurityContext.NamespaceOptions.Ipc = criapi.NamespaceMode_NODE
-	podID, err := w.c.Runtime.RunPodSandbox(ctx, pod, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = w.c.Runtime.StopPodSandbox(ctx, podID)
-		_ = w.c.Runtime.RemovePodSandbox(ctx, podID)
-	})
+	podID := w.run(t, pod)
 	w.container(t, podID, pod, "a", "sleep", "3600")
 	b := w.container(t, podID, pod, "b", "sleep", "3601")
 	// One pid namespace: b sees a's sleep; the host's network namespace:
@@ -85,14 +78,7 @@ func TestPrivilegedGetsTheRuntimesCapabilities(t *testing.T) {
 	ctx := context.Background()
 	pod := w.podConfig("priv", criapi.NamespaceMode_CONTAINER)
 	pod.Linux.SecurityContext.Privileged = true
-	podID, err := w.c.Runtime.RunPodSandbox(ctx, pod, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = w.c.Runtime.StopPodSandbox(ctx, podID)
-		_ = w.c.Runtime.RemovePodSandbox(ctx, podID)
-	})
+	podID := w.run(t, pod)
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.d.Pid()))
 	if err != nil {
 		t.Fatal(err)
@@ -138,14 +124,7 @@ func TestInterfaceSysctls(t *testing.T) {
 	ctx := context.Background()
 	pod := w.podConfig("ifsysctl", criapi.NamespaceMode_CONTAINER)
 	pod.Linux.Sysctls = map[string]string{"net.ipv4.conf.eth0.rp_filter": "2", "kernel.shm_rmid_forced": "1"}
-	podID, err := w.c.Runtime.RunPodSandbox(ctx, pod, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = w.c.Runtime.StopPodSandbox(ctx, podID)
-		_ = w.c.Runtime.RemovePodSandbox(ctx, podID)
-	})
+	podID := w.run(t, pod)
 	id := w.container(t, podID, pod, "reader", "sleep", "3600")
 	resp, err := w.c.RawRt.ExecSync(ctx, &criapi.ExecSyncRequest{ContainerId: id,
 		Cmd: []string{"cat", "/proc/sys/net/ipv4/conf/eth0/rp_filter", "/proc/sys/kernel/shm_rmid_forced"}, Timeout: 10})

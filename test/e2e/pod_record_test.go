@@ -131,14 +131,7 @@ func TestPrivilegedPodStillGetsPrivilegedContainers(t *testing.T) {
 	ctx := context.Background()
 	pod := w.podConfig("privrec", criapi.NamespaceMode_CONTAINER)
 	pod.Linux.SecurityContext.Privileged = true
-	podID, err := w.c.Runtime.RunPodSandbox(ctx, pod, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = w.c.Runtime.StopPodSandbox(ctx, podID)
-		_ = w.c.Runtime.RemovePodSandbox(ctx, podID)
-	})
+	podID := w.run(t, pod)
 	copied := proto.Clone(pod).(*criapi.PodSandboxConfig)
 	copied.Linux.SecurityContext.Privileged = false
 	resp, err := w.c.RawRt.CreateContainer(ctx, &criapi.CreateContainerRequest{
@@ -261,14 +254,7 @@ func TestPodFromVersion1RecordKeepsWorking(t *testing.T) {
 	ctx := context.Background()
 	pod := w.podConfig("upgraded", criapi.NamespaceMode_CONTAINER)
 	pod.Linux.SecurityContext.Privileged = true
-	podID, err := w.c.Runtime.RunPodSandbox(ctx, pod, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = w.c.Runtime.StopPodSandbox(ctx, podID)
-		_ = w.c.Runtime.RemovePodSandbox(ctx, podID)
-	})
+	podID := w.run(t, pod)
 	w.d.Stop()
 	// The record as version 1 wrote it: no privileged, host_pid or
 	// security_unrecorded.

@@ -80,6 +80,13 @@ func (w *podWorld) podConfig(name string, pid criapi.NamespaceMode) *criapi.PodS
 func (w *podWorld) runPod(t *testing.T, name string, pid criapi.NamespaceMode) (*criapi.PodSandboxConfig, string) {
 	t.Helper()
 	pod := w.podConfig(name, pid)
+	return pod, w.run(t, pod)
+}
+
+// run runs the pod config (one the test changed from podConfig's) and has
+// the test's cleanup stop and remove it.
+func (w *podWorld) run(t *testing.T, pod *criapi.PodSandboxConfig) string {
+	t.Helper()
 	podID, err := w.c.Runtime.RunPodSandbox(context.Background(), pod, "")
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +95,7 @@ func (w *podWorld) runPod(t *testing.T, name string, pid criapi.NamespaceMode) (
 		_ = w.c.Runtime.StopPodSandbox(context.Background(), podID)
 		_ = w.c.Runtime.RemovePodSandbox(context.Background(), podID)
 	})
-	return pod, podID
+	return podID
 }
 
 func (w *podWorld) container(t *testing.T, podID string, pod *criapi.PodSandboxConfig, name string, cmd ...string) string {
