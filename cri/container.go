@@ -166,7 +166,9 @@ func toCRIMounts(in []runtime.Mount) []*criapi.Mount {
 			}
 		}
 		if m.Image != "" {
-			cm.Image = &criapi.ImageSpec{Image: m.Image}
+			// image_ref: the image's ID, what PullImage returned and what
+			// the kubelet shows as the volume's digest (ImageVolumeWithDigest).
+			cm.Image = &criapi.ImageSpec{Image: m.Image, ImageRef: m.ImageRef}
 		}
 		out = append(out, cm)
 	}

@@ -59,13 +59,22 @@ func (s *Server) CreateContainer(ctx context.Context, req *criapi.CreateContaine
 		return nil, err
 	}
 	defer release()
+	vols, err := s.holdImageVolumes(cfg.GetMounts())
+	defer vols.release()
+	if err != nil {
+		return nil, fmt.Errorf("create container %q: %w", cfg.GetMetadata().GetName(), err)
+	}
 	id := runtime.NewID()
 	in, err := s.specInput(ctx, id, pod, img.ID, req)
 	if err != nil {
 		return nil, err
 	}
+	in.ImageVolumes = vols.lower
 	ociSpec, err := spec.Container(in)
 	if err != nil {
+		return nil, fmt.Errorf("create container %q: %w", cfg.GetMetadata().GetName(), err)
+	}
+	if err := s.checkImageSubPaths(cfg.GetMounts(), vols); err != nil {
 		return nil, fmt.Errorf("create container %q: %w", cfg.GetMetadata().GetName(), err)
 	}
 	rec, err := containerRecord(id, pod, img.ID, req, ociSpec, in)
@@ -73,7 +82,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *criapi.CreateContaine
 		return nil, err
 	}
 	rec.RepoDigest = repoDigest(img, cfg.GetImage().GetImage())
-	if _, err := s.containers.Create(ctx, rec, runtime.CreateOptions{Spec: ociSpec, Layers: layers, DevShm: pod.ShmPath}); err != nil {
+	rec.Mounts = withImageRefs(rec.Mounts, vols)
+	if _, err := s.containers.Create(ctx, rec, runtime.CreateOptions{Spec: ociSpec, Layers: layers, DevShm: pod.ShmPath,
+		VolumeLayers: vols.layers}); err != nil {
 		return nil, err
 	}
 	klog.FromContext(ctx).V(2).Info("Created container", "containerID", id, "podSandboxID", pod.ID, "name", rec.Name)

@@ -32,6 +32,9 @@ type Images interface {
 	RunConfig(ref string) (image.RunConfig, error)
 	ConfigFile(ref string) (*v1.ConfigFile, error)
 	ReadFile(ref, name string, limit int64) ([]byte, error)
+	// CheckDir checks that name is a directory of the image: NotFound
+	// when absent, FailedPrecondition when not a directory.
+	CheckDir(ref, name string) error
 }
 
 // Network reports whether pod networking can be set up; nil means ready.

@@ -60,6 +60,10 @@ type Container struct {
 	Spec   json.RawMessage `json:"spec"`
 	Layers []string        `json:"layers"`
 	DevShm string          `json:"devShm,omitempty"`
+	// VolumeLayers are the layer dirs of the images the container mounts
+	// as volumes, pinned as Layers are (LayersInUse). Records made before
+	// image volumes have none, and an older daemon ignores the field.
+	VolumeLayers []string `json:"volumeLayers,omitempty"`
 }
 
 // Mount is a mount as the container's config asked for it, kept as given.
@@ -80,6 +84,9 @@ type Mount struct {
 	// in it mounted.
 	Image        string `json:"image,omitempty"`
 	ImageSubPath string `json:"imageSubPath,omitempty"`
+	// ImageRef is the ID of the image mounted (what PullImage returned),
+	// which ContainerStatus reports as the volume's digest.
+	ImageRef string `json:"imageRef,omitempty"`
 }
 
 // State is a container's record with its live state from the shim.
@@ -130,6 +137,8 @@ type CreateOptions struct {
 	Layers []string
 	// DevShm is the pod's /dev/shm, when it has one.
 	DevShm string
+	// VolumeLayers are the layer dirs of the image volumes' images.
+	VolumeLayers []string
 }
 
 func marshalSpec(s *specs.Spec) ([]byte, error) { return json.Marshal(s) }

@@ -152,7 +152,7 @@ func (m *Manager) Create(ctx context.Context, c Container, o CreateOptions) (_ S
 	if err != nil {
 		return State{}, fmt.Errorf("create container %s: encode spec: %w", c.ID, err)
 	}
-	c.Version, c.Spec, c.Layers, c.DevShm = recordVersion, spec, o.Layers, o.DevShm
+	c.Version, c.Spec, c.Layers, c.DevShm, c.VolumeLayers = recordVersion, spec, o.Layers, o.DevShm, o.VolumeLayers
 	if err := statefile.WriteJSON(filepath.Join(dir, "container.json"), &c); err != nil {
 		return State{}, fmt.Errorf("create container %s: %w", c.ID, err)
 	}
@@ -484,7 +484,7 @@ func (m *Manager) InSandbox(sandboxID string) []string {
 }
 
 // LayersInUse returns the image layer dirs (overlay lower dirs) that
-// container records name, whatever the containers' states: the image store
+// container records name, their rootfs's and their image volumes', whatever the containers' states: the image store
 // keeps them after their image is removed (image.Pins). A created
 // container still needs them to start; an exited one costs only their
 // space until it is removed, which the kubelet does soon.
@@ -494,6 +494,7 @@ func (m *Manager) LayersInUse() []string {
 	var dirs []string
 	for _, c := range m.records {
 		dirs = append(dirs, c.Layers...)
+		dirs = append(dirs, c.VolumeLayers...)
 	}
 	return dirs
 }

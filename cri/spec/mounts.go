@@ -139,6 +139,14 @@ func criMounts(in Input) ([]specs.Mount, string, error) {
 			return nil, "", invalidf("mount %q: container path mounted twice", dst)
 		}
 		seen[dst] = true
+		if m.GetImage() != nil {
+			im, err := imageMount(in, m, dst)
+			if err != nil {
+				return nil, "", err
+			}
+			out = append(out, im)
+			continue
+		}
 		if err := checkMount(in, m); err != nil {
 			return nil, "", err
 		}
@@ -185,8 +193,8 @@ func criMounts(in Input) ([]specs.Mount, string, error) {
 func checkMount(in Input, m *criapi.Mount) error {
 	dst := m.GetContainerPath()
 	switch {
-	case m.GetImage() != nil || m.GetImageSubPath() != "":
-		return invalidf("mount %q: image volumes are not supported yet", dst)
+	case m.GetImageSubPath() != "":
+		return invalidf("mount %q: image_sub_path without image", dst)
 	case m.GetRecursiveReadOnly():
 		if err := checkRecursiveReadOnly(in, m); err != nil {
 			return err

@@ -157,7 +157,6 @@ func TestMountsCRI(t *testing.T) {
 		{name: "recursive read-only on an old kernel", mutate: []func(*Input){m("/data", data, func(c *criapi.Mount) {
 			c.Readonly, c.RecursiveReadOnly = true, true
 		})}, err: invalid, mention: []string{`"/data"`, "mount_setattr", "kernel"}},
-		{name: "image volume", mutate: []func(*Input){m("/data", "", func(c *criapi.Mount) { c.Image = &criapi.ImageSpec{Image: "sha256:aa"} })}, err: invalid, mention: []string{"not supported yet"}},
 		{name: "id-mapped", mutate: []func(*Input){m("/data", data, func(c *criapi.Mount) { c.UidMappings = []*criapi.IDMapping{{Length: 1}} })}, err: invalid},
 		{name: "unknown propagation", mutate: []func(*Input){m("/data", data, func(c *criapi.Mount) { c.Propagation = 9 })}, err: invalid},
 		{name: "unsafe mount option", mutate: []func(*Input){m("/data", data, func(c *criapi.Mount) { c.MountOptions = []string{"suid"} })}, err: invalid},

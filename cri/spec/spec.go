@@ -90,6 +90,11 @@ type Input struct {
 	// absent), for resolving user and group names.
 	Passwd, Group []byte
 
+	// ImageVolumes are the overlay lower dirs (top layer first) of the
+	// images that Config.Mounts mount, by the mount's image.image: cri/
+	// looks them up and holds them.
+	ImageVolumes map[string][]string
+
 	// Stat describes host paths named by CRI mounts and devices. An error
 	// wrapping fs.ErrNotExist means the path does not exist.
 	Stat func(path string) (HostFile, error)

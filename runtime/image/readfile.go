@@ -130,3 +130,67 @@ func hidden(root int, name string) (bool, error) {
 	}
 	return false, nil
 }
+
+// CheckDir checks that name is a directory of an image's merged rootfs
+// (an image volume's sub path), searching the layers as ReadFile does and
+// with the same resolution inside each layer. It returns an error wrapping
+// ErrNotFound when the merged view has nothing at name, and one wrapping
+// ErrFailedPrecondition when it has something other than a directory. Like
+// ReadFile it fails closed on a symlink whose target lies in another layer;
+// the init, which resolves the sub path in the mounted view, has the last
+// word at start.
+func (s *Store) CheckDir(ref, name string) error {
+	dirs, err := s.LayerDirs(ref)
+	if err != nil {
+		return err
+	}
+	clean := strings.TrimPrefix(path.Clean("/"+name), "/")
+	for _, dir := range dirs {
+		isDir, found, hides, err := dirInLayer(dir, clean)
+		if err != nil {
+			return fmt.Errorf("look up %s in image %s: %w", name, ref, err)
+		}
+		if found && isDir {
+			return nil
+		}
+		if found {
+			return fmt.Errorf("%s in image %s is not a directory: %w", name, ref, errdefs.ErrFailedPrecondition)
+		}
+		if hides {
+			break
+		}
+	}
+	return fmt.Errorf("%s in image %s: %w", name, ref, errdefs.ErrNotFound)
+}
+
+// dirInLayer looks name up in the layer dir, as readInLayer does: found
+// says whether this layer decides what the merged view has at name, isDir
+// what that is; hides, when not found, whether the layer hides name in the
+// layers below.
+func dirInLayer(dir, name string) (isDir, found, hides bool, err error) {
+	root, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, false, false, fmt.Errorf("open layer %s: %w", dir, err)
+	}
+	defer unix.Close(root)
+	fd, err := resolve.InRoot(root, name, unix.O_PATH, 0)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+		hides, err := hidden(root, name)
+		return false, false, hides, err
+	}
+	if err != nil {
+		return false, false, false, fmt.Errorf("open %s in layer %s: %w", name, dir, err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false, false, false, fmt.Errorf("stat %s in layer %s: %w", name, dir, err)
+	}
+	switch {
+	case st.Mode&unix.S_IFMT == unix.S_IFDIR:
+		return true, true, true, nil
+	case st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0:
+		return false, false, true, nil // a whiteout: nothing here or below
+	}
+	return false, true, true, nil
+}

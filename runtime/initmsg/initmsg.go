@@ -78,6 +78,13 @@ type Rootfs struct {
 	Work  string   `json:"work,omitempty"`
 }
 
+// ImageSubPathOption, followed by a path, is the option of a spec mount of
+// type "overlay" (an image volume: a read-only view of lowerdir layers)
+// that names the image's directory to mount instead of its root (CRI
+// image_sub_path); init resolves it inside the view. Like mount(8)'s "x-"
+// options it is for the runtime and never reaches the kernel.
+const ImageSubPathOption = "x-crib.image-subpath="
+
 // MessageType says what a Message means.
 type MessageType string
 

@@ -66,6 +66,8 @@ func (mt *mounter) mount(m specs.Mount) error {
 		err = mt.cgroup(dest, o)
 	case m.Type == "sysfs":
 		err = mt.sysfs(m.Source, dest, o)
+	case m.Type == "overlay":
+		err = mt.overlay(dest, o)
 	default:
 		err = mt.fs(m.Source, dest, m.Type, o)
 	}

@@ -181,14 +181,18 @@ func mountRootfs(rootPath string, fs initmsg.Rootfs) error {
 		}
 		return nil
 	}
-	return mountOverlay(rootPath, fs)
+	return mountOverlayFlags(rootPath, fs, 0)
 }
 
-// mountOverlay mounts overlayfs at rootPath. mount(2) takes at most one
-// page of options; when many layers do not fit, it names them relative to
-// their common parent directory, as containerd does, from a chdir there.
-func mountOverlay(rootPath string, fs initmsg.Rootfs) error {
-	dirs := append(append([]string{}, fs.Lower...), fs.Upper, fs.Work)
+// mountOverlayFlags mounts overlayfs at rootPath with mount(2) flags.
+// mount(2) takes at most one page of options; when many layers do not fit,
+// it names them relative to their common parent directory, as containerd
+// does, from a chdir there.
+func mountOverlayFlags(rootPath string, fs initmsg.Rootfs, flags uintptr) error {
+	dirs := append([]string{}, fs.Lower...)
+	if fs.Upper != "" {
+		dirs = append(dirs, fs.Upper, fs.Work)
+	}
 	for _, d := range dirs {
 		if strings.ContainsAny(d, ":,") {
 			return fmt.Errorf("overlay layer %q: ':' and ',' cannot be passed to overlayfs", d)
@@ -211,7 +215,7 @@ func mountOverlay(rootPath string, fs initmsg.Rootfs) error {
 		// The kernel would silently cut the page and fail on a bad path.
 		return fmt.Errorf("mount overlay on %s: %d bytes of layer paths exceed a page", rootPath, len(data))
 	}
-	if err := unix.Mount("overlay", rootPath, "overlay", 0, data); err != nil {
+	if err := unix.Mount("overlay", rootPath, "overlay", flags, data); err != nil {
 		return fmt.Errorf("mount overlay on %s: %w", rootPath, err)
 	}
 	return nil
