@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crib-runtime/crib/cgroups"
+	"github.com/crib-runtime/crib/cri/spec"
 	"github.com/crib-runtime/crib/runtime"
 	"github.com/crib-runtime/crib/sandbox"
 	"github.com/crib-runtime/crib/sandbox/cni"
@@ -66,12 +67,14 @@ func toSandboxConfig(cfg *criapi.PodSandboxConfig, paths cgroups.Paths) (sandbox
 	c := sandbox.Config{
 		ID: id, Name: md.GetName(), Namespace: md.GetNamespace(), UID: md.GetUid(), Attempt: md.GetAttempt(),
 		Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(), Hostname: cfg.GetHostname(),
-		DNS:          sandbox.DNSConfig{Servers: cfg.GetDnsConfig().GetServers(), Searches: cfg.GetDnsConfig().GetSearches(), Options: cfg.GetDnsConfig().GetOptions()},
-		HostNetwork:  ns.GetNetwork() == criapi.NamespaceMode_NODE,
-		HostIPC:      ns.GetIpc() == criapi.NamespaceMode_NODE,
-		SharePID:     ns.GetPid() == criapi.NamespaceMode_POD,
-		HostPID:      ns.GetPid() == criapi.NamespaceMode_NODE,
-		Privileged:   cfg.GetLinux().GetSecurityContext().GetPrivileged(),
+		DNS:         sandbox.DNSConfig{Servers: cfg.GetDnsConfig().GetServers(), Searches: cfg.GetDnsConfig().GetSearches(), Options: cfg.GetDnsConfig().GetOptions()},
+		HostNetwork: ns.GetNetwork() == criapi.NamespaceMode_NODE,
+		HostIPC:     ns.GetIpc() == criapi.NamespaceMode_NODE,
+		SharePID:    ns.GetPid() == criapi.NamespaceMode_POD,
+		HostPID:     ns.GetPid() == criapi.NamespaceMode_NODE,
+		Privileged:  cfg.GetLinux().GetSecurityContext().GetPrivileged(),
+		Seccomp: spec.SeccompRef(cfg.GetLinux().GetSecurityContext().GetSeccomp(),
+			cfg.GetLinux().GetSecurityContext().GetSeccompProfilePath()),
 		CgroupParent: parent, ShmSize: defaultShmSize,
 		Sysctls: cfg.GetLinux().GetSysctls(), LogDir: cfg.GetLogDirectory(),
 	}
