@@ -32,9 +32,6 @@ var skips = []struct {
 }{
 	{`Image Volume \[Feature:ImageVolume\]`,
 		"image volumes: CreateContainer refuses a mount of an image (InvalidArgument) until issue 13 (security, item 5: image volumes) implements them"},
-	{`SeccompProfilePath (should support seccomp default on the container|should support seccomp localhost profile on the container|` +
-		`runtime should support an seccomp profile that blocks setting hostname with SYS_ADMIN)$`,
-		"issue 13 (security): seccomp profiles; crib runs every container unconfined"},
 }
 
 // expectedFailures may fail; a pass is fine too.
