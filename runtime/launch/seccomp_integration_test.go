@@ -29,7 +29,7 @@ func TestSeccompUnknownSyscallWarns(t *testing.T) {
 		{Names: []string{"crib_no_such_call", "mkdir"}, Action: specs.ActErrno},
 	}}
 	p := startInit(t, launch.Options{Binary: testBinary(t), Role: nsproto.RoleInit, New: containerNS, Stdout: out, Stderr: out,
-		Log: func(l string) { mu.Lock(); lines = append(lines, l); mu.Unlock() },
+		Log:    func(l string) { mu.Lock(); lines = append(lines, l); mu.Unlock() },
 		Config: &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleInit, Spec: spec}})
 	if st, err := p.Wait(); err != nil || !st.Success() {
 		t.Fatalf("probe: %v %v", st, err)
