@@ -52,6 +52,11 @@ func toSandboxConfig(cfg *criapi.PodSandboxConfig, paths cgroups.Paths) (sandbox
 	if u := ns.GetUsernsOptions(); u != nil && u.GetMode() == criapi.NamespaceMode_POD {
 		return sandbox.Config{}, fmt.Errorf("run pod sandbox: user namespaces (hostUsers: false) are not supported yet: %w", errdefs.ErrInvalidArgument)
 	}
+	psc := cfg.GetLinux().GetSecurityContext()
+	seccomp := spec.SeccompRef(psc.GetSeccomp(), psc.GetSeccompProfilePath())
+	if err := spec.CheckSeccompRef(seccomp); err != nil {
+		return sandbox.Config{}, fmt.Errorf("run pod sandbox: %w", err)
+	}
 	// A pod without a parent (crictl sends none) gets a level of its own
 	// under crib's root, pod<id>, as the kubelet gives each pod pod<uid>:
 	// its containers and nothing else are below it, so the pod's stats,
@@ -67,14 +72,13 @@ func toSandboxConfig(cfg *criapi.PodSandboxConfig, paths cgroups.Paths) (sandbox
 	c := sandbox.Config{
 		ID: id, Name: md.GetName(), Namespace: md.GetNamespace(), UID: md.GetUid(), Attempt: md.GetAttempt(),
 		Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(), Hostname: cfg.GetHostname(),
-		DNS:         sandbox.DNSConfig{Servers: cfg.GetDnsConfig().GetServers(), Searches: cfg.GetDnsConfig().GetSearches(), Options: cfg.GetDnsConfig().GetOptions()},
-		HostNetwork: ns.GetNetwork() == criapi.NamespaceMode_NODE,
-		HostIPC:     ns.GetIpc() == criapi.NamespaceMode_NODE,
-		SharePID:    ns.GetPid() == criapi.NamespaceMode_POD,
-		HostPID:     ns.GetPid() == criapi.NamespaceMode_NODE,
-		Privileged:  cfg.GetLinux().GetSecurityContext().GetPrivileged(),
-		Seccomp: spec.SeccompRef(cfg.GetLinux().GetSecurityContext().GetSeccomp(),
-			cfg.GetLinux().GetSecurityContext().GetSeccompProfilePath()),
+		DNS:          sandbox.DNSConfig{Servers: cfg.GetDnsConfig().GetServers(), Searches: cfg.GetDnsConfig().GetSearches(), Options: cfg.GetDnsConfig().GetOptions()},
+		HostNetwork:  ns.GetNetwork() == criapi.NamespaceMode_NODE,
+		HostIPC:      ns.GetIpc() == criapi.NamespaceMode_NODE,
+		SharePID:     ns.GetPid() == criapi.NamespaceMode_POD,
+		HostPID:      ns.GetPid() == criapi.NamespaceMode_NODE,
+		Privileged:   cfg.GetLinux().GetSecurityContext().GetPrivileged(),
+		Seccomp:      seccomp,
 		CgroupParent: parent, ShmSize: defaultShmSize,
 		Sysctls: cfg.GetLinux().GetSysctls(), LogDir: cfg.GetLogDirectory(),
 	}

@@ -54,6 +54,23 @@ func SeccompProfile(ref string) *criapi.SecurityProfile {
 	return &criapi.SecurityProfile{ProfileType: criapi.SecurityProfile_RuntimeDefault}
 }
 
+// CheckSeccompRef refuses, at RunPodSandbox, a pod-level choice that every
+// CreateContainer of the pod would refuse: a form not known, a Localhost
+// path that is not absolute. Whether the file exists is decided at
+// CreateContainer, which reads it.
+func CheckSeccompRef(ref string) error {
+	switch {
+	case ref == "", ref == seccompUnconfined, ref == seccompRuntimeDefault, ref == seccompDockerDefault:
+		return nil
+	case strings.HasPrefix(ref, seccompLocalhostPre):
+		if p := strings.TrimPrefix(ref, seccompLocalhostPre); !path.IsAbs(p) {
+			return invalidf("seccomp localhost profile %q: not an absolute path", p)
+		}
+		return nil
+	}
+	return invalidf("seccomp profile %q: not unconfined, runtime/default or localhost/<path>", ref)
+}
+
 // seccomp returns the container's filter, nil for none. The container's
 // choice wins; without one the pod's applies. A privileged container runs
 // without a filter whatever either says: the CRI defines privileged so.

@@ -3,6 +3,7 @@ package spec
 import (
 	"io/fs"
 	"slices"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -182,5 +183,9 @@ func TestSeccompRefRoundTrip(t *testing.T) {
 	}
 	if got := SeccompRef(nil, "localhost//x"); got != "localhost//x" {
 		t.Errorf("path form kept: %q", got)
+	}
+	for ref, want := range map[string]errKind{"": ok, "unconfined": ok, "runtime/default": ok, "docker/default": ok,
+		"localhost//a/b.json": ok, "localhost/a/b.json": invalid, "default": invalid} {
+		checkErr(t, CheckSeccompRef(ref), want, strings.TrimPrefix(ref, "localhost/"))
 	}
 }

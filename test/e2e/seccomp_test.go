@@ -123,6 +123,14 @@ func TestSeccompProfiles(t *testing.T) {
 	got = w.seccompIn(t, ppodID, ppod, "privileged", &criapi.LinuxContainerSecurityContext{Privileged: true, Seccomp: local})
 	checkProbe(t, "privileged", got, map[string]string{"init": "0", "exec": "0", "mkdir": "ok"})
 
+	// A pod-level Localhost path that is not absolute is refused at once.
+	rpod := w.podConfig("seccomp-relative", criapi.NamespaceMode_CONTAINER)
+	rpod.Linux.SecurityContext.Seccomp = &criapi.SecurityProfile{ProfileType: criapi.SecurityProfile_Localhost, LocalhostRef: "rel/p.json"}
+	if id, err := w.c.Runtime.RunPodSandbox(ctx, rpod, ""); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "rel/p.json") {
+		_ = w.c.Runtime.RemovePodSandbox(ctx, id)
+		t.Errorf("pod with a relative localhost profile: %v, want InvalidArgument naming it", err)
+	}
+
 	// A relative or missing Localhost profile is the client's error.
 	for _, ref := range []string{"profiles/block.json", filepath.Join(t.TempDir(), "missing.json")} {
 		_, err := w.c.Runtime.CreateContainer(ctx, podID, &criapi.ContainerConfig{
