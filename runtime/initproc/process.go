@@ -45,6 +45,8 @@ var rlimitNames = map[string]int{
 // changes), the user and groups with PR_SET_KEEPCAPS so capabilities
 // survive, the other capability sets, the working directory (as the user,
 // since it must be reachable by the user), then resolves the executable.
+// The seccomp filter is compiled first, so that a bad profile fails before
+// anything changed, and loaded by exec.
 func setupProcess(spec *specs.Spec, isInit bool, lastCap int) (*process, error) {
 	p := spec.Process
 	filter, err := compileSeccomp(spec)
