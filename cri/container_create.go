@@ -119,6 +119,7 @@ func (s *Server) specInput(ctx context.Context, id string, pod PodInfo, imageID 
 		Nofile:       s.nofile,
 		Capabilities: s.caps,
 		Stat:         statHost,
+		ReadFile:     os.ReadFile,
 		Rootfs:       s.containers.RootfsPath(id),
 	}
 	in.RecursiveReadOnly = s.rro

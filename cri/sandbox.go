@@ -62,6 +62,7 @@ func sandboxConfig(pod PodInfo, req *criapi.PodSandboxConfig) *criapi.PodSandbox
 	sc := c.GetLinux().GetSecurityContext()
 	reqSC := req.GetLinux().GetSecurityContext()
 	sc.Privileged = reqSC.GetPrivileged()
+	sc.Seccomp, sc.SeccompProfilePath = reqSC.GetSeccomp(), reqSC.GetSeccompProfilePath()
 	if sc.GetNamespaceOptions().GetPid() == criapi.NamespaceMode_CONTAINER && reqSC.GetNamespaceOptions().GetPid() == criapi.NamespaceMode_NODE {
 		sc.NamespaceOptions.Pid = criapi.NamespaceMode_NODE
 	}

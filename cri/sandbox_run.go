@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crib-runtime/crib/cgroups"
+	"github.com/crib-runtime/crib/cri/spec"
 	"github.com/crib-runtime/crib/runtime"
 	"github.com/crib-runtime/crib/sandbox"
 	"github.com/crib-runtime/crib/sandbox/cni"
@@ -51,7 +52,12 @@ func toSandboxConfig(cfg *criapi.PodSandboxConfig, paths cgroups.Paths) (sandbox
 	if u := ns.GetUsernsOptions(); u != nil && u.GetMode() == criapi.NamespaceMode_POD {
 		return sandbox.Config{}, fmt.Errorf("run pod sandbox: user namespaces (hostUsers: false) are not supported yet: %w", errdefs.ErrInvalidArgument)
 	}
-	if err := checkPodUser(cfg.GetLinux().GetSecurityContext()); err != nil {
+	psc := cfg.GetLinux().GetSecurityContext()
+	if err := checkPodUser(psc); err != nil {
+		return sandbox.Config{}, fmt.Errorf("run pod sandbox: %w", err)
+	}
+	seccomp := spec.SeccompRef(psc.GetSeccomp(), psc.GetSeccompProfilePath())
+	if err := spec.CheckSeccompRef(seccomp); err != nil {
 		return sandbox.Config{}, fmt.Errorf("run pod sandbox: %w", err)
 	}
 	// A pod without a parent (crictl sends none) gets a level of its own
@@ -75,6 +81,7 @@ func toSandboxConfig(cfg *criapi.PodSandboxConfig, paths cgroups.Paths) (sandbox
 		SharePID:     ns.GetPid() == criapi.NamespaceMode_POD,
 		HostPID:      ns.GetPid() == criapi.NamespaceMode_NODE,
 		Privileged:   cfg.GetLinux().GetSecurityContext().GetPrivileged(),
+		Seccomp:      seccomp,
 		CgroupParent: parent, ShmSize: defaultShmSize,
 		Sysctls: cfg.GetLinux().GetSysctls(), LogDir: cfg.GetLogDirectory(),
 	}

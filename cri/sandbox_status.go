@@ -7,6 +7,7 @@ import (
 
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/crib-runtime/crib/cri/spec"
 	"github.com/crib-runtime/crib/sandbox"
 )
 
@@ -103,7 +104,7 @@ func podConfigOf(p *sandbox.Pod) *criapi.PodSandboxConfig {
 		Linux: &criapi.LinuxPodSandboxConfig{
 			CgroupParent: p.CgroupParent, Sysctls: p.Sysctls,
 			SecurityContext: &criapi.LinuxSandboxSecurityContext{
-				Privileged: p.Privileged,
+				Privileged: p.Privileged, Seccomp: spec.SeccompProfile(p.Seccomp),
 				NamespaceOptions: &criapi.NamespaceOption{
 					Network: modeOf(p.NetNS == ""), Ipc: modeOf(p.IPCNS == ""), Pid: pidMode(p),
 				},

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -91,10 +92,24 @@ func (m *Manager) Exec(ctx context.Context, st State, proc *specs.Process,
 		return 0, fmt.Errorf("exec in container %s: %w", id, err)
 	}
 	defer pl.Close()
+	// The container's own filter, from its stored spec: an exec'd process
+	// is confined as the container's init is.
+	var spec struct {
+		Linux *struct {
+			Seccomp *specs.LinuxSeccomp `json:"seccomp"`
+		} `json:"linux"`
+	}
+	if err := json.Unmarshal(st.Spec, &spec); len(st.Spec) > 0 && err != nil {
+		return 0, fmt.Errorf("exec in container %s: read its spec: %w", id, err)
+	}
+	execLinux := &specs.Linux{}
+	if spec.Linux != nil {
+		execLinux.Seccomp = spec.Linux.Seccomp
+	}
 	p, err := launch.Start(ctx, launch.Options{
 		Binary: x.Binary, Role: nsproto.RoleExec, Join: join, Cgroup: pl,
 		Place:  func(pid int) error { return x.Place(st.RDTClass, id, pid) },
-		Config: &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleExec, Spec: &specs.Spec{Process: proc}},
+		Config: &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleExec, Spec: &specs.Spec{Process: proc, Linux: execLinux}},
 		Stdin:  pipes.childIn, Stdout: pipes.childOut, Stderr: pipes.childErr,
 	})
 	pipes.closeChildEnds()

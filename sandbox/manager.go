@@ -98,6 +98,10 @@ type Config struct {
 	SharePID, HostPID bool
 	// Privileged allows the pod privileged containers.
 	Privileged bool
+	// Seccomp is the pod's seccomp choice for containers that make none,
+	// in the CRI's path form ("", "unconfined", "runtime/default",
+	// "localhost/<path>"); crib keeps it, cri/spec interprets it.
+	Seccomp string
 }
 
 const (
@@ -179,7 +183,7 @@ func (m *Manager) newPod(c *Config, sysctls map[string]string) (*Pod, error) {
 		ResolvPath: filepath.Join(dir, "resolv.conf"), HostsPath: filepath.Join(dir, "hosts"),
 		RuntimeHandler: c.RuntimeHandler, LogDir: c.LogDir,
 		PortMappings: c.PortMappings, Bandwidth: c.Bandwidth, Sysctls: sysctls, SharePID: c.SharePID,
-		HostPID: c.HostPID, Privileged: c.Privileged,
+		HostPID: c.HostPID, Privileged: c.Privileged, Seccomp: c.Seccomp,
 	}
 	if c.HostNetwork {
 		p.Network = NetworkHost

@@ -135,6 +135,9 @@ type Pod struct {
 	// own copy of the pod's config, which the client may have changed, so
 	// cri/ reads these instead.
 	Privileged, HostPID bool
+	// Seccomp is the pod's seccomp choice (Config.Seccomp); "" in records
+	// made before crib kept it, when no pod was confined.
+	Seccomp string
 	// SecurityUnrecorded marks a pod created by a version whose record
 	// (version 1) kept neither Privileged nor HostPID: both are false here
 	// and cri/ takes them from each request, as that version did, so the

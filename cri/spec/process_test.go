@@ -145,8 +145,8 @@ func TestProcessFlags(t *testing.T) {
 	checkErr(t, err, invalid, "oom_score_adj")
 }
 
-// TestSecurityProfilesNotEnforced pins the documented gap: seccomp profiles
-// are accepted and not applied, so kubelet's --seccomp-default works.
+// TestSecurityProfilesNotEnforced pins the documented gap: AppArmor
+// profiles are accepted and not applied. (Seccomp: seccomp_test.go.)
 func TestSecurityProfilesNotEnforced(t *testing.T) {
 	for _, p := range []*criapi.SecurityProfile{
 		{ProfileType: criapi.SecurityProfile_RuntimeDefault},
@@ -154,11 +154,10 @@ func TestSecurityProfilesNotEnforced(t *testing.T) {
 		{ProfileType: criapi.SecurityProfile_Unconfined},
 	} {
 		in := baseInput()
-		sc(&in).Seccomp = p
 		sc(&in).Apparmor = p
 		s := mustContainer(t, in)
-		if s.Linux.Seccomp != nil || s.Process.ApparmorProfile != "" {
-			t.Errorf("%v: seccomp=%v apparmor=%q, want none (not implemented)", p.ProfileType, s.Linux.Seccomp, s.Process.ApparmorProfile)
+		if s.Process.ApparmorProfile != "" {
+			t.Errorf("%v: apparmor=%q, want none (not implemented)", p.ProfileType, s.Process.ApparmorProfile)
 		}
 	}
 }

@@ -98,6 +98,9 @@ type Input struct {
 	// Stat describes host paths named by CRI mounts and devices. An error
 	// wrapping fs.ErrNotExist means the path does not exist.
 	Stat func(path string) (HostFile, error)
+	// ReadFile reads a node file: a Localhost seccomp profile. An error
+	// wrapping fs.ErrNotExist means the file does not exist.
+	ReadFile func(path string) ([]byte, error)
 	// HostDevices lists the host's device nodes for privileged containers
 	// (containerd's WithHostDevices). nil gives a privileged container only
 	// its requested devices, though its device cgroup still allows all.
@@ -156,6 +159,9 @@ func Container(in Input) (*specs.Spec, error) {
 		s.Hostname = in.Sandbox.GetHostname()
 	}
 	if s.Process, err = process(in); err != nil {
+		return nil, err
+	}
+	if s.Linux.Seccomp, err = seccomp(in, s.Process.Capabilities.Bounding); err != nil {
 		return nil, err
 	}
 	if s.Mounts, s.Linux.RootfsPropagation, err = mounts(in, ns); err != nil {

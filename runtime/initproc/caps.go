@@ -101,15 +101,8 @@ func dropBounding(keep capSet, lastCap int) error {
 // user's uid (kept across it by PR_SET_KEEPCAPS), and on the thread that
 // will execve: capabilities are per thread.
 func applyCaps(c capSets) error {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	for i := range data {
-		data[i].Effective = uint32(c.effective >> (32 * i))
-		data[i].Permitted = uint32(c.permitted >> (32 * i))
-		data[i].Inheritable = uint32(c.inheritable >> (32 * i))
-	}
-	if err := unix.Capset(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("capset: %w", err)
+	if err := capset(c); err != nil {
+		return err
 	}
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
 		return fmt.Errorf("clear ambient capabilities: %w", err)
@@ -125,6 +118,21 @@ func applyCaps(c capSets) error {
 		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(n), 0, 0); err != nil {
 			return fmt.Errorf("raise ambient capability %d: %w", n, err)
 		}
+	}
+	return nil
+}
+
+// capset sets this thread's effective, permitted and inheritable sets.
+func capset(c capSets) error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	for i := range data {
+		data[i].Effective = uint32(c.effective >> (32 * i))
+		data[i].Permitted = uint32(c.permitted >> (32 * i))
+		data[i].Inheritable = uint32(c.inheritable >> (32 * i))
+	}
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capset: %w", err)
 	}
 	return nil
 }

@@ -17,7 +17,13 @@
 // is resolved in the container's root with openat2(RESOLVE_IN_ROOT|
 // RESOLVE_NO_MAGICLINKS) and checked with getcwd (see cwd.go).
 //
+// A seccomp filter (linux.seccomp, compiled by internal/seccomp) is loaded
+// last, just before execve, so that the profile judges the user's process
+// and not init's own steps (see seccomp.go). Init keeps the launcher's log
+// pipe, close-on-exec, for warnings.
+//
 // It imports only the standard library, x/sys, runtime-spec,
-// runtime/initmsg and the leaves internal/resolve and internal/sysctl; it
+// runtime/initmsg and the leaves internal/resolve, internal/seccomp and
+// internal/sysctl; it
 // must not import the daemon side (runtime, cri, sandbox). Internal to crib; no API compatibility promised.
 package initproc

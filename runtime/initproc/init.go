@@ -93,7 +93,7 @@ func Run() error {
 	}
 	// Before any path is touched: an fd inherited from the launcher is a
 	// way out of the container's root (see cwd.go).
-	if err := closeInheritedFds(int(pipe.Fd())); err != nil {
+	if err := closeInheritedFds(int(pipe.Fd()), openLogPipe()); err != nil {
 		return report(pipe, fail(stepFds, "", err))
 	}
 	var cfg initmsg.Config
@@ -190,9 +190,6 @@ func validate(cfg *initmsg.Config) error {
 		return bad(stepRootfs, "init config has no root path")
 	}
 	if l := cfg.Spec.Linux; l != nil {
-		if l.Seccomp != nil {
-			return bad(stepSeccomp, "seccomp: not supported yet")
-		}
 		if l.MountLabel != "" {
 			return bad(stepSELinux, "selinux mount label %q: not supported yet", l.MountLabel)
 		}

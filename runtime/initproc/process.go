@@ -21,6 +21,8 @@ type process struct {
 	args  []string
 	env   []string
 	umask int
+	// seccomp, when set, is loaded last before execve.
+	seccomp *seccompPlan
 }
 
 // defaultUmask is runc's, for a spec that sets none.
@@ -43,8 +45,15 @@ var rlimitNames = map[string]int{
 // changes), the user and groups with PR_SET_KEEPCAPS so capabilities
 // survive, the other capability sets, the working directory (as the user,
 // since it must be reachable by the user), then resolves the executable.
+// The seccomp filter is compiled first, so that a bad profile fails before
+// anything changed, and loaded by exec.
 func setupProcess(spec *specs.Spec, isInit bool, lastCap int) (*process, error) {
 	p := spec.Process
+	filter, err := compileSeccomp(spec)
+	if err != nil {
+		return nil, err
+	}
+	plan := &seccompPlan{filter: filter}
 	for _, rl := range p.Rlimits {
 		if err := setRlimit(rl); err != nil {
 			return nil, fail(stepRlimit, "", fmt.Errorf("set rlimit %s: %w", rl.Type, err))
@@ -87,7 +96,13 @@ func setupProcess(spec *specs.Spec, isInit bool, lastCap int) (*process, error) 
 		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
 			return nil, fail(stepCaps, "", fmt.Errorf("clear keepcaps: %w", err))
 		}
-		if err := applyCaps(caps); err != nil {
+		apply := caps
+		if filter != nil && !p.NoNewPrivileges {
+			if raised, ok := withSysAdmin(caps); ok {
+				apply, plan.final = raised, &caps
+			}
+		}
+		if err := applyCaps(apply); err != nil {
 			return nil, fail(stepCaps, "", err)
 		}
 	}
@@ -101,7 +116,7 @@ func setupProcess(spec *specs.Spec, isInit bool, lastCap int) (*process, error) 
 	if err != nil {
 		return nil, fail(stepExec, p.Args[0], err)
 	}
-	proc := &process{path: exe, args: p.Args, env: env, umask: defaultUmask}
+	proc := &process{path: exe, args: p.Args, env: env, umask: defaultUmask, seccomp: plan}
 	if p.User.Umask != nil {
 		proc.umask = int(*p.User.Umask)
 	}
@@ -266,6 +281,9 @@ func (p *process) exec() error {
 		}
 	}
 	unix.Umask(p.umask)
+	if err := p.seccomp.load(); err != nil {
+		return err
+	}
 	if err := syscall.Exec(p.path, p.args, p.env); err != nil {
 		return fmt.Errorf("exec %s: %w", p.path, err)
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/crib-runtime/crib/internal/statefile"
 	"github.com/crib-runtime/crib/runtime/launch"
 	"github.com/crib-runtime/crib/runtime/shim/crilog"
@@ -25,6 +27,9 @@ type container struct {
 	done    chan struct{} // closed once exited and recorded
 	// cleaned is closed once the exit path has tried to remove the cgroup.
 	cleaned chan struct{}
+	// seccomp is the container's filter (nil: none), which every exec in
+	// it loads too.
+	seccomp *specs.LinuxSeccomp
 
 	// mu guards the fields below.
 	mu     sync.Mutex

@@ -91,7 +91,7 @@ func (s *service) create(ctx context.Context, r *shimapi.CreateRequest, spec *sp
 	}
 	c := &container{id: r.Id, cgroup: spec.Linux.CgroupsPath, class: r.RdtClass,
 		file: stateFile(s.dir, r.Id), done: make(chan struct{}), cleaned: make(chan struct{}), stdinOnce: r.StdinOnce,
-		subs: map[*attachSub]shimapi.AttachHeader{}}
+		subs: map[*attachSub]shimapi.AttachHeader{}, seccomp: spec.Linux.Seccomp}
 	if err := s.cg.Create(c.cgroup, res); err != nil {
 		return nil, err
 	}

@@ -76,7 +76,7 @@ type execRun struct {
 func (s *service) execSync(ctx context.Context, c *container, proc *specs.Process) (*shimapi.ExecSyncResponse, error) {
 	e := &execRun{exit: make(chan unix.WaitStatus, 1)}
 	o := launch.Options{Role: nsproto.RoleExec, Place: s.classPlacer(c.class, c.id),
-		Config: &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleExec, Spec: &specs.Spec{Process: proc}}}
+		Config: &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleExec, Spec: &specs.Spec{Process: proc, Linux: &specs.Linux{Seccomp: c.seccomp}}}}
 	o = s.launchOptions(o, c.id)
 	var child []*os.File
 	defer func() {

@@ -291,7 +291,15 @@ func (s *service) load() error {
 func (s *service) launchOptions(o launch.Options, id string) launch.Options {
 	o.Binary = s.binary
 	logger := s.logger.WithValues("containerID", id)
-	o.Log = func(line string) { logger.V(4).Info("Container init logged", "line", line) }
+	o.Log = func(line string) {
+		// Warnings (a seccomp rule skipped) change what the container may
+		// do: log them where an operator sees them.
+		if strings.HasPrefix(line, `{"level":"warning"`) {
+			logger.Info("Container init warned", "line", line)
+			return
+		}
+		logger.V(4).Info("Container init logged", "line", line)
+	}
 	return o
 }
 

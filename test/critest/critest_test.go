@@ -29,11 +29,7 @@ func TestMain(m *testing.M) { os.Exit(harness.Main(m)) }
 var skips = []struct {
 	spec  string // regexp on the spec's full text
 	issue string
-}{
-	{`SeccompProfilePath (should support seccomp default on the container|should support seccomp localhost profile on the container|` +
-		`runtime should support an seccomp profile that blocks setting hostname with SYS_ADMIN)$`,
-		"issue 13 (security): seccomp profiles; crib runs every container unconfined"},
-}
+}{}
 
 // expectedFailures may fail; a pass is fine too.
 var expectedFailures = []struct {
