@@ -108,6 +108,7 @@ func (s *Server) specInput(ctx context.Context, id string, pod PodInfo, imageID 
 		Nofile:       s.nofile,
 		Capabilities: s.caps,
 		Stat:         statHost,
+		HostDevices:  func() ([]specs.LinuxDevice, error) { return hostDevices("/dev") },
 		Rootfs:       s.containers.RootfsPath(id),
 	}
 	in.Passwd, _ = s.images.ReadFile(imageID, "/etc/passwd", maxUserDBSize) // absent: numeric users only
