@@ -64,6 +64,13 @@ func (s *Server) CreateContainer(ctx context.Context, req *criapi.CreateContaine
 	if err != nil {
 		return nil, err
 	}
+	target, err := s.targetOf(ctx, pod.ID, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if target != nil {
+		in.PidNS = target.nsPath()
+	}
 	ociSpec, err := spec.Container(in)
 	if err != nil {
 		return nil, fmt.Errorf("create container %q: %w", cfg.GetMetadata().GetName(), err)
@@ -75,6 +82,14 @@ func (s *Server) CreateContainer(ctx context.Context, req *criapi.CreateContaine
 	rec.RepoDigest = repoDigest(img, cfg.GetImage().GetImage())
 	if _, err := s.containers.Create(ctx, rec, runtime.CreateOptions{Spec: ociSpec, Layers: layers, DevShm: pod.ShmPath}); err != nil {
 		return nil, err
+	}
+	if target != nil {
+		if err := s.stillThere(ctx, target); err != nil {
+			if _, rerr := s.containers.Remove(ctx, id); rerr != nil {
+				klog.FromContext(ctx).Error(rerr, "Remove container whose pid namespace target went away", "containerID", id)
+			}
+			return nil, fmt.Errorf("create container %q: %w", rec.Name, err)
+		}
 	}
 	klog.FromContext(ctx).V(2).Info("Created container", "containerID", id, "podSandboxID", pod.ID, "name", rec.Name)
 	s.emit(ctx, id, pod.ID, criapi.ContainerEventType_CONTAINER_CREATED_EVENT)
