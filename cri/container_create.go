@@ -122,6 +122,7 @@ func (s *Server) specInput(ctx context.Context, id string, pod PodInfo, imageID 
 		RDTClass:     class,
 		Nofile:       s.nofile,
 		Capabilities: s.caps,
+		LSM:          s.lsm,
 		Stat:         statHost,
 		HostDevices:  func() ([]specs.LinuxDevice, error) { return hostDevices("/dev") },
 		Rootfs:       s.containers.RootfsPath(id),

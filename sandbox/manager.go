@@ -98,6 +98,9 @@ type Config struct {
 	SharePID, HostPID bool
 	// Privileged allows the pod privileged containers.
 	Privileged bool
+	// SELinux is the pod's SELinux options, the default of its
+	// containers' labels; zero when the pod asks for none.
+	SELinux SELinuxOptions
 }
 
 const (
@@ -179,7 +182,7 @@ func (m *Manager) newPod(c *Config, sysctls map[string]string) (*Pod, error) {
 		ResolvPath: filepath.Join(dir, "resolv.conf"), HostsPath: filepath.Join(dir, "hosts"),
 		RuntimeHandler: c.RuntimeHandler, LogDir: c.LogDir,
 		PortMappings: c.PortMappings, Bandwidth: c.Bandwidth, Sysctls: sysctls, SharePID: c.SharePID,
-		HostPID: c.HostPID, Privileged: c.Privileged,
+		HostPID: c.HostPID, Privileged: c.Privileged, SELinux: c.SELinux,
 	}
 	if c.HostNetwork {
 		p.Network = NetworkHost

@@ -68,10 +68,19 @@ type recordV2 struct {
 	Privileged         bool `json:"privileged,omitempty"`
 	HostPID            bool `json:"host_pid,omitempty"`
 	SecurityUnrecorded bool `json:"security_unrecorded,omitempty"`
+	// SELinux was added within version 2: a record without it is a pod
+	// that asked for no SELinux options (crib refused them then, on hosts
+	// without SELinux, and ignored them elsewhere).
+	SELinux *SELinuxOptions `json:"selinux,omitempty"`
 }
 
 func toRecord(p *Pod) recordV2 {
-	return recordV2{recordV1: toRecordV1(p), Privileged: p.Privileged, HostPID: p.HostPID, SecurityUnrecorded: p.SecurityUnrecorded}
+	r := recordV2{recordV1: toRecordV1(p), Privileged: p.Privileged, HostPID: p.HostPID, SecurityUnrecorded: p.SecurityUnrecorded}
+	if p.SELinux != (SELinuxOptions{}) {
+		se := p.SELinux
+		r.SELinux = &se
+	}
+	return r
 }
 
 func toRecordV1(p *Pod) recordV1 {
@@ -93,6 +102,9 @@ func fromRecord(r *recordV2) (*Pod, error) {
 		return nil, err
 	}
 	p.Privileged, p.HostPID, p.SecurityUnrecorded = r.Privileged, r.HostPID, r.SecurityUnrecorded
+	if r.SELinux != nil {
+		p.SELinux = *r.SELinux
+	}
 	return p, nil
 }
 

@@ -18,6 +18,8 @@
 // RESOLVE_NO_MAGICLINKS) and checked with getcwd (see cwd.go).
 //
 // It imports only the standard library, x/sys, runtime-spec,
-// runtime/initmsg and the leaves internal/resolve and internal/sysctl; it
+// runtime/initmsg and the leaves internal/resolve, internal/sysctl and
+// internal/lsm (AppArmor profile and SELinux label for the exec, see
+// lsm.go); it
 // must not import the daemon side (runtime, cri, sandbox). Internal to crib; no API compatibility promised.
 package initproc
