@@ -173,8 +173,13 @@ func selinuxLabels(ctr, pod *criapi.SELinuxOption, host LSM) (process, mount str
 // pod's), and crib's pause process, which runs nothing of the pod's, is
 // confined by crib itself, not by that profile.
 func PodLSM(sc *criapi.LinuxSandboxSecurityContext, host LSM) error {
-	if _, err := appArmorProfile(sc.GetApparmor(), "", false, host); err != nil {
-		return fmt.Errorf("pod: %w", err)
+	// RuntimeDefault names no profile the pod depends on: nothing to check
+	// (crib-default need not be loaded for a pod none of whose containers
+	// asks for it).
+	if sp := sc.GetApparmor(); sp.GetProfileType() != criapi.SecurityProfile_RuntimeDefault {
+		if _, err := appArmorProfile(sp, "", false, host); err != nil {
+			return fmt.Errorf("pod: %w", err)
+		}
 	}
 	if _, _, err := selinuxLabels(nil, sc.GetSelinuxOptions(), host); err != nil {
 		return fmt.Errorf("pod: %w", err)

@@ -156,6 +156,8 @@ func TestPodLSM(t *testing.T) {
 		{"nothing", nil, LSM{}, nil},
 		{"runtime default, no apparmor", &criapi.LinuxSandboxSecurityContext{Apparmor: &criapi.SecurityProfile{ProfileType: criapi.SecurityProfile_RuntimeDefault}}, LSM{}, nil},
 		{"localhost, no apparmor", &criapi.LinuxSandboxSecurityContext{Apparmor: &criapi.SecurityProfile{ProfileType: criapi.SecurityProfile_Localhost, LocalhostRef: "p"}}, LSM{}, errdefs.ErrFailedPrecondition},
+		{"runtime default, not loaded", &criapi.LinuxSandboxSecurityContext{Apparmor: &criapi.SecurityProfile{ProfileType: criapi.SecurityProfile_RuntimeDefault}}, fakeAppArmor(), nil},
+		{"localhost, not loaded", &criapi.LinuxSandboxSecurityContext{Apparmor: &criapi.SecurityProfile{ProfileType: criapi.SecurityProfile_Localhost, LocalhostRef: "p"}}, fakeAppArmor(), errdefs.ErrFailedPrecondition},
 		{"localhost, loaded", &criapi.LinuxSandboxSecurityContext{Apparmor: &criapi.SecurityProfile{ProfileType: criapi.SecurityProfile_Localhost, LocalhostRef: "p"}}, fakeAppArmor("p"), nil},
 		{"selinux, none", &criapi.LinuxSandboxSecurityContext{SelinuxOptions: &criapi.SELinuxOption{Type: "spc_t"}}, LSM{}, errdefs.ErrFailedPrecondition},
 		{"selinux", &criapi.LinuxSandboxSecurityContext{SelinuxOptions: &criapi.SELinuxOption{Type: "spc_t"}}, LSM{SELinux: true}, nil},
