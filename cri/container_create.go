@@ -70,6 +70,13 @@ func (s *Server) CreateContainer(ctx context.Context, req *criapi.CreateContaine
 		return nil, err
 	}
 	in.ImageVolumes = vols.lower
+	target, err := s.targetOf(ctx, pod.ID, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if target != nil {
+		in.PidNS = target.nsPath()
+	}
 	ociSpec, err := spec.Container(in)
 	if err != nil {
 		return nil, fmt.Errorf("create container %q: %w", cfg.GetMetadata().GetName(), err)
@@ -86,6 +93,14 @@ func (s *Server) CreateContainer(ctx context.Context, req *criapi.CreateContaine
 	if _, err := s.containers.Create(ctx, rec, runtime.CreateOptions{Spec: ociSpec, Layers: layers, DevShm: pod.ShmPath,
 		VolumeLayers: vols.layers}); err != nil {
 		return nil, err
+	}
+	if target != nil {
+		if err := s.stillThere(ctx, target); err != nil {
+			if _, rerr := s.containers.Remove(ctx, id); rerr != nil {
+				klog.FromContext(ctx).Error(rerr, "Remove container whose pid namespace target went away", "containerID", id)
+			}
+			return nil, fmt.Errorf("create container %q: %w", rec.Name, err)
+		}
 	}
 	klog.FromContext(ctx).V(2).Info("Created container", "containerID", id, "podSandboxID", pod.ID, "name", rec.Name)
 	s.emit(ctx, id, pod.ID, criapi.ContainerEventType_CONTAINER_CREATED_EVENT)
@@ -118,8 +133,10 @@ func (s *Server) specInput(ctx context.Context, id string, pod PodInfo, imageID 
 		RDTClass:     class,
 		Nofile:       s.nofile,
 		Capabilities: s.caps,
+		LSM:          s.lsm,
 		Stat:         statHost,
 		ReadFile:     os.ReadFile,
+		HostDevices:  func() ([]specs.LinuxDevice, error) { return hostDevices("/dev") },
 		Rootfs:       s.containers.RootfsPath(id),
 	}
 	in.RecursiveReadOnly = s.rro

@@ -32,6 +32,7 @@ func tamperedSandboxConfig() *criapi.PodSandboxConfig {
 				NamespaceOptions: &criapi.NamespaceOption{
 					Network: criapi.NamespaceMode_NODE, Pid: criapi.NamespaceMode_NODE, Ipc: criapi.NamespaceMode_NODE,
 				},
+				SelinuxOptions: &criapi.SELinuxOption{Type: "spc_t"},
 			},
 		},
 	}
@@ -44,6 +45,7 @@ func TestSandboxConfigFromRecord(t *testing.T) {
 		ID: "p1", Name: "web", Namespace: "default", UID: "u1", Attempt: 2, Hostname: "web-0", LogDir: "/var/log/pods/x",
 		Annotations: map[string]string{"a": "b"}, Labels: map[string]string{"app": "web"}, CgroupParent: "/kubepods/pod1",
 		Sysctls: map[string]string{"net.core.somaxconn": "1024"}, NetNS: "/n", IPCNS: "/i", UTSNS: "/u",
+		SELinux: sandbox.SELinuxOptions{Level: "s0:c1,c2"},
 	}
 	want := &criapi.PodSandboxConfig{
 		Metadata: &criapi.PodSandboxMetadata{Name: "web", Namespace: "default", Uid: "u1", Attempt: 2},
@@ -56,6 +58,8 @@ func TestSandboxConfigFromRecord(t *testing.T) {
 				NamespaceOptions: &criapi.NamespaceOption{
 					Network: criapi.NamespaceMode_POD, Pid: criapi.NamespaceMode_CONTAINER, Ipc: criapi.NamespaceMode_POD,
 				},
+				// The pod's default for its containers' SELinux labels.
+				SelinuxOptions: &criapi.SELinuxOption{Level: "s0:c1,c2"},
 			},
 		},
 	}

@@ -28,6 +28,11 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *criapi.RunPodSandboxReq
 	if h := req.GetRuntimeHandler(); h != "" {
 		return nil, fmt.Errorf("run pod sandbox: runtime handler %q: crib has only the default handler: %w", h, errdefs.ErrNotFound)
 	}
+	// Before anything is made: a profile or label this host cannot apply
+	// is the pod's to know now, not at its first container.
+	if err := spec.PodLSM(req.GetConfig().GetLinux().GetSecurityContext(), s.lsm); err != nil {
+		return nil, fmt.Errorf("run pod sandbox: %w", err)
+	}
 	c, err := toSandboxConfig(req.GetConfig(), cgroups.Paths{Driver: s.opts.CgroupDriver, Root: s.opts.CgroupRoot})
 	if err != nil {
 		return nil, err
@@ -84,6 +89,9 @@ func toSandboxConfig(cfg *criapi.PodSandboxConfig, paths cgroups.Paths) (sandbox
 		Seccomp:      seccomp,
 		CgroupParent: parent, ShmSize: defaultShmSize,
 		Sysctls: cfg.GetLinux().GetSysctls(), LogDir: cfg.GetLogDirectory(),
+	}
+	if o := cfg.GetLinux().GetSecurityContext().GetSelinuxOptions(); o != nil {
+		c.SELinux = sandbox.SELinuxOptions{User: o.GetUser(), Role: o.GetRole(), Type: o.GetType(), Level: o.GetLevel()}
 	}
 	for _, pm := range cfg.GetPortMappings() {
 		if pm.GetHostPort() <= 0 {

@@ -104,7 +104,7 @@ func podConfigOf(p *sandbox.Pod) *criapi.PodSandboxConfig {
 		Linux: &criapi.LinuxPodSandboxConfig{
 			CgroupParent: p.CgroupParent, Sysctls: p.Sysctls,
 			SecurityContext: &criapi.LinuxSandboxSecurityContext{
-				Privileged: p.Privileged, Seccomp: spec.SeccompProfile(p.Seccomp),
+				Privileged: p.Privileged, Seccomp: spec.SeccompProfile(p.Seccomp), SelinuxOptions: selinuxOf(p.SELinux),
 				NamespaceOptions: &criapi.NamespaceOption{
 					Network: modeOf(p.NetNS == ""), Ipc: modeOf(p.IPCNS == ""), Pid: pidMode(p),
 				},
@@ -158,4 +158,12 @@ func (s *Server) ListPodSandbox(_ context.Context, req *criapi.ListPodSandboxReq
 		}
 	}
 	return &criapi.ListPodSandboxResponse{Items: out}, nil
+}
+
+// selinuxOf is the pod's SELinux options as the CRI gives them, nil for none.
+func selinuxOf(o sandbox.SELinuxOptions) *criapi.SELinuxOption {
+	if o == (sandbox.SELinuxOptions{}) {
+		return nil
+	}
+	return &criapi.SELinuxOption{User: o.User, Role: o.Role, Type: o.Type, Level: o.Level}
 }

@@ -14,6 +14,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crib-runtime/crib/cri/spec"
+	"github.com/crib-runtime/crib/internal/lsm"
 	"github.com/crib-runtime/crib/runtime/image"
 )
 
@@ -88,6 +89,8 @@ type Server struct {
 	// rro: the kernel has mount_setattr(2), so recursive read-only mounts
 	// are advertised and accepted.
 	rro bool
+	// lsm is what the host's AppArmor and SELinux offer, read at start.
+	lsm spec.LSM
 }
 
 // Services are what the CRI handlers drive.
@@ -114,6 +117,8 @@ func NewServer(ctx context.Context, svc Services, opts Options) *Server {
 	}
 	s.caps = boundingSet()
 	s.rro = probeMountSetattr()
+	s.lsm = hostLSM(lsm.Host{})
+	klog.FromContext(ctx).Info("Linux security modules", "apparmor", s.lsm.AppArmor, "selinux", s.lsm.SELinux)
 	return s
 }
 
@@ -166,4 +171,14 @@ func marshalInfo(v any) string {
 func jsonString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// hostLSM reads which security modules the host runs. Profiles are looked
+// up when a container asks for one: an operator may load them at any time.
+func hostLSM(h lsm.Host) spec.LSM {
+	l := spec.LSM{AppArmor: h.AppArmorEnabled(), SELinux: h.SELinuxEnabled()}
+	if l.AppArmor {
+		l.AppArmorLoaded = h.AppArmorLoaded
+	}
+	return l
 }

@@ -39,6 +39,8 @@ func execProcess(st runtime.State, cmd []string) *specs.Process {
 	if p := st.Process; p != nil {
 		proc.Env, proc.Cwd, proc.User, proc.Capabilities = p.Env, p.Cwd, p.User, p.Capabilities
 		proc.NoNewPrivileges, proc.Rlimits, proc.ApparmorProfile = p.NoNewPrivileges, p.Rlimits, p.ApparmorProfile
+		// An exec runs under the container's confinement, never outside it.
+		proc.SelinuxLabel = p.SelinuxLabel
 	}
 	return proc
 }

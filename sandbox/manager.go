@@ -102,6 +102,9 @@ type Config struct {
 	// in the CRI's path form ("", "unconfined", "runtime/default",
 	// "localhost/<path>"); crib keeps it, cri/spec interprets it.
 	Seccomp string
+	// SELinux is the pod's SELinux options, the default of its
+	// containers' labels; zero when the pod asks for none.
+	SELinux SELinuxOptions
 }
 
 const (
@@ -183,7 +186,7 @@ func (m *Manager) newPod(c *Config, sysctls map[string]string) (*Pod, error) {
 		ResolvPath: filepath.Join(dir, "resolv.conf"), HostsPath: filepath.Join(dir, "hosts"),
 		RuntimeHandler: c.RuntimeHandler, LogDir: c.LogDir,
 		PortMappings: c.PortMappings, Bandwidth: c.Bandwidth, Sysctls: sysctls, SharePID: c.SharePID,
-		HostPID: c.HostPID, Privileged: c.Privileged, Seccomp: c.Seccomp,
+		HostPID: c.HostPID, Privileged: c.Privileged, Seccomp: c.Seccomp, SELinux: c.SELinux,
 	}
 	if c.HostNetwork {
 		p.Network = NetworkHost

@@ -144,6 +144,17 @@ type Pod struct {
 	// pod's privileged or host-pid containers keep working after the
 	// upgrade.
 	SecurityUnrecorded bool
+	// SELinux is the pod's SELinux options as RunPodSandbox got them.
+	SELinux SELinuxOptions
+}
+
+// SELinuxOptions are the parts of an SELinux label a pod gives; empty
+// parts are the runtime's defaults.
+type SELinuxOptions struct {
+	User  string `json:"user,omitempty"`
+	Role  string `json:"role,omitempty"`
+	Type  string `json:"type,omitempty"`
+	Level string `json:"level,omitempty"`
 }
 
 // HostNetwork reports whether the pod uses the host's network namespace.

@@ -71,10 +71,19 @@ type recordV2 struct {
 	// Seccomp was added within version 2: a record without it loads as
 	// "" (no pod-level profile), which is what such pods ran with.
 	Seccomp string `json:"seccomp,omitempty"`
+	// SELinux was added within version 2: a record without it is a pod
+	// that asked for no SELinux options (crib refused them then, on hosts
+	// without SELinux, and ignored them elsewhere).
+	SELinux *SELinuxOptions `json:"selinux,omitempty"`
 }
 
 func toRecord(p *Pod) recordV2 {
-	return recordV2{recordV1: toRecordV1(p), Privileged: p.Privileged, HostPID: p.HostPID, SecurityUnrecorded: p.SecurityUnrecorded, Seccomp: p.Seccomp}
+	r := recordV2{recordV1: toRecordV1(p), Privileged: p.Privileged, HostPID: p.HostPID, SecurityUnrecorded: p.SecurityUnrecorded, Seccomp: p.Seccomp}
+	if p.SELinux != (SELinuxOptions{}) {
+		se := p.SELinux
+		r.SELinux = &se
+	}
+	return r
 }
 
 func toRecordV1(p *Pod) recordV1 {
@@ -97,6 +106,9 @@ func fromRecord(r *recordV2) (*Pod, error) {
 	}
 	p.Privileged, p.HostPID, p.SecurityUnrecorded = r.Privileged, r.HostPID, r.SecurityUnrecorded
 	p.Seccomp = r.Seccomp
+	if r.SELinux != nil {
+		p.SELinux = *r.SELinux
+	}
 	return p, nil
 }
 

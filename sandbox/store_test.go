@@ -35,7 +35,7 @@ func samplePod(id, name string, labels map[string]string) *Pod {
 		PortMappings: []cni.PortMapping{{HostPort: 80, ContainerPort: 8080, Protocol: "tcp", HostIP: "127.0.0.1"}},
 		Bandwidth:    &cni.Bandwidth{IngressRate: 1e6, EgressBurst: 1e3},
 		Sysctls:      map[string]string{"net.core.somaxconn": "1024"},
-		Privileged:   true, HostPID: true, Seccomp: "localhost//var/lib/kubelet/seccomp/p.json",
+		Privileged:   true, HostPID: true, Seccomp: "localhost//var/lib/kubelet/seccomp/p.json", SELinux: SELinuxOptions{Type: "spc_t", Level: "s0:c1,c2"},
 	}
 }
 

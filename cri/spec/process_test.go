@@ -145,23 +145,6 @@ func TestProcessFlags(t *testing.T) {
 	checkErr(t, err, invalid, "oom_score_adj")
 }
 
-// TestSecurityProfilesNotEnforced pins the documented gap: AppArmor
-// profiles are accepted and not applied. (Seccomp: seccomp_test.go.)
-func TestSecurityProfilesNotEnforced(t *testing.T) {
-	for _, p := range []*criapi.SecurityProfile{
-		{ProfileType: criapi.SecurityProfile_RuntimeDefault},
-		{ProfileType: criapi.SecurityProfile_Localhost, LocalhostRef: "/var/lib/kubelet/seccomp/p.json"},
-		{ProfileType: criapi.SecurityProfile_Unconfined},
-	} {
-		in := baseInput()
-		sc(&in).Apparmor = p
-		s := mustContainer(t, in)
-		if s.Process.ApparmorProfile != "" {
-			t.Errorf("%v: apparmor=%q, want none (not implemented)", p.ProfileType, s.Process.ApparmorProfile)
-		}
-	}
-}
-
 func TestStopSignal(t *testing.T) {
 	for _, tc := range []struct {
 		cfg  criapi.Signal

@@ -105,6 +105,10 @@ type Input struct {
 	// (containerd's WithHostDevices). nil gives a privileged container only
 	// its requested devices, though its device cgroup still allows all.
 	HostDevices func() ([]specs.LinuxDevice, error)
+
+	// LSM is what the host's AppArmor and SELinux offer; the zero value
+	// refuses every profile and label.
+	LSM LSM
 }
 
 // CRI annotations set on every container, with containerd's names so that
@@ -162,6 +166,9 @@ func Container(in Input) (*specs.Spec, error) {
 		return nil, err
 	}
 	if s.Linux.Seccomp, err = seccomp(in, s.Process.Capabilities.Bounding); err != nil {
+		return nil, err
+	}
+	if err := lsm(in, s); err != nil {
 		return nil, err
 	}
 	if s.Mounts, s.Linux.RootfsPropagation, err = mounts(in, ns); err != nil {

@@ -23,7 +23,8 @@
 // pipe, close-on-exec, for warnings.
 //
 // It imports only the standard library, x/sys, runtime-spec,
-// runtime/initmsg and the leaves internal/resolve, internal/seccomp and
-// internal/sysctl; it
+// runtime/initmsg and the leaves internal/resolve, internal/seccomp,
+// internal/sysctl and internal/lsm (AppArmor profile and SELinux label for
+// the exec, see lsm.go); it
 // must not import the daemon side (runtime, cri, sandbox). Internal to crib; no API compatibility promised.
 package initproc

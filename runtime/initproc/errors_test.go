@@ -78,6 +78,20 @@ func TestErrors(t *testing.T) {
 		mutate: func(c *initmsg.Config) { c.Spec.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: "SCMP_ACT_MAYBE"} },
 		step:   "seccomp", contains: `unknown action "SCMP_ACT_MAYBE"`,
 	}, {
+		// No host loads this profile, and a host without AppArmor (this
+		// one) refuses any: init must fail, never exec unconfined.
+		name:   "apparmor profile not applied",
+		mutate: func(c *initmsg.Config) { c.Spec.Process.ApparmorProfile = "crib-test-no-such-profile" },
+		step:   "apparmor", contains: `apparmor: set profile "crib-test-no-such-profile" for exec`,
+	}, {
+		name:   "selinux label not applied",
+		mutate: func(c *initmsg.Config) { c.Spec.Process.SelinuxLabel = "crib_test_u:no_r:no_t:s0" },
+		step:   "selinux", contains: `selinux: set exec label "crib_test_u:no_r:no_t:s0"`,
+	}, {
+		name:   "mount label without selinux",
+		mutate: func(c *initmsg.Config) { c.Spec.Linux.MountLabel = "crib_test_u:object_r:no_t:s0" },
+		step:   mountLabelStep, contains: mountLabelSays,
+	}, {
 		name: "terminal without devpts",
 		mutate: func(c *initmsg.Config) {
 			c.Spec.Process.Terminal = true

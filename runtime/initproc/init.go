@@ -12,6 +12,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/crib-runtime/crib/internal/lsm"
 	"github.com/crib-runtime/crib/runtime/initmsg"
 )
 
@@ -164,6 +165,9 @@ func prepare(cfg *initmsg.Config) (*process, error) {
 			return nil, err
 		}
 	}
+	if err := applyLSM(cfg.Spec.Process, lsm.Proc{Dir: "/proc"}); err != nil {
+		return nil, err
+	}
 	return setupProcess(cfg.Spec, cfg.Role == initmsg.RoleInit, lastCap)
 }
 
@@ -182,16 +186,15 @@ func validate(cfg *initmsg.Config) error {
 		return bad(stepConfig, "init config has no process")
 	case len(cfg.Spec.Process.Args) == 0 || cfg.Spec.Process.Args[0] == "":
 		return bad(stepConfig, "process has no args")
-	case cfg.Spec.Process.ApparmorProfile != "":
-		return bad(stepAppArmor, "apparmor profile %q: not supported yet", cfg.Spec.Process.ApparmorProfile)
-	case cfg.Spec.Process.SelinuxLabel != "":
-		return bad(stepSELinux, "selinux label %q: not supported yet", cfg.Spec.Process.SelinuxLabel)
 	case cfg.Role == initmsg.RoleInit && (cfg.Spec.Root == nil || cfg.Spec.Root.Path == ""):
 		return bad(stepRootfs, "init config has no root path")
 	}
 	if l := cfg.Spec.Linux; l != nil {
-		if l.MountLabel != "" {
-			return bad(stepSELinux, "selinux mount label %q: not supported yet", l.MountLabel)
+		// Filesystems take a context= option without complaint where
+		// SELinux is off: the label would silently not be applied. The
+		// host's /sys is still init's before pivot_root.
+		if l.MountLabel != "" && cfg.Role == initmsg.RoleInit && !(lsm.Host{}).SELinuxEnabled() {
+			return bad(stepSELinux, "selinux mount label %q: SELinux is not enabled on this host", l.MountLabel)
 		}
 	}
 	return nil

@@ -113,7 +113,11 @@ func (mt *mounter) fs(source, dest, typ string, o mountOptions) error {
 		flags &^= unix.MS_RDONLY
 		mt.roLater = append(mt.roLater, dest)
 	}
-	if err := unix.Mount(source, procPath(fd), typ, flags, strings.Join(o.data, ",")); err != nil {
+	var label string
+	if mt.spec.Linux != nil {
+		label = mt.spec.Linux.MountLabel
+	}
+	if err := unix.Mount(source, procPath(fd), typ, flags, strings.Join(withMountLabel(o.data, typ, label), ",")); err != nil {
 		return fmt.Errorf("mount %s on %s: %w", typ, dest, err)
 	}
 	return mt.finish(dest, typ, o)

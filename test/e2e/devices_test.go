@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -27,6 +28,8 @@ try ptmx if=/dev/ptmx
 try tty if=/dev/tty
 [ -e /dev/mynull ] && try mynull of=/dev/mynull
 [ -e /dev/myvcs ] && try myvcs-r if=/dev/myvcs && try myvcs-w of=/dev/myvcs
+[ -e /dev/kmsg ] && try kmsg if=/dev/kmsg
+[ -e /dev/loop-control ] && try loopctl if=/dev/loop-control
 true
 `
 
@@ -64,12 +67,13 @@ const eperm = "Operation not permitted"
 // TestDeviceCgroup: a root container (CAP_MKNOD is a default capability)
 // can make a /dev/vcs or disk node but not open it; the default list opens;
 // CRI devices are allowed with their permissions (host /dev/vcs1 as
-// /dev/myvcs, read only); a privileged container opens any device node.
+// /dev/myvcs, read only); a privileged container opens any device node and
+// has the host's (/dev/kmsg, /dev/loop-control), which a plain one lacks.
 func TestDeviceCgroup(t *testing.T) {
 	w := newPodWorld(t)
 	pod, podID := w.runPod(t, "devices", criapi.NamespaceMode_CONTAINER)
 
-	got := w.probeIn(t, podID, pod, "plain", &criapi.LinuxContainerSecurityContext{}, []*criapi.Device{
+	plain := w.probeIn(t, podID, pod, "plain", &criapi.LinuxContainerSecurityContext{}, []*criapi.Device{
 		{ContainerPath: "/dev/mynull", HostPath: "/dev/null", Permissions: "rw"},
 		{ContainerPath: "/dev/myvcs", HostPath: "/dev/vcs1", Permissions: "r"},
 	})
@@ -78,14 +82,14 @@ func TestDeviceCgroup(t *testing.T) {
 		"null": "ok", "null-w": "ok", "zero": "ok", "urandom": "ok", "random": "ok", "full": "ok", "ptmx": "ok",
 		"mynull": "ok", "myvcs-r": "ok", "myvcs-w": eperm,
 	} {
-		if g := got[probe]; !strings.Contains(g, want) {
+		if g := plain[probe]; !strings.Contains(g, want) {
 			t.Errorf("plain container, %s: %q, want %q", probe, g, want)
 		}
 	}
 	// /dev/tty is allowed: without a controlling terminal the driver,
 	// not the device cgroup, refuses it.
-	if strings.Contains(got["tty"], eperm) {
-		t.Errorf("plain container, tty: %q, want allowed by the device cgroup", got["tty"])
+	if strings.Contains(plain["tty"], eperm) {
+		t.Errorf("plain container, tty: %q, want allowed by the device cgroup", plain["tty"])
 	}
 
 	ppod := w.podConfig("privileged", criapi.NamespaceMode_CONTAINER)
@@ -98,10 +102,23 @@ func TestDeviceCgroup(t *testing.T) {
 		_ = w.c.Runtime.StopPodSandbox(context.Background(), ppodID)
 		_ = w.c.Runtime.RemovePodSandbox(context.Background(), ppodID)
 	})
-	got = w.probeIn(t, ppodID, ppod, "privileged", &criapi.LinuxContainerSecurityContext{Privileged: true}, nil)
+	got := w.probeIn(t, ppodID, ppod, "privileged", &criapi.LinuxContainerSecurityContext{Privileged: true}, nil)
 	for _, probe := range []string{"vcs", "null", "zero"} {
 		if got[probe] != "ok" {
 			t.Errorf("privileged container, %s: %q, want ok", probe, got[probe])
+		}
+	}
+	// The host's own nodes: a privileged container gets them (CRI), a
+	// plain one has none of them.
+	for probe, node := range map[string]string{"kmsg": "/dev/kmsg", "loopctl": "/dev/loop-control"} {
+		if _, err := os.Stat(node); err != nil {
+			t.Fatalf("this test needs the host's %s: %v", node, err)
+		}
+		if got[probe] != "ok" {
+			t.Errorf("privileged container, host's %s: %q, want ok", node, got[probe])
+		}
+		if g, ok := plain[probe]; ok {
+			t.Errorf("plain container has the host's %s: %q", node, g)
 		}
 	}
 	if strings.Contains(got["sda"], eperm) {
