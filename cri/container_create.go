@@ -90,17 +90,12 @@ func (s *Server) CreateContainer(ctx context.Context, req *criapi.CreateContaine
 	}
 	rec.RepoDigest = repoDigest(img, cfg.GetImage().GetImage())
 	rec.Mounts = withImageRefs(rec.Mounts, vols)
+	if target != nil {
+		rec.PidTarget, rec.PidTargetPid = target.id, target.pid
+	}
 	if _, err := s.containers.Create(ctx, rec, runtime.CreateOptions{Spec: ociSpec, Layers: layers, DevShm: pod.ShmPath,
 		VolumeLayers: vols.layers}); err != nil {
 		return nil, err
-	}
-	if target != nil {
-		if err := s.stillThere(ctx, target); err != nil {
-			if _, rerr := s.containers.Remove(ctx, id); rerr != nil {
-				klog.FromContext(ctx).Error(rerr, "Remove container whose pid namespace target went away", "containerID", id)
-			}
-			return nil, fmt.Errorf("create container %q: %w", rec.Name, err)
-		}
 	}
 	klog.FromContext(ctx).V(2).Info("Created container", "containerID", id, "podSandboxID", pod.ID, "name", rec.Name)
 	s.emit(ctx, id, pod.ID, criapi.ContainerEventType_CONTAINER_CREATED_EVENT)

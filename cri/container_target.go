@@ -51,19 +51,3 @@ func (s *Server) targetOf(ctx context.Context, podID string, cfg *criapi.Contain
 
 // nsPath is the target's pid namespace as the shim opens it.
 func (t *pidTarget) nsPath() string { return "/proc/" + strconv.Itoa(t.pid) + "/ns/pid" }
-
-// stillThere checks, once the new container exists, that the target's init
-// still runs with the pid it had: the shim opened /proc/<pid>/ns/pid in
-// between, and a pid is not reused while its process lives, so then the
-// namespace joined was the target's and not that of a process that got its
-// pid after it exited.
-func (s *Server) stillThere(ctx context.Context, t *pidTarget) error {
-	st, err := s.containers.Status(ctx, t.id)
-	if err != nil {
-		return fmt.Errorf("pid namespace target %s: %w", t.id, err)
-	}
-	if st.Status != shimapi.Status_RUNNING || st.Pid != t.pid {
-		return fmt.Errorf("pid namespace target %s exited while the container was created: %w", t.id, errdefs.ErrFailedPrecondition)
-	}
-	return nil
-}

@@ -64,6 +64,13 @@ type Container struct {
 	// as volumes, pinned as Layers are (LayersInUse). Records made before
 	// image volumes have none, and an older daemon ignores the field.
 	VolumeLayers []string `json:"volumeLayers,omitempty"`
+	// PidTarget is the container whose pid namespace this one joins (pid
+	// mode TARGET), and PidTargetPid that container's init pid, whose
+	// /proc/<pid>/ns/pid the spec names: Start checks it still runs with
+	// that pid around the shim's join, so a reused pid cannot hand over
+	// another process's namespace.
+	PidTarget    string `json:"pidTarget,omitempty"`
+	PidTargetPid int    `json:"pidTargetPid,omitempty"`
 }
 
 // Mount is a mount as the container's config asked for it, kept as given.

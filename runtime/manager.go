@@ -228,6 +228,9 @@ func (m *Manager) Start(ctx context.Context, id string) (string, error) {
 			return "", fmt.Errorf("start container %s: %w", id, err)
 		}
 	}
+	if err := m.checkPidTarget(ctx, c); err != nil {
+		return "", fmt.Errorf("start container %s: %w", id, err)
+	}
 	_, err = shim.Create(ctx, &shimapi.CreateRequest{
 		Id: c.ID, Spec: c.Spec, Lower: c.Layers, Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work"),
 		DevShm: c.DevShm, RdtClass: c.RDTClass, LogPath: c.LogPath, LogDir: c.LogDir, Stdin: c.Stdin, StdinOnce: c.StdinOnce, Tty: c.Tty,
@@ -237,10 +240,36 @@ func (m *Manager) Start(ctx context.Context, id string) (string, error) {
 	if err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
 		return "", fmt.Errorf("start container %s: %w", id, err)
 	}
+	// The target ran with its pid before the shim opened /proc/<pid>/ns/pid
+	// and still does after: a live process keeps its pid, so the namespace
+	// joined was the target's. Otherwise the process, stopped before
+	// execve, goes without having run anything.
+	if err := m.checkPidTarget(ctx, c); err != nil {
+		if _, derr := shim.Delete(ctx, &shimapi.ContainerRequest{Id: id}); derr != nil {
+			err = errors.Join(err, fmt.Errorf("delete from the shim: %w", derr))
+		}
+		return "", fmt.Errorf("start container %s: %w", id, err)
+	}
 	if _, err := shim.Start(ctx, &shimapi.ContainerRequest{Id: id}); err != nil {
 		return "", fmt.Errorf("start container %s: %w", id, err)
 	}
 	return c.SandboxID, nil
+}
+
+// checkPidTarget checks that the container whose pid namespace c joins
+// (pid mode TARGET) runs with the pid c's spec names.
+func (m *Manager) checkPidTarget(ctx context.Context, c Container) error {
+	if c.PidTarget == "" {
+		return nil
+	}
+	st, err := m.Status(ctx, c.PidTarget)
+	if err != nil {
+		return fmt.Errorf("pid namespace target %s: %w", c.PidTarget, err)
+	}
+	if st.Status != shimapi.Status_RUNNING || st.Pid != c.PidTargetPid {
+		return fmt.Errorf("pid namespace target %s no longer runs as pid %d: %w", c.PidTarget, c.PidTargetPid, errdefs.ErrFailedPrecondition)
+	}
+	return nil
 }
 
 // Status returns a container's record and live state. A container its

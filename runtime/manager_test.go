@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,6 +30,8 @@ type fakeShim struct {
 	lastSpec  []byte
 	// ignoreTerm makes a container survive its stop signal.
 	ignoreTerm bool
+	// afterCreate, when set, runs at the end of every Create.
+	afterCreate func()
 }
 
 func newFakeShim() *fakeShim { return &fakeShim{states: map[string]*shimapi.ContainerState{}} }
@@ -54,6 +57,9 @@ func (f *fakeShim) Create(_ context.Context, r *shimapi.CreateRequest) (*shimapi
 	if f.createErr != nil {
 		return nil, f.createErr
 	}
+	if f.afterCreate != nil {
+		defer f.afterCreate() // runs after the unlock below
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.states[r.Id]; ok {
@@ -61,7 +67,7 @@ func (f *fakeShim) Create(_ context.Context, r *shimapi.CreateRequest) (*shimapi
 	}
 	f.lastSpec = r.Spec
 	f.states[r.Id] = &shimapi.ContainerState{Id: r.Id, Status: shimapi.Status_CREATED, Pid: 42, CreatedAt: time.Now().UnixNano()}
-	return f.states[r.Id], nil
+	return proto.Clone(f.states[r.Id]).(*shimapi.ContainerState), nil
 }
 
 func (f *fakeShim) Start(_ context.Context, r *shimapi.ContainerRequest) (*shimapi.ContainerState, error) {
@@ -443,3 +449,41 @@ func TestOpenRemovesOrphanDirs(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestStartChecksPidTarget: a TARGET container starts only while its
+// target runs with the pid its spec names, checked before and after the
+// shim joins /proc/<pid>/ns/pid; a target that exits meanwhile leaves the
+// new container created, never run.
+func TestStartChecksPidTarget(t *testing.T) {
+	m, shim, _ := newWorld(t)
+	ctx := context.Background()
+	target := startNew(t, m, "target") // the fake shim's pid 42
+	withTarget := func(name string, pid int) Container {
+		c := newContainer("pod", name)
+		c.PidTarget, c.PidTargetPid = target.ID, pid
+		create(t, m, c)
+		return c
+	}
+	if _, err := m.Start(ctx, withTarget("debug", 42).ID); err != nil {
+		t.Fatalf("start with a running target: %v", err)
+	}
+	reused := withTarget("reused", 43)
+	if _, err := m.Start(ctx, reused.ID); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("start against another pid: %v, want FailedPrecondition", err)
+	}
+	if slices.Contains(shim.calls, "create "+reused.ID) {
+		t.Error("the shim joined a namespace the check refused")
+	}
+	late := withTarget("late", 42)
+	shim.afterCreate = func() {
+		shim.mu.Lock()
+		shim.states[target.ID].Status = shimapi.Status_EXITED
+		shim.mu.Unlock()
+	}
+	if _, err := m.Start(ctx, late.ID); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("start while the target exits: %v, want FailedPrecondition", err)
+	}
+	if !slices.Contains(shim.calls, "delete "+late.ID) || slices.Contains(shim.calls, "start "+late.ID) {
+		t.Errorf("the container whose target exited was not deleted before it ran: %v", shim.calls)
+	}
+}
