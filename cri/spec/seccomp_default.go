@@ -57,7 +57,7 @@ var defaultSyscalls = []syscallGroup{
 		"mlock2", "mlockall", "mmap", "mprotect", "mq_getsetattr", "mq_notify", "mq_open",
 		"mq_timedreceive", "mq_timedsend", "mq_unlink", "mremap", "mseal", "msgctl",
 		"msgget", "msgrcv", "msgsnd", "msync", "munlock", "munlockall", "munmap",
-		"name_to_handle_at", "nanosleep", "newfstatat", "open", "openat", "openat2",
+		"nanosleep", "newfstatat", "open", "openat", "openat2",
 		"pause", "pidfd_open", "pidfd_send_signal", "pipe", "pipe2", "pkey_alloc",
 		"pkey_free", "pkey_mprotect", "poll", "ppoll", "prctl", "pread64", "preadv",
 		"preadv2", "prlimit64", "process_mrelease", "pselect6", "pwrite64", "pwritev",
@@ -88,8 +88,11 @@ var defaultSyscalls = []syscallGroup{
 		"ptrace", "process_vm_readv", "process_vm_writev",
 	}},
 	// Every socket family but AF_VSOCK, which reaches the host's
-	// hypervisor side.
-	{names: []string{"socket"}, args: []specs.LinuxSeccompArg{{Index: 0, Value: unix.AF_VSOCK, Op: specs.OpNotEqual}}},
+	// hypervisor side. The family is an int: the kernel reads the low 32
+	// bits, so the refusal masks them (a "!= AF_VSOCK" on all 64 bits let
+	// 1<<32|AF_VSOCK through); the rule before the allow wins.
+	{names: []string{"socket"}, args: []specs.LinuxSeccompArg{{Index: 0, Value: 0xffffffff, ValueTwo: unix.AF_VSOCK, Op: specs.OpMaskedEqual}}, errno: uint(unix.EPERM)},
+	{names: []string{"socket"}},
 	// The execution domains programs ask for (PER_LINUX, PER_LINUX32,
 	// UNAME26 and their combination) and the query 0xffffffff.
 	{names: []string{"personality"}, args: []specs.LinuxSeccompArg{{Index: 0, Value: 0, Op: specs.OpEqualTo}}},
@@ -100,6 +103,7 @@ var defaultSyscalls = []syscallGroup{
 
 	// Namespaces, mounts and the rest of what CAP_SYS_ADMIN allows.
 	{ifCap: "CAP_SYS_ADMIN", names: []string{
+		"name_to_handle_at", // file handles and mount ids, as containerd gates it
 		"bpf", "clone", "clone3", "fanotify_init", "fsconfig", "fsmount", "fsopen", "fspick",
 		"lookup_dcookie", "mount", "mount_setattr", "move_mount", "open_tree",
 		"perf_event_open", "quotactl", "quotactl_fd", "setdomainname", "sethostname",

@@ -165,6 +165,23 @@ func TestSeccompDefaultCapabilities(t *testing.T) {
 	if clone3Rule == nil || clone3Rule.Action != specs.ActErrno || *clone3Rule.ErrnoRet != 38 {
 		t.Errorf("clone3 rule = %+v, want ENOSYS", clone3Rule)
 	}
+	// AF_VSOCK is refused on the family's low 32 bits (the kernel's int),
+	// before socket is allowed; name_to_handle_at needs CAP_SYS_ADMIN, as
+	// in containerd's profile.
+	var socketRules []specs.LinuxSyscall
+	for _, sc := range p.Syscalls {
+		if slices.Contains(sc.Names, "socket") {
+			socketRules = append(socketRules, sc)
+		}
+	}
+	if len(socketRules) != 2 || socketRules[0].Action != specs.ActErrno || len(socketRules[0].Args) != 1 ||
+		socketRules[0].Args[0] != (specs.LinuxSeccompArg{Index: 0, Value: 0xffffffff, ValueTwo: 40, Op: specs.OpMaskedEqual}) ||
+		socketRules[1].Action != specs.ActAllow || len(socketRules[1].Args) != 0 {
+		t.Errorf("socket rules = %+v, want the masked AF_VSOCK refusal, then allow", socketRules)
+	}
+	if allows(p, "name_to_handle_at") || !allows(q, "name_to_handle_at") {
+		t.Errorf("name_to_handle_at must follow CAP_SYS_ADMIN")
+	}
 	// Both compile, within the kernel's instruction limit.
 	for _, prof := range []*specs.LinuxSeccomp{p, q} {
 		f, err := bpf.Compile(prof)

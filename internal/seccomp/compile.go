@@ -154,7 +154,7 @@ func Compile(p *specs.LinuxSeccomp) (*Filter, error) {
 				f.Warnings = append(f.Warnings, fmt.Sprintf("seccomp: system call %q is unknown on %s; its rule is skipped", name, archName))
 				continue
 			}
-			byNr[nr] = append(byNr[nr], rule{ret: ret, args: sc.Args})
+			byNr[nr] = append(byNr[nr], splitRule(ret, sc.Args)...)
 		}
 	}
 	f.Program, err = program(byNr, def)
@@ -162,6 +162,33 @@ func Compile(p *specs.LinuxSeccomp) (*Filter, error) {
 		return nil, fmt.Errorf("seccomp: %w", err)
 	}
 	return f, nil
+}
+
+// splitRule is one profile entry's rules. Conditions on different
+// arguments must all hold; several conditions on the same argument are
+// alternatives, each a rule of its own with the other arguments'
+// conditions, as runc and libseccomp read them ("arg0 == AF_INET, arg0 ==
+// AF_INET6" means either family: ANDed it could never match).
+func splitRule(ret uint32, args []specs.LinuxSeccompArg) []rule {
+	byIndex := map[uint][]specs.LinuxSeccompArg{}
+	var order []uint
+	for _, a := range args {
+		if _, ok := byIndex[a.Index]; !ok {
+			order = append(order, a.Index)
+		}
+		byIndex[a.Index] = append(byIndex[a.Index], a)
+	}
+	rules := []rule{{ret: ret}}
+	for _, idx := range order {
+		var next []rule
+		for _, r := range rules {
+			for _, alt := range byIndex[idx] {
+				next = append(next, rule{ret: ret, args: append(slices.Clone(r.args), alt)})
+			}
+		}
+		rules = next
+	}
+	return rules
 }
 
 // program lays out the filter (see Compile).
@@ -198,7 +225,10 @@ func program(byNr map[uint32][]rule, def uint32) ([]unix.SockFilter, error) {
 		}
 		a.prog = append(a.prog, block...)
 	}
-	if def != retAllow && len(nrs) > 0 {
+	// A number above every listed one is a call newer than the profile:
+	// under a denying default it fails as on an older kernel. An allowing,
+	// logging or tracing default is no denial and keeps its action.
+	if def != retAllow && def != retLog && def&0xffff0000 != retTrace && len(nrs) > 0 {
 		a.jump(unix.BPF_JGT, nrs[len(nrs)-1], 0, 1)
 		a.ret(retErrno | uint32(unix.ENOSYS))
 	}

@@ -116,3 +116,51 @@ func TestManyRulesForOneCall(t *testing.T) {
 		t.Fatalf("errnos = %q, want %q", out, want)
 	}
 }
+
+// TestReviewedSemantics: what a review found wrong, judged by the
+// interpreter: a logging default keeps its action above the highest listed
+// number (no ENOSYS); several conditions on one argument are alternatives,
+// as runc reads them; an int argument's refusal masks its high half.
+func TestReviewedSemantics(t *testing.T) {
+	compile := func(p specs.LinuxSeccomp) []unix.SockFilter {
+		t.Helper()
+		f, err := Compile(&p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f.Program
+	}
+	x86 := uint32(unix.AUDIT_ARCH_X86_64)
+	logDefault := compile(specs.LinuxSeccomp{DefaultAction: specs.ActLog,
+		Syscalls: []specs.LinuxSyscall{{Names: []string{"read"}, Action: specs.ActAllow}}})
+	if got := run(t, logDefault, unix.SYS_OPENAT, x86, [6]uint64{}); got != retLog {
+		t.Errorf("openat under a LOG default: %#x, want LOG", got)
+	}
+	eperm := uint(unix.EPERM)
+	either := compile(specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{
+		Names: []string{"socket"}, Action: specs.ActErrno, ErrnoRet: &eperm,
+		Args: []specs.LinuxSeccompArg{{Index: 0, Value: unix.AF_INET, Op: specs.OpEqualTo}, {Index: 0, Value: unix.AF_INET6, Op: specs.OpEqualTo},
+			{Index: 1, Value: unix.SOCK_STREAM, Op: specs.OpEqualTo}}}}})
+	for _, tc := range []struct {
+		family, typ uint64
+		want        uint32
+	}{
+		{unix.AF_INET, unix.SOCK_STREAM, retErrno | uint32(unix.EPERM)},
+		{unix.AF_INET6, unix.SOCK_STREAM, retErrno | uint32(unix.EPERM)},
+		{unix.AF_INET6, unix.SOCK_DGRAM, retAllow},
+		{unix.AF_UNIX, unix.SOCK_STREAM, retAllow},
+	} {
+		if got := run(t, either, unix.SYS_SOCKET, x86, [6]uint64{tc.family, tc.typ}); got != tc.want {
+			t.Errorf("socket(%d, %d) under 'AF_INET or AF_INET6, and STREAM': %#x, want %#x", tc.family, tc.typ, got, tc.want)
+		}
+	}
+	noVsock := compile(specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{
+		{Names: []string{"socket"}, Action: specs.ActErrno, ErrnoRet: &eperm,
+			Args: []specs.LinuxSeccompArg{{Index: 0, Value: 0xffffffff, ValueTwo: unix.AF_VSOCK, Op: specs.OpMaskedEqual}}},
+		{Names: []string{"socket"}, Action: specs.ActAllow}}})
+	for family, want := range map[uint64]uint32{unix.AF_VSOCK: retErrno | uint32(unix.EPERM), 1<<32 | unix.AF_VSOCK: retErrno | uint32(unix.EPERM), unix.AF_INET: retAllow} {
+		if got := run(t, noVsock, unix.SYS_SOCKET, x86, [6]uint64{family}); got != want {
+			t.Errorf("socket(%#x) under the AF_VSOCK refusal: %#x, want %#x", family, got, want)
+		}
+	}
+}
