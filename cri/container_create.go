@@ -130,7 +130,7 @@ func (s *Server) specInput(ctx context.Context, id string, pod PodInfo, imageID 
 		Capabilities: s.caps,
 		LSM:          s.lsm,
 		Stat:         statHost,
-		ReadFile:     os.ReadFile,
+		ReadFile:     readNodeFile,
 		HostDevices:  func() ([]specs.LinuxDevice, error) { return hostDevices("/dev") },
 		Rootfs:       s.containers.RootfsPath(id),
 	}
