@@ -43,7 +43,9 @@ type PodInfo struct {
 	// Pinned namespace files ("" for the host's), and the pause process's
 	// pid namespace when the pod shares one.
 	NetNS, IPCNS, UTSNS, PidNS string
-	CgroupParent               string
+	// UserNS is the pod's pinned user namespace ("" for the host's).
+	UserNS       string
+	CgroupParent string
 	// Pod files bind-mounted into every container.
 	HostnamePath, HostsPath, ResolvPath, ShmPath string
 

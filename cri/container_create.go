@@ -122,7 +122,7 @@ func (s *Server) specInput(ctx context.Context, id string, pod PodInfo, imageID 
 		Image: spec.ImageConfig{Entrypoint: rc.Entrypoint, Cmd: rc.Cmd, Env: rc.Env, WorkingDir: rc.WorkingDir,
 			User: rc.User, StopSignal: rc.StopSignal, Volumes: rc.Volumes},
 		ImageName: cfg.GetImage().GetImage(),
-		NetNS:     pod.NetNS, IPCNS: pod.IPCNS, UTSNS: pod.UTSNS, PidNS: pod.PidNS,
+		NetNS:     pod.NetNS, IPCNS: pod.IPCNS, UTSNS: pod.UTSNS, PidNS: pod.PidNS, UserNS: pod.UserNS,
 		CgroupsPath:  filepath.Join(pod.CgroupParent, id),
 		HostnamePath: pod.HostnamePath, HostsPath: pod.HostsPath, ResolvPath: pod.ResolvPath, ShmPath: pod.ShmPath,
 		RDTClass:     class,

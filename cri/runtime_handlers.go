@@ -11,11 +11,12 @@ import (
 // reads these features to decide whether it may ask for recursive
 // read-only mounts and user namespaces (critest skips its specs for a
 // feature not advertised); crib has one handler, the default (""). User
-// namespaces are not built yet.
-func runtimeHandlers(rro bool) []*criapi.RuntimeHandler {
+// namespaces are advertised where the daemon's probe at start made one and
+// an idmapped mount with it (cmd/crib).
+func runtimeHandlers(rro, userns bool) []*criapi.RuntimeHandler {
 	return []*criapi.RuntimeHandler{{
 		Name:     "",
-		Features: &criapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: rro, UserNamespaces: false},
+		Features: &criapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: rro, UserNamespaces: userns},
 	}}
 }
 

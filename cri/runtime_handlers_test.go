@@ -17,11 +17,11 @@ func (readyNetwork) Ready() error { return nil }
 
 // TestStatusAdvertisesRecursiveReadOnly: the default handler advertises
 // recursive read-only mounts exactly when the kernel probe found
-// mount_setattr (the kubelet and critest ask for them only then), and never
-// user namespaces, which crib does not build yet.
+// mount_setattr (the kubelet and critest ask for them only then), and user
+// namespaces exactly when the daemon's probe found them.
 func TestStatusAdvertisesRecursiveReadOnly(t *testing.T) {
 	for _, rro := range []bool{true, false} {
-		s := &Server{network: readyNetwork{}, rro: rro}
+		s := &Server{network: readyNetwork{}, rro: rro, opts: Options{UserNamespaces: !rro}}
 		resp, err := s.Status(context.Background(), &criapi.StatusRequest{})
 		if err != nil {
 			t.Fatal(err)
@@ -30,7 +30,7 @@ func TestStatusAdvertisesRecursiveReadOnly(t *testing.T) {
 		if len(hs) != 1 || hs[0].GetName() != "" || hs[0].GetFeatures() == nil {
 			t.Fatalf("rro=%v: handlers %v, want the default handler with features", rro, hs)
 		}
-		if f := hs[0].GetFeatures(); f.GetRecursiveReadOnlyMounts() != rro || f.GetUserNamespaces() {
+		if f := hs[0].GetFeatures(); f.GetRecursiveReadOnlyMounts() != rro || f.GetUserNamespaces() != !rro {
 			t.Errorf("rro=%v: features %v", rro, f)
 		}
 	}

@@ -35,7 +35,7 @@ func (p podInfo) PodInfo(_ context.Context, id string) (PodInfo, error) {
 	}
 	info := PodInfo{
 		ID: pod.ID, Ready: pod.State == sandbox.StateReady,
-		NetNS: pod.NetNS, IPCNS: pod.IPCNS, UTSNS: pod.UTSNS, CgroupParent: pod.CgroupParent,
+		NetNS: pod.NetNS, IPCNS: pod.IPCNS, UTSNS: pod.UTSNS, UserNS: pod.UserNS, CgroupParent: pod.CgroupParent,
 		HostnamePath: pod.HostnamePath, HostsPath: pod.HostsPath, ResolvPath: pod.ResolvPath, ShmPath: pod.ShmPath,
 		Config: podConfigOf(pod), SecurityUnrecorded: pod.SecurityUnrecorded,
 	}

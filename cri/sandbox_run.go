@@ -37,6 +37,9 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *criapi.RunPodSandboxReq
 	if err != nil {
 		return nil, err
 	}
+	if c.UserMaps != nil && !s.opts.UserNamespaces {
+		return nil, fmt.Errorf("run pod sandbox: user namespaces (hostUsers: false): this host cannot make them with idmapped mounts (see the daemon's start-up log): %w", errdefs.ErrFailedPrecondition)
+	}
 	pod, err := s.sandboxes.Run(ctx, c)
 	if err != nil {
 		return nil, err
@@ -54,8 +57,9 @@ func toSandboxConfig(cfg *criapi.PodSandboxConfig, paths cgroups.Paths) (sandbox
 	if ns.GetNetwork() == criapi.NamespaceMode_TARGET || ns.GetIpc() == criapi.NamespaceMode_TARGET {
 		return sandbox.Config{}, fmt.Errorf("run pod sandbox: TARGET mode is for the pid namespace only: %w", errdefs.ErrInvalidArgument)
 	}
-	if u := ns.GetUsernsOptions(); u != nil && u.GetMode() == criapi.NamespaceMode_POD {
-		return sandbox.Config{}, fmt.Errorf("run pod sandbox: user namespaces (hostUsers: false) are not supported yet: %w", errdefs.ErrInvalidArgument)
+	userMaps, err := userMapsOf(ns.GetUsernsOptions())
+	if err != nil {
+		return sandbox.Config{}, fmt.Errorf("run pod sandbox: %w", err)
 	}
 	psc := cfg.GetLinux().GetSecurityContext()
 	if err := checkPodUser(psc); err != nil {
@@ -89,6 +93,7 @@ func toSandboxConfig(cfg *criapi.PodSandboxConfig, paths cgroups.Paths) (sandbox
 		Seccomp:      seccomp,
 		CgroupParent: parent, ShmSize: defaultShmSize,
 		Sysctls: cfg.GetLinux().GetSysctls(), LogDir: cfg.GetLogDirectory(),
+		UserMaps: userMaps,
 	}
 	if o := cfg.GetLinux().GetSecurityContext().GetSelinuxOptions(); o != nil {
 		c.SELinux = sandbox.SELinuxOptions{User: o.GetUser(), Role: o.GetRole(), Type: o.GetType(), Level: o.GetLevel()}

@@ -107,6 +107,7 @@ func podConfigOf(p *sandbox.Pod) *criapi.PodSandboxConfig {
 				Privileged: p.Privileged, Seccomp: spec.SeccompProfile(p.Seccomp), SelinuxOptions: selinuxOf(p.SELinux),
 				NamespaceOptions: &criapi.NamespaceOption{
 					Network: modeOf(p.NetNS == ""), Ipc: modeOf(p.IPCNS == ""), Pid: pidMode(p),
+					UsernsOptions: usernsOf(p),
 				},
 			},
 		},

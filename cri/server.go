@@ -57,6 +57,10 @@ type Options struct {
 	// RDTInfo, when set, returns what a verbose Status shows about RDT:
 	// availability, hardware and classes.
 	RDTInfo func() any
+	// UserNamespaces: the daemon's probe found that pods can have user
+	// namespaces of their own (hostUsers: false) here; advertised in
+	// Status, and such pods are refused without it.
+	UserNamespaces bool
 }
 
 // Server implements the CRI RuntimeService and ImageService. RPCs not built

@@ -193,11 +193,24 @@ static void open_namespaces(struct crib_bootstrap *b)
 	}
 }
 
-/* join_namespaces joins the user namespace first, so the others are entered
- * with its capabilities, and the mount namespace last, since joining it
- * changes the root and working directory. */
-static void join_namespaces(struct crib_bootstrap *b)
+/* become_root makes the process uid and gid 0 of the user namespace it is
+ * in: until then its ids (the host's root) are unmapped there, and files it
+ * created would fail with EOVERFLOW. */
+static void become_root(void)
 {
+	if (setresgid(0, 0, 0) < 0)
+		crib_bail("nsexec: become gid 0 in the user namespace (is 0 mapped?): %m");
+	if (setresuid(0, 0, 0) < 0)
+		crib_bail("nsexec: become uid 0 in the user namespace (is 0 mapped?): %m");
+}
+
+/* join_namespaces joins the user namespace first, so the others are entered
+ * with its capabilities (a pod's are owned by it), and the mount namespace
+ * last, since joining it changes the root and working directory. It
+ * returns whether it joined a user namespace. */
+static int join_namespaces(struct crib_bootstrap *b)
+{
+	int joined_user = 0;
 	static const uint32_t order[] = {CLONE_NEWUSER, CLONE_NEWIPC,    CLONE_NEWUTS,  CLONE_NEWNET,
 					 CLONE_NEWPID,  CLONE_NEWCGROUP, CLONE_NEWTIME, CLONE_NEWNS};
 	for (size_t o = 0; o < sizeof(order) / sizeof(order[0]); o++) {
@@ -209,8 +222,13 @@ static void join_namespaces(struct crib_bootstrap *b)
 				crib_bail("nsexec: join %s namespace %s: %m", crib_ns_name(ns->type),
 				     ns->path[0] ? ns->path : "fd");
 			close(ns->fd);
+			if (ns->type == CLONE_NEWUSER) {
+				joined_user = 1;
+				become_root();
+			}
 		}
 	}
+	return joined_user;
 }
 
 static void set_oom_score_adj(int32_t adj)
@@ -233,10 +251,7 @@ static void new_userns(void)
 	int32_t pid = (int32_t)getpid();
 	send_sync(CRIB_SYNC_USERMAP_REQ, &pid, sizeof(pid));
 	wait_sync(CRIB_SYNC_USERMAP_ACK);
-	if (setresgid(0, 0, 0) < 0)
-		crib_bail("nsexec: become gid 0 in the new user namespace (is 0 mapped?): %m");
-	if (setresuid(0, 0, 0) < 0)
-		crib_bail("nsexec: become uid 0 in the new user namespace (is 0 mapped?): %m");
+	become_root();
 }
 
 /* bail_fd fails with errno, naming the file behind fd. */
@@ -283,11 +298,14 @@ struct crib_clone_args {
  * or CLONE_INTO_CGROUP (< 5.7) refuse it before doing anything: they get a
  * plain clone and the launcher places the process; *in_cgroup2 says which
  * happened. Any other refusal is final: a failed first clone leaves a new
- * pid namespace without its init, where no clone can succeed. */
-static long clone_final(const struct crib_bootstrap *b, uint32_t *in_cgroup2)
+ * pid namespace without its init, where no clone can succeed.
+ * In a user namespace it joined, stage 0 is the namespace's root, whom the
+ * host's cgroup files do not let in (EACCES): it clones plainly and the
+ * launcher places the process from outside. */
+static long clone_final(const struct crib_bootstrap *b, int in_joined_userns, uint32_t *in_cgroup2)
 {
 	*in_cgroup2 = 0;
-	if (b->cgroup2_fd > 0) {
+	if (b->cgroup2_fd > 0 && !in_joined_userns) {
 		/* exit_signal must be 0 with CLONE_PARENT: the child gets ours. */
 		struct crib_clone_args a = {.flags = CLONE_PARENT | CLONE_INTO_CGROUP, .cgroup = (uint64_t)b->cgroup2_fd};
 		long pid = syscall(SYS_clone3, &a, sizeof(a));
@@ -371,7 +389,7 @@ static void stage0(struct crib_bootstrap *b)
 	open_namespaces(b);
 	if (b->have_oom_score_adj)
 		set_oom_score_adj(b->oom_score_adj);
-	join_namespaces(b);
+	int joined_user = join_namespaces(b);
 	if (b->clone_flags & CLONE_NEWUSER)
 		new_userns();
 	uint32_t rest = b->clone_flags & ~(uint32_t)(CLONE_NEWUSER | CLONE_NEWCGROUP);
@@ -389,7 +407,7 @@ static void stage0(struct crib_bootstrap *b)
 	/* CLONE_PARENT makes the final process the launcher's child, so it can
 	 * wait for it directly once stage 0 has exited. */
 	uint32_t flags;
-	long pid = clone_final(b, &flags);
+	long pid = clone_final(b, joined_user, &flags);
 	if (pid < 0)
 		crib_bail("nsexec: clone: %m");
 	if (pid == 0) {

@@ -54,6 +54,13 @@ type Shims interface {
 type Manager struct {
 	dir   string
 	shims Shims
+	// IDMapDir is where containers of hostUsers: false pods get the paths
+	// their init reaches (see prepareIDMap); set once before use, "" refuses
+	// such containers.
+	IDMapDir string
+	// PodsDir holds each pod's files (sandbox's StateDir): a container of
+	// a hostUsers: false pod gets its pod's directory bound in IDMapDir.
+	PodsDir string
 
 	// mu guards records, names and usage.
 	mu      sync.Mutex
@@ -92,7 +99,7 @@ func Open(root string, shims Shims) (*Manager, error) {
 		c, err := readRecord(filepath.Join(m.dir, e.Name(), "container.json"))
 		if errors.Is(err, fs.ErrNotExist) {
 			// A create that crashed before its record: nothing refers to it.
-			_ = os.RemoveAll(filepath.Join(m.dir, e.Name()))
+			_ = removeContainerDir(m.IDMapDir, filepath.Join(m.dir, e.Name()))
 			continue
 		}
 		if err != nil {
@@ -213,6 +220,10 @@ func (m *Manager) Start(ctx context.Context, id string) (string, error) {
 		return "", fmt.Errorf("start container %s: %w", id, err)
 	}
 	dir := m.containerDir(id)
+	// A start cut short (daemon restart) may have left idmapped binds.
+	if err := releaseIDMaps(m.IDMapDir, id, false); err != nil {
+		return "", fmt.Errorf("start container %s: %w", id, err)
+	}
 	// The upper dir's mode becomes the mode of the container's "/"
 	// (overlayfs takes the root's attributes from the upper layer), so it
 	// stays 0755 for the container's non-root users; the 0700 container
@@ -231,10 +242,23 @@ func (m *Manager) Start(ctx context.Context, id string) (string, error) {
 	if err := m.checkPidTarget(ctx, c); err != nil {
 		return "", fmt.Errorf("start container %s: %w", id, err)
 	}
+	podDir := ""
+	if m.PodsDir != "" {
+		podDir = filepath.Join(m.PodsDir, c.SandboxID)
+	}
+	im, err := prepareIDMap(dir, m.IDMapDir, podDir, c.Spec, c.Layers, c.DevShm)
+	if err != nil {
+		return "", fmt.Errorf("start container %s: %w", id, err)
+	}
 	_, err = shim.Create(ctx, &shimapi.CreateRequest{
-		Id: c.ID, Spec: c.Spec, Lower: c.Layers, Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work"),
-		DevShm: c.DevShm, RdtClass: c.RDTClass, LogPath: c.LogPath, LogDir: c.LogDir, Stdin: c.Stdin, StdinOnce: c.StdinOnce, Tty: c.Tty,
+		Id: c.ID, Spec: im.spec, Lower: im.layers, Upper: im.upper, Work: im.work,
+		DevShm: im.devShm, RdtClass: c.RDTClass, LogPath: c.LogPath, LogDir: c.LogDir, Stdin: c.Stdin, StdinOnce: c.StdinOnce, Tty: c.Tty,
 	})
+	// Once Create returns, the init has mounted the rootfs and volumes
+	// (or failed): the idmapped binds have done their work.
+	if rerr := im.release(); rerr != nil && err == nil {
+		err = rerr
+	}
 	// AlreadyExists: a start that was cut short after the hand-over
 	// (daemon restart) is taken up where it stopped.
 	if err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
@@ -439,7 +463,7 @@ func (m *Manager) Remove(ctx context.Context, id string) (string, error) {
 			}
 			cancel()
 		}
-		if err := os.RemoveAll(m.containerDir(id)); err != nil {
+		if err := removeContainerDir(m.IDMapDir, m.containerDir(id)); err != nil {
 			logger.Error(err, "Remove writable layer; retried at the next start", "containerID", id)
 		}
 	}()

@@ -35,7 +35,12 @@ func (m *Manager) steps() []runStep {
 		// Its undo is in Run: the record goes only if every other undo
 		// succeeded.
 		{"record", func(_ context.Context, p *Pod, _ *Config) error { return m.Store.Create(p) }, nil},
-		{"directory", func(_ context.Context, p *Pod, _ *Config) error { return mkdirPod(m.StateDir, p.Dir) },
+		{"directory", func(_ context.Context, p *Pod, _ *Config) error {
+			if err := mkdirPod(m.StateDir, p.Dir); err != nil {
+				return err
+			}
+			return openPodToRoot(p)
+		},
 			func(_ context.Context, p *Pod) error { return removeDir(p) }},
 		{"namespaces", m.pin, func(_ context.Context, p *Pod) error { return unpin(p) }},
 		{"cgroup", m.createCgroup, m.removeCgroup},
@@ -130,6 +135,21 @@ func mkdirPod(stateDir, dir string) error {
 	return os.Mkdir(dir, 0o700)
 }
 
+// openPodToRoot lets the pod's own root (a hostUsers: false pod) search
+// the pod's directory: its containers' init binds the pod's files from
+// there while it is root only in the pod's user namespace. 0710 with the
+// group of container root's host gid, as containerd does for bundles;
+// other host users stay out.
+func openPodToRoot(p *Pod) error {
+	if p.UserNS == "" {
+		return nil
+	}
+	if err := os.Chown(p.Dir, 0, int(p.UserMaps.GIDs[0].HostID)); err != nil {
+		return err
+	}
+	return os.Chmod(p.Dir, 0o710)
+}
+
 func (m *Manager) pin(_ context.Context, p *Pod, _ *Config) error {
 	var kinds []nsfs.Kind
 	if p.NetNS != "" {
@@ -138,14 +158,25 @@ func (m *Manager) pin(_ context.Context, p *Pod, _ *Config) error {
 	if p.IPCNS != "" {
 		kinds = append(kinds, nsfs.IPC)
 	}
-	if len(kinds) == 0 {
+	var (
+		paths map[nsfs.Kind]string
+		err   error
+	)
+	switch {
+	case p.UserNS != "":
+		if m.NsHolder == nil {
+			return fmt.Errorf("pod user namespace: no holder command is configured: %w", errdefs.ErrFailedPrecondition)
+		}
+		paths, err = nsfs.PinUser(p.Dir+"/ns", m.NsHolder, p.UserMaps, kinds...)
+	case len(kinds) == 0:
 		return nil
+	default:
+		paths, err = nsfs.Pin(p.Dir+"/ns", kinds...)
 	}
-	paths, err := nsfs.Pin(p.Dir+"/ns", kinds...)
 	if err != nil {
 		return err
 	}
-	for k, want := range map[nsfs.Kind]string{nsfs.Net: p.NetNS, nsfs.UTS: p.UTSNS, nsfs.IPC: p.IPCNS} {
+	for k, want := range map[nsfs.Kind]string{nsfs.Net: p.NetNS, nsfs.UTS: p.UTSNS, nsfs.IPC: p.IPCNS, nsfs.User: p.UserNS} {
 		if paths[k] != want {
 			return fmt.Errorf("pinned %s namespace at %q, want %q", k, paths[k], want)
 		}
@@ -184,7 +215,7 @@ func loopbackUp() error {
 
 func unpin(p *Pod) error {
 	var errs []error
-	for _, ns := range []string{p.NetNS, p.IPCNS, p.UTSNS} {
+	for _, ns := range []string{p.NetNS, p.IPCNS, p.UTSNS, p.UserNS} {
 		if ns != "" {
 			errs = append(errs, nsfs.Unpin(ns))
 		}
@@ -437,7 +468,7 @@ func (m *Manager) Recover() error {
 }
 
 func pinsIntact(p *Pod) bool {
-	for _, ns := range []string{p.NetNS, p.IPCNS, p.UTSNS} {
+	for _, ns := range []string{p.NetNS, p.IPCNS, p.UTSNS, p.UserNS} {
 		if ns != "" && !nsfs.Pinned(ns) {
 			return false
 		}

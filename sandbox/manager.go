@@ -62,6 +62,9 @@ type Manager struct {
 	// after AfterSetup succeeded): stop what AfterSetup started. It must be
 	// idempotent and must not fail for a pod AfterSetup never saw.
 	BeforeTeardown Hook
+	// NsHolder is the command PinUser runs to make a pod's user namespace
+	// (crib's own binary, "userns-hold"); nil refuses such pods.
+	NsHolder []string
 
 	// locks serialises operations on one pod id.
 	locks sync.Map // id → *sync.Mutex
@@ -105,6 +108,9 @@ type Config struct {
 	// SELinux is the pod's SELinux options, the default of its
 	// containers' labels; zero when the pod asks for none.
 	SELinux SELinuxOptions
+	// UserMaps, when set, give the pod a user namespace of its own with
+	// these mappings (hostUsers: false); zero means the host's.
+	UserMaps *nsfs.UserMaps
 }
 
 const (
@@ -141,6 +147,9 @@ func (c *Config) validate() (map[string]string, error) {
 	}
 	if c.SharePID && c.HostPID {
 		return nil, invalidf("pod %s: a pid namespace cannot be both the pod's and the host's", c.ID)
+	}
+	if err := validateUserMaps(c); err != nil {
+		return nil, err
 	}
 	if c.ShmSize < 0 {
 		return nil, invalidf("shm size %d: must be positive", c.ShmSize)
@@ -200,6 +209,10 @@ func (m *Manager) newPod(c *Config, sysctls map[string]string) (*Pod, error) {
 	}
 	if c.CgroupParent != "" {
 		p.Cgroup = path.Join(c.CgroupParent, c.ID)
+	}
+	if c.UserMaps != nil {
+		p.UserNS = filepath.Join(dir, "ns", string(nsfs.User))
+		p.UserMaps = *c.UserMaps
 	}
 	return p, nil
 }

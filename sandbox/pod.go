@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/crib-runtime/crib/sandbox/cni"
+	"github.com/crib-runtime/crib/sandbox/nsfs"
 )
 
 // State is a pod's lifecycle state. cri/ reports Creating as NOTREADY.
@@ -146,6 +147,11 @@ type Pod struct {
 	SecurityUnrecorded bool
 	// SELinux is the pod's SELinux options as RunPodSandbox got them.
 	SELinux SELinuxOptions
+	// UserNS is the pinned user namespace of a hostUsers: false pod ("":
+	// the host's), which owns its net, ipc and uts namespaces and the pid
+	// namespace of its pause; UserMaps are its mappings.
+	UserNS   string
+	UserMaps nsfs.UserMaps
 }
 
 // SELinuxOptions are the parts of an SELinux label a pod gives; empty

@@ -13,6 +13,7 @@ import (
 
 	"github.com/crib-runtime/crib/internal/statefile"
 	"github.com/crib-runtime/crib/sandbox/cni"
+	"github.com/crib-runtime/crib/sandbox/nsfs"
 )
 
 // recordVersion is the version of the pod record file this code writes.
@@ -75,6 +76,11 @@ type recordV2 struct {
 	// that asked for no SELinux options (crib refused them then, on hosts
 	// without SELinux, and ignored them elsewhere).
 	SELinux *SELinuxOptions `json:"selinux,omitempty"`
+	// UserNS and UserMaps were added within version 2: a record without
+	// them is a pod in the host's user namespace, which is all crib
+	// made before.
+	UserNS   string         `json:"user_ns,omitempty"`
+	UserMaps *nsfs.UserMaps `json:"user_maps,omitempty"`
 }
 
 func toRecord(p *Pod) recordV2 {
@@ -82,6 +88,10 @@ func toRecord(p *Pod) recordV2 {
 	if p.SELinux != (SELinuxOptions{}) {
 		se := p.SELinux
 		r.SELinux = &se
+	}
+	if p.UserNS != "" {
+		um := p.UserMaps
+		r.UserNS, r.UserMaps = p.UserNS, &um
 	}
 	return r
 }
@@ -108,6 +118,9 @@ func fromRecord(r *recordV2) (*Pod, error) {
 	p.Seccomp = r.Seccomp
 	if r.SELinux != nil {
 		p.SELinux = *r.SELinux
+	}
+	if r.UserMaps != nil {
+		p.UserNS, p.UserMaps = r.UserNS, *r.UserMaps
 	}
 	return p, nil
 }
@@ -340,6 +353,7 @@ func clonePod(p *Pod) *Pod {
 	c.Sysctls = maps.Clone(p.Sysctls)
 	c.IPs = slices.Clone(p.IPs)
 	c.PortMappings = slices.Clone(p.PortMappings)
+	c.UserMaps = nsfs.UserMaps{UIDs: slices.Clone(p.UserMaps.UIDs), GIDs: slices.Clone(p.UserMaps.GIDs)}
 	if p.Bandwidth != nil {
 		b := *p.Bandwidth
 		c.Bandwidth = &b

@@ -129,10 +129,16 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 		return nil
 	}})
 	stats := statsReader{cgroups: cg, containers: containers}
+	userns := probeUserNamespaces(pods.NsHolder, cfg.Root, cfg.State)
+	if userns != nil {
+		logger.Info("User namespaces (hostUsers: false) not available", "reason", userns.Error())
+	} else {
+		logger.V(2).Info("User namespaces (hostUsers: false) available")
+	}
 	server := cri.NewServer(ctx, cri.Services{Images: images, Network: network, Classes: classes,
 		Sandboxes: pods, Shims: shims, Containers: containers, Stats: stats, Metrics: stats}, cri.Options{
 		Version: version, CgroupDriver: cfg.CgroupDriver, CgroupRoot: cfg.CgroupRoot, EffectiveConfig: cfg,
-		RDTInfo: func() any { return classes.Info() },
+		RDTInfo: func() any { return classes.Info() }, UserNamespaces: userns == nil,
 	})
 	if err := server.WatchRunning(ctx); err != nil {
 		return err
@@ -230,13 +236,21 @@ func openPods(cfg config.Config, network cni.Network, cg manager.Manager, shimSr
 		return nil, nil, nil, "", err
 	}
 	pods := &sandbox.Manager{Store: store, StateDir: filepath.Join(cfg.State, "pods"),
-		Cgroups: sandbox.CgroupsOf(cg), Network: network}
+		Cgroups: sandbox.CgroupsOf(cg), Network: network,
+		// /proc/self/exe in the child is still this binary: the holder is
+		// the daemon's own code, whatever happens to the file on disk.
+		NsHolder: []string{"/proc/self/exe", "userns-hold"}}
 	shims := &podShims{binary: bin, dir: filepath.Join(cfg.State, "shims"), pods: pods, clients: map[string]*shimapi.Client{}}
 	pods.AfterSetup, pods.BeforeTeardown = shims.start, shims.rollback
 	if err := pods.Recover(); err != nil {
 		return nil, nil, nil, "", err
 	}
 	containers, err := runtime.Open(cfg.Root, shims)
+	if err == nil {
+		// In the state dir (0711): the init of a hostUsers: false pod's
+		// container, root only in its user namespace, must reach it.
+		containers.IDMapDir, containers.PodsDir = filepath.Join(cfg.State, "userns"), pods.StateDir
+	}
 	if err != nil {
 		return nil, nil, nil, "", err
 	}
@@ -286,15 +300,22 @@ func makeDirs(cfg config.Config) error {
 			return fmt.Errorf("create %s: %w", d.path, err)
 		}
 	}
-	for _, d := range []string{
-		filepath.Join(cfg.Root, "containers"), filepath.Join(cfg.Root, "images"), filepath.Join(cfg.Root, "pods"),
-		filepath.Join(cfg.State, "pods"), filepath.Join(cfg.State, "shims"),
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{
+		{filepath.Join(cfg.Root, "containers"), 0o700}, {filepath.Join(cfg.Root, "images"), 0o700}, {filepath.Join(cfg.Root, "pods"), 0o700},
+		{filepath.Join(cfg.State, "shims"), 0o700}, {filepath.Join(cfg.State, "pods"), 0o700},
+		// 0711: the init of a hostUsers: false pod's container (root only
+		// in its user namespace) searches its dir there (runtime's
+		// IDMapDir), which is 0710 for that pod's root group only.
+		{filepath.Join(cfg.State, "userns"), 0o711},
 	} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return fmt.Errorf("create %s: %w", d, err)
+		if err := os.MkdirAll(d.path, d.mode); err != nil {
+			return fmt.Errorf("create %s: %w", d.path, err)
 		}
-		if err := os.Chmod(d, 0o700); err != nil {
-			return fmt.Errorf("restrict %s to 0700: %w", d, err)
+		if err := os.Chmod(d.path, d.mode); err != nil {
+			return fmt.Errorf("restrict %s to %o: %w", d.path, d.mode, err)
 		}
 	}
 	return nil

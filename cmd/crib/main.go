@@ -15,6 +15,7 @@ import (
 
 	_ "github.com/crib-runtime/crib/nsexec" // the constructor of crib init and pause
 	"github.com/crib-runtime/crib/runtime/initproc"
+	"github.com/crib-runtime/crib/sandbox/nsfs"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -41,6 +42,11 @@ func run(args []string) int {
 			fmt.Fprintln(os.Stderr, "crib init:", err)
 		}
 		return 1
+	case "userns-hold":
+		// Only the daemon starts this (sandbox/nsfs.PinUser), in a new
+		// user namespace it is pinning: exit once stdin closes.
+		nsfs.Hold()
+		return 0
 	case "version", "--version":
 		fmt.Println("crib", version)
 		return 0

@@ -52,7 +52,10 @@ func (s *podShims) start(ctx context.Context, p *sandbox.Pod) (retErr error) {
 	// A namespace the pod takes from the host has no pin: the pause
 	// process stays in the shim's (the host's) as every container does.
 	join := map[string]string{}
-	for kind, path := range map[string]string{"net": p.NetNS, "ipc": p.IPCNS, "uts": p.UTSNS} {
+	// The user namespace of a hostUsers: false pod is joined first, so the
+	// pause's new pid namespace is owned by it: its containers, root only
+	// there, must be able to join that pid namespace and mount its /proc.
+	for kind, path := range map[string]string{"net": p.NetNS, "ipc": p.IPCNS, "uts": p.UTSNS, "user": p.UserNS} {
 		if path != "" {
 			join[kind] = path
 		}

@@ -33,6 +33,10 @@ func imageMount(in Input, m *criapi.Mount, dst string) (specs.Mount, error) {
 		return specs.Mount{}, invalidf("mount %q: an image volume is read-only: readonly must be set", dst)
 	case len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0:
 		return specs.Mount{}, invalidf("mount %q: id-mapped image volumes are not supported", dst)
+	case podUserns(in) != nil:
+		// The init, root only in the pod's user namespace, could not
+		// reach the layers (the daemon's directories are 0700).
+		return specs.Mount{}, invalidf("mount %q: image volumes in a pod with a user namespace of its own (hostUsers: false) are not supported yet", dst)
 	}
 	layers := in.ImageVolumes[ref]
 	if len(layers) == 0 {

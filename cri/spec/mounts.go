@@ -170,6 +170,11 @@ func criMounts(in Input) ([]specs.Mount, string, error) {
 			rootProp = "rslave"
 		}
 		bm := bindMount(m.GetHostPath(), dst, prop, m.GetReadonly())
+		if len(m.GetUidMappings()) > 0 {
+			// runtime makes the idmapped bind (with the pod's user
+			// namespace) and hands the init that instead.
+			bm.UIDMappings, bm.GIDMappings = idMappings(m.GetUidMappings()), idMappings(m.GetGidMappings())
+		}
 		if m.GetRecursiveReadOnly() {
 			// runtime-spec 1.2's "rro": the init applies it with
 			// mount_setattr(AT_RECURSIVE) after the rbind.
@@ -200,7 +205,9 @@ func checkMount(in Input, m *criapi.Mount) error {
 			return err
 		}
 	case len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0:
-		return invalidf("mount %q: id-mapped mounts are not supported yet", dst)
+		if err := checkMountIDMap(in, m); err != nil {
+			return err
+		}
 	}
 	src := m.GetHostPath()
 	if !path.IsAbs(src) {

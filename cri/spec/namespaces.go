@@ -20,6 +20,9 @@ const (
 // hostname).
 type nsModes struct {
 	net, pid, ipc, uts nsMode
+	// user is modePod or modeNode, and always the pod's: containers of a
+	// pod share its user namespace or the host's (KEP 127).
+	user nsMode
 }
 
 // namespaceModes reads the container's NamespaceOptions, falling back to
@@ -40,6 +43,10 @@ func namespaceModes(in Input) (nsModes, error) {
 	if in.Config.GetLinux().GetSecurityContext().GetNamespaceOptions() == nil {
 		m = pod
 	}
+	if u := in.Config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions(); u != nil && m.user != pod.user {
+		return nsModes{}, invalidf("user namespace: the container asks for mode %s in a pod whose user namespace is the other one", u.GetMode())
+	}
+	m.user = pod.user
 	for _, n := range []struct {
 		name string
 		ctr  *nsMode
@@ -59,15 +66,19 @@ func namespaceModes(in Input) (nsModes, error) {
 // readModes reads one NamespaceOption (a nil one is all POD, the CRI's
 // zero value); prefix names whose it is in errors.
 func readModes(opts *criapi.NamespaceOption, prefix string) (nsModes, error) {
-	if u := opts.GetUsernsOptions(); u != nil && u.GetMode() != criapi.NamespaceMode_NODE {
-		// Kubelet only asks for this when the runtime advertises user
-		// namespace support, which crib does not yet.
-		return nsModes{}, invalidf("user namespaces (mode %s) are not supported yet", u.GetMode())
-	}
 	var (
 		m   nsModes
 		err error
 	)
+	m.user = modeNode
+	// A nil option is the host's: the CRI's zero mode (POD) does not apply.
+	switch u := opts.GetUsernsOptions(); {
+	case u == nil || u.GetMode() == criapi.NamespaceMode_NODE:
+	case u.GetMode() == criapi.NamespaceMode_POD:
+		m.user = modePod
+	default:
+		return nsModes{}, invalidf("%suser namespace mode %s is not supported (only NODE and POD)", prefix, u.GetMode())
+	}
 	if m.net, err = mode(prefix+"network", opts.GetNetwork(), false); err != nil {
 		return nsModes{}, err
 	}
@@ -108,6 +119,14 @@ func mode(name string, m criapi.NamespaceMode, targetOK bool) (nsMode, error) {
 // privileged one sees the host's hierarchy as containerd gives it.
 func namespaces(in Input, m nsModes) ([]specs.LinuxNamespace, error) {
 	out := []specs.LinuxNamespace{{Type: specs.MountNamespace}}
+	if m.user == modePod {
+		// The pod's, joined first (nsexec orders user before the others,
+		// which it owns).
+		if in.UserNS == "" {
+			return nil, invalidf("user namespace: the pod's namespace path is missing")
+		}
+		out = append(out, specs.LinuxNamespace{Type: specs.UserNamespace, Path: in.UserNS})
+	}
 	for _, n := range []struct {
 		typ  specs.LinuxNamespaceType
 		mode nsMode
@@ -136,4 +155,49 @@ func namespaces(in Input, m nsModes) ([]specs.LinuxNamespace, error) {
 		out = append(out, specs.LinuxNamespace{Type: specs.CgroupNamespace})
 	}
 	return out, nil
+}
+
+func idMappings(in []*criapi.IDMapping) []specs.LinuxIDMapping {
+	out := make([]specs.LinuxIDMapping, len(in))
+	for i, m := range in {
+		out[i] = specs.LinuxIDMapping{ContainerID: m.GetContainerId(), HostID: m.GetHostId(), Size: m.GetLength()}
+	}
+	return out
+}
+
+// podUserns is the pod's user namespace option when it has a namespace of
+// its own (POD), nil otherwise.
+func podUserns(in Input) *criapi.UserNamespace {
+	u := in.Sandbox.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions()
+	if u == nil || u.GetMode() != criapi.NamespaceMode_POD {
+		return nil
+	}
+	return u
+}
+
+// checkMountIDMap accepts a mount's id mappings only as the kubelet sends
+// them: those of the pod's own user namespace, whose file descriptor is
+// what mount_setattr(MOUNT_ATTR_IDMAP) takes. Any other mapping would need
+// a user namespace per mount.
+func checkMountIDMap(in Input, m *criapi.Mount) error {
+	dst := m.GetContainerPath()
+	u := podUserns(in)
+	if u == nil {
+		return invalidf("mount %q: id mappings need a pod with a user namespace of its own (hostUsers: false)", dst)
+	}
+	same := func(a, b []*criapi.IDMapping) bool {
+		if len(a) != len(b) {
+			return false
+		}
+		for i := range a {
+			if a[i].GetContainerId() != b[i].GetContainerId() || a[i].GetHostId() != b[i].GetHostId() || a[i].GetLength() != b[i].GetLength() {
+				return false
+			}
+		}
+		return true
+	}
+	if !same(m.GetUidMappings(), u.GetUids()) || !same(m.GetGidMappings(), u.GetGids()) {
+		return invalidf("mount %q: id mappings must be the pod's user namespace mappings", dst)
+	}
+	return nil
 }

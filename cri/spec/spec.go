@@ -58,6 +58,9 @@ type Input struct {
 	// PidNS is the pause process's /proc/<pid>/ns/pid for POD mode or the
 	// target container's for TARGET; unused for CONTAINER (new) and NODE.
 	PidNS string
+	// UserNS is the pod's pinned user namespace, required when the pod's
+	// user namespace mode is POD (hostUsers: false).
+	UserNS string
 
 	// CgroupsPath is the container's cgroup (parent + id), cgroupfs form.
 	CgroupsPath string
@@ -176,6 +179,12 @@ func Container(in Input) (*specs.Spec, error) {
 	}
 	if s.Linux.Namespaces, err = namespaces(in, ns); err != nil {
 		return nil, err
+	}
+	if ns.user == modePod {
+		// The namespace is joined, so nothing writes these: they say which
+		// host ids the rootfs and volumes are idmapped to (runtime does it).
+		u := in.Sandbox.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions()
+		s.Linux.UIDMappings, s.Linux.GIDMappings = idMappings(u.GetUids()), idMappings(u.GetGids())
 	}
 	if err := linux(in, ns, s.Linux); err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -376,5 +377,84 @@ func TestPauseConfined(t *testing.T) {
 	st, err := p.Wait()
 	if err != nil || !st.Success() {
 		t.Fatalf("pause after SIGTERM: %v %v", st, err)
+	}
+}
+
+// pinnedUserNS pins a user namespace mapped 0→host 300000 (65536 ids) and
+// a net namespace owned by it, as sandbox/nsfs.PinUser does for a
+// hostUsers: false pod, and returns the directory with "user" and "net".
+func pinnedUserNS(t *testing.T) string {
+	t.Helper()
+	cmd := exec.Command("cat")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 300000, Size: 65536}}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNET,
+		UidMappings: m, GidMappings: m, GidMappingsEnableSetgroups: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); _ = cmd.Wait() }()
+	dir := t.TempDir()
+	for _, k := range []string{"user", "net"} {
+		f := filepath.Join(dir, k)
+		if err := os.WriteFile(f, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mount("/proc/"+strconv.Itoa(cmd.Process.Pid)+"/ns/"+k, f, "", unix.MS_BIND, ""); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = unix.Unmount(f, unix.MNT_DETACH) })
+	}
+	return dir
+}
+
+// TestJoinPinnedUserNamespaceInCgroup: a process that joins a pod's
+// pinned user namespace (and the net namespace it owns) becomes the
+// namespace's root (host uid 300000, not the unmapped host root), its new
+// pid namespace is owned by that user namespace, and it is still born in
+// (or, on cgroup v2, where the namespace's root may not clone into the
+// host's cgroup, placed in) its cgroup.
+func TestJoinPinnedUserNamespaceInCgroup(t *testing.T) {
+	m, cg := testCgroup(t)
+	dir := pinnedUserNS(t)
+	pl, err := m.Placement(cg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pl.Close()
+	p := startPause(t, launch.Options{New: unix.CLONE_NEWPID, Cgroup: pl, Join: []launch.Namespace{
+		{Type: unix.CLONE_NEWUSER, Path: filepath.Join(dir, "user")},
+		{Type: unix.CLONE_NEWNET, Path: filepath.Join(dir, "net")},
+	}})
+	if got, want := nsInode(t, p.Pid, "user"), fileInode(t, filepath.Join(dir, "user")); got != want {
+		t.Errorf("user namespace %d, want the pinned %d", got, want)
+	}
+	if uid := strings.Fields(status(t, p.Pid, "Uid")); uid[0] != "300000" || uid[1] != "300000" {
+		t.Errorf("host view of the uid: %v, want 300000 (root of the joined namespace)", uid)
+	}
+	if gid := strings.Fields(status(t, p.Pid, "Gid")); gid[0] != "300000" {
+		t.Errorf("host view of the gid: %v, want 300000", gid)
+	}
+	pidns, err := os.Open("/proc/" + strconv.Itoa(p.Pid) + "/ns/pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pidns.Close()
+	owner, err := unix.IoctlRetInt(int(pidns.Fd()), unix.NS_GET_USERNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	err = unix.Fstat(owner, &st)
+	unix.Close(owner)
+	if err != nil || st.Ino != fileInode(t, filepath.Join(dir, "user")) {
+		t.Errorf("pid namespace owned by user namespace %d (%v), want the pinned one", st.Ino, err)
+	}
+	cgroupFile, _ := os.ReadFile("/proc/" + strconv.Itoa(p.Pid) + "/cgroup")
+	if !strings.Contains(string(cgroupFile), cg) {
+		t.Errorf("not in %s:\n%s", cg, cgroupFile)
 	}
 }

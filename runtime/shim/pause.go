@@ -14,7 +14,7 @@ import (
 )
 
 // pauseNamespaces are the pinned pod namespaces StartPause joins.
-var pauseNamespaces = map[string]uint32{"net": unix.CLONE_NEWNET, "ipc": unix.CLONE_NEWIPC, "uts": unix.CLONE_NEWUTS}
+var pauseNamespaces = map[string]uint32{"net": unix.CLONE_NEWNET, "ipc": unix.CLONE_NEWIPC, "uts": unix.CLONE_NEWUTS, "user": unix.CLONE_NEWUSER}
 
 // pauseProc is the pod's pause process: pid 1 of the pod-wide pid namespace.
 type pauseProc struct {

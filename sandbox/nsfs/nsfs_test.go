@@ -1,9 +1,12 @@
 package nsfs
 
 import (
+	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -143,4 +146,74 @@ func TestPinnedAndUnpinPlainFiles(t *testing.T) {
 	if _, err := Pin(dir, Kind("mnt")); err == nil {
 		t.Fatal("Pin of a mount namespace succeeded")
 	}
+}
+
+// TestPinUser pins a user namespace with the others owned by it: the maps
+// are those asked for, and the net namespace's owner is the pinned user
+// namespace (NS_GET_USERNS), not the host's.
+func TestPinUser(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := filepath.Join(t.TempDir(), "ns")
+	maps := UserMaps{UIDs: []IDMap{{0, 100000, 65536}}, GIDs: []IDMap{{0, 200000, 1000}}}
+	paths, err := PinUser(dir, []string{"cat"}, maps, Net, IPC, UTS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, p := range paths {
+			Unpin(p)
+		}
+	})
+	for _, k := range []Kind{User, Net, IPC, UTS} {
+		if !Pinned(paths[k]) {
+			t.Fatalf("%s not pinned at %q", k, paths[k])
+		}
+	}
+	f, err := os.Open(paths[Net])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	owner, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_USERNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(owner)
+	var st unix.Stat_t
+	if err := unix.Fstat(owner, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Ino != inode(t, paths[User]) {
+		t.Errorf("net namespace owner inode %d, want the pinned user namespace %d", st.Ino, inode(t, paths[User]))
+	}
+	if st.Ino == inode(t, "/proc/self/ns/user") {
+		t.Error("net namespace is owned by the host's user namespace")
+	}
+	// The maps as a process that joins sees them.
+	if err := Do(paths[Net], Net, func() error { return nil }); err != nil {
+		t.Fatalf("host root cannot join the pod's net namespace: %v", err)
+	}
+	uidMap, err := userMap(paths[User], "uid_map")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "0 100000 65536"; uidMap != want {
+		t.Errorf("uid_map %q, want %q", uidMap, want)
+	}
+	if gidMap, _ := userMap(paths[User], "gid_map"); gidMap != "0 200000 1000" {
+		t.Errorf("gid_map %q, want %q", gidMap, "0 200000 1000")
+	}
+	if _, err := PinUser(filepath.Join(t.TempDir(), "ns"), []string{"cat"}, UserMaps{}, Net); err == nil {
+		t.Error("PinUser without maps succeeded")
+	}
+}
+
+// userMap reads a map file of the user namespace pinned at path, as a
+// process inside it (nsenter: a Go test cannot join a user namespace).
+func userMap(path, file string) (string, error) {
+	out, err := exec.Command("nsenter", "--user="+path, "cat", "/proc/self/"+file).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("nsenter: %v: %s", err, out)
+	}
+	return strings.Join(strings.Fields(string(out)), " "), nil
 }

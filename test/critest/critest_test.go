@@ -61,6 +61,12 @@ func TestCritest(t *testing.T) {
 	reg.PushCritestImages(t)
 
 	e := harness.NewEnv(t)
+	// The init of a hostUsers: false pod's container is root only in the
+	// pod's user namespace and must search down to the daemon's state dir
+	// (a node's /run is 0755; MkdirTemp made this 0700).
+	if err := os.Chmod(e.Dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
 	e.WithNetwork(fmt.Sprintf("10.87.%d.0/24", rand.IntN(200)+20))
 	mirror := reg.ListenIn(t, "/run/netns/"+e.Netns)
 	e.WriteConfig(fmt.Sprintf("\n[registry.hosts.\"_default\"]\nskip_server = true\n"+
