@@ -197,14 +197,17 @@ func criMounts(in Input) ([]specs.Mount, string, error) {
 // is ignored: crib runs without SELinux.
 func checkMount(in Input, m *criapi.Mount) error {
 	dst := m.GetContainerPath()
-	switch {
-	case m.GetImageSubPath() != "":
+	// Each check on its own: a mount may be recursive read-only and carry
+	// the pod's id mappings at once.
+	if m.GetImageSubPath() != "" {
 		return invalidf("mount %q: image_sub_path without image", dst)
-	case m.GetRecursiveReadOnly():
+	}
+	if m.GetRecursiveReadOnly() {
 		if err := checkRecursiveReadOnly(in, m); err != nil {
 			return err
 		}
-	case len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0:
+	}
+	if len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0 {
 		if err := checkMountIDMap(in, m); err != nil {
 			return err
 		}

@@ -158,6 +158,12 @@ func TestMountsCRI(t *testing.T) {
 			c.Readonly, c.RecursiveReadOnly = true, true
 		})}, err: invalid, mention: []string{`"/data"`, "mount_setattr", "kernel"}},
 		{name: "id-mapped", mutate: []func(*Input){m("/data", data, func(c *criapi.Mount) { c.UidMappings = []*criapi.IDMapping{{Length: 1}} })}, err: invalid},
+		// Recursive read-only does not exempt a mount from the id-mapping
+		// check (a switch ran only the first of the two).
+		{name: "id-mapped recursive read-only", mutate: []func(*Input){rroKernel, m("/data", data, func(c *criapi.Mount) {
+			c.Readonly, c.RecursiveReadOnly = true, true
+			c.UidMappings = []*criapi.IDMapping{{Length: 1}}
+		})}, err: invalid},
 		{name: "unknown propagation", mutate: []func(*Input){m("/data", data, func(c *criapi.Mount) { c.Propagation = 9 })}, err: invalid},
 		{name: "unsafe mount option", mutate: []func(*Input){m("/data", data, func(c *criapi.Mount) { c.MountOptions = []string{"suid"} })}, err: invalid},
 		{name: "no Stat function", mutate: []func(*Input){m("/data", data, nil), func(in *Input) { in.Stat = nil }}, err: other},
