@@ -113,6 +113,15 @@ func (mt *mounter) fs(source, dest, typ string, o mountOptions) error {
 		flags &^= unix.MS_RDONLY
 		mt.roLater = append(mt.roLater, dest)
 	}
+	// One sysfs superblock serves every mount of a network namespace: a
+	// read-only mount made read-only the superblock too, for the pod's
+	// privileged containers after it (and a host-network container's was
+	// the host's, whose read-write state it kept). Read-only is therefore
+	// a per-mount flag, set by a bind remount of this mount alone.
+	sysfsRO := typ == "sysfs" && flags&unix.MS_RDONLY != 0
+	if sysfsRO {
+		flags &^= unix.MS_RDONLY
+	}
 	var label string
 	if mt.spec.Linux != nil {
 		label = mt.spec.Linux.MountLabel
@@ -120,7 +129,31 @@ func (mt *mounter) fs(source, dest, typ string, o mountOptions) error {
 	if err := unix.Mount(source, procPath(fd), typ, flags, strings.Join(withMountLabel(o.data, typ, label), ",")); err != nil {
 		return fmt.Errorf("mount %s on %s: %w", typ, dest, err)
 	}
+	if sysfsRO {
+		if err := mt.remountReadOnly(dest); err != nil {
+			return err
+		}
+	}
 	return mt.finish(dest, typ, o)
+}
+
+// remountReadOnly makes the mount on dest read-only, that mount only
+// (MS_BIND): its superblock, and every other mount of it, stay as they are.
+func (mt *mounter) remountReadOnly(dest string) error {
+	fd, err := mt.root.open(dest, unix.O_DIRECTORY, unix.RESOLVE_NO_SYMLINKS)
+	if err != nil {
+		return fmt.Errorf("remount %s read-only: %w", dest, err)
+	}
+	defer unix.Close(fd)
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(fd, &st); err != nil {
+		return fmt.Errorf("remount %s read-only: %w", dest, err)
+	}
+	flags := lockedFlags(st.Flags) | unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY
+	if err := unix.Mount("", procPath(fd), "", flags, ""); err != nil {
+		return fmt.Errorf("remount %s read-only: %w", dest, err)
+	}
+	return nil
 }
 
 // sysfs mounts a sysfs, or, where the kernel refuses one (a net namespace
