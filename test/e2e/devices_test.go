@@ -37,29 +37,9 @@ true
 // map from each probe to its outcome.
 func (w *podWorld) probeIn(t *testing.T, podID string, pod *criapi.PodSandboxConfig, name string, sc *criapi.LinuxContainerSecurityContext, devs []*criapi.Device) map[string]string {
 	t.Helper()
-	ctx := context.Background()
 	sc.RunAsUser = &criapi.Int64Value{Value: 0}
-	id, err := w.c.Runtime.CreateContainer(ctx, podID, &criapi.ContainerConfig{
-		Metadata: &criapi.ContainerMetadata{Name: name}, Image: &criapi.ImageSpec{Image: w.image},
-		Command: []string{"sleep", "3600"}, Devices: devs, Linux: &criapi.LinuxContainerConfig{SecurityContext: sc},
-	}, pod)
-	if err != nil {
-		t.Fatalf("create %s: %v", name, err)
-	}
-	if err := w.c.Runtime.StartContainer(ctx, id); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	resp, err := w.c.RawRt.ExecSync(ctx, &criapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"sh", "-c", probeDevices}, Timeout: 20})
-	if err != nil || resp.ExitCode != 0 {
-		t.Fatalf("%s: probe: %v, exit %d, %s%s", name, err, resp.GetExitCode(), resp.GetStdout(), resp.GetStderr())
-	}
-	out := map[string]string{}
-	for line := range strings.SplitSeq(strings.TrimSpace(string(resp.Stdout)), "\n") {
-		k, v, _ := strings.Cut(line, " ")
-		out[k] = v
-	}
-	t.Logf("%s:\n%s", name, resp.Stdout)
-	return out
+	id := w.startSleeper(t, podID, pod, name, &criapi.ContainerConfig{Devices: devs, Linux: &criapi.LinuxContainerConfig{SecurityContext: sc}})
+	return w.probe(t, id, name, probeDevices)
 }
 
 const eperm = "Operation not permitted"

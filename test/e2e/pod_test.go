@@ -117,6 +117,41 @@ func (w *podWorld) container(t *testing.T, podID string, pod *criapi.PodSandboxC
 	return id
 }
 
+// startSleeper creates and starts a container of pod from cfg, with name,
+// the test image and `sleep 3600` filled in.
+func (w *podWorld) startSleeper(t *testing.T, podID string, pod *criapi.PodSandboxConfig, name string, cfg *criapi.ContainerConfig) string {
+	t.Helper()
+	ctx := context.Background()
+	cfg.Metadata = &criapi.ContainerMetadata{Name: name}
+	cfg.Image = &criapi.ImageSpec{Image: w.image}
+	cfg.Command = []string{"sleep", "3600"}
+	id, err := w.c.Runtime.CreateContainer(ctx, podID, cfg, pod)
+	if err != nil {
+		t.Fatalf("create %s: %v", name, err)
+	}
+	if err := w.c.Runtime.StartContainer(ctx, id); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	return id
+}
+
+// probe runs a shell script that prints "<probe> <outcome>" lines in
+// container id and returns them as a map.
+func (w *podWorld) probe(t *testing.T, id, name, script string) map[string]string {
+	t.Helper()
+	resp, err := w.c.RawRt.ExecSync(context.Background(), &criapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"sh", "-c", script}, Timeout: 20})
+	if err != nil || resp.ExitCode != 0 {
+		t.Fatalf("%s: probe: %v, exit %d, %s%s", name, err, resp.GetExitCode(), resp.GetStdout(), resp.GetStderr())
+	}
+	out := map[string]string{}
+	for line := range strings.SplitSeq(strings.TrimSpace(string(resp.Stdout)), "\n") {
+		k, v, _ := strings.Cut(line, " ")
+		out[k] = v
+	}
+	t.Logf("%s:\n%s", name, resp.Stdout)
+	return out
+}
+
 func TestPodWithTwoContainers(t *testing.T) {
 	w := newPodWorld(t)
 	ctx := context.Background()

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"strings"
 	"testing"
 
@@ -14,23 +13,12 @@ import (
 // container has none of them and a writable sysfs.
 func TestReadonlyRootfsAndPaths(t *testing.T) {
 	w := newPodWorld(t)
-	ctx := context.Background()
 	pod := w.podConfig("paths", criapi.NamespaceMode_CONTAINER)
 	pod.Linux.SecurityContext.Privileged = true
 	podID := w.run(t, pod)
 	start := func(name string, sc *criapi.LinuxContainerSecurityContext) string {
 		t.Helper()
-		id, err := w.c.Runtime.CreateContainer(ctx, podID, &criapi.ContainerConfig{
-			Metadata: &criapi.ContainerMetadata{Name: name}, Image: &criapi.ImageSpec{Image: w.image},
-			Command: []string{"sleep", "3600"}, Linux: &criapi.LinuxContainerConfig{SecurityContext: sc},
-		}, pod)
-		if err != nil {
-			t.Fatalf("create %s: %v", name, err)
-		}
-		if err := w.c.Runtime.StartContainer(ctx, id); err != nil {
-			t.Fatalf("start %s: %v", name, err)
-		}
-		return id
+		return w.startSleeper(t, podID, pod, name, &criapi.ContainerConfig{Linux: &criapi.LinuxContainerConfig{SecurityContext: sc}})
 	}
 	ro := start("ro", &criapi.LinuxContainerSecurityContext{ReadonlyRootfs: true})
 	if out, _ := w.execOut(t, ro, "touch /x 2>&1; echo rc=$?; touch /tmp/x 2>&1; echo rc=$?"); !strings.Contains(out, "Read-only file system") || strings.Count(out, "rc=1") != 2 {
