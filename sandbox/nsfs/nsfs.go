@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -40,6 +41,8 @@ func (k Kind) flag() (int, error) {
 		return unix.CLONE_NEWIPC, nil
 	case UTS:
 		return unix.CLONE_NEWUTS, nil
+	case User:
+		return unix.CLONE_NEWUSER, nil
 	}
 	return 0, fmt.Errorf("namespace kind %q cannot be pinned", k)
 }
@@ -47,44 +50,57 @@ func (k Kind) flag() (int, error) {
 // Pin creates one new namespace of each kind and pins each at dir/<kind>
 // (dir is created if missing, and stays). It returns the pinned paths by
 // kind. On failure nothing stays pinned and no pin file it made is left.
-func Pin(dir string, kinds ...Kind) (paths map[Kind]string, retErr error) {
+func Pin(dir string, kinds ...Kind) (map[Kind]string, error) {
+	if slices.Contains(kinds, User) {
+		return nil, errors.New("pin namespaces: a user namespace is pinned by PinUser")
+	}
+	flags, paths, err := pinFiles(dir, kinds)
+	if err != nil {
+		return nil, err
+	}
+	if err := onDiscardedThread(func() error { return pinOnThread(flags, paths) }); err != nil {
+		return nil, errors.Join(err, unpinAll(paths))
+	}
+	return paths, nil
+}
+
+// pinFiles makes dir (if missing; it stays) and in it one empty file per
+// kind, the mount point a pin is bound on, as `ip netns add` makes it; it
+// returns the kinds' clone flags and the files. O_EXCL: a path already in
+// use is the caller's mistake, and pinning over another pod's namespace
+// must never happen. On failure the files it made are gone.
+func pinFiles(dir string, kinds []Kind) (int, map[Kind]string, error) {
 	flags := 0
 	for _, k := range kinds {
 		f, err := k.flag()
 		if err != nil {
-			return nil, err
+			return 0, nil, err
 		}
 		flags |= f
 	}
 	if err := os.MkdirAll(dir, 0o711); err != nil {
-		return nil, fmt.Errorf("pin namespaces: %w", err)
+		return 0, nil, fmt.Errorf("pin namespaces: %w", err)
 	}
-	paths = make(map[Kind]string, len(kinds))
-	defer func() {
-		if retErr != nil {
-			var errs []error
-			for _, p := range paths {
-				errs = append(errs, Unpin(p))
-			}
-			retErr = errors.Join(append([]error{retErr}, errs...)...)
-		}
-	}()
+	paths := make(map[Kind]string, len(kinds))
 	for _, k := range kinds {
 		p := filepath.Join(dir, string(k))
-		// An empty regular file is the mount point, as `ip netns add` makes
-		// it. O_EXCL: a path already in use is the caller's mistake, and
-		// pinning over another pod's namespace must never happen.
 		f, err := os.OpenFile(p, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
 		if err != nil {
-			return paths, fmt.Errorf("pin %s namespace: %w", k, err)
+			return 0, nil, errors.Join(fmt.Errorf("pin %s namespace: %w", k, err), unpinAll(paths))
 		}
 		f.Close()
 		paths[k] = p
 	}
-	if err := onDiscardedThread(func() error { return pinOnThread(flags, paths) }); err != nil {
-		return paths, err
+	return flags, paths, nil
+}
+
+// unpinAll unpins every path (a pin, or a mount point not bound yet).
+func unpinAll(paths map[Kind]string) error {
+	var errs []error
+	for _, p := range paths {
+		errs = append(errs, Unpin(p))
 	}
-	return paths, nil
+	return errors.Join(errs...)
 }
 
 // onDiscardedThread runs fn on a goroutine locked to an OS thread that is

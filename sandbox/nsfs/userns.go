@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"syscall"
 
@@ -48,36 +47,17 @@ func PinUser(dir string, holder []string, maps UserMaps, kinds ...Kind) (paths m
 	if len(maps.UIDs) == 0 || len(maps.GIDs) == 0 {
 		return nil, errors.New("pin user namespace: uid and gid mappings are required")
 	}
-	flags := unix.CLONE_NEWUSER
-	for _, k := range kinds {
-		f, err := k.flag()
-		if err != nil {
-			return nil, err
-		}
-		flags |= f
+	// The user namespace's file first: the holder's clone makes it first.
+	flags, paths, err := pinFiles(dir, append([]Kind{User}, kinds...))
+	if err != nil {
+		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o711); err != nil {
-		return nil, fmt.Errorf("pin namespaces: %w", err)
-	}
-	paths = make(map[Kind]string, len(kinds)+1)
 	defer func() {
 		if retErr != nil {
-			var errs []error
-			for _, p := range paths {
-				errs = append(errs, Unpin(p))
-			}
-			retErr = errors.Join(append([]error{retErr}, errs...)...)
+			retErr = errors.Join(retErr, unpinAll(paths))
+			paths = nil
 		}
 	}()
-	for _, k := range append([]Kind{User}, kinds...) {
-		p := filepath.Join(dir, string(k))
-		f, err := os.OpenFile(p, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
-		if err != nil {
-			return paths, fmt.Errorf("pin %s namespace: %w", k, err)
-		}
-		f.Close()
-		paths[k] = p
-	}
 	cmd := exec.Command(holder[0], holder[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags:  uintptr(flags),
