@@ -3,9 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -53,7 +51,7 @@ func execLoop(b *testing.B, cg interface{ Remove(string) error }, images interna
 		b.Fatal(err)
 	}
 	parent := fmt.Sprintf("/crib-bench-exec-%x", rand.Int64())
-	b.Cleanup(func() { _ = cg.Remove(parent); removeUnifiedTwin(parent) })
+	b.Cleanup(func() { _ = cg.Remove(parent); harness.RemoveUnifiedTwin(parent) })
 	host := &criapi.NamespaceOption{Network: criapi.NamespaceMode_NODE, Pid: criapi.NamespaceMode_CONTAINER}
 	pod := &criapi.PodSandboxConfig{
 		Metadata: &criapi.PodSandboxMetadata{Name: "exec", Namespace: "bench", Uid: fmt.Sprintf("%x", rand.Int64())},
@@ -105,20 +103,3 @@ func streamTrue(ctx context.Context, rt internalapi.RuntimeService, id string) e
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
-// removeUnifiedTwin removes, bottom-up, what runc made for a cgroup under a
-// hybrid host's cgroup2 mount (/sys/fs/cgroup/unified), which the v1
-// manager does not own.
-func removeUnifiedTwin(parent string) {
-	root := filepath.Join("/sys/fs/cgroup/unified", parent)
-	var dirs []string
-	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			dirs = append(dirs, p)
-		}
-		return nil
-	})
-	for i := len(dirs) - 1; i >= 0; i-- {
-		_ = os.Remove(dirs[i])
-	}
-}

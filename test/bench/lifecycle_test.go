@@ -140,7 +140,7 @@ func (w *benchWorld) run(b *testing.B, images internalapi.ImageManagerService) {
 	b.Cleanup(func() {
 		w.removeAll(b)
 		// runc also makes cgroups under a hybrid host's cgroup2 mount.
-		defer removeUnifiedTwin(w.cgroup)
+		defer harness.RemoveUnifiedTwin(w.cgroup)
 		if err := w.cg.Remove(w.cgroup); err != nil {
 			b.Errorf("remove %s: %v", w.cgroup, err)
 		}

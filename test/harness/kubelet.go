@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -64,6 +65,11 @@ func StartKubelet(t testing.TB, binary, endpoint, netns, dir string, leftovers f
 	}
 	t.Cleanup(func() {
 		if err := cg.Remove(k.CgroupRoot); err != nil {
+			t.Errorf("remove the kubelet's cgroup root: %v", err)
+		}
+		// On a hybrid host the kubelet also makes its cgroups under the
+		// cgroup2 mount, which crib's v1 manager does not own.
+		if err := RemoveUnifiedTwin(k.CgroupRoot); err != nil {
 			t.Errorf("remove the kubelet's cgroup root: %v", err)
 		}
 	})
@@ -270,4 +276,25 @@ func RemovePods(rt internalapi.RuntimeService) {
 		_ = rt.StopPodSandbox(ctx, p.Id)
 		_ = rt.RemovePodSandbox(ctx, p.Id)
 	}
+}
+
+// RemoveUnifiedTwin removes, bottom-up, what runc or the kubelet made for a cgroup under a
+// hybrid host's cgroup2 mount (/sys/fs/cgroup/unified), which the v1
+// manager does not own.
+func RemoveUnifiedTwin(parent string) error {
+	root := filepath.Join("/sys/fs/cgroup/unified", parent)
+	var dirs []string
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		_ = os.Remove(dirs[i])
+	}
+	if _, err := os.Stat(root); err == nil {
+		return fmt.Errorf("%s is left", root)
+	}
+	return nil
 }
