@@ -70,6 +70,10 @@ type Container struct {
 	// that pid around the shim's join, so a reused pid cannot hand over
 	// another process's namespace.
 	PidTarget    string `json:"pidTarget,omitempty"`
+	// UserNamespace is the pod's pinned user namespace the container joins
+	// ("" none), taken from its spec at Create, so that Start prepares
+	// idmapped mounts only for these containers without decoding the spec.
+	UserNamespace string `json:"userNamespace,omitempty"`
 	PidTargetPid int    `json:"pidTargetPid,omitempty"`
 }
 

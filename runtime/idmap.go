@@ -63,15 +63,14 @@ func userNamespaceOf(s *specs.Spec) string {
 // the pod's) gets an idmapped bind too, recursive. The pod's files (hosts,
 // resolv.conf, hostname, /dev/shm) are reached through a bind of podDir
 // (which sandbox makes 0710 for the pod's root group).
-func prepareIDMap(dir, base, podDir string, raw json.RawMessage, layers []string, devShm string) (_ *idmapped, retErr error) {
+func prepareIDMap(dir, base, podDir, userns string, raw json.RawMessage, layers []string, devShm string) (_ *idmapped, retErr error) {
 	upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "work")
+	if userns == "" {
+		return &idmapped{spec: raw, layers: layers, upper: upper, work: work, devShm: devShm}, nil
+	}
 	var s specs.Spec
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return nil, fmt.Errorf("read spec: %w", err)
-	}
-	userns := userNamespaceOf(&s)
-	if userns == "" {
-		return &idmapped{spec: raw, layers: layers, upper: upper, work: work, devShm: devShm}, nil
 	}
 	if base == "" {
 		return nil, fmt.Errorf("user namespace %s: no directory for idmapped mounts is configured", userns)

@@ -160,6 +160,7 @@ func (m *Manager) Create(ctx context.Context, c Container, o CreateOptions) (_ S
 		return State{}, fmt.Errorf("create container %s: encode spec: %w", c.ID, err)
 	}
 	c.Version, c.Spec, c.Layers, c.DevShm, c.VolumeLayers = recordVersion, spec, o.Layers, o.DevShm, o.VolumeLayers
+	c.UserNamespace = userNamespaceOf(o.Spec)
 	if err := statefile.WriteJSON(filepath.Join(dir, "container.json"), &c); err != nil {
 		return State{}, fmt.Errorf("create container %s: %w", c.ID, err)
 	}
@@ -246,7 +247,7 @@ func (m *Manager) Start(ctx context.Context, id string) (string, error) {
 	if m.PodsDir != "" {
 		podDir = filepath.Join(m.PodsDir, c.SandboxID)
 	}
-	im, err := prepareIDMap(dir, m.IDMapDir, podDir, c.Spec, c.Layers, c.DevShm)
+	im, err := prepareIDMap(dir, m.IDMapDir, podDir, c.UserNamespace, c.Spec, c.Layers, c.DevShm)
 	if err != nil {
 		return "", fmt.Errorf("start container %s: %w", id, err)
 	}

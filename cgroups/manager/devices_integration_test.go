@@ -1,7 +1,6 @@
 package manager_test
 
 import (
-	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -9,45 +8,10 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/crib-runtime/crib/cgroups"
 )
 
-// probeDevices is the helper's work in a cgroup with device rules: open
-// /dev/null and /dev/zero, make a /dev/vcs node (c 7:0) in dir and open it.
-func probeDevices(dir string) string {
-	var out []string
-	try := func(name string, err error) {
-		var errno unix.Errno
-		switch {
-		case err == nil:
-			out = append(out, name+"=ok")
-		case errors.As(err, &errno):
-			out = append(out, name+"="+errno.Error())
-		default:
-			out = append(out, name+"="+err.Error())
-		}
-	}
-	open := func(p string) error {
-		f, err := os.Open(p)
-		if err == nil {
-			f.Close()
-		}
-		return err
-	}
-	try("null", open("/dev/null"))
-	try("zero", open("/dev/zero"))
-	vcs := filepath.Join(dir, "vcs")
-	err := unix.Mknod(vcs, unix.S_IFCHR|0o600, int(unix.Mkdev(7, 0)))
-	try("mknod", err)
-	if err == nil {
-		try("vcs", open(vcs))
-	}
-	return strings.Join(out, " ")
-}
-
-// probeIn runs probeDevices in a helper process moved into path.
+// probeIn runs cgroupstest.ProbeDevices in a helper process moved into path.
 func probeIn(t *testing.T, m cgroups.Manager, path string) string {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")

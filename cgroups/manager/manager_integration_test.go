@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/crib-runtime/crib/cgroups"
+	"github.com/crib-runtime/crib/cgroups/cgroupstest"
 	"github.com/crib-runtime/crib/cgroups/manager"
 	"github.com/crib-runtime/crib/internal/testutil"
 )
@@ -24,7 +25,7 @@ import (
 func TestMain(m *testing.M) {
 	if dir, ok := strings.CutPrefix(os.Getenv("CRIB_CGROUPS_HELPER"), "devices:"); ok {
 		bufio.NewReader(os.Stdin).ReadString('\n')
-		fmt.Println(probeDevices(dir))
+		fmt.Println(cgroupstest.ProbeDevices(dir))
 		os.Exit(0)
 	}
 	if h := os.Getenv("CRIB_CGROUPS_HELPER"); h != "" {

@@ -3,7 +3,6 @@ package devfilter
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crib-runtime/crib/cgroups"
+	"github.com/crib-runtime/crib/cgroups/cgroupstest"
 	"github.com/crib-runtime/crib/internal/testutil"
 )
 
@@ -22,34 +22,7 @@ import (
 // /dev/zero and a /dev/vcs node it makes there, and prints what happened.
 func TestMain(m *testing.M) {
 	if dir := os.Getenv("CRIB_DEVFILTER_HELPER"); dir != "" {
-		var out []string
-		try := func(name string, err error) {
-			var errno unix.Errno
-			switch {
-			case err == nil:
-				out = append(out, name+"=ok")
-			case errors.As(err, &errno):
-				out = append(out, name+"="+errno.Error())
-			default:
-				out = append(out, name+"="+err.Error())
-			}
-		}
-		open := func(p string) error {
-			f, err := os.Open(p)
-			if err == nil {
-				f.Close()
-			}
-			return err
-		}
-		try("null", open("/dev/null"))
-		try("zero", open("/dev/zero"))
-		vcs := filepath.Join(dir, "vcs")
-		err := unix.Mknod(vcs, unix.S_IFCHR|0o600, int(unix.Mkdev(7, 0)))
-		try("mknod", err)
-		if err == nil {
-			try("vcs", open(vcs))
-		}
-		os.Stdout.WriteString(strings.Join(out, " ") + "\n")
+		os.Stdout.WriteString(cgroupstest.ProbeDevices(dir) + "\n")
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
