@@ -69,12 +69,12 @@ type Container struct {
 	// /proc/<pid>/ns/pid the spec names: Start checks it still runs with
 	// that pid around the shim's join, so a reused pid cannot hand over
 	// another process's namespace.
-	PidTarget    string `json:"pidTarget,omitempty"`
+	PidTarget string `json:"pidTarget,omitempty"`
 	// UserNamespace is the pod's pinned user namespace the container joins
 	// ("" none), taken from its spec at Create, so that Start prepares
 	// idmapped mounts only for these containers without decoding the spec.
 	UserNamespace string `json:"userNamespace,omitempty"`
-	PidTargetPid int    `json:"pidTargetPid,omitempty"`
+	PidTargetPid  int    `json:"pidTargetPid,omitempty"`
 }
 
 // Mount is a mount as the container's config asked for it, kept as given.
