@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Builds the real CRI clients crib is tested against from their Go modules
-# (hack/tools/go.mod pins them): crictl and critest from cri-tools, and the
-# kubelet from k8s.io/kubernetes. Outputs go to _output/clients; a binary is
-# rebuilt only when hack/tools/go.sum changed since it was built, because the
-# kubelet alone takes about ten minutes on two cores.
+# Builds the real clients crib is tested against from their Go modules
+# (hack/tools/go.mod pins them): crictl and critest from cri-tools; the
+# kubelet, the node e2e suite (e2e_node.test) and agnhost, the control plane
+# (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy)
+# and kubectl from k8s.io/kubernetes and the etcd it pins; Ginkgo's CLI.
+# Outputs go to _output/clients; a binary is rebuilt only when
+# hack/tools/go.{mod,sum} changed since it was built, because the kubelet alone
+# takes about ten minutes on two cores. With no argument it builds what
+# `make test` needs; `hack/clients.sh all` builds everything.
 set -euo pipefail
 cd "$(dirname "$0")/tools"
 out=$(cd ../.. && pwd)/_output/clients
@@ -11,7 +15,10 @@ mkdir -p "$out"
 stamp=$(sha256sum go.mod go.sum | sha256sum | cut -c1-16)
 
 want=("$@")
-((${#want[@]})) || want=(crictl critest kubelet)
+test_set=(crictl critest kubelet e2e_node.test ginkgo agnhost)
+all_set=("${test_set[@]}" etcd kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl)
+((${#want[@]})) || want=("${test_set[@]}")
+[[ ${want[*]} == all ]] && want=("${all_set[@]}")
 
 build() {
 	local name=$1
@@ -23,8 +30,14 @@ build() {
 	crictl) CGO_ENABLED=0 go build -trimpath -o "$out/crictl" sigs.k8s.io/cri-tools/cmd/crictl ;;
 	# critest is cri-tools' Ginkgo suite compiled as a test binary, as its Makefile does.
 	critest) CGO_ENABLED=0 go test -c -trimpath -o "$out/critest" sigs.k8s.io/cri-tools/cmd/critest ;;
-	kubelet) CGO_ENABLED=0 go build -trimpath -o "$out/kubelet" k8s.io/kubernetes/cmd/kubelet ;;
-	*) echo "clients: unknown client $name (crictl, critest, kubelet)" >&2; exit 2 ;;
+	kubelet | kube-apiserver | kube-controller-manager | kube-scheduler | kube-proxy | kubectl)
+		CGO_ENABLED=0 go build -trimpath -o "$out/$name" "k8s.io/kubernetes/cmd/$name" ;;
+	# The node e2e suite, compiled as Kubernetes' own build does (test binary).
+	e2e_node.test) CGO_ENABLED=0 go test -c -trimpath -o "$out/e2e_node.test" k8s.io/kubernetes/test/e2e_node ;;
+	agnhost) CGO_ENABLED=0 go build -trimpath -o "$out/agnhost" k8s.io/kubernetes/test/images/agnhost ;;
+	ginkgo) CGO_ENABLED=0 go build -trimpath -o "$out/ginkgo" github.com/onsi/ginkgo/v2/ginkgo ;;
+	etcd) CGO_ENABLED=0 go build -trimpath -o "$out/etcd" ./etcd ;;
+	*) echo "clients: unknown client $name (${all_set[*]}, or all)" >&2; exit 2 ;;
 	esac
 	echo "$stamp" >"$out/$name.stamp"
 }

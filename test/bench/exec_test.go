@@ -36,11 +36,11 @@ func BenchmarkExec(b *testing.B) {
 	})
 	b.Run("containerd", func(b *testing.B) {
 		dir := b.TempDir()
-		ctrd := startContainerd(b, containerdConfig{Registry: reg.Host, CNIConfDir: filepath.Join(dir, "net.d"), SandboxImage: pause})
-		if _, err := ctrd.images.PullImage(context.Background(), &criapi.ImageSpec{Image: pause}, nil, nil); err != nil {
+		ctrd := harness.StartContainerd(b, harness.ContainerdConfig{Registry: reg.Host, CNIConfDir: filepath.Join(dir, "net.d"), SandboxImage: pause})
+		if _, err := ctrd.Images.PullImage(context.Background(), &criapi.ImageSpec{Image: pause}, nil, nil); err != nil {
 			b.Fatal(err)
 		}
-		execLoop(b, cg, ctrd.images, ctrd.runtime, busybox)
+		execLoop(b, cg, ctrd.Images, ctrd.Runtime, busybox)
 	})
 }
 

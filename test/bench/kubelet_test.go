@@ -53,11 +53,11 @@ func BenchmarkKubeletPodStart(b *testing.B) {
 		harness.AddNetwork(b, netns, filepath.Join(dir, "net.d"), filepath.Join(dir, "ipam"), fmt.Sprintf("10.93.%d.0/24", rand.IntN(100)))
 		host := reg.ListenIn(b, "/run/netns/"+netns)
 		sandbox := strings.Replace(pause, reg.Host, host, 1)
-		ctrd := startContainerd(b, containerdConfig{Registry: host, Netns: netns, CNIConfDir: filepath.Join(dir, "net.d"), SandboxImage: sandbox})
-		if _, err := ctrd.images.PullImage(context.Background(), &criapi.ImageSpec{Image: sandbox}, nil, nil); err != nil {
+		ctrd := harness.StartContainerd(b, harness.ContainerdConfig{Registry: host, Netns: netns, CNIConfDir: filepath.Join(dir, "net.d"), SandboxImage: sandbox})
+		if _, err := ctrd.Images.PullImage(context.Background(), &criapi.ImageSpec{Image: sandbox}, nil, nil); err != nil {
 			b.Fatal(err)
 		}
-		kubeletRun(b, kubelet, "unix://"+ctrd.sock, netns, dir, ctrd.runtime, ctrd.images, strings.Replace(busybox, reg.Host, host, 1))
+		kubeletRun(b, kubelet, "unix://"+ctrd.Sock, netns, dir, ctrd.Runtime, ctrd.Images, strings.Replace(busybox, reg.Host, host, 1))
 	})
 }
 

@@ -77,22 +77,22 @@ func BenchmarkPodLifecycle(b *testing.B) {
 		netns := fmt.Sprintf("crib-bench-ctrd-%x", rand.Int32())
 		harness.AddNetwork(b, netns, filepath.Join(dir, "net.d"), filepath.Join(dir, "ipam"), fmt.Sprintf("10.91.%d.0/24", rand.IntN(100)))
 		host := reg.ListenIn(b, "/run/netns/"+netns)
-		ctrd := startContainerd(b, containerdConfig{Registry: host, Netns: netns, CNIConfDir: filepath.Join(dir, "net.d"),
+		ctrd := harness.StartContainerd(b, harness.ContainerdConfig{Registry: host, Netns: netns, CNIConfDir: filepath.Join(dir, "net.d"),
 			SandboxImage: strings.Replace(pause, reg.Host, host, 1)})
 		cgroup := fmt.Sprintf("/ctrd-bench-%x", rand.Int64())
-		w := &benchWorld{cg: cg, cgroup: cgroup, logDir: filepath.Join(dir, "logs"), rt: ctrd.runtime,
+		w := &benchWorld{cg: cg, cgroup: cgroup, logDir: filepath.Join(dir, "logs"), rt: ctrd.Runtime,
 			image: strings.Replace(busybox, reg.Host, host, 1),
 			overhead: func(p proc) bool {
 				// containerd, its shims, and the sandbox ("pause")
 				// containers: `sleep 2147483647` in the benchmark's cgroups.
-				return p.pid == ctrd.pid() ||
-					p.comm == "containerd-shim" && strings.Contains(p.cmdline, ctrd.sock) ||
+				return p.pid == ctrd.Pid() ||
+					p.comm == "containerd-shim" && strings.Contains(p.cmdline, ctrd.Sock) ||
 					strings.HasSuffix(p.cmdline, "sleep 2147483647") && strings.Contains(p.cgroup, cgroup+"/")
 			}}
-		if _, err := ctrd.images.PullImage(context.Background(), &criapi.ImageSpec{Image: strings.Replace(pause, reg.Host, host, 1)}, nil, nil); err != nil {
+		if _, err := ctrd.Images.PullImage(context.Background(), &criapi.ImageSpec{Image: strings.Replace(pause, reg.Host, host, 1)}, nil, nil); err != nil {
 			b.Fatal(err)
 		}
-		w.run(b, ctrd.images)
+		w.run(b, ctrd.Images)
 	})
 }
 

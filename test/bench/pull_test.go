@@ -35,7 +35,7 @@ func BenchmarkPull(b *testing.B) {
 		pullLoop(b, e.Start().Clients().Images, ref)
 	})
 	b.Run("containerd", func(b *testing.B) {
-		pullLoop(b, startContainerd(b, containerdConfig{Registry: reg.Host}).images, ref)
+		pullLoop(b, harness.StartContainerd(b, harness.ContainerdConfig{Registry: reg.Host}).Images, ref)
 	})
 }
 
