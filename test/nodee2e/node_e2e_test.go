@@ -27,10 +27,11 @@ func TestMain(m *testing.M) { os.Exit(harness.Main(m)) }
 // lifecycle and status, exec, logs, probes, security context, volumes.
 const shortFocus = `Container Runtime blackbox test on terminated container|` +
 	`Pods should be submitted and removed|` +
-	`Probing container should \*not\* be restarted with a exec "cat /tmp/health" liveness probe|` +
+	`Probing container should be restarted with a exec "cat /tmp/health" liveness probe|` +
 	`Security Context When creating a container with runAsUser should run the container with uid 65534|` +
 	`PrivilegedPod|Kubelet when scheduling a busybox command in a pod should print the output to logs|` +
-	`EmptyDir volumes should support \(root,0644,tmpfs\)`
+	`EmptyDir volumes should support \(root,0644,tmpfs\)|Downward API volume should provide podname only|` +
+	`Container Lifecycle Hook when create a pod with lifecycle hook should execute poststart exec hook properly`
 
 // conformanceFocus and conformanceSkip select what containerd's and CRI-O's
 // node e2e jobs run in parallel: the node conformance specs, without the
@@ -44,7 +45,10 @@ const (
 var expectedFailures = []struct {
 	spec   string
 	reason string
-}{}
+}{
+	{`PrivilegedPod should enable privileged commands`,
+		"it adds a dummy link, and this host's kernel has no dummy driver (containerd fails it too)"},
+}
 
 // TestNodeE2E runs the node e2e suite against a runtime (CRIB_NODE_E2E_RUNTIME:
 // crib, the default, or containerd) inside a network namespace the test
@@ -87,21 +91,29 @@ func TestNodeE2E(t *testing.T) {
 	for ref, img := range testregistry.NodeE2EImages(t) {
 		reg.Push(t, ref, img)
 	}
+	// The runtime and the suite (with the kubelet it starts) share a mount
+	// namespace of their own: the kubelet's mounts (the tmpfs of every
+	// secret, configmap and projected volume) must be where the runtime
+	// resolves them.
+	dir, err := os.MkdirTemp("", "crib-node-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	subnet := fmt.Sprintf("10.%d.%d.0/24", 90+rand.IntN(10), rand.IntN(250))
 	var n node
 	switch rt := os.Getenv("CRIB_NODE_E2E_RUNTIME"); rt {
 	case "", "crib":
-		n = startCrib(t, reg, subnet)
+		n = startCrib(t, reg, subnet, nodeNamespace(t, dir, harness.Binary()))
 	case "containerd":
-		n = startContainerd(t, reg, subnet)
+		n = startContainerd(t, reg, subnet, nodeNamespace(t, dir, ""))
 	default:
 		t.Fatalf("CRIB_NODE_E2E_RUNTIME=%q: want crib or containerd", rt)
 	}
 	addNodeAddress(t, n.netns)
 
-	dir := filepath.Join(n.dir, "node-e2e")
 	report := filepath.Join(dir, "report")
-	for _, d := range []string{report, filepath.Join(dir, "kubelet-root"), filepath.Join(dir, "container-logs")} {
+	for _, d := range []string{report, filepath.Join(dir, "kubelet-root")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -116,36 +128,33 @@ func TestNodeE2E(t *testing.T) {
 	// line, keep it in the test's own.
 	kubeletFlags := strings.Join([]string{"--root-dir=" + filepath.Join(dir, "kubelet-root"),
 		"--kubelet-cgroups=", "--system-cgroups=", "--runtime-cgroups=", "--node-ip=" + nodeIP}, " ")
+	// ginkgo runs a suite in the suite binary's directory, where the
+	// suite writes its kubeconfig and static pods, and the suite runs the
+	// kubelet beside it: both are linked into the test's directory.
+	bin := filepath.Join(dir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"e2e_node.test", "kubelet"} {
+		if err := os.Symlink(filepath.Join(clients, b), filepath.Join(bin, b)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	suite := []string{filepath.Join(clients, "ginkgo"), "--procs=" + strconv.Itoa(procs), "--timeout=3h",
 		"--no-color", "--output-dir=" + report, "--json-report=report.json", "--focus=" + focus}
 	if skip != "" {
 		suite = append(suite, "--skip="+skip)
 	}
-	suite = append(suite, filepath.Join(clients, "e2e_node.test"), "--",
-		"--container-runtime-endpoint="+n.endpoint, // the kubelet beside it is the one it runs
+	suite = append(suite, filepath.Join(bin, "e2e_node.test"), "--", "--container-runtime-endpoint="+n.endpoint,
 		"--prepull-images=false", "--report-dir="+report, "--kubelet-config-file="+baseConfig,
 		"--kubelet-flags="+kubeletFlags, "--v=2")
-	// The kubelet's writes outside its root dir go to the test's
-	// directory: the non-namespaced kernel tunables, /var/lib/kubelet
-	// (the suite makes it) and /var/log/containers (the kubelet's log
-	// links). The mount namespace is a slave of the host's, so the
-	// runtime's mounts reach it. systemd-run, which the suite would start
-	// the kubelet with, is hidden: systemd is not this host's init.
-	binds := []string{harness.KernelTunableBinds(t, dir)}
-	if _, err := os.Stat("/usr/bin/systemd-run"); err == nil {
-		binds = append(binds, "mount --bind /dev/null /usr/bin/systemd-run")
-	}
-	for host, mine := range map[string]string{"/var/lib/kubelet": "var-lib-kubelet", "/var/log/containers": "container-logs"} {
-		binds = append(binds, bindOver(t, host, filepath.Join(dir, mine)))
-	}
-	script := strings.Join(binds, " && ") + " && exec " + shellJoin(suite)
+	script := "exec " + shellJoin(suite)
 	log, err := os.Create(filepath.Join(dir, "node-e2e.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer log.Close()
-	cmd := exec.Command("nsenter", "--net=/run/netns/"+n.netns, "unshare", "--mount", "--propagation", "slave", "sh", "-c", script)
-	cmd.Dir = dir // the suite writes its kubeconfig and static pods here
+	cmd := exec.Command("nsenter", "--net=/run/netns/"+n.netns, fmt.Sprintf("--mount=/proc/%d/ns/mnt", n.pid), "sh", "-c", script)
 	cmd.Env = append(os.Environ(), "TMPDIR="+dir)
 	cmd.Stdout, cmd.Stderr = log, log
 	start := time.Now()
@@ -167,20 +176,22 @@ func TestNodeE2E(t *testing.T) {
 	}
 }
 
-// node is the runtime under test: its CRI endpoint, the network namespace
-// it runs in and a directory of the test's.
+// node is the runtime under test: its CRI endpoint and the network
+// namespace it runs in.
 type node struct {
-	name, endpoint, netns, dir string
-	runtime                    internalapi.RuntimeService
-	logs                       func() string
+	name, endpoint, netns string
+	pid                   int // the daemon's, whose mount namespace the suite enters
+	runtime               internalapi.RuntimeService
+	logs                  func() string
 }
 
 // mirrored are the registries whose images the suite names; both runtimes
 // send their pulls to the test registry.
 var mirrored = []string{"registry.k8s.io", "gcr.io", "docker.io", "quay.io", "invalid.registry.k8s.io"}
 
-func startCrib(t *testing.T, reg *testregistry.Registry, subnet string) node {
+func startCrib(t *testing.T, reg *testregistry.Registry, subnet, wrapper string) node {
 	e := harness.NewEnv(t)
+	e.Bin = wrapper
 	// A hostUsers: false pod's init is root only in the pod's user
 	// namespace and must search down to the state dir.
 	if err := os.Chmod(e.Dir, 0o711); err != nil {
@@ -193,19 +204,19 @@ func startCrib(t *testing.T, reg *testregistry.Registry, subnet string) node {
 	d := e.Start()
 	rt := d.Clients().Runtime
 	t.Cleanup(func() { removePods(t, rt) }) // before the env goes
-	return node{name: "crib", endpoint: "unix://" + e.Sock, netns: e.Netns, dir: e.Dir, runtime: rt, logs: d.Logs.String}
+	return node{name: "crib", endpoint: "unix://" + e.Sock, netns: e.Netns, pid: d.Pid(), runtime: rt, logs: d.Logs.String}
 }
 
-func startContainerd(t *testing.T, reg *testregistry.Registry, subnet string) node {
+func startContainerd(t *testing.T, reg *testregistry.Registry, subnet, wrapper string) node {
 	dir := t.TempDir()
 	netns := fmt.Sprintf("crib-ne2e-%d", rand.Int64N(1e9))
 	harness.AddNetwork(t, netns, filepath.Join(dir, "net.d"), filepath.Join(dir, "ipam"), subnet)
 	mirror := reg.ListenIn(t, "/run/netns/"+netns)
 	c := harness.StartContainerd(t, harness.ContainerdConfig{Registry: mirror, Mirrors: mirrored, Netns: netns,
-		CNIConfDir: filepath.Join(dir, "net.d"), SandboxImage: "registry.k8s.io/pause:3.10.2"})
+		CNIConfDir: filepath.Join(dir, "net.d"), SandboxImage: "registry.k8s.io/pause:3.10.2", Wrapper: wrapper})
 	t.Cleanup(func() { removePods(t, c.Runtime) })
 	logs := func() string { b, _ := os.ReadFile(c.Log); return string(b) }
-	return node{name: "containerd", endpoint: c.Endpoint(), netns: netns, dir: dir, runtime: c.Runtime, logs: logs}
+	return node{name: "containerd", endpoint: c.Endpoint(), netns: netns, pid: c.Pid(), runtime: c.Runtime, logs: logs}
 }
 
 // addNodeAddress gives the node's network namespace an address and a
@@ -252,6 +263,32 @@ evictionHard: {memory.available: "1Mi", nodefs.available: "1%%", imagefs.availab
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 `, cgroupRoot, podLogs)
+}
+
+// nodeNamespace writes to dir a wrapper that runs prog with its arguments
+// (or its arguments, when prog is "") in a mount
+// namespace of their own, a slave of the host's (the runtime's mounts in
+// it stay its own), where the kubelet's writes outside its root dir go to
+// dir: the non-namespaced kernel tunables, /var/lib/kubelet (the suite
+// makes it) and /var/log/containers (the kubelet's log links). systemd-run,
+// which the suite would start the kubelet with, is hidden: systemd is not
+// this host's init.
+func nodeNamespace(t *testing.T, dir, prog string) string {
+	binds := []string{harness.KernelTunableBinds(t, dir)}
+	if _, err := os.Stat("/usr/bin/systemd-run"); err == nil {
+		binds = append(binds, "mount --bind /dev/null /usr/bin/systemd-run")
+	}
+	binds = append(binds, bindOver(t, "/var/lib/kubelet", filepath.Join(dir, "var-lib-kubelet")),
+		bindOver(t, "/var/log/containers", filepath.Join(dir, "container-logs")))
+	if prog != "" {
+		prog = shellJoin([]string{prog}) + " "
+	}
+	script := "#!/bin/sh\nexec unshare --mount --propagation slave sh -c '" + strings.Join(binds, " && ") + ` && exec "$0" "$@"' ` + prog + `"$@"` + "\n"
+	p := filepath.Join(dir, "node-namespace")
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // bindOver returns a shell command binding mine over the host directory
