@@ -14,7 +14,7 @@ mkdir -p "$out"
 status=0
 for rt in crib containerd; do
 	echo "conformance: node e2e against $rt"
-	CRIB_BIN=$PWD/bin/crib CRIB_NODE_E2E_RUNTIME=$rt CRIB_NODE_E2E_FOCUS=conformance CRIB_NODE_E2E_ARTIFACTS=$out \
+	CRIB_NODE_E2E_RUNTIME=$rt CRIB_NODE_E2E_FOCUS=conformance CRIB_NODE_E2E_ARTIFACTS=$out \
 		go test -count=1 -v -timeout 3h -run '^TestNodeE2E$' ./test/nodee2e/ >"$out/$rt.txt" 2>&1 || {
 		# containerd's failures are the baseline, not a verdict on crib.
 		[[ $rt == containerd ]] || status=1
