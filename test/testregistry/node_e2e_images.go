@@ -30,7 +30,11 @@ func NodeE2EImages(t testing.TB) map[string]v1.Image {
 	k := newImageKit(t)
 	agnhostCfg, agnhostLayer := k.agnhost()
 	agnhost := k.busybox(agnhostCfg, agnhostLayer)
-	busybox := k.busybox(v1.Config{})
+	// The upstream busybox has nmeter, which the container lifecycle
+	// specs read milliseconds with; Debian's has not.
+	busybox := k.busybox(v1.Config{}, k.onBase([]File{
+		{Name: "bin/nmeter", Mode: 0o755, Data: goProgram(t, "github.com/crib-runtime/crib/test/testregistry/internal/nmeter")},
+	}))
 	// kitten and nautilus are agnhost serving their picture and data.json;
 	// the specs that mount them as image volumes read data.json.
 	picture := func(name string) v1.Image {
