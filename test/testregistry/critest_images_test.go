@@ -1,6 +1,7 @@
 package testregistry
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -82,5 +83,34 @@ func TestCritestImagesRun(t *testing.T) {
 	d2, _ := images[CriToolsPath+"test-image-2:latest"].Digest()
 	if d1 == d2 {
 		t.Errorf("test-image-1 and test-image-2 are the same image; critest wants three")
+	}
+}
+
+// What the node e2e specs run in their busybox and agnhost images.
+func TestNodeE2EImagesRun(t *testing.T) {
+	testutil.RequireRoot(t)
+	if _, err := os.Stat(filepath.Join(RepoRoot(t), "_output", "clients", "agnhost")); err != nil {
+		testutil.SkipOrFail(t, "agnhost is not built: run hack/clients.sh agnhost")
+		return
+	}
+	images := NodeE2EImages(t)
+	bb := rootfs(t, images[E2EPath+"busybox:1.37.0-2"])
+	for script, want := range map[string]string{
+		// envFrom's variables keep names that are no shell identifiers.
+		"env": "data-1=value-1",
+		// The container lifecycle specs' timestamps.
+		"date -u +%FT$(nmeter -d0 '%3t' | head -n1)Z": "T",
+	} {
+		cmd := exec.Command("chroot", bb, "/bin/sh", "-c", script)
+		cmd.Env = []string{"data-1=value-1", "PATH=/bin:/usr/bin"}
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), want) {
+			t.Errorf("%s in busybox: %v, %q; want %q in it", script, err, out, want)
+		}
+	}
+	ag := rootfs(t, images[agnhostPath+":2.66.1"])
+	for _, c := range []string{"/bin/bash -c true", "/agnhost --help >/dev/null", "id user-defined-in-image"} {
+		if out, err := chrootRun(t, ag, c); err != nil {
+			t.Errorf("%s in agnhost: %v\n%s", c, err, out)
+		}
 	}
 }
