@@ -48,6 +48,8 @@ var expectedFailures = []struct {
 }{
 	{`PrivilegedPod should enable privileged commands`,
 		"it adds a dummy link, and this host's kernel has no dummy driver (containerd fails it too)"},
+	{`Kubelet Cgroup Manager QOS containers On enabling QOS cgroup hierarchy Top level QoS containers should have been created`,
+		"it looks for /kubepods at the top of the host's /sys/fs/cgroup; the test's kubelet has a cgroup root of its own, since a test must not make cgroups at the top of a shared host (containerd fails it too)"},
 }
 
 // TestNodeE2E runs the node e2e suite against a runtime (CRIB_NODE_E2E_RUNTIME:
