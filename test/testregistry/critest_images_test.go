@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -97,14 +98,15 @@ func TestNodeE2EImagesRun(t *testing.T) {
 	bb := rootfs(t, images[E2EPath+"busybox:1.37.0-2"])
 	for script, want := range map[string]string{
 		// envFrom's variables keep names that are no shell identifiers.
-		"env": "data-1=value-1",
-		// The container lifecycle specs' timestamps.
-		"date -u +%FT$(nmeter -d0 '%3t' | head -n1)Z": "T",
+		"env": `(?m)^data-1=value-1$`,
+		// The container lifecycle specs' timestamps, which they parse as
+		// RFC 3339.
+		"date -u +%FT$(nmeter -d0 '%3t' | head -n1)Z": `^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\n$`,
 	} {
 		cmd := exec.Command("chroot", bb, "/bin/sh", "-c", script)
 		cmd.Env = []string{"data-1=value-1", "PATH=/bin:/usr/bin"}
-		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), want) {
-			t.Errorf("%s in busybox: %v, %q; want %q in it", script, err, out, want)
+		if out, err := cmd.CombinedOutput(); err != nil || !regexp.MustCompile(want).Match(out) {
+			t.Errorf("%s in busybox: %v, %q; want it to match %s", script, err, out, want)
 		}
 	}
 	ag := rootfs(t, images[agnhostPath+":2.66.1"])

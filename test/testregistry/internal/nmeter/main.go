@@ -7,23 +7,21 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
 
 func main() {
-	delay := flag.Int("d", 1000, "milliseconds between lines")
-	flag.Parse()
-	if flag.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: nmeter [-d MSEC] FORMAT")
-		os.Exit(1)
+	delay, format, err := parseArgs(os.Args[1:])
+	if err == nil {
+		_, err = line(format, time.Now())
 	}
-	format := flag.Arg(0)
-	if _, err := line(format, time.Now()); err != nil {
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "nmeter:", err)
+		fmt.Fprintln(os.Stderr, "usage: nmeter [-d MSEC] FORMAT")
 		os.Exit(1)
 	}
 	for {
@@ -31,8 +29,30 @@ func main() {
 		if _, err := os.Stdout.WriteString(l + "\n"); err != nil {
 			os.Exit(0) // the reader is gone
 		}
-		time.Sleep(time.Duration(*delay) * time.Millisecond)
+		time.Sleep(delay)
 	}
+}
+
+// parseArgs reads busybox's option syntax: -d takes its value attached
+// ("-d0", as the e2e specs write it) or as the next argument.
+func parseArgs(args []string) (delay time.Duration, format string, err error) {
+	delay = time.Second
+	for len(args) > 0 && strings.HasPrefix(args[0], "-d") {
+		v := strings.TrimPrefix(args[0], "-d")
+		args = args[1:]
+		if v == "" && len(args) > 0 {
+			v, args = args[0], args[1:]
+		}
+		ms, err := strconv.Atoi(v)
+		if err != nil || ms < 0 {
+			return 0, "", fmt.Errorf("-d %q: not a number of milliseconds", v)
+		}
+		delay = time.Duration(ms) * time.Millisecond
+	}
+	if len(args) != 1 {
+		return 0, "", fmt.Errorf("want one FORMAT, got %q", args)
+	}
+	return delay, args[0], nil
 }
 
 // line expands format at t.

@@ -18,3 +18,25 @@ func TestLine(t *testing.T) {
 		}
 	}
 }
+
+func TestParseArgs(t *testing.T) {
+	for _, tc := range []struct {
+		args   []string
+		delay  time.Duration
+		format string
+	}{
+		{[]string{"-d0", "%3t"}, 0, "%3t"},
+		{[]string{"-d", "250", "%t"}, 250 * time.Millisecond, "%t"},
+		{[]string{"%t"}, time.Second, "%t"},
+	} {
+		d, f, err := parseArgs(tc.args)
+		if err != nil || d != tc.delay || f != tc.format {
+			t.Errorf("parseArgs(%q) = %v, %q, %v; want %v, %q", tc.args, d, f, err, tc.delay, tc.format)
+		}
+	}
+	for _, bad := range [][]string{{"-dx", "%t"}, {}, {"%t", "%t"}} {
+		if _, _, err := parseArgs(bad); err == nil {
+			t.Errorf("parseArgs(%q) is accepted", bad)
+		}
+	}
+}
