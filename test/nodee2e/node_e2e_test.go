@@ -272,7 +272,8 @@ imageGCLowThresholdPercent: 99
 // namespace of their own, a slave of the host's (the runtime's mounts in
 // it stay its own), where the kubelet's writes outside its root dir go to
 // dir: the non-namespaced kernel tunables, /var/lib/kubelet (the suite
-// makes it) and /var/log/containers (the kubelet's log links). systemd-run,
+// makes it) and /var/log/containers (the kubelet's log links); /run/netns
+// is its own. systemd-run,
 // which the suite would start the kubelet with, is hidden: systemd is not
 // this host's init.
 func nodeNamespace(t *testing.T, dir, prog string) string {
@@ -281,7 +282,10 @@ func nodeNamespace(t *testing.T, dir, prog string) string {
 		binds = append(binds, "mount --bind /dev/null /usr/bin/systemd-run")
 	}
 	binds = append(binds, bindOver(t, "/var/lib/kubelet", filepath.Join(dir, "var-lib-kubelet")),
-		bindOver(t, "/var/log/containers", filepath.Join(dir, "container-logs")))
+		bindOver(t, "/var/log/containers", filepath.Join(dir, "container-logs")),
+		// containerd pins pod network namespaces there: they go with the
+		// mount namespace, whatever the runtime leaves.
+		"mount -t tmpfs -o mode=0755 netns /run/netns")
 	if prog != "" {
 		prog = shellJoin([]string{prog}) + " "
 	}
