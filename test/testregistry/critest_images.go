@@ -193,9 +193,7 @@ func CritestImages(t testing.TB) map[string]v1.Image {
 	nnp := busybox(v1.Config{Cmd: []string{"nnp"}}, onBase([]File{
 		{Name: "usr/local/bin/nnp", Mode: 0o4755, Data: goProgram(t, "github.com/crib-runtime/crib/test/testregistry/internal/nnp")},
 	}))
-	pause := ImageOf(t, v1.Config{Entrypoint: []string{"/pause"}, User: "65535:65535"}, Layer(t, []File{
-		{Name: "pause", Mode: 0o755, Data: goProgram(t, "github.com/crib-runtime/crib/test/testregistry/internal/pause")},
-	}))
+	pause := Pause(t)
 	// A busybox image with one more file, named after it (cri-tools'
 	// images/image-test: ADD ${TEST} ${TEST}).
 	marked := func(name string) v1.Image {
@@ -229,6 +227,15 @@ func CritestImages(t testing.TB) map[string]v1.Image {
 		images[CriToolsPath+"test-image-tags:"+n] = sameImage
 	}
 	return images
+}
+
+// Pause is the stand-in for registry.k8s.io/pause: a static program that
+// sleeps until a signal, run as 65535:65535 like the upstream image.
+func Pause(t testing.TB) v1.Image {
+	t.Helper()
+	return ImageOf(t, v1.Config{Entrypoint: []string{"/pause"}, User: "65535:65535"}, Layer(t, []File{
+		{Name: "pause", Mode: 0o755, Data: goProgram(t, "github.com/crib-runtime/crib/test/testregistry/internal/pause")},
+	}))
 }
 
 // E2EBusybox is the stand-in for registry.k8s.io/e2e-test-images/busybox:1.29-2,
