@@ -208,9 +208,14 @@ func (c *cluster) crictl(t testing.TB, args ...string) string {
 	sock := filepath.Join(c.state, "crib.sock")
 	argv := append([]string{"--net=/run/netns/" + c.netns, "--mount=" + filepath.Join(c.dir, "ns", "mnt"),
 		filepath.Join(c.repo, "_output", "clients", "crictl"), "--runtime-endpoint", "unix://" + sock}, args...)
-	out, err := exec.Command("nsenter", argv...).CombinedOutput()
+	// Its standard output only: crictl warns on stderr that it has no
+	// config file.
+	cmd := exec.Command("nsenter", argv...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("crictl %s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatalf("crictl %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
 	}
 	return string(out)
 }
