@@ -95,9 +95,11 @@ func busyboxFiles(t testing.TB) []File {
 	files = append(files, withLibraries(t, "bin/busybox", bin)...)
 	// Hard links, as in the upstream image: a runtime masks a path by
 	// mounting over what it resolves to, so masking a symlinked /bin/ls
-	// would mask busybox itself.
+	// would mask busybox itself. A hard link's header carries the file's
+	// mode, as docker writes it: containerd applies it to the shared inode,
+	// so a zero mode there would leave busybox unexecutable.
 	for _, a := range listApplets(t, bin) {
-		files = append(files, File{Name: "bin/" + a, Typ: tar.TypeLink, Link: "bin/busybox"})
+		files = append(files, File{Name: "bin/" + a, Mode: 0o755, Typ: tar.TypeLink, Link: "bin/busybox"})
 	}
 	have := map[string]bool{}
 	for _, f := range files {
