@@ -8,7 +8,9 @@
 #                                   the node to be Ready
 #   hack/local-cluster.sh kubectl … kubectl against it
 #   hack/local-cluster.sh shell     a shell inside the cluster's network (kubectl,
-#                                   curl to pod IPs and to port-forwards)
+#                                   curl to pod IPs and to port-forwards);
+#                                   shell -c CMD runs one command there
+#   hack/local-cluster.sh build     only build what up runs
 #   hack/local-cluster.sh env       the lines that make `kubectl` work in this shell
 #   hack/local-cluster.sh down      stop everything and remove what up made
 #
@@ -20,8 +22,10 @@
 # kubelet's volume mounts are visible to the runtime, and the kubelet's values
 # for the non-namespaced kernel tunables it insists on are bound over their
 # /proc/sys files there, so the host's are never changed. Cgroups live under
-# /crib-cluster-NAME in every hierarchy. No kube-proxy: there is no Service
-# routing (pods and the control plane reach each other by address).
+# /crib-cluster-NAME in every hierarchy. The namespace has no route out: the
+# runtime pulls through an HTTP proxy (hack/egressproxy) that listens on the
+# namespace's loopback and dials from the host's. No kube-proxy: there is no
+# Service routing (pods and the control plane reach each other by address).
 #
 # Environment:
 #   CRIB_CLUSTER_DIR      where everything lives (_output/local-cluster)
@@ -64,15 +68,19 @@ in_node() { nsenter --net="/run/netns/$netns" --mount="$dir/ns/mnt" "$@"; }
 
 kubectl_() { in_net "$clients/kubectl" --kubeconfig "$dir/pki/admin.kubeconfig" "$@"; }
 
-# start NAME net|node CMD… runs a component in the background, in the
-# cluster's network namespace (net) or also in the node's mount namespace
-# (node), its pid in pids/NAME and its output in logs/NAME.log. setsid and
-# nsenter exec the command, so the pid is the component's own.
+# start NAME host|net|node CMD… runs a component in the background, in the
+# host's namespaces (host), the cluster's network namespace (net) or also in
+# the node's mount namespace (node), its pid in pids/NAME and its output in
+# logs/NAME.log. setsid and nsenter exec the command, so the pid is the
+# component's own.
 start() {
-	local name=$1 ns=(--net="/run/netns/$netns")
-	[[ $2 == node ]] && ns+=(--mount="$dir/ns/mnt")
+	local name=$1 ns=(nsenter --net="/run/netns/$netns")
+	case $2 in
+	host) ns=() ;;
+	node) ns+=(--mount="$dir/ns/mnt") ;;
+	esac
 	shift 2
-	setsid nsenter "${ns[@]}" "$@" >"$dir/logs/$name.log" 2>&1 </dev/null &
+	setsid "${ns[@]}" "$@" >"$dir/logs/$name.log" 2>&1 </dev/null &
 	echo $! >"$dir/pids/$name"
 }
 
@@ -104,6 +112,7 @@ build() {
 	log "building crib and the Kubernetes binaries (cached in _output/clients; the first time takes long)"
 	make -C "$repo" --no-print-directory build >&2
 	"$repo/hack/clients.sh" etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl crictl
+	(cd "$repo" && go build -o _output/egressproxy ./hack/egressproxy)
 }
 
 # cert NAME SUBJECT EXT signs a key pair for NAME with the cluster's CA.
@@ -284,7 +293,7 @@ bin_dirs = ["/usr/lib/cni", "/opt/cni/bin"]
 
 $mirror
 EOF
-	start crib node "$repo/bin/crib" daemon --config "$dir/crib.toml"
+	start crib node env "${proxy_env[@]}" "$repo/bin/crib" daemon --config "$dir/crib.toml"
 	endpoint=unix://$state/crib.sock
 }
 
@@ -320,7 +329,7 @@ state = "$state/containerd"
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = "$dir/containerd/certs.d"
 EOF
-	start containerd node containerd --config "$dir/containerd/config.toml"
+	start containerd node env "${proxy_env[@]}" containerd --config "$dir/containerd/config.toml"
 	endpoint=unix://$state/containerd.sock
 }
 
@@ -378,6 +387,10 @@ up() {
 	node_namespaces
 	make_cgroups
 	control_plane
+	# The namespace has no route out: pulls from real registries go through
+	# a proxy that listens in it and dials from the host's namespace.
+	start egress-proxy host "$repo/_output/egressproxy" -netns "/run/netns/$netns" -listen 127.0.0.1:3128
+	proxy_env=(HTTPS_PROXY=http://127.0.0.1:3128 HTTP_PROXY=http://127.0.0.1:3128 NO_PROXY=127.0.0.1,localhost)
 	"runtime_$runtime"
 	wait_for "$runtime serving ${endpoint#unix://}" 60 test -S "${endpoint#unix://}"
 	kubelet
@@ -436,7 +449,7 @@ down() {
 	stop crib
 	stop containerd
 	kill_shims
-	for c in kube-scheduler kube-controller-manager kube-apiserver etcd; do stop "$c"; done
+	for c in egress-proxy kube-scheduler kube-controller-manager kube-apiserver etcd; do stop "$c"; done
 	remove_cgroups || failed=1
 	# With its last process gone and its file unbound, the mount namespace
 	# and every mount in it (pods' root filesystems, volumes) are gone.
@@ -460,6 +473,9 @@ down() {
 }
 
 case ${1:-} in
+build)
+	CRIB_CLUSTER_NO_BUILD= build
+	;;
 up) up ;;
 down) down ;;
 kubectl)
@@ -470,14 +486,15 @@ kubectl)
 shell)
 	load
 	log "a shell in $netns (exit to leave)"
-	KUBECONFIG=$dir/pki/admin.kubeconfig PATH=$clients:$PATH in_net "${SHELL:-bash}"
+	shift
+	KUBECONFIG=$dir/pki/admin.kubeconfig PATH=$clients:$PATH in_net "${SHELL:-bash}" "$@"
 	;;
 env)
 	load
 	echo "alias kubectl='nsenter --net=/run/netns/$netns $clients/kubectl --kubeconfig $dir/pki/admin.kubeconfig'"
 	;;
 *)
-	echo "usage: $0 up|down|kubectl ARGS…|shell|env (see the top of this file)" >&2
+	echo "usage: $0 build|up|down|kubectl ARGS…|shell [ARGS…]|env (see the top of this file)" >&2
 	exit 2
 	;;
 esac

@@ -11,8 +11,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -40,6 +43,7 @@ func TestCluster(t *testing.T) {
 		t.Run("Job", c.testJob)
 		t.Run("LivenessRestart", c.testLivenessRestart)
 		t.Run("Scale20", c.testScale20)
+		t.Run("Egress", c.testEgress)
 	})
 }
 
@@ -267,6 +271,43 @@ func (c *cluster) testLivenessRestart(t *testing.T) {
 		if !strings.Contains(events, want) {
 			t.Errorf("events of pod sick lack %q:\n%s", want, events)
 		}
+	}
+}
+
+// testEgress: the runtime has the egress proxy in its environment, and the
+// proxy, listening in the cluster's namespace, reaches a server on the
+// host's loopback, which the namespace itself cannot.
+func (c *cluster) testEgress(t *testing.T) {
+	t.Parallel()
+	pid, err := os.ReadFile(filepath.Join(c.dir, "pids", "crib"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/environ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains("\x00"+string(env)+"\x00", "\x00HTTPS_PROXY=http://127.0.0.1:3128\x00") {
+		t.Errorf("crib's environment lacks HTTPS_PROXY=http://127.0.0.1:3128: %q", env)
+	}
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "outside") }))
+	defer origin.Close()
+	inNS := func(_ context.Context, network, addr string) (net.Conn, error) {
+		return harness.DialIn("/run/netns/"+c.netns, network, addr)
+	}
+	if conn, err := inNS(context.Background(), "tcp", origin.Listener.Addr().String()); err == nil {
+		conn.Close()
+		t.Fatal("the cluster's namespace reaches the host's loopback: the test proves nothing")
+	}
+	proxy := &url.URL{Scheme: "http", Host: "127.0.0.1:3128"}
+	hc := http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(proxy), DialContext: inNS}}
+	resp, err := hc.Get(origin.URL)
+	if err != nil {
+		t.Fatalf("GET %s through the cluster's egress proxy: %v", origin.URL, err)
+	}
+	defer resp.Body.Close()
+	if b, _ := io.ReadAll(resp.Body); string(b) != "outside" {
+		t.Errorf("through the egress proxy: %d %q, want 200 \"outside\"", resp.StatusCode, b)
 	}
 }
 
