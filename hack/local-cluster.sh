@@ -481,13 +481,14 @@ down) down ;;
 kubectl)
 	load
 	shift
-	kubectl_ "$@"
+	# exec: a signal for this script (kill %1, Ctrl-C) reaches kubectl.
+	exec nsenter --net="/run/netns/$netns" "$clients/kubectl" --kubeconfig "$dir/pki/admin.kubeconfig" "$@"
 	;;
 shell)
 	load
 	log "a shell in $netns (exit to leave)"
 	shift
-	KUBECONFIG=$dir/pki/admin.kubeconfig PATH=$clients:$PATH in_net "${SHELL:-bash}" "$@"
+	KUBECONFIG=$dir/pki/admin.kubeconfig PATH=$clients:$PATH exec nsenter --net="/run/netns/$netns" "${SHELL:-bash}" "$@"
 	;;
 env)
 	load

@@ -41,7 +41,9 @@ type cluster struct {
 	state  string // the runtime's state directory, with its socket
 	env    []string
 	client *kubernetes.Clientset
-	down   bool
+	// down is set once the cluster was taken down (by stop, or by a
+	// README line the test ran); checked once stop checked what is left.
+	down, checked bool
 }
 
 // newRegistry serves the images the tests run: busybox (the e2e stand-in,
@@ -113,12 +115,15 @@ func (c *cluster) script(args ...string) (string, error) {
 // and every process that names the cluster's directories must be gone too.
 func (c *cluster) stop() {
 	t := c.t
-	if c.down {
+	if c.checked {
 		return
 	}
-	c.down = true
-	if out, err := c.script("down"); err != nil {
-		t.Errorf("hack/local-cluster.sh down: %v\n%s", err, out)
+	c.checked = true
+	if !c.down {
+		c.down = true
+		if out, err := c.script("down"); err != nil {
+			t.Errorf("hack/local-cluster.sh down: %v\n%s", err, out)
+		}
 	}
 	if _, err := os.Stat("/run/netns/" + c.netns); err == nil {
 		t.Errorf("network namespace %s is left after down", c.netns)
