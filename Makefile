@@ -10,7 +10,7 @@ TESTFLAGS ?=
 # Tests that need root or a kernel feature fail instead of skipping.
 export CRIB_TEST_STRICT ?= 1
 
-.PHONY: all build run test test-host test-vm test-unit clients cluster bench leak fuzz tools generate verify deps test-deps clean help
+.PHONY: all build run test test-host test-vm test-unit clients cluster bench leak fuzz conformance tools generate verify deps test-deps clean help
 
 all: build
 
@@ -20,7 +20,7 @@ deps: ## Install the system packages the daemon needs to run (idempotent, root)
 test-deps: ## Install the system packages the tests need too (QEMU, a kernel, containerd; idempotent, root)
 	hack/install-deps.sh --test
 
-clients: ## Build crictl, critest and the kubelet from their Go modules into _output/clients (cached; the kubelet takes ~10 min the first time)
+clients: ## Build crictl, critest, the kubelet, the node e2e suite, ginkgo and agnhost from their Go modules into _output/clients (cached; ~10 min the first time)
 	hack/clients.sh
 
 build: ## Build bin/crib (the daemon) and bin/crib-shim (what each pod runs), which must stay side by side
@@ -60,6 +60,9 @@ bench: test-deps build clients ## Benchmarks for docs/benchmarks.md: pull vs con
 
 leak: build ## 200 pod+container cycles against one daemon; fails if any mount, cgroup, process, fd, veth or file is left
 	CRIB_BIN=$(abspath $(BIN)) CRIB_LEAK_CYCLES=$(or $(LEAKCYCLES),200) $(GO) test -count=1 -v -timeout 30m -run TestPodCycles ./test/leak/
+
+conformance: test-deps clients ## The Kubernetes node conformance specs against crib, then containerd + runc, compared (about an hour; _output/conformance)
+	hack/conformance.sh
 
 fuzz: ## Run each Go fuzzer for FUZZTIME (default 60s), then nsexec's C decoder under libFuzzer
 	hack/fuzz.sh $(or $(FUZZTIME),60s)

@@ -129,6 +129,22 @@ func repoDigest(img image.Image, asked string) string {
 	return img.ID
 }
 
+// shownImage is the image a container's status names: the one the pod's
+// spec names when the kubelet passes it (user_specified_image; it creates
+// containers from image IDs), else the image asked for unless that is an
+// ID, else the image's first tag (containerd's choice). The kubelet shows
+// it as the container's image, and the pod e2e specs compare it with the
+// spec's.
+func shownImage(img image.Image, asked *criapi.ImageSpec) string {
+	if u := asked.GetUserSpecifiedImage(); u != "" {
+		return u
+	}
+	if a := asked.GetImage(); a != img.ID && a != strings.TrimPrefix(img.ID, "sha256:") || len(img.RepoTags) == 0 {
+		return a
+	}
+	return img.RepoTags[0]
+}
+
 // Mount propagation as CRI names it and as the record keeps it (the OCI
 // option crib applies, which cri/spec chooses the same way).
 var propagations = map[criapi.MountPropagation]string{

@@ -89,6 +89,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *criapi.CreateContaine
 		return nil, err
 	}
 	rec.RepoDigest = repoDigest(img, cfg.GetImage().GetImage())
+	rec.Image = shownImage(img, cfg.GetImage())
 	rec.Mounts = withImageRefs(rec.Mounts, vols)
 	if target != nil {
 		rec.PidTarget, rec.PidTargetPid = target.id, target.pid

@@ -142,3 +142,26 @@ func TestImageInfo(t *testing.T) {
 		t.Errorf("image info = %v", info)
 	}
 }
+
+func TestShownImage(t *testing.T) {
+	img := image.Image{ID: "sha256:abc", RepoTags: []string{"registry.k8s.io/e2e-test-images/agnhost:2.66.1", "agnhost:latest"}}
+	for _, tc := range []struct {
+		img   image.Image
+		asked *criapi.ImageSpec
+		want  string
+	}{
+		// The kubelet: an image ID, and the pod spec's image.
+		{img, &criapi.ImageSpec{Image: "sha256:abc", UserSpecifiedImage: "agnhost:latest"}, "agnhost:latest"},
+		// crictl: the name it pulled.
+		{img, &criapi.ImageSpec{Image: "agnhost:latest"}, "agnhost:latest"},
+		// An ID alone, with or without its algorithm: the first tag.
+		{img, &criapi.ImageSpec{Image: "sha256:abc"}, "registry.k8s.io/e2e-test-images/agnhost:2.66.1"},
+		{img, &criapi.ImageSpec{Image: "abc"}, "registry.k8s.io/e2e-test-images/agnhost:2.66.1"},
+		// An untagged image by ID: the ID.
+		{image.Image{ID: "sha256:abc"}, &criapi.ImageSpec{Image: "sha256:abc"}, "sha256:abc"},
+	} {
+		if got := shownImage(tc.img, tc.asked); got != tc.want {
+			t.Errorf("shownImage(%v, %v) = %q, want %q", tc.img.RepoTags, tc.asked, got, tc.want)
+		}
+	}
+}

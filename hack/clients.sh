@@ -34,7 +34,7 @@ build() {
 		CGO_ENABLED=0 go build -trimpath -o "$out/$name" "k8s.io/kubernetes/cmd/$name" ;;
 	# The node e2e suite, compiled as Kubernetes' own build does (test binary).
 	e2e_node.test) CGO_ENABLED=0 go test -c -trimpath -o "$out/e2e_node.test" k8s.io/kubernetes/test/e2e_node ;;
-	agnhost) CGO_ENABLED=0 go build -trimpath -o "$out/agnhost" k8s.io/kubernetes/test/images/agnhost ;;
+	agnhost) CGO_ENABLED=0 go build -trimpath -ldflags=-s\ -w -o "$out/agnhost" k8s.io/kubernetes/test/images/agnhost ;;
 	ginkgo) CGO_ENABLED=0 go build -trimpath -o "$out/ginkgo" github.com/onsi/ginkgo/v2/ginkgo ;;
 	etcd) CGO_ENABLED=0 go build -trimpath -o "$out/etcd" ./etcd ;;
 	*) echo "clients: unknown client $name (${all_set[*]}, or all)" >&2; exit 2 ;;

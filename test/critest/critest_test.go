@@ -2,14 +2,12 @@ package critest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -106,38 +104,19 @@ func TestCritest(t *testing.T) {
 	runErr := cmd.Run()
 	t.Logf("critest ran for %s (output: %s)", time.Since(start).Round(time.Second), out.Name())
 
-	specs, err := readReport(report)
+	specs, err := harness.ReadGinkgoReport(report)
 	if err != nil {
 		tail, _ := os.ReadFile(out.Name())
-		t.Fatalf("critest (%v) left no report: %v\n%s", runErr, err, lastLines(string(tail), 60))
+		t.Fatalf("critest (%v) left no report: %v\n%s", runErr, err, harness.LastLines(string(tail), 60))
 	}
-	var failed []string
-	counts := map[string]int{}
-	skip := regexp.MustCompile(skipRegexp())
-	for _, s := range specs {
-		if s.State == "skipped" && len(skips) > 0 && skip.MatchString(s.Name) {
-			counts["skip list"]++
-		} else {
-			counts[s.State]++
-		}
-		if s.State == "passed" || s.State == "skipped" || s.State == "pending" {
-			continue
-		}
-		if reason, ok := expectedFailure(s.Name); ok {
-			t.Logf("expected failure: %s (%s)", s.Name, reason)
-			continue
-		}
-		failed = append(failed, fmt.Sprintf("%s [%s]\n    %s", s.Name, s.State, strings.ReplaceAll(strings.TrimSpace(s.Message), "\n", "\n    ")))
+	var skip *regexp.Regexp
+	if s := skipRegexp(); s != "" {
+		skip = regexp.MustCompile(s)
 	}
-	t.Logf("critest: %d passed, %d failed, %d skipped by critest itself, %d by the skip list, %d other",
-		counts["passed"], counts["failed"], counts["skipped"], counts["skip list"], len(specs)-counts["passed"]-counts["failed"]-counts["skipped"]-counts["skip list"])
-	if len(failed) > 0 {
-		sort.Strings(failed)
-		t.Errorf("%d critest specs failed:\n%s", len(failed), strings.Join(failed, "\n"))
-	}
-	if runErr != nil && len(failed) == 0 && counts["failed"] == 0 {
+	failed := harness.JudgeSpecs(t, "critest", specs, skip, expectedFailure)
+	if runErr != nil && failed == 0 {
 		tail, _ := os.ReadFile(out.Name())
-		t.Errorf("critest exited with %v and no failed spec\n%s", runErr, lastLines(string(tail), 60))
+		t.Errorf("critest exited with %v and no failed spec\n%s", runErr, harness.LastLines(string(tail), 60))
 	}
 }
 
@@ -187,6 +166,15 @@ func skipRegexp() string {
 	return strings.Join(parts, "|")
 }
 
+func TestExpectedFailures(t *testing.T) {
+	if _, ok := expectedFailure("Image Manager public image with digest should be pulled and removed [Conformance]"); !ok {
+		t.Error("the digest spec is not an expected failure")
+	}
+	if _, ok := expectedFailure("Container runtime should support basic operations on container runtime should support execSync [Conformance]"); ok {
+		t.Error("execSync is an expected failure")
+	}
+}
+
 func expectedFailure(name string) (string, bool) {
 	for _, f := range expectedFailures {
 		if regexp.MustCompile(f.spec).MatchString(name) {
@@ -206,88 +194,4 @@ func ipcWrapper(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// spec is one spec of a ginkgo JSON report.
-type spec struct {
-	Name    string
-	State   string
-	Message string
-}
-
-// readReport reads the It specs of a ginkgo JSON report (a list of suite
-// reports; the fields used are stable across ginkgo v2). A failure outside an
-// It (a BeforeSuite, say) is reported as a spec of its own.
-func readReport(path string) ([]spec, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var suites []struct {
-		SpecReports []struct {
-			ContainerHierarchyTexts []string
-			LeafNodeType            string
-			LeafNodeText            string
-			State                   string
-			Failure                 struct {
-				Message  string
-				Location struct {
-					FileName   string
-					LineNumber int
-				}
-			}
-		}
-	}
-	if err := json.Unmarshal(b, &suites); err != nil {
-		return nil, fmt.Errorf("parse %s: %w", path, err)
-	}
-	var specs []spec
-	for _, s := range suites {
-		for _, r := range s.SpecReports {
-			if r.LeafNodeType != "It" && r.State == "passed" {
-				continue
-			}
-			name := strings.Join(append(r.ContainerHierarchyTexts, r.LeafNodeText), " ")
-			if r.LeafNodeType != "It" {
-				name = strings.TrimSpace(r.LeafNodeType + " " + name)
-			}
-			msg := condense(r.Failure.Message)
-			if r.Failure.Location.FileName != "" {
-				msg += fmt.Sprintf("\n(at %s:%d)", filepath.Base(r.Failure.Location.FileName), r.Failure.Location.LineNumber)
-			}
-			specs = append(specs, spec{Name: strings.TrimPrefix(name, "[k8s.io] "), State: r.State, Message: msg})
-		}
-	}
-	if len(specs) == 0 {
-		return nil, fmt.Errorf("%s has no specs", path)
-	}
-	return specs, nil
-}
-
-// condense drops the struct dump gomega prints after a gRPC error's text
-// (forty lines of the status's fields) and cuts other values at 40 lines.
-func condense(msg string) string {
-	var out []string
-	lines := strings.Split(msg, "\n")
-	for i := 0; i < len(lines); i++ {
-		out = append(out, lines[i])
-		if !strings.Contains(lines[i], "rpc error:") || i+1 >= len(lines) || strings.TrimSpace(lines[i+1]) != "{" {
-			continue
-		}
-		indent := lines[i+1][:strings.Index(lines[i+1], "{")]
-		for i++; i < len(lines) && lines[i] != indent+"}"; i++ {
-		}
-	}
-	if len(out) > 40 {
-		out = append(out[:40], "    … (the rest is in critest.log)")
-	}
-	return strings.Join(out, "\n")
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -45,6 +45,9 @@ type ContainerdConfig struct {
 	// CNIConfDir holds the CNI config for pods (the plugins come from
 	// /usr/lib/cni); SandboxImage is the pod sandbox ("pause") image.
 	CNIConfDir, SandboxImage string
+	// Wrapper, when set, is a program that runs containerd: it gets
+	// containerd's command line as its arguments and must exec it.
+	Wrapper string
 }
 
 // StartContainerd runs containerd on a temporary root; the registry hosts
@@ -109,6 +112,9 @@ state = %q
 		t.Fatal(err)
 	}
 	argv := []string{bin, "--config", filepath.Join(dir, "config.toml")}
+	if cc.Wrapper != "" {
+		argv = append([]string{cc.Wrapper}, argv...)
+	}
 	if cc.Netns != "" {
 		argv = append([]string{"nsenter", "--net=/run/netns/" + cc.Netns}, argv...)
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -46,33 +47,39 @@ var kernelTunables = map[string]string{
 	"kernel/keys/root_maxkeys": "1000000", "kernel/keys/root_maxbytes": "25000000",
 }
 
-// StartKubelet runs the kubelet binary against the CRI endpoint from inside
-// the network namespace netns (a name under /run/netns), with its files in
-// dir, and waits until it serves its read-only API. When the test ends the
-// kubelet is stopped, then leftovers runs (remove the pods it left through
-// the runtime), then its cgroup root goes.
-func StartKubelet(t testing.TB, binary, endpoint, netns, dir string, leftovers func()) *Kubelet {
+// KubeletCgroupRoot makes a cgroup for a kubelet's cgroupRoot, named
+// /<prefix>-<random> (the kubelet checks that it exists), and removes it when
+// the test ends: after the cleanups registered later, which stop the kubelet
+// and remove its pods.
+func KubeletCgroupRoot(t testing.TB, prefix string) string {
 	t.Helper()
-	k := &Kubelet{t: t, netns: netns, dir: dir, Manifests: filepath.Join(dir, "manifests"),
-		CgroupRoot: fmt.Sprintf("/crib-kubelet-%d", rand.Int64()), Node: "crib-node", Logs: &SyncBuffer{}}
-	// The kubelet checks that its cgroupRoot exists.
+	root := fmt.Sprintf("/%s-%d", prefix, rand.Int64())
 	cg, err := manager.Open("/proc/self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cg.Create(k.CgroupRoot, nil); err != nil {
+	if err := cg.Create(root, nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := cg.Remove(k.CgroupRoot); err != nil {
+		if err := cg.Remove(root); err != nil {
 			t.Errorf("remove the kubelet's cgroup root: %v", err)
 		}
 		// On a hybrid host the kubelet also makes its cgroups under the
 		// cgroup2 mount, which crib's v1 manager does not own.
-		if err := RemoveUnifiedTwin(k.CgroupRoot); err != nil {
+		if err := RemoveUnifiedTwin(root); err != nil {
 			t.Errorf("remove the kubelet's cgroup root: %v", err)
 		}
 	})
+	return root
+}
+
+// KernelTunableBinds writes the kubelet's values of kernelTunables to files
+// under dir and returns a shell command that binds them over /proc/sys: to
+// run in the kubelet's own mount namespace, a slave of the host's (unshare
+// --mount --propagation slave), before the kubelet starts.
+func KernelTunableBinds(t testing.TB, dir string) string {
+	t.Helper()
 	var binds []string
 	for key, v := range kernelTunables {
 		f := filepath.Join(dir, "tunables", strings.ReplaceAll(key, "/", "."))
@@ -84,6 +91,19 @@ func StartKubelet(t testing.TB, binary, endpoint, netns, dir string, leftovers f
 		}
 		binds = append(binds, fmt.Sprintf("mount --bind %s /proc/sys/%s", f, key))
 	}
+	sort.Strings(binds)
+	return strings.Join(binds, " && ")
+}
+
+// StartKubelet runs the kubelet binary against the CRI endpoint from inside
+// the network namespace netns (a name under /run/netns), with its files in
+// dir, and waits until it serves its read-only API. When the test ends the
+// kubelet is stopped, then leftovers runs (remove the pods it left through
+// the runtime), then its cgroup root goes.
+func StartKubelet(t testing.TB, binary, endpoint, netns, dir string, leftovers func()) *Kubelet {
+	t.Helper()
+	k := &Kubelet{t: t, netns: netns, dir: dir, Manifests: filepath.Join(dir, "manifests"),
+		CgroupRoot: KubeletCgroupRoot(t, "crib-kubelet"), Node: "crib-node", Logs: &SyncBuffer{}}
 	conf := filepath.Join(dir, "kubelet.yaml")
 	if err := os.WriteFile(conf, []byte(k.config()), 0o644); err != nil {
 		t.Fatal(err)
@@ -91,7 +111,7 @@ func StartKubelet(t testing.TB, binary, endpoint, netns, dir string, leftovers f
 	if err := os.MkdirAll(k.Manifests, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	script := strings.Join(binds, " && ") + " && exec " + strings.Join([]string{binary, "--config=" + conf,
+	script := KernelTunableBinds(t, dir) + " && exec " + strings.Join([]string{binary, "--config=" + conf,
 		"--container-runtime-endpoint=" + endpoint, "--root-dir=" + filepath.Join(dir, "kubelet"),
 		"--cert-dir=" + filepath.Join(dir, "kubelet-pki"), "--hostname-override=" + k.Node, "--v=2"}, " ")
 	// The mount namespace is a slave of the host's: the kubelet sees the

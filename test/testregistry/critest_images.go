@@ -144,81 +144,40 @@ func listApplets(t testing.TB, bin []byte) []string {
 // it by an upstream manifest digest that no image built here can have.
 func CritestImages(t testing.TB) map[string]v1.Image {
 	t.Helper()
-	base := busyboxFiles(t)
-	bb := Layer(t, base)
-	inBase := map[string]bool{}
-	for _, f := range base {
-		inBase[f.Name] = true
-	}
-	busybox := func(cfg v1.Config, more ...v1.Layer) v1.Image {
-		cfg.Env = append([]string{PathEnv}, cfg.Env...)
-		if cfg.Cmd == nil && cfg.Entrypoint == nil {
-			cfg.Cmd = []string{"sh"}
-		}
-		return ImageOf(t, cfg, append([]v1.Layer{bb}, more...)...)
-	}
-	// onBase keeps out of a layer the files the busybox layer already has
-	// (the C library, mostly).
-	onBase := func(files []File) v1.Layer {
-		var out []File
-		for _, f := range withParents(files) {
-			if !inBase[f.Name] {
-				out = append(out, f)
-			}
-		}
-		return Layer(t, out)
-	}
-	nginxBin := debFile(t, "nginx", "usr/sbin/nginx")
-	nginx := func(port int) v1.Image {
-		files := withLibraries(t, "usr/sbin/nginx", nginxBin)
-		files = append(files,
-			File{Name: "etc/nginx/nginx.conf", Mode: 0o644, Data: []byte(nginxConf(port))},
-			File{Name: "usr/share/nginx/html/index.html", Mode: 0o644, Data: []byte("<html><body><h1>Welcome to nginx!</h1></body></html>\n")},
-			File{Name: "var/log/nginx/", Mode: 0o755, Typ: tar.TypeDir},
-			File{Name: "var/lib/nginx/", Mode: 0o755, Typ: tar.TypeDir},
-			File{Name: "var/run/", Mode: 0o755, Typ: tar.TypeDir})
-		// The upstream image's: nginx as pid 1 in the foreground ("nginx:
-		// master process" is what the PID namespace specs look for), and
-		// SIGQUIT for a graceful stop.
-		return busybox(v1.Config{Cmd: []string{"nginx", "-g", "daemon off;"}, StopSignal: "SIGQUIT",
-			ExposedPorts: map[string]struct{}{fmt.Sprintf("%d/tcp", port): {}}}, onBase(files))
-	}
+	k := newImageKit(t)
 	// httpd:2.4.39-4 is Apache upstream; busybox's httpd serves the page
 	// here. Apache names itself in its start-up log, which critest's log
 	// spec looks for; the script says the same of this server.
-	httpd := busybox(v1.Config{Cmd: []string{"httpd-foreground"}, ExposedPorts: map[string]struct{}{"80/tcp": {}}},
-		onBase([]File{
+	httpd := k.busybox(v1.Config{Cmd: []string{"httpd-foreground"}, ExposedPorts: map[string]struct{}{"80/tcp": {}}},
+		k.onBase([]File{
 			{Name: "usr/local/bin/httpd-foreground", Mode: 0o755, Data: []byte(httpdForeground)},
 			{Name: "usr/local/apache2/htdocs/index.html", Mode: 0o644, Data: []byte("<html><body><h1>It works!</h1></body></html>\n")},
 		}))
-	// nonewprivs: a set-user-ID root program that prints its effective uid.
-	nnp := busybox(v1.Config{Cmd: []string{"nnp"}}, onBase([]File{
-		{Name: "usr/local/bin/nnp", Mode: 0o4755, Data: goProgram(t, "github.com/crib-runtime/crib/test/testregistry/internal/nnp")},
-	}))
-	pause := Pause(t)
+	nnp := k.nonewprivs()
+	pause := k.pause()
 	// A busybox image with one more file, named after it (cri-tools'
 	// images/image-test: ADD ${TEST} ${TEST}).
 	marked := func(name string) v1.Image {
-		return busybox(v1.Config{}, Layer(t, []File{{Name: name, Mode: 0o644}}))
+		return k.busybox(v1.Config{}, Layer(t, []File{{Name: name, Mode: 0o644}}))
 	}
 	sameImage := marked("same-image")
-	predefined := busybox(v1.Config{User: "1000"}, Layer(t, withParents([]File{
+	predefined := k.busybox(v1.Config{User: "1000"}, Layer(t, withParents([]File{
 		{Name: "etc/passwd", Mode: 0o644, Data: []byte(passwd + "default-user:x:1000:1000:Linux User,,,:/home/default-user:/bin/sh\n")},
 		{Name: "etc/group", Mode: 0o644, Data: []byte(group + "default-user:x:1000:\ngroup-defined-in-image:x:50000:default-user\n")},
 		{Name: "home/default-user/", Mode: 0o755, Typ: tar.TypeDir, Uid: 1000, Gid: 1000},
 	})))
 
 	images := map[string]v1.Image{
-		E2EPath + "busybox:1.29-2": busybox(v1.Config{}),
-		E2EPath + "nginx:1.14-2":   nginx(80),
+		E2EPath + "busybox:1.29-2": k.busybox(v1.Config{}),
+		E2EPath + "nginx:1.14-2":   k.nginx(80),
 		E2EPath + "httpd:2.4.39-4": httpd,
 		E2EPath + "nonewprivs:1.3": nnp,
 		"pause:3.9":                pause, // registry.k8s.io/pause:3.9 and k8s.gcr.io/pause:3.9
-		CriToolsPath + "hostnet-nginx-" + goruntime.GOARCH + ":latest": nginx(12003),
-		CriToolsPath + "test-image-user-uid:latest":                    busybox(v1.Config{User: "1002"}),
-		CriToolsPath + "test-image-user-username:latest":               busybox(v1.Config{User: "www-data"}),
-		CriToolsPath + "test-image-user-uid-group:latest":              busybox(v1.Config{User: "1003:1004"}),
-		CriToolsPath + "test-image-user-username-group:latest":         busybox(v1.Config{User: "www-data:1004"}),
+		CriToolsPath + "hostnet-nginx-" + goruntime.GOARCH + ":latest": k.nginx(12003),
+		CriToolsPath + "test-image-user-uid:latest":                    k.busybox(v1.Config{User: "1002"}),
+		CriToolsPath + "test-image-user-username:latest":               k.busybox(v1.Config{User: "www-data"}),
+		CriToolsPath + "test-image-user-uid-group:latest":              k.busybox(v1.Config{User: "1003:1004"}),
+		CriToolsPath + "test-image-user-username-group:latest":         k.busybox(v1.Config{User: "www-data:1004"}),
 		CriToolsPath + "test-image-predefined-group:latest":            predefined,
 		CriToolsPath + "test-image-latest:latest":                      marked("test-image-latest"),
 		CriToolsPath + "test-image-tag:test":                           marked("test"),
@@ -230,6 +189,71 @@ func CritestImages(t testing.TB) map[string]v1.Image {
 	}
 	return images
 }
+
+// imageKit builds the busybox-based images that critest's and the node e2e
+// suite's share: the busybox layer is made once.
+type imageKit struct {
+	t      testing.TB
+	bb     v1.Layer
+	inBase map[string]bool
+}
+
+func newImageKit(t testing.TB) *imageKit {
+	base := busyboxFiles(t)
+	k := &imageKit{t: t, bb: Layer(t, base), inBase: map[string]bool{}}
+	for _, f := range base {
+		k.inBase[f.Name] = true
+	}
+	return k
+}
+
+// busybox is the busybox image with cfg (sh unless it names a command) and
+// more layers on top.
+func (k *imageKit) busybox(cfg v1.Config, more ...v1.Layer) v1.Image {
+	cfg.Env = append([]string{PathEnv}, cfg.Env...)
+	if cfg.Cmd == nil && cfg.Entrypoint == nil {
+		cfg.Cmd = []string{"sh"}
+	}
+	return ImageOf(k.t, cfg, append([]v1.Layer{k.bb}, more...)...)
+}
+
+// onBase is a layer of files, without those the busybox layer already has
+// (the C library, mostly).
+func (k *imageKit) onBase(files []File) v1.Layer {
+	var out []File
+	for _, f := range withParents(files) {
+		if !k.inBase[f.Name] {
+			out = append(out, f)
+		}
+	}
+	return Layer(k.t, out)
+}
+
+// nginx is Debian's nginx serving a page on port.
+func (k *imageKit) nginx(port int) v1.Image {
+	files := withLibraries(k.t, "usr/sbin/nginx", debFile(k.t, "nginx", "usr/sbin/nginx"))
+	files = append(files,
+		File{Name: "etc/nginx/nginx.conf", Mode: 0o644, Data: []byte(nginxConf(port))},
+		File{Name: "usr/share/nginx/html/index.html", Mode: 0o644, Data: []byte("<html><body><h1>Welcome to nginx!</h1></body></html>\n")},
+		File{Name: "var/log/nginx/", Mode: 0o755, Typ: tar.TypeDir},
+		File{Name: "var/lib/nginx/", Mode: 0o755, Typ: tar.TypeDir},
+		File{Name: "var/run/", Mode: 0o755, Typ: tar.TypeDir})
+	// The upstream image's: nginx as pid 1 in the foreground ("nginx:
+	// master process" is what the PID namespace specs look for), and
+	// SIGQUIT for a graceful stop.
+	return k.busybox(v1.Config{Cmd: []string{"nginx", "-g", "daemon off;"}, StopSignal: "SIGQUIT",
+		ExposedPorts: map[string]struct{}{fmt.Sprintf("%d/tcp", port): {}}}, k.onBase(files))
+}
+
+// nonewprivs: a set-user-ID root program that prints its effective uid.
+func (k *imageKit) nonewprivs() v1.Image {
+	return k.busybox(v1.Config{Cmd: []string{"nnp"}}, k.onBase([]File{
+		{Name: "usr/local/bin/nnp", Mode: 0o4755, Data: goProgram(k.t, "github.com/crib-runtime/crib/test/testregistry/internal/nnp")},
+	}))
+}
+
+// pause is the pod sandbox image: a pause program run as 65535.
+func (k *imageKit) pause() v1.Image { return Pause(k.t) }
 
 // Pause is the stand-in for registry.k8s.io/pause: a static program that
 // sleeps until a signal, run as 65535:65535 like the upstream image.

@@ -1,4 +1,4 @@
-package critest
+package harness
 
 import (
 	"os"
@@ -23,7 +23,7 @@ func TestReadReport(t *testing.T) {
 	if err := os.WriteFile(p, []byte(sampleReport), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	specs, err := readReport(p)
+	specs, err := ReadGinkgoReport(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,13 +42,7 @@ func TestReadReport(t *testing.T) {
 	if specs[1].Name != "BeforeSuite" || specs[1].Message != "no runtime" {
 		t.Errorf("a failed BeforeSuite reads as %+v", specs[1])
 	}
-	if _, ok := expectedFailure("Image Manager public image with digest should be pulled and removed [Conformance]"); !ok {
-		t.Error("the digest spec is not an expected failure")
-	}
-	if _, ok := expectedFailure(exec.Name); ok {
-		t.Error("execSync is an expected failure")
-	}
-	if long := condense(strings.Repeat("line\n", 100)); strings.Count(long, "\n") != 40 {
+	if long := Condense(strings.Repeat("line\n", 100)); strings.Count(long, "\n") != 40 {
 		t.Errorf("a 100-line value condenses to %d lines, want 41", strings.Count(long, "\n")+1)
 	}
 }

@@ -1,0 +1,93 @@
+package testregistry
+
+import (
+	"archive/tar"
+	"os"
+	"path/filepath"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// The images the Kubernetes node e2e suite (k8s.io/kubernetes v1.37.2,
+// test/utils/image/manifest.go) runs its pods in, by their upstream names,
+// built like CritestImages: busybox-based stand-ins with the upstream
+// images' users, entrypoints and files, and agnhost, the Kubernetes test
+// program, built from the Kubernetes module by hack/clients.sh.
+//
+// Missing on purpose, so their pulls fail as the specs expect or as no
+// offline build can avoid: the private and invalid registries' images,
+// busybox by an upstream digest, and the node-perf, cadvisor, NPD, NFS and
+// etcd images (only [Serial]/[Feature] specs run them).
+
+// Repository paths on a mirror of registry.k8s.io.
+const agnhostPath = E2EPath + "agnhost"
+
+// NodeE2EImages builds the images the node e2e suite pulls, keyed by the
+// repository path and tag a mirror serves each at.
+func NodeE2EImages(t testing.TB) map[string]v1.Image {
+	t.Helper()
+	k := newImageKit(t)
+	agnhostCfg, agnhostLayer := k.agnhost()
+	agnhost := k.busybox(agnhostCfg, agnhostLayer)
+	// The upstream busybox has nmeter, which the container lifecycle
+	// specs read milliseconds with; Debian's has not.
+	busybox := k.busybox(v1.Config{}, k.onBase([]File{
+		{Name: "bin/nmeter", Mode: 0o755, Data: goProgram(t, "github.com/crib-runtime/crib/test/testregistry/internal/nmeter")},
+	}))
+	// kitten and nautilus are agnhost serving their picture and data.json;
+	// the specs that mount them as image volumes read data.json.
+	picture := func(name string) v1.Image {
+		cfg := agnhostCfg
+		cfg.Cmd = []string{"test-webserver"}
+		return k.busybox(cfg, agnhostLayer, Layer(t, []File{
+			{Name: name + ".jpg", Mode: 0o644, Data: []byte(name + "\n")},
+			{Name: "data.json", Mode: 0o644, Data: []byte(`{"name": "` + name + `"}` + "\n")},
+		}))
+	}
+	return map[string]v1.Image{
+		agnhostPath + ":2.66.1":             agnhost,
+		agnhostPath + ":2.55":               agnhost,
+		E2EPath + "busybox:1.37.0-2":        busybox,
+		E2EPath + "nginx:1.27.0-2":          k.nginx(80),
+		E2EPath + "nginx:1.28.0-2":          k.nginx(80),
+		E2EPath + "nonewprivs:1.4":          k.nonewprivs(),
+		E2EPath + "nonroot:1.5":             k.busybox(v1.Config{User: "1234"}),
+		E2EPath + "ipc-utils:1.4":           busybox,
+		E2EPath + "kitten:1.8":              picture("kitten"),
+		E2EPath + "nautilus:1.8":            picture("nautilus"),
+		E2EPath + "perl:5.26":               k.perl(),
+		"pause:3.10.2":                      k.pause(),
+		E2EPath + "httpd:2.4.38-4":          k.busybox(v1.Config{Cmd: []string{"httpd", "-f", "-p", "80", "-h", "/var/www"}}),
+		E2EPath + "volume/nfs:1.6.0":        busybox,
+		E2EPath + "busybox:1.29-2":          busybox,
+		E2EPath + "glibc-dns-testing:2.1.1": busybox,
+	}
+}
+
+// agnhost is the config and the layer on busybox of the upstream agnhost
+// image: /agnhost as the entrypoint ("pause" by default), the account and
+// group the image defines, and the /uploads directory its server writes to.
+func (k *imageKit) agnhost() (v1.Config, v1.Layer) {
+	bin := filepath.Join(RepoRoot(k.t), "_output", "clients", "agnhost")
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		k.t.Fatalf("agnhost is not built (hack/clients.sh agnhost): %v", err)
+	}
+	cfg := v1.Config{Entrypoint: []string{"/agnhost"}, Cmd: []string{"pause"},
+		ExposedPorts: map[string]struct{}{"80/tcp": {}, "8080/tcp": {}, "8081/tcp": {}, "9376/tcp": {}, "5000/tcp": {}}}
+	return cfg, k.onBase([]File{
+		{Name: "agnhost", Mode: 0o755, Data: data},
+		{Name: "agnhost-2", Typ: tar.TypeSymlink, Link: "agnhost"},
+		{Name: "uploads/", Mode: 0o755, Typ: tar.TypeDir},
+		{Name: "etc/passwd", Mode: 0o644, Data: []byte(passwd + "user-defined-in-image:x:1000:1000:Linux User,,,:/home/user-defined-in-image:/bin/sh\n")},
+		{Name: "etc/group", Mode: 0o644, Data: []byte(group + "user-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n")},
+		{Name: "home/user-defined-in-image/", Mode: 0o755, Typ: tar.TypeDir, Uid: 1000, Gid: 1000},
+	})
+}
+
+// perl is busybox with Debian's perl interpreter (perl-base), for the specs
+// that run perl one-liners.
+func (k *imageKit) perl() v1.Image {
+	return k.busybox(v1.Config{}, k.onBase(hostProgram(k.t, "/usr/bin/perl", "usr/bin/perl")))
+}
