@@ -12,7 +12,8 @@
 #                                   shell -c CMD runs one command there
 #   hack/local-cluster.sh build     only build what up runs
 #   hack/local-cluster.sh env       the lines that make `kubectl` work in this shell
-#   hack/local-cluster.sh down      stop everything and remove what up made
+#   hack/local-cluster.sh down      stop everything and remove what up made, but
+#                                   the logs and crib's images
 #
 # Everything runs inside a network namespace of its own (crib-cluster-NAME):
 # the control plane listens there, pods get a bridge and addresses there, and
@@ -466,10 +467,12 @@ down() {
 		grep -F " $dir/" /proc/self/mountinfo >&2
 		failed=1
 	else
-		find "$dir" -mindepth 1 -maxdepth 1 ! -name logs -exec rm -rf {} +
+		# The logs stay for reading, crib's root for its images: the next
+		# up does not pull them again (its pods were removed above).
+		find "$dir" -mindepth 1 -maxdepth 1 ! -name logs ! -name crib -exec rm -rf {} +
 	fi
 	((failed == 0)) || die "down: something is left (above)"
-	log "down: removed (logs kept in $dir/logs)"
+	log "down: removed (kept: the logs in $dir/logs, crib's images in $dir/crib)"
 }
 
 case ${1:-} in
