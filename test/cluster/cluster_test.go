@@ -119,6 +119,10 @@ func (c *cluster) stop() {
 		return
 	}
 	c.checked = true
+	// A failed up took its half cluster down itself.
+	if _, err := os.Stat(filepath.Join(c.dir, "cluster.env")); err != nil {
+		c.down = true
+	}
 	if !c.down {
 		c.down = true
 		if out, err := c.script("down"); err != nil {
