@@ -10,7 +10,7 @@ TESTFLAGS ?=
 # Tests that need root or a kernel feature fail instead of skipping.
 export CRIB_TEST_STRICT ?= 1
 
-.PHONY: all build run test test-host test-vm test-unit clients bench leak fuzz conformance tools generate verify deps test-deps clean help
+.PHONY: all build run test test-host test-vm test-unit clients cluster bench leak fuzz conformance tools generate verify deps test-deps clean help
 
 all: build
 
@@ -43,11 +43,19 @@ test-vm: ## The cgroups and setns-path integration tests on a pure cgroup v2 ker
 test-unit: ## Only the tests that need no privilege
 	CRIB_TEST_STRICT=0 $(GO) test -count=1 $(TESTFLAGS) ./...
 
-bench: test-deps build clients ## Benchmarks for docs/benchmarks.md: pull vs containerd, container start vs runc, pod lifecycle, kubelet pod start, unpack, cgroup stats
+cluster: test-deps ## The local cluster's e2e tests, not in make test (test/cluster: hack/local-cluster.sh up, then kubectl run, exec -it, logs -f, port-forward, debug --target, a Deployment scaled to 20 and back, a Job, a liveness restart, and the README walk-through; root; about 2 minutes once built)
+	@test "$$(id -u)" = 0 || { echo "make cluster needs root (namespaces, mounts, cgroups)"; exit 1; }
+	hack/local-cluster.sh build
+	$(GO) vet -tags cluster ./test/cluster/
+	CRIB_CLUSTER_NO_BUILD=1 $(GO) test -tags cluster -count=1 -timeout 20m $(TESTFLAGS) ./test/cluster/
+
+bench: test-deps build clients ## Benchmarks for docs/benchmarks.md: pull vs containerd, container start vs runc, pod lifecycle, kubelet pod start, a one-node cluster scaled to 20 pods, unpack, cgroup stats
 	CRIB_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench Pull -benchtime $(or $(BENCHTIME),10x) -count 3 ./test/bench/
 	CRIB_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench RunTrue -benchtime 100x -count 3 ./test/bench/
 	CRIB_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench PodLifecycle -benchtime 50x -count 2 ./test/bench/
 	CRIB_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench KubeletPodStart -benchtime 5x -count 1 -timeout 20m ./test/bench/
+	hack/local-cluster.sh build
+	CRIB_CLUSTER_NO_BUILD=1 $(GO) test -tags cluster -run '^$$' -bench ClusterScale20 -benchtime 3x -count 1 -timeout 25m ./test/cluster/
 	$(GO) test -run '^$$' -bench . -benchtime 5x -count 1 ./runtime/image/layer/ ./cgroups/manager/
 
 leak: build ## 200 pod+container cycles against one daemon; fails if any mount, cgroup, process, fd, veth or file is left

@@ -11,6 +11,7 @@ packages=(
 	gcc # cgo: nsexec
 	libc6-dev
 	ca-certificates
+	openssl # hack/local-cluster.sh: the cluster's certificates
 )
 if [[ ${1:-} == --test ]]; then
 	packages+=(

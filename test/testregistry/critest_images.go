@@ -95,11 +95,11 @@ func busyboxFiles(t testing.TB) []File {
 	files = append(files, withLibraries(t, "bin/busybox", bin)...)
 	// Hard links, as in the upstream image: a runtime masks a path by
 	// mounting over what it resolves to, so masking a symlinked /bin/ls
-	// would mask busybox itself.
+	// would mask busybox itself. A hard link's header carries the file's
+	// mode, as docker writes it: containerd applies it to the shared inode,
+	// so a zero mode there would leave busybox unexecutable.
 	for _, a := range listApplets(t, bin) {
-		// The header carries the file's mode, as image builders write it:
-		// containerd 1.6 may chmod a link to its header's mode.
-		files = append(files, File{Name: "bin/" + a, Typ: tar.TypeLink, Link: "bin/busybox", Mode: 0o755})
+		files = append(files, File{Name: "bin/" + a, Mode: 0o755, Typ: tar.TypeLink, Link: "bin/busybox"})
 	}
 	have := map[string]bool{}
 	for _, f := range files {
@@ -253,9 +253,14 @@ func (k *imageKit) nonewprivs() v1.Image {
 }
 
 // pause is the pod sandbox image: a pause program run as 65535.
-func (k *imageKit) pause() v1.Image {
-	return ImageOf(k.t, v1.Config{Entrypoint: []string{"/pause"}, User: "65535:65535"}, Layer(k.t, []File{
-		{Name: "pause", Mode: 0o755, Data: goProgram(k.t, "github.com/crib-runtime/crib/test/testregistry/internal/pause")},
+func (k *imageKit) pause() v1.Image { return Pause(k.t) }
+
+// Pause is the stand-in for registry.k8s.io/pause: a static program that
+// sleeps until a signal, run as 65535:65535 like the upstream image.
+func Pause(t testing.TB) v1.Image {
+	t.Helper()
+	return ImageOf(t, v1.Config{Entrypoint: []string{"/pause"}, User: "65535:65535"}, Layer(t, []File{
+		{Name: "pause", Mode: 0o755, Data: goProgram(t, "github.com/crib-runtime/crib/test/testregistry/internal/pause")},
 	}))
 }
 

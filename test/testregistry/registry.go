@@ -260,10 +260,17 @@ func (r *Registry) PushIndex(t testing.TB, repoTag string, idx v1.ImageIndex) st
 // pulled through the returned host under the same repository names.
 func (r *Registry) ListenIn(t testing.TB, nsPath string) string {
 	t.Helper()
+	return r.ListenInAt(t, nsPath, "127.0.0.1:0")
+}
+
+// ListenInAt is ListenIn on a given address, for a daemon configured with
+// its mirror before the namespace existed.
+func (r *Registry) ListenInAt(t testing.TB, nsPath, addr string) string {
+	t.Helper()
 	var l net.Listener
 	err := nsfs.Do(nsPath, nsfs.Net, func() (err error) {
 		// A socket belongs to the namespace of the thread that creates it.
-		l, err = net.Listen("tcp", "127.0.0.1:0")
+		l, err = net.Listen("tcp", addr)
 		return err
 	})
 	if err != nil {
