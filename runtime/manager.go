@@ -62,9 +62,12 @@ type Manager struct {
 	// a hostUsers: false pod gets its pod's directory bound in IDMapDir.
 	PodsDir string
 
-	// mu guards records, names and usage.
+	// mu guards records, guards, names and usage.
 	mu      sync.Mutex
 	records map[string]*Container
+	// guards holds each recorded container's phase (guard.go): Start,
+	// Stop, UpdateResources and Remove go through it.
+	guards map[string]*guard
 	// names maps sandboxID/name/attempt to the container holding it.
 	names map[string]string
 	// usage caches writable layer sizes (WritableUsage).
@@ -82,7 +85,7 @@ type Manager struct {
 // Open loads every container record under root.
 func Open(root string, shims Shims) (*Manager, error) {
 	m := &Manager{dir: filepath.Join(root, "containers"), shims: shims,
-		records: map[string]*Container{}, names: map[string]string{}, usage: map[string]layerUsage{}, exited: map[string]bool{}}
+		records: map[string]*Container{}, guards: map[string]*guard{}, names: map[string]string{}, usage: map[string]layerUsage{}, exited: map[string]bool{}}
 	// 0700, and narrowed if an older crib made it 0711: other host users
 	// must not reach a container's writable layer (see Start).
 	if err := os.MkdirAll(m.dir, 0o700); err != nil {
@@ -106,6 +109,7 @@ func Open(root string, shims Shims) (*Manager, error) {
 			return nil, fmt.Errorf("open container store: %w", err)
 		}
 		m.records[c.ID] = &c
+		m.guards[c.ID] = newGuard(c.ID, PhaseCreated)
 		m.names[nameKey(c.SandboxID, c.Name, c.Attempt)] = c.ID
 	}
 	return m, nil
@@ -166,6 +170,7 @@ func (m *Manager) Create(ctx context.Context, c Container, o CreateOptions) (_ S
 	}
 	m.mu.Lock()
 	m.records[c.ID] = &c
+	m.guards[c.ID] = newGuard(c.ID, PhaseCreated)
 	m.mu.Unlock()
 	return created(c), nil
 }
@@ -202,6 +207,18 @@ func (m *Manager) Resolve(idOrPrefix string) (string, error) {
 	return "", fmt.Errorf("container ID prefix %s matches %d containers: %w", idOrPrefix, len(found), errdefs.ErrInvalidArgument)
 }
 
+// enter waits until operation o may run on container id and enters its
+// phase (guard.go); done ends it.
+func (m *Manager) enter(ctx context.Context, id string, o op) (done func(ok bool), err error) {
+	m.mu.Lock()
+	g := m.guards[id]
+	m.mu.Unlock()
+	if g == nil {
+		return nil, fmt.Errorf("%s container %s: %w", o, id, errdefs.ErrNotFound)
+	}
+	return g.acquire(ctx, o)
+}
+
 // shimOf returns the record and its pod's shim.
 func (m *Manager) shimOf(ctx context.Context, id string) (Container, Shim, error) {
 	c, err := m.get(id)
@@ -214,8 +231,15 @@ func (m *Manager) shimOf(ctx context.Context, id string) (Container, Shim, error
 
 // Start hands a created container to its pod's shim, which sets it up
 // (cgroup, rootfs, mounts, namespaces: a bad mount or a missing command
-// fails here) and runs its process. It returns the container's pod.
-func (m *Manager) Start(ctx context.Context, id string) (string, error) {
+// fails here) and runs its process. It returns the container's pod. It
+// waits for an operation in flight (a Remove, an update); starting a
+// container this daemon started is FailedPrecondition.
+func (m *Manager) Start(ctx context.Context, id string) (_ string, retErr error) {
+	done, err := m.enter(ctx, id, opStart)
+	if err != nil {
+		return "", err
+	}
+	defer func() { done(retErr == nil) }()
 	c, shim, err := m.shimOf(ctx, id)
 	if err != nil {
 		return "", fmt.Errorf("start container %s: %w", id, err)
@@ -377,8 +401,20 @@ func (m *Manager) podStates(ctx context.Context, sandboxID string) (map[string]*
 }
 
 // Stop sends the container's stop signal, waits up to timeout, then kills
-// every process in it. Stopping an exited container succeeds.
+// every process in it. Stopping an exited container succeeds. A Stop
+// during a Start waits for it, so what Start ran is stopped; Stops run
+// side by side (a shorter one need not wait for a longer one).
 func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	done, err := m.enter(ctx, id, opStop)
+	if err != nil {
+		return err
+	}
+	defer done(true)
+	return m.stop(ctx, id, timeout)
+}
+
+// stop is Stop for a caller that holds the container (Remove).
+func (m *Manager) stop(ctx context.Context, id string, timeout time.Duration) error {
 	c, shim, err := m.shimOf(ctx, id)
 	if errors.Is(err, errdefs.ErrNotFound) && c.ID != "" {
 		return nil // the shim is gone, so is the process
@@ -424,8 +460,14 @@ func ignoreNotFound(err error) error {
 // Remove kills a container if it still runs, deletes it from its shim and
 // removes its record and writable layer; it returns the container's pod.
 // Removing an unknown container is ErrNotFound (the CRI layer makes that a
-// success).
-func (m *Manager) Remove(ctx context.Context, id string) (string, error) {
+// success). It waits for operations in flight: a Start's container is
+// stopped and deleted from the shim, not left there.
+func (m *Manager) Remove(ctx context.Context, id string) (_ string, retErr error) {
+	done, err := m.enter(ctx, id, opRemove)
+	if err != nil {
+		return "", err
+	}
+	defer func() { done(retErr == nil) }()
 	c, err := m.get(id)
 	if err != nil {
 		return "", err
@@ -445,6 +487,7 @@ func (m *Manager) Remove(ctx context.Context, id string) (string, error) {
 	}
 	m.mu.Lock()
 	delete(m.records, id)
+	delete(m.guards, id) // waiters hold it and see PhaseRemoved
 	delete(m.names, nameKey(c.SandboxID, c.Name, c.Attempt))
 	delete(m.usage, id)
 	delete(m.exited, id)
@@ -484,7 +527,7 @@ func (m *Manager) deleteFromShim(ctx context.Context, c Container) error {
 	req := &shimapi.ContainerRequest{Id: c.ID}
 	_, err = shim.Delete(ctx, req)
 	if errors.Is(err, errdefs.ErrFailedPrecondition) {
-		if err := m.Stop(ctx, c.ID, 0); err != nil {
+		if err := m.stop(ctx, c.ID, 0); err != nil {
 			return err
 		}
 		_, err = shim.Delete(ctx, req)
@@ -635,8 +678,14 @@ func (m *Manager) Wait(ctx context.Context, id string) (State, error) {
 }
 
 // UpdateResources applies new limits to a running or created container and
-// records them for ContainerStatus.
+// records them for ContainerStatus. It waits for a Start in flight, so the
+// limits reach the container whichever way the two went.
 func (m *Manager) UpdateResources(ctx context.Context, id string, r *specs.LinuxResources) error {
+	done, err := m.enter(ctx, id, opUpdate)
+	if err != nil {
+		return err
+	}
+	defer done(true)
 	c, shim, err := m.shimOf(ctx, id)
 	if err != nil {
 		return fmt.Errorf("update container %s: %w", id, err)
