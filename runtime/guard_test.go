@@ -161,13 +161,24 @@ var containerRPCs = []struct {
 	name string
 	call func(ctx context.Context, m *Manager, id string, limit int64) error
 }{
-	{"start", func(ctx context.Context, m *Manager, id string, _ int64) error { _, err := m.Start(ctx, id); return err }},
-	{"stop", func(ctx context.Context, m *Manager, id string, _ int64) error { return m.Stop(ctx, id, time.Millisecond) }},
-	{"remove", func(ctx context.Context, m *Manager, id string, _ int64) error { _, err := m.Remove(ctx, id); return err }},
+	{"start", func(ctx context.Context, m *Manager, id string, _ int64) error {
+		_, err := m.Start(ctx, id)
+		return err
+	}},
+	{"stop", func(ctx context.Context, m *Manager, id string, _ int64) error {
+		return m.Stop(ctx, id, time.Millisecond)
+	}},
+	{"remove", func(ctx context.Context, m *Manager, id string, _ int64) error {
+		_, err := m.Remove(ctx, id)
+		return err
+	}},
 	{"update", func(ctx context.Context, m *Manager, id string, limit int64) error {
 		return m.UpdateResources(ctx, id, &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: &limit}})
 	}},
-	{"status", func(ctx context.Context, m *Manager, id string, _ int64) error { _, err := m.Status(ctx, id); return err }},
+	{"status", func(ctx context.Context, m *Manager, id string, _ int64) error {
+		_, err := m.Status(ctx, id)
+		return err
+	}},
 	{"execsync", func(ctx context.Context, m *Manager, id string, _ int64) error {
 		_, err := m.ExecSync(ctx, id, []byte("{}"), time.Second)
 		return err
