@@ -567,6 +567,12 @@ func (m *Manager) ExecSync(ctx context.Context, id string, process []byte, timeo
 	return resp, nil
 }
 
+// Sandbox returns the ID of a container's pod.
+func (m *Manager) Sandbox(id string) (string, error) {
+	c, err := m.get(id)
+	return c.SandboxID, err
+}
+
 // InSandbox lists the IDs of a pod's containers.
 func (m *Manager) InSandbox(sandboxID string) []string {
 	m.mu.Lock()
