@@ -40,6 +40,18 @@ type Shim interface {
 	List(context.Context, *shimapi.Empty) (*shimapi.ListResponse, error)
 }
 
+// Cgroups kills and removes containers' cgroups where their shim cannot:
+// a shim that was killed (kill -9) left its containers running, reparented
+// to init, in their cgroups beside the pod's. cgroups.Manager implements it.
+type Cgroups interface {
+	// Kill sends SIGKILL to every process in path and below; a missing
+	// path is not an error.
+	Kill(path string) error
+	// Remove kills what is left in path and removes it; a missing path is
+	// not an error.
+	Remove(path string) error
+}
+
 // Shims finds the shim of a pod. ErrNotFound means the pod has none any more
 // (its shim is gone): its containers are reported exited, reason Unknown.
 type Shims interface {
@@ -61,6 +73,9 @@ type Manager struct {
 	// PodsDir holds each pod's files (sandbox's StateDir): a container of
 	// a hostUsers: false pod gets its pod's directory bound in IDMapDir.
 	PodsDir string
+	// Cgroups, when set, stops and removes the containers of a pod whose
+	// shim is gone through their cgroups; nil leaves them (tests).
+	Cgroups Cgroups
 
 	// mu guards records, guards, names and usage.
 	mu      sync.Mutex
@@ -417,7 +432,10 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 func (m *Manager) stop(ctx context.Context, id string, timeout time.Duration) error {
 	c, shim, err := m.shimOf(ctx, id)
 	if errors.Is(err, errdefs.ErrNotFound) && c.ID != "" {
-		return nil // the shim is gone, so is the process
+		// The shim is gone. After a reboot so are the processes; after a
+		// kill of the shim they still run, and only their cgroup reaches
+		// them.
+		return m.killOrphans(c, false)
 	}
 	if err != nil {
 		return fmt.Errorf("stop container %s: %w", id, err)
@@ -519,7 +537,9 @@ func (m *Manager) Remove(ctx context.Context, id string) (_ string, retErr error
 func (m *Manager) deleteFromShim(ctx context.Context, c Container) error {
 	shim, err := m.shims.Shim(ctx, c.SandboxID)
 	if errors.Is(err, errdefs.ErrNotFound) {
-		return nil // the shim is gone, and the container with it
+		// The shim is gone; what it left of the container (its
+		// processes, its cgroup) goes here.
+		return m.killOrphans(c, true)
 	}
 	if err != nil {
 		return err
@@ -533,6 +553,23 @@ func (m *Manager) deleteFromShim(ctx context.Context, c Container) error {
 		_, err = shim.Delete(ctx, req)
 	}
 	return ignoreNotFound(err)
+}
+
+// killOrphans kills the processes of a container whose shim is gone, and
+// with remove its cgroup too. The container's cgroup is its own
+// (<parent>/<container id>), so nothing else is reached.
+func (m *Manager) killOrphans(c Container, remove bool) error {
+	if m.Cgroups == nil || c.Cgroup == "" {
+		return nil
+	}
+	do, what := m.Cgroups.Kill, "kill"
+	if remove {
+		do, what = m.Cgroups.Remove, "remove"
+	}
+	if err := do(c.Cgroup); err != nil {
+		return fmt.Errorf("%s the cgroup of container %s, whose shim is gone: %w", what, c.ID, err)
+	}
+	return nil
 }
 
 // Drain waits for Remove's background work: writable layers and the shim
