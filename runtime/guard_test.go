@@ -278,3 +278,49 @@ func checkRound(t *testing.T, m *Manager, shim *fakeShim, id string, round int, 
 		t.Fatalf("round %d, %s+%s: stopped and still running", round, a, b)
 	}
 }
+
+// fakeCgroups records what is killed and removed.
+type fakeCgroups struct {
+	mu            sync.Mutex
+	killed, freed []string
+}
+
+func (f *fakeCgroups) Kill(p string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.killed = append(f.killed, p)
+	return nil
+}
+
+func (f *fakeCgroups) Remove(p string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.freed = append(f.freed, p)
+	return nil
+}
+
+// TestShimGoneStopsThroughCgroup: a container whose shim is gone (killed)
+// may still run, reparented to init: Stop kills its cgroup and Remove
+// removes it, instead of taking "no shim" for "no process".
+func TestShimGoneStopsThroughCgroup(t *testing.T) {
+	ctx := context.Background()
+	m, err := Open(t.TempDir(), shims{}) // no shim serves "pod"
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg := &fakeCgroups{}
+	m.Cgroups = cg
+	c := newContainer("pod", "app")
+	c.Cgroup = "/kubepods/podu1/" + c.ID
+	create(t, m, c)
+	if err := m.Stop(ctx, c.ID, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Remove(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	m.Drain()
+	if len(cg.killed) != 1 || cg.killed[0] != c.Cgroup || len(cg.freed) != 1 || cg.freed[0] != c.Cgroup {
+		t.Fatalf("killed %v, removed %v; want %s each", cg.killed, cg.freed, c.Cgroup)
+	}
+}
