@@ -10,11 +10,13 @@ import (
 
 // Phase is where a container's record stands in the daemon's own
 // operations. The live state (running, exited) is the shim's; the phase
-// only orders the RPCs that change a container, as containerd's status
-// store and CRI-O's op lock do: without it, a Remove that runs while Start
-// talks to the shim leaves a container the shim knows and the daemon does
-// not, and an update that lands between Start's read of the record and its
-// hand-over is lost.
+// only orders the RPCs that change a container: without it, a Remove that
+// runs while Start talks to the shim leaves a container the shim knows and
+// the daemon does not, and an update that lands between Start's read of
+// the record and its hand-over is lost. containerd's status store refuses
+// a Remove during a start ("container is in starting state", code Unknown,
+// for the client to retry); crib waits instead, as CRI-O's op lock does,
+// bounded by the caller's context: the kubelet would only retry.
 type Phase uint8
 
 const (
