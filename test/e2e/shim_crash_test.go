@@ -140,6 +140,9 @@ func TestShimKilledPodStillTornDown(t *testing.T) {
 			t.Errorf("a mount naming %s outlived the pod", needle)
 		}
 	}
+	if _, err := os.Stat(filepath.Join(w.e.State, "shims", podID[:16])); err == nil {
+		t.Errorf("the dead shim's directory outlived the pod")
+	}
 	if pods, _ := w.c.Runtime.ListPodSandbox(ctx, nil); len(pods) != 0 {
 		t.Errorf("pods after removal: %v", pods)
 	}
