@@ -25,6 +25,8 @@ type Containers interface {
 	Resolve(idOrPrefix string) (string, error)
 	RootfsPath(id string) string
 	InSandbox(sandboxID string) []string
+	// Sandbox returns the id of a container's pod.
+	Sandbox(id string) (string, error)
 	Wait(ctx context.Context, id string) (runtime.State, error)
 	UpdateResources(ctx context.Context, id string, r *specs.LinuxResources) error
 	Exec(ctx context.Context, st runtime.State, proc *specs.Process, stdin io.Reader, stdout, stderr io.Writer,

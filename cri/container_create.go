@@ -35,6 +35,11 @@ func (s *Server) CreateContainer(ctx context.Context, req *criapi.CreateContaine
 	if cfg.GetImage().GetImage() == "" {
 		return nil, fmt.Errorf("create container %q: config.image is required: %w", cfg.GetMetadata().GetName(), errdefs.ErrInvalidArgument)
 	}
+	unlock, err := s.usePod(ctx, req.GetPodSandboxId())
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	pod, err := s.pods.PodInfo(ctx, req.GetPodSandboxId())
 	if err != nil {
 		return nil, err

@@ -2,9 +2,15 @@ package cri
 
 import (
 	"context"
+	"errors"
+	"fmt"
+
+	"github.com/containerd/errdefs"
 
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/crib-runtime/crib/sandbox"
 )
 
 // StartContainer sets a created container up and runs its process. A bad
@@ -14,8 +20,26 @@ func (s *Server) StartContainer(ctx context.Context, req *criapi.StartContainerR
 	if err != nil {
 		return nil, err
 	}
-	podID, err := s.containers.Start(ctx, id)
+	podID, err := s.containers.Sandbox(id)
 	if err != nil {
+		return nil, err
+	}
+	unlock, err := s.usePod(ctx, podID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	pod, err := s.sandboxes.Get(podID)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil, fmt.Errorf("start container %s: its pod %s is gone: %w", id, podID, errdefs.ErrFailedPrecondition)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if pod.State != sandbox.StateReady {
+		return nil, fmt.Errorf("start container %s: its pod %s is not ready: %w", id, podID, errdefs.ErrFailedPrecondition)
+	}
+	if _, err := s.containers.Start(ctx, id); err != nil {
 		return nil, err
 	}
 	go s.watch(id, podID)

@@ -40,6 +40,13 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *criapi.RunPodSandboxReq
 	if c.UserMaps != nil && !s.opts.UserNamespaces {
 		return nil, fmt.Errorf("run pod sandbox: user namespaces (hostUsers: false): this host cannot make them with idmapped mounts (see the daemon's start-up log): %w", errdefs.ErrFailedPrecondition)
 	}
+	// The id is new, so nothing waits here; a Stop or Remove that learns
+	// it (ListPodSandbox shows the CREATING pod) waits for the run.
+	unlock, err := s.podLocks.lock(ctx, c.ID, true)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	pod, err := s.sandboxes.Run(ctx, c)
 	if err != nil {
 		return nil, err

@@ -21,6 +21,13 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *criapi.StopPodSandboxR
 	if err != nil {
 		return nil, err
 	}
+	// Alone: a container created or started meanwhile would outlive the
+	// stop (see podLocks).
+	unlock, err := s.podLocks.lock(ctx, pod.ID, true)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	// The kubelet stops containers with their grace periods first; what is
 	// left is killed now.
 	var errs []error
@@ -49,6 +56,13 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *criapi.RemovePodSand
 	if err != nil {
 		return nil, err
 	}
+	// Alone: a container recorded after the list below would be left
+	// without its pod.
+	unlock, err := s.podLocks.lock(ctx, pod.ID, true)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	var errs []error
 	for _, id := range s.containers.InSandbox(pod.ID) {
 		if _, err := s.containers.Remove(ctx, id); err != nil && !errors.Is(err, errdefs.ErrNotFound) {

@@ -95,6 +95,8 @@ type Server struct {
 	rro bool
 	// lsm is what the host's AppArmor and SELinux offer, read at start.
 	lsm spec.LSM
+	// podLocks orders the RPCs on one pod (pod_guard.go).
+	podLocks podLocks
 }
 
 // Services are what the CRI handlers drive.

@@ -40,6 +40,18 @@ type Shim interface {
 	List(context.Context, *shimapi.Empty) (*shimapi.ListResponse, error)
 }
 
+// Cgroups kills and removes containers' cgroups where their shim cannot:
+// a shim that was killed (kill -9) left its containers running, reparented
+// to init, in their cgroups beside the pod's. cgroups.Manager implements it.
+type Cgroups interface {
+	// Kill sends SIGKILL to every process in path and below; a missing
+	// path is not an error.
+	Kill(path string) error
+	// Remove kills what is left in path and removes it; a missing path is
+	// not an error.
+	Remove(path string) error
+}
+
 // Shims finds the shim of a pod. ErrNotFound means the pod has none any more
 // (its shim is gone): its containers are reported exited, reason Unknown.
 type Shims interface {
@@ -61,10 +73,16 @@ type Manager struct {
 	// PodsDir holds each pod's files (sandbox's StateDir): a container of
 	// a hostUsers: false pod gets its pod's directory bound in IDMapDir.
 	PodsDir string
+	// Cgroups, when set, stops and removes the containers of a pod whose
+	// shim is gone through their cgroups; nil leaves them (tests).
+	Cgroups Cgroups
 
-	// mu guards records, names and usage.
+	// mu guards records, guards, names and usage.
 	mu      sync.Mutex
 	records map[string]*Container
+	// guards holds each recorded container's phase (guard.go): Start,
+	// Stop, UpdateResources and Remove go through it.
+	guards map[string]*guard
 	// names maps sandboxID/name/attempt to the container holding it.
 	names map[string]string
 	// usage caches writable layer sizes (WritableUsage).
@@ -82,7 +100,7 @@ type Manager struct {
 // Open loads every container record under root.
 func Open(root string, shims Shims) (*Manager, error) {
 	m := &Manager{dir: filepath.Join(root, "containers"), shims: shims,
-		records: map[string]*Container{}, names: map[string]string{}, usage: map[string]layerUsage{}, exited: map[string]bool{}}
+		records: map[string]*Container{}, guards: map[string]*guard{}, names: map[string]string{}, usage: map[string]layerUsage{}, exited: map[string]bool{}}
 	// 0700, and narrowed if an older crib made it 0711: other host users
 	// must not reach a container's writable layer (see Start).
 	if err := os.MkdirAll(m.dir, 0o700); err != nil {
@@ -106,6 +124,7 @@ func Open(root string, shims Shims) (*Manager, error) {
 			return nil, fmt.Errorf("open container store: %w", err)
 		}
 		m.records[c.ID] = &c
+		m.guards[c.ID] = newGuard(c.ID, PhaseCreated)
 		m.names[nameKey(c.SandboxID, c.Name, c.Attempt)] = c.ID
 	}
 	return m, nil
@@ -166,6 +185,7 @@ func (m *Manager) Create(ctx context.Context, c Container, o CreateOptions) (_ S
 	}
 	m.mu.Lock()
 	m.records[c.ID] = &c
+	m.guards[c.ID] = newGuard(c.ID, PhaseCreated)
 	m.mu.Unlock()
 	return created(c), nil
 }
@@ -202,6 +222,18 @@ func (m *Manager) Resolve(idOrPrefix string) (string, error) {
 	return "", fmt.Errorf("container ID prefix %s matches %d containers: %w", idOrPrefix, len(found), errdefs.ErrInvalidArgument)
 }
 
+// enter waits until operation o may run on container id and enters its
+// phase (guard.go); done ends it.
+func (m *Manager) enter(ctx context.Context, id string, o op) (done func(ok bool), err error) {
+	m.mu.Lock()
+	g := m.guards[id]
+	m.mu.Unlock()
+	if g == nil {
+		return nil, fmt.Errorf("%s container %s: %w", o, id, errdefs.ErrNotFound)
+	}
+	return g.acquire(ctx, o)
+}
+
 // shimOf returns the record and its pod's shim.
 func (m *Manager) shimOf(ctx context.Context, id string) (Container, Shim, error) {
 	c, err := m.get(id)
@@ -214,8 +246,15 @@ func (m *Manager) shimOf(ctx context.Context, id string) (Container, Shim, error
 
 // Start hands a created container to its pod's shim, which sets it up
 // (cgroup, rootfs, mounts, namespaces: a bad mount or a missing command
-// fails here) and runs its process. It returns the container's pod.
-func (m *Manager) Start(ctx context.Context, id string) (string, error) {
+// fails here) and runs its process. It returns the container's pod. It
+// waits for an operation in flight (a Remove, an update); starting a
+// container this daemon started is FailedPrecondition.
+func (m *Manager) Start(ctx context.Context, id string) (_ string, retErr error) {
+	done, err := m.enter(ctx, id, opStart)
+	if err != nil {
+		return "", err
+	}
+	defer func() { done(retErr == nil) }()
 	c, shim, err := m.shimOf(ctx, id)
 	if err != nil {
 		return "", fmt.Errorf("start container %s: %w", id, err)
@@ -377,11 +416,26 @@ func (m *Manager) podStates(ctx context.Context, sandboxID string) (map[string]*
 }
 
 // Stop sends the container's stop signal, waits up to timeout, then kills
-// every process in it. Stopping an exited container succeeds.
+// every process in it. Stopping an exited container succeeds. A Stop
+// during a Start waits for it, so what Start ran is stopped; Stops run
+// side by side (a shorter one need not wait for a longer one).
 func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	done, err := m.enter(ctx, id, opStop)
+	if err != nil {
+		return err
+	}
+	defer done(true)
+	return m.stop(ctx, id, timeout)
+}
+
+// stop is Stop for a caller that holds the container (Remove).
+func (m *Manager) stop(ctx context.Context, id string, timeout time.Duration) error {
 	c, shim, err := m.shimOf(ctx, id)
 	if errors.Is(err, errdefs.ErrNotFound) && c.ID != "" {
-		return nil // the shim is gone, so is the process
+		// The shim is gone. After a reboot so are the processes; after a
+		// kill of the shim they still run, and only their cgroup reaches
+		// them.
+		return m.killOrphans(c, false)
 	}
 	if err != nil {
 		return fmt.Errorf("stop container %s: %w", id, err)
@@ -424,8 +478,14 @@ func ignoreNotFound(err error) error {
 // Remove kills a container if it still runs, deletes it from its shim and
 // removes its record and writable layer; it returns the container's pod.
 // Removing an unknown container is ErrNotFound (the CRI layer makes that a
-// success).
-func (m *Manager) Remove(ctx context.Context, id string) (string, error) {
+// success). It waits for operations in flight: a Start's container is
+// stopped and deleted from the shim, not left there.
+func (m *Manager) Remove(ctx context.Context, id string) (_ string, retErr error) {
+	done, err := m.enter(ctx, id, opRemove)
+	if err != nil {
+		return "", err
+	}
+	defer func() { done(retErr == nil) }()
 	c, err := m.get(id)
 	if err != nil {
 		return "", err
@@ -445,6 +505,7 @@ func (m *Manager) Remove(ctx context.Context, id string) (string, error) {
 	}
 	m.mu.Lock()
 	delete(m.records, id)
+	delete(m.guards, id) // waiters hold it and see PhaseRemoved
 	delete(m.names, nameKey(c.SandboxID, c.Name, c.Attempt))
 	delete(m.usage, id)
 	delete(m.exited, id)
@@ -476,7 +537,9 @@ func (m *Manager) Remove(ctx context.Context, id string) (string, error) {
 func (m *Manager) deleteFromShim(ctx context.Context, c Container) error {
 	shim, err := m.shims.Shim(ctx, c.SandboxID)
 	if errors.Is(err, errdefs.ErrNotFound) {
-		return nil // the shim is gone, and the container with it
+		// The shim is gone; what it left of the container (its
+		// processes, its cgroup) goes here.
+		return m.killOrphans(c, true)
 	}
 	if err != nil {
 		return err
@@ -484,12 +547,29 @@ func (m *Manager) deleteFromShim(ctx context.Context, c Container) error {
 	req := &shimapi.ContainerRequest{Id: c.ID}
 	_, err = shim.Delete(ctx, req)
 	if errors.Is(err, errdefs.ErrFailedPrecondition) {
-		if err := m.Stop(ctx, c.ID, 0); err != nil {
+		if err := m.stop(ctx, c.ID, 0); err != nil {
 			return err
 		}
 		_, err = shim.Delete(ctx, req)
 	}
 	return ignoreNotFound(err)
+}
+
+// killOrphans kills the processes of a container whose shim is gone, and
+// with remove its cgroup too. The container's cgroup is its own
+// (<parent>/<container id>), so nothing else is reached.
+func (m *Manager) killOrphans(c Container, remove bool) error {
+	if m.Cgroups == nil || c.Cgroup == "" {
+		return nil
+	}
+	do, what := m.Cgroups.Kill, "kill"
+	if remove {
+		do, what = m.Cgroups.Remove, "remove"
+	}
+	if err := do(c.Cgroup); err != nil {
+		return fmt.Errorf("%s the cgroup of container %s, whose shim is gone: %w", what, c.ID, err)
+	}
+	return nil
 }
 
 // Drain waits for Remove's background work: writable layers and the shim
@@ -524,6 +604,12 @@ func (m *Manager) ExecSync(ctx context.Context, id string, process []byte, timeo
 	return resp, nil
 }
 
+// Sandbox returns the ID of a container's pod.
+func (m *Manager) Sandbox(id string) (string, error) {
+	c, err := m.get(id)
+	return c.SandboxID, err
+}
+
 // InSandbox lists the IDs of a pod's containers.
 func (m *Manager) InSandbox(sandboxID string) []string {
 	m.mu.Lock()
@@ -553,65 +639,6 @@ func (m *Manager) LayersInUse() []string {
 	return dirs
 }
 
-// usageTTL is how long a writable layer's measured size is reused: the
-// kubelet asks every 10 s or so, and a walk of a big upper dir is not free.
-const usageTTL = 10 * time.Second
-
-type layerUsage struct {
-	at            time.Time
-	bytes, inodes uint64
-}
-
-// WritableUsage is the space a container's writable layer takes: allocated
-// bytes and inodes under its upper dir (hard links counted once), measured
-// at most once per usageTTL.
-func (m *Manager) WritableUsage(id string) (uint64, uint64, error) {
-	if _, err := m.get(id); err != nil {
-		return 0, 0, err
-	}
-	m.mu.Lock()
-	u, ok := m.usage[id]
-	m.mu.Unlock()
-	if ok && time.Since(u.at) < usageTTL {
-		return u.bytes, u.inodes, nil
-	}
-	bytes, inodes, err := m.walkUsage(id)
-	if err != nil {
-		return 0, 0, err
-	}
-	m.mu.Lock()
-	if _, ok := m.records[id]; ok {
-		m.usage[id] = layerUsage{at: time.Now(), bytes: bytes, inodes: inodes}
-	}
-	m.mu.Unlock()
-	return bytes, inodes, nil
-}
-
-func (m *Manager) walkUsage(id string) (bytes, inodes uint64, err error) {
-	seen := map[uint64]bool{}
-	err = filepath.WalkDir(filepath.Join(m.containerDir(id), "upper"), func(_ string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok || seen[st.Ino] {
-			return nil
-		}
-		seen[st.Ino] = true
-		bytes += uint64(st.Blocks) * 512
-		inodes++
-		return nil
-	})
-	if err != nil {
-		return 0, 0, fmt.Errorf("writable layer usage of container %s: %w", id, err)
-	}
-	return bytes, inodes, nil
-}
-
 // StorageDir is where container writable layers live, for filesystem stats.
 func (m *Manager) StorageDir() string { return m.dir }
 
@@ -635,8 +662,14 @@ func (m *Manager) Wait(ctx context.Context, id string) (State, error) {
 }
 
 // UpdateResources applies new limits to a running or created container and
-// records them for ContainerStatus.
+// records them for ContainerStatus. It waits for a Start in flight, so the
+// limits reach the container whichever way the two went.
 func (m *Manager) UpdateResources(ctx context.Context, id string, r *specs.LinuxResources) error {
+	done, err := m.enter(ctx, id, opUpdate)
+	if err != nil {
+		return err
+	}
+	defer done(true)
 	c, shim, err := m.shimOf(ctx, id)
 	if err != nil {
 		return fmt.Errorf("update container %s: %w", id, err)

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -30,11 +31,33 @@ type fakeShim struct {
 	lastSpec  []byte
 	// ignoreTerm makes a container survive its stop signal.
 	ignoreTerm bool
-	// afterCreate, when set, runs at the end of every Create.
-	afterCreate func()
+	// afterCreate, when set, runs at the end of every Create;
+	// beforeCreate at its start, before the shim knows the container;
+	// beforeUpdate at the start of every Update.
+	afterCreate, beforeCreate, beforeUpdate func()
+	// limits is the pids limit each container's cgroup has now: from the
+	// spec at Create, then from every Update.
+	limits map[string]int64
 }
 
-func newFakeShim() *fakeShim { return &fakeShim{states: map[string]*shimapi.ContainerState{}} }
+func newFakeShim() *fakeShim {
+	return &fakeShim{states: map[string]*shimapi.ContainerState{}, limits: map[string]int64{}}
+}
+
+// pidsLimit reads linux.resources.pids.limit from a spec or a resources
+// object (JSON); 0 when absent.
+func pidsLimit(data []byte) int64 {
+	var v struct {
+		Linux struct {
+			Resources struct {
+				Pids struct{ Limit int64 }
+			}
+		}
+		Pids struct{ Limit int64 }
+	}
+	_ = json.Unmarshal(data, &v)
+	return v.Linux.Resources.Pids.Limit + v.Pids.Limit
+}
 
 func (f *fakeShim) record(call string) {
 	f.mu.Lock()
@@ -54,6 +77,9 @@ func (f *fakeShim) state(id string) (*shimapi.ContainerState, error) {
 
 func (f *fakeShim) Create(_ context.Context, r *shimapi.CreateRequest) (*shimapi.ContainerState, error) {
 	f.record("create " + r.Id)
+	if f.beforeCreate != nil {
+		f.beforeCreate()
+	}
 	if f.createErr != nil {
 		return nil, f.createErr
 	}
@@ -66,6 +92,7 @@ func (f *fakeShim) Create(_ context.Context, r *shimapi.CreateRequest) (*shimapi
 		return nil, fmt.Errorf("container %s: %w", r.Id, errdefs.ErrAlreadyExists)
 	}
 	f.lastSpec = r.Spec
+	f.limits[r.Id] = pidsLimit(r.Spec)
 	f.states[r.Id] = &shimapi.ContainerState{Id: r.Id, Status: shimapi.Status_CREATED, Pid: 42, CreatedAt: time.Now().UnixNano()}
 	return proto.Clone(f.states[r.Id]).(*shimapi.ContainerState), nil
 }
@@ -74,9 +101,15 @@ func (f *fakeShim) Start(_ context.Context, r *shimapi.ContainerRequest) (*shima
 	f.record("start " + r.Id)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s := f.states[r.Id]
+	s, ok := f.states[r.Id]
+	if !ok {
+		return nil, errdefs.ErrNotFound
+	}
+	if s.Status != shimapi.Status_CREATED { // as the shim: one start
+		return nil, fmt.Errorf("start container %s: %s: %w", r.Id, s.Status, errdefs.ErrFailedPrecondition)
+	}
 	s.Status, s.StartedAt = shimapi.Status_RUNNING, time.Now().UnixNano()
-	return s, nil
+	return proto.Clone(s).(*shimapi.ContainerState), nil
 }
 
 func (f *fakeShim) Kill(_ context.Context, r *shimapi.KillRequest) (*shimapi.Empty, error) {
@@ -122,6 +155,7 @@ func (f *fakeShim) Delete(_ context.Context, r *shimapi.ContainerRequest) (*shim
 		return nil, errdefs.ErrFailedPrecondition
 	}
 	delete(f.states, r.Id)
+	delete(f.limits, r.Id)
 	return &shimapi.Empty{}, nil
 }
 
@@ -142,9 +176,15 @@ func (f *fakeShim) List(context.Context, *shimapi.Empty) (*shimapi.ListResponse,
 
 func (f *fakeShim) Update(_ context.Context, r *shimapi.UpdateRequest) (*shimapi.Empty, error) {
 	f.record("update " + r.Id + " " + string(r.Resources))
-	if _, err := f.state(r.Id); err != nil {
-		return nil, err
+	if f.beforeUpdate != nil {
+		f.beforeUpdate()
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.states[r.Id]; !ok {
+		return nil, errdefs.ErrNotFound
+	}
+	f.limits[r.Id] = pidsLimit(r.Resources)
 	return &shimapi.Empty{}, nil
 }
 

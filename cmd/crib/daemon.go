@@ -250,6 +250,7 @@ func openPods(cfg config.Config, network cni.Network, cg manager.Manager, shimSr
 		// In the state dir (0711): the init of a hostUsers: false pod's
 		// container, root only in its user namespace, must reach it.
 		containers.IDMapDir, containers.PodsDir = filepath.Join(cfg.State, "userns"), pods.StateDir
+		containers.Cgroups = cg
 	}
 	if err != nil {
 		return nil, nil, nil, "", err

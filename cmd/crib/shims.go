@@ -78,12 +78,18 @@ func (s *podShims) rollback(ctx context.Context, p *sandbox.Pod) error {
 	return s.Shutdown(ctx, p.ID)
 }
 
-// dial connects to a pod's shim once and keeps the connection.
+// dial connects to a pod's shim once and keeps the connection. A
+// connection that ended (its shim died) is dropped and dialled again; a
+// socket nobody listens on is NotFound (shimapi.ErrShimGone), which the
+// runtime reads as a dead shim and cleans up after.
 func (s *podShims) dial(ctx context.Context, p *sandbox.Pod) (*shimapi.Client, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c, ok := s.clients[p.ID]; ok {
-		return c, nil
+		if !c.Closed() {
+			return c, nil
+		}
+		delete(s.clients, p.ID)
 	}
 	sock := filepath.Join(s.shimDir(p), "shim.sock")
 	if _, err := os.Stat(sock); errors.Is(err, fs.ErrNotExist) {

@@ -6,10 +6,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/crib-runtime/crib/cgroups"
+	"github.com/crib-runtime/crib/internal/pidfd"
 )
 
 // procsDir is the directory of cgroup path where cgroup.procs lists every
@@ -28,13 +29,16 @@ func procsDir(host *cgroups.Host, path string) (string, error) {
 	return "", fmt.Errorf("no pids, memory or freezer hierarchy mounted")
 }
 
-// cgroupPids lists the processes in path and its descendants.
-func cgroupPids(host *cgroups.Host, path string) ([]int, error) {
+// signalTree sends sig to every process in path and its descendants,
+// through pidfds (internal/pidfd): the container's processes are not the
+// shim's children, so one may exit and its pid be reused between the read
+// of cgroup.procs and the signal.
+func signalTree(host *cgroups.Host, path string, sig unix.Signal) error {
 	dir, err := procsDir(host, path)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var pids []int
+	var errs []error
 	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -45,22 +49,24 @@ func cgroupPids(host *cgroups.Host, path string) ([]int, error) {
 		if !d.IsDir() {
 			return nil
 		}
-		b, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
-		if err != nil {
+		procs := filepath.Join(p, "cgroup.procs")
+		err = pidfd.SignalListed(func() ([]int, error) {
+			b, err := os.ReadFile(procs)
 			if errors.Is(err, fs.ErrNotExist) {
-				return nil
+				return nil, nil // removed meanwhile: its processes are gone
 			}
-			return err
-		}
-		for _, f := range strings.Fields(string(b)) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				pids = append(pids, pid)
-			}
+			return pidfd.ParsePids(string(b)), err
+		}, sig)
+		if err != nil {
+			errs = append(errs, err)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list processes of cgroup %s: %w", path, err)
+		errs = append(errs, err)
 	}
-	return pids, nil
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("signal processes of cgroup %s: %w", path, err)
+	}
+	return nil
 }

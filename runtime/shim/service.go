@@ -140,23 +140,13 @@ func (s *service) Kill(_ context.Context, r *shimapi.KillRequest) (*shimapi.Empt
 }
 
 // killAll signals every process in the container's cgroup: SIGKILL through
-// the cgroup (cgroup.kill, or freeze and kill on v1), other signals pid by
-// pid from cgroup.procs.
+// the cgroup (cgroup.kill, or freeze and kill on v1), other signals process
+// by process from cgroup.procs, through pidfds.
 func (s *service) killAll(c *container, sig syscall.Signal) error {
 	if sig == unix.SIGKILL {
 		return s.cg.Kill(c.cgroup)
 	}
-	pids, err := cgroupPids(s.host, c.cgroup)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, pid := range pids {
-		if err := unix.Kill(pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
-			errs = append(errs, fmt.Errorf("signal pid %d: %w", pid, err))
-		}
-	}
-	return errors.Join(errs...)
+	return signalTree(s.host, c.cgroup, sig)
 }
 
 // Delete forgets an exited or created container: a created one's waiting

@@ -3,6 +3,7 @@ package shim
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -82,6 +83,11 @@ func Ready() {
 
 func ping(ctx context.Context, sock string) error {
 	c, err := shimapi.Dial(ctx, sock)
+	if errors.Is(err, shimapi.ErrShimGone) {
+		// For a shim being started, no listener is a failed start, not a
+		// pod whose shim is gone.
+		return fmt.Errorf("%v: %w", err, errdefs.ErrUnavailable)
+	}
 	if err != nil {
 		return err
 	}

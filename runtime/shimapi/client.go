@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"syscall"
 
 	"github.com/containerd/errdefs"
 	"github.com/containerd/ttrpc"
@@ -18,6 +19,9 @@ import (
 type Client struct {
 	ShimService
 	conn *ttrpc.Client
+	// closed is closed when the connection ends: the shim exited (a shim
+	// never closes its clients while it lives) or Close was called.
+	closed chan struct{}
 }
 
 // Dial connects to the shim serving socketPath. Errors of its calls carry
@@ -25,11 +29,32 @@ type Client struct {
 func Dial(ctx context.Context, socketPath string) (*Client, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", socketPath)
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
+		// Nothing listens on the socket: its shim is gone (killed, or the
+		// node rebooted), and with it the pod's containers' supervisor.
+		return nil, fmt.Errorf("connect to shim %s: %w: %w", socketPath, err, ErrShimGone)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("connect to shim %s: %w: %w", socketPath, err, errdefs.ErrUnavailable)
 	}
-	c := ttrpc.NewClient(conn, ttrpc.WithUnaryClientInterceptor(kindsInterceptor))
-	return &Client{ShimService: NewShimClient(c), conn: c}, nil
+	closed := make(chan struct{})
+	c := ttrpc.NewClient(conn, ttrpc.WithUnaryClientInterceptor(kindsInterceptor), ttrpc.WithOnClose(func() { close(closed) }))
+	return &Client{ShimService: NewShimClient(c), conn: c, closed: closed}, nil
+}
+
+// ErrShimGone is the kind of a dial that found no shim listening: it is
+// errdefs.ErrNotFound, which runtime reads as "the shim is gone".
+var ErrShimGone = fmt.Errorf("shim is gone: %w", errdefs.ErrNotFound)
+
+// Closed reports whether the connection has ended; a client whose shim
+// died is closed once its receive loop saw the socket's end.
+func (c *Client) Closed() bool {
+	select {
+	case <-c.closed:
+		return true
+	default:
+		return false
+	}
 }
 
 // Close closes the connection; the shim keeps running.

@@ -7,9 +7,11 @@ import (
 	"net"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/containerd/ttrpc"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -74,8 +76,34 @@ func TestErrorKindsCrossTheWire(t *testing.T) {
 			t.Errorf("%s: code %v message %q, want %v %q", tc.id, status.Code(err), err, tc.code, tc.msg)
 		}
 	}
-	if _, err := Dial(ctx, filepath.Join(t.TempDir(), "none.sock")); !errors.Is(err, errdefs.ErrUnavailable) {
-		t.Errorf("Dial of a missing socket: %v, want Unavailable", err)
+	// Nothing listens: the shim is gone (NotFound, which runtime reads as
+	// a dead shim), whether its socket was removed or left behind.
+	if _, err := Dial(ctx, filepath.Join(t.TempDir(), "none.sock")); !errors.Is(err, ErrShimGone) || !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("Dial of a missing socket: %v, want ErrShimGone", err)
+	}
+	stale := filepath.Join(t.TempDir(), "stale.sock")
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: stale}); err != nil { // bound, never listening: as a killed shim's
+		t.Fatal(err)
+	}
+	if _, err := Dial(ctx, stale); !errors.Is(err, ErrShimGone) {
+		t.Errorf("Dial of a socket nobody listens on: %v, want ErrShimGone", err)
+	}
+	// A client whose server went away says so, so it can be dropped.
+	if c.Closed() {
+		t.Fatal("a live connection reports closed")
+	}
+	_ = srv.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for !c.Closed() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !c.Closed() {
+		t.Error("a connection whose server closed does not report closed")
 	}
 }
 

@@ -3,28 +3,31 @@ package cgfs
 import (
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crib-runtime/crib/internal/pidfd"
 )
 
-// KillTree sends SIGKILL to every pid in rel and below.
+// KillTree sends SIGKILL to every process in rel and below, through pidfds
+// (internal/pidfd): on a cgroup that is not frozen (v1 without a freezer
+// hierarchy) a listed process may exit and its pid be reused meanwhile.
 func KillTree(root *Root, rel string) error {
 	var errs []error
 	s, err := root.Read(rel, "cgroup.procs")
 	if err != nil {
 		return err
 	}
-	for f := range strings.FieldsSeq(s) {
-		pid, err := strconv.Atoi(f)
-		if err != nil {
-			continue
+	reads := 0
+	err = pidfd.SignalListed(func() ([]int, error) {
+		if reads++; reads > 1 {
+			s, err = root.Read(rel, "cgroup.procs")
 		}
-		if err := unix.Kill(pid, unix.SIGKILL); err != nil && err != unix.ESRCH {
-			errs = append(errs, fmt.Errorf("kill pid %d in %s: %w", pid, rel, err))
-		}
+		return pidfd.ParsePids(s), err
+	}, unix.SIGKILL)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("kill processes in %s: %w", rel, err))
 	}
 	kids, err := root.Children(rel)
 	if err != nil {

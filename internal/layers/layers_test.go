@@ -1,0 +1,177 @@
+package layers
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/crib-runtime/crib/"
+
+// rank is each layered tree's place: a package may import packages of its
+// own tree and of trees ranked lower, nothing else. sandbox and runtime
+// share a rank, so neither imports the other (cri passes what they share
+// as plain values).
+var rank = map[string]int{
+	"cri":     4,
+	"sandbox": 3, "runtime": 3,
+	"cgroups": 2, "rdt": 2, "nsexec": 2,
+	"internal": 1,
+}
+
+// criImporters may import cri and its subpackages: the daemon's main wires
+// it, tests drive it.
+func mayImportCRI(p string) bool {
+	return p == "cmd/crib" || tree(p) == "cri" || tree(p) == "test" || tree(p) == "hack"
+}
+
+// shimSide are the packages of the pod's shim, whose dependencies must not
+// include the CRI: every package is paid for in every idle shim.
+func shimSide(p string) bool {
+	return p == "cmd/crib-shim" || p == "runtime/shim" || strings.HasPrefix(p, "runtime/shim/")
+}
+
+// wireImporters lists the packages outside runtime/ and cmd/ that import
+// the shim's wire types (runtime/shimapi), with the reason each still
+// does. A package that speaks a wire should convert at its edge; the test
+// fails on a new importer and on an entry no longer needed.
+var wireImporters = map[string]string{
+	"cri": "shimapi.Status and *shimapi.ExecSyncResponse surface through runtime.Manager's API " +
+		"(issue 15, Structure: runtime exposes its own types); a move of its own",
+}
+
+func tree(p string) string { first, _, _ := strings.Cut(p, "/"); return first }
+
+type pkg struct {
+	ImportPath string
+	Imports    []string
+	Deps       []string
+}
+
+// list returns every package of the module but the test trees, paths
+// relative to the module.
+func list(t *testing.T) []pkg {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-json", module+"...")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.String())
+	}
+	var pkgs []pkg
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var p pkg
+		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		p.ImportPath = strings.TrimPrefix(p.ImportPath, module)
+		pkgs = append(pkgs, p)
+	}
+	if len(pkgs) < 20 {
+		t.Fatalf("go list found only %d packages", len(pkgs))
+	}
+	return pkgs
+}
+
+func TestImportDirection(t *testing.T) {
+	var bad []string
+	wire := map[string]bool{}
+	for _, p := range list(t) {
+		for _, imp := range p.Imports {
+			q, ok := strings.CutPrefix(imp, module)
+			if !ok {
+				continue
+			}
+			if bad1 := violation(p.ImportPath, q); bad1 != "" {
+				bad = append(bad, bad1)
+			}
+			if q == "runtime/shimapi" && tree(p.ImportPath) != "runtime" && tree(p.ImportPath) != "cmd" && tree(p.ImportPath) != "test" {
+				wire[p.ImportPath] = true
+			}
+		}
+		if shimSide(p.ImportPath) {
+			for _, d := range p.Deps {
+				if strings.HasPrefix(d, "k8s.io/cri-api/") || d == module+"cri" || strings.HasPrefix(d, module+"cri/") {
+					bad = append(bad, fmt.Sprintf("%s (the shim) depends on %s", p.ImportPath, d))
+				}
+			}
+		}
+	}
+	for p := range wire {
+		if _, ok := wireImporters[p]; !ok {
+			bad = append(bad, fmt.Sprintf("%s imports runtime/shimapi, the shim's wire types: convert at runtime's edge", p))
+		}
+	}
+	for p := range wireImporters {
+		if !wire[p] {
+			bad = append(bad, fmt.Sprintf("%s no longer imports runtime/shimapi: drop it from wireImporters", p))
+		}
+	}
+	slices.Sort(bad)
+	for _, b := range bad {
+		t.Error(b)
+	}
+}
+
+// violation says why p may not import q, or "".
+func violation(p, q string) string {
+	if tree(q) == "cri" && !mayImportCRI(p) {
+		return fmt.Sprintf("%s imports %s: nothing imports cri but cmd/crib", p, q)
+	}
+	rp, okp := rank[tree(p)]
+	rq, okq := rank[tree(q)]
+	if !okp || !okq || tree(p) == tree(q) {
+		return ""
+	}
+	if rq >= rp {
+		return fmt.Sprintf("%s imports %s: %s may import only %s", p, q, tree(p), below(rp))
+	}
+	return ""
+}
+
+func below(r int) string {
+	var names []string
+	for n, rr := range rank {
+		if rr < r {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ") + " and itself"
+}
+
+// TestViolation checks the rule on imports that must fail, so the test
+// above cannot pass by checking nothing.
+func TestViolation(t *testing.T) {
+	for _, tc := range []struct {
+		p, q string
+		bad  bool
+	}{
+		{"cri", "runtime", false},
+		{"cri", "cri/spec", false},
+		{"cri/spec", "runtime/initmsg", false},
+		{"runtime", "sandbox", true},
+		{"sandbox", "runtime/shimapi", true},
+		{"cgroups", "runtime", true},
+		{"internal/listener", "cgroups", true},
+		{"runtime/shim", "cri", true},
+		{"cmd/crib-shim", "cri/spec", true},
+		{"cmd/crib", "cri", false},
+		{"rdt", "cgroups", true},
+		{"runtime/shim", "rdt", false},
+	} {
+		if got := violation(tc.p, tc.q) != ""; got != tc.bad {
+			t.Errorf("%s imports %s: violation %v, want %v", tc.p, tc.q, got, tc.bad)
+		}
+	}
+}
