@@ -20,19 +20,7 @@ import (
 // pod.json, its container.json and its shell block.
 func readmeWalkthrough(t *testing.T) (pod, ctr []byte, script string) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(b)
-	start := strings.Index(s, "\n## Talking to it\n")
-	if start < 0 {
-		t.Fatal(`README.md has no "## Talking to it" section`)
-	}
-	s = s[start+1:]
-	if end := strings.Index(s, "\n## "); end > 0 {
-		s = s[:end]
-	}
+	s := harness.ReadmeSection(t, filepath.Join("..", ".."), "Talking to it")
 	block := func(label, lang string) string {
 		i := strings.Index(s, label)
 		if i < 0 {

@@ -19,7 +19,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -101,7 +100,7 @@ func (c *cluster) testExecTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	slave.Close()
-	out := &lockedBuffer{}
+	out := &harness.SyncBuffer{}
 	go func() { _, _ = io.Copy(out, master) }()
 	waitFor(t, "the container's shell prompt", time.Minute, 50*time.Millisecond, func() (bool, string) {
 		return strings.Contains(out.String(), "# "), out.String()
@@ -333,22 +332,4 @@ func openPty(t *testing.T) (master, slave *os.File) {
 		t.Fatal(err)
 	}
 	return m, s
-}
-
-// lockedBuffer collects a session's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex // guards b
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -4,13 +4,12 @@ package cluster
 
 import (
 	"bytes"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/crib-runtime/crib/test/harness"
 	"github.com/crib-runtime/crib/test/testregistry"
 )
 
@@ -18,19 +17,7 @@ import (
 // section.
 func readmeBlock(t *testing.T, repo string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repo, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(b)
-	start := strings.Index(s, "\n## A one-node cluster\n")
-	if start < 0 {
-		t.Fatal(`README.md has no "## A one-node cluster" section`)
-	}
-	s = s[start+1:]
-	if end := strings.Index(s, "\n## "); end > 0 {
-		s = s[:end]
-	}
+	s := harness.ReadmeSection(t, repo, "A one-node cluster")
 	i := strings.Index(s, "```sh\n")
 	if i < 0 {
 		t.Fatal("README's cluster section has no ```sh block")

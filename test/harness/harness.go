@@ -409,3 +409,24 @@ func unmountUnder(t testing.TB, dir string) {
 		}
 	}
 }
+
+// ReadmeSection returns the text of the README's section titled title (a
+// "## " heading), up to the next one; the tests that run the README's
+// commands literally read their blocks from it.
+func ReadmeSection(t testing.TB, repo, title string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repo, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	start := strings.Index(s, "\n## "+title+"\n")
+	if start < 0 {
+		t.Fatalf("README.md has no %q section", "## "+title)
+	}
+	s = s[start+1:]
+	if end := strings.Index(s, "\n## "); end > 0 {
+		s = s[:end]
+	}
+	return s
+}
