@@ -325,6 +325,27 @@ func TestShimGoneStopsThroughCgroup(t *testing.T) {
 	}
 }
 
+// TestShimGoneForeignCgroupRefused: a record whose cgroup is not the
+// container's own (a damaged one naming its pod's parent) never gets that
+// cgroup killed.
+func TestShimGoneForeignCgroupRefused(t *testing.T) {
+	m, err := Open(t.TempDir(), shims{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg := &fakeCgroups{}
+	m.Cgroups = cg
+	c := newContainer("pod", "app")
+	c.Cgroup = "/kubepods/podu1"
+	create(t, m, c)
+	if err := m.Stop(context.Background(), c.ID, time.Second); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("Stop = %v, want FailedPrecondition", err)
+	}
+	if len(cg.killed) != 0 {
+		t.Fatalf("killed %v", cg.killed)
+	}
+}
+
 // BenchmarkGuard is what the guard adds to each Start, Stop, update and
 // Remove when nothing else holds the container.
 func BenchmarkGuard(b *testing.B) {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -561,6 +562,10 @@ func (m *Manager) deleteFromShim(ctx context.Context, c Container) error {
 func (m *Manager) killOrphans(c Container, remove bool) error {
 	if m.Cgroups == nil || c.Cgroup == "" {
 		return nil
+	}
+	// A damaged record must not name the pod's or the kubelet's cgroup.
+	if path.Base(c.Cgroup) != c.ID {
+		return fmt.Errorf("container %s, whose shim is gone: its cgroup %q is not its own: %w", c.ID, c.Cgroup, errdefs.ErrFailedPrecondition)
 	}
 	do, what := m.Cgroups.Kill, "kill"
 	if remove {

@@ -27,6 +27,27 @@ func SignalListed(list func() ([]int, error), sig unix.Signal) error {
 	if err != nil || len(pids) == 0 {
 		return err
 	}
+	// At most batch pidfds are open at once: a container that forked a
+	// million processes must not exhaust the caller's descriptors.
+	var errs []error
+	for start := 0; start < len(pids); start += batch {
+		done, err := signalBatch(pids[start:min(start+batch, len(pids))], list, sig)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if done {
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// batch is how many pidfds SignalListed holds at once.
+var batch = 512
+
+// signalBatch signals pids (some of list's) through pidfds; done reports
+// that it fell back to signalling every pid of list by number (no pidfds).
+func signalBatch(pids []int, list func() ([]int, error), sig unix.Signal) (done bool, err error) {
 	fds := make(map[int]int, len(pids))
 	defer func() {
 		for _, fd := range fds {
@@ -42,14 +63,18 @@ func SignalListed(list func() ([]int, error), sig unix.Signal) error {
 		case errors.Is(err, unix.ESRCH):
 			// Exited already.
 		case errors.Is(err, unix.ENOSYS):
-			return signalPids(pids, sig)
+			all, err := list()
+			if err != nil {
+				return true, err
+			}
+			return true, signalPids(all, sig)
 		default:
 			errs = append(errs, fmt.Errorf("pidfd_open %d: %w", pid, err))
 		}
 	}
 	again, err := list()
 	if err != nil {
-		return errors.Join(append(errs, err)...)
+		return false, errors.Join(append(errs, err)...)
 	}
 	for pid, fd := range fds {
 		if !slices.Contains(again, pid) {
@@ -59,7 +84,7 @@ func SignalListed(list func() ([]int, error), sig unix.Signal) error {
 			errs = append(errs, fmt.Errorf("signal pid %d with %v: %w", pid, sig, err))
 		}
 	}
-	return errors.Join(errs...)
+	return false, errors.Join(errs...)
 }
 
 func signalPids(pids []int, sig unix.Signal) error {

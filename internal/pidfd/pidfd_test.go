@@ -51,3 +51,38 @@ func TestParsePids(t *testing.T) {
 		t.Fatalf("ParsePids = %v", got)
 	}
 }
+
+// TestSignalListedInBatches: more processes than one batch of pidfds are
+// all signalled, and no more than a batch of pidfds is open at once.
+func TestSignalListedInBatches(t *testing.T) {
+	defer func(b int) { batch = b }(batch)
+	batch = 2
+	var cmds []*exec.Cmd
+	var pids []int
+	for range 5 {
+		c := exec.Command("sleep", "60")
+		if err := c.Start(); err != nil {
+			t.Skipf("no sleep to run: %v", err)
+		}
+		t.Cleanup(func() { _ = c.Process.Kill(); _, _ = c.Process.Wait() })
+		cmds, pids = append(cmds, c), append(pids, c.Process.Pid)
+	}
+	reads := 0
+	list := func() ([]int, error) { reads++; return pids, nil }
+	if err := SignalListed(list, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cmds {
+		done := make(chan error, 1)
+		go func() { done <- c.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("process %d was not signalled", c.Process.Pid)
+		}
+	}
+	// One read to list, then one per batch of two: 1 + 3.
+	if reads != 4 {
+		t.Errorf("list read %d times, want 4 (one per batch after the first)", reads)
+	}
+}

@@ -298,23 +298,53 @@ func RemovePods(rt internalapi.RuntimeService) {
 	}
 }
 
-// RemoveUnifiedTwin removes, bottom-up, what runc or the kubelet made for a cgroup under a
-// hybrid host's cgroup2 mount (/sys/fs/cgroup/unified), which the v1
-// manager does not own.
+// RemoveUnifiedTwin removes, bottom-up, what runc or the kubelet made for a
+// cgroup outside the controllers crib's v1 manager owns: under a hybrid
+// host's cgroup2 mount (/sys/fs/cgroup/unified) and its named hierarchies
+// (name=systemd). Every cgroup mount is searched.
 func RemoveUnifiedTwin(parent string) error {
-	root := filepath.Join("/sys/fs/cgroup/unified", parent)
-	var dirs []string
-	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			dirs = append(dirs, p)
+	var left []string
+	for _, mnt := range CgroupMounts() {
+		root := filepath.Join(mnt.Dir, parent)
+		var dirs []string
+		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			_ = os.Remove(dirs[i])
 		}
-		return nil
-	})
-	for i := len(dirs) - 1; i >= 0; i-- {
-		_ = os.Remove(dirs[i])
+		if _, err := os.Stat(root); err == nil {
+			left = append(left, root)
+		}
 	}
-	if _, err := os.Stat(root); err == nil {
-		return fmt.Errorf("%s is left", root)
+	if len(left) > 0 {
+		return fmt.Errorf("%s left", strings.Join(left, ", "))
 	}
 	return nil
+}
+
+// CgroupMount is a cgroup hierarchy's mount: where, its type (cgroup or
+// cgroup2) and its super options (rw,cpu…).
+type CgroupMount struct{ Dir, Type, Options string }
+
+// CgroupMounts lists this mount namespace's cgroup mounts.
+func CgroupMounts() []CgroupMount {
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	var out []CgroupMount
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		for i := 6; i < len(f); i++ {
+			if f[i] != "-" {
+				continue
+			}
+			if i+3 < len(f) && (f[i+1] == "cgroup" || f[i+1] == "cgroup2") {
+				out = append(out, CgroupMount{Dir: f[4], Type: f[i+1], Options: f[i+3]})
+			}
+			break
+		}
+	}
+	return out
 }

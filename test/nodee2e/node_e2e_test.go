@@ -48,8 +48,6 @@ var expectedFailures = []struct {
 }{
 	{`PrivilegedPod should enable privileged commands`,
 		"it adds a dummy link, and this host's kernel has no dummy driver (containerd fails it too)"},
-	{`Kubelet Cgroup Manager QOS containers On enabling QOS cgroup hierarchy Top level QoS containers should have been created`,
-		"it looks for /kubepods at the top of the host's /sys/fs/cgroup; the test's kubelet has a cgroup root of its own, since a test must not make cgroups at the top of a shared host (containerd fails it too)"},
 }
 
 // TestNodeE2E runs the node e2e suite against a runtime (CRIB_NODE_E2E_RUNTIME:
@@ -102,13 +100,15 @@ func TestNodeE2E(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
+	// Made before the runtime starts, so that it goes after the runtime.
+	cgroupRoot := nodeCgroup(t)
 	subnet := fmt.Sprintf("10.%d.%d.0/24", 90+rand.IntN(10), rand.IntN(250))
 	var n node
 	switch rt := os.Getenv("CRIB_NODE_E2E_RUNTIME"); rt {
 	case "", "crib":
-		n = startCrib(t, reg, subnet, nodeNamespace(t, dir, harness.Binary()))
+		n = startCrib(t, reg, subnet, nodeNamespace(t, dir, cgroupRoot, harness.Binary()))
 	case "containerd":
-		n = startContainerd(t, reg, subnet, nodeNamespace(t, dir, ""))
+		n = startContainerd(t, reg, subnet, nodeNamespace(t, dir, cgroupRoot, ""))
 	default:
 		t.Fatalf("CRIB_NODE_E2E_RUNTIME=%q: want crib or containerd", rt)
 	}
@@ -120,16 +120,13 @@ func TestNodeE2E(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cgroupRoot := harness.KubeletCgroupRoot(t, "crib-node-e2e")
 	baseConfig := filepath.Join(dir, "kubelet-base.yaml")
-	if err := os.WriteFile(baseConfig, []byte(kubeletConfig(cgroupRoot, filepath.Join(dir, "pod-logs"))), 0o644); err != nil {
+	if err := os.WriteFile(baseConfig, []byte(kubeletConfig(filepath.Join(dir, "pod-logs"))), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// The suite gives the kubelet host-wide paths (a /kubelet and a
-	// /system cgroup, /var/lib/kubelet); these flags, last on its command
-	// line, keep it in the test's own.
-	kubeletFlags := strings.Join([]string{"--root-dir=" + filepath.Join(dir, "kubelet-root"),
-		"--kubelet-cgroups=", "--system-cgroups=", "--runtime-cgroups=", "--node-ip=" + nodeIP}, " ")
+	// The suite gives the kubelet /var/lib/kubelet as its root; this flag,
+	// last on its command line, keeps it in the test's directory.
+	kubeletFlags := strings.Join([]string{"--root-dir=" + filepath.Join(dir, "kubelet-root"), "--node-ip=" + nodeIP}, " ")
 	// ginkgo runs a suite in the suite binary's directory, where the
 	// suite writes its kubeconfig and static pods, and the suite runs the
 	// kubelet beside it: both are linked into the test's directory.
@@ -150,13 +147,15 @@ func TestNodeE2E(t *testing.T) {
 	suite = append(suite, filepath.Join(bin, "e2e_node.test"), "--", "--container-runtime-endpoint="+n.endpoint,
 		"--prepull-images=false", "--report-dir="+report, "--kubelet-config-file="+baseConfig,
 		"--kubelet-flags="+kubeletFlags, "--v=2")
-	script := "exec " + shellJoin(suite)
+	// The suite joins the node's cgroup, then its namespaces.
+	script := joinCgroup(cgroupRoot) + "exec nsenter " + shellJoin([]string{"--net=/run/netns/" + n.netns,
+		fmt.Sprintf("--mount=/proc/%d/ns/mnt", n.pid), fmt.Sprintf("--cgroup=/proc/%d/ns/cgroup", n.pid)}) + " " + shellJoin(suite)
 	log, err := os.Create(filepath.Join(dir, "node-e2e.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer log.Close()
-	cmd := exec.Command("nsenter", "--net=/run/netns/"+n.netns, fmt.Sprintf("--mount=/proc/%d/ns/mnt", n.pid), "sh", "-c", script)
+	cmd := exec.Command("sh", "-c", script)
 	cmd.Env = append(os.Environ(), "TMPDIR="+dir)
 	cmd.Stdout, cmd.Stderr = log, log
 	start := time.Now()
@@ -245,14 +244,14 @@ func addNodeAddress(t *testing.T, netns string) {
 const nodeIP = "172.30.0.1"
 
 // kubeletConfig is the base KubeletConfiguration the suite starts from: the
-// values of its own default (test/e2e_node/jenkins), with cgroups under the
-// test's cgroup root, pod logs in the test's directory, and eviction
-// thresholds that a busy test disk does not trip.
-func kubeletConfig(cgroupRoot, podLogs string) string {
+// values of its own default (test/e2e_node/jenkins), with pod logs in the
+// test's directory and eviction thresholds that a busy test disk does not
+// trip. The cgroup root is "/", the node's cgroup namespace's.
+func kubeletConfig(podLogs string) string {
 	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 cgroupDriver: cgroupfs
-cgroupRoot: %s
+cgroupRoot: /
 failCgroupV1: false
 failSwapOn: false
 podLogsDir: %s
@@ -264,24 +263,67 @@ evictionPressureTransitionPeriod: 30s
 evictionHard: {memory.available: "1Mi", nodefs.available: "1%%", imagefs.available: "1%%", nodefs.inodesFree: "1%%"}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
-`, cgroupRoot, podLogs)
+`, podLogs)
+}
+
+// nodeCgroup makes the node's cgroup, /crib-node-e2e-<n> in every
+// hierarchy, which the node's cgroup namespace is rooted at: the kubelet
+// makes its /kubepods, /kubelet and /system there and moves processes
+// about as on a node of its own, all inside the test's cgroup. It goes
+// when the test ends, with everything in it.
+func nodeCgroup(t *testing.T) string {
+	root := harness.KubeletCgroupRoot(t, "crib-node-e2e")
+	for _, m := range harness.CgroupMounts() {
+		if err := os.MkdirAll(filepath.Join(m.Dir, root), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+// joinCgroup is a shell command that moves the shell into cgroup in every
+// hierarchy.
+func joinCgroup(cgroup string) string {
+	var b strings.Builder
+	for _, m := range harness.CgroupMounts() {
+		fmt.Fprintf(&b, "echo $$ > %s && ", shellJoin([]string{filepath.Join(m.Dir, cgroup, "cgroup.procs")}))
+	}
+	return b.String()
 }
 
 // nodeNamespace writes to dir a wrapper that runs prog with its arguments
-// (or its arguments, when prog is "") in a mount
-// namespace of their own, a slave of the host's (the runtime's mounts in
-// it stay its own), where the kubelet's writes outside its root dir go to
-// dir: the non-namespaced kernel tunables, /var/lib/kubelet (the suite
-// makes it) and /var/log/containers (the kubelet's log links); /run/netns
-// is its own. systemd-run,
-// which the suite would start the kubelet with, is hidden: systemd is not
-// this host's init.
-func nodeNamespace(t *testing.T, dir, prog string) string {
-	binds := []string{harness.KernelTunableBinds(t, dir)}
-	if _, err := os.Stat("/usr/bin/systemd-run"); err == nil {
-		binds = append(binds, "mount --bind /dev/null /usr/bin/systemd-run")
+// (or its arguments, when prog is "") as a node's runtime: in the node's
+// cgroup (cgroupRoot), in a cgroup namespace rooted there, with the cgroup
+// hierarchies mounted again so that the runtime and the kubelet see that
+// root as "/" (the runtime itself goes to /docker-daemon, the suite's
+// runtime cgroup), and in a mount namespace of its own, a slave of the
+// host's (the runtime's mounts in it stay its own), where the kubelet's
+// writes outside its root dir go to dir: the non-namespaced kernel
+// tunables, /var/lib/kubelet (the suite makes it) and /var/log/containers
+// (the kubelet's log links); /run/netns is its own. systemd-run, which the
+// suite would start the kubelet with, is hidden: systemd is not this
+// host's init.
+func nodeNamespace(t *testing.T, dir, cgroupRoot, prog string) string {
+	var inside []string
+	for _, m := range harness.CgroupMounts() {
+		// The kernel refuses a hierarchy on a point it is mounted on: the
+		// host's mount goes first (in this namespace only).
+		inside = append(inside, fmt.Sprintf("umount -l %s && mount -t %s -o %s %s %s", m.Dir, m.Type, m.Options, m.Type, m.Dir))
+		rt := filepath.Join(m.Dir, "docker-daemon")
+		inside = append(inside, "mkdir -p "+rt)
+		if strings.Contains(","+m.Options+",", ",cpuset,") {
+			// A v1 cpuset cgroup takes no process before it has CPUs.
+			for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+				inside = append(inside, fmt.Sprintf("cat %s > %s", filepath.Join(m.Dir, f), filepath.Join(rt, f)))
+			}
+		}
+		inside = append(inside, "echo $$ > "+filepath.Join(rt, "cgroup.procs"))
 	}
-	binds = append(binds, bindOver(t, "/var/lib/kubelet", filepath.Join(dir, "var-lib-kubelet")),
+	inside = append(inside, harness.KernelTunableBinds(t, dir))
+	if _, err := os.Stat("/usr/bin/systemd-run"); err == nil {
+		inside = append(inside, "mount --bind /dev/null /usr/bin/systemd-run")
+	}
+	inside = append(inside, bindOver(t, "/var/lib/kubelet", filepath.Join(dir, "var-lib-kubelet")),
 		bindOver(t, "/var/log/containers", filepath.Join(dir, "container-logs")),
 		// containerd pins pod network namespaces there: they go with the
 		// mount namespace, whatever the runtime leaves.
@@ -289,7 +331,8 @@ func nodeNamespace(t *testing.T, dir, prog string) string {
 	if prog != "" {
 		prog = shellJoin([]string{prog}) + " "
 	}
-	script := "#!/bin/sh\nexec unshare --mount --propagation slave sh -c '" + strings.Join(binds, " && ") + ` && exec "$0" "$@"' ` + prog + `"$@"` + "\n"
+	script := "#!/bin/sh\n" + joinCgroup(cgroupRoot) + "exec unshare --cgroup --mount --propagation slave sh -c '" +
+		strings.Join(inside, " && ") + ` && exec "$0" "$@"' ` + prog + `"$@"` + "\n"
 	p := filepath.Join(dir, "node-namespace")
 	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
