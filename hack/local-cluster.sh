@@ -44,6 +44,12 @@ clients=$repo/_output/clients
 dir=${CRIB_CLUSTER_DIR:-$repo/_output/local-cluster}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
+# down empties $dir: it must be one this script made (its marker), or empty.
+marker=$dir/.crib-local-cluster
+if [[ ! -f $marker ]]; then
+	[[ -z $(ls -A "$dir") ]] || { echo "local-cluster: $dir is not empty and not a cluster's directory (CRIB_CLUSTER_DIR)" >&2; exit 1; }
+	touch "$marker"
+fi
 
 # The cluster's fixed facts. Addresses are private to its network namespace.
 subnet_prefix=10.244.0
@@ -375,6 +381,8 @@ up() {
 	[[ ! -f $dir/cluster.env ]] || die "a cluster is up in $dir already (hack/local-cluster.sh down)"
 	build
 	local name=${CRIB_CLUSTER_NAME:-local} runtime=${CRIB_CLUSTER_RUNTIME:-crib}
+	# It names a netns, a cgroup and a directory under /run.
+	[[ $name =~ ^[a-z0-9][a-z0-9-]{0,30}$ ]] || die "CRIB_CLUSTER_NAME: lower-case letters, digits and '-' (at most 31), not '$name'"
 	case $runtime in crib | containerd) ;; *) die "CRIB_CLUSTER_RUNTIME: crib or containerd, not $runtime" ;; esac
 	netns=crib-cluster-$name
 	state=/run/crib-cluster-$name
@@ -405,11 +413,17 @@ up() {
 	echo "stop:     $0 down"
 }
 
-# stop NAME sends SIGTERM to a component, then SIGKILL after 20 s.
+# stop NAME sends SIGTERM to a component, then SIGKILL after 20 s; only if
+# the pid still runs a command line that names the cluster's directory or
+# state (a pid recorded long ago may name another process now).
 stop() {
 	local f=$dir/pids/$1 pid i
 	[[ -f $f ]] || return 0
 	pid=$(cat "$f")
+	if ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -e "$dir/" -e "$state/" -e "$netns"; then
+		rm -f "$f"
+		return 0
+	fi
 	if kill -TERM "$pid" 2>/dev/null; then
 		for ((i = 0; i < 40; i++)); do
 			kill -0 "$pid" 2>/dev/null || break
@@ -469,7 +483,7 @@ down() {
 	else
 		# The logs stay for reading, crib's root for its images: the next
 		# up does not pull them again (its pods were removed above).
-		find "$dir" -mindepth 1 -maxdepth 1 ! -name logs ! -name crib -exec rm -rf {} +
+		find "$dir" -mindepth 1 -maxdepth 1 ! -name logs ! -name crib ! -name .crib-local-cluster -exec rm -rf {} +
 	fi
 	((failed == 0)) || die "down: something is left (above)"
 	log "down: removed (kept: the logs in $dir/logs, crib's images in $dir/crib)"

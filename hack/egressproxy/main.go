@@ -3,8 +3,11 @@
 // dials from the namespace it was started in. The cluster's network
 // namespace has no route off the machine, so the runtime in it pulls images
 // from real registries through this proxy (HTTPS_PROXY), and the host's
-// network (addresses, routes, iptables) is left as it is. Only processes in
-// that namespace's loopback reach it: pods, behind the bridge, do not.
+// network (addresses, routes, iptables) is left as it is. Only processes on
+// that namespace's loopback reach it (pods behind the bridge do not, but
+// host-network pods do), so it refuses to dial the host's own addresses:
+// loopback, link-local (cloud metadata at 169.254.169.254), unspecified
+// and multicast. Registries on the LAN stay reachable.
 //
 // It serves CONNECT (HTTPS) and absolute-URI requests (plain HTTP).
 package main
@@ -32,7 +35,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv := &http.Server{Handler: &proxy{}, ReadHeaderTimeout: 30 * time.Second}
+	srv := &http.Server{Handler: newProxy(false), ReadHeaderTimeout: 30 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	go func() {
@@ -62,10 +65,38 @@ func listenIn(path, addr string) (l net.Listener, err error) {
 }
 
 // proxy forwards requests from the namespace it listens in.
-type proxy struct{}
+type proxy struct {
+	dialer *net.Dialer
+	direct *http.Transport // fetches plain-HTTP requests, with dialer
+}
 
-// direct fetches plain-HTTP requests without a proxy of its own.
-var direct = &http.Transport{DialContext: (&net.Dialer{Timeout: 30 * time.Second}).DialContext, ResponseHeaderTimeout: time.Minute}
+// newProxy is a proxy that refuses host-local destinations unless
+// allowLocal (its tests' origins are on loopback).
+func newProxy(allowLocal bool) *proxy {
+	d := &net.Dialer{Timeout: 30 * time.Second}
+	if !allowLocal {
+		// Control sees the address dialled, after name resolution: a
+		// name that resolves to loopback is refused too.
+		d.Control = func(_, address string, _ syscall.RawConn) error {
+			host, _, err := net.SplitHostPort(address)
+			if err != nil {
+				return err
+			}
+			if ip := net.ParseIP(host); ip == nil || hostLocal(ip) {
+				return fmt.Errorf("egressproxy: %s is the host's own address: refused", host)
+			}
+			return nil
+		}
+	}
+	return &proxy{dialer: d, direct: &http.Transport{DialContext: d.DialContext, ResponseHeaderTimeout: time.Minute}}
+}
+
+// hostLocal reports the addresses that reach the host itself or its link
+// rather than a registry.
+func hostLocal(ip net.IP) bool {
+	return ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified()
+}
 
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodConnect {
@@ -80,7 +111,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out.RequestURI = ""
 	out.Header.Del("Proxy-Connection")
 	out.Header.Del("Proxy-Authorization")
-	resp, err := direct.RoundTrip(out)
+	resp, err := p.direct.RoundTrip(out)
 	if err != nil {
 		http.Error(w, fmt.Sprintf("egressproxy: %s %s: %v", r.Method, r.URL, err), http.StatusBadGateway)
 		return
@@ -96,7 +127,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // connect dials the host:port of a CONNECT request and relays bytes both
 // ways until either side closes.
 func (p *proxy) connect(w http.ResponseWriter, r *http.Request) {
-	upstream, err := net.DialTimeout("tcp", r.Host, 30*time.Second)
+	upstream, err := p.dialer.DialContext(r.Context(), "tcp", r.Host)
 	if err != nil {
 		http.Error(w, fmt.Sprintf("egressproxy: dial %s: %v", r.Host, err), http.StatusBadGateway)
 		return

@@ -16,10 +16,15 @@ import (
 	"github.com/crib-runtime/crib/sandbox/nsfs"
 )
 
-// serve runs the proxy on l until the test ends and returns its URL.
+// serve runs a proxy that reaches loopback (the tests' origins are there)
+// on l until the test ends and returns its URL.
 func serve(t *testing.T, l net.Listener) *url.URL {
+	return serveProxy(t, l, newProxy(true))
+}
+
+func serveProxy(t *testing.T, l net.Listener, p *proxy) *url.URL {
 	t.Helper()
-	srv := &http.Server{Handler: &proxy{}}
+	srv := &http.Server{Handler: p}
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return &url.URL{Scheme: "http", Host: l.Addr().String()}
@@ -108,5 +113,30 @@ func TestListenIn(t *testing.T) {
 		Dial: inNS}}
 	if got := get(t, c, origin.URL); got != "from the host" {
 		t.Errorf("through the proxy from the namespace: %q", got)
+	}
+}
+
+// TestProxyRefusesHostLocal: the proxy as run never dials the host's own
+// addresses, by CONNECT or by plain HTTP, by address or by a name that
+// resolves to one.
+func TestProxyRefusesHostLocal(t *testing.T) {
+	l, err := listenIn("", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyURL := serveProxy(t, l, newProxy(false))
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "host") }))
+	defer origin.Close()
+	_, port, _ := net.SplitHostPort(origin.Listener.Addr().String())
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}}
+	for _, u := range []string{origin.URL, "http://localhost:" + port, "https://127.0.0.1:" + port, "http://169.254.169.254/latest/meta-data/", "http://[::1]:" + port} {
+		resp, err := c.Get(u)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				t.Errorf("GET %s through the proxy: %d %q; want it refused", u, resp.StatusCode, b)
+			}
+		}
 	}
 }
