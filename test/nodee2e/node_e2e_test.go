@@ -121,7 +121,7 @@ func TestNodeE2E(t *testing.T) {
 		}
 	}
 	baseConfig := filepath.Join(dir, "kubelet-base.yaml")
-	if err := os.WriteFile(baseConfig, []byte(kubeletConfig(filepath.Join(dir, "pod-logs"))), 0o644); err != nil {
+	if err := os.WriteFile(baseConfig, []byte(kubeletConfig()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// The suite gives the kubelet /var/lib/kubelet as its root; this flag,
@@ -244,26 +244,26 @@ func addNodeAddress(t *testing.T, netns string) {
 const nodeIP = "172.30.0.1"
 
 // kubeletConfig is the base KubeletConfiguration the suite starts from: the
-// values of its own default (test/e2e_node/jenkins), with pod logs in the
-// test's directory and eviction thresholds that a busy test disk does not
-// trip. The cgroup root is "/", the node's cgroup namespace's.
-func kubeletConfig(podLogs string) string {
-	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
+// values of its own default (test/e2e_node/jenkins), with eviction
+// thresholds that a busy test disk does not trip. The cgroup root is "/",
+// the node's cgroup namespace's; pod logs go to /var/log/pods, the node's
+// mount namespace's.
+func kubeletConfig() string {
+	return `apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 cgroupDriver: cgroupfs
 cgroupRoot: /
 failCgroupV1: false
 failSwapOn: false
-podLogsDir: %s
 volumeStatsAggPeriod: 10s
 serializeImagePulls: false
 fileCheckFrequency: 10s
 podCIDR: 10.100.0.0/24
 evictionPressureTransitionPeriod: 30s
-evictionHard: {memory.available: "1Mi", nodefs.available: "1%%", imagefs.available: "1%%", nodefs.inodesFree: "1%%"}
+evictionHard: {memory.available: "1Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
-`, podLogs)
+`
 }
 
 // nodeCgroup makes the node's cgroup, /crib-node-e2e-<n> in every
@@ -299,8 +299,9 @@ func joinCgroup(cgroup string) string {
 // runtime cgroup), and in a mount namespace of its own, a slave of the
 // host's (the runtime's mounts in it stay its own), where the kubelet's
 // writes outside its root dir go to dir: the non-namespaced kernel
-// tunables, /var/lib/kubelet (the suite makes it) and /var/log/containers
-// (the kubelet's log links); /run/netns is its own. systemd-run, which the
+// tunables, /var/lib/kubelet (the suite makes it), /var/log/pods (pod
+// logs) and /var/log/containers (the kubelet's log links); /run/netns is
+// its own. systemd-run, which the
 // suite would start the kubelet with, is hidden: systemd is not this
 // host's init.
 func nodeNamespace(t *testing.T, dir, cgroupRoot, prog string) string {
@@ -325,6 +326,7 @@ func nodeNamespace(t *testing.T, dir, cgroupRoot, prog string) string {
 	}
 	inside = append(inside, bindOver(t, "/var/lib/kubelet", filepath.Join(dir, "var-lib-kubelet")),
 		bindOver(t, "/var/log/containers", filepath.Join(dir, "container-logs")),
+		bindOver(t, "/var/log/pods", filepath.Join(dir, "pod-logs")),
 		// containerd pins pod network namespaces there: they go with the
 		// mount namespace, whatever the runtime leaves.
 		"mount -t tmpfs -o mode=0755 netns /run/netns")

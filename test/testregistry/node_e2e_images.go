@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -28,22 +29,16 @@ const agnhostPath = E2EPath + "agnhost"
 func NodeE2EImages(t testing.TB) map[string]v1.Image {
 	t.Helper()
 	k := newImageKit(t)
-	agnhostCfg, agnhostLayers := k.agnhost()
+	upstream := k.busybox137()
+	busybox := k.busybox(v1.Config{}, upstream...)
+	agnhostCfg, agnhostLayers := k.agnhost(upstream)
 	agnhost := k.busybox(agnhostCfg, agnhostLayers...)
-	// What the upstream busybox 1.37 does and Debian's 1.35 does not: its
-	// shell passes on environment variables whose names are no shell
-	// identifiers (envFrom makes "data-1"), which bash does too, so bash
-	// is /bin/sh; and it has nmeter, which the container lifecycle specs
-	// read milliseconds with.
-	busybox := k.busybox(v1.Config{}, k.onBase(append(hostProgram(t, "/bin/bash", "bin/bash"),
-		File{Name: "bin/nmeter", Mode: 0o755, Data: goProgram(t, "github.com/crib-runtime/crib/test/testregistry/internal/nmeter")})),
-		Layer(t, []File{{Name: "bin/sh", Typ: tar.TypeSymlink, Link: "bash"}}))
 	// kitten and nautilus are agnhost serving their picture and data.json;
 	// the specs that mount them as image volumes read data.json.
 	picture := func(name string) v1.Image {
 		cfg := agnhostCfg
 		cfg.Cmd = []string{"test-webserver"}
-		return k.busybox(cfg, append(agnhostLayers, Layer(t, []File{
+		return k.busybox(cfg, append(slices.Clip(agnhostLayers), Layer(t, []File{
 			{Name: name + ".jpg", Mode: 0o644, Data: []byte(name + "\n")},
 			{Name: "data.json", Mode: 0o644, Data: []byte(`{"name": "` + name + `"}` + "\n")},
 		}))...)
@@ -68,12 +63,26 @@ func NodeE2EImages(t testing.TB) map[string]v1.Image {
 	}
 }
 
+// busybox137 are the layers that make the busybox layer do what the
+// upstream busybox 1.37 (and Alpine's, under agnhost) does and Debian's 1.35
+// does not: its shell passes on environment variables whose names are no
+// shell identifiers (envFrom makes "data-1"), which bash does too, so bash
+// is /bin/sh; and it has nmeter, which the container lifecycle specs read
+// milliseconds with.
+func (k *imageKit) busybox137() []v1.Layer {
+	return []v1.Layer{
+		k.onBase(append(hostProgram(k.t, "/bin/bash", "bin/bash"),
+			File{Name: "bin/nmeter", Mode: 0o755, Data: goProgram(k.t, "github.com/crib-runtime/crib/test/testregistry/internal/nmeter")})),
+		Layer(k.t, []File{{Name: "bin/sh", Typ: tar.TypeSymlink, Link: "bash"}}),
+	}
+}
+
 // agnhost is the config and the layers on busybox of the upstream agnhost
-// image: /agnhost as the entrypoint ("pause" by default), bash (the
-// upstream image is Alpine's with bash, which probe specs run), the
-// account and group the image defines, and the /uploads directory its
-// server writes to.
-func (k *imageKit) agnhost() (v1.Config, []v1.Layer) {
+// image: the busybox 1.37 layers (the upstream image is Alpine's, with
+// bash, which probe specs run), /agnhost as the entrypoint ("pause" by
+// default), the account and group the image defines, and the /uploads
+// directory its server writes to.
+func (k *imageKit) agnhost(busybox137 []v1.Layer) (v1.Config, []v1.Layer) {
 	bin := filepath.Join(RepoRoot(k.t), "_output", "clients", "agnhost")
 	data, err := os.ReadFile(bin)
 	if err != nil {
@@ -81,16 +90,16 @@ func (k *imageKit) agnhost() (v1.Config, []v1.Layer) {
 	}
 	cfg := v1.Config{Entrypoint: []string{"/agnhost"}, Cmd: []string{"pause"},
 		ExposedPorts: map[string]struct{}{"80/tcp": {}, "8080/tcp": {}, "8081/tcp": {}, "9376/tcp": {}, "5000/tcp": {}}}
-	programs := k.onBase(append(hostProgram(k.t, "/bin/bash", "bin/bash"),
-		File{Name: "agnhost", Mode: 0o755, Data: data},
-		File{Name: "agnhost-2", Typ: tar.TypeSymlink, Link: "agnhost"},
-		File{Name: "uploads/", Mode: 0o755, Typ: tar.TypeDir}))
+	programs := k.onBase([]File{
+		{Name: "agnhost", Mode: 0o755, Data: data},
+		{Name: "agnhost-2", Typ: tar.TypeSymlink, Link: "agnhost"},
+		{Name: "uploads/", Mode: 0o755, Typ: tar.TypeDir}})
 	accounts := Layer(k.t, withParents([]File{
 		{Name: "etc/passwd", Mode: 0o644, Data: []byte(passwd + "user-defined-in-image:x:1000:1000:Linux User,,,:/home/user-defined-in-image:/bin/sh\n")},
 		{Name: "etc/group", Mode: 0o644, Data: []byte(group + "user-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n")},
 		{Name: "home/user-defined-in-image/", Mode: 0o755, Typ: tar.TypeDir, Uid: 1000, Gid: 1000},
 	}))
-	return cfg, []v1.Layer{programs, accounts}
+	return cfg, append(slices.Clip(busybox137), programs, accounts)
 }
 
 // perl is busybox with Debian's perl interpreter (perl-base), for the specs
