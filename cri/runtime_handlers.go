@@ -10,14 +10,17 @@ import (
 // runtimeHandlers is what Status reports per runtime handler. The kubelet
 // reads these features to decide whether it may ask for recursive
 // read-only mounts and user namespaces (critest skips its specs for a
-// feature not advertised); crib has one handler, the default (""). User
-// namespaces are advertised where the daemon's probe at start made one and
-// an idmapped mount with it (cmd/crib).
-func runtimeHandlers(rro, userns bool) []*criapi.RuntimeHandler {
-	return []*criapi.RuntimeHandler{{
-		Name:     "",
-		Features: &criapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: rro, UserNamespaces: userns},
-	}}
+// feature not advertised); crib has one runtime: the default handler ("")
+// and the named ones configured, which are aliases of it. User namespaces
+// are advertised where the daemon's probe at start made one and an
+// idmapped mount with it (cmd/crib).
+func runtimeHandlers(rro, userns bool, named []string) []*criapi.RuntimeHandler {
+	var out []*criapi.RuntimeHandler
+	for _, name := range append([]string{""}, named...) {
+		out = append(out, &criapi.RuntimeHandler{Name: name,
+			Features: &criapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: rro, UserNamespaces: userns}})
+	}
+	return out
 }
 
 // probeMountSetattr reports whether this kernel has mount_setattr(2)

@@ -24,7 +24,7 @@ func (s *Server) Status(_ context.Context, req *criapi.StatusRequest) (*criapi.S
 		Status: &criapi.RuntimeStatus{Conditions: []*criapi.RuntimeCondition{runtimeCond, netCond}},
 		// The kubelet reads per-handler features to decide whether it may
 		// ask for recursive read-only mounts and user namespaces.
-		RuntimeHandlers: runtimeHandlers(s.rro, s.opts.UserNamespaces),
+		RuntimeHandlers: runtimeHandlers(s.rro, s.opts.UserNamespaces, s.opts.RuntimeHandlers),
 		Features:        runtimeFeatures(),
 	}
 	if req.GetVerbose() {

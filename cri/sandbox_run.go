@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/containerd/errdefs"
@@ -25,8 +26,8 @@ const defaultShmSize = 64 << 20
 // files, its shim (and pause process when the pod shares a pid namespace).
 // On failure nothing is left behind.
 func (s *Server) RunPodSandbox(ctx context.Context, req *criapi.RunPodSandboxRequest) (*criapi.RunPodSandboxResponse, error) {
-	if h := req.GetRuntimeHandler(); h != "" {
-		return nil, fmt.Errorf("run pod sandbox: runtime handler %q: crib has only the default handler: %w", h, errdefs.ErrNotFound)
+	if h := req.GetRuntimeHandler(); h != "" && !slices.Contains(s.opts.RuntimeHandlers, h) {
+		return nil, fmt.Errorf("run pod sandbox: runtime handler %q is not configured (runtime_handlers: %q): %w", h, s.opts.RuntimeHandlers, errdefs.ErrNotFound)
 	}
 	// Before anything is made: a profile or label this host cannot apply
 	// is the pod's to know now, not at its first container.
@@ -37,6 +38,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *criapi.RunPodSandboxReq
 	if err != nil {
 		return nil, err
 	}
+	c.RuntimeHandler = req.GetRuntimeHandler()
 	if c.UserMaps != nil && !s.opts.UserNamespaces {
 		return nil, fmt.Errorf("run pod sandbox: user namespaces (hostUsers: false): this host cannot make them with idmapped mounts (see the daemon's start-up log): %w", errdefs.ErrFailedPrecondition)
 	}

@@ -61,6 +61,9 @@ type Options struct {
 	// namespaces of their own (hostUsers: false) here; advertised in
 	// Status, and such pods are refused without it.
 	UserNamespaces bool
+	// RuntimeHandlers are the named handlers besides the default, each an
+	// alias of it (config runtime_handlers).
+	RuntimeHandlers []string
 }
 
 // Server implements the CRI RuntimeService and ImageService. RPCs not built

@@ -138,7 +138,7 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	server := cri.NewServer(ctx, cri.Services{Images: images, Network: network, Classes: classes,
 		Sandboxes: pods, Shims: shims, Containers: containers, Stats: stats, Metrics: stats}, cri.Options{
 		Version: version, CgroupDriver: cfg.CgroupDriver, CgroupRoot: cfg.CgroupRoot, EffectiveConfig: cfg,
-		RDTInfo: func() any { return classes.Info() }, UserNamespaces: userns == nil,
+		RDTInfo: func() any { return classes.Info() }, UserNamespaces: userns == nil, RuntimeHandlers: cfg.RuntimeHandlers,
 	})
 	if err := server.WatchRunning(ctx); err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"regexp"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
@@ -28,6 +29,9 @@ const (
 	CgroupDriverCgroupfs = "cgroupfs"
 	CgroupDriverSystemd  = "systemd"
 )
+
+// handlerName is a DNS label (RFC 1123), what a RuntimeClass's handler is.
+var handlerName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 // DefaultHostKey names the registry entry that applies to every registry
 // without an entry of its own (containerd's hosts.d "_default" directory).
@@ -47,13 +51,17 @@ type Config struct {
 	CgroupDriver string `toml:"cgroup_driver" json:"cgroupDriver"`
 	// CgroupRoot is the cgroup parent of pods that come without one (what
 	// crictl sends by default), and the base of relative parents.
-	CgroupRoot string    `toml:"cgroup_root" json:"cgroupRoot"`
-	CNI        CNI       `toml:"cni" json:"cni"`
-	Registry   Registry  `toml:"registry" json:"registry"`
-	Image      Image     `toml:"image" json:"image"`
-	RDT        RDT       `toml:"rdt" json:"rdt"`
-	Streaming  Streaming `toml:"streaming" json:"streaming"`
-	Debug      Debug     `toml:"debug" json:"debug"`
+	CgroupRoot string `toml:"cgroup_root" json:"cgroupRoot"`
+	// RuntimeHandlers name runtime handlers besides the default ("") that
+	// RuntimeClass objects may name (the node e2e suite's "test-handler"):
+	// crib has one runtime, so each runs pods as the default does.
+	RuntimeHandlers []string  `toml:"runtime_handlers" json:"runtimeHandlers,omitempty"`
+	CNI             CNI       `toml:"cni" json:"cni"`
+	Registry        Registry  `toml:"registry" json:"registry"`
+	Image           Image     `toml:"image" json:"image"`
+	RDT             RDT       `toml:"rdt" json:"rdt"`
+	Streaming       Streaming `toml:"streaming" json:"streaming"`
+	Debug           Debug     `toml:"debug" json:"debug"`
 }
 
 // Streaming configures the server of exec and port-forward sessions.
@@ -244,6 +252,14 @@ func (c *Config) Validate() error {
 	}
 	if c.CgroupRoot == "/" || path.Clean(c.CgroupRoot) != c.CgroupRoot {
 		errs = append(errs, fmt.Errorf("config: cgroup_root %q must be a clean absolute cgroup path below /", c.CgroupRoot))
+	}
+	seen := map[string]bool{}
+	for _, h := range c.RuntimeHandlers {
+		// A RuntimeClass's handler is a DNS label.
+		if !handlerName.MatchString(h) || seen[h] {
+			errs = append(errs, fmt.Errorf("config: runtime_handlers: %q is not a DNS label (a-z, 0-9, '-', at most 63) or is named twice", h))
+		}
+		seen[h] = true
 	}
 	if c.CgroupDriver != CgroupDriverCgroupfs && c.CgroupDriver != CgroupDriverSystemd {
 		errs = append(errs, fmt.Errorf("config: cgroup_driver %q: want %q or %q", c.CgroupDriver, CgroupDriverCgroupfs, CgroupDriverSystemd))

@@ -108,6 +108,9 @@ func TestLoadErrors(t *testing.T) {
 		{"negative layer entries", "[image]\nmax_layer_entries = -1\n", []string{"image.max_layer_entries -1 must be positive"}},
 		{"unknown image key", "[image]\nmax_layers = 1\n", []string{`unknown key "image.max_layers"`}},
 		{"relative debug socket", "[debug]\naddress = \"debug.sock\"\n", []string{`debug.address "debug.sock"`}},
+		{"bad handler", "runtime_handlers = [\"Test_Handler\"]\n", []string{`runtime_handlers: "Test_Handler"`}},
+		{"handler twice", "runtime_handlers = [\"a\", \"a\"]\n", []string{`runtime_handlers: "a"`}},
+		{"empty handler", "runtime_handlers = [\"\"]\n", []string{`runtime_handlers: ""`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeConfig(t, tc.body)

@@ -48,6 +48,8 @@ type ContainerdConfig struct {
 	// Wrapper, when set, is a program that runs containerd: it gets
 	// containerd's command line as its arguments and must exec it.
 	Wrapper string
+	// RuntimeHandlers are named handlers besides the default, each runc.
+	RuntimeHandlers []string
 }
 
 // StartContainerd runs containerd on a temporary root; the registry hosts
@@ -104,6 +106,9 @@ state = %q
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = %q
 `, filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock, sock+".ttrpc", cc.SandboxImage, cc.CNIConfDir, certs)
+	for _, h := range cc.RuntimeHandlers {
+		cfg += fmt.Sprintf("  [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.%q]\n    runtime_type = \"io.containerd.runc.v2\"\n", h)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -87,6 +87,9 @@ type Env struct {
 	// LogLevel, when set before WriteConfig, replaces the tests' 4 (every
 	// RPC logged): benchmarks run at the daemon's default, 2.
 	LogLevel int
+	// TopLevel, when set before WriteConfig, is TOML for the config's top
+	// level (WriteConfig's extra goes after its tables).
+	TopLevel string
 }
 
 func NewEnv(t testing.TB) *Env {
@@ -132,8 +135,8 @@ func (e *Env) WriteConfig(extra string) {
 	if e.LogLevel != 0 {
 		level = e.LogLevel
 	}
-	body := fmt.Sprintf("socket = \"unix://%s\"\nroot = %q\nstate = %q\nlog_level = %d\ncgroup_root = %q\n\n[debug]\naddress = %q\n\n[cni]\nconf_dir = %q\nbin_dirs = [%s]\n%s",
-		e.Sock, e.Root, e.State, level, e.CgroupRoot, e.debugSock(), e.CNIConf, bins, extra)
+	body := fmt.Sprintf("socket = \"unix://%s\"\nroot = %q\nstate = %q\nlog_level = %d\ncgroup_root = %q\n%s\n[debug]\naddress = %q\n\n[cni]\nconf_dir = %q\nbin_dirs = [%s]\n%s",
+		e.Sock, e.Root, e.State, level, e.CgroupRoot, e.TopLevel, e.debugSock(), e.CNIConf, bins, extra)
 	if err := os.WriteFile(e.ConfPath, []byte(body), 0o600); err != nil {
 		e.t.Fatal(err)
 	}

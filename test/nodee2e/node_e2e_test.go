@@ -186,6 +186,10 @@ type node struct {
 	logs                  func() string
 }
 
+// runtimeHandlers is crib's config for the handler the suite's RuntimeClass
+// specs name, which its CI configures in containerd too.
+const runtimeHandlers = "runtime_handlers = [\"test-handler\"]\n"
+
 // mirrored are the registries whose images the suite names; both runtimes
 // send their pulls to the test registry.
 var mirrored = []string{"registry.k8s.io", "gcr.io", "docker.io", "quay.io", "invalid.registry.k8s.io"}
@@ -199,6 +203,7 @@ func startCrib(t *testing.T, reg *testregistry.Registry, subnet, wrapper string)
 		t.Fatal(err)
 	}
 	e.WithNetwork(subnet)
+	e.TopLevel = runtimeHandlers
 	mirror := reg.ListenIn(t, "/run/netns/"+e.Netns)
 	e.WriteConfig(fmt.Sprintf("\n[registry.hosts.\"_default\"]\nskip_server = true\n"+
 		"[[registry.hosts.\"_default\".mirrors]]\nendpoint = \"http://%s\"\n", mirror))
@@ -214,7 +219,8 @@ func startContainerd(t *testing.T, reg *testregistry.Registry, subnet, wrapper s
 	harness.AddNetwork(t, netns, filepath.Join(dir, "net.d"), filepath.Join(dir, "ipam"), subnet)
 	mirror := reg.ListenIn(t, "/run/netns/"+netns)
 	c := harness.StartContainerd(t, harness.ContainerdConfig{Registry: mirror, Mirrors: mirrored, Netns: netns,
-		CNIConfDir: filepath.Join(dir, "net.d"), SandboxImage: "registry.k8s.io/pause:3.10.2", Wrapper: wrapper})
+		CNIConfDir: filepath.Join(dir, "net.d"), SandboxImage: "registry.k8s.io/pause:3.10.2", Wrapper: wrapper,
+		RuntimeHandlers: []string{"test-handler"}})
 	t.Cleanup(func() { removePods(t, c.Runtime) })
 	logs := func() string { b, _ := os.ReadFile(c.Log); return string(b) }
 	return node{name: "containerd", endpoint: c.Endpoint(), netns: netns, pid: c.Pid(), runtime: c.Runtime, logs: logs}
