@@ -106,8 +106,12 @@ state = %q
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = %q
 `, filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock, sock+".ttrpc", cc.SandboxImage, cc.CNIConfDir, certs)
-	for _, h := range cc.RuntimeHandlers {
-		cfg += fmt.Sprintf("  [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.%q]\n    runtime_type = \"io.containerd.runc.v2\"\n", h)
+	if len(cc.RuntimeHandlers) > 0 {
+		// Naming runtimes replaces the default table: runc, the default
+		// handler, is named again.
+		for _, h := range append([]string{"runc"}, cc.RuntimeHandlers...) {
+			cfg += fmt.Sprintf("  [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.%q]\n    runtime_type = \"io.containerd.runc.v2\"\n", h)
+		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
