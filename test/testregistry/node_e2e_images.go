@@ -79,8 +79,8 @@ func (k *imageKit) busybox137() []v1.Layer {
 
 // agnhost is the config and the layers on busybox of the upstream agnhost
 // image: the busybox 1.37 layers (the upstream image is Alpine's, with
-// bash, which probe specs run), /agnhost as the entrypoint ("pause" by
-// default), the account and group the image defines, and the /uploads
+// bash, which probe specs run), curl, /agnhost as the entrypoint ("pause"
+// by default), the account and group the image defines, and the /uploads
 // directory its server writes to.
 func (k *imageKit) agnhost(busybox137 []v1.Layer) (v1.Config, []v1.Layer) {
 	bin := filepath.Join(RepoRoot(k.t), "_output", "clients", "agnhost")
@@ -90,10 +90,11 @@ func (k *imageKit) agnhost(busybox137 []v1.Layer) (v1.Config, []v1.Layer) {
 	}
 	cfg := v1.Config{Entrypoint: []string{"/agnhost"}, Cmd: []string{"pause"},
 		ExposedPorts: map[string]struct{}{"80/tcp": {}, "8080/tcp": {}, "8081/tcp": {}, "9376/tcp": {}, "5000/tcp": {}}}
-	programs := k.onBase([]File{
-		{Name: "agnhost", Mode: 0o755, Data: data},
-		{Name: "agnhost-2", Typ: tar.TypeSymlink, Link: "agnhost"},
-		{Name: "uploads/", Mode: 0o755, Typ: tar.TypeDir}})
+	// curl: the hook specs' exec handlers call the server pod with it.
+	programs := k.onBase(append(hostProgram(k.t, "/usr/bin/curl", "usr/bin/curl"),
+		File{Name: "agnhost", Mode: 0o755, Data: data},
+		File{Name: "agnhost-2", Typ: tar.TypeSymlink, Link: "agnhost"},
+		File{Name: "uploads/", Mode: 0o755, Typ: tar.TypeDir}))
 	accounts := Layer(k.t, withParents([]File{
 		{Name: "etc/passwd", Mode: 0o644, Data: []byte(passwd + "user-defined-in-image:x:1000:1000:Linux User,,,:/home/user-defined-in-image:/bin/sh\n")},
 		{Name: "etc/group", Mode: 0o644, Data: []byte(group + "user-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n")},
