@@ -64,6 +64,9 @@ type Options struct {
 	// RuntimeHandlers are the named handlers besides the default, each an
 	// alias of it (config runtime_handlers).
 	RuntimeHandlers []string
+	// IgnoreSELinux accepts SELinux options without applying them where
+	// the host has no SELinux (config lsm.selinux_when_disabled).
+	IgnoreSELinux bool
 }
 
 // Server implements the CRI RuntimeService and ImageService. RPCs not built
@@ -127,7 +130,12 @@ func NewServer(ctx context.Context, svc Services, opts Options) *Server {
 	s.caps = boundingSet()
 	s.rro = probeMountSetattr()
 	s.lsm = hostLSM(lsm.Host{})
-	klog.FromContext(ctx).Info("Linux security modules", "apparmor", s.lsm.AppArmor, "selinux", s.lsm.SELinux)
+	logger := klog.FromContext(ctx)
+	logger.Info("Linux security modules", "apparmor", s.lsm.AppArmor, "selinux", s.lsm.SELinux)
+	if !s.lsm.SELinux && opts.IgnoreSELinux {
+		s.lsm.IgnoreSELinux = true
+		logger.Info("WARNING: SELinux is off on this host and lsm.selinux_when_disabled is \"ignore\": pods' SELinux options are accepted and not applied")
+	}
 	return s
 }
 

@@ -139,6 +139,7 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 		Sandboxes: pods, Shims: shims, Containers: containers, Stats: stats, Metrics: stats}, cri.Options{
 		Version: version, CgroupDriver: cfg.CgroupDriver, CgroupRoot: cfg.CgroupRoot, EffectiveConfig: cfg,
 		RDTInfo: func() any { return classes.Info() }, UserNamespaces: userns == nil, RuntimeHandlers: cfg.RuntimeHandlers,
+		IgnoreSELinux: cfg.LSM.SELinuxWhenDisabled == "ignore",
 	})
 	if err := server.WatchRunning(ctx); err != nil {
 		return err

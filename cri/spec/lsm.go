@@ -14,6 +14,11 @@ import (
 // which every request for a profile or label is refused.
 type LSM struct {
 	AppArmor, SELinux bool
+	// IgnoreSELinux: on a host without SELinux, SELinux options are
+	// accepted and nothing is labelled, as containerd and CRI-O do
+	// (config lsm.selinux_when_disabled = "ignore", which a cluster mixing
+	// SELinux and other nodes may want); otherwise they are refused.
+	IgnoreSELinux bool
 	// AppArmorLoaded reports whether a profile of that name is loaded; it
 	// is called only when AppArmor is on.
 	AppArmorLoaded func(name string) (bool, error)
@@ -155,7 +160,7 @@ func selinuxLabels(ctr, pod *criapi.SELinuxOption, host LSM) (process, mount str
 		// every process of a host without SELinux is at: it asks for no
 		// isolation that host fails to give. A user, role, type or
 		// categories would, and are refused.
-		if user == "" && role == "" && typ == "" && level == selinuxLevel {
+		if user == "" && role == "" && typ == "" && level == selinuxLevel || host.IgnoreSELinux {
 			return "", "", nil
 		}
 		return "", "", fmt.Errorf("selinux options %q: SELinux is not enabled on this host: %w", asked, errdefs.ErrFailedPrecondition)

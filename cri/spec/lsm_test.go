@@ -104,6 +104,7 @@ func TestSELinux(t *testing.T) {
 		{name: "asked, no selinux", ctr: opt("", "", "", "s0:c1,c2"), err: errdefs.ErrFailedPrecondition, says: `":::s0:c1,c2": SELinux is not enabled on this host`},
 		{name: "pod asked, no selinux", pod: opt("", "", "container_t", ""), err: errdefs.ErrFailedPrecondition, says: "SELinux is not enabled"},
 		{name: "level s0 alone, no selinux", ctr: opt("", "", "", "s0"), pod: opt("", "", "", "s0")},
+		{name: "a type, no selinux, ignored by the operator's choice", ctr: opt("", "", "container_logreader_t", "s0:c1"), host: LSM{IgnoreSELinux: true}},
 		{name: "level s0 and a type, no selinux", ctr: opt("", "", "spc_t", "s0"), err: errdefs.ErrFailedPrecondition, says: `"::spc_t:s0": SELinux is not enabled`},
 		{name: "level s0 and a user, no selinux", pod: opt("system_u", "", "", "s0"), err: errdefs.ErrFailedPrecondition, says: "SELinux is not enabled"},
 		{name: "colon in type", ctr: opt("", "", "a:b", ""), host: on, err: errdefs.ErrInvalidArgument},

@@ -61,7 +61,19 @@ type Config struct {
 	Image           Image     `toml:"image" json:"image"`
 	RDT             RDT       `toml:"rdt" json:"rdt"`
 	Streaming       Streaming `toml:"streaming" json:"streaming"`
+	LSM             LSM       `toml:"lsm" json:"lsm"`
 	Debug           Debug     `toml:"debug" json:"debug"`
+}
+
+// LSM says what crib does with security module options the host cannot
+// apply.
+type LSM struct {
+	// SELinuxWhenDisabled is what a pod's or container's SELinux options
+	// mean on a host without SELinux: "refuse" (FailedPrecondition naming
+	// them; level s0 alone, which asks for nothing, is accepted) or
+	// "ignore" (accepted, nothing labelled, as containerd and CRI-O do:
+	// for clusters that send SELinux options to every node).
+	SELinuxWhenDisabled string `toml:"selinux_when_disabled" json:"selinuxWhenDisabled"`
 }
 
 // Streaming configures the server of exec and port-forward sessions.
@@ -165,6 +177,7 @@ func Default() Config {
 		LogLevel:     2,
 		CgroupDriver: CgroupDriverCgroupfs,
 		CgroupRoot:   "/crib",
+		LSM:          LSM{SELinuxWhenDisabled: "refuse"},
 		Streaming:    Streaming{Address: "127.0.0.1:0"},
 		Image:        Image{MaxLayerBytes: DefaultMaxLayerBytes, MaxLayerEntries: DefaultMaxLayerEntries},
 		CNI: CNI{
@@ -260,6 +273,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("config: runtime_handlers: %q is not a DNS label (a-z, 0-9, '-', at most 63) or is named twice", h))
 		}
 		seen[h] = true
+	}
+	if w := c.LSM.SELinuxWhenDisabled; w != "refuse" && w != "ignore" {
+		errs = append(errs, fmt.Errorf("config: lsm.selinux_when_disabled %q: want \"refuse\" or \"ignore\"", w))
 	}
 	if c.CgroupDriver != CgroupDriverCgroupfs && c.CgroupDriver != CgroupDriverSystemd {
 		errs = append(errs, fmt.Errorf("config: cgroup_driver %q: want %q or %q", c.CgroupDriver, CgroupDriverCgroupfs, CgroupDriverSystemd))

@@ -75,6 +75,7 @@ ignore_unavailable = true
 		}},
 		RDT:       RDT{ConfigFile: "/etc/crib/rdt.yaml", DefaultClass: "burstable", IgnoreUnavailable: true},
 		Streaming: Streaming{Address: "127.0.0.1:0"},
+		LSM:       LSM{SELinuxWhenDisabled: "refuse"},
 		Image:     Image{MaxLayerBytes: 1 << 30, MaxLayerEntries: 1000},
 	}
 	if diff := cmp.Diff(want, cfg); diff != "" {
@@ -111,6 +112,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bad handler", "runtime_handlers = [\"Test_Handler\"]\n", []string{`runtime_handlers: "Test_Handler"`}},
 		{"handler twice", "runtime_handlers = [\"a\", \"a\"]\n", []string{`runtime_handlers: "a"`}},
 		{"empty handler", "runtime_handlers = [\"\"]\n", []string{`runtime_handlers: ""`}},
+		{"bad selinux choice", "[lsm]\nselinux_when_disabled = \"warn\"\n", []string{`lsm.selinux_when_disabled "warn"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeConfig(t, tc.body)

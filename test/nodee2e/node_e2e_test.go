@@ -205,7 +205,10 @@ func startCrib(t *testing.T, reg *testregistry.Registry, subnet, wrapper string)
 	e.WithNetwork(subnet)
 	e.TopLevel = runtimeHandlers
 	mirror := reg.ListenIn(t, "/run/netns/"+e.Netns)
-	e.WriteConfig(fmt.Sprintf("\n[registry.hosts.\"_default\"]\nskip_server = true\n"+
+	// The suite's pods carry SELinux options for SELinux nodes (the log
+	// path spec's reader type): crib runs them unlabelled, as containerd
+	// does, only when told to.
+	e.WriteConfig(fmt.Sprintf("\n[lsm]\nselinux_when_disabled = \"ignore\"\n\n[registry.hosts.\"_default\"]\nskip_server = true\n"+
 		"[[registry.hosts.\"_default\".mirrors]]\nendpoint = \"http://%s\"\n", mirror))
 	d := e.Start()
 	rt := d.Clients().Runtime
