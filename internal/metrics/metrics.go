@@ -100,10 +100,10 @@ type Metrics struct {
 	shimStarts, shimLost, shimRedials, shimGone prometheus.Counter
 }
 
-// New returns crib's metrics, with gauges of pods and containers by state
-// computed from pods and containers at each scrape (either may be nil), and
-// the Go runtime's and the process's own (goroutines, heap, descriptors).
-func New(pods, containers StateCounts) *Metrics {
+// New returns crib's metrics, with the Go runtime's and the process's own
+// (goroutines, heap, descriptors: what a soak watches). CountStates adds
+// the pods and containers.
+func New() *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
 	m.rpcs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "crib_rpc_requests_total",
@@ -155,13 +155,19 @@ func New(pods, containers StateCounts) *Metrics {
 	m.reg.MustRegister(m.rpcs, m.rpcSeconds, m.rpcErrors, m.rpcPanics, m.cniSeconds, m.pullSeconds, m.pullBytes,
 		m.shimStarts, m.shimLost, m.shimRedials, m.shimGone,
 		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&stateCollector{
-			pods:       prometheus.NewDesc("crib_pods", "Pod sandboxes by state (CREATING, READY, NOTREADY), counted at scrape time.", []string{"state"}, nil),
-			containers: prometheus.NewDesc("crib_containers", "Containers by state (CREATED, RUNNING, EXITED, UNKNOWN), counted at scrape time.", []string{"state"}, nil),
-			countPods:  pods, countContainers: containers,
-		})
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// CountStates adds gauges of pods and containers by state, computed from
+// pods and containers (either may be nil) at each scrape. Call it once,
+// when the stores are open.
+func (m *Metrics) CountStates(pods, containers StateCounts) {
+	m.reg.MustRegister(&stateCollector{
+		pods:       prometheus.NewDesc("crib_pods", "Pod sandboxes by state (CREATING, READY, NOTREADY), counted at scrape time.", []string{"state"}, nil),
+		containers: prometheus.NewDesc("crib_containers", "Containers by state (CREATED, RUNNING, EXITED, UNKNOWN), counted at scrape time.", []string{"state"}, nil),
+		countPods:  pods, countContainers: containers,
+	})
 }
 
 // ObserveRPC records one served CRI call: method is the RPC's name
