@@ -16,20 +16,27 @@ import (
 
 var requestIDs atomic.Uint64
 
+// RPCObserver learns of every call the interceptors serve: the daemon's
+// metrics (internal/metrics) implement it.
+type RPCObserver interface {
+	// ObserveRPC is called once per call: method is the RPC's name
+	// ("RunPodSandbox"), code the gRPC code's name ("OK", "NotFound").
+	ObserveRPC(method, code string, took time.Duration)
+	// RecoveredPanic is called when a handler panicked.
+	RecoveredPanic(method string)
+}
+
 // unaryInterceptor gives each call a logger (rpc, requestID), turns panics
-// into Internal errors, converts domain errors to status codes and logs the
-// call with its duration: at V(4) when it succeeds or fails in an expected
-// way, as an error when the fault is crib's (Internal, Unknown, DataLoss).
-func unaryInterceptor(base klog.Logger) grpc.UnaryServerInterceptor {
+// into Internal errors, converts domain errors to status codes, logs the
+// call with its duration (at V(4) when it succeeds or fails in an expected
+// way, as an error when the fault is crib's: Internal, Unknown, DataLoss)
+// and reports it to obs (nil: nobody).
+func unaryInterceptor(base klog.Logger, obs RPCObserver) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (resp any, err error) {
 		logger, ctx := callLogger(ctx, base, info.FullMethod)
 		start := time.Now()
 		defer func() {
-			if r := recover(); r != nil {
-				err = fmt.Errorf("panic in %s: %v: %w", path.Base(info.FullMethod), r, errdefs.ErrInternal)
-			}
-			err = toStatus(err)
-			logCall(logger, start, err)
+			err = finishCall(logger, obs, info.FullMethod, start, recover(), err)
 		}()
 		if v := logger.V(6); v.Enabled() {
 			v.Info("Received request", "request", req)
@@ -38,16 +45,12 @@ func unaryInterceptor(base klog.Logger) grpc.UnaryServerInterceptor {
 	}
 }
 
-func streamInterceptor(base klog.Logger) grpc.StreamServerInterceptor {
+func streamInterceptor(base klog.Logger, obs RPCObserver) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, next grpc.StreamHandler) (err error) {
 		logger, ctx := callLogger(ss.Context(), base, info.FullMethod)
 		start := time.Now()
 		defer func() {
-			if r := recover(); r != nil {
-				err = fmt.Errorf("panic in %s: %v: %w", path.Base(info.FullMethod), r, errdefs.ErrInternal)
-			}
-			err = toStatus(err)
-			logCall(logger, start, err)
+			err = finishCall(logger, obs, info.FullMethod, start, recover(), err)
 		}()
 		return next(srv, &loggedStream{ServerStream: ss, ctx: ctx})
 	}
@@ -65,8 +68,27 @@ func callLogger(ctx context.Context, base klog.Logger, method string) (klog.Logg
 	return logger, klog.NewContext(ctx, logger)
 }
 
-func logCall(logger klog.Logger, start time.Time, err error) {
+// finishCall turns a recovered panic (r, nil when none) or err into the
+// call's status, logs the call and reports it to obs. recover() must be
+// called in the deferred function itself, hence r.
+func finishCall(logger klog.Logger, obs RPCObserver, fullMethod string, start time.Time, r any, err error) error {
+	method := path.Base(fullMethod)
+	if r != nil {
+		err = fmt.Errorf("panic in %s: %v: %w", method, r, errdefs.ErrInternal)
+		if obs != nil {
+			obs.RecoveredPanic(method)
+		}
+	}
+	err = toStatus(err)
 	d := time.Since(start)
+	logCall(logger, d, err)
+	if obs != nil {
+		obs.ObserveRPC(method, status.Code(err).String(), d)
+	}
+	return err
+}
+
+func logCall(logger klog.Logger, d time.Duration, err error) {
 	switch code := status.Code(err); code {
 	case codes.OK:
 		logger.V(4).Info("Served RPC", "duration", d)

@@ -165,11 +165,12 @@ func (s *Server) Register(g *grpc.Server) {
 	criapi.RegisterImageServiceServer(g, s)
 }
 
-// NewGRPCServer returns a gRPC server with crib's interceptors installed.
-func NewGRPCServer(logger klog.Logger) *grpc.Server {
+// NewGRPCServer returns a gRPC server with crib's interceptors installed;
+// they report every call to obs, which may be nil.
+func NewGRPCServer(logger klog.Logger, obs RPCObserver) *grpc.Server {
 	return grpc.NewServer(
-		grpc.ChainUnaryInterceptor(unaryInterceptor(logger)),
-		grpc.ChainStreamInterceptor(streamInterceptor(logger)),
+		grpc.ChainUnaryInterceptor(unaryInterceptor(logger, obs)),
+		grpc.ChainStreamInterceptor(streamInterceptor(logger, obs)),
 		// Image lists of big nodes exceed gRPC's 4 MiB default; the kubelet's
 		// client allows 16 MiB.
 		grpc.MaxSendMsgSize(16<<20),

@@ -20,6 +20,7 @@ import (
 	"github.com/crib-runtime/crib/internal/config"
 	"github.com/crib-runtime/crib/internal/hostfs"
 	"github.com/crib-runtime/crib/internal/listener"
+	"github.com/crib-runtime/crib/internal/metrics"
 	"github.com/crib-runtime/crib/rdt"
 	"github.com/crib-runtime/crib/runtime"
 	"github.com/crib-runtime/crib/runtime/image"
@@ -92,6 +93,17 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	defer streamListener.Close()
 	// What a verbose Status shows: the port bound, not the ":0" asked for.
 	cfg.Streaming.Address = streamListener.Addr().String()
+	metricsListener, err := listenMetrics(cfg.Metrics.Address)
+	if err != nil {
+		return err
+	}
+	if metricsListener != nil {
+		defer metricsListener.Close()
+		cfg.Metrics.Address = metricsListener.Addr().String()
+	}
+	// Recorded whether or not the endpoint serves them: a few atomic adds
+	// per call, and one path for every daemon.
+	m := metrics.New()
 
 	classes, err := rdt.Open("/proc/self/mountinfo", rdtConfig(cfg.RDT))
 	if err != nil {
@@ -102,12 +114,12 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	} else {
 		logger.V(2).Info("RDT not available", "reason", info.Reason)
 	}
-	network := cni.Network{ConfDir: cfg.CNI.ConfDir, BinDirs: cfg.CNI.BinDirs, CacheDir: filepath.Join(cfg.State, "cni")}
+	network := cni.Network{ConfDir: cfg.CNI.ConfDir, BinDirs: cfg.CNI.BinDirs, CacheDir: filepath.Join(cfg.State, "cni"), Observer: m}
 	cg, err := manager.Open("/proc/self/mountinfo")
 	if err != nil {
 		return err
 	}
-	pods, shims, containers, bin, err := openPods(cfg, network, cg, shimSrc)
+	pods, shims, containers, bin, err := openPods(cfg, network, cg, shimSrc, m)
 	if err != nil {
 		return err
 	}
@@ -120,6 +132,8 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	for _, id := range dropped {
 		logger.Info("Dropped image with missing content; pull it again", "imageID", id)
 	}
+	images.UseObserver(m)
+	m.CountStates(podStates(pods), containerStates(containers))
 	containers.UseExecer(runtime.Execer{Binary: bin, Placement: cg.Placement, Place: func(class, id string, pid int) error {
 		if warning, err := classes.Place(class, id, pid); err != nil {
 			return err
@@ -157,8 +171,12 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	}
 	defer stopStreams()
 	server.UseStreams(streams)
-	grpcServer := cri.NewGRPCServer(logger)
+	grpcServer := cri.NewGRPCServer(logger, m)
 	server.Register(grpcServer)
+	if metricsListener != nil {
+		defer startMetrics(logger, metricsListener, m)()
+		logger.Info("Serving metrics", "address", cfg.Metrics.Address)
+	}
 
 	sockPath, _ := config.SocketPath(cfg.Socket) // validated with the config
 	l, err := listener.Listen(sockPath, 0o660)
@@ -227,7 +245,7 @@ func (r statsReader) OpenFilesLimit(pid int) (uint64, bool) {
 // openPods wires pods and containers: the sealed crib-shim binary the
 // shims run from (and start containers and execs from), pod records and
 // their shims, container records.
-func openPods(cfg config.Config, network cni.Network, cg manager.Manager, shimSrc string) (*sandbox.Manager, *podShims, *runtime.Manager, string, error) {
+func openPods(cfg config.Config, network cni.Network, cg manager.Manager, shimSrc string, obs shimObserver) (*sandbox.Manager, *podShims, *runtime.Manager, string, error) {
 	bin, err := launch.SealBinary(shimSrc, filepath.Join(cfg.State, "bin"))
 	if err != nil {
 		return nil, nil, nil, "", err
@@ -241,7 +259,7 @@ func openPods(cfg config.Config, network cni.Network, cg manager.Manager, shimSr
 		// /proc/self/exe in the child is still this binary: the holder is
 		// the daemon's own code, whatever happens to the file on disk.
 		NsHolder: []string{"/proc/self/exe", "userns-hold"}}
-	shims := &podShims{binary: bin, dir: filepath.Join(cfg.State, "shims"), pods: pods, clients: map[string]*shimapi.Client{}}
+	shims := &podShims{binary: bin, dir: filepath.Join(cfg.State, "shims"), pods: pods, obs: obs, clients: map[string]*shimapi.Client{}}
 	pods.AfterSetup, pods.BeforeTeardown = shims.start, shims.rollback
 	if err := pods.Recover(); err != nil {
 		return nil, nil, nil, "", err

@@ -26,10 +26,22 @@ type podShims struct {
 	binary string
 	dir    string
 	pods   *sandbox.Manager
+	obs    shimObserver
 
 	// mu guards clients.
 	mu      sync.Mutex
 	clients map[string]*shimapi.Client
+}
+
+// shimObserver learns what happens to shims (the daemon's metrics). crib
+// never restarts a shim itself: a connection found ended and dialled again
+// is a shim that came back (or whose connection broke); one that found
+// nobody listening is a shim that is gone.
+type shimObserver interface {
+	ShimStarted()
+	ShimConnectionLost()
+	ShimRedialled()
+	ShimGone()
 }
 
 func (s *podShims) shimDir(p *sandbox.Pod) string { return filepath.Join(s.dir, p.ID[:16]) }
@@ -40,6 +52,7 @@ func (s *podShims) start(ctx context.Context, p *sandbox.Pod) (retErr error) {
 	if err := shim.Spawn(ctx, s.binary, p.ID, s.shimDir(p)); err != nil {
 		return err
 	}
+	s.obs.ShimStarted()
 	defer func() {
 		if retErr != nil {
 			retErr = errors.Join(retErr, s.Shutdown(context.WithoutCancel(ctx), p.ID))
@@ -85,19 +98,29 @@ func (s *podShims) rollback(ctx context.Context, p *sandbox.Pod) error {
 func (s *podShims) dial(ctx context.Context, p *sandbox.Pod) (*shimapi.Client, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	redial := false
 	if c, ok := s.clients[p.ID]; ok {
 		if !c.Closed() {
 			return c, nil
 		}
 		delete(s.clients, p.ID)
+		s.obs.ShimConnectionLost()
+		redial = true
 	}
 	sock := filepath.Join(s.shimDir(p), "shim.sock")
 	if _, err := os.Stat(sock); errors.Is(err, fs.ErrNotExist) {
+		s.obs.ShimGone()
 		return nil, fmt.Errorf("shim of pod %s: %w", p.ID, errdefs.ErrNotFound)
 	}
 	c, err := shimapi.Dial(ctx, sock)
+	if errors.Is(err, shimapi.ErrShimGone) {
+		s.obs.ShimGone()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("shim of pod %s: %w", p.ID, err)
+	}
+	if redial {
+		s.obs.ShimRedialled()
 	}
 	s.clients[p.ID] = c
 	return c, nil

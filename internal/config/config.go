@@ -16,6 +16,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
@@ -63,6 +64,16 @@ type Config struct {
 	Streaming       Streaming `toml:"streaming" json:"streaming"`
 	LSM             LSM       `toml:"lsm" json:"lsm"`
 	Debug           Debug     `toml:"debug" json:"debug"`
+	Metrics         Metrics   `toml:"metrics" json:"metrics"`
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Address is host:port serving /metrics over plain HTTP; empty turns
+	// it off (the default). The host must be given: "127.0.0.1:9099" keeps
+	// it on the node, "0.0.0.0:9099" opens it to every interface. Port 0
+	// picks a free port, which a verbose Status shows.
+	Address string `toml:"address" json:"address,omitempty"`
 }
 
 // LSM says what crib does with security module options the host cannot
@@ -254,6 +265,9 @@ func (c *Config) Validate() error {
 	} else if c.Streaming.TLSCertFile != "" && !c.Streaming.TLS {
 		errs = append(errs, errors.New("config: streaming.tls_cert_file is set but streaming.tls is false"))
 	}
+	if err := validListenAddress(c.Metrics.Address); c.Metrics.Address != "" && err != nil {
+		errs = append(errs, fmt.Errorf("config: metrics.address %q: %w", c.Metrics.Address, err))
+	}
 	if c.Debug.Address != "" && !strings.HasPrefix(c.Debug.Address, "/") {
 		errs = append(errs, fmt.Errorf("config: debug.address %q must be an absolute socket path", c.Debug.Address))
 	}
@@ -290,6 +304,23 @@ func (c *Config) Validate() error {
 		errs = append(errs, h.validate(name))
 	}
 	return errors.Join(errs...)
+}
+
+// validListenAddress checks a TCP host:port to listen on. The host must be
+// there: an empty one (":9099") would listen on every interface, which is
+// what "0.0.0.0" says plainly.
+func validListenAddress(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "" {
+		return errors.New("want host:port with a host (127.0.0.1 for this node only, 0.0.0.0 for every interface)")
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return nil
 }
 
 func (h Host) validate(name string) error {

@@ -61,6 +61,9 @@ max_layer_entries = 1000
 config_file = "/etc/crib/rdt.yaml"
 default_class = "burstable"
 ignore_unavailable = true
+
+[metrics]
+address = "127.0.0.1:9099"
 `)
 	cfg, err := Load(p, true)
 	if err != nil {
@@ -77,6 +80,7 @@ ignore_unavailable = true
 		Streaming: Streaming{Address: "127.0.0.1:0"},
 		LSM:       LSM{SELinuxWhenDisabled: "refuse"},
 		Image:     Image{MaxLayerBytes: 1 << 30, MaxLayerEntries: 1000},
+		Metrics:   Metrics{Address: "127.0.0.1:9099"},
 	}
 	if diff := cmp.Diff(want, cfg); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
@@ -109,6 +113,11 @@ func TestLoadErrors(t *testing.T) {
 		{"negative layer entries", "[image]\nmax_layer_entries = -1\n", []string{"image.max_layer_entries -1 must be positive"}},
 		{"unknown image key", "[image]\nmax_layers = 1\n", []string{`unknown key "image.max_layers"`}},
 		{"relative debug socket", "[debug]\naddress = \"debug.sock\"\n", []string{`debug.address "debug.sock"`}},
+		{"metrics address without port", "[metrics]\naddress = \"127.0.0.1\"\n", []string{`metrics.address "127.0.0.1"`, "missing port"}},
+		{"metrics address without host", "[metrics]\naddress = \":9099\"\n", []string{`metrics.address ":9099"`, "with a host"}},
+		{"metrics port out of range", "[metrics]\naddress = \"127.0.0.1:70000\"\n", []string{`metrics.address "127.0.0.1:70000"`, `port "70000"`}},
+		{"metrics named port", "[metrics]\naddress = \"127.0.0.1:http\"\n", []string{`port "http"`}},
+		{"unknown metrics key", "[metrics]\nlisten = \"127.0.0.1:9099\"\n", []string{`unknown key "metrics.listen"`}},
 		{"bad handler", "runtime_handlers = [\"Test_Handler\"]\n", []string{`runtime_handlers: "Test_Handler"`}},
 		{"handler twice", "runtime_handlers = [\"a\", \"a\"]\n", []string{`runtime_handlers: "a"`}},
 		{"empty handler", "runtime_handlers = [\"\"]\n", []string{`runtime_handlers: ""`}},

@@ -46,6 +46,12 @@ var wireImporters = map[string]string{
 		"(issue 15, Structure: runtime exposes its own types); a move of its own",
 }
 
+// metricsPkg is the one package that imports the Prometheus client: the
+// metric definitions live together, and the packages that record define
+// small observer interfaces it implements, so that a dependency of the
+// daemon's endpoint reaches no domain package (nor the shim).
+const metricsPkg = "internal/metrics"
+
 func tree(p string) string { first, _, _ := strings.Cut(p, "/"); return first }
 
 type pkg struct {
@@ -88,6 +94,9 @@ func TestImportDirection(t *testing.T) {
 	wire := map[string]bool{}
 	for _, p := range list(t) {
 		for _, imp := range p.Imports {
+			if bad1 := promViolation(p.ImportPath, imp); bad1 != "" {
+				bad = append(bad, bad1)
+			}
 			q, ok := strings.CutPrefix(imp, module)
 			if !ok {
 				continue
@@ -101,7 +110,8 @@ func TestImportDirection(t *testing.T) {
 		}
 		if shimSide(p.ImportPath) {
 			for _, d := range p.Deps {
-				if strings.HasPrefix(d, "k8s.io/cri-api/") || d == module+"cri" || strings.HasPrefix(d, module+"cri/") {
+				if strings.HasPrefix(d, "k8s.io/cri-api/") || d == module+"cri" || strings.HasPrefix(d, module+"cri/") ||
+					d == module+metricsPkg || strings.HasPrefix(d, "github.com/prometheus/") {
 					bad = append(bad, fmt.Sprintf("%s (the shim) depends on %s", p.ImportPath, d))
 				}
 			}
@@ -139,6 +149,14 @@ func violation(p, q string) string {
 	return ""
 }
 
+// promViolation says why p may not import imp (a full import path), or "".
+func promViolation(p, imp string) string {
+	if strings.HasPrefix(imp, "github.com/prometheus/") && p != metricsPkg {
+		return fmt.Sprintf("%s imports %s: only %s uses the Prometheus client; record through an observer interface", p, imp, metricsPkg)
+	}
+	return ""
+}
+
 func below(r int) string {
 	var names []string
 	for n, rr := range rank {
@@ -172,6 +190,23 @@ func TestViolation(t *testing.T) {
 	} {
 		if got := violation(tc.p, tc.q) != ""; got != tc.bad {
 			t.Errorf("%s imports %s: violation %v, want %v", tc.p, tc.q, got, tc.bad)
+		}
+	}
+}
+
+func TestPromViolation(t *testing.T) {
+	for _, tc := range []struct {
+		p, imp string
+		bad    bool
+	}{
+		{"internal/metrics", "github.com/prometheus/client_golang/prometheus", false},
+		{"cri", "github.com/prometheus/client_golang/prometheus", true},
+		{"sandbox/cni", "github.com/prometheus/client_golang/prometheus/promhttp", true},
+		{"cmd/crib", "github.com/prometheus/common/expfmt", true},
+		{"cri", "google.golang.org/grpc", false},
+	} {
+		if got := promViolation(tc.p, tc.imp) != ""; got != tc.bad {
+			t.Errorf("%s imports %s: violation %v, want %v", tc.p, tc.imp, got, tc.bad)
 		}
 	}
 }

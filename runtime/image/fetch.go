@@ -64,6 +64,7 @@ func (s *Store) fetchBlob(ctx context.Context, fetcher *blobFetcher, l Layer) er
 	// more than the manifest promised; reading on would let it fill the
 	// disk before the digest check could refuse the blob.
 	n, err := io.CopyBuffer(io.MultiWriter(f, h), io.LimitReader(rc, l.Size+1), buf)
+	s.observeBytes(n)
 	got := "sha256:" + hex.EncodeToString(h.Sum(nil))
 	switch {
 	case ctx.Err() != nil:

@@ -36,7 +36,12 @@ func (s *Store) Pull(ctx context.Context, ref string, auth Auth) (Image, error) 
 	}
 	key := parsed.String() + "\x00" + auth.fingerprint()
 	img, err := s.flights.do(ctx, key, func(ctx context.Context) (Image, error) {
-		return s.pull(ctx, parsed, auth)
+		start := time.Now()
+		img, err := s.pull(ctx, parsed, auth)
+		if s.obs != nil {
+			s.obs.ObservePull(time.Since(start), err)
+		}
+		return img, err
 	})
 	if err != nil {
 		return Image{}, fmt.Errorf("pull image %s: %w", parsed, err)
@@ -71,6 +76,7 @@ func (s *Store) pull(ctx context.Context, ref Reference, auth Auth) (Image, erro
 	if err != nil {
 		return Image{}, err
 	}
+	s.observeBytes(int64(len(p.rawManifest) + len(p.rawConfig)))
 	keys := []string{p.manifestDigest, "sha256:" + sha256Hex(p.rawConfig)}
 	for _, l := range p.layers {
 		keys = append(keys, l.Digest, l.ChainID)

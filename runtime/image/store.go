@@ -69,6 +69,7 @@ type Store struct {
 	flights  flights
 	pins     Pins
 	limits   layer.Limits // what one layer may unpack to
+	obs      Observer     // nil: nobody; set before the first pull
 
 	// mu guards idx, active, blobUsage, layerUsage and deferred. collect
 	// calls pins with it held: Pins implementations must not call the store.
@@ -95,6 +96,27 @@ type Pins interface {
 	// that existing containers (created, running or exited) use. It is
 	// called with the store's lock held and must not call the store.
 	LayersInUse() []string
+}
+
+// Observer learns what pulls cost (the daemon's metrics). Its methods are
+// called from concurrent pulls.
+type Observer interface {
+	// ObservePull reports one pull's work: a flight that concurrent pulls
+	// of one reference share is one pull.
+	ObservePull(took time.Duration, err error)
+	// ObservePullBytes reports bytes downloaded from a registry: a
+	// manifest and config, or a layer blob (whole or, on failure, part).
+	ObservePullBytes(n int64)
+}
+
+// UseObserver has the store report its pulls to o. Call it before the
+// first pull.
+func (s *Store) UseObserver(o Observer) { s.obs = o }
+
+func (s *Store) observeBytes(n int64) {
+	if s.obs != nil {
+		s.obs.ObservePullBytes(n)
+	}
 }
 
 type layerUsage struct {

@@ -120,6 +120,8 @@ func TestConcurrentPullsShareDownload(t *testing.T) {
 	d, _ := layers[0].Digest()
 	release := reg.Stall(d.String())
 	s := openStore(t, t.TempDir(), config.Registry{})
+	obs := &pullObserver{}
+	s.UseObserver(obs)
 
 	var wg sync.WaitGroup
 	ids := make([]string, 5)
@@ -142,6 +144,44 @@ func TestConcurrentPullsShareDownload(t *testing.T) {
 	if n := reg.BlobRequests(d.String()); n != 1 {
 		t.Fatalf("layer downloaded %d times, want 1", n)
 	}
+	// One flight is one pull, and its bytes are the manifest, the config
+	// and each layer blob, once.
+	want := int64(0)
+	for _, l := range layers {
+		n, _ := l.Size()
+		want += n
+	}
+	rawManifest, _ := img.RawManifest()
+	rawConfig, _ := img.RawConfigFile()
+	want += int64(len(rawManifest) + len(rawConfig))
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if obs.pulls != 1 || obs.failed != 0 || obs.bytes != want || obs.took <= 0 {
+		t.Errorf("observed %d pulls (%d failed, %s), %d bytes; want 1 pull, %d bytes", obs.pulls, obs.failed, obs.took, obs.bytes, want)
+	}
+}
+
+// pullObserver records what the store reports to its Observer.
+type pullObserver struct {
+	mu                   sync.Mutex
+	pulls, failed, bytes int64
+	took                 time.Duration
+}
+
+func (o *pullObserver) ObservePull(took time.Duration, err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.pulls++
+	o.took += took
+	if err != nil {
+		o.failed++
+	}
+}
+
+func (o *pullObserver) ObservePullBytes(n int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.bytes += n
 }
 
 func TestCancelledWaiterDoesNotFailOthers(t *testing.T) {

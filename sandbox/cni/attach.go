@@ -94,12 +94,17 @@ func (n Network) Setup(ctx context.Context, pod Pod) (_ Result, retErr error) {
 	}
 	cfg := n.config()
 	rt := runtimeConf(pod, pod.NetNS)
+	start := time.Now()
 	res, err := cfg.AddNetworkList(ctx, list, rt)
+	n.observe("ADD", start, err)
 	if err != nil {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
 		retErr = fmt.Errorf("set up network %q of pod %s: %w", list.Name, pod.ID, err)
-		if derr := cfg.DelNetworkList(dctx, list, rt); derr != nil {
+		start := time.Now()
+		derr := cfg.DelNetworkList(dctx, list, rt)
+		n.observe("DEL", start, derr)
+		if derr != nil {
 			retErr = errors.Join(retErr, fmt.Errorf("undo network %q of pod %s: %w", list.Name, pod.ID, derr))
 		}
 		return Result{}, retErr
@@ -123,7 +128,10 @@ func (n Network) Teardown(ctx context.Context, pod Pod) error {
 	if !nsfs.Pinned(netns) {
 		netns = ""
 	}
-	if err := n.config().DelNetworkList(ctx, list, runtimeConf(pod, netns)); err != nil {
+	start := time.Now()
+	err = n.config().DelNetworkList(ctx, list, runtimeConf(pod, netns))
+	n.observe("DEL", start, err)
+	if err != nil {
 		return fmt.Errorf("tear down network %q of pod %s: %w", list.Name, pod.ID, err)
 	}
 	return nil

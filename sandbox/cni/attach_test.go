@@ -192,6 +192,8 @@ func testPod(t *testing.T) Pod {
 
 func TestSetupTeardown(t *testing.T) {
 	tn := newTestNet(t, "")
+	obs := &observed{}
+	tn.net.Observer = obs
 	pod := testPod(t)
 	res, err := tn.setup(t, pod)
 	if err != nil {
@@ -240,6 +242,9 @@ func TestSetupTeardown(t *testing.T) {
 	if err := tn.teardown(t, pod); err != nil {
 		t.Errorf("second Teardown: %v", err)
 	}
+	if got := strings.Join(obs.ops, " "); got != "ADD:ok DEL:ok DEL:ok" {
+		t.Errorf("observed %q, want one ADD and two DELs, timed", got)
+	}
 }
 
 func TestTeardownVanishedNetNS(t *testing.T) {
@@ -277,11 +282,17 @@ func TestSetupPluginFailure(t *testing.T) {
 	bin := t.TempDir()
 	write(t, bin, "crib-fail", failingPlugin, 0o755)
 	tn := newTestNet(t, bin, `{"type":"crib-fail"}`)
+	obs := &observed{}
+	tn.net.Observer = obs
 	pod := testPod(t)
 	_, err := tn.setup(t, pod)
 	if err == nil {
 		tn.teardown(t, pod)
 		t.Fatal("Setup succeeded with a failing plugin")
+	}
+	// The failed ADD and the DEL that undid it, each timed.
+	if got := strings.Join(obs.ops, " "); got != "ADD:error DEL:ok" {
+		t.Errorf("observed %q, want the failed ADD and the DEL after it", got)
 	}
 	if !strings.Contains(err.Error(), "crib-test-failure: quota exhausted; try later") || !strings.Contains(err.Error(), pod.ID) {
 		t.Errorf("error %q does not carry the plugin's message and the pod id", err)
@@ -328,4 +339,18 @@ func TestSetupNoConfig(t *testing.T) {
 	if !errors.Is(err, ErrNoConfig) {
 		t.Fatalf("Setup without config: %v", err)
 	}
+}
+
+// observed records what Network reports to its Observer.
+type observed struct{ ops []string }
+
+func (o *observed) ObserveCNI(op string, took time.Duration, err error) {
+	r := "ok"
+	if err != nil {
+		r = "error"
+	}
+	if took <= 0 {
+		r += "(no time)"
+	}
+	o.ops = append(o.ops, op+":"+r)
 }

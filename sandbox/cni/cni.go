@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
@@ -29,6 +30,22 @@ type Network struct {
 	// config for DEL: crib's state dir (e.g. /var/lib/crib/cni), so it is
 	// cleaned with crib's state. Empty means libcni's /var/lib/cni.
 	CacheDir string
+	// Observer, when set, learns how long each ADD and DEL took (the
+	// daemon's metrics).
+	Observer Observer
+}
+
+// Observer learns of each run of the plugins: operation is "ADD" or "DEL",
+// took the time the plugins ran, err their failure.
+type Observer interface {
+	ObserveCNI(operation string, took time.Duration, err error)
+}
+
+// observe reports one run of the plugins, started at start, to the Observer.
+func (n Network) observe(operation string, start time.Time, err error) {
+	if n.Observer != nil {
+		n.Observer.ObserveCNI(operation, time.Since(start), err)
+	}
 }
 
 // ErrNoConfig reports that no usable network configuration was found.

@@ -32,10 +32,20 @@ type podWorld struct {
 
 func newPodWorld(t *testing.T) *podWorld {
 	t.Helper()
+	return newPodWorldWith(t, nil)
+}
+
+// newPodWorldWith is newPodWorld with configure run on the env (its
+// network set) before the daemon starts: a test's own config.
+func newPodWorldWith(t *testing.T, configure func(e *harness.Env)) *podWorld {
+	t.Helper()
 	reg := testregistry.Start(t)
 	ref, _ := reg.Push(t, "e2e/busybox:1", testregistry.Busybox(t, ""))
 	e := harness.NewEnv(t)
 	e.WithNetwork(fmt.Sprintf("10.88.%d.0/24", rand.IntN(200)+20))
+	if configure != nil {
+		configure(e)
+	}
 	// The daemon lives in the test's network namespace: it pulls from there.
 	regHost := reg.ListenIn(t, "/run/netns/"+e.Netns)
 	ref = strings.Replace(ref, reg.Host, regHost, 1)
