@@ -45,14 +45,15 @@ if ((${#missing[@]})); then
 	apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# Packages the critest images are built from (test/testregistry), downloaded
+# Packages the test images are built from (test/testregistry), downloaded
 # but not installed: Debian's dynamic busybox conflicts with busybox-static
 # (whose shell runs applets before PATH, unlike the upstream busybox image),
-# and installing nginx would start it on the host's port 80.
+# installing nginx would start it on the host's port 80, and netcat-openbsd
+# (agnhost's nc, which speaks UDP) has no business on the host.
 if [[ ${1:-} == --test ]]; then
 	debs=$(cd "$(dirname "$0")/.." && pwd)/_output/debs
 	mkdir -p "$debs"
-	for p in busybox nginx; do
+	for p in busybox nginx netcat-openbsd; do
 		compgen -G "$debs/${p}_*.deb" >/dev/null && continue
 		echo "install-deps: downloading $p.deb into $debs"
 		# A machine that installed nothing above may have no package lists yet.

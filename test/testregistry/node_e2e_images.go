@@ -79,8 +79,8 @@ func (k *imageKit) busybox137() []v1.Layer {
 
 // agnhost is the config and the layers on busybox of the upstream agnhost
 // image: the busybox 1.37 layers (the upstream image is Alpine's, with
-// bash, which probe specs run), curl, /agnhost as the entrypoint ("pause"
-// by default), the account and group the image defines, and the /uploads
+// bash, which probe specs run), curl and nc, /agnhost as the entrypoint
+// ("pause" by default), the account and group the image defines, and the /uploads
 // directory its server writes to.
 func (k *imageKit) agnhost(busybox137 []v1.Layer) (v1.Config, []v1.Layer) {
 	bin := filepath.Join(RepoRoot(k.t), "_output", "clients", "agnhost")
@@ -90,8 +90,12 @@ func (k *imageKit) agnhost(busybox137 []v1.Layer) (v1.Config, []v1.Layer) {
 	}
 	cfg := v1.Config{Entrypoint: []string{"/agnhost"}, Cmd: []string{"pause"},
 		ExposedPorts: map[string]struct{}{"80/tcp": {}, "8080/tcp": {}, "8081/tcp": {}, "9376/tcp": {}, "5000/tcp": {}}}
-	// curl: the hook specs' exec handlers call the server pod with it.
-	programs := k.onBase(append(hostProgram(k.t, "/usr/bin/curl", "usr/bin/curl"),
+	// curl: the hook specs' exec handlers call the server pod with it; nc
+	// from netcat-openbsd (the upstream image's) speaks UDP, which the
+	// networking specs send and busybox's nc cannot.
+	tools := append(hostProgram(k.t, "/usr/bin/curl", "usr/bin/curl"),
+		withLibraries(k.t, "usr/bin/nc", debFile(k.t, "netcat-openbsd", "bin/nc.openbsd"))...)
+	programs := k.onBase(append(tools,
 		File{Name: "agnhost", Mode: 0o755, Data: data},
 		File{Name: "agnhost-2", Typ: tar.TypeSymlink, Link: "agnhost"},
 		File{Name: "uploads/", Mode: 0o755, Typ: tar.TypeDir}))
