@@ -66,14 +66,14 @@ func NodeE2EImages(t testing.TB) map[string]v1.Image {
 // busybox137 are the layers that make the busybox layer do what the
 // upstream busybox 1.37 (and Alpine's, under agnhost) does and Debian's 1.35
 // does not: its shell passes on environment variables whose names are no
-// shell identifiers (envFrom makes "data-1"), which bash does too, so bash
-// is /bin/sh; and it has nmeter, which the container lifecycle specs read
-// milliseconds with.
+// shell identifiers (envFrom makes "data-1"), so /bin/sh runs bash for such
+// an environment and ash otherwise (internal/sh); and it has nmeter, which
+// the container lifecycle specs read milliseconds with.
 func (k *imageKit) busybox137() []v1.Layer {
 	return []v1.Layer{
 		k.onBase(append(hostProgram(k.t, "/bin/bash", "bin/bash"),
 			File{Name: "bin/nmeter", Mode: 0o755, Data: goProgram(k.t, "github.com/crib-runtime/crib/test/testregistry/internal/nmeter")})),
-		Layer(k.t, []File{{Name: "bin/sh", Typ: tar.TypeSymlink, Link: "bash"}}),
+		Layer(k.t, []File{{Name: "bin/sh", Mode: 0o755, Data: goProgram(k.t, "github.com/crib-runtime/crib/test/testregistry/internal/sh")}}),
 	}
 }
 
