@@ -2,9 +2,11 @@ package cri
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
+	"github.com/containerd/errdefs"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crib-runtime/crib/sandbox"
@@ -25,12 +27,17 @@ func (s *Server) PodSandboxStats(ctx context.Context, req *criapi.PodSandboxStat
 	return &criapi.PodSandboxStatsResponse{Stats: ps}, nil
 }
 
-// ListPodSandboxStats returns the stats of every ready pod matching the filter.
+// ListPodSandboxStats returns the stats of every ready pod matching the
+// filter. A pod (or container) removed while the call runs is left out, not
+// an error: its cgroup went with it.
 func (s *Server) ListPodSandboxStats(ctx context.Context, req *criapi.ListPodSandboxStatsRequest) (*criapi.ListPodSandboxStatsResponse, error) {
 	f := req.GetFilter()
 	var out []*criapi.PodSandboxStats
 	for _, pod := range s.sandboxes.List(sandbox.Filter{IDPrefix: f.GetId(), Labels: f.GetLabelSelector(), States: []sandbox.State{sandbox.StateReady}}) {
 		ps, err := s.podStats(ctx, pod)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			continue // removed meanwhile
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -52,7 +59,7 @@ func (s *Server) podStats(ctx context.Context, pod *sandbox.Pod) (*criapi.PodSan
 		if err != nil {
 			return nil, err
 		}
-		l.Cpu, l.Memory = s.cpu.usage("pod/"+pod.ID, cg), memoryUsage(cg)
+		l.Cpu, l.Memory = s.cpu.usage(podKey(pod.ID), cg), memoryUsage(cg)
 		l.Process = &criapi.ProcessUsage{Timestamp: cg.Timestamp.UnixNano(), ProcessCount: &criapi.UInt64Value{Value: cg.Pids.Current}}
 	}
 	if pod.NetNS != "" {
@@ -80,6 +87,9 @@ func (s *Server) podStats(ctx context.Context, pod *sandbox.Pod) (*criapi.PodSan
 			continue
 		}
 		cs, err := s.containerStats(st)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			continue // exited and removed meanwhile
+		}
 		if err != nil {
 			return nil, err
 		}
