@@ -71,6 +71,7 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *criapi.RemovePodSand
 			continue
 		}
 		s.cpu.forget(id)
+		s.watchers.forget(ctx, id)
 	}
 	s.images.Collect() // layers of removed images the containers pinned
 	if err := errors.Join(errs...); err != nil {
