@@ -9,8 +9,6 @@ import (
 	"github.com/containerd/errdefs"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
-
-	"github.com/crib-runtime/crib/runtime/shimapi"
 )
 
 // Backoff between a watcher's Waits after its shim's connection ended: the
@@ -115,7 +113,7 @@ func (s *Server) watch(id, podID string, w *watcher) {
 			// first Wait: it stopped all the same), or its shim is
 			// gone: its containers are exited, reason Unknown.
 			st, serr := s.containers.Status(ctx, id)
-			if errors.Is(serr, errdefs.ErrNotFound) || serr == nil && st.Status != shimapi.Status_RUNNING {
+			if errors.Is(serr, errdefs.ErrNotFound) || serr == nil && toCRIState(st.Status) != criapi.ContainerState_CONTAINER_RUNNING {
 				break
 			}
 		}
