@@ -51,3 +51,38 @@ func TestListSkipsWedgedShim(t *testing.T) {
 		t.Fatalf("states %v: want %s RUNNING and %s (wedged shim) UNKNOWN", got, running.ID, wedged.ID)
 	}
 }
+
+// TestRemoveForgetsEverything: every per-container map of the Manager
+// (records, guards, names, layer usage, exits seen) loses the container's
+// entry when it is removed, so memory follows the containers that exist.
+func TestRemoveForgetsEverything(t *testing.T) {
+	m, _, _ := newWorld(t)
+	ctx := context.Background()
+	c := startNew(t, m, "c")
+	if _, _, err := m.WritableUsage(c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Stop(ctx, c.ID, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Wait(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	sizes := func() []int {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return []int{len(m.records), len(m.guards), len(m.names), len(m.usage), len(m.exited)}
+	}
+	if got := sizes(); got[3] != 1 || got[4] != 1 {
+		t.Fatalf("sizes %v: the usage and exit maps were not filled, the test proves nothing", got)
+	}
+	if _, err := m.Remove(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	m.Drain()
+	for i, n := range sizes() {
+		if n != 0 {
+			t.Fatalf("map %d of records, guards, names, usage, exited keeps %d entries after Remove", i, n)
+		}
+	}
+}
