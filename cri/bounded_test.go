@@ -10,6 +10,7 @@ import (
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crib-runtime/crib/cgroups"
+	"github.com/crib-runtime/crib/runtime"
 	"github.com/crib-runtime/crib/sandbox"
 )
 
@@ -115,3 +116,32 @@ func (f statsOf) Cgroup(path string) (*cgroups.Stats, error) {
 }
 
 func (statsOf) StorageDir() string { return "/var/lib/crib" }
+
+// countingContainers counts List calls.
+type countingContainers struct {
+	fakeContainers
+	lists *int
+}
+
+func (c countingContainers) List(ctx context.Context) ([]runtime.State, error) {
+	*c.lists++
+	return c.fakeContainers.List(ctx)
+}
+
+// TestListPodSandboxStatsListsOnce: the containers (one shim call per pod)
+// are listed once per call, not once per pod.
+func TestListPodSandboxStatsListsOnce(t *testing.T) {
+	s, pod, _ := metricsWorld()
+	other := *pod
+	other.ID = "pod3"
+	s.sandboxes = fakeSandboxes{pods: []*sandbox.Pod{pod, &other, pod}}
+	s.stats = statsOf{s.stats.(fakeMetrics)}
+	var lists int
+	s.containers = countingContainers{s.containers.(fakeContainers), &lists}
+	if _, err := s.ListPodSandboxStats(context.Background(), &criapi.ListPodSandboxStatsRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if lists != 1 {
+		t.Fatalf("%d container lists for 3 pods, want 1", lists)
+	}
+}

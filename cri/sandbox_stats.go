@@ -9,6 +9,7 @@ import (
 	"github.com/containerd/errdefs"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/crib-runtime/crib/runtime"
 	"github.com/crib-runtime/crib/sandbox"
 )
 
@@ -20,7 +21,11 @@ func (s *Server) PodSandboxStats(ctx context.Context, req *criapi.PodSandboxStat
 	if err != nil {
 		return nil, err
 	}
-	ps, err := s.podStats(ctx, pod)
+	all, err := s.containers.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := s.podStats(pod, all)
 	if err != nil {
 		return nil, err
 	}
@@ -29,12 +34,21 @@ func (s *Server) PodSandboxStats(ctx context.Context, req *criapi.PodSandboxStat
 
 // ListPodSandboxStats returns the stats of every ready pod matching the
 // filter. A pod (or container) removed while the call runs is left out, not
-// an error: its cgroup went with it.
+// an error: its cgroup went with it. The containers are listed once (one
+// call per pod's shim), not once per pod.
 func (s *Server) ListPodSandboxStats(ctx context.Context, req *criapi.ListPodSandboxStatsRequest) (*criapi.ListPodSandboxStatsResponse, error) {
 	f := req.GetFilter()
+	pods := s.sandboxes.List(sandbox.Filter{IDPrefix: f.GetId(), Labels: f.GetLabelSelector(), States: []sandbox.State{sandbox.StateReady}})
+	if len(pods) == 0 {
+		return &criapi.ListPodSandboxStatsResponse{}, nil
+	}
+	all, err := s.containers.List(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out []*criapi.PodSandboxStats
-	for _, pod := range s.sandboxes.List(sandbox.Filter{IDPrefix: f.GetId(), Labels: f.GetLabelSelector(), States: []sandbox.State{sandbox.StateReady}}) {
-		ps, err := s.podStats(ctx, pod)
+	for _, pod := range pods {
+		ps, err := s.podStats(pod, all)
 		if errors.Is(err, errdefs.ErrNotFound) {
 			continue // removed meanwhile
 		}
@@ -46,7 +60,8 @@ func (s *Server) ListPodSandboxStats(ctx context.Context, req *criapi.ListPodSan
 	return &criapi.ListPodSandboxStatsResponse{Stats: out}, nil
 }
 
-func (s *Server) podStats(ctx context.Context, pod *sandbox.Pod) (*criapi.PodSandboxStats, error) {
+// podStats reads a pod's stats; all is every container, listed by the caller.
+func (s *Server) podStats(pod *sandbox.Pod, all []runtime.State) (*criapi.PodSandboxStats, error) {
 	l := &criapi.LinuxPodSandboxStats{}
 	out := &criapi.PodSandboxStats{Linux: l, Attributes: &criapi.PodSandboxAttributes{Id: pod.ID,
 		Metadata: &criapi.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: pod.UID, Attempt: pod.Attempt},
@@ -77,10 +92,6 @@ func (s *Server) podStats(ctx context.Context, pod *sandbox.Pod) (*criapi.PodSan
 				l.Network.DefaultInterface = u
 			}
 		}
-	}
-	all, err := s.containers.List(ctx)
-	if err != nil {
-		return nil, err
 	}
 	for _, st := range all {
 		if st.SandboxID != pod.ID {
