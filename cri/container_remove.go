@@ -23,6 +23,8 @@ func (s *Server) RemoveContainer(ctx context.Context, req *criapi.RemoveContaine
 	if err != nil {
 		return nil, err
 	}
+	s.cpu.forget(id)
+	s.watchers.forget(ctx, id)
 	// Its image may have been removed while it pinned the layers.
 	s.images.Collect()
 	klog.FromContext(ctx).V(2).Info("Removed container", "containerID", id)

@@ -42,8 +42,10 @@ func (s *Server) StartContainer(ctx context.Context, req *criapi.StartContainerR
 	if _, err := s.containers.Start(ctx, id); err != nil {
 		return nil, err
 	}
-	go s.watch(id, podID)
+	w := s.watchers.add(id, false)
+	go s.watch(id, podID, w)
 	klog.FromContext(ctx).V(2).Info("Started container", "containerID", id)
 	s.emit(ctx, id, podID, criapi.ContainerEventType_CONTAINER_STARTED_EVENT)
+	close(w.started)
 	return &criapi.StartContainerResponse{}, nil
 }

@@ -7,7 +7,6 @@ import (
 
 	"google.golang.org/grpc"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-	"k8s.io/klog/v2"
 )
 
 // eventBuffer is how many events a slow subscriber may fall behind before
@@ -79,34 +78,6 @@ func (s *Server) emit(ctx context.Context, id, podID string, typ criapi.Containe
 		}
 	}
 	s.events.publish(ev)
-}
-
-// watch emits the stopped event when a started container exits, whoever
-// stopped it. It runs until then or until the daemon stops.
-func (s *Server) watch(id, podID string) {
-	ctx := s.base
-	if _, err := s.containers.Wait(ctx, id); err != nil {
-		if ctx.Err() == nil {
-			klog.FromContext(ctx).V(4).Info("Stopped watching container", "containerID", id, "err", err)
-		}
-		return
-	}
-	s.emit(ctx, id, podID, criapi.ContainerEventType_CONTAINER_STOPPED_EVENT)
-}
-
-// WatchRunning starts watchers for containers that already run (after a
-// daemon restart), so their exits produce events too.
-func (s *Server) WatchRunning(ctx context.Context) error {
-	all, err := s.containers.List(ctx)
-	if err != nil {
-		return err
-	}
-	for _, st := range all {
-		if toCRIState(st.Status) == criapi.ContainerState_CONTAINER_RUNNING {
-			go s.watch(st.ID, st.SandboxID)
-		}
-	}
-	return nil
 }
 
 // GetContainerEvents streams container lifecycle events until the client

@@ -26,6 +26,11 @@ type raceShim struct {
 	mu     sync.Mutex
 	states map[string]shimapi.Status
 	gone   bool // shut down
+	// waitFails is how many Waits still fail as a lost connection does
+	// (the shim restarted); exitAtStart makes a started container exit
+	// at once.
+	waitFails   int
+	exitAtStart bool
 }
 
 func (f *raceShim) set(id string, want, to shimapi.Status) error {
@@ -63,7 +68,13 @@ func (f *raceShim) Create(_ context.Context, r *shimapi.CreateRequest) (*shimapi
 }
 
 func (f *raceShim) Start(_ context.Context, r *shimapi.ContainerRequest) (*shimapi.ContainerState, error) {
-	return nil, f.set(r.Id, shimapi.Status_CREATED, shimapi.Status_RUNNING)
+	f.mu.Lock()
+	to := shimapi.Status_RUNNING
+	if f.exitAtStart {
+		to = shimapi.Status_EXITED
+	}
+	f.mu.Unlock()
+	return nil, f.set(r.Id, shimapi.Status_CREATED, to)
 }
 
 func (f *raceShim) Kill(_ context.Context, r *shimapi.KillRequest) (*shimapi.Empty, error) {
@@ -74,6 +85,13 @@ func (f *raceShim) Kill(_ context.Context, r *shimapi.KillRequest) (*shimapi.Emp
 }
 
 func (f *raceShim) Wait(ctx context.Context, r *shimapi.ContainerRequest) (*shimapi.ContainerState, error) {
+	f.mu.Lock()
+	if f.waitFails > 0 {
+		f.waitFails--
+		f.mu.Unlock()
+		return nil, fmt.Errorf("shim connection: %w", errdefs.ErrUnavailable)
+	}
+	f.mu.Unlock()
 	for {
 		s, err := f.get(r.Id)
 		if err != nil || s.Status == shimapi.Status_EXITED {
@@ -88,6 +106,7 @@ func (f *raceShim) Wait(ctx context.Context, r *shimapi.ContainerRequest) (*shim
 }
 
 func (f *raceShim) State(_ context.Context, r *shimapi.ContainerRequest) (*shimapi.ContainerState, error) {
+	yield()
 	return f.get(r.Id)
 }
 

@@ -2,11 +2,14 @@ package cri
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
+	"github.com/containerd/errdefs"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/crib-runtime/crib/runtime"
 	"github.com/crib-runtime/crib/sandbox"
 )
 
@@ -18,19 +21,37 @@ func (s *Server) PodSandboxStats(ctx context.Context, req *criapi.PodSandboxStat
 	if err != nil {
 		return nil, err
 	}
-	ps, err := s.podStats(ctx, pod)
+	all, err := s.containers.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := s.podStats(pod, all)
 	if err != nil {
 		return nil, err
 	}
 	return &criapi.PodSandboxStatsResponse{Stats: ps}, nil
 }
 
-// ListPodSandboxStats returns the stats of every ready pod matching the filter.
+// ListPodSandboxStats returns the stats of every ready pod matching the
+// filter. A pod (or container) removed while the call runs is left out, not
+// an error: its cgroup went with it. The containers are listed once (one
+// call per pod's shim), not once per pod.
 func (s *Server) ListPodSandboxStats(ctx context.Context, req *criapi.ListPodSandboxStatsRequest) (*criapi.ListPodSandboxStatsResponse, error) {
 	f := req.GetFilter()
+	pods := s.sandboxes.List(sandbox.Filter{IDPrefix: f.GetId(), Labels: f.GetLabelSelector(), States: []sandbox.State{sandbox.StateReady}})
+	if len(pods) == 0 {
+		return &criapi.ListPodSandboxStatsResponse{}, nil
+	}
+	all, err := s.containers.List(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out []*criapi.PodSandboxStats
-	for _, pod := range s.sandboxes.List(sandbox.Filter{IDPrefix: f.GetId(), Labels: f.GetLabelSelector(), States: []sandbox.State{sandbox.StateReady}}) {
-		ps, err := s.podStats(ctx, pod)
+	for _, pod := range pods {
+		ps, err := s.podStats(pod, all)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			continue // removed meanwhile
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -39,7 +60,8 @@ func (s *Server) ListPodSandboxStats(ctx context.Context, req *criapi.ListPodSan
 	return &criapi.ListPodSandboxStatsResponse{Stats: out}, nil
 }
 
-func (s *Server) podStats(ctx context.Context, pod *sandbox.Pod) (*criapi.PodSandboxStats, error) {
+// podStats reads a pod's stats; all is every container, listed by the caller.
+func (s *Server) podStats(pod *sandbox.Pod, all []runtime.State) (*criapi.PodSandboxStats, error) {
 	l := &criapi.LinuxPodSandboxStats{}
 	out := &criapi.PodSandboxStats{Linux: l, Attributes: &criapi.PodSandboxAttributes{Id: pod.ID,
 		Metadata: &criapi.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: pod.UID, Attempt: pod.Attempt},
@@ -52,7 +74,7 @@ func (s *Server) podStats(ctx context.Context, pod *sandbox.Pod) (*criapi.PodSan
 		if err != nil {
 			return nil, err
 		}
-		l.Cpu, l.Memory = s.cpu.usage("pod/"+pod.ID, cg), memoryUsage(cg)
+		l.Cpu, l.Memory = s.cpu.usage(podKey(pod.ID), cg), memoryUsage(cg)
 		l.Process = &criapi.ProcessUsage{Timestamp: cg.Timestamp.UnixNano(), ProcessCount: &criapi.UInt64Value{Value: cg.Pids.Current}}
 	}
 	if pod.NetNS != "" {
@@ -71,15 +93,14 @@ func (s *Server) podStats(ctx context.Context, pod *sandbox.Pod) (*criapi.PodSan
 			}
 		}
 	}
-	all, err := s.containers.List(ctx)
-	if err != nil {
-		return nil, err
-	}
 	for _, st := range all {
 		if st.SandboxID != pod.ID {
 			continue
 		}
 		cs, err := s.containerStats(st)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			continue // exited and removed meanwhile
+		}
 		if err != nil {
 			return nil, err
 		}

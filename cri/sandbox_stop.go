@@ -65,9 +65,13 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *criapi.RemovePodSand
 	defer unlock()
 	var errs []error
 	for _, id := range s.containers.InSandbox(pod.ID) {
-		if _, err := s.containers.Remove(ctx, id); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		_, err := s.containers.Remove(ctx, id)
+		if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			errs = append(errs, err)
+			continue
 		}
+		s.cpu.forget(id)
+		s.watchers.forget(ctx, id)
 	}
 	s.images.Collect() // layers of removed images the containers pinned
 	if err := errors.Join(errs...); err != nil {
@@ -79,6 +83,7 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *criapi.RemovePodSand
 	if err := s.sandboxes.Remove(ctx, pod.ID); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		return nil, err
 	}
+	s.cpu.forget(podKey(pod.ID))
 	klog.FromContext(ctx).V(2).Info("Removed pod sandbox", "podSandboxID", pod.ID)
 	return &criapi.RemovePodSandboxResponse{}, nil
 }

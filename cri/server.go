@@ -88,6 +88,7 @@ type Server struct {
 	metrics    MetricsReader
 	cpu        cpuSamples
 	events     events
+	watchers   watchers
 	// base is the daemon's context: container watchers end with it.
 	base context.Context
 	// streams hands out streaming URLs; set by UseStreams once started.

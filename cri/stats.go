@@ -52,10 +52,22 @@ func (c *cpuSamples) usage(key string, st *cgroups.Stats) *criapi.CpuUsage {
 	return u
 }
 
+// forget drops a key's sample; RemoveContainer and RemovePodSandbox call it,
+// so that the map holds only objects that still exist.
 func (c *cpuSamples) forget(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.last, key)
+}
+
+// podKey is a pod's key, apart from its containers' (their ids).
+func podKey(podID string) string { return "pod/" + podID }
+
+// size reports how many samples are kept (tests: memory stays bounded).
+func (c *cpuSamples) size() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.last)
 }
 
 func memoryUsage(st *cgroups.Stats) *criapi.MemoryUsage {

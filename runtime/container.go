@@ -118,6 +118,13 @@ func created(c Container) State {
 	return State{Container: c, Status: shimapi.Status_CREATED}
 }
 
+// unknown is a container whose shim did not answer in time (wedged): its
+// state cannot be told, and neither can its exit code.
+func unknown(c Container) State {
+	return State{Container: c, Status: shimapi.Status_UNKNOWN, Reason: "Unknown",
+		Message: "the pod's shim did not answer in time"}
+}
+
 func fromShim(c Container, s *shimapi.ContainerState) State {
 	st := State{Container: c}
 	if s == nil {

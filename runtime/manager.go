@@ -11,7 +11,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -359,61 +358,6 @@ func (m *Manager) Status(ctx context.Context, id string) (State, error) {
 		return State{}, fmt.Errorf("status of container %s: %w", id, err)
 	}
 	return fromShim(c, s), nil
-}
-
-// List returns every container with its live state, sorted by creation:
-// one List call per pod's shim, not one call per container.
-func (m *Manager) List(ctx context.Context) ([]State, error) {
-	m.mu.Lock()
-	records := make([]Container, 0, len(m.records))
-	for _, c := range m.records {
-		records = append(records, *c)
-	}
-	m.mu.Unlock()
-	slices.SortFunc(records, func(a, b Container) int { return a.CreatedAt.Compare(b.CreatedAt) })
-	states := map[string]map[string]*shimapi.ContainerState{} // pod → id → state; nil map: shim gone
-	out := make([]State, 0, len(records))
-	for _, c := range records {
-		pod, ok := states[c.SandboxID]
-		if !ok {
-			var err error
-			if pod, err = m.podStates(ctx, c.SandboxID); err != nil {
-				return nil, err
-			}
-			states[c.SandboxID] = pod
-		}
-		if pod == nil {
-			out = append(out, fromShim(c, nil))
-		} else if s, ok := pod[c.ID]; ok {
-			out = append(out, fromShim(c, s))
-		} else {
-			out = append(out, created(c)) // not handed to the shim yet
-		}
-	}
-	return out, nil
-}
-
-// podStates returns the states a pod's shim holds, nil when the shim is gone.
-func (m *Manager) podStates(ctx context.Context, sandboxID string) (map[string]*shimapi.ContainerState, error) {
-	shim, err := m.shims.Shim(ctx, sandboxID)
-	if errors.Is(err, errdefs.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	resp, err := shim.List(ctx, &shimapi.Empty{})
-	if errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, errdefs.ErrUnavailable) || errors.Is(err, ttrpc.ErrClosed) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list containers of pod %s: %w", sandboxID, err)
-	}
-	byID := make(map[string]*shimapi.ContainerState, len(resp.Containers))
-	for _, s := range resp.Containers {
-		byID[s.Id] = s
-	}
-	return byID, nil
 }
 
 // Stop sends the container's stop signal, waits up to timeout, then kills

@@ -38,6 +38,8 @@ type fakeShim struct {
 	// limits is the pids limit each container's cgroup has now: from the
 	// spec at Create, then from every Update.
 	limits map[string]int64
+	// wedged makes List hang until its caller gives up.
+	wedged bool
 }
 
 func newFakeShim() *fakeShim {
@@ -164,9 +166,13 @@ func (f *fakeShim) ReopenLog(_ context.Context, r *shimapi.ContainerRequest) (*s
 	return &shimapi.Empty{}, nil
 }
 
-func (f *fakeShim) List(context.Context, *shimapi.Empty) (*shimapi.ListResponse, error) {
+func (f *fakeShim) List(ctx context.Context, _ *shimapi.Empty) (*shimapi.ListResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.wedged {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	resp := &shimapi.ListResponse{}
 	for _, s := range f.states {
 		resp.Containers = append(resp.Containers, proto.Clone(s).(*shimapi.ContainerState))

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/containerd/ttrpc"
@@ -27,6 +29,8 @@ type Client struct {
 // Dial connects to the shim serving socketPath. Errors of its calls carry
 // the shim's errdefs kinds again (errors.Is(err, errdefs.ErrNotFound)).
 func Dial(ctx context.Context, socketPath string) (*Client, error) {
+	ctx, cancel := withDefaultDeadline(ctx)
+	defer cancel()
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", socketPath)
 	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
@@ -38,7 +42,8 @@ func Dial(ctx context.Context, socketPath string) (*Client, error) {
 		return nil, fmt.Errorf("connect to shim %s: %w: %w", socketPath, err, errdefs.ErrUnavailable)
 	}
 	closed := make(chan struct{})
-	c := ttrpc.NewClient(conn, ttrpc.WithUnaryClientInterceptor(kindsInterceptor), ttrpc.WithOnClose(func() { close(closed) }))
+	c := ttrpc.NewClient(conn, ttrpc.WithChainUnaryClientInterceptor(deadlineInterceptor, kindsInterceptor),
+		ttrpc.WithOnClose(func() { close(closed) }))
 	return &Client{ShimService: NewShimClient(c), conn: c, closed: closed}, nil
 }
 
@@ -59,6 +64,40 @@ func (c *Client) Closed() bool {
 
 // Close closes the connection; the shim keeps running.
 func (c *Client) Close() error { return c.conn.Close() }
+
+// CallTimeout bounds a call to a shim whose context has no deadline of its
+// own (the daemon's start, background work such as a removed container's
+// delete): a wedged shim fails the call with DeadlineExceeded instead of
+// holding its caller for ever. The kubelet's calls carry their deadline.
+var CallTimeout = 2 * time.Minute
+
+// unbounded are the calls that last as long as what they wait for: Wait
+// (the container's life; the events watcher holds one per container) and
+// ExecSync (its own timeout, 0 for none, as the CRI has it).
+var unbounded = []string{"/Wait", "/ExecSync"}
+
+func withDefaultDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, CallTimeout)
+}
+
+// deadlineInterceptor gives a call without a deadline CallTimeout.
+func deadlineInterceptor(ctx context.Context, req *ttrpc.Request, resp *ttrpc.Response, info *ttrpc.UnaryClientInfo, invoke ttrpc.Invoker) error {
+	for _, m := range unbounded {
+		if strings.HasSuffix(info.FullMethod, m) {
+			return invoke(ctx, req, resp)
+		}
+	}
+	if _, ok := ctx.Deadline(); ok {
+		return invoke(ctx, req, resp)
+	}
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
+	req.TimeoutNano = CallTimeout.Nanoseconds() // the shim's handler ends too
+	return invoke(ctx, req, resp)
+}
 
 // kindsInterceptor turns a status the shim answered with back into an
 // errdefs kind before the generated client sees it.
