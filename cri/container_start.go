@@ -43,9 +43,11 @@ func (s *Server) StartContainer(ctx context.Context, req *criapi.StartContainerR
 		return nil, err
 	}
 	w := s.watchers.add(id, false)
+	// Closed whatever emit does (a panic is recovered above this RPC):
+	// the watcher's STOPPED waits for it.
+	defer close(w.started)
 	go s.watch(id, podID, w)
 	klog.FromContext(ctx).V(2).Info("Started container", "containerID", id)
 	s.emit(ctx, id, podID, criapi.ContainerEventType_CONTAINER_STARTED_EVENT)
-	close(w.started)
 	return &criapi.StartContainerResponse{}, nil
 }

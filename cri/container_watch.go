@@ -51,7 +51,8 @@ func (w *watchers) add(id string, started bool) *watcher {
 }
 
 // forget drops a removed container's entry, first waiting (as long as ctx
-// allows) for its watcher to publish STOPPED.
+// allows, and at most forgetWait) for its watcher to publish STOPPED: the
+// wait orders events, and must not hold a removal that is done.
 func (w *watchers) forget(ctx context.Context, id string) {
 	w.mu.Lock()
 	x := w.m[id]
@@ -60,11 +61,17 @@ func (w *watchers) forget(ctx context.Context, id string) {
 	if x == nil {
 		return
 	}
+	t := time.NewTimer(forgetWait)
+	defer t.Stop()
 	select {
 	case <-x.done:
 	case <-ctx.Done():
+	case <-t.C:
 	}
 }
+
+// forgetWait bounds how long a removal waits for its container's STOPPED.
+const forgetWait = 5 * time.Second
 
 // drop removes id's entry if it is still x.
 func (w *watchers) drop(id string, x *watcher) {

@@ -420,7 +420,7 @@ stop() {
 	local f=$dir/pids/$1 pid i
 	[[ -f $f ]] || return 0
 	pid=$(cat "$f")
-	if ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -e "$dir/" -e "$state/" -e "$netns"; then
+	if ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -e "$dir/" -e "$state/" -e "/run/netns/$netns "; then
 		rm -f "$f"
 		return 0
 	fi

@@ -84,7 +84,14 @@ func (m *Manager) List(ctx context.Context) ([]State, error) {
 
 // podStates asks a pod's shim for its containers' states.
 func (m *Manager) podStates(ctx context.Context, sandboxID string) (*podStates, error) {
-	bounded, cancel := context.WithTimeout(ctx, listTimeout)
+	// The caller's own deadline, if sooner, less a margin to answer in: a
+	// caller with a short deadline (a metrics scrape, crictl) still gets
+	// the silent shim's containers as Unknown, not its own timeout.
+	wait := listTimeout
+	if d, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(d)*9/10)
+	}
+	bounded, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	shim, err := m.shims.Shim(bounded, sandboxID)
 	var resp *shimapi.ListResponse

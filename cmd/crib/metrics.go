@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"golang.org/x/net/netutil"
 	"k8s.io/klog/v2"
 
 	"github.com/crib-runtime/crib/internal/metrics"
@@ -29,14 +30,20 @@ func listenMetrics(addr string) (net.Listener, error) {
 	return l, nil
 }
 
+// maxMetricsConns bounds the metrics server's open connections.
+const maxMetricsConns = 16
+
 // startMetrics serves m on l at /metrics and nothing else (every other
 // path is 404). The function returned stops serving.
 func startMetrics(logger klog.Logger, l net.Listener, m *metrics.Metrics) func() {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler(func(msg string, err error) { logger.Error(err, msg) }))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Whoever reaches the address must not hold crib's descriptors: idle
+	// connections are closed, and few are served at once.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 8 << 10}
 	go func() {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(netutil.LimitListener(l, maxMetricsConns)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error(err, "Metrics server failed", "address", l.Addr().String())
 		}
 	}()

@@ -8,7 +8,6 @@ package pidfd
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -76,8 +75,12 @@ func signalBatch(pids []int, list func() ([]int, error), sig unix.Signal) (done 
 	if err != nil {
 		return false, errors.Join(append(errs, err)...)
 	}
+	listed := make(map[int]bool, len(again))
+	for _, pid := range again {
+		listed[pid] = true
+	}
 	for pid, fd := range fds {
-		if !slices.Contains(again, pid) {
+		if !listed[pid] {
 			continue
 		}
 		if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
