@@ -6,8 +6,9 @@
 // network (addresses, routes, iptables) is left as it is. Only processes on
 // that namespace's loopback reach it (pods behind the bridge do not, but
 // host-network pods do), so it refuses to dial the host's own addresses:
-// loopback, link-local (cloud metadata at 169.254.169.254), unspecified
-// and multicast. Registries on the LAN stay reachable.
+// loopback, link-local (cloud metadata at 169.254.169.254), unspecified,
+// multicast and its interfaces' addresses. Registries on the LAN stay
+// reachable.
 //
 // It serves CONNECT (HTTPS) and absolute-URI requests (plain HTTP).
 package main
@@ -82,13 +83,29 @@ func newProxy(allowLocal bool) *proxy {
 			if err != nil {
 				return err
 			}
-			if ip := net.ParseIP(host); ip == nil || hostLocal(ip) {
+			if ip := net.ParseIP(host); ip == nil || hostLocal(ip) || ownAddress(ip) {
 				return fmt.Errorf("egressproxy: %s is the host's own address: refused", host)
 			}
 			return nil
 		}
 	}
 	return &proxy{dialer: d, direct: &http.Transport{DialContext: d.DialContext, ResponseHeaderTimeout: time.Minute}}
+}
+
+// ownAddress reports whether ip is one of this host's interface addresses
+// (its LAN address, a bridge's): services bound to all addresses answer
+// there too.
+func ownAddress(ip net.IP) bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return true // cannot tell: refuse
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // hostLocal reports the addresses that reach the host itself or its link

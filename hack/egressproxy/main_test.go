@@ -129,7 +129,18 @@ func TestProxyRefusesHostLocal(t *testing.T) {
 	defer origin.Close()
 	_, port, _ := net.SplitHostPort(origin.Listener.Addr().String())
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}}
-	for _, u := range []string{origin.URL, "http://localhost:" + port, "https://127.0.0.1:" + port, "http://169.254.169.254/latest/meta-data/", "http://[::1]:" + port} {
+	own := ""
+	if addrs, _ := net.InterfaceAddrs(); len(addrs) > 0 {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+				own = "http://" + net.JoinHostPort(n.IP.String(), port)
+			}
+		}
+	}
+	for _, u := range []string{own, origin.URL, "http://localhost:" + port, "https://127.0.0.1:" + port, "http://169.254.169.254/latest/meta-data/", "http://[::1]:" + port} {
+		if u == "" {
+			continue
+		}
 		resp, err := c.Get(u)
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
