@@ -50,12 +50,18 @@ const (
 // ValidateHostname checks name as an RFC 1123 host name: dot-separated
 // labels of letters, digits and hyphens, neither starting nor ending with a
 // hyphen, each at most 63 characters, at most 64 in all (the kernel's
-// limit for sethostname).
+// limit for sethostname). One trailing dot (an absolute name) is allowed:
+// the kubelet makes "<pod>.<subdomain>.<ns>.svc." for setHostnameAsFQDN
+// when its cluster domain is empty.
 func ValidateHostname(name string) error {
 	if name == "" || len(name) > maxHostnameLen {
 		return invalidf("hostname %q: must be 1 to %d characters", name, maxHostnameLen)
 	}
-	for label := range strings.SplitSeq(name, ".") {
+	labels := strings.TrimSuffix(name, ".")
+	if labels == "" {
+		return invalidf("hostname %q: no label", name)
+	}
+	for label := range strings.SplitSeq(labels, ".") {
 		if !validLabel(label) {
 			return invalidf("hostname %q: label %q is not an RFC 1123 label", name, label)
 		}

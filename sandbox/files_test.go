@@ -17,7 +17,7 @@ func TestValidateHostname(t *testing.T) {
 	for name, ok := range map[string]bool{
 		"web-0": true, "a": true, "pod.example.com": true, "Web1": true,
 		strings.Repeat("a", 63): true, strings.Repeat("a", 63) + ".b": false, // 65 > 64
-		"": false, "-web": false, "web-": false, "we_b": false, "a..b": false, "web.": false,
+		"": false, "-web": false, "web-": false, "we_b": false, "a..b": false, "web.": true, "a.b.svc.": true, ".": false, "web..": false,
 		strings.Repeat("a", 64): false, "web 1": false, "web\n": false,
 	} {
 		err := ValidateHostname(name)
