@@ -113,7 +113,7 @@ func TestNodeE2EImagesRun(t *testing.T) {
 		}
 	}
 	ag := rootfs(t, images[agnhostPath+":2.66.1"])
-	for _, c := range []string{"/bin/bash -c true", "/agnhost --help >/dev/null", "id user-defined-in-image", "nmeter -d0 %3t | head -n1", "curl --version", "nc -h 2>&1 | grep -q -- -u"} {
+	for _, c := range []string{"/bin/bash -c true", "/agnhost --help >/dev/null", "id user-defined-in-image", "nmeter -d0 %3t | head -n1", "curl --version", "nc -h 2>&1 | grep -q -- -u", "test -s /localhost.crt -a -s /localhost.key"} {
 		if out, err := chrootRun(t, ag, c); err != nil {
 			t.Errorf("%s in agnhost: %v\n%s", c, err, out)
 		}

@@ -3,8 +3,10 @@ package testregistry
 import (
 	"archive/tar"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -95,6 +97,15 @@ func (k *imageKit) agnhost(busybox137 []v1.Layer) (v1.Config, []v1.Layer) {
 	// networking specs send and busybox's nc cannot.
 	tools := append(hostProgram(k.t, "/usr/bin/curl", "usr/bin/curl"),
 		withLibraries(k.t, "usr/bin/nc", debFile(k.t, "netcat-openbsd", "bin/nc.openbsd"))...)
+	// The upstream image's /localhost.crt and /localhost.key (agnhost's
+	// porter files), which the https hook specs' server is started with.
+	for _, f := range []string{"localhost.crt", "localhost.key"} {
+		b, err := os.ReadFile(filepath.Join(kubernetesModule(k.t), "test/images/agnhost/porter", f))
+		if err != nil {
+			k.t.Fatal(err)
+		}
+		tools = append(tools, File{Name: f, Mode: 0o644, Data: b})
+	}
 	programs := k.onBase(append(tools,
 		File{Name: "agnhost", Mode: 0o755, Data: data},
 		File{Name: "agnhost-2", Typ: tar.TypeSymlink, Link: "agnhost"},
@@ -105,6 +116,18 @@ func (k *imageKit) agnhost(busybox137 []v1.Layer) (v1.Config, []v1.Layer) {
 		{Name: "home/user-defined-in-image/", Mode: 0o755, Typ: tar.TypeDir, Uid: 1000, Gid: 1000},
 	}))
 	return cfg, append(slices.Clip(busybox137), programs, accounts)
+}
+
+// kubernetesModule is the directory of the k8s.io/kubernetes module that
+// hack/tools pins.
+func kubernetesModule(t testing.TB) string {
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "k8s.io/kubernetes")
+	cmd.Dir = filepath.Join(RepoRoot(t), "hack", "tools")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("find the k8s.io/kubernetes module (hack/tools): %v", err)
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // perl is busybox with Debian's perl interpreter (perl-base), for the specs
