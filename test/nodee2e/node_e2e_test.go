@@ -154,6 +154,8 @@ func TestNodeE2E(t *testing.T) {
 	}
 	suite = append(suite, filepath.Join(bin, "e2e_node.test"), "--", "--container-runtime-endpoint="+n.endpoint,
 		"--prepull-images=false", "--report-dir="+report, "--kubelet-config-file="+baseConfig,
+		// Specs that mount the kubelet's pods directory look for it here.
+		"--kubelet-root-dir="+filepath.Join(dir, "kubelet-root"),
 		"--kubelet-flags="+kubeletFlags, "--v=2")
 	// The suite joins the node's cgroup, then its namespaces.
 	script := joinCgroup(cgroupRoot) + "exec nsenter " + shellJoin([]string{"--net=/run/netns/" + n.netns,
