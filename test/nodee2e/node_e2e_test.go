@@ -132,9 +132,10 @@ func TestNodeE2E(t *testing.T) {
 	if err := os.WriteFile(baseConfig, []byte(kubeletConfig()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// The suite gives the kubelet /var/lib/kubelet as its root; this flag,
-	// last on its command line, keeps it in the test's directory.
-	kubeletFlags := strings.Join([]string{"--root-dir=" + filepath.Join(dir, "kubelet-root"), "--node-ip=" + nodeIP}, " ")
+	// The kubelet's root is /var/lib/kubelet, where specs that mount its
+	// pods directory look: the node's mount namespace has the test's
+	// directory there.
+	kubeletFlags := "--node-ip=" + nodeIP
 	// ginkgo runs a suite in the suite binary's directory, where the
 	// suite writes its kubeconfig and static pods, and the suite runs the
 	// kubelet beside it: both are linked into the test's directory.
@@ -154,8 +155,6 @@ func TestNodeE2E(t *testing.T) {
 	}
 	suite = append(suite, filepath.Join(bin, "e2e_node.test"), "--", "--container-runtime-endpoint="+n.endpoint,
 		"--prepull-images=false", "--report-dir="+report, "--kubelet-config-file="+baseConfig,
-		// Specs that mount the kubelet's pods directory look for it here.
-		"--kubelet-root-dir="+filepath.Join(dir, "kubelet-root"),
 		"--kubelet-flags="+kubeletFlags, "--v=2")
 	// The suite joins the node's cgroup, then its namespaces.
 	script := joinCgroup(cgroupRoot) + "exec nsenter " + shellJoin([]string{"--net=/run/netns/" + n.netns,
@@ -317,8 +316,8 @@ func joinCgroup(cgroup string) string {
 // root as "/" (the runtime itself goes to /docker-daemon, the suite's
 // runtime cgroup), and in a mount namespace of its own, a slave of the
 // host's (the runtime's mounts in it stay its own), where the kubelet's
-// writes outside its root dir go to dir: the non-namespaced kernel
-// tunables, /var/lib/kubelet (the suite makes it), /var/log/pods (pod
+// writes go to dir: the non-namespaced kernel tunables, /var/lib/kubelet
+// (its root), /var/log/pods (pod
 // logs) and /var/log/containers (the kubelet's log links); /run/netns is
 // its own. systemd-run, which the
 // suite would start the kubelet with, is hidden: systemd is not this
@@ -343,7 +342,7 @@ func nodeNamespace(t *testing.T, dir, cgroupRoot, prog string) string {
 	if _, err := os.Stat("/usr/bin/systemd-run"); err == nil {
 		inside = append(inside, "mount --bind /dev/null /usr/bin/systemd-run")
 	}
-	inside = append(inside, bindOver(t, "/var/lib/kubelet", filepath.Join(dir, "var-lib-kubelet")),
+	inside = append(inside, bindOver(t, "/var/lib/kubelet", filepath.Join(dir, "kubelet-root")),
 		bindOver(t, "/var/log/containers", filepath.Join(dir, "container-logs")),
 		bindOver(t, "/var/log/pods", filepath.Join(dir, "pod-logs")),
 		// containerd pins pod network namespaces there: they go with the
