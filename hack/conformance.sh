@@ -6,7 +6,7 @@
 # registry), so both meet the same load. Reports and logs go to
 # _output/conformance/<runtime>/. It fails if a spec fails on crib that is
 # not an expected failure (test/nodee2e), or that passes on containerd.
-# Takes about an hour and a quarter on two cores.
+# Takes about an hour on two cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$PWD/_output/conformance
