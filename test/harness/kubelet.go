@@ -104,6 +104,9 @@ func StartKubelet(t testing.TB, binary, endpoint, netns, dir string, leftovers f
 	t.Helper()
 	k := &Kubelet{t: t, netns: netns, dir: dir, Manifests: filepath.Join(dir, "manifests"),
 		CgroupRoot: KubeletCgroupRoot(t, "crib-kubelet"), Node: "crib-node", Logs: &SyncBuffer{}}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	conf := filepath.Join(dir, "kubelet.yaml")
 	if err := os.WriteFile(conf, []byte(k.config()), 0o644); err != nil {
 		t.Fatal(err)
