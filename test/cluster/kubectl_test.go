@@ -275,8 +275,8 @@ func (c *cluster) testLivenessRestart(t *testing.T) {
 }
 
 // testEgress: the runtime has the egress proxy in its environment, and the
-// proxy, listening in the cluster's namespace, reaches a server on the
-// host's loopback, which the namespace itself cannot.
+// proxy, listening in the cluster's namespace, answers from there and
+// refuses the host's loopback, which the namespace itself cannot reach.
 func (c *cluster) testEgress(t *testing.T) {
 	t.Parallel()
 	pid, err := os.ReadFile(filepath.Join(c.dir, "pids", "crib"))
@@ -306,8 +306,12 @@ func (c *cluster) testEgress(t *testing.T) {
 		t.Fatalf("GET %s through the cluster's egress proxy: %v", origin.URL, err)
 	}
 	defer resp.Body.Close()
-	if b, _ := io.ReadAll(resp.Body); string(b) != "outside" {
-		t.Errorf("through the egress proxy: %d %q, want 200 \"outside\"", resp.StatusCode, b)
+	// The proxy answers, and refuses the host's own addresses (a
+	// host-network pod must not reach the host's loopback through it);
+	// its relaying is tested in hack/egressproxy, against origins it is
+	// told it may reach.
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(b), "refused") {
+		t.Errorf("through the egress proxy to the host's loopback: %d %q, want 502 refused", resp.StatusCode, b)
 	}
 }
 
