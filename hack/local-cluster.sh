@@ -247,6 +247,10 @@ EOF
 		echo "$v" >"$f"
 		nsenter --mount="$dir/ns/mnt" mount --bind "$f" "/proc/sys/$key"
 	done
+	# The kubelet links every container's log into /var/log/containers: the
+	# cluster's own directory there, not the host's.
+	mkdir -p "$dir/container-logs" /var/log/containers
+	nsenter --mount="$dir/ns/mnt" mount --bind "$dir/container-logs" /var/log/containers
 }
 
 control_plane() {
