@@ -30,12 +30,9 @@ var skips = []struct {
 }{}
 
 // expectedFailures may fail; a pass is fine too.
-var expectedFailures = []struct {
-	spec   string
-	reason string
-}{
-	{`Image Manager public image with digest should be pulled and removed`,
-		"pulls test-image-digest by the digest of an upstream manifest; no image built offline can have it"},
+var expectedFailures = []harness.ExpectedFailure{
+	{Spec: `Image Manager public image with digest should be pulled and removed`,
+		Reason: "pulls test-image-digest by the digest of an upstream manifest; no image built offline can have it"},
 }
 
 // critestTimeout bounds the suite (make test gives all packages 15 minutes).
@@ -74,7 +71,7 @@ func TestCritest(t *testing.T) {
 	if dir := os.Getenv("CRIB_CRITEST_ARTIFACTS"); dir != "" {
 		t.Cleanup(func() { keepArtifacts(t, dir, e.Dir, d) })
 	}
-	t.Cleanup(func() { removePods(t, d) }) // runs first
+	t.Cleanup(func() { harness.RemoveLeftPods(t, d.Clients().Runtime) }) // runs first
 
 	report := filepath.Join(e.Dir, "critest.json")
 	out, err := os.Create(filepath.Join(e.Dir, "critest.log"))
@@ -120,28 +117,6 @@ func TestCritest(t *testing.T) {
 	}
 }
 
-// removePods stops and removes the pods a failed spec left, so that no
-// container process outlives the test.
-func removePods(t *testing.T, d *harness.Daemon) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c := d.Clients()
-	pods, err := c.Runtime.ListPodSandbox(ctx, nil)
-	if err != nil {
-		t.Errorf("list the pods critest left: %v", err)
-		return
-	}
-	for _, p := range pods {
-		t.Logf("removing pod %s (%s) that critest left", p.GetId(), p.GetMetadata().GetName())
-		if err := c.Runtime.StopPodSandbox(ctx, p.GetId()); err != nil {
-			t.Errorf("stop pod %s: %v", p.GetId(), err)
-		}
-		if err := c.Runtime.RemovePodSandbox(ctx, p.GetId()); err != nil {
-			t.Errorf("remove pod %s: %v", p.GetId(), err)
-		}
-	}
-}
-
 // keepArtifacts copies critest's output and report and the daemon's log to
 // dir ($CRIB_CRITEST_ARTIFACTS), for a CI job or a person diagnosing a run.
 func keepArtifacts(t *testing.T, dir, envDir string, d *harness.Daemon) {
@@ -166,6 +141,9 @@ func skipRegexp() string {
 	return strings.Join(parts, "|")
 }
 
+// expectedFailure is the reason expectedFailures gives for a spec.
+var expectedFailure = harness.Expected(expectedFailures)
+
 func TestExpectedFailures(t *testing.T) {
 	if _, ok := expectedFailure("Image Manager public image with digest should be pulled and removed [Conformance]"); !ok {
 		t.Error("the digest spec is not an expected failure")
@@ -173,15 +151,6 @@ func TestExpectedFailures(t *testing.T) {
 	if _, ok := expectedFailure("Container runtime should support basic operations on container runtime should support execSync [Conformance]"); ok {
 		t.Error("execSync is an expected failure")
 	}
-}
-
-func expectedFailure(name string) (string, bool) {
-	for _, f := range expectedFailures {
-		if regexp.MustCompile(f.spec).MatchString(name) {
-			return f.reason, true
-		}
-	}
-	return "", false
 }
 
 // ipcWrapper writes a script that runs crib in an IPC namespace of its own,

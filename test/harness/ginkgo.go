@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,6 +10,9 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
+
+	internalapi "k8s.io/cri-api/pkg/apis"
 )
 
 // Spec is one spec of a ginkgo JSON report.
@@ -128,4 +132,43 @@ func LastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// ExpectedFailure is a spec (a regexp on its full text) that may fail, and
+// why; a pass is fine too.
+type ExpectedFailure struct{ Spec, Reason string }
+
+// Expected returns the reason list gives for the spec named name, for
+// JudgeSpecs.
+func Expected(list []ExpectedFailure) func(name string) (string, bool) {
+	return func(name string) (string, bool) {
+		for _, f := range list {
+			if regexp.MustCompile(f.Spec).MatchString(name) {
+				return f.Reason, true
+			}
+		}
+		return "", false
+	}
+}
+
+// RemoveLeftPods stops and removes every pod a suite left in the runtime
+// (its kubelet, if any, is gone), so that no container outlives the test;
+// what fails fails the test.
+func RemoveLeftPods(t testing.TB, rt internalapi.RuntimeService) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pods, err := rt.ListPodSandbox(ctx, nil)
+	if err != nil {
+		t.Errorf("list the pods the suite left: %v", err)
+		return
+	}
+	for _, p := range pods {
+		t.Logf("removing pod %s (%s) that the suite left", p.GetId(), p.GetMetadata().GetName())
+		if err := rt.StopPodSandbox(ctx, p.GetId()); err != nil {
+			t.Errorf("stop pod %s: %v", p.GetId(), err)
+		}
+		if err := rt.RemovePodSandbox(ctx, p.GetId()); err != nil {
+			t.Errorf("remove pod %s: %v", p.GetId(), err)
+		}
+	}
 }

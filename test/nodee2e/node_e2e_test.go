@@ -1,13 +1,11 @@
 package nodee2e
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -42,18 +40,15 @@ const (
 )
 
 // expectedFailures may fail for every runtime on this host; a pass is fine.
-var expectedFailures = []struct {
-	spec   string
-	reason string
-}{
-	{`PrivilegedPod should enable privileged commands`,
-		"it adds a dummy link, and this host's kernel has no dummy driver (containerd fails it too)"},
-	{`Summary API when querying /stats/summary should report resource usage through the stats api`,
-		"it wants PSI figures, which a cgroup v1 host has none of (containerd fails it too), and pod network and process " +
+var expectedFailures = []harness.ExpectedFailure{
+	{Spec: `PrivilegedPod should enable privileged commands`,
+		Reason: "it adds a dummy link, and this host's kernel has no dummy driver (containerd fails it too)"},
+	{Spec: `Summary API when querying /stats/summary should report resource usage through the stats api`,
+		Reason: "it wants PSI figures, which a cgroup v1 host has none of (containerd fails it too), and pod network and process " +
 			"stats, which the kubelet takes from cAdvisor's handler for the runtime (containerd and CRI-O have one; with the " +
 			"kubelet's PodAndContainerStatsFromCRI gate it takes them from crib's ListPodSandboxStats instead)"},
-	{`ContainerMetrics \[LinuxOnly\] when querying /metrics/cadvisor should report container metrics`,
-		"the kubelet's /metrics/cadvisor labels only the containers of runtimes cAdvisor has a handler for (containerd, " +
+	{Spec: `ContainerMetrics \[LinuxOnly\] when querying /metrics/cadvisor should report container metrics`,
+		Reason: "the kubelet's /metrics/cadvisor labels only the containers of runtimes cAdvisor has a handler for (containerd, " +
 			"CRI-O); containerd fails it here too, its socket not being at the default path cAdvisor dials. With the " +
 			"PodAndContainerStatsFromCRI gate the kubelet serves crib's ListPodSandboxMetrics and the spec skips"},
 }
@@ -179,7 +174,7 @@ func TestNodeE2E(t *testing.T) {
 		tail, _ := os.ReadFile(log.Name())
 		t.Fatalf("the node e2e suite (%v) left no report: %v\n%s", runErr, err, harness.LastLines(string(tail), 80))
 	}
-	failed := harness.JudgeSpecs(t, "node e2e on "+n.name, specs, nil, expectedFailure)
+	failed := harness.JudgeSpecs(t, "node e2e on "+n.name, specs, nil, harness.Expected(expectedFailures))
 	if runErr != nil && failed == 0 {
 		tail, _ := os.ReadFile(log.Name())
 		t.Errorf("the node e2e suite exited with %v and no failed spec\n%s", runErr, harness.LastLines(string(tail), 80))
@@ -221,7 +216,7 @@ func startCrib(t *testing.T, reg *testregistry.Registry, subnet, wrapper string)
 		"[[registry.hosts.\"_default\".mirrors]]\nendpoint = \"http://%s\"\n", mirror))
 	d := e.Start()
 	rt := d.Clients().Runtime
-	t.Cleanup(func() { removePods(t, rt) }) // before the env goes
+	t.Cleanup(func() { harness.RemoveLeftPods(t, rt) }) // before the env goes
 	return node{name: "crib", endpoint: "unix://" + e.Sock, netns: e.Netns, pid: d.Pid(), runtime: rt, logs: d.Logs.String}
 }
 
@@ -233,7 +228,7 @@ func startContainerd(t *testing.T, reg *testregistry.Registry, subnet, wrapper s
 	c := harness.StartContainerd(t, harness.ContainerdConfig{Registry: mirror, Mirrors: mirrored, Netns: netns,
 		CNIConfDir: filepath.Join(dir, "net.d"), SandboxImage: "registry.k8s.io/pause:3.10.2", Wrapper: wrapper,
 		RuntimeHandlers: []string{"test-handler"}})
-	t.Cleanup(func() { removePods(t, c.Runtime) })
+	t.Cleanup(func() { harness.RemoveLeftPods(t, c.Runtime) })
 	logs := func() string { b, _ := os.ReadFile(c.Log); return string(b) }
 	return node{name: "containerd", endpoint: c.Endpoint(), netns: netns, pid: c.Pid(), runtime: c.Runtime, logs: logs}
 }
@@ -376,26 +371,6 @@ func bindOver(t *testing.T, host, mine string) string {
 	return fmt.Sprintf("mount --bind %s %s", mine, host)
 }
 
-// removePods stops and removes the pods the suite left (the kubelet is
-// gone by then), so that no container outlives the test.
-func removePods(t *testing.T, rt internalapi.RuntimeService) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	pods, err := rt.ListPodSandbox(ctx, nil)
-	if err != nil {
-		t.Errorf("list the pods the suite left: %v", err)
-		return
-	}
-	for _, p := range pods {
-		if err := rt.StopPodSandbox(ctx, p.GetId()); err != nil {
-			t.Errorf("stop pod %s: %v", p.GetId(), err)
-		}
-		if err := rt.RemovePodSandbox(ctx, p.GetId()); err != nil {
-			t.Errorf("remove pod %s: %v", p.GetId(), err)
-		}
-	}
-}
-
 // keepArtifacts copies the suite's report and logs (the kubelet's is in the
 // report directory) and the runtime's log to dir.
 func keepArtifacts(t *testing.T, dir, suiteDir string, n node) {
@@ -409,15 +384,6 @@ func keepArtifacts(t *testing.T, dir, suiteDir string, n node) {
 		t.Errorf("keep the suite's artifacts: %v\n%s", err, out)
 	}
 	_ = os.WriteFile(filepath.Join(dest, n.name+".log"), []byte(n.logs()), 0o644)
-}
-
-func expectedFailure(name string) (string, bool) {
-	for _, f := range expectedFailures {
-		if regexp.MustCompile(f.spec).MatchString(name) {
-			return f.reason, true
-		}
-	}
-	return "", false
 }
 
 // shellJoin quotes args for sh.
