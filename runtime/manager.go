@@ -87,8 +87,6 @@ type Manager struct {
 	names map[string]string
 	// usage caches writable layer sizes (WritableUsage).
 	usage map[string]layerUsage
-	// execer starts exec sessions (set once at start by UseExecer).
-	execer Execer
 	// removing counts background removals of writable layers and shim
 	// deletes.
 	removing sync.WaitGroup

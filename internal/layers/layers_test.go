@@ -133,10 +133,22 @@ func TestImportDirection(t *testing.T) {
 	}
 }
 
+// mayLaunch says whether p may import runtime/launch, the setns path that
+// starts processes in containers: the shim starts every one (inits,
+// ExecSync, streaming execs), so that one place holds the reaper that keeps
+// a joined pid from being reused; cmd/crib seals the binary and runs
+// `crib run-oci`.
+func mayLaunch(p string) bool {
+	return shimSide(p) || p == "cmd/crib" || tree(p) == "test"
+}
+
 // violation says why p may not import q, or "".
 func violation(p, q string) string {
 	if tree(q) == "cri" && !mayImportCRI(p) {
 		return fmt.Sprintf("%s imports %s: nothing imports cri but cmd/crib", p, q)
+	}
+	if q == "runtime/launch" && !mayLaunch(p) {
+		return fmt.Sprintf("%s imports %s: processes are started in containers by the shim only", p, q)
 	}
 	rp, okp := rank[tree(p)]
 	rq, okq := rank[tree(q)]
@@ -187,6 +199,10 @@ func TestViolation(t *testing.T) {
 		{"cmd/crib", "cri", false},
 		{"rdt", "cgroups", true},
 		{"runtime/shim", "rdt", false},
+		{"runtime", "runtime/launch", true},
+		{"sandbox", "runtime/launch", true},
+		{"runtime/shim", "runtime/launch", false},
+		{"cmd/crib", "runtime/launch", false},
 	} {
 		if got := violation(tc.p, tc.q) != ""; got != tc.bad {
 			t.Errorf("%s imports %s: violation %v, want %v", tc.p, tc.q, got, tc.bad)

@@ -66,8 +66,9 @@ func (s *service) serveAttach(dir string) (io.Closer, error) {
 	return l, nil
 }
 
-// attach runs one session: the container's output to the client, the
-// client's stdin to the container, until either side ends.
+// attach runs one session: an exec (see execSession), or the container's
+// output to the client and the client's stdin to the container, until
+// either side ends.
 func (s *service) attach(conn net.Conn) {
 	defer conn.Close()
 	br := bufio.NewReader(conn)
@@ -77,6 +78,10 @@ func (s *service) attach(conn net.Conn) {
 		err = json.Unmarshal(line, &h)
 	}
 	if err != nil {
+		return
+	}
+	if h.Exec != nil {
+		s.execSession(conn, br, h)
 		return
 	}
 	c, err := s.get(h.ID)
@@ -100,7 +105,7 @@ func (s *service) attach(conn net.Conn) {
 	gone := make(chan struct{})
 	go func() {
 		defer close(gone)
-		s.attachInput(c, h.Stdin, br)
+		readInput(conn, br, attachInput(c, h.Stdin))
 	}()
 	for {
 		select {
@@ -122,55 +127,39 @@ func (s *service) attach(conn net.Conn) {
 	}
 }
 
-// attachInput reads the client's frames until it leaves: stdin (if the
+// attachInput is where an attach session's frames go: stdin (if the
 // session has it) into the container's stdin, resizes onto its terminal.
 // With stdin_once, the end of the first session's stdin closes the
 // container's.
-func (s *service) attachInput(c *container, stdin bool, r io.Reader) {
-	closeOnce := func() {
-		if !stdin || !c.stdinOnce {
-			return
-		}
-		stdin = false
-		c.mu.Lock()
-		if c.stdin != nil {
-			if c.console != nil {
-				sendEOF(c.stdin)
-			}
-			_ = c.stdin.Close()
-			c.stdin = nil
-		}
-		c.mu.Unlock()
-	}
-	defer closeOnce()
-	for {
-		typ, data, err := shimapi.ReadFrame(r)
-		if err != nil {
-			return
-		}
-		switch typ {
-		case shimapi.FrameStdin:
+func attachInput(c *container, stdin bool) sessionInput {
+	return sessionInput{
+		console: c.console,
+		stdin: func() *os.File {
 			if !stdin {
-				continue
+				return nil
 			}
 			c.mu.Lock()
-			w := c.stdin
-			c.mu.Unlock()
-			if w != nil {
-				_, _ = w.Write(data)
+			defer c.mu.Unlock()
+			return c.stdin
+		},
+		closeStdin: func() {
+			if !stdin {
+				return
 			}
-		case shimapi.FrameStdinClose:
-			closeOnce()
 			stdin = false
-		case shimapi.FrameResize:
-			if c.console != nil && len(data) == 4 {
-				ws := &unix.Winsize{Col: binary.BigEndian.Uint16(data[0:2]), Row: binary.BigEndian.Uint16(data[2:4])}
-				// Not Fd(): it would put the master in blocking mode.
-				if rc, err := c.console.SyscallConn(); err == nil {
-					_ = rc.Control(func(fd uintptr) { _ = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, ws) })
-				}
+			if !c.stdinOnce {
+				return
 			}
-		}
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.stdin != nil {
+				if c.console != nil {
+					sendEOF(c.stdin)
+				}
+				_ = c.stdin.Close()
+				c.stdin = nil
+			}
+		},
 	}
 }
 

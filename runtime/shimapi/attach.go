@@ -6,9 +6,10 @@ import (
 	"io"
 )
 
-// AttachSocketName is the shim's attach socket in its directory. Attach
-// sessions are byte streams, not ttrpc calls: the daemon connects, sends an
-// AttachHeader line, then stdin frames; the shim sends output frames.
+// AttachSocketName is the shim's socket for streaming sessions (attach to
+// a container, or exec a process in it) in its directory. Sessions are byte
+// streams, not ttrpc calls: the daemon connects, sends an AttachHeader
+// line, then stdin frames; the shim sends output frames, then FrameExit.
 const AttachSocketName = "attach.sock"
 
 // Attach frame types. A frame is one type byte, a big-endian u32 length and
@@ -19,15 +20,34 @@ const (
 	FrameStderr     = 2 // shim → daemon
 	FrameResize     = 3 // daemon → shim: u16 columns, u16 rows of the terminal
 	FrameStdinClose = 4 // daemon → shim: the client closed its stdin
-	FrameExit       = 5 // shim → daemon: the container exited; the session ends
+	// FrameExit ends the session (shim → daemon): the container exited,
+	// or, in an exec session, the process did, its exit code in 4 bytes
+	// (big-endian int32).
+	FrameExit = 5
+	// FrameError ends an exec session whose process could not be started
+	// (shim → daemon): the reason, in text.
+	FrameError = 6
 )
 
-// AttachHeader opens an attach session.
+// AttachHeader opens a session: an attach to container ID, or, with Exec,
+// a new process in a container. The streams say which the client wants.
 type AttachHeader struct {
 	ID     string `json:"id"`
 	Stdin  bool   `json:"stdin"`
 	Stdout bool   `json:"stdout"`
 	Stderr bool   `json:"stderr"`
+	// Exec starts a process instead of attaching; ID stays empty, so a
+	// shim that predates exec sessions finds no container and ends the
+	// session with an empty FrameExit rather than attaching.
+	Exec *ExecHeader `json:"exec,omitempty"`
+}
+
+// ExecHeader is the process an exec session starts.
+type ExecHeader struct {
+	ID string `json:"id"`
+	// Process is the OCI process spec, JSON; with Terminal, the process
+	// gets a pty, and stdout carries both of its outputs.
+	Process []byte `json:"process"`
 }
 
 // maxAttachFrame bounds one frame.
