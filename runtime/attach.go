@@ -33,7 +33,7 @@ func (m *Manager) Attach(ctx context.Context, id string, stdin io.Reader, stdout
 	if err != nil {
 		return err
 	}
-	if st.Status != shimapi.Status_RUNNING {
+	if st.Status != StatusRunning {
 		return fmt.Errorf("attach to container %s: it is not running: %w", id, errdefs.ErrFailedPrecondition)
 	}
 	if stdin != nil && !st.Stdin {

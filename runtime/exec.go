@@ -26,7 +26,7 @@ type TermSize struct{ Width, Height uint16 }
 func (m *Manager) Exec(ctx context.Context, st State, proc *specs.Process,
 	stdin io.Reader, stdout, stderr io.Writer, resize <-chan TermSize) (int, error) {
 	id := st.ID
-	if st.Status != shimapi.Status_RUNNING || st.Pid <= 0 {
+	if st.Status != StatusRunning || st.Pid <= 0 {
 		return 0, fmt.Errorf("exec in container %s: it is not running: %w", id, errdefs.ErrFailedPrecondition)
 	}
 	process, err := json.Marshal(proc)

@@ -328,7 +328,7 @@ func (m *Manager) checkPidTarget(ctx context.Context, c Container) error {
 	if err != nil {
 		return fmt.Errorf("pid namespace target %s: %w", c.PidTarget, err)
 	}
-	if st.Status != shimapi.Status_RUNNING || st.Pid != c.PidTargetPid {
+	if st.Status != StatusRunning || st.Pid != c.PidTargetPid {
 		return fmt.Errorf("pid namespace target %s no longer runs as pid %d: %w", c.PidTarget, c.PidTargetPid, errdefs.ErrFailedPrecondition)
 	}
 	return nil
@@ -535,20 +535,27 @@ func (m *Manager) ReopenLog(ctx context.Context, id string) error {
 	return nil
 }
 
+// ExecResult is what an ExecSync'd process left: its output (each
+// stream bounded by the shim) and its exit code.
+type ExecResult struct {
+	Stdout, Stderr []byte
+	ExitCode       int32
+}
+
 // ExecSync runs a process (OCI process spec, JSON) in a running container.
-func (m *Manager) ExecSync(ctx context.Context, id string, process []byte, timeout time.Duration) (*shimapi.ExecSyncResponse, error) {
+func (m *Manager) ExecSync(ctx context.Context, id string, process []byte, timeout time.Duration) (ExecResult, error) {
 	_, shim, err := m.shimOf(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("exec in container %s: %w", id, err)
+		return ExecResult{}, fmt.Errorf("exec in container %s: %w", id, err)
 	}
 	resp, err := shim.ExecSync(ctx, &shimapi.ExecSyncRequest{Id: id, Process: process, Timeout: int64(timeout / time.Second)})
 	if errors.Is(err, errdefs.ErrNotFound) {
-		return nil, fmt.Errorf("exec in container %s: it has not been started: %w", id, errdefs.ErrFailedPrecondition)
+		return ExecResult{}, fmt.Errorf("exec in container %s: it has not been started: %w", id, errdefs.ErrFailedPrecondition)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("exec in container %s: %w", id, err)
+		return ExecResult{}, fmt.Errorf("exec in container %s: %w", id, err)
 	}
-	return resp, nil
+	return ExecResult{Stdout: resp.Stdout, Stderr: resp.Stderr, ExitCode: resp.ExitCode}, nil
 }
 
 // Sandbox returns the ID of a container's pod.

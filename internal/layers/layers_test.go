@@ -41,10 +41,7 @@ func shimSide(p string) bool {
 // the shim's wire types (runtime/shimapi), with the reason each still
 // does. A package that speaks a wire should convert at its edge; the test
 // fails on a new importer and on an entry no longer needed.
-var wireImporters = map[string]string{
-	"cri": "shimapi.Status and *shimapi.ExecSyncResponse surface through runtime.Manager's API " +
-		"(issue 15, Structure: runtime exposes its own types); a move of its own",
-}
+var wireImporters = map[string]string{}
 
 // metricsPkg is the one package that imports the Prometheus client: the
 // metric definitions live together, and the packages that record define
