@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -59,4 +61,27 @@ func (m *Manager) Exec(ctx context.Context, st State, proc *specs.Process,
 	default:
 		return 0, fmt.Errorf("exec in container %s: the client left, or the pod's shim ended the session: %w", id, errdefs.ErrAborted)
 	}
+}
+
+// ExecResult is what an ExecSync'd process left: its output (each
+// stream bounded by the shim) and its exit code.
+type ExecResult struct {
+	Stdout, Stderr []byte
+	ExitCode       int32
+}
+
+// ExecSync runs a process (OCI process spec, JSON) in a running container.
+func (m *Manager) ExecSync(ctx context.Context, id string, process []byte, timeout time.Duration) (ExecResult, error) {
+	_, shim, err := m.shimOf(ctx, id)
+	if err != nil {
+		return ExecResult{}, fmt.Errorf("exec in container %s: %w", id, err)
+	}
+	resp, err := shim.ExecSync(ctx, &shimapi.ExecSyncRequest{Id: id, Process: process, Timeout: int64(timeout / time.Second)})
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return ExecResult{}, fmt.Errorf("exec in container %s: it has not been started: %w", id, errdefs.ErrFailedPrecondition)
+	}
+	if err != nil {
+		return ExecResult{}, fmt.Errorf("exec in container %s: %w", id, err)
+	}
+	return ExecResult{Stdout: resp.Stdout, Stderr: resp.Stderr, ExitCode: resp.ExitCode}, nil
 }
