@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -157,6 +161,11 @@ func (s *service) create(ctx context.Context, r *shimapi.CreateRequest, spec *sp
 func (s *service) start(ctx context.Context, c *container, o launch.Options) error {
 	release := s.reaper.launching()
 	defer release()
+	closeJoins, err := s.pinProcJoins(&o)
+	if err != nil {
+		return err
+	}
+	defer closeJoins()
 	p, err := launch.Start(ctx, o)
 	if err != nil {
 		return err
@@ -164,6 +173,74 @@ func (s *service) start(ctx context.Context, c *container, o launch.Options) err
 	c.proc, c.rec.Pid = p, p.Pid
 	s.reaper.watch(p.Pid, func(ws unix.WaitStatus) { s.onExit(c, ws) })
 	return nil
+}
+
+// procNS matches a namespace named through a process's /proc entry.
+var procNS = regexp.MustCompile(`^/proc/([0-9]+)/ns/[a-z_]+$`)
+
+// pinProcJoins opens the namespaces o joins through a process's /proc
+// entry (the pause's, for a pod-wide pid namespace; a target container's
+// init's, for pid mode TARGET) and joins them by those files. Each process
+// must be a live child of this shim, the pod's own: the caller holds the
+// reaper's launch side, so a child seen alive can neither be reaped nor
+// have its pid reused until the file is open. A pid that outlived its
+// process (a pause that died, its pid since taken) would otherwise hand
+// over some other process's namespace.
+func (s *service) pinProcJoins(o *launch.Options) (closeAll func(), err error) {
+	var files []*os.File
+	closeAll = func() {
+		for _, f := range files {
+			_ = f.Close()
+		}
+	}
+	join := slices.Clone(o.Join)
+	for i, ns := range join {
+		m := procNS.FindStringSubmatch(ns.Path)
+		if ns.File != nil || m == nil {
+			continue
+		}
+		pid, _ := strconv.Atoi(m[1])
+		if !s.liveChild(pid) {
+			closeAll()
+			return nil, fmt.Errorf("join %s: pid %d is not a running process of this pod: %w", ns.Path, pid, errdefs.ErrFailedPrecondition)
+		}
+		f, err := os.Open(ns.Path)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("join %s: %w", ns.Path, err)
+		}
+		files = append(files, f)
+		join[i].File = f
+	}
+	o.Join = join
+	return closeAll, nil
+}
+
+// liveChild reports whether pid is this shim's pause or a container init
+// not yet reaped. Preconditions: inside the reaper's launching, so the
+// answer holds until it is released.
+func (s *service) liveChild(pid int) bool {
+	s.mu.Lock()
+	pp := s.pause
+	cs := slices.Collect(maps.Values(s.containers))
+	s.mu.Unlock()
+	if pp != nil && pp.proc.Pid == pid {
+		select {
+		case <-pp.done:
+			return false
+		default:
+			return true
+		}
+	}
+	for _, c := range cs {
+		c.mu.Lock()
+		ok := c.rec.Pid == pid && !c.reaped
+		c.mu.Unlock()
+		if ok {
+			return true
+		}
+	}
+	return false
 }
 
 // classPlacer returns launch's Place callback: the RDT class (the cgroup
