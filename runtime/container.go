@@ -101,7 +101,7 @@ type Mount struct {
 }
 
 // Status is where a container is in its life, as its shim knows it.
-type Status int
+type Status uint8
 
 const (
 	// StatusUnknown: the shim did not answer; nothing can be told.

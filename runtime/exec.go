@@ -48,7 +48,7 @@ func (m *Manager) Exec(ctx context.Context, st State, proc *specs.Process,
 	case err != nil:
 		return 0, fmt.Errorf("exec in container %s: %w", id, err)
 	case end.typ == shimapi.FrameError:
-		return 0, fmt.Errorf("exec in container %s: %s", id, end.data)
+		return 0, fmt.Errorf("exec in container %s: %w", id, shimapi.ParseErrorFrame(end.data))
 	case end.typ == shimapi.FrameExit && len(end.data) == 4:
 		return int(int32(binary.BigEndian.Uint32(end.data))), nil
 	case end.typ == shimapi.FrameExit:

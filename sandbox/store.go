@@ -258,7 +258,7 @@ func (s *Store) Create(p *Pod) error {
 	w := &sync.Mutex{}
 	w.Lock()
 	defer w.Unlock()
-	s.creating[p.ID], s.writers[p.ID] = p, w
+	s.creating[p.ID], s.writers[p.ID] = clonePod(p), w
 	s.mu.Unlock()
 
 	err := s.write(p)
@@ -300,7 +300,8 @@ func (s *Store) Update(p *Pod) error {
 }
 
 // lockWriter takes a stored pod's write lock; NotFound for a pod that is
-// not stored (or still being created: its Create holds the lock).
+// not stored. A pod still being created is waited for (its Create holds
+// the lock).
 func (s *Store) lockWriter(id string) (*sync.Mutex, error) {
 	s.mu.RLock()
 	w, ok := s.writers[id]
@@ -311,8 +312,9 @@ func (s *Store) lockWriter(id string) (*sync.Mutex, error) {
 	w.Lock()
 	s.mu.RLock()
 	_, ok = s.pods[id]
+	ok = ok && s.writers[id] == w
 	s.mu.RUnlock()
-	if !ok { // created and failed, or deleted, while we waited
+	if !ok { // created and failed, or deleted (and maybe made again), while we waited
 		w.Unlock()
 		return nil, notFoundf("pod %s", id)
 	}

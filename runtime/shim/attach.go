@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/crib-runtime/crib/internal/listener"
 	"github.com/crib-runtime/crib/runtime/shimapi"
@@ -132,15 +133,23 @@ func (s *service) attach(conn net.Conn) {
 // With stdin_once, the end of the first session's stdin closes the
 // container's.
 func attachInput(c *container, stdin bool) sessionInput {
+	current := func() *os.File {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.stdin
+	}
 	return sessionInput{
 		console: c.console,
-		stdin: func() *os.File {
+		write: func(conn net.Conn, data []byte) error {
 			if !stdin {
 				return nil
 			}
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			return c.stdin
+			c.stdinMu.Lock()
+			defer c.stdinMu.Unlock()
+			if w := current(); w != nil {
+				return writeInput(conn, w, data)
+			}
+			return nil
 		},
 		closeStdin: func() {
 			if !stdin {
@@ -150,15 +159,22 @@ func attachInput(c *container, stdin bool) sessionInput {
 			if !c.stdinOnce {
 				return
 			}
+			// Taken out under c.mu, written and closed outside it: a
+			// container that stopped reading its terminal must not hold
+			// the lock its exit needs.
 			c.mu.Lock()
-			defer c.mu.Unlock()
-			if c.stdin != nil {
-				if c.console != nil {
-					sendEOF(c.stdin)
-				}
-				_ = c.stdin.Close()
-				c.stdin = nil
+			w := c.stdin
+			c.stdin = nil
+			c.mu.Unlock()
+			if w == nil {
+				return
 			}
+			c.stdinMu.Lock()
+			defer c.stdinMu.Unlock()
+			if c.console != nil {
+				sendEOF(w)
+			}
+			_ = w.Close()
 		},
 	}
 }
@@ -178,5 +194,10 @@ func sendEOF(master *os.File) {
 			eof = t.Cc[unix.VEOF]
 		}
 	})
+	// Bounded: a terminal whose input queue is full (a process in raw
+	// mode that reads nothing) would take it never.
+	if master.SetWriteDeadline(time.Now().Add(inputStall)) == nil {
+		defer func() { _ = master.SetWriteDeadline(time.Time{}) }()
+	}
 	_, _ = master.Write([]byte{eof})
 }

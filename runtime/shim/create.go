@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -159,9 +160,10 @@ func (s *service) create(ctx context.Context, r *shimapi.CreateRequest, spec *sp
 // start launches the init and registers its exit with the reaper before a
 // reaping pass can see it.
 func (s *service) start(ctx context.Context, c *container, o launch.Options) error {
+	kids := s.children() // before the launch side: StartPause takes them in the other order
 	release := s.reaper.launching()
 	defer release()
-	closeJoins, err := s.pinProcJoins(&o)
+	closeJoins, err := pinProcJoins(&o, kids)
 	if err != nil {
 		return err
 	}
@@ -185,8 +187,9 @@ var procNS = regexp.MustCompile(`^/proc/([0-9]+)/ns/[a-z_]+$`)
 // reaper's launch side, so a child seen alive can neither be reaped nor
 // have its pid reused until the file is open. A pid that outlived its
 // process (a pause that died, its pid since taken) would otherwise hand
-// over some other process's namespace.
-func (s *service) pinProcJoins(o *launch.Options) (closeAll func(), err error) {
+// over some other process's namespace. Any other path under /proc is
+// refused.
+func pinProcJoins(o *launch.Options, kids children) (closeAll func(), err error) {
 	var files []*os.File
 	closeAll = func() {
 		for _, f := range files {
@@ -195,12 +198,16 @@ func (s *service) pinProcJoins(o *launch.Options) (closeAll func(), err error) {
 	}
 	join := slices.Clone(o.Join)
 	for i, ns := range join {
-		m := procNS.FindStringSubmatch(ns.Path)
-		if ns.File != nil || m == nil {
+		if ns.File != nil || !strings.HasPrefix(filepath.Clean(ns.Path), "/proc/") {
 			continue
 		}
+		m := procNS.FindStringSubmatch(ns.Path)
+		if m == nil {
+			closeAll()
+			return nil, fmt.Errorf("join %s: a namespace under /proc must be /proc/<pid>/ns/<kind>: %w", ns.Path, errdefs.ErrInvalidArgument)
+		}
 		pid, _ := strconv.Atoi(m[1])
-		if !s.liveChild(pid) {
+		if !kids.alive(pid) {
 			closeAll()
 			return nil, fmt.Errorf("join %s: pid %d is not a running process of this pod: %w", ns.Path, pid, errdefs.ErrFailedPrecondition)
 		}
@@ -216,15 +223,24 @@ func (s *service) pinProcJoins(o *launch.Options) (closeAll func(), err error) {
 	return closeAll, nil
 }
 
-// liveChild reports whether pid is this shim's pause or a container init
-// not yet reaped. Preconditions: inside the reaper's launching, so the
-// answer holds until it is released.
-func (s *service) liveChild(pid int) bool {
+// children are the shim's pause and containers, as they were when taken.
+type children struct {
+	pause      *pauseProc
+	containers []*container
+}
+
+func (s *service) children() children {
 	s.mu.Lock()
-	pp := s.pause
-	cs := slices.Collect(maps.Values(s.containers))
-	s.mu.Unlock()
-	if pp != nil && pp.proc.Pid == pid {
+	defer s.mu.Unlock()
+	return children{pause: s.pause, containers: slices.Collect(maps.Values(s.containers))}
+}
+
+// alive reports whether pid is the pause or a container init, not yet
+// reaped. Preconditions: inside the reaper's launching, so the answer
+// holds until it is released (a child started since the snapshot is not
+// seen: it is not asked for).
+func (k children) alive(pid int) bool {
+	if pp := k.pause; pp != nil && pp.proc.Pid == pid {
 		select {
 		case <-pp.done:
 			return false
@@ -232,7 +248,7 @@ func (s *service) liveChild(pid int) bool {
 			return true
 		}
 	}
-	for _, c := range cs {
+	for _, c := range k.containers {
 		c.mu.Lock()
 		ok := c.rec.Pid == pid && !c.reaped
 		c.mu.Unlock()

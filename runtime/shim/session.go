@@ -26,7 +26,7 @@ import (
 // until it exits (FrameExit with its code) or the daemon leaves, which
 // kills it. A process that cannot start ends the session with FrameError.
 func (s *service) execSession(conn net.Conn, br *bufio.Reader, h shimapi.AttachHeader) {
-	fail := func(err error) { _ = shimapi.WriteFrame(conn, shimapi.FrameError, []byte(err.Error())) }
+	fail := func(err error) { _ = shimapi.WriteFrame(conn, shimapi.FrameError, shimapi.ErrorFrame(err)) }
 	c, err := s.get(h.Exec.ID)
 	if err != nil {
 		fail(err)
@@ -73,11 +73,21 @@ func (s *service) execSession(conn net.Conn, br *bufio.Reader, h shimapi.AttachH
 // terminal.
 func (e *execProc) input() sessionInput {
 	var once sync.Once
+	var mu sync.Mutex // one write at a time, and none after the close
 	return sessionInput{
 		console: e.console,
-		stdin:   func() *os.File { return e.stdin },
+		write: func(conn net.Conn, data []byte) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if e.stdin == nil {
+				return nil
+			}
+			return writeInput(conn, e.stdin, data)
+		},
 		closeStdin: func() {
 			once.Do(func() {
+				mu.Lock()
+				defer mu.Unlock()
 				switch {
 				case e.console != nil && e.stdin != nil:
 					sendEOF(e.console) // the terminal stays: it is the output too
@@ -122,8 +132,9 @@ func (f frameStream) Write(p []byte) (int, error) {
 
 // sessionInput is where a session's client frames go.
 type sessionInput struct {
-	// stdin is where stdin frames go now; nil drops them.
-	stdin func() *os.File
+	// write delivers stdin bytes (or drops them); errClientGone ends the
+	// session.
+	write func(conn net.Conn, data []byte) error
 	// closeStdin is called when the client's stdin ends, and when the
 	// session does; more than once.
 	closeStdin func()
@@ -143,10 +154,8 @@ func readInput(conn net.Conn, r io.Reader, in sessionInput) {
 		}
 		switch typ {
 		case shimapi.FrameStdin:
-			if w := in.stdin(); w != nil {
-				if errors.Is(writeInput(conn, w, data), errClientGone) {
-					return
-				}
+			if errors.Is(in.write(conn, data), errClientGone) {
+				return
 			}
 		case shimapi.FrameStdinClose:
 			in.closeStdin()
@@ -170,7 +179,8 @@ var errClientGone = errors.New("the session's client is gone")
 
 // writeInput writes data to w, checking every inputStall that conn's peer
 // is still there. Errors of w (a process that closed its stdin) drop the
-// data, as a pipe with no reader would.
+// data, as a pipe with no reader would. Callers serialise the writes to
+// one file: the deadline is the file's, not the write's.
 func writeInput(conn net.Conn, w *os.File, data []byte) error {
 	for len(data) > 0 {
 		if w.SetWriteDeadline(time.Now().Add(inputStall)) != nil {
@@ -182,9 +192,11 @@ func writeInput(conn net.Conn, w *os.File, data []byte) error {
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			if peerGone(conn) {
+				_ = w.SetWriteDeadline(time.Time{})
 				return errClientGone
 			}
 		case err != nil:
+			_ = w.SetWriteDeadline(time.Time{})
 			return err
 		}
 	}

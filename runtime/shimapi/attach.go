@@ -1,8 +1,11 @@
 package shimapi
 
 import (
+	"fmt"
+
 	"encoding/binary"
 	"errors"
+	"github.com/containerd/errdefs"
 	"io"
 )
 
@@ -25,9 +28,38 @@ const (
 	// (big-endian int32).
 	FrameExit = 5
 	// FrameError ends an exec session whose process could not be started
-	// (shim → daemon): the reason, in text.
+	// (shim → daemon): the error's kind in one byte, then its text (see
+	// ErrorFrame).
 	FrameError = 6
 )
+
+// errorKinds are the errdefs kinds a FrameError carries, by their byte;
+// 0 is any other.
+var errorKinds = []error{nil, errdefs.ErrInvalidArgument, errdefs.ErrFailedPrecondition, errdefs.ErrNotFound}
+
+// ErrorFrame is err as a FrameError's data.
+func ErrorFrame(err error) []byte {
+	kind := byte(0)
+	for i, k := range errorKinds {
+		if k != nil && errors.Is(err, k) {
+			kind = byte(i)
+			break
+		}
+	}
+	return append([]byte{kind}, err.Error()...)
+}
+
+// ParseErrorFrame is the error a FrameError's data describes, of its kind.
+func ParseErrorFrame(data []byte) error {
+	if len(data) == 0 {
+		return errors.New("exec failed, for no reason given")
+	}
+	msg := string(data[1:])
+	if int(data[0]) < len(errorKinds) && errorKinds[data[0]] != nil {
+		return fmt.Errorf("%s: %w", msg, errorKinds[data[0]])
+	}
+	return errors.New(msg)
+}
 
 // AttachHeader opens a session: an attach to container ID, or, with Exec,
 // a new process in a container. The streams say which the client wants.
