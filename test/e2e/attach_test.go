@@ -189,10 +189,27 @@ func TestAttachTerminal(t *testing.T) {
 	}
 }
 
-// zeros is an endless stdin.
-type zeros struct{}
+// stallingStdin is a client's stdin that sends n bytes, more than a pipe
+// holds but less than the connections buffer (the client's SPDY library
+// cannot close a stream its own unsent data blocks), then nothing until
+// ctx ends.
+type stallingStdin struct {
+	ctx context.Context
+	n   int
+}
 
-func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+func (s *stallingStdin) Read(p []byte) (int, error) {
+	if s.n == 0 {
+		<-s.ctx.Done()
+		return 0, io.EOF
+	}
+	k := min(len(p), s.n)
+	clear(p[:k])
+	s.n -= k
+	return k, nil
+}
+
+const stallBytes = 256 << 10
 
 // TestStdinStallClientLeaves: a session whose client leaves while its stdin
 // is stalled (the process reads none; its pipe is full) ends in the shim
@@ -212,7 +229,7 @@ func TestStdinStallClientLeaves(t *testing.T) {
 	defer cancel()
 	sctx, leave := context.WithTimeout(ctx, 2*time.Second)
 	defer leave()
-	if err := attachStream(sctx, p.c, p.id, zeros{}, io.Discard, nil); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := attachStream(sctx, p.c, p.id, &stallingStdin{sctx, stallBytes}, io.Discard, nil); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("attach: %v", err)
 	}
 	waitFor(t, func() bool { return fds() <= before }, "the shim to end the abandoned attach session")
@@ -223,7 +240,7 @@ func TestStdinStallClientLeaves(t *testing.T) {
 	}
 	sctx, leave = context.WithTimeout(ctx, 2*time.Second)
 	defer leave()
-	_ = harness.Stream(sctx, resp.Url, remotecommand.StreamOptions{Stdin: zeros{}, Stdout: io.Discard})
+	_ = harness.Stream(sctx, resp.Url, remotecommand.StreamOptions{Stdin: &stallingStdin{sctx, stallBytes}, Stdout: io.Discard})
 	waitFor(t, func() bool {
 		r, err := p.c.RawRt.ExecSync(ctx, &criapi.ExecSyncRequest{ContainerId: p.id, Cmd: []string{"ps"}, Timeout: 10})
 		return err == nil && !strings.Contains(string(r.Stdout), "sleep 1234") && fds() <= before
