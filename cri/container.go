@@ -11,7 +11,6 @@ import (
 
 	"github.com/crib-runtime/crib/runtime"
 	"github.com/crib-runtime/crib/runtime/image"
-	"github.com/crib-runtime/crib/runtime/shimapi"
 )
 
 // Containers is what the container RPCs need from runtime.Manager.
@@ -33,7 +32,7 @@ type Containers interface {
 		resize <-chan runtime.TermSize) (int, error)
 	Attach(ctx context.Context, id string, stdin io.Reader, stdout, stderr io.Writer, resize <-chan runtime.TermSize) error
 	ReopenLog(ctx context.Context, id string) error
-	ExecSync(ctx context.Context, id string, process []byte, timeout time.Duration) (*shimapi.ExecSyncResponse, error)
+	ExecSync(ctx context.Context, id string, process []byte, timeout time.Duration) (runtime.ExecResult, error)
 }
 
 // PodInfo is what container RPCs need to know about their pod, from its
@@ -69,13 +68,13 @@ type Classes interface {
 	Resolve(podAnnotations, containerAnnotations map[string]string, containerName string) (class string, warning, err error)
 }
 
-func toCRIState(s shimapi.Status) criapi.ContainerState {
+func toCRIState(s runtime.Status) criapi.ContainerState {
 	switch s {
-	case shimapi.Status_CREATED:
+	case runtime.StatusCreated:
 		return criapi.ContainerState_CONTAINER_CREATED
-	case shimapi.Status_RUNNING:
+	case runtime.StatusRunning:
 		return criapi.ContainerState_CONTAINER_RUNNING
-	case shimapi.Status_EXITED:
+	case runtime.StatusExited:
 		return criapi.ContainerState_CONTAINER_EXITED
 	}
 	return criapi.ContainerState_CONTAINER_UNKNOWN

@@ -8,7 +8,7 @@ import (
 	"github.com/containerd/errdefs"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/crib-runtime/crib/runtime/shimapi"
+	"github.com/crib-runtime/crib/runtime"
 )
 
 // pidTarget is the container whose pid namespace a new container joins
@@ -43,7 +43,7 @@ func (s *Server) targetOf(ctx context.Context, podID string, cfg *criapi.Contain
 	if st.SandboxID != podID {
 		return nil, fmt.Errorf("create container %q: pid namespace target %s is not in pod %s: %w", name, id, podID, errdefs.ErrNotFound)
 	}
-	if st.Status != shimapi.Status_RUNNING || st.Pid <= 0 {
+	if st.Status != runtime.StatusRunning || st.Pid <= 0 {
 		return nil, fmt.Errorf("create container %q: pid namespace target %s is not running: %w", name, id, errdefs.ErrFailedPrecondition)
 	}
 	return &pidTarget{id: id, pid: st.Pid}, nil

@@ -17,7 +17,6 @@ import (
 	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/internal/hostfs"
 	"github.com/crib-runtime/crib/runtime"
-	"github.com/crib-runtime/crib/runtime/shimapi"
 	"github.com/crib-runtime/crib/sandbox"
 )
 
@@ -57,7 +56,7 @@ func (s *Server) ListPodSandboxMetrics(ctx context.Context, _ *criapi.ListPodSan
 	}
 	byPod := map[string][]runtime.State{}
 	for _, st := range all {
-		if st.Status == shimapi.Status_RUNNING {
+		if st.Status == runtime.StatusRunning {
 			byPod[st.SandboxID] = append(byPod[st.SandboxID], st)
 		}
 	}

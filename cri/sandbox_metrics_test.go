@@ -15,7 +15,6 @@ import (
 	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/internal/hostfs"
 	"github.com/crib-runtime/crib/runtime"
-	"github.com/crib-runtime/crib/runtime/shimapi"
 	"github.com/crib-runtime/crib/sandbox"
 )
 
@@ -109,12 +108,12 @@ func metricsWorld() (*Server, *sandbox.Pod, runtime.State) {
 		CreatedAt: created, CgroupParent: "/kubepods/podu1", NetNS: "/run/netns/p1"}
 	ctr := runtime.State{Container: runtime.Container{ID: "c1", SandboxID: "pod1", Name: "app",
 		Image: "registry.example/app:1", Cgroup: "/kubepods/podu1/c1", CreatedAt: created},
-		Status: shimapi.Status_RUNNING, Pid: 4242, StartedAt: created.Add(2 * time.Second)}
+		Status: runtime.StatusRunning, Pid: 4242, StartedAt: created.Add(2 * time.Second)}
 	exited := runtime.State{Container: runtime.Container{ID: "c0", SandboxID: "pod1", Cgroup: "/kubepods/podu1/c0"},
-		Status: shimapi.Status_EXITED}
+		Status: runtime.StatusExited}
 	// c2 is listed running but its cgroup is already gone.
 	vanished := runtime.State{Container: runtime.Container{ID: "c2", SandboxID: "pod1", Cgroup: "/kubepods/podu1/c2"},
-		Status: shimapi.Status_RUNNING}
+		Status: runtime.StatusRunning}
 	fm := fakeMetrics{
 		cgroups: map[string]*cgroups.Metrics{pod.CgroupParent: fullCgroup(1, 2, 3), ctr.Cgroup: fullCgroup(2)},
 		layers:  map[string]uint64{"c1": 12345, "c2": 1},

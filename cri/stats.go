@@ -11,7 +11,6 @@ import (
 
 	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/runtime"
-	"github.com/crib-runtime/crib/runtime/shimapi"
 	"github.com/crib-runtime/crib/sandbox"
 )
 
@@ -86,7 +85,7 @@ func (s *Server) containerStats(st runtime.State) (*criapi.ContainerStats, error
 		Id: st.ID, Metadata: &criapi.ContainerMetadata{Name: st.Name, Attempt: st.Attempt},
 		Labels: st.Labels, Annotations: st.Annotations,
 	}}
-	if st.Status != shimapi.Status_RUNNING {
+	if st.Status != runtime.StatusRunning {
 		s.cpu.forget(st.ID)
 		return out, nil
 	}
@@ -131,7 +130,7 @@ func (s *Server) ListContainerStats(ctx context.Context, req *criapi.ListContain
 	}
 	var out []*criapi.ContainerStats
 	for _, st := range all {
-		if st.Status != shimapi.Status_RUNNING ||
+		if st.Status != runtime.StatusRunning ||
 			!matchContainer(st, &criapi.ContainerFilter{Id: f.GetId(), PodSandboxId: f.GetPodSandboxId(), LabelSelector: f.GetLabelSelector()}) {
 			continue
 		}

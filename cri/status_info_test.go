@@ -11,7 +11,6 @@ import (
 
 	"github.com/crib-runtime/crib/runtime"
 	"github.com/crib-runtime/crib/runtime/image"
-	"github.com/crib-runtime/crib/runtime/shimapi"
 	"github.com/crib-runtime/crib/sandbox"
 	"github.com/crib-runtime/crib/sandbox/cni"
 )
@@ -82,14 +81,14 @@ func decode(t *testing.T, v any) map[string]any {
 func TestContainerInfo(t *testing.T) {
 	st := runtime.State{Container: runtime.Container{ID: "c", SandboxID: "p", ImageRef: "sha256:id",
 		Spec: json.RawMessage(`{"ociVersion":"1.2.0","process":{"args":["sleep","1"]}}`), Cgroup: "/pods/p/c"},
-		Status: shimapi.Status_RUNNING, Pid: 4242}
+		Status: runtime.StatusRunning, Pid: 4242}
 	info := decode(t, toContainerInfo(st))
 	spec, _ := info["runtimeSpec"].(map[string]any)
 	if info["sandboxID"] != "p" || info["pid"] != 4242.0 || info["state"] != "RUNNING" || spec["ociVersion"] != "1.2.0" ||
 		info["cgroupsPath"] != "/pods/p/c" {
 		t.Errorf("container info = %v", info)
 	}
-	st.Status, st.Pid = shimapi.Status_CREATED, 0
+	st.Status, st.Pid = runtime.StatusCreated, 0
 	if info := decode(t, toContainerInfo(st)); info["state"] != "CREATED" || info["pid"] != 0.0 {
 		t.Errorf("created container info = %v", info)
 	}

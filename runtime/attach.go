@@ -33,38 +33,64 @@ func (m *Manager) Attach(ctx context.Context, id string, stdin io.Reader, stdout
 	if err != nil {
 		return err
 	}
-	if st.Status != shimapi.Status_RUNNING {
+	if st.Status != StatusRunning {
 		return fmt.Errorf("attach to container %s: it is not running: %w", id, errdefs.ErrFailedPrecondition)
 	}
 	if stdin != nil && !st.Stdin {
 		return fmt.Errorf("attach to container %s: it was created without stdin: %w", id, errdefs.ErrInvalidArgument)
 	}
+	if !st.Tty {
+		resize = nil
+	}
+	h := shimapi.AttachHeader{ID: id, Stdin: stdin != nil, Stdout: stdout != nil, Stderr: stderr != nil}
+	if _, err := m.session(ctx, st.SandboxID, h, stdin, stdout, stderr, resize); err != nil {
+		return fmt.Errorf("attach to container %s: %w", id, err)
+	}
+	return nil
+}
+
+// sessionEnd is the frame that ended a session; typ 0 when none did (the
+// client left, or the shim closed the connection).
+type sessionEnd struct {
+	typ  byte
+	data []byte
+}
+
+// session runs a streaming session (h says which) on the pod's shim: the
+// client's stdin and terminal sizes to the shim, the shim's output frames
+// to stdout and stderr, until the shim ends it, ctx ends or the client
+// leaves.
+func (m *Manager) session(ctx context.Context, podID string, h shimapi.AttachHeader,
+	stdin io.Reader, stdout, stderr io.Writer, resize <-chan TermSize) (sessionEnd, error) {
 	socks, ok := m.shims.(attachSockets)
 	if !ok {
-		return fmt.Errorf("attach to container %s: %w", id, errdefs.ErrNotImplemented)
+		return sessionEnd{}, errdefs.ErrNotImplemented
 	}
-	path, err := socks.AttachSocket(st.SandboxID)
+	path, err := socks.AttachSocket(podID)
 	if err != nil {
-		return fmt.Errorf("attach to container %s: %w", id, err)
+		return sessionEnd{}, err
 	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
-		return fmt.Errorf("attach to container %s: %w", id, err)
+		return sessionEnd{}, err
 	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stop()
 
-	h, _ := json.Marshal(shimapi.AttachHeader{ID: id, Stdin: stdin != nil, Stdout: stdout != nil, Stderr: stderr != nil})
-	if _, err := conn.Write(append(h, '\n')); err != nil {
-		return fmt.Errorf("attach to container %s: %w", id, err)
+	line, err := json.Marshal(h)
+	if err != nil {
+		return sessionEnd{}, err
+	}
+	if _, err := conn.Write(append(line, '\n')); err != nil {
+		return sessionEnd{}, err
 	}
 	send := &frameWriter{w: conn}
 	if stdin != nil {
 		go send.stdin(stdin)
 	}
-	if resize != nil && st.Tty {
+	if resize != nil {
 		go send.resizes(ctx, resize)
 	}
 	stdout, stderr, probe := sessionOutputs(stdout, stderr)
@@ -74,9 +100,9 @@ func (m *Manager) Attach(ctx context.Context, id string, stdin io.Reader, stdout
 		typ, data, err := shimapi.ReadFrame(br)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
-				return nil // the client left, or the shim ended the session
+				return sessionEnd{}, nil // the client left, or the shim ended the session
 			}
-			return fmt.Errorf("attach to container %s: %w", id, err)
+			return sessionEnd{}, err
 		}
 		var w io.Writer
 		switch typ {
@@ -84,12 +110,12 @@ func (m *Manager) Attach(ctx context.Context, id string, stdin io.Reader, stdout
 			w = stdout
 		case shimapi.FrameStderr:
 			w = stderr
-		case shimapi.FrameExit:
-			return nil
+		case shimapi.FrameExit, shimapi.FrameError:
+			return sessionEnd{typ: typ, data: data}, nil
 		}
 		if w != nil {
 			if _, err := w.Write(data); err != nil {
-				return nil // the client is gone
+				return sessionEnd{}, nil // the client is gone
 			}
 		}
 	}

@@ -100,10 +100,48 @@ type Mount struct {
 	ImageRef string `json:"imageRef,omitempty"`
 }
 
+// Status is where a container is in its life, as its shim knows it.
+type Status uint8
+
+const (
+	// StatusUnknown: the shim did not answer; nothing can be told.
+	StatusUnknown Status = iota
+	StatusCreated
+	StatusRunning
+	StatusExited
+)
+
+// String spells the status as the shim's wire enum does, which is what
+// `crictl inspect` has always shown under "state".
+func (s Status) String() string {
+	switch s {
+	case StatusCreated:
+		return "CREATED"
+	case StatusRunning:
+		return "RUNNING"
+	case StatusExited:
+		return "EXITED"
+	}
+	return "UNKNOWN"
+}
+
+// statusOf converts the shim's wire status.
+func statusOf(s shimapi.Status) Status {
+	switch s {
+	case shimapi.Status_CREATED:
+		return StatusCreated
+	case shimapi.Status_RUNNING:
+		return StatusRunning
+	case shimapi.Status_EXITED:
+		return StatusExited
+	}
+	return StatusUnknown
+}
+
 // State is a container's record with its live state from the shim.
 type State struct {
 	Container
-	Status     shimapi.Status
+	Status     Status
 	Pid        int
 	ExitCode   int32
 	StartedAt  time.Time
@@ -115,25 +153,25 @@ type State struct {
 
 // created is the state of a container its shim has not been handed yet.
 func created(c Container) State {
-	return State{Container: c, Status: shimapi.Status_CREATED}
+	return State{Container: c, Status: StatusCreated}
 }
 
 // unknown is a container whose shim did not answer in time (wedged): its
 // state cannot be told, and neither can its exit code.
 func unknown(c Container) State {
-	return State{Container: c, Status: shimapi.Status_UNKNOWN, Reason: "Unknown",
+	return State{Container: c, Status: StatusUnknown, Reason: "Unknown",
 		Message: "the pod's shim did not answer in time"}
 }
 
 func fromShim(c Container, s *shimapi.ContainerState) State {
 	st := State{Container: c}
 	if s == nil {
-		st.Status, st.Reason = shimapi.Status_EXITED, "Unknown"
+		st.Status, st.Reason = StatusExited, "Unknown"
 		st.Message = "the pod's shim is gone (node restarted or shim killed)"
 		st.ExitCode = 255
 		return st
 	}
-	st.Status, st.Pid, st.ExitCode = s.Status, int(s.Pid), s.ExitCode
+	st.Status, st.Pid, st.ExitCode = statusOf(s.Status), int(s.Pid), s.ExitCode
 	st.StartedAt, st.FinishedAt = unixNano(s.StartedAt), unixNano(s.FinishedAt)
 	st.Reason, st.Message = s.Reason, s.Message
 	return st

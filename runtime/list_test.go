@@ -4,8 +4,6 @@ import (
 	"context"
 	"testing"
 	"time"
-
-	"github.com/crib-runtime/crib/runtime/shimapi"
 )
 
 // TestListSkipsWedgedShim: a shim that never answers List (wedged) costs
@@ -43,11 +41,11 @@ func TestListSkipsWedgedShim(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("List waits for a wedged shim")
 	}
-	got := map[string]shimapi.Status{}
+	got := map[string]Status{}
 	for _, st := range all {
 		got[st.ID] = st.Status
 	}
-	if got[running.ID] != shimapi.Status_RUNNING || got[wedged.ID] != shimapi.Status_UNKNOWN || len(got) != 2 {
+	if got[running.ID] != StatusRunning || got[wedged.ID] != StatusUnknown || len(got) != 2 {
 		t.Fatalf("states %v: want %s RUNNING and %s (wedged shim) UNKNOWN", got, running.ID, wedged.ID)
 	}
 }

@@ -255,11 +255,11 @@ func TestLifecycle(t *testing.T) {
 	}
 	ctx := context.Background()
 	c := newContainer("pod", "web")
-	if st := create(t, m, c); st.Status != shimapi.Status_CREATED || st.Pid != 0 {
+	if st := create(t, m, c); st.Status != StatusCreated || st.Pid != 0 {
 		t.Fatalf("created: %+v", st)
 	}
 	// Until Start, a container is its record: the shim has not seen it.
-	if st, err := m.Status(ctx, c.ID); err != nil || st.Status != shimapi.Status_CREATED || len(shim.calls) != 0 {
+	if st, err := m.Status(ctx, c.ID); err != nil || st.Status != StatusCreated || len(shim.calls) != 0 {
 		t.Fatalf("created: %+v, %v; shim calls %v", st, err, shim.calls)
 	}
 	if _, err := m.ExecSync(ctx, c.ID, []byte(`{}`), time.Second); !errors.Is(err, errdefs.ErrFailedPrecondition) {
@@ -279,7 +279,7 @@ func TestLifecycle(t *testing.T) {
 	if !strings.Contains(string(shim.lastSpec), `"pids":{"limit":7}`) || !strings.Contains(strings.Join(shim.calls, ","), "create "+c.ID+",start "+c.ID) {
 		t.Fatalf("hand-over: calls %v, spec %s", shim.calls, shim.lastSpec)
 	}
-	if st, err := m.Status(ctx, c.ID); err != nil || st.Status != shimapi.Status_RUNNING || st.Pid != 42 {
+	if st, err := m.Status(ctx, c.ID); err != nil || st.Status != StatusRunning || st.Pid != 42 {
 		t.Fatalf("started: %+v, %v", st, err)
 	}
 	if id, err := m.Resolve(c.ID[:8]); err != nil || id != c.ID {
@@ -289,7 +289,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	st, err := m.Status(ctx, c.ID)
-	if err != nil || st.Status != shimapi.Status_EXITED || st.ExitCode != 128+15 {
+	if err != nil || st.Status != StatusExited || st.ExitCode != 128+15 {
 		t.Fatalf("after stop: %+v, %v", st, err)
 	}
 	if err := m.Stop(ctx, c.ID, time.Second); err != nil {
@@ -370,7 +370,7 @@ func TestStartTakenUp(t *testing.T) {
 	if _, err := m.Start(ctx, c.ID); err != nil {
 		t.Fatalf("start taken up: %v", err)
 	}
-	if st, err := m.Status(ctx, c.ID); err != nil || st.Status != shimapi.Status_RUNNING {
+	if st, err := m.Status(ctx, c.ID); err != nil || st.Status != StatusRunning {
 		t.Fatalf("after the start: %+v, %v", st, err)
 	}
 }
@@ -432,7 +432,7 @@ func TestStartFailure(t *testing.T) {
 	if _, err := m.Start(ctx, c.ID); err == nil || !strings.Contains(err.Error(), "no such file") {
 		t.Fatalf("got %v", err)
 	}
-	if st, err := m.Status(ctx, c.ID); err != nil || st.Status != shimapi.Status_CREATED {
+	if st, err := m.Status(ctx, c.ID); err != nil || st.Status != StatusCreated {
 		t.Fatalf("after a failed start: %+v, %v", st, err)
 	}
 	if _, err := m.Remove(ctx, c.ID); err != nil {
@@ -472,7 +472,7 @@ func TestShimGoneMeansExitedUnknown(t *testing.T) {
 	create(t, m, c)
 	delete(all, "pod") // node rebooted: the shim and its state are gone
 	st, err := m.Status(context.Background(), c.ID)
-	if err != nil || st.Status != shimapi.Status_EXITED || st.Reason != "Unknown" {
+	if err != nil || st.Status != StatusExited || st.Reason != "Unknown" {
 		t.Fatalf("status without shim: %+v, %v", st, err)
 	}
 	if _, err := m.Remove(context.Background(), c.ID); err != nil {

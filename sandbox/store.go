@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/containerd/errdefs"
+
 	"github.com/crib-runtime/crib/internal/statefile"
 	"github.com/crib-runtime/crib/sandbox/cni"
 	"github.com/crib-runtime/crib/sandbox/nsfs"
@@ -155,10 +157,23 @@ func fromRecordV1(r *recordV1) (*Pod, error) {
 // atomically, and an index in memory. It is safe for concurrent use.
 type Store struct {
 	dir string
-	// mu guards pods.
+	// mu guards pods, creating and writers. It is never held across file
+	// I/O: a record's write is fsynced, and Get and List, which every RPC
+	// makes, must not wait for another pod's disk.
 	mu   sync.RWMutex
 	pods map[string]*Pod
+	// creating holds the pods whose first record is being written, so
+	// that their id and name stay taken meanwhile.
+	creating map[string]*Pod
+	// writers serialises the writes of one pod's record (create, updates,
+	// delete), so that the last write on disk is the one in pods; one
+	// entry per stored or creating pod.
+	writers map[string]*sync.Mutex
 }
+
+// writeRecord writes a pod's record durably; a variable so that tests can
+// hold a write.
+var writeRecord = statefile.WriteJSON
 
 // OpenStore loads every record in dir (created if missing). A record of a
 // version this code does not know fails the open (statefile.ErrVersion):
@@ -167,7 +182,7 @@ func OpenStore(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open pod store: %w", err)
 	}
-	s := &Store{dir: dir, pods: map[string]*Pod{}}
+	s := &Store{dir: dir, pods: map[string]*Pod{}, creating: map[string]*Pod{}, writers: map[string]*sync.Mutex{}}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open pod store: %w", err)
@@ -182,6 +197,7 @@ func OpenStore(dir string) (*Store, error) {
 			return nil, fmt.Errorf("open pod store: %w", err)
 		}
 		s.pods[p.ID] = p
+		s.writers[p.ID] = &sync.Mutex{}
 	}
 	return s, nil
 }
@@ -219,44 +235,106 @@ func (s *Store) path(id string) string { return filepath.Join(s.dir, id+".json")
 // namespace, uid and attempt (the CRI's uniqueness rule), is AlreadyExists
 // naming the existing pod.
 func (s *Store) Create(p *Pod) error {
+	if err := checkID(p.ID); err != nil {
+		return err
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if _, ok := s.pods[p.ID]; ok {
+		s.mu.Unlock()
 		return existsf("pod %s", p.ID)
 	}
-	for _, o := range s.pods {
-		if o.Name == p.Name && o.Namespace == p.Namespace && o.UID == p.UID && o.Attempt == p.Attempt {
-			return existsf("pod %s/%s (uid %s, attempt %d) is pod %s", p.Namespace, p.Name, p.UID, p.Attempt, o.ID)
+	if _, ok := s.creating[p.ID]; ok {
+		s.mu.Unlock()
+		return existsf("pod %s", p.ID)
+	}
+	for _, others := range []map[string]*Pod{s.pods, s.creating} {
+		for _, o := range others {
+			if o.Name == p.Name && o.Namespace == p.Namespace && o.UID == p.UID && o.Attempt == p.Attempt {
+				s.mu.Unlock()
+				return existsf("pod %s/%s (uid %s, attempt %d) is pod %s", p.Namespace, p.Name, p.UID, p.Attempt, o.ID)
+			}
 		}
 	}
-	return s.writeLocked(p)
+	w := &sync.Mutex{}
+	w.Lock()
+	defer w.Unlock()
+	s.creating[p.ID], s.writers[p.ID] = clonePod(p), w
+	s.mu.Unlock()
+
+	err := s.write(p)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.creating, p.ID)
+	if err != nil {
+		delete(s.writers, p.ID)
+		return err
+	}
+	s.pods[p.ID] = clonePod(p)
+	return nil
 }
 
 // Update replaces a stored pod's record. The state may only move as
 // State.CanTransition allows.
 func (s *Store) Update(p *Pod) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	w, err := s.lockWriter(p.ID)
+	if err != nil {
+		return err
+	}
+	defer w.Unlock()
+	s.mu.RLock()
 	old, ok := s.pods[p.ID]
+	s.mu.RUnlock()
 	if !ok {
 		return notFoundf("pod %s", p.ID)
 	}
 	if !old.State.CanTransition(p.State) {
 		return fmt.Errorf("pod %s: state %s cannot become %s", p.ID, old.State, p.State)
 	}
-	return s.writeLocked(p)
+	if err := s.write(p); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.pods[p.ID] = clonePod(p)
+	s.mu.Unlock()
+	return nil
 }
 
-// Preconditions: s.mu is held for writing.
-func (s *Store) writeLocked(p *Pod) error {
-	if p.ID == "" || strings.ContainsAny(p.ID, "/\x00") || p.ID == "." || p.ID == ".." {
-		return invalidf("pod id %q", p.ID)
+// lockWriter takes a stored pod's write lock; NotFound for a pod that is
+// not stored. A pod still being created is waited for (its Create holds
+// the lock).
+func (s *Store) lockWriter(id string) (*sync.Mutex, error) {
+	s.mu.RLock()
+	w, ok := s.writers[id]
+	s.mu.RUnlock()
+	if !ok {
+		return nil, notFoundf("pod %s", id)
 	}
+	w.Lock()
+	s.mu.RLock()
+	_, ok = s.pods[id]
+	ok = ok && s.writers[id] == w
+	s.mu.RUnlock()
+	if !ok { // created and failed, or deleted (and maybe made again), while we waited
+		w.Unlock()
+		return nil, notFoundf("pod %s", id)
+	}
+	return w, nil
+}
+
+func checkID(id string) error {
+	if id == "" || strings.ContainsAny(id, "/\x00") || id == "." || id == ".." {
+		return invalidf("pod id %q", id)
+	}
+	return nil
+}
+
+// write writes p's record. Preconditions: p's writer lock is held, s.mu
+// is not.
+func (s *Store) write(p *Pod) error {
 	r := toRecord(p)
-	if err := statefile.WriteJSON(s.path(p.ID), &r); err != nil {
+	if err := writeRecord(s.path(p.ID), &r); err != nil {
 		return fmt.Errorf("store pod %s: %w", p.ID, err)
 	}
-	s.pods[p.ID] = clonePod(p)
 	return nil
 }
 
@@ -332,15 +410,24 @@ func (s *Store) List(f Filter) []*Pod {
 
 // Delete removes a pod's record. A pod that is not there is not an error.
 func (s *Store) Delete(id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	w, err := s.lockWriter(id)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer w.Unlock()
 	if err := os.Remove(s.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("delete pod %s: %w", id, err)
 	}
 	if err := statefile.SyncDir(s.dir); err != nil {
 		return fmt.Errorf("delete pod %s: %w", id, err)
 	}
+	s.mu.Lock()
 	delete(s.pods, id)
+	delete(s.writers, id)
+	s.mu.Unlock()
 	return nil
 }
 

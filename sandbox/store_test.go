@@ -259,3 +259,76 @@ func TestStateTransitions(t *testing.T) {
 		t.Error("State.String")
 	}
 }
+
+// TestStoreDoesNotWaitForDisk: while one pod's record is being written
+// (fsynced), reads, another pod's update and another pod's creation go on;
+// the pod being created keeps its id and name taken, and is found once
+// written.
+func TestStoreDoesNotWaitForDisk(t *testing.T) {
+	s, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := samplePod(newID(t), "a", nil)
+	if err := s.Create(a); err != nil {
+		t.Fatal(err)
+	}
+	slow := samplePod(newID(t), "slow", nil)
+	held, release := make(chan struct{}), make(chan struct{})
+	orig := writeRecord
+	writeRecord = func(path string, v any) error {
+		if filepath.Base(path) == slow.ID+".json" {
+			close(held)
+			<-release
+		}
+		return orig(path, v)
+	}
+	t.Cleanup(func() { writeRecord = orig })
+	created := make(chan error, 1)
+	go func() { created <- s.Create(slow) }()
+	<-held
+
+	others := make(chan error, 1)
+	go func() {
+		if _, err := s.Get(a.ID); err != nil {
+			others <- err
+			return
+		}
+		s.List(Filter{})
+		a.State = StateReady
+		if err := s.Update(a); err != nil {
+			others <- err
+			return
+		}
+		others <- s.Create(samplePod(newID(t), "b", nil))
+	}()
+	select {
+	case err := <-others:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("reads and other pods' writes waited for one pod's record to be written")
+	}
+	twin := samplePod(newID(t), "slow", nil)
+	if err := s.Create(twin); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Errorf("a pod with the name of one being created: %v, want AlreadyExists", err)
+	}
+	if _, err := s.Get(slow.ID); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("Get of a pod whose record is not written yet: %v, want NotFound", err)
+	}
+	close(release)
+	if err := <-created; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(slow.ID); err != nil {
+		t.Errorf("Get once written: %v", err)
+	}
+	if err := s.Delete(slow.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(slow.ID); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("Get after Delete: %v", err)
+	}
+}

@@ -119,7 +119,7 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	if err != nil {
 		return err
 	}
-	pods, shims, containers, bin, err := openPods(cfg, network, cg, shimSrc, m)
+	pods, shims, containers, err := openPods(cfg, network, cg, shimSrc, m)
 	if err != nil {
 		return err
 	}
@@ -134,14 +134,6 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	}
 	images.UseObserver(m)
 	m.CountStates(podStates(pods), containerStates(containers))
-	containers.UseExecer(runtime.Execer{Binary: bin, Placement: cg.Placement, Place: func(class, id string, pid int) error {
-		if warning, err := classes.Place(class, id, pid); err != nil {
-			return err
-		} else if warning != nil {
-			logger.Info("RDT monitoring not applied to exec", "containerID", id, "reason", warning.Error())
-		}
-		return nil
-	}})
 	stats := statsReader{cgroups: cg, containers: containers}
 	userns := probeUserNamespaces(pods.NsHolder, cfg.Root, cfg.State)
 	if userns != nil {
@@ -245,14 +237,14 @@ func (r statsReader) OpenFilesLimit(pid int) (uint64, bool) {
 // openPods wires pods and containers: the sealed crib-shim binary the
 // shims run from (and start containers and execs from), pod records and
 // their shims, container records.
-func openPods(cfg config.Config, network cni.Network, cg manager.Manager, shimSrc string, obs shimObserver) (*sandbox.Manager, *podShims, *runtime.Manager, string, error) {
+func openPods(cfg config.Config, network cni.Network, cg manager.Manager, shimSrc string, obs shimObserver) (*sandbox.Manager, *podShims, *runtime.Manager, error) {
 	bin, err := launch.SealBinary(shimSrc, filepath.Join(cfg.State, "bin"))
 	if err != nil {
-		return nil, nil, nil, "", err
+		return nil, nil, nil, err
 	}
 	store, err := sandbox.OpenStore(filepath.Join(cfg.Root, "pods"))
 	if err != nil {
-		return nil, nil, nil, "", err
+		return nil, nil, nil, err
 	}
 	pods := &sandbox.Manager{Store: store, StateDir: filepath.Join(cfg.State, "pods"),
 		Cgroups: sandbox.CgroupsOf(cg), Network: network,
@@ -262,7 +254,7 @@ func openPods(cfg config.Config, network cni.Network, cg manager.Manager, shimSr
 	shims := &podShims{binary: bin, dir: filepath.Join(cfg.State, "shims"), pods: pods, obs: obs, clients: map[string]*shimapi.Client{}}
 	pods.AfterSetup, pods.BeforeTeardown = shims.start, shims.rollback
 	if err := pods.Recover(); err != nil {
-		return nil, nil, nil, "", err
+		return nil, nil, nil, err
 	}
 	containers, err := runtime.Open(cfg.Root, shims)
 	if err == nil {
@@ -272,9 +264,9 @@ func openPods(cfg config.Config, network cni.Network, cg manager.Manager, shimSr
 		containers.Cgroups = cg
 	}
 	if err != nil {
-		return nil, nil, nil, "", err
+		return nil, nil, nil, err
 	}
-	return pods, shims, containers, bin, nil
+	return pods, shims, containers, nil
 }
 
 func rdtConfig(c config.RDT) rdt.Config {

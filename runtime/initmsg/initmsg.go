@@ -194,7 +194,18 @@ func RecvConsole(sock *os.File) (*os.File, error) {
 	}
 	fds, err := unix.ParseUnixRights(&msgs[0])
 	if err != nil || len(fds) != 1 {
-		return nil, fmt.Errorf("receive pty master: no fd (%v)", err)
+		for _, fd := range fds {
+			_ = unix.Close(fd)
+		}
+		return nil, fmt.Errorf("receive pty master: want one fd, got %d (%v)", len(fds), err)
+	}
+	// Non-blocking before os.NewFile, so the file is pollable: reads and
+	// writes get deadlines (a drain that gives up, a stdin write that
+	// notices its client left) instead of holding a thread for ever. The
+	// flag is the open file's, so dups of it (a container's stdin) share it.
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		_ = unix.Close(fds[0])
+		return nil, fmt.Errorf("receive pty master: %w", err)
 	}
 	return os.NewFile(uintptr(fds[0]), "pty-master"), nil
 }

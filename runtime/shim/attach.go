@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/crib-runtime/crib/internal/listener"
 	"github.com/crib-runtime/crib/runtime/shimapi"
@@ -66,8 +67,9 @@ func (s *service) serveAttach(dir string) (io.Closer, error) {
 	return l, nil
 }
 
-// attach runs one session: the container's output to the client, the
-// client's stdin to the container, until either side ends.
+// attach runs one session: an exec (see execSession), or the container's
+// output to the client and the client's stdin to the container, until
+// either side ends.
 func (s *service) attach(conn net.Conn) {
 	defer conn.Close()
 	br := bufio.NewReader(conn)
@@ -77,6 +79,10 @@ func (s *service) attach(conn net.Conn) {
 		err = json.Unmarshal(line, &h)
 	}
 	if err != nil {
+		return
+	}
+	if h.Exec != nil {
+		s.execSession(conn, br, h)
 		return
 	}
 	c, err := s.get(h.ID)
@@ -100,7 +106,7 @@ func (s *service) attach(conn net.Conn) {
 	gone := make(chan struct{})
 	go func() {
 		defer close(gone)
-		s.attachInput(c, h.Stdin, br)
+		readInput(conn, br, attachInput(c, h.Stdin))
 	}()
 	for {
 		select {
@@ -122,55 +128,54 @@ func (s *service) attach(conn net.Conn) {
 	}
 }
 
-// attachInput reads the client's frames until it leaves: stdin (if the
+// attachInput is where an attach session's frames go: stdin (if the
 // session has it) into the container's stdin, resizes onto its terminal.
 // With stdin_once, the end of the first session's stdin closes the
 // container's.
-func (s *service) attachInput(c *container, stdin bool, r io.Reader) {
-	closeOnce := func() {
-		if !stdin || !c.stdinOnce {
-			return
-		}
-		stdin = false
+func attachInput(c *container, stdin bool) sessionInput {
+	current := func() *os.File {
 		c.mu.Lock()
-		if c.stdin != nil {
-			if c.console != nil {
-				sendEOF(c.stdin)
-			}
-			_ = c.stdin.Close()
-			c.stdin = nil
-		}
-		c.mu.Unlock()
+		defer c.mu.Unlock()
+		return c.stdin
 	}
-	defer closeOnce()
-	for {
-		typ, data, err := shimapi.ReadFrame(r)
-		if err != nil {
-			return
-		}
-		switch typ {
-		case shimapi.FrameStdin:
+	return sessionInput{
+		console: c.console,
+		write: func(conn net.Conn, data []byte) error {
 			if !stdin {
-				continue
+				return nil
 			}
+			c.stdinMu.Lock()
+			defer c.stdinMu.Unlock()
+			if w := current(); w != nil {
+				return writeInput(conn, w, data)
+			}
+			return nil
+		},
+		closeStdin: func() {
+			if !stdin {
+				return
+			}
+			stdin = false
+			if !c.stdinOnce {
+				return
+			}
+			// Taken out under c.mu, written and closed outside it: a
+			// container that stopped reading its terminal must not hold
+			// the lock its exit needs.
 			c.mu.Lock()
 			w := c.stdin
+			c.stdin = nil
 			c.mu.Unlock()
-			if w != nil {
-				_, _ = w.Write(data)
+			if w == nil {
+				return
 			}
-		case shimapi.FrameStdinClose:
-			closeOnce()
-			stdin = false
-		case shimapi.FrameResize:
-			if c.console != nil && len(data) == 4 {
-				ws := &unix.Winsize{Col: binary.BigEndian.Uint16(data[0:2]), Row: binary.BigEndian.Uint16(data[2:4])}
-				// Not Fd(): it would put the master in blocking mode.
-				if rc, err := c.console.SyscallConn(); err == nil {
-					_ = rc.Control(func(fd uintptr) { _ = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, ws) })
-				}
+			c.stdinMu.Lock()
+			defer c.stdinMu.Unlock()
+			if c.console != nil {
+				sendEOF(w)
 			}
-		}
+			_ = w.Close()
+		},
 	}
 }
 
@@ -189,5 +194,10 @@ func sendEOF(master *os.File) {
 			eof = t.Cc[unix.VEOF]
 		}
 	})
+	// Bounded: a terminal whose input queue is full (a process in raw
+	// mode that reads nothing) would take it never.
+	if master.SetWriteDeadline(time.Now().Add(inputStall)) == nil {
+		defer func() { _ = master.SetWriteDeadline(time.Time{}) }()
+	}
 	_, _ = master.Write([]byte{eof})
 }

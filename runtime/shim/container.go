@@ -46,6 +46,10 @@ type container struct {
 	// stdinOnce closes stdin when the first attach session ends.
 	stdinOnce bool
 
+	// stdinMu serialises writes to stdin (attach sessions, stdin_once's
+	// close): a stdin write's deadline is the file's. Taken before c.mu.
+	stdinMu sync.Mutex
+
 	// attachMu guards subs, the attach sessions reading the output.
 	attachMu sync.Mutex
 	subs     map[*attachSub]shimapi.AttachHeader

@@ -5,8 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -155,8 +160,14 @@ func (s *service) create(ctx context.Context, r *shimapi.CreateRequest, spec *sp
 // start launches the init and registers its exit with the reaper before a
 // reaping pass can see it.
 func (s *service) start(ctx context.Context, c *container, o launch.Options) error {
+	kids := s.children() // before the launch side: StartPause takes them in the other order
 	release := s.reaper.launching()
 	defer release()
+	closeJoins, err := pinProcJoins(&o, kids)
+	if err != nil {
+		return err
+	}
+	defer closeJoins()
 	p, err := launch.Start(ctx, o)
 	if err != nil {
 		return err
@@ -164,6 +175,88 @@ func (s *service) start(ctx context.Context, c *container, o launch.Options) err
 	c.proc, c.rec.Pid = p, p.Pid
 	s.reaper.watch(p.Pid, func(ws unix.WaitStatus) { s.onExit(c, ws) })
 	return nil
+}
+
+// procNS matches a namespace named through a process's /proc entry.
+var procNS = regexp.MustCompile(`^/proc/([0-9]+)/ns/[a-z_]+$`)
+
+// pinProcJoins opens the namespaces o joins through a process's /proc
+// entry (the pause's, for a pod-wide pid namespace; a target container's
+// init's, for pid mode TARGET) and joins them by those files. Each process
+// must be a live child of this shim, the pod's own: the caller holds the
+// reaper's launch side, so a child seen alive can neither be reaped nor
+// have its pid reused until the file is open. A pid that outlived its
+// process (a pause that died, its pid since taken) would otherwise hand
+// over some other process's namespace. Any other path under /proc is
+// refused.
+func pinProcJoins(o *launch.Options, kids children) (closeAll func(), err error) {
+	var files []*os.File
+	closeAll = func() {
+		for _, f := range files {
+			_ = f.Close()
+		}
+	}
+	join := slices.Clone(o.Join)
+	for i, ns := range join {
+		if ns.File != nil || !strings.HasPrefix(filepath.Clean(ns.Path), "/proc/") {
+			continue
+		}
+		m := procNS.FindStringSubmatch(ns.Path)
+		if m == nil {
+			closeAll()
+			return nil, fmt.Errorf("join %s: a namespace under /proc must be /proc/<pid>/ns/<kind>: %w", ns.Path, errdefs.ErrInvalidArgument)
+		}
+		pid, _ := strconv.Atoi(m[1])
+		if !kids.alive(pid) {
+			closeAll()
+			return nil, fmt.Errorf("join %s: pid %d is not a running process of this pod: %w", ns.Path, pid, errdefs.ErrFailedPrecondition)
+		}
+		f, err := os.Open(ns.Path)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("join %s: %w", ns.Path, err)
+		}
+		files = append(files, f)
+		join[i].File = f
+	}
+	o.Join = join
+	return closeAll, nil
+}
+
+// children are the shim's pause and containers, as they were when taken.
+type children struct {
+	pause      *pauseProc
+	containers []*container
+}
+
+func (s *service) children() children {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return children{pause: s.pause, containers: slices.Collect(maps.Values(s.containers))}
+}
+
+// alive reports whether pid is the pause or a container init, not yet
+// reaped. Preconditions: inside the reaper's launching, so the answer
+// holds until it is released (a child started since the snapshot is not
+// seen: it is not asked for).
+func (k children) alive(pid int) bool {
+	if pp := k.pause; pp != nil && pp.proc.Pid == pid {
+		select {
+		case <-pp.done:
+			return false
+		default:
+			return true
+		}
+	}
+	for _, c := range k.containers {
+		c.mu.Lock()
+		ok := c.rec.Pid == pid && !c.reaped
+		c.mu.Unlock()
+		if ok {
+			return true
+		}
+	}
+	return false
 }
 
 // classPlacer returns launch's Place callback: the RDT class (the cgroup

@@ -2,6 +2,7 @@ package shim
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -65,69 +66,150 @@ func (s *service) ExecSync(ctx context.Context, r *shimapi.ExecSyncRequest) (*sh
 	return resp, nil
 }
 
-// execRun is one exec'd process: its output and its exit.
-type execRun struct {
-	stdout, stderr boundedBuffer
-	copiers        sync.WaitGroup
-	outputs        []*os.File
-	exit           chan unix.WaitStatus
+// execStreams say what an exec'd process's stdio is: output writers (nil:
+// not wanted, the process gets /dev/null) and whether the caller feeds its
+// stdin. With a terminal, the pty is both, and stderr is unused.
+type execStreams struct {
+	stdout, stderr io.Writer
+	stdin          bool
+}
+
+// execProc is one process exec'd into a container, from its start to its
+// reaped exit.
+type execProc struct {
+	p       *launch.Process
+	exit    chan unix.WaitStatus
+	copiers sync.WaitGroup
+	outputs []*os.File // read ends the copiers drain (the pty master with a terminal)
+	// stdin is the write end of the process's stdin, or its pty master;
+	// nil without stdin.
+	stdin *os.File
+	// console is the pty master of a process with a terminal.
+	console *os.File
 }
 
 func (s *service) execSync(ctx context.Context, c *container, proc *specs.Process) (*shimapi.ExecSyncResponse, error) {
-	e := &execRun{exit: make(chan unix.WaitStatus, 1)}
+	var stdout, stderr boundedBuffer
+	e, err := s.startExecProc(ctx, c, proc, execStreams{stdout: &stdout, stderr: &stderr})
+	if err != nil {
+		return nil, err
+	}
+	ws, err := e.wait(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("process %v: %w", proc.Args, err)
+	}
+	return &shimapi.ExecSyncResponse{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: exitCode(ws)}, nil
+}
+
+// startExecProc starts proc in the running container c with the given
+// stdio and lets it run. The output copiers run until wait drains them.
+func (s *service) startExecProc(ctx context.Context, c *container, proc *specs.Process, st execStreams) (_ *execProc, retErr error) {
+	e := &execProc{exit: make(chan unix.WaitStatus, 1)}
 	o := launch.Options{Role: nsproto.RoleExec, Place: s.classPlacer(c.class, c.id),
 		Config: &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleExec, Spec: &specs.Spec{Process: proc, Linux: &specs.Linux{Seccomp: c.seccomp}}}}
 	o = s.launchOptions(o, c.id)
 	var child []*os.File
-	defer func() {
+	closeChild := func() {
 		for _, f := range child {
 			_ = f.Close()
 		}
-	}()
-	for range 2 {
-		r, w, err := os.Pipe()
-		if err != nil {
-			drain(&e.copiers, e.outputs)
-			return nil, fmt.Errorf("create output pipe: %w", err)
+		child = nil
+	}
+	defer func() {
+		closeChild()
+		if retErr != nil {
+			e.closeParents()
 		}
-		e.outputs, child = append(e.outputs, r), append(child, w)
+	}()
+	var writers []io.Writer
+	if !proc.Terminal {
+		for _, w := range []struct {
+			dst io.Writer
+			fd  **os.File
+		}{{st.stdout, &o.Stdout}, {st.stderr, &o.Stderr}} {
+			if w.dst == nil {
+				continue
+			}
+			r, cw, err := os.Pipe()
+			if err != nil {
+				return nil, fmt.Errorf("create output pipe: %w", err)
+			}
+			e.outputs, writers, child = append(e.outputs, r), append(writers, w.dst), append(child, cw)
+			*w.fd = cw
+		}
+		if st.stdin {
+			r, w, err := os.Pipe()
+			if err != nil {
+				return nil, fmt.Errorf("create stdin pipe: %w", err)
+			}
+			e.stdin, o.Stdin, child = w, r, append(child, r)
+		}
 	}
-	o.Stdout, o.Stderr = child[0], child[1]
 	p, err := s.startExec(ctx, c, o, e)
-	for _, f := range child {
-		_ = f.Close()
-	}
-	child = nil
-	e.copy(0, &e.stdout)
-	e.copy(1, &e.stderr)
+	closeChild()
 	if err != nil {
-		drain(&e.copiers, e.outputs)
 		return nil, err
 	}
-	defer p.Release() // reaped by the reaper, not by p.Wait
+	e.p = p
+	if p.Console != nil {
+		// Reading the master ends with EIO once every slave fd is closed:
+		// once the process and whatever it forked are gone.
+		e.console, p.Console = p.Console, nil
+		e.outputs = []*os.File{e.console}
+		writers = []io.Writer{cmp.Or[io.Writer](st.stdout, io.Discard)}
+		if st.stdin {
+			e.stdin = e.console
+		}
+	}
+	for i, r := range e.outputs {
+		e.copiers.Add(1)
+		go func(dst io.Writer) {
+			defer e.copiers.Done()
+			_, _ = io.Copy(dst, readerOnly{r})
+		}(writers[i])
+	}
 	if err := p.Exec(); err != nil {
 		_ = p.Signal(unix.SIGKILL)
 		<-e.exit
+		p.Release()
 		drain(&e.copiers, e.outputs)
 		return nil, err
 	}
+	return e, nil
+}
+
+// wait returns the process's exit once it is reaped and its output read.
+// Ending ctx kills it (through its pidfd: never another process) and
+// returns ctx's error.
+func (e *execProc) wait(ctx context.Context) (unix.WaitStatus, error) {
+	defer e.p.Release() // reaped by the reaper, not by p.Wait
 	var ws unix.WaitStatus
+	var err error
 	select {
 	case ws = <-e.exit:
 	case <-ctx.Done():
-		_ = p.Signal(unix.SIGKILL) // a pidfd: never another process
+		_ = e.p.Signal(unix.SIGKILL)
 		<-e.exit
-		drain(&e.copiers, e.outputs)
-		return nil, fmt.Errorf("process %v: %w", proc.Args, ctx.Err())
+		err = ctx.Err()
 	}
 	drain(&e.copiers, e.outputs)
-	return &shimapi.ExecSyncResponse{Stdout: e.stdout.Bytes(), Stderr: e.stderr.Bytes(), ExitCode: exitCode(ws)}, nil
+	e.closeParents()
+	return ws, err
+}
+
+// closeParents closes the shim's ends of the process's stdio.
+func (e *execProc) closeParents() {
+	for _, f := range append(e.outputs, e.stdin) {
+		if f != nil {
+			_ = f.Close()
+		}
+	}
 }
 
 // startExec launches the process into the container's namespaces, opened
 // by fd from its init's /proc entry. Holding the launch side of the reaper
 // keeps the init's pid from being reaped (and reused) meanwhile.
-func (s *service) startExec(ctx context.Context, c *container, o launch.Options, e *execRun) (*launch.Process, error) {
+func (s *service) startExec(ctx context.Context, c *container, o launch.Options, e *execProc) (*launch.Process, error) {
 	release := s.reaper.launching()
 	defer release()
 	c.mu.Lock()
@@ -185,15 +267,6 @@ func containerNamespaces(pid int) ([]*os.File, error) {
 		files[i] = f
 	}
 	return files, nil
-}
-
-// copy reads output i into b until EOF.
-func (e *execRun) copy(i int, b *boundedBuffer) {
-	e.copiers.Add(1)
-	go func() {
-		defer e.copiers.Done()
-		_, _ = io.Copy(b, readerOnly{e.outputs[i]})
-	}()
 }
 
 // boundedBuffer keeps the first maxExecOutput bytes written to it.

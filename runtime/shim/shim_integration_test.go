@@ -421,3 +421,53 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestJoinOnlyThePodsProcesses: a namespace named through /proc/<pid> is
+// joined only while that pid is the pod's pause or one of its running
+// containers: once the pause is gone (its pid free for reuse), or for a
+// process that is not the pod's, Create is FailedPrecondition and starts
+// nothing in the other process's namespace.
+func TestJoinOnlyThePodsProcesses(t *testing.T) {
+	p := newPod(t)
+	ctx := context.Background()
+	resp, err := p.client.StartPause(ctx, &shimapi.StartPauseRequest{Cgroup: p.cgroup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	joining := func(pid int) *specs.Spec {
+		id := randomID()
+		spec := p.spec(id, "/bin/sleep", "1000")
+		spec.Linux.Namespaces[0].Path = fmt.Sprintf("/proc/%d/ns/pid", pid)
+		return spec
+	}
+	create := func(spec *specs.Spec) error {
+		id := filepath.Base(spec.Linux.CgroupsPath)
+		_, err := p.client.Create(ctx, &shimapi.CreateRequest{Id: id, Spec: mustJSON(t, spec)})
+		return err
+	}
+	// The pause's namespace, and a running container's (pid mode TARGET).
+	if err := create(joining(int(resp.Pid))); err != nil {
+		t.Fatalf("join the pause's pid namespace: %v", err)
+	}
+	target, _ := p.run("/bin/sleep", "1000")
+	st, err := p.client.State(ctx, &shimapi.ContainerRequest{Id: target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := create(joining(int(st.Pid))); err != nil {
+		t.Fatalf("join a running container's pid namespace: %v", err)
+	}
+	// This test's own process stands for a stranger that took a pid.
+	if err := create(joining(os.Getpid())); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("join a process that is not the pod's: %v, want FailedPrecondition", err)
+	}
+	if err := unix.Kill(int(resp.Pid), unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return unix.Kill(int(resp.Pid), 0) != nil })
+	if err := create(joining(int(resp.Pid))); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("join the pid namespace of a pause that exited: %v, want FailedPrecondition", err)
+	}
+	_, _ = p.client.Kill(ctx, &shimapi.KillRequest{Id: target, Signal: int32(unix.SIGKILL), All: true})
+	p.wait(target)
+}

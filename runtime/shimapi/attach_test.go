@@ -3,8 +3,13 @@ package shimapi
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"io"
+	"strings"
 	"testing"
+
+	"github.com/containerd/errdefs"
 )
 
 func TestFrames(t *testing.T) {
@@ -35,5 +40,21 @@ func TestFrames(t *testing.T) {
 	// A frame cut short is an error, not a short read.
 	if _, _, err := ReadFrame(bytes.NewReader([]byte{FrameStdout, 0, 0, 0, 9, 'x'})); err == nil {
 		t.Fatal("a truncated frame was accepted")
+	}
+}
+
+func TestErrorFrame(t *testing.T) {
+	for _, kind := range []error{errdefs.ErrInvalidArgument, errdefs.ErrFailedPrecondition, errdefs.ErrNotFound} {
+		err := ParseErrorFrame(ErrorFrame(fmt.Errorf("start: %w", kind)))
+		if !errors.Is(err, kind) || !strings.Contains(err.Error(), "start") {
+			t.Errorf("%v: round trip gave %v", kind, err)
+		}
+	}
+	err := ParseErrorFrame(ErrorFrame(errors.New("exec: no such file")))
+	if err.Error() != "exec: no such file" || errdefs.IsNotFound(err) || errdefs.IsInvalidArgument(err) {
+		t.Errorf("plain error: %v", err)
+	}
+	if ParseErrorFrame(nil) == nil || ParseErrorFrame([]byte{200, 'x'}).Error() != "x" {
+		t.Error("malformed error frames")
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -185,4 +187,62 @@ func TestAttachTerminal(t *testing.T) {
 	if got := onceOut.String(); !strings.Contains(got, "line hello") {
 		t.Errorf("stdin_once terminal session: output %q", got)
 	}
+}
+
+// stallingStdin is a client's stdin that sends n bytes, more than a pipe
+// holds but less than the connections buffer (the client's SPDY library
+// cannot close a stream its own unsent data blocks), then nothing until
+// ctx ends.
+type stallingStdin struct {
+	ctx context.Context
+	n   int
+}
+
+func (s *stallingStdin) Read(p []byte) (int, error) {
+	if s.n == 0 {
+		<-s.ctx.Done()
+		return 0, io.EOF
+	}
+	k := min(len(p), s.n)
+	clear(p[:k])
+	s.n -= k
+	return k, nil
+}
+
+const stallBytes = 256 << 10
+
+// TestStdinStallClientLeaves: a session whose client leaves while its stdin
+// is stalled (the process reads none; its pipe is full) ends in the shim
+// too, for an attach and for an exec, whose process is killed.
+func TestStdinStallClientLeaves(t *testing.T) {
+	p := startHostPod(t, func(c *criapi.ContainerConfig) { c.Stdin = true }, "sleep", "3600")
+	shim := shimPid(t, p.podID)
+	fds := func() int {
+		ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", shim))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	before := fds()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	sctx, leave := context.WithTimeout(ctx, 2*time.Second)
+	defer leave()
+	if err := attachStream(sctx, p.c, p.id, &stallingStdin{sctx, stallBytes}, io.Discard, nil); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("attach: %v", err)
+	}
+	waitFor(t, func() bool { return fds() <= before }, "the shim to end the abandoned attach session")
+
+	resp, err := p.c.RawRt.Exec(ctx, &criapi.ExecRequest{ContainerId: p.id, Cmd: []string{"sleep", "1234"}, Stdin: true, Stdout: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, leave = context.WithTimeout(ctx, 2*time.Second)
+	defer leave()
+	_ = harness.Stream(sctx, resp.Url, remotecommand.StreamOptions{Stdin: &stallingStdin{sctx, stallBytes}, Stdout: io.Discard})
+	waitFor(t, func() bool {
+		r, err := p.c.RawRt.ExecSync(ctx, &criapi.ExecSyncRequest{ContainerId: p.id, Cmd: []string{"ps"}, Timeout: 10})
+		return err == nil && !strings.Contains(string(r.Stdout), "sleep 1234") && fds() <= before
+	}, "the abandoned exec to be killed and its session ended")
 }
