@@ -47,6 +47,14 @@ func (f *fakeShim) Shutdown(context.Context, *shimapi.Empty) (*shimapi.Empty, er
 	return &shimapi.Empty{}, nil
 }
 
+// newShims returns shims under a fresh directory (no binary: nothing is
+// spawned) and what they report.
+func newShims(t *testing.T) (*shimclient.Shims, string, *counts) {
+	obs := &counts{}
+	dir := t.TempDir()
+	return shimclient.New("/nonexistent", dir, obs), dir, obs
+}
+
 // serve serves svc on pod podID's shim socket under dir until the test
 // ends or the returned server is closed.
 func serve(t *testing.T, dir string, svc shimapi.ShimService) *ttrpc.Server {
@@ -72,8 +80,7 @@ func serve(t *testing.T, dir string, svc shimapi.ShimService) *ttrpc.Server {
 }
 
 func TestClientOfNoShimIsNotFound(t *testing.T) {
-	var obs counts
-	s := shimclient.New("/nonexistent", t.TempDir(), &obs)
+	s, _, obs := newShims(t)
 	ctx := context.Background()
 	if _, err := s.Client(ctx, podID); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("Client of a pod without a shim socket: %v, want NotFound", err)
@@ -97,9 +104,7 @@ func TestClientOfNoShimIsNotFound(t *testing.T) {
 
 // A socket left behind by a killed shim: nobody listens, the shim is gone.
 func TestClientOfDeadShimIsGone(t *testing.T) {
-	var obs counts
-	dir := t.TempDir()
-	s := shimclient.New("/nonexistent", dir, &obs)
+	s, dir, obs := newShims(t)
 	if err := os.MkdirAll(filepath.Join(dir, podID[:16]), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -117,9 +122,7 @@ func TestClientOfDeadShimIsGone(t *testing.T) {
 }
 
 func TestClientEvictedAndRedialled(t *testing.T) {
-	var obs counts
-	dir := t.TempDir()
-	s := shimclient.New("/nonexistent", dir, &obs)
+	s, dir, obs := newShims(t)
 	ctx := context.Background()
 	first := serve(t, dir, &fakeShim{})
 	c1, err := s.Client(ctx, podID)
@@ -152,9 +155,7 @@ func TestClientEvictedAndRedialled(t *testing.T) {
 }
 
 func TestShutdown(t *testing.T) {
-	var obs counts
-	dir := t.TempDir()
-	s := shimclient.New("/nonexistent", dir, &obs)
+	s, dir, obs := newShims(t)
 	ctx := context.Background()
 	shim := &fakeShim{}
 	serve(t, dir, shim)
