@@ -60,7 +60,7 @@ type Pause struct {
 	// kind with an empty path, one the pod takes from the host, has no
 	// pin: the pause stays in the shim's (the host's) as every container
 	// does. The user namespace of a hostUsers: false pod is joined first
-	// (the shim's order), so the new pid namespace is owned by it: the
+	// (nsexec's setns order), so the new pid namespace is owned by it: the
 	// pod's containers, root only there, must be able to join that pid
 	// namespace and mount its /proc.
 	Namespaces map[string]string
