@@ -1,6 +1,6 @@
 // Package sandbox owns pod sandboxes: pod records, pinned namespaces, hosts,
 // resolv.conf and hostname files, the pod's /dev/shm, CNI networking, the pod
-// cgroup and RDT class, and the pod's shim.
+// cgroup and RDT class, and the hooks that start and stop the pod's shim.
 //
 // Built here: Store (one versioned JSON record per pod, filters, id-prefix
 // lookup), Manager (the sandbox steps of RunPodSandbox with full rollback,
@@ -8,8 +8,8 @@
 // shm (files.go). Sub-packages: nsfs pins namespaces without a process; cni
 // runs libcni ADD and DEL. Namespaced-sysctl rules come from internal/sysctl,
 // shared with cri/spec. The pod's shim and pause process are not started
-// here: cri/ wires them in through Manager.AfterSetup and
-// Manager.BeforeTeardown.
+// here: cmd/crib hooks runtime/shimclient in through Manager.AfterSetup
+// and Manager.BeforeTeardown.
 //
 // It must not import cri, runtime (the package) or cri-api: cri orchestrates
 // sandbox and runtime, and shared facts travel between them as plain values

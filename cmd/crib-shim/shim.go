@@ -15,7 +15,7 @@ import (
 )
 
 // runShim is `crib-shim shim --id <pod id> --dir <state dir> [--log-level N]`:
-// the per-pod shim, started by the daemon through shim.Spawn.
+// the per-pod shim, started by the daemon through shimclient.Spawn.
 func runShim(args []string) int {
 	// One P and an eager GC: the shim mostly sleeps, and its idle heap is
 	// paid once per pod on the node.

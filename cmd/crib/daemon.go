@@ -25,7 +25,7 @@ import (
 	"github.com/crib-runtime/crib/runtime"
 	"github.com/crib-runtime/crib/runtime/image"
 	"github.com/crib-runtime/crib/runtime/launch"
-	"github.com/crib-runtime/crib/runtime/shimapi"
+	"github.com/crib-runtime/crib/runtime/shimclient"
 	"github.com/crib-runtime/crib/sandbox"
 	"github.com/crib-runtime/crib/sandbox/cni"
 )
@@ -237,7 +237,7 @@ func (r statsReader) OpenFilesLimit(pid int) (uint64, bool) {
 // openPods wires pods and containers: the sealed crib-shim binary the
 // shims run from (and start containers and execs from), pod records and
 // their shims, container records.
-func openPods(cfg config.Config, network cni.Network, cg manager.Manager, shimSrc string, obs shimObserver) (*sandbox.Manager, *podShims, *runtime.Manager, error) {
+func openPods(cfg config.Config, network cni.Network, cg manager.Manager, shimSrc string, obs shimclient.Observer) (*sandbox.Manager, *shimclient.Shims, *runtime.Manager, error) {
 	bin, err := launch.SealBinary(shimSrc, filepath.Join(cfg.State, "bin"))
 	if err != nil {
 		return nil, nil, nil, err
@@ -251,12 +251,12 @@ func openPods(cfg config.Config, network cni.Network, cg manager.Manager, shimSr
 		// /proc/self/exe in the child is still this binary: the holder is
 		// the daemon's own code, whatever happens to the file on disk.
 		NsHolder: []string{"/proc/self/exe", "userns-hold"}}
-	shims := &podShims{binary: bin, dir: filepath.Join(cfg.State, "shims"), pods: pods, obs: obs, clients: map[string]*shimapi.Client{}}
-	pods.AfterSetup, pods.BeforeTeardown = shims.start, shims.rollback
+	shims := shimclient.New(bin, filepath.Join(cfg.State, "shims"), obs)
+	hookShims(pods, shims)
 	if err := pods.Recover(); err != nil {
 		return nil, nil, nil, err
 	}
-	containers, err := runtime.Open(cfg.Root, shims)
+	containers, err := runtime.Open(cfg.Root, containerShims{shims})
 	if err == nil {
 		// In the state dir (0711): the init of a hostUsers: false pod's
 		// container, root only in its user namespace, must reach it.

@@ -189,6 +189,7 @@ func TestViolation(t *testing.T) {
 		{"cri/spec", "runtime/initmsg", false},
 		{"runtime", "sandbox", true},
 		{"sandbox", "runtime/shimapi", true},
+		{"runtime/shimclient", "sandbox", true},
 		{"cgroups", "runtime", true},
 		{"internal/listener", "cgroups", true},
 		{"runtime/shim", "cri", true},

@@ -22,8 +22,8 @@ import (
 	"github.com/crib-runtime/crib/cgroups/manager"
 	"github.com/crib-runtime/crib/internal/testutil"
 	"github.com/crib-runtime/crib/runtime/launch"
-	"github.com/crib-runtime/crib/runtime/shim"
 	"github.com/crib-runtime/crib/runtime/shimapi"
+	"github.com/crib-runtime/crib/runtime/shimclient"
 )
 
 // cribBin is the crib-shim binary under test: the one next to $CRIB_BIN
@@ -114,7 +114,7 @@ func (p *pod) spawn() {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	start := time.Now()
-	if err := shim.Spawn(ctx, p.binary, p.id, p.dir); err != nil {
+	if err := shimclient.Spawn(ctx, p.binary, p.id, p.dir); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("shim answered %v after Spawn", time.Since(start).Round(time.Millisecond))
@@ -124,7 +124,7 @@ func (p *pod) spawn() {
 			_ = unix.Kill(pid, unix.SIGKILL)
 		}
 		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(p.dir, shim.LogName))
+			log, _ := os.ReadFile(filepath.Join(p.dir, shimapi.LogName))
 			t.Logf("shim log:\n%s", log)
 		}
 	})
@@ -136,7 +136,7 @@ func (p *pod) connect() {
 	if p.client != nil {
 		_ = p.client.Close()
 	}
-	c, err := shimapi.Dial(context.Background(), filepath.Join(p.dir, shim.SocketName))
+	c, err := shimapi.Dial(context.Background(), filepath.Join(p.dir, shimapi.SocketName))
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func (p *pod) connect() {
 // shimPid asks the kernel who serves the socket.
 func (p *pod) shimPid() int {
 	p.t.Helper()
-	conn, err := net.Dial("unix", filepath.Join(p.dir, shim.SocketName))
+	conn, err := net.Dial("unix", filepath.Join(p.dir, shimapi.SocketName))
 	if err != nil {
 		p.t.Fatal(err)
 	}

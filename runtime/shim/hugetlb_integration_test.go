@@ -11,7 +11,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/crib-runtime/crib/cgroups"
-	"github.com/crib-runtime/crib/runtime/shim"
 	"github.com/crib-runtime/crib/runtime/shimapi"
 )
 
@@ -37,7 +36,7 @@ func TestKubeletHugetlbLimits(t *testing.T) {
 			t.Fatalf("state %v, want exit 0", st)
 		}
 	}
-	log, err := os.ReadFile(filepath.Join(p.dir, shim.LogName))
+	log, err := os.ReadFile(filepath.Join(p.dir, shimapi.LogName))
 	if err != nil {
 		t.Fatal(err)
 	}

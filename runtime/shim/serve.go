@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/containerd/ttrpc"
@@ -19,9 +20,6 @@ import (
 	"github.com/crib-runtime/crib/runtime/launch"
 	"github.com/crib-runtime/crib/runtime/shimapi"
 )
-
-// SocketName is the shim's ttrpc socket inside its directory.
-const SocketName = "shim.sock"
 
 // Config is what a shim serves.
 type Config struct {
@@ -44,7 +42,7 @@ func Run(ctx context.Context, cfg Config) (retErr error) {
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, "containers"), 0o700); err != nil {
 		return fmt.Errorf("shim state dir: %w", err)
 	}
-	l, err := listener.Listen(filepath.Join(cfg.Dir, SocketName), 0o600)
+	l, err := listener.Listen(filepath.Join(cfg.Dir, shimapi.SocketName), 0o600)
 	if err != nil {
 		return err
 	}
@@ -66,7 +64,7 @@ func Run(ctx context.Context, cfg Config) (retErr error) {
 	shimapi.RegisterShimService(srv, s)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx, l) }()
-	Ready()
+	ready()
 	logger.V(2).Info("Serving shim", "socket", l.Addr().String(), "pid", os.Getpid())
 
 	sigs := make(chan os.Signal, 1)
@@ -89,6 +87,19 @@ func Run(ctx context.Context, cfg Config) (retErr error) {
 		_ = srv.Close()
 	}
 	return nil
+}
+
+// ready tells the process that spawned this shim (shimclient.Spawn) that
+// it serves its socket.
+func ready() {
+	fd, err := strconv.Atoi(os.Getenv(shimapi.EnvReadyFD))
+	if err != nil || fd < 3 {
+		return
+	}
+	os.Unsetenv(shimapi.EnvReadyFD)
+	f := os.NewFile(uintptr(fd), "shim-ready")
+	_, _ = f.Write([]byte{1})
+	_ = f.Close()
 }
 
 // newService opens the host's cgroups and resctrl, finds (or seals) the

@@ -304,7 +304,7 @@ func TestStartPauseAndShutdown(t *testing.T) {
 		t.Error("pause survived Shutdown")
 	}
 	waitFor(t, func() bool { return unix.Kill(shimPid, 0) != nil })
-	if _, err := os.Stat(filepath.Join(p.dir, shim.SocketName)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(p.dir, shimapi.SocketName)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("socket after Shutdown: %v", err)
 	}
 }
@@ -382,7 +382,7 @@ func TestShimRestart(t *testing.T) {
 }
 
 func (p *pod) pingFails() bool {
-	c, err := shimapi.Dial(context.Background(), filepath.Join(p.dir, shim.SocketName))
+	c, err := shimapi.Dial(context.Background(), filepath.Join(p.dir, shimapi.SocketName))
 	if err != nil {
 		return true
 	}

@@ -1,4 +1,4 @@
-package shim
+package shimclient
 
 import (
 	"bytes"
@@ -8,20 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 
 	"github.com/containerd/errdefs"
 
 	"github.com/crib-runtime/crib/nsexec/nsproto"
 	"github.com/crib-runtime/crib/runtime/shimapi"
 )
-
-// LogName is the shim's own log (its stderr) inside its directory.
-const LogName = "shim.log"
-
-// EnvReadyFD names the fd on which a spawned shim reports, with one byte,
-// that it serves its socket.
-const EnvReadyFD = "_CRIB_SHIM_READY"
 
 // Spawn starts `binary shim` for pod id on dir, detached from the caller
 // (nsexec's constructor forks it into its own session before Go starts,
@@ -34,7 +26,7 @@ func Spawn(ctx context.Context, binary, id, dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("spawn shim of pod %s: %w", id, err)
 	}
-	logf, err := os.OpenFile(filepath.Join(dir, LogName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	logf, err := os.OpenFile(filepath.Join(dir, shimapi.LogName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("spawn shim of pod %s: open shim log: %w", id, err)
 	}
@@ -47,7 +39,7 @@ func Spawn(ctx context.Context, binary, id, dir string) error {
 	// memprofilerate=0: no heap profiling, whose bucket table would cost
 	// every idle shim ~100 kB of touched pages.
 	cmd := &exec.Cmd{Path: binary, Args: []string{"crib-shim", "shim", "--id", id, "--dir", dir}, Dir: "/",
-		Env:    []string{nsproto.EnvDetach + "=1", EnvReadyFD + "=3", "GODEBUG=memprofilerate=0"},
+		Env:    []string{nsproto.EnvDetach + "=1", shimapi.EnvReadyFD + "=3", "GODEBUG=memprofilerate=0"},
 		Stdout: logf, Stderr: logf, ExtraFiles: []*os.File{readyW}}
 	err = cmd.Run() // the constructor's parent half, which exits at once
 	readyW.Close()
@@ -62,23 +54,11 @@ func Spawn(ctx context.Context, binary, id, dir string) error {
 		return nil
 	}
 	// No word from the new shim: it failed, or found an old one serving.
-	sock := filepath.Join(dir, SocketName)
+	sock := filepath.Join(dir, shimapi.SocketName)
 	if err := ping(ctx, sock); err != nil {
 		return fmt.Errorf("spawn shim of pod %s: no answer on %s: %w%s", id, sock, err, logTail(dir))
 	}
 	return nil
-}
-
-// Ready tells the process that spawned this shim that it serves its socket.
-func Ready() {
-	fd, err := strconv.Atoi(os.Getenv(EnvReadyFD))
-	if err != nil || fd < 3 {
-		return
-	}
-	os.Unsetenv(EnvReadyFD)
-	f := os.NewFile(uintptr(fd), "shim-ready")
-	_, _ = f.Write([]byte{1})
-	_ = f.Close()
 }
 
 func ping(ctx context.Context, sock string) error {
@@ -98,7 +78,7 @@ func ping(ctx context.Context, sock string) error {
 
 // logTail is the end of the shim's log, for errors.
 func logTail(dir string) string {
-	b, err := os.ReadFile(filepath.Join(dir, LogName))
+	b, err := os.ReadFile(filepath.Join(dir, shimapi.LogName))
 	if err != nil || len(b) == 0 {
 		return ""
 	}
