@@ -45,22 +45,7 @@ func TestWriteInputClientGone(t *testing.T) {
 	if peerGone(server) {
 		t.Fatal("peerGone with the client still connected")
 	}
-	done := make(chan error, 1)
-	go func() { done <- writeInput(server, w, make([]byte, 1<<20)) }()
-	select {
-	case err := <-done:
-		t.Fatalf("writeInput returned with the pipe full and the client there: %v", err)
-	case <-time.After(2*inputStall + 500*time.Millisecond):
-	}
-	client.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, errClientGone) {
-			t.Fatalf("writeInput: %v, want errClientGone", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("writeInput still blocked after the client left")
-	}
+	stallThenLeave(t, client, server, w)
 	// A process that closed its stdin: the data is dropped with an error,
 	// not retried.
 	r.Close()
@@ -118,9 +103,21 @@ func TestWriteInputTerminal(t *testing.T) {
 
 	client, server := unixPair(t)
 	defer server.Close()
+	stallThenLeave(t, client, server, master)
+}
+
+// stallThenLeave writes more than w takes into it for the session on
+// server: the write must still block after a few stalls, and end with
+// errClientGone once client has closed its end.
+func stallThenLeave(t *testing.T, client, server net.Conn, w *os.File) {
+	t.Helper()
 	done := make(chan error, 1)
-	go func() { done <- writeInput(server, master, make([]byte, 1<<20)) }()
-	time.Sleep(2*inputStall + 500*time.Millisecond)
+	go func() { done <- writeInput(server, w, make([]byte, 1<<20)) }()
+	select {
+	case err := <-done:
+		t.Fatalf("writeInput returned with its file full and the client there: %v", err)
+	case <-time.After(2*inputStall + 500*time.Millisecond):
+	}
 	client.Close()
 	select {
 	case err := <-done:
@@ -128,6 +125,6 @@ func TestWriteInputTerminal(t *testing.T) {
 			t.Fatalf("writeInput: %v, want errClientGone", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("writeInput into a full terminal still blocked after the client left")
+		t.Fatal("writeInput still blocked after the client left")
 	}
 }
