@@ -39,6 +39,10 @@ const memcgRoot = "/sys/fs/cgroup/memory"
 // counters it reads. Host-wide /proc/meminfo deltas are logged too (they
 // mean something only on an otherwise idle host).
 //
+// CRIB_PODMEM_CONTAINERS=k gives each pod k containers: what one more
+// container costs a shim, an upper bound of what one more pod would cost a
+// shim shared by several pods.
+//
 // CRIB_PODMEM_DUMP=1 also has one shim of each mode dump its goroutines
 // (SIGQUIT, so that pod is then removed as one whose shim died) and logs
 // the dump, with any GODEBUG=gctrace=1 lines of its log.
@@ -53,6 +57,13 @@ func BenchmarkPodMemory(b *testing.B) {
 		var err error
 		if n, err = strconv.Atoi(s); err != nil || n < 1 {
 			b.Fatalf("CRIB_PODMEM_PODS=%q", s)
+		}
+	}
+	perPod := 1 // containers per pod: CRIB_PODMEM_CONTAINERS
+	if s := os.Getenv("CRIB_PODMEM_CONTAINERS"); s != "" {
+		var err error
+		if perPod, err = strconv.Atoi(s); err != nil || perPod < 1 {
+			b.Fatalf("CRIB_PODMEM_CONTAINERS=%q", s)
 		}
 	}
 	reg := testregistry.Start(b)
@@ -82,12 +93,12 @@ func BenchmarkPodMemory(b *testing.B) {
 	}
 	// One pod first: what the daemon makes once (the bridge, CNI's state,
 	// its connections) is no pod's cost.
-	w.idlePods(b, 1, criapi.NamespaceMode_CONTAINER)
+	w.idlePods(b, 1, 1, criapi.NamespaceMode_CONTAINER)
 	w.removeAll(b)
 	for _, mode := range []criapi.NamespaceMode{criapi.NamespaceMode_CONTAINER, criapi.NamespaceMode_POD} {
 		b.Run("pid="+mode.String(), func(b *testing.B) {
 			before := snapshot(d.Pid(), e.Dir, daemonCg, w.cgroup)
-			pods := w.idlePods(b, n, mode)
+			pods := w.idlePods(b, n, perPod, mode)
 			time.Sleep(5 * time.Second) // start-up work and GC settle
 			after := snapshot(d.Pid(), e.Dir, daemonCg, w.cgroup)
 			report(b, n, before, after)
@@ -102,8 +113,8 @@ func BenchmarkPodMemory(b *testing.B) {
 	}
 }
 
-// idlePods runs n pods of one sleeping container in pid mode mode.
-func (w *benchWorld) idlePods(b *testing.B, n int, mode criapi.NamespaceMode) []*criapi.PodSandboxConfig {
+// idlePods runs n pods of k sleeping containers each in pid mode mode.
+func (w *benchWorld) idlePods(b *testing.B, n, k int, mode criapi.NamespaceMode) []*criapi.PodSandboxConfig {
 	ctx := context.Background()
 	var pods []*criapi.PodSandboxConfig
 	for range n {
@@ -114,12 +125,17 @@ func (w *benchWorld) idlePods(b *testing.B, n int, mode criapi.NamespaceMode) []
 		if err != nil {
 			b.Fatal(err)
 		}
-		id, err := w.rt.CreateContainer(ctx, podID, w.containerConfig(), pod)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := w.rt.StartContainer(ctx, id); err != nil {
-			b.Fatal(err)
+		for i := range k {
+			cfg := w.containerConfig()
+			cfg.Metadata.Name = fmt.Sprintf("sleeper-%d", i)
+			cfg.LogPath = cfg.Metadata.Name + ".log"
+			id, err := w.rt.CreateContainer(ctx, podID, cfg, pod)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := w.rt.StartContainer(ctx, id); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 	return pods
@@ -144,7 +160,7 @@ type memSnapshot struct {
 type procMem struct {
 	pid                            int
 	pss, pssAnon, pssFile, rss     int // kB
-	threads                        int
+	threads, pteKB                 int
 	goArena, otherAnon, fileMapped int // Rss kB by mapping: the Go heap arena (heap spans and goroutine stacks), other anonymous (runtime metadata, thread stacks, brk), files (the binary)
 }
 
@@ -220,7 +236,8 @@ func readProcMem(pid int) procMem {
 	p := procMem{pid: pid}
 	r := keyed(fmt.Sprintf("/proc/%d/smaps_rollup", pid), 1)
 	p.pss, p.pssAnon, p.pssFile, p.rss = r["Pss"], r["Pss_Anon"], r["Pss_File"], r["Rss"]
-	p.threads = keyed(fmt.Sprintf("/proc/%d/status", pid), 1)["Threads"]
+	st := keyed(fmt.Sprintf("/proc/%d/status", pid), 1)
+	p.threads, p.pteKB = st["Threads"], st["VmPTE"]
 	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
 	if err != nil {
 		return p
@@ -303,11 +320,12 @@ func report(b *testing.B, n int, before, after memSnapshot) {
 		var t procMem
 		for _, p := range g.procs {
 			t.pss, t.pssAnon, t.pssFile, t.rss, t.threads = t.pss+p.pss, t.pssAnon+p.pssAnon, t.pssFile+p.pssFile, t.rss+p.rss, t.threads+p.threads
+			t.pteKB += p.pteKB
 			t.goArena, t.otherAnon, t.fileMapped = t.goArena+p.goArena, t.otherAnon+p.otherAnon, t.fileMapped+p.fileMapped
 		}
 		k := len(g.procs)
-		b.Logf("%d × %s: PSS %d kB each (anon %d, file %d), RSS %d kB (Go arena %d, other anon %d, files %d), %.1f threads; e.g. pid %d",
-			k, g.name, t.pss/k, t.pssAnon/k, t.pssFile/k, t.rss/k, t.goArena/k, t.otherAnon/k, t.fileMapped/k, float64(t.threads)/float64(k), g.procs[0].pid)
+		b.Logf("%d × %s: PSS %d kB each (anon %d, file %d), RSS %d kB (Go arena %d, other anon %d, files %d), %.1f threads, page tables %d kB; e.g. pid %d",
+			k, g.name, t.pss/k, t.pssAnon/k, t.pssFile/k, t.rss/k, t.goArena/k, t.otherAnon/k, t.fileMapped/k, float64(t.threads)/float64(k), t.pteKB/k, g.procs[0].pid)
 		b.ReportMetric(float64(t.pss)/float64(k), g.name+"-pss-kB")
 	}
 }
