@@ -299,6 +299,28 @@ func TestPodCgroupOnlyWithPause(t *testing.T) {
 	}
 }
 
+// A pod recorded by an older crib, which gave every pod a cgroup of its
+// own, still has it removed with the pod.
+func TestPodCgroupOfOlderRecordRemoved(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	p, err := e.m.Run(ctx, e.config(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Cgroup = e.parent + "/" + p.ID
+	if err := e.m.Cgroups.Create(p.Cgroup); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Store.Update(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Remove(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.checkGone(t, p.ID)
+}
+
 func TestManagerRemoveReadyPod(t *testing.T) {
 	e := newEnv(t)
 	p, err := e.m.Run(context.Background(), e.config(t))
