@@ -1,12 +1,14 @@
 package cgroups
 
 import (
-	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/crib-runtime/crib/internal/mountinfo"
 )
 
 // Mode is the kind of cgroup hierarchy a host runs.
@@ -99,21 +101,9 @@ func ParseMountinfo(r io.Reader) (*Host, error) {
 	h := &Host{}
 	byOpts := map[string]int{} // controllers key → index in h.Hierarchies
 	unifiedRoot := ""
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		pre, post, ok := strings.Cut(line, " - ")
-		if !ok {
-			return nil, Invalidf("mountinfo line %q: no separator", line)
-		}
-		fields := strings.Fields(pre)
-		after := strings.Fields(post)
-		if len(fields) < 5 || len(after) < 3 {
-			return nil, Invalidf("mountinfo line %q: too few fields", line)
-		}
-		fstype, root, mnt := after[0], unescapeMount(fields[3]), unescapeMount(fields[4])
-		switch fstype {
+	err := mountinfo.Scan(r, []string{"cgroup", "cgroup2"}, func(m mountinfo.Mount) bool {
+		root, mnt := m.Root, m.Mountpoint
+		switch m.FSType {
 		case "cgroup2":
 			// Prefer /sys/fs/cgroup, then a mount of the root.
 			if h.Unified == "" || mnt == "/sys/fs/cgroup" || (unifiedRoot != "/" && root == "/") {
@@ -121,7 +111,7 @@ func ParseMountinfo(r io.Reader) (*Host, error) {
 			}
 		case "cgroup":
 			hi := Hierarchy{Mountpoint: mnt, Root: root}
-			for opt := range strings.SplitSeq(after[2], ",") {
+			for opt := range strings.SplitSeq(m.SuperOptions, ",") {
 				switch {
 				case strings.HasPrefix(opt, "name="):
 					hi.Name = strings.TrimPrefix(opt, "name=")
@@ -135,13 +125,17 @@ func ParseMountinfo(r io.Reader) (*Host, error) {
 				if h.Hierarchies[i].Root != "/" && root == "/" {
 					h.Hierarchies[i] = hi
 				}
-				continue
+				return true
 			}
 			byOpts[key] = len(h.Hierarchies)
 			h.Hierarchies = append(h.Hierarchies, hi)
 		}
+		return true
+	})
+	if errors.Is(err, mountinfo.ErrMalformed) {
+		return nil, Invalidf("%s", err.Error())
 	}
-	if err := sc.Err(); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	withControllers := false
@@ -173,33 +167,3 @@ var v1Controllers = map[string]bool{
 }
 
 func isV1Controller(opt string) bool { return v1Controllers[opt] }
-
-// unescapeMount undoes the octal escapes (\040 for space, \011, \012, \134)
-// the kernel uses in mountinfo paths.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1:i+4]) {
-			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
-			i += 3
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func isOctal(s string) bool {
-	if len(s) != 3 {
-		return false
-	}
-	for i := 0; i < 3; i++ {
-		if s[i] < '0' || s[i] > '7' {
-			return false
-		}
-	}
-	return true
-}

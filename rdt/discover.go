@@ -1,7 +1,6 @@
 package rdt
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/crib-runtime/crib/internal/mountinfo"
 )
 
 // Mount is the resctrl mount found in mountinfo.
@@ -127,51 +128,28 @@ func FindMount(mountinfoPath string) (*Mount, error) {
 // resctrl's own options (cdp, cdpl2, mba_MBps) are super options, after the
 // filesystem type.
 func parseMountinfo(r io.Reader) (*Mount, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		if !ok {
-			return nil, invalidf("mountinfo line %q: no separator", sc.Text())
-		}
-		fields, after := strings.Fields(pre), strings.Fields(post)
-		if len(fields) < 5 || len(after) < 3 {
-			return nil, invalidf("mountinfo line %q: too few fields", sc.Text())
-		}
-		if after[0] != "resctrl" {
-			continue
-		}
-		m := &Mount{Path: unescapeMount(fields[4])}
-		for opt := range strings.SplitSeq(after[2], ",") {
+	var found *Mount
+	err := mountinfo.Scan(r, []string{"resctrl"}, func(m mountinfo.Mount) bool {
+		found = &Mount{Path: m.Mountpoint}
+		for opt := range strings.SplitSeq(m.SuperOptions, ",") {
 			switch opt {
 			case "cdp":
-				m.CDP = true
+				found.CDP = true
 			case "cdpl2":
-				m.CDPL2 = true
+				found.CDPL2 = true
 			case "mba_MBps":
-				m.MBAMBps = true
+				found.MBAMBps = true
 			}
 		}
-		return m, nil
+		return false
+	})
+	if errors.Is(err, mountinfo.ErrMalformed) {
+		return nil, invalidf("%s", err.Error())
 	}
-	return nil, sc.Err()
-}
-
-// unescapeMount undoes the octal escapes (\040 for space, …) the kernel
-// uses in mountinfo paths.
-func unescapeMount(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
+	if err != nil {
+		return nil, err
 	}
-	return b.String()
+	return found, nil
 }
 
 // cacheResources are the cache allocation directories under info/, in the

@@ -223,29 +223,38 @@ func unpin(p *Pod) error {
 	return errors.Join(errs...)
 }
 
-// createCgroup makes the pod's cgroup under its parent. Ancestors that did
-// not exist (the kubelet makes the parent; crictl users often do not) are
-// recorded, so the pod's removal takes them too: crib removes only what it
-// made.
+// createCgroup makes the pod's cgroup parent, when it does not exist, and
+// the pod's own cgroup under it (a pod with a pause process only).
+// Ancestors that did not exist (the kubelet makes the parent; crictl users
+// often do not) are recorded, so the pod's removal takes them too: crib
+// removes only what it made.
 func (m *Manager) createCgroup(_ context.Context, p *Pod, _ *Config) error {
-	if p.Cgroup == "" {
+	if m.Cgroups == nil || p.CgroupParent == "" {
 		return nil
 	}
 	p.CreatedCgroups = nil
 	for dir := p.CgroupParent; dir != "/" && dir != "." && !m.Cgroups.Exists(dir); dir = path.Dir(dir) {
 		p.CreatedCgroups = append(p.CreatedCgroups, dir)
 	}
-	return m.Cgroups.Create(p.Cgroup)
+	switch {
+	case p.Cgroup != "":
+		return m.Cgroups.Create(p.Cgroup)
+	case len(p.CreatedCgroups) > 0:
+		return m.Cgroups.Create(p.CgroupParent)
+	}
+	return nil
 }
 
 // removeCgroup removes the pod's cgroup, then the ancestors it created,
 // deepest first, unless another pod still lives under them.
 func (m *Manager) removeCgroup(_ context.Context, p *Pod) error {
-	if p.Cgroup == "" || m.Cgroups == nil {
+	if m.Cgroups == nil {
 		return nil
 	}
-	if err := m.Cgroups.Remove(p.Cgroup); err != nil {
-		return err
+	if p.Cgroup != "" {
+		if err := m.Cgroups.Remove(p.Cgroup); err != nil {
+			return err
+		}
 	}
 	for _, dir := range p.CreatedCgroups {
 		for _, other := range m.Store.List(Filter{}) {

@@ -207,7 +207,12 @@ func (m *Manager) newPod(c *Config, sysctls map[string]string) (*Pod, error) {
 		p.IPCNS = filepath.Join(dir, "ns", string(nsfs.IPC))
 		p.ShmPath = filepath.Join(dir, "shm")
 	}
-	if c.CgroupParent != "" {
+	if c.CgroupParent != "" && c.SharePID {
+		// Only the pause process lives in the pod's own cgroup; the
+		// containers' cgroups are <parent>/<container id>, as containerd
+		// and CRI-O place them. A pod without a pause gets none: on a v1
+		// host it would be an empty directory in every hierarchy (a
+		// memory cgroup costs per-CPU state) for the pod's life.
 		p.Cgroup = path.Join(c.CgroupParent, c.ID)
 	}
 	if c.UserMaps != nil {

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -180,6 +181,7 @@ func TestManagerLifecycle(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	c := e.config(t)
+	c.SharePID = true // a pause process, so a cgroup of the pod's own
 	p, err := e.m.Run(ctx, c)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
@@ -253,6 +255,70 @@ func TestManagerLifecycle(t *testing.T) {
 	if err := e.m.Stop(ctx, p.ID); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("Stop of a removed pod: %v, want NotFound", err)
 	}
+}
+
+// A pod without a pause process (pid mode CONTAINER, the kubelet's
+// default) gets no cgroup of its own: its containers' cgroups go straight
+// under the parent. A parent crib had to make is still made, and removed
+// with the last pod under it.
+func TestPodCgroupOnlyWithPause(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	p, err := e.m.Run(ctx, e.config(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Cgroup != "" || cgroupExists(e.parent+"/"+p.ID) {
+		t.Errorf("pod without a pause: cgroup %q made", p.Cgroup)
+	}
+	if !cgroupExists(e.parent) || !slices.Equal(p.CreatedCgroups, []string{e.parent}) {
+		t.Errorf("parent %s: exists %v, recorded as made %v", e.parent, cgroupExists(e.parent), p.CreatedCgroups)
+	}
+	shared := e.config(t)
+	shared.Name, shared.SharePID = "shared", true
+	q, err := e.m.Run(ctx, shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Cgroup != e.parent+"/"+q.ID || !cgroupExists(q.Cgroup) || len(q.CreatedCgroups) != 0 {
+		t.Errorf("pod with a pause: cgroup %q (exists %v), made %v", q.Cgroup, cgroupExists(q.Cgroup), q.CreatedCgroups)
+	}
+	if err := e.m.Remove(ctx, q.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.checkGone(t, q.ID)
+	if !cgroupExists(e.parent) {
+		t.Error("the parent went with a pod that did not make it")
+	}
+	if err := e.m.Remove(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.checkGone(t, p.ID)
+	if cgroupExists(e.parent) {
+		t.Errorf("parent %s left", e.parent)
+	}
+}
+
+// A pod recorded by an older crib, which gave every pod a cgroup of its
+// own, still has it removed with the pod.
+func TestPodCgroupOfOlderRecordRemoved(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	p, err := e.m.Run(ctx, e.config(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Cgroup = e.parent + "/" + p.ID
+	if err := e.m.Cgroups.Create(p.Cgroup); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Store.Update(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Remove(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.checkGone(t, p.ID)
 }
 
 func TestManagerRemoveReadyPod(t *testing.T) {

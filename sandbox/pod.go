@@ -103,8 +103,9 @@ type Pod struct {
 	Dir string
 	// Pinned namespaces; "" means the host's (containers join nothing).
 	NetNS, IPCNS, UTSNS string
-	// CgroupParent is the parent as given; Cgroup the pod's own cgroup
-	// under it ("" when the pod has none).
+	// CgroupParent is the parent as given, where the containers' cgroups
+	// go; Cgroup the pod's own cgroup under it, where its pause process
+	// runs ("" when the pod has none: no parent, or no pause process).
 	CgroupParent, Cgroup string
 
 	// IPs are the pod's addresses, IPv4 first; empty on the host network.
