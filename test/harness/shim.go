@@ -1,0 +1,37 @@
+package harness
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// ShimPid finds the shim of a pod by its command line (crib-shim shim --id
+// <pod id>), failing the test when none runs.
+func ShimPid(t testing.TB, podID string) int {
+	t.Helper()
+	pid := FindShim(podID)
+	if pid == 0 {
+		t.Fatalf("no shim runs for pod %s", podID)
+	}
+	return pid
+}
+
+// FindShim is the pid of a pod's shim, 0 when none runs.
+func FindShim(podID string) int {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range procs {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if len(args) > 3 && args[1] == "shim" && args[2] == "--id" && args[3] == podID {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+			return pid
+		}
+	}
+	return 0
+}
