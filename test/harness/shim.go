@@ -21,6 +21,23 @@ func ShimPid(t testing.TB, podID string) int {
 
 // FindShim is the pid of a pod's shim, 0 when none runs.
 func FindShim(podID string) int {
+	found := shims(func(args []string) bool { return len(args) > 3 && args[2] == "--id" && args[3] == podID })
+	if len(found) == 0 {
+		return 0
+	}
+	return found[0].pid
+}
+
+// shimProc is a running shim: its pid and command line.
+type shimProc struct {
+	pid  int
+	args []string
+}
+
+// shims lists the running shims (crib-shim shim ...) whose command line
+// match accepts.
+func shims(match func(args []string) bool) []shimProc {
+	var out []shimProc
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, f := range procs {
 		b, err := os.ReadFile(f)
@@ -28,10 +45,12 @@ func FindShim(podID string) int {
 			continue
 		}
 		args := strings.Split(string(b), "\x00")
-		if len(args) > 3 && args[1] == "shim" && args[2] == "--id" && args[3] == podID {
-			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
-			return pid
+		if len(args) < 2 || args[1] != "shim" || !match(args) {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(f))); err == nil {
+			out = append(out, shimProc{pid, args})
 		}
 	}
-	return 0
+	return out
 }

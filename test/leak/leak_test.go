@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -31,17 +30,7 @@ func TestMain(m *testing.M) { os.Exit(harness.Main(m)) }
 // cycles is how many pod+container lifecycles TestPodCycles runs:
 // $CRIB_LEAK_CYCLES (`make leak` sets 200, the issue's figure), 10 otherwise
 // so that `make test` stays quick.
-func cycles(t *testing.T) int {
-	s := os.Getenv("CRIB_LEAK_CYCLES")
-	if s == "" {
-		return 10
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 {
-		t.Fatalf("CRIB_LEAK_CYCLES=%q: want a positive number", s)
-	}
-	return n
-}
+func cycles(t *testing.T) int { return harness.EnvCount(t, "CRIB_LEAK_CYCLES", 10) }
 
 // world is one daemon in its own network namespace, with busybox pulled.
 type world struct {
