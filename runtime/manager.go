@@ -338,10 +338,13 @@ func (m *Manager) checkPidTarget(ctx context.Context, c Container) error {
 
 // Status returns a container's record and live state. A container its
 // shim does not know was never started; one whose shim is gone is exited
-// with reason Unknown.
+// with reason Unknown, and made so (killOrphans).
 func (m *Manager) Status(ctx context.Context, id string) (State, error) {
 	c, shim, err := m.shimOf(ctx, id)
 	if errors.Is(err, errdefs.ErrNotFound) && c.ID != "" {
+		if err := m.killOrphans(c, false); err != nil {
+			return State{}, fmt.Errorf("status of container %s: %w", id, err)
+		}
 		return fromShim(c, nil), nil
 	}
 	if err != nil {
@@ -502,7 +505,11 @@ func (m *Manager) deleteFromShim(ctx context.Context, c Container) error {
 
 // killOrphans kills the processes of a container whose shim is gone, and
 // with remove its cgroup too. The container's cgroup is its own
-// (<parent>/<container id>), so nothing else is reached.
+// (<parent>/<container id>), so nothing else is reached. Status and List
+// kill too: a container reported exited must not run on (the kubelet
+// would start its successor beside it), and without its shim nothing
+// records its exit or takes its output any more; containerd's cleanup of
+// a dead shim kills the same way.
 func (m *Manager) killOrphans(c Container, remove bool) error {
 	if m.Cgroups == nil || c.Cgroup == "" {
 		return nil

@@ -1,0 +1,42 @@
+package runtime
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/crib-runtime/crib/runtime/shimapi"
+)
+
+// TestShimGoneStatusKills: a container whose shim was killed is reported
+// exited (reason Unknown) by Status and List, and what it left running is
+// killed through its cgroup then, not only at Stop: the fault injection
+// test (test/faults) found containers reported exited whose processes ran
+// on, which the kubelet would have restarted beside them.
+func TestShimGoneStatusKills(t *testing.T) {
+	ctx := context.Background()
+	m, err := Open(t.TempDir(), shims{}) // no shim serves "pod" any more
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg := &fakeCgroups{}
+	m.Cgroups = cg
+	c := newContainer("pod", "app")
+	c.Cgroup = "/kubepods/podu1/" + c.ID
+	create(t, m, c)
+
+	st, err := m.Status(ctx, c.ID)
+	if err != nil || st.Status != shimapi.Status_EXITED || st.Reason != "Unknown" {
+		t.Fatalf("Status = %+v, %v; want exited, reason Unknown", st, err)
+	}
+	if !slices.Equal(cg.killed, []string{c.Cgroup}) {
+		t.Fatalf("Status killed %v, want %s", cg.killed, c.Cgroup)
+	}
+	list, err := m.List(ctx)
+	if err != nil || len(list) != 1 || list[0].Status != shimapi.Status_EXITED {
+		t.Fatalf("List = %+v, %v", list, err)
+	}
+	if !slices.Equal(cg.killed, []string{c.Cgroup, c.Cgroup}) {
+		t.Fatalf("List killed %v, want %s again", cg.killed, c.Cgroup)
+	}
+}
