@@ -144,6 +144,18 @@ func (s *podShims) Shim(ctx context.Context, podID string) (runtime.Shim, error)
 	return s.dial(ctx, p)
 }
 
+// Gone implements cri.PodShims: nothing listens on the pod's shim socket
+// (or it has none). A pod unknown, or a shim that cannot be told (a
+// dial that timed out), is not gone.
+func (s *podShims) Gone(ctx context.Context, podID string) bool {
+	p, err := s.pods.Get(podID)
+	if err != nil {
+		return false
+	}
+	_, err = s.dial(ctx, p)
+	return errors.Is(err, errdefs.ErrNotFound)
+}
+
 // Shutdown stops a pod's shim (and its pause process). A pod without a
 // running shim is fine.
 func (s *podShims) Shutdown(ctx context.Context, podID string) error {
