@@ -44,7 +44,7 @@ func (s *Store) Pull(ctx context.Context, ref string, auth Auth) (Image, error) 
 		return img, err
 	})
 	if err != nil {
-		return Image{}, fmt.Errorf("pull image %s: %w", parsed, err)
+		return Image{}, fmt.Errorf("pull image %s: %w", parsed, noSpace(err))
 	}
 	return img, nil
 }
