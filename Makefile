@@ -10,7 +10,7 @@ TESTFLAGS ?=
 # Tests that need root or a kernel feature fail instead of skipping.
 export CRIB_TEST_STRICT ?= 1
 
-.PHONY: all build run test test-host test-vm test-unit clients cluster bench leak fuzz conformance tools generate verify deps test-deps clean help
+.PHONY: all build run test test-host test-vm test-unit clients cluster bench leak faults fuzz conformance tools generate verify deps test-deps clean help
 
 all: build
 
@@ -60,6 +60,9 @@ bench: test-deps build clients ## Benchmarks for docs/benchmarks.md: pull vs con
 
 leak: build ## 200 pod+container cycles against one daemon; fails if any mount, cgroup, process, fd, veth or file is left
 	CRIB_BIN=$(abspath $(BIN)) CRIB_LEAK_CYCLES=$(or $(LEAKCYCLES),200) $(GO) test -count=1 -v -timeout 30m -run TestPodCycles ./test/leak/
+
+faults: build ## Fault injection under 4 workers' load: 50 daemon kills (-9) at random moments, shim kills, a container init killed during start, full disks during a pull and log writes; fails if a pod or container is lost, misreported or leaked (about 10 minutes)
+	CRIB_BIN=$(abspath $(BIN)) CRIB_FAULTS_KILLS=$(or $(FAULTKILLS),50) $(GO) test -count=1 -v -timeout 30m -run TestFaults ./test/faults/
 
 conformance: test-deps clients ## The Kubernetes node conformance specs against crib, then containerd + runc, compared (about an hour; _output/conformance)
 	hack/conformance.sh
