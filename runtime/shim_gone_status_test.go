@@ -15,15 +15,7 @@ import (
 // on, which the kubelet would have restarted beside them.
 func TestShimGoneStatusKills(t *testing.T) {
 	ctx := context.Background()
-	m, err := Open(t.TempDir(), shims{}) // no shim serves "pod" any more
-	if err != nil {
-		t.Fatal(err)
-	}
-	cg := &fakeCgroups{}
-	m.Cgroups = cg
-	c := newContainer("pod", "app")
-	c.Cgroup = "/kubepods/podu1/" + c.ID
-	create(t, m, c)
+	m, cg, c := shimGoneWorld(t)
 
 	st, err := m.Status(ctx, c.ID)
 	if err != nil || st.Status != shimapi.Status_EXITED || st.Reason != "Unknown" {
