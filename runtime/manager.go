@@ -500,7 +500,14 @@ func (m *Manager) deleteFromShim(ctx context.Context, c Container) error {
 		}
 		_, err = shim.Delete(ctx, req)
 	}
-	return ignoreNotFound(err)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		// The shim does not know it: never handed over, or a Create cut
+		// short by a daemon kill (the shim's context ends with the
+		// connection) whose cleanup may have left the cgroup. The
+		// cgroup is the container's own: it goes here.
+		return m.killOrphans(c, true)
+	}
+	return err
 }
 
 // killOrphans kills the processes of a container whose shim is gone, and

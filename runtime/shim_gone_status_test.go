@@ -2,8 +2,11 @@ package runtime
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/containerd/errdefs"
 
 	"github.com/crib-runtime/crib/runtime/shimapi"
 )
@@ -30,5 +33,30 @@ func TestShimGoneStatusKills(t *testing.T) {
 	}
 	if !slices.Equal(cg.killed, []string{c.Cgroup, c.Cgroup}) {
 		t.Fatalf("List killed %v, want %s again", cg.killed, c.Cgroup)
+	}
+}
+
+// TestRemoveUnknownToShimRemovesCgroup: a container its shim does not know
+// (a Create the daemon's kill cut short, in the shim, after it had made
+// the cgroup) has its cgroup removed with it. The fault test (test/faults)
+// found such a cgroup left below a removed pod after 50 daemon kills.
+func TestRemoveUnknownToShimRemovesCgroup(t *testing.T) {
+	shim := newFakeShim()
+	shim.deleteErr = fmt.Errorf("container: %w", errdefs.ErrNotFound) // as the shim answers for one it does not know
+	m, err := Open(t.TempDir(), shims{"pod": shim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg := &fakeCgroups{}
+	m.Cgroups = cg
+	c := newContainer("pod", "app")
+	c.Cgroup = "/kubepods/podu1/" + c.ID
+	create(t, m, c)
+	if _, err := m.Remove(context.Background(), c.ID); err != nil {
+		t.Fatal(err)
+	}
+	m.Drain()
+	if !slices.Equal(cg.freed, []string{c.Cgroup}) {
+		t.Fatalf("removed cgroups %v, want %s", cg.freed, c.Cgroup)
 	}
 }
