@@ -18,10 +18,11 @@ import (
 
 // check compares what the daemon lists with what the clients were told,
 // with no call in flight: every pod and container whose creation
-// succeeded and whose removal did not is listed, nothing is listed that no
-// client asked for, and each is in its real state (checkPod, checkCtr).
-// Pods and containers whose creation failed during a fault may exist or
-// not; those listed are taken into the ledger.
+// succeeded and whose removal was never asked for is listed, nothing is
+// listed that no client asked for or whose removal succeeded, and each is
+// in its real state (checkPod, checkCtr). A creation or removal that
+// failed during a fault may have happened or not; what is listed of it
+// is taken into the ledger.
 func (x *chaos) check(what string) {
 	t := x.t
 	t.Helper()
@@ -80,8 +81,8 @@ func (x *chaos) check(what string) {
 	for _, p := range x.pods {
 		lp := listed[p.id]
 		if lp == nil {
-			if p.ran && !p.removed {
-				t.Errorf("%s: pod %s is lost: RunPodSandbox succeeded, no removal did, and it is not listed", what, p.id)
+			if p.ran && !p.removeAsked {
+				t.Errorf("%s: pod %s is lost: RunPodSandbox succeeded, no removal was asked for, and it is not listed", what, p.id)
 			}
 			continue
 		}
@@ -89,8 +90,8 @@ func (x *chaos) check(what string) {
 		for _, c := range p.ctrs {
 			if listedCtrs[c.id] != nil {
 				x.checkCtr(ctx, what, p, c)
-			} else if c.created && !c.removed {
-				t.Errorf("%s: container %s is lost: CreateContainer succeeded, no removal did, and it is not listed", what, c.id)
+			} else if c.created && !c.removeAsked {
+				t.Errorf("%s: container %s is lost: CreateContainer succeeded, no removal was asked for, and it is not listed", what, c.id)
 			}
 		}
 	}

@@ -41,20 +41,24 @@ type ctr struct {
 	initKilled bool // the test killed its init during StartContainer: 137 is real
 	shimKilled bool // its pod's shim was killed: its output may be cut short
 	diskFull   bool // it ran while its log's disk was full: lines may be lost
-	removed    bool // RemoveContainer (or the pod's removal) returned OK
+	// removeAsked: a RemoveContainer (or the pod's removal) was sent; one
+	// that failed during a fault may have happened.
+	removeAsked bool
+	removed     bool // RemoveContainer (or the pod's removal) returned OK
 }
 
 // pod is what the clients were told of one pod.
 type pod struct {
-	uid        string
-	worker     int
-	cfg        *criapi.PodSandboxConfig
-	id         string // "" until RunPodSandbox returned it (or the check found it)
-	ran        bool   // RunPodSandbox returned OK: listed until removed
-	stopAsked  bool
-	shimKilled bool
-	removed    bool
-	ctrs       []*ctr
+	uid         string
+	worker      int
+	cfg         *criapi.PodSandboxConfig
+	id          string // "" until RunPodSandbox returned it (or the check found it)
+	ran         bool   // RunPodSandbox returned OK: listed until removed
+	stopAsked   bool
+	shimKilled  bool
+	removeAsked bool // a RemovePodSandbox was sent
+	removed     bool
+	ctrs        []*ctr
 }
 
 // allowedCodes are the exit codes a container may really have exited
@@ -322,6 +326,12 @@ func (w *worker) teardown(p *pod) error {
 		return err
 	}
 	err = w.op("remove pod "+p.id, func(cl harness.Clients) error {
+		w.x.mu.Lock()
+		p.removeAsked = true
+		for _, c := range p.ctrs {
+			c.removeAsked = true
+		}
+		w.x.mu.Unlock()
 		err := cl.Runtime.RemovePodSandbox(context.Background(), p.id)
 		if err == nil {
 			w.x.mu.Lock()
@@ -350,6 +360,9 @@ func (w *worker) stopRemove(c *ctr) error {
 		return err
 	}
 	return w.op("remove "+c.id, func(cl harness.Clients) error {
+		w.x.mu.Lock()
+		c.removeAsked = true
+		w.x.mu.Unlock()
 		err := cl.Runtime.RemoveContainer(context.Background(), c.id)
 		if err == nil {
 			w.x.mu.Lock()
