@@ -61,7 +61,7 @@ bench: test-deps build clients ## Benchmarks for docs/benchmarks.md: pull vs con
 leak: build ## 200 pod+container cycles against one daemon; fails if any mount, cgroup, process, fd, veth or file is left
 	CRIB_BIN=$(abspath $(BIN)) CRIB_LEAK_CYCLES=$(or $(LEAKCYCLES),200) $(GO) test -count=1 -v -timeout 30m -run TestPodCycles ./test/leak/
 
-faults: build ## Fault injection under 4 workers' load: 50 daemon kills (-9) at random moments, shim kills, a container init killed during start, full disks during a pull and log writes; fails if a pod or container is lost, misreported or leaked (about 10 minutes)
+faults: build ## 50 daemon kills (-9) at random moments under 4 workers' load, shim kills, a container init killed during start, full disks during a pull and log writes; fails if a pod or container is lost, misreported or leaked (about 3 minutes)
 	CRIB_BIN=$(abspath $(BIN)) CRIB_FAULTS_KILLS=$(or $(FAULTKILLS),50) $(GO) test -count=1 -v -timeout 30m -run TestFaults ./test/faults/
 
 conformance: test-deps clients ## The Kubernetes node conformance specs against crib, then containerd + runc, compared (about an hour; _output/conformance)
