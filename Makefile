@@ -10,7 +10,7 @@ TESTFLAGS ?=
 # Tests that need root or a kernel feature fail instead of skipping.
 export CRIB_TEST_STRICT ?= 1
 
-.PHONY: all build run test test-host test-vm test-unit clients cluster bench leak soak fuzz conformance tools generate verify deps test-deps clean help
+.PHONY: all build run test test-host test-vm test-unit clients cluster bench leak soak faults fuzz conformance tools generate verify deps test-deps clean help
 
 all: build
 
@@ -65,6 +65,9 @@ leak: build ## 200 pod+container cycles against one daemon; fails if any mount, 
 soak: build ## An hour of 50 pods churned by 4 workers: the daemon's and the shims' memory, fds and goroutines must stay flat (docs/reliability.md; SOAKTIME, SOAKPODS)
 	@test "$$(id -u)" = 0 || { echo "make soak needs root (namespaces, mounts, cgroups)"; exit 1; }
 	CRIB_BIN=$(abspath $(BIN)) CRIB_SOAK_DURATION=$(or $(SOAKTIME),1h) CRIB_SOAK_PODS=$(or $(SOAKPODS),50) $(GO) test -count=1 -v -timeout 2h -run TestSoak ./test/soak/
+
+faults: build ## 50 daemon kills (-9) at random moments under 4 workers' load, shim kills, a container init killed during start, full disks during a pull and log writes; fails if a pod or container is lost, misreported or leaked (about 3 minutes)
+	CRIB_BIN=$(abspath $(BIN)) CRIB_FAULTS_KILLS=$(or $(FAULTKILLS),50) $(GO) test -count=1 -v -timeout 30m -run TestFaults ./test/faults/
 
 conformance: test-deps clients ## The Kubernetes node conformance specs against crib, then containerd + runc, compared (about an hour; _output/conformance)
 	hack/conformance.sh

@@ -167,6 +167,12 @@ func (w *raceWorld) Shim(_ context.Context, podID string) (runtime.Shim, error) 
 	return nil, fmt.Errorf("shim of pod %s: %w", podID, errdefs.ErrNotFound)
 }
 
+// Gone: the pod's shim was shut down.
+func (w *raceWorld) Gone(ctx context.Context, podID string) bool {
+	_, err := w.Shim(ctx, podID)
+	return errors.Is(err, errdefs.ErrNotFound)
+}
+
 // Shutdown refuses while a container runs, as the shim does.
 func (w *raceWorld) Shutdown(_ context.Context, podID string) error {
 	w.mu.Lock()
@@ -237,7 +243,16 @@ func (w *raceWorld) Get(id string) (*sandbox.Pod, error) {
 	return nil, fmt.Errorf("pod %s: %w", id, errdefs.ErrNotFound)
 }
 
-func (w *raceWorld) List(sandbox.Filter) []*sandbox.Pod { return nil }
+func (w *raceWorld) List(sandbox.Filter) []*sandbox.Pod {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []*sandbox.Pod
+	for _, p := range w.pods {
+		q := *p
+		out = append(out, &q)
+	}
+	return out
+}
 
 // raceImages has one image, "img", with nothing in it.
 type raceImages struct{}

@@ -20,9 +20,13 @@ type Sandboxes interface {
 	List(f sandbox.Filter) []*sandbox.Pod
 }
 
-// PodShims stops a pod's shim (and its pause process) when the pod goes.
+// PodShims stops a pod's shim (and its pause process) when the pod goes,
+// and tells a pod whose shim is gone.
 type PodShims interface {
 	Shutdown(ctx context.Context, podID string) error
+	// Gone reports whether nothing serves the pod's shim socket any more
+	// (the shim was killed: crib never restarts one).
+	Gone(ctx context.Context, podID string) bool
 }
 
 // podInfo implements Pods over the sandbox records.
@@ -67,6 +71,18 @@ func sandboxConfig(pod PodInfo, req *criapi.PodSandboxConfig) *criapi.PodSandbox
 		sc.NamespaceOptions.Pid = criapi.NamespaceMode_NODE
 	}
 	return c
+}
+
+// podState is a pod's CRI state: its record's, except that a ready pod
+// whose shim is gone is not ready. None of its containers can start
+// again, and only a pod that is not ready is stopped and made anew by the
+// kubelet; containerd reports a sandbox whose pause process died the
+// same way.
+func (s *Server) podState(ctx context.Context, p *sandbox.Pod) criapi.PodSandboxState {
+	if p.State == sandbox.StateReady && s.shims.Gone(ctx, p.ID) {
+		return criapi.PodSandboxState_SANDBOX_NOTREADY
+	}
+	return toCRIPodState(p.State)
 }
 
 func toCRIPodState(s sandbox.State) criapi.PodSandboxState {

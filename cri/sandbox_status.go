@@ -13,7 +13,7 @@ import (
 
 // PodSandboxStatus returns a pod's state, network, namespaces, labels and
 // annotations; verbose adds the record.
-func (s *Server) PodSandboxStatus(_ context.Context, req *criapi.PodSandboxStatusRequest) (*criapi.PodSandboxStatusResponse, error) {
+func (s *Server) PodSandboxStatus(ctx context.Context, req *criapi.PodSandboxStatusRequest) (*criapi.PodSandboxStatusResponse, error) {
 	pod, err := s.sandboxes.Get(req.GetPodSandboxId())
 	if err != nil {
 		return nil, err
@@ -21,7 +21,7 @@ func (s *Server) PodSandboxStatus(_ context.Context, req *criapi.PodSandboxStatu
 	st := &criapi.PodSandboxStatus{
 		Id:             pod.ID,
 		Metadata:       &criapi.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: pod.UID, Attempt: pod.Attempt},
-		State:          toCRIPodState(pod.State),
+		State:          s.podState(ctx, pod),
 		CreatedAt:      pod.CreatedAt.UnixNano(),
 		Labels:         pod.Labels,
 		Annotations:    pod.Annotations,
@@ -139,24 +139,21 @@ func pidMode(p *sandbox.Pod) criapi.NamespaceMode {
 }
 
 // ListPodSandbox lists pods matching the filter: id prefix, state, labels.
-func (s *Server) ListPodSandbox(_ context.Context, req *criapi.ListPodSandboxRequest) (*criapi.ListPodSandboxResponse, error) {
+// The state filter applies to the state reported (podState).
+func (s *Server) ListPodSandbox(ctx context.Context, req *criapi.ListPodSandboxRequest) (*criapi.ListPodSandboxResponse, error) {
 	f := req.GetFilter()
-	var sf sandbox.Filter
-	if f != nil {
-		sf.IDPrefix, sf.Labels = f.GetId(), f.GetLabelSelector()
-		if st := f.GetState(); st != nil {
-			if st.GetState() == criapi.PodSandboxState_SANDBOX_READY {
-				sf.States = []sandbox.State{sandbox.StateReady}
-			} else {
-				sf.States = []sandbox.State{sandbox.StateNotReady, sandbox.StateCreating}
-			}
-		}
-	}
+	sf := sandbox.Filter{IDPrefix: f.GetId(), Labels: f.GetLabelSelector()}
 	var out []*criapi.PodSandbox
 	for _, p := range s.sandboxes.List(sf) {
-		if f.GetId() == "" || strings.HasPrefix(p.ID, f.GetId()) {
-			out = append(out, toCRIPod(p))
+		if f.GetId() != "" && !strings.HasPrefix(p.ID, f.GetId()) {
+			continue
 		}
+		cp := toCRIPod(p)
+		cp.State = s.podState(ctx, p)
+		if st := f.GetState(); st != nil && st.GetState() != cp.State {
+			continue
+		}
+		out = append(out, cp)
 	}
 	return &criapi.ListPodSandboxResponse{Items: out}, nil
 }

@@ -304,15 +304,7 @@ func (f *fakeCgroups) Remove(p string) error {
 // removes it, instead of taking "no shim" for "no process".
 func TestShimGoneStopsThroughCgroup(t *testing.T) {
 	ctx := context.Background()
-	m, err := Open(t.TempDir(), shims{}) // no shim serves "pod"
-	if err != nil {
-		t.Fatal(err)
-	}
-	cg := &fakeCgroups{}
-	m.Cgroups = cg
-	c := newContainer("pod", "app")
-	c.Cgroup = "/kubepods/podu1/" + c.ID
-	create(t, m, c)
+	m, cg, c := shimGoneWorld(t)
 	if err := m.Stop(ctx, c.ID, time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -323,6 +315,22 @@ func TestShimGoneStopsThroughCgroup(t *testing.T) {
 	if len(cg.killed) != 1 || cg.killed[0] != c.Cgroup || len(cg.freed) != 1 || cg.freed[0] != c.Cgroup {
 		t.Fatalf("killed %v, removed %v; want %s each", cg.killed, cg.freed, c.Cgroup)
 	}
+}
+
+// shimGoneWorld is a manager whose pod "pod" has no shim (killed), with a
+// recorded container of that pod in its own cgroup.
+func shimGoneWorld(t *testing.T) (*Manager, *fakeCgroups, Container) {
+	t.Helper()
+	m, err := Open(t.TempDir(), shims{}) // no shim serves "pod"
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg := &fakeCgroups{}
+	m.Cgroups = cg
+	c := newContainer("pod", "app")
+	c.Cgroup = "/kubepods/podu1/" + c.ID
+	create(t, m, c)
+	return m, cg, c
 }
 
 // TestShimGoneForeignCgroupRefused: a record whose cgroup is not the

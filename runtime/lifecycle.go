@@ -292,12 +292,23 @@ func (m *Manager) deleteFromShim(ctx context.Context, c Container) error {
 		}
 		_, err = shim.Delete(ctx, req)
 	}
-	return ignoreNotFound(err)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		// The shim does not know it: never handed over, or a Create cut
+		// short by a daemon kill (the shim's context ends with the
+		// connection) whose cleanup may have left the cgroup. The
+		// cgroup is the container's own: it goes here.
+		return m.killOrphans(c, true)
+	}
+	return err
 }
 
 // killOrphans kills the processes of a container whose shim is gone, and
 // with remove its cgroup too. The container's cgroup is its own
-// (<parent>/<container id>), so nothing else is reached.
+// (<parent>/<container id>), so nothing else is reached. Status and List
+// kill too: a container reported exited must not run on (the kubelet
+// would start its successor beside it), and without its shim nothing
+// records its exit or takes its output any more; containerd's cleanup of
+// a dead shim kills the same way.
 func (m *Manager) killOrphans(c Container, remove bool) error {
 	if m.Cgroups == nil || c.Cgroup == "" {
 		return nil

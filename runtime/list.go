@@ -24,9 +24,11 @@ var listTimeout = 10 * time.Second
 // podStates is what one pod's shim said in List.
 type podStates struct {
 	byID map[string]*shimapi.ContainerState
-	// gone: the shim is gone (its containers exited, reason Unknown);
-	// silent: it did not answer within listTimeout.
-	gone, silent bool
+	// gone: the shim is gone or its connection broke (its containers
+	// exited, reason Unknown); dead: nothing listens on its socket any
+	// more, so what its containers left running is killed; silent: it did
+	// not answer within listTimeout.
+	gone, dead, silent bool
 }
 
 // List returns every container with its live state, sorted by creation:
@@ -70,6 +72,9 @@ func (m *Manager) List(ctx context.Context) ([]State, error) {
 		pod := states[c.SandboxID]
 		switch s, ok := pod.byID[c.ID]; {
 		case pod.gone:
+			if err := m.killIfDead(pod, c); err != nil {
+				klog.FromContext(ctx).Error(err, "Container whose shim is gone may still run", "containerID", c.ID)
+			}
 			out = append(out, fromShim(c, nil))
 		case pod.silent:
 			out = append(out, unknown(c))
@@ -100,7 +105,7 @@ func (m *Manager) podStates(ctx context.Context, sandboxID string) (*podStates, 
 	}
 	switch {
 	case errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, errdefs.ErrUnavailable) || errors.Is(err, ttrpc.ErrClosed):
-		return &podStates{gone: true}, nil
+		return &podStates{gone: true, dead: errors.Is(err, errdefs.ErrNotFound)}, nil
 	case err != nil && ctx.Err() == nil && bounded.Err() != nil:
 		// Not logged by the caller, who gets the pod's containers as
 		// Unknown, not this error.
@@ -114,4 +119,13 @@ func (m *Manager) podStates(ctx context.Context, sandboxID string) (*podStates, 
 		byID[s.Id] = s
 	}
 	return &podStates{byID: byID}, nil
+}
+
+// killIfDead kills what a container of a pod whose shim is dead left
+// running (killOrphans); a broken connection alone kills nothing.
+func (m *Manager) killIfDead(pod *podStates, c Container) error {
+	if !pod.dead {
+		return nil
+	}
+	return m.killOrphans(c, false)
 }

@@ -194,10 +194,13 @@ func (m *Manager) shimOf(ctx context.Context, id string) (Container, Shim, error
 
 // Status returns a container's record and live state. A container its
 // shim does not know was never started; one whose shim is gone is exited
-// with reason Unknown.
+// with reason Unknown, and made so (killOrphans).
 func (m *Manager) Status(ctx context.Context, id string) (State, error) {
 	c, shim, err := m.shimOf(ctx, id)
 	if errors.Is(err, errdefs.ErrNotFound) && c.ID != "" {
+		if err := m.killOrphans(c, false); err != nil {
+			return State{}, fmt.Errorf("status of container %s: %w", id, err)
+		}
 		return fromShim(c, nil), nil
 	}
 	if err != nil {

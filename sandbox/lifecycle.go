@@ -54,7 +54,13 @@ func (m *Manager) steps() []runStep {
 		{"files", m.writeFiles, nil}, // removed with the directory
 		{"ready", func(_ context.Context, p *Pod, _ *Config) error {
 			p.State = StateReady
-			return m.Store.Update(p)
+			if err := m.Store.Update(p); err != nil {
+				// Not ready: the undo sees a pod still being made, whose
+				// shim AfterSetup's undo stops (a full disk got here).
+				p.State = StateCreating
+				return err
+			}
+			return nil
 		}, nil},
 	}
 }

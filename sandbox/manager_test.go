@@ -58,6 +58,8 @@ type hooks struct {
 	mu   sync.Mutex
 	live map[string]bool
 	fail error
+	// tornDownAs is the state of each pod BeforeTeardown last saw.
+	tornDownAs map[string]State
 }
 
 func (h *hooks) after(_ context.Context, p *Pod) error {
@@ -74,6 +76,7 @@ func (h *hooks) before(_ context.Context, p *Pod) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.live, p.ID)
+	h.tornDownAs[p.ID] = p.State
 	return nil
 }
 
@@ -103,7 +106,7 @@ func newEnv(t *testing.T) *env {
 	os.WriteFile(filepath.Join(hostFiles, "resolv.conf"), []byte("nameserver 192.0.2.53\n"), 0o644)
 	os.WriteFile(filepath.Join(hostFiles, "hosts"), []byte("127.0.0.1 localhost node\n"), 0o644)
 	e := &env{
-		net: &fakeNetwork{attached: map[string]bool{}}, hooks: &hooks{live: map[string]bool{}},
+		net: &fakeNetwork{attached: map[string]bool{}}, hooks: &hooks{live: map[string]bool{}, tornDownAs: map[string]State{}},
 		stateDir: filepath.Join(root, "state"), parent: "/crib-sandbox-test-" + newID(t)[:12],
 	}
 	e.m = &Manager{

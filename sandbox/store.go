@@ -182,6 +182,10 @@ func OpenStore(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open pod store: %w", err)
 	}
+	// A daemon killed while it wrote a record left its temp file.
+	if err := statefile.RemoveTemps(dir); err != nil {
+		return nil, fmt.Errorf("open pod store: %w", err)
+	}
 	s := &Store{dir: dir, pods: map[string]*Pod{}, creating: map[string]*Pod{}, writers: map[string]*sync.Mutex{}}
 	ents, err := os.ReadDir(dir)
 	if err != nil {

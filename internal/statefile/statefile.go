@@ -43,6 +43,23 @@ func ReplaceFile(path string, data []byte, perm os.FileMode) error {
 	return replace(path, data, perm, false)
 }
 
+// RemoveTemps removes the temp files that writes into dir left when their
+// process was killed (".<name>.tmp-*"): a write removes its own only when
+// it fails. Call it where no write into dir can be running (at the
+// start of the daemon that owns dir).
+func RemoveTemps(dir string) error {
+	temps, err := filepath.Glob(filepath.Join(dir, ".*.tmp-*"))
+	if err != nil {
+		return fmt.Errorf("remove temp files in %s: %w", dir, err)
+	}
+	for _, t := range temps {
+		if err := os.Remove(t); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove temp files in %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
 func replace(path string, data []byte, perm os.FileMode, durable bool) (retErr error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")

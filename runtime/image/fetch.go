@@ -63,7 +63,8 @@ func (s *Store) fetchBlob(ctx context.Context, fetcher *blobFetcher, l Layer) er
 	// One byte past the declared size is enough to know the registry sends
 	// more than the manifest promised; reading on would let it fill the
 	// disk before the digest check could refuse the blob.
-	n, err := io.CopyBuffer(io.MultiWriter(f, h), io.LimitReader(rc, l.Size+1), buf)
+	disk := &writeErr{w: f}
+	n, err := io.CopyBuffer(io.MultiWriter(disk, h), io.LimitReader(rc, l.Size+1), buf)
 	s.observeBytes(n)
 	got := "sha256:" + hex.EncodeToString(h.Sum(nil))
 	switch {
@@ -72,6 +73,10 @@ func (s *Store) fetchBlob(ctx context.Context, fetcher *blobFetcher, l Layer) er
 	case n > l.Size:
 		err = fmt.Errorf("layer %s from %s: blob is larger than the %d bytes its manifest declares: stopped after %d bytes: %w",
 			l.Digest, who, l.Size, n, errdefs.ErrDataLoss)
+	case disk.err != nil:
+		// The disk's, not the registry's: a full disk is not a registry
+		// that cannot be reached.
+		err = fmt.Errorf("layer %s: store: %w", l.Digest, disk.err)
 	case got != l.Digest && (err == nil || n >= l.Size):
 		err = fmt.Errorf("layer %s from %s: digest mismatch: got %s (%d bytes), want %s (%d bytes): %w",
 			l.Digest, who, got, n, l.Digest, l.Size, errdefs.ErrDataLoss)
@@ -81,6 +86,31 @@ func (s *Store) fetchBlob(ctx context.Context, fetcher *blobFetcher, l Layer) er
 		err = fmt.Errorf("layer %s from %s: size mismatch: got %d bytes, want %d: %w", l.Digest, who, n, l.Size, errdefs.ErrDataLoss)
 	}
 	return s.commitBlob(f, l.Digest, err)
+}
+
+// writeErr keeps the error of its writer, so that a copy's failure can be
+// told apart from the reader's.
+type writeErr struct {
+	w   io.Writer
+	err error
+}
+
+func (w *writeErr) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	return n, err
+}
+
+// noSpace classifies an error of a write that found the disk (or the
+// quota) full as ResourceExhausted, whichever write of a pull it was: it
+// clears once space is freed.
+func noSpace(err error) error {
+	if (errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)) && !errors.Is(err, errdefs.ErrResourceExhausted) {
+		return fmt.Errorf("%w: %w", err, errdefs.ErrResourceExhausted)
+	}
+	return err
 }
 
 // commitBlob closes the ingest file f and renames it to the blob path of

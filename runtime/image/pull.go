@@ -44,7 +44,7 @@ func (s *Store) Pull(ctx context.Context, ref string, auth Auth) (Image, error) 
 		return img, err
 	})
 	if err != nil {
-		return Image{}, fmt.Errorf("pull image %s: %w", parsed, err)
+		return Image{}, fmt.Errorf("pull image %s: %w", parsed, noSpace(err))
 	}
 	return img, nil
 }
@@ -67,7 +67,7 @@ type pulled struct {
 	size           int64
 }
 
-func (s *Store) pull(ctx context.Context, ref Reference, auth Auth) (Image, error) {
+func (s *Store) pull(ctx context.Context, ref Reference, auth Auth) (_ Image, retErr error) {
 	desc, ep, err := s.resolver.resolve(ctx, ref, auth)
 	if err != nil {
 		return Image{}, err
@@ -82,7 +82,16 @@ func (s *Store) pull(ctx context.Context, ref Reference, auth Auth) (Image, erro
 		keys = append(keys, l.Digest, l.ChainID)
 	}
 	s.hold(keys)
-	defer s.release(keys)
+	defer func() {
+		s.release(keys)
+		// What a failed pull stored no image uses: left until the next
+		// start, it would keep a full disk full (containerd's content GC
+		// runs when the pull's lease goes, the same moment). Content
+		// that a container or another pull holds stays.
+		if retErr != nil {
+			s.collect()
+		}
+	}()
 
 	if err := s.writeBlob(p.manifestDigest, p.rawManifest); err != nil {
 		return Image{}, err

@@ -149,6 +149,10 @@ func Open(dir string, reg config.Registry, lim config.Image, platform v1.Platfor
 			return nil, nil, fmt.Errorf("open image store: %w", err)
 		}
 	}
+	// And the index's temp file, if a daemon was killed writing it.
+	if err := statefile.RemoveTemps(dir); err != nil {
+		return nil, nil, fmt.Errorf("open image store: %w", err)
+	}
 	if err := s.load(); err != nil {
 		return nil, nil, err
 	}

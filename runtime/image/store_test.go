@@ -263,10 +263,13 @@ func TestCorruptBlobCommitsNothing(t *testing.T) {
 	if len(s.List()) != 0 || len(entriesIn(t, filepath.Join(dir, "ingest"))) != 0 || len(entriesIn(t, filepath.Join(dir, "tmp"))) != 0 {
 		t.Fatal("pull left an image or temp files")
 	}
-	// The next start collects the good layer fetched alongside.
-	s = openStore(t, dir, config.Registry{})
+	// The good layer fetched alongside, and the manifest and config, go
+	// with the failed pull, not at the next start.
 	if left := entriesIn(t, filepath.Join(dir, "layers/sha256")); len(left) != 0 {
-		t.Fatalf("layers of a failed pull survive a restart: %v", left)
+		t.Fatalf("layers of a failed pull are kept: %v", left)
+	}
+	if left := entriesIn(t, filepath.Join(dir, "blobs/sha256")); len(left) != 0 {
+		t.Fatalf("blobs of a failed pull are kept: %v", left)
 	}
 }
 

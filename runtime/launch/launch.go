@@ -194,7 +194,16 @@ func (p *Process) bootstrap(o Options, cmd *exec.Cmd) error {
 	if _, err := p.sock.Write(msg); err != nil {
 		return p.failure(cmd, fmt.Errorf("write bootstrap: %w", err))
 	}
+	pidfd, err := unix.PidfdOpen(cmd.Process.Pid, 0)
+	if err != nil {
+		pidfd = -1
+	} else {
+		defer unix.Close(pidfd)
+	}
 	for {
+		if err := p.awaitSync(pidfd); err != nil {
+			return p.failure(cmd, err)
+		}
 		s, err := nsproto.ReadSync(p.sock)
 		if err != nil {
 			return p.failure(cmd, err)
@@ -233,6 +242,39 @@ func (p *Process) bootstrap(o Options, cmd *exec.Cmd) error {
 			return p.failure(cmd, &NsexecError{Msg: string(s.Payload)})
 		default:
 			return p.failure(cmd, fmt.Errorf("nsexec: unexpected sync message %d", s.Type))
+		}
+	}
+}
+
+// errStage0Gone is the error of a stage 0 that exited (killed: the OOM
+// killer, or a kill of everything in the container's cgroup, which stage
+// 0 joins on cgroup v1) before it reported the final process.
+var errStage0Gone = errors.New("nsexec stage 0 exited before it reported the final process")
+
+// awaitSync waits until the init socket has something to read (a message,
+// or its end) or stage 0, behind pidfd, has exited with nothing more to
+// say: errStage0Gone. The final process, once cloned, holds the other end of
+// the socket while it waits for a message of ours, so a stage 0 killed
+// before its report would leave the read without an end: the launch would
+// hang until its caller's deadline, holding the reaper's launch lock all
+// that time, so that no exit in the pod was recorded. A pidfd of -1 (a
+// kernel before 5.3) waits for the socket alone.
+func (p *Process) awaitSync(pidfd int) error {
+	if pidfd < 0 {
+		return nil
+	}
+	fds := []unix.PollFd{{Fd: int32(p.sock.Fd()), Events: unix.POLLIN}, {Fd: int32(pidfd), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(fds, -1)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return fmt.Errorf("poll init socket: %w", err)
+		case fds[0].Revents != 0: // what stage 0 sent before it exited comes first
+			return nil
+		case fds[1].Revents != 0:
+			return errStage0Gone
 		}
 	}
 }

@@ -100,6 +100,14 @@ func (s *Shims) Start(ctx context.Context, id string, pause *Pause) (_ int, retE
 	return int(resp.Pid), nil
 }
 
+// Gone reports whether nothing serves pod id's shim socket (or it has
+// none): crib never restarts a shim. A shim that cannot be told (a dial
+// that timed out) is not gone.
+func (s *Shims) Gone(ctx context.Context, id string) bool {
+	_, err := s.Client(ctx, id)
+	return errors.Is(err, errdefs.ErrNotFound)
+}
+
 // Client returns the connection to pod id's shim, dialling it once and
 // keeping it. A connection that ended (its shim died) is dropped and
 // dialled again; a socket nobody listens on, and a pod with no shim, are

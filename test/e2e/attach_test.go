@@ -216,7 +216,7 @@ const stallBytes = 256 << 10
 // too, for an attach and for an exec, whose process is killed.
 func TestStdinStallClientLeaves(t *testing.T) {
 	p := startHostPod(t, func(c *criapi.ContainerConfig) { c.Stdin = true }, "sleep", "3600")
-	shim := shimPid(t, p.podID)
+	shim := harness.ShimPid(t, p.podID)
 	fds := func() int {
 		ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", shim))
 		if err != nil {

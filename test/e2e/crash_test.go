@@ -2,13 +2,7 @@ package e2e
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,67 +11,6 @@ import (
 	"github.com/crib-runtime/crib/test/harness"
 	"github.com/crib-runtime/crib/test/testregistry"
 )
-
-// checkStore verifies the image store on disk after a restart: every indexed
-// image has every blob (with the right digest) and every layer, nothing is
-// stored that no image uses, and no temporary file survived.
-func checkStore(t *testing.T, root string) (images int) {
-	t.Helper()
-	dir := filepath.Join(root, "images")
-	var idx struct {
-		Images map[string]struct {
-			ID, ManifestDigest string
-			Layers             []struct{ Digest, ChainID string }
-		}
-	}
-	data, err := os.ReadFile(filepath.Join(dir, "images.json"))
-	if err == nil {
-		if err := json.Unmarshal(data, &idx); err != nil {
-			t.Fatalf("images.json is not valid: %v", err)
-		}
-	}
-	used := map[string]bool{}
-	checkBlob := func(d string) {
-		hexd := strings.TrimPrefix(d, "sha256:")
-		used["blobs/"+hexd] = true
-		b, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", hexd))
-		if err != nil {
-			t.Errorf("indexed blob %s: %v", d, err)
-			return
-		}
-		if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != hexd {
-			t.Errorf("blob %s holds other content", d)
-		}
-	}
-	for _, img := range idx.Images {
-		checkBlob(img.ID)
-		checkBlob(img.ManifestDigest)
-		for _, l := range img.Layers {
-			checkBlob(l.Digest)
-			c := strings.TrimPrefix(l.ChainID, "sha256:")
-			used["layers/"+c] = true
-			for _, f := range []string{"diff", "usage.json"} {
-				if _, err := os.Stat(filepath.Join(dir, "layers", "sha256", c, f)); err != nil {
-					t.Errorf("indexed layer %s: %v", l.ChainID, err)
-				}
-			}
-		}
-	}
-	for _, sub := range []string{"blobs", "layers"} {
-		entries, _ := os.ReadDir(filepath.Join(dir, sub, "sha256"))
-		for _, en := range entries {
-			if !used[sub+"/"+en.Name()] {
-				t.Errorf("%s/%s is stored but no image uses it", sub, en.Name())
-			}
-		}
-	}
-	for _, sub := range []string{"ingest", "tmp", "trash"} {
-		if entries, _ := os.ReadDir(filepath.Join(dir, sub)); len(entries) > 0 {
-			t.Errorf("images/%s holds %d leftovers after restart", sub, len(entries))
-		}
-	}
-	return len(idx.Images)
-}
 
 // TestKillDuringPull SIGKILLs the daemon while a layer download hangs
 // halfway, then shows the store is consistent and the pull can be redone.
@@ -111,7 +44,7 @@ func TestKillDuringPull(t *testing.T) {
 	if list, err := c.Images.ListImages(ctx, nil); err != nil || len(list) != 0 {
 		t.Fatalf("after the crash ListImages = %v, %v; want nothing", list, err)
 	}
-	if n := checkStore(t, e.Root); n != 0 {
+	if n := harness.CheckImageStore(t, e.Root); n != 0 {
 		t.Fatalf("%d images indexed after a crashed pull", n)
 	}
 	id, err := c.Images.PullImage(ctx, spec(byTag), nil, nil)
@@ -123,7 +56,7 @@ func TestKillDuringPull(t *testing.T) {
 	if st, err := d.Clients().Images.ImageStatus(ctx, spec(byTag), false); err != nil || st.Image.GetId() != id {
 		t.Fatalf("image pulled before a SIGKILL is gone: %v, %v", st, err)
 	}
-	checkStore(t, e.Root)
+	harness.CheckImageStore(t, e.Root)
 }
 
 // TestKillAtRandomPoints kills the daemon at random moments of pulls and
@@ -158,7 +91,7 @@ func TestKillAtRandomPoints(t *testing.T) {
 		time.Sleep(time.Duration(rng.Int64N(int64(span) + 1)))
 		d.Kill()
 		d = e.Start()
-		checkStore(t, e.Root)
+		harness.CheckImageStore(t, e.Root)
 		if t.Failed() {
 			t.Fatalf("store inconsistent after kill %d", i)
 		}
@@ -173,5 +106,5 @@ func TestKillAtRandomPoints(t *testing.T) {
 	if list, _ := c.Images.ListImages(ctx, &criapi.ImageFilter{}); len(list) != len(refs) {
 		t.Fatalf("ListImages has %d images, want %d", len(list), len(refs))
 	}
-	checkStore(t, e.Root)
+	harness.CheckImageStore(t, e.Root)
 }

@@ -89,7 +89,7 @@ func TestMetricsShimKilled(t *testing.T) {
 	m.equal(t, 0, "crib_shim_connections_lost_total")
 	m.equal(t, 0, "crib_shim_gone_total")
 
-	if err := unix.Kill(shimPid(t, podID), unix.SIGKILL); err != nil {
+	if err := unix.Kill(harness.ShimPid(t, podID), unix.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool {

@@ -13,27 +13,8 @@ import (
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crib-runtime/crib/cgroups/manager"
+	"github.com/crib-runtime/crib/test/harness"
 )
-
-// shimPid finds the shim of a pod by its command line (crib-shim shim --id
-// <pod id>).
-func shimPid(t *testing.T, podID string) int {
-	t.Helper()
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, f := range procs {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(b), "\x00")
-		if len(args) > 3 && args[1] == "shim" && args[2] == "--id" && args[3] == podID {
-			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
-			return pid
-		}
-	}
-	t.Fatalf("no shim runs for pod %s", podID)
-	return 0
-}
 
 // pidfdsOf opens pidfds on a container's init and its children: they name
 // those processes, never a later one with a reused pid.
@@ -103,7 +84,7 @@ func TestShimKilledPodStillTornDown(t *testing.T) {
 		ids = append(ids, id)
 		fds = append(fds, pidfdsOf(t, w, id)...)
 	}
-	shim := shimPid(t, podID)
+	shim := harness.ShimPid(t, podID)
 	shimFd, err := unix.PidfdOpen(shim, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -360,20 +360,10 @@ func (e *Env) Reboot() {
 // killShims kills the shim processes started for this env (their command
 // line names a directory under dir), by pid.
 func killShims(t testing.TB, dir string) {
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, f := range procs {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(b), "\x00")
-		if len(args) < 2 || args[1] != "shim" || !strings.Contains(string(b), dir+"/") {
-			continue
-		}
-		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(f)))
-		if err == nil && pid != os.Getpid() {
-			t.Logf("killing leftover shim %d (%s)", pid, strings.Join(args, " "))
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+	for _, sh := range shims(func(args []string) bool { return strings.Contains(strings.Join(args, " "), dir+"/") }) {
+		if sh.pid != os.Getpid() {
+			t.Logf("killing leftover shim %d (%s)", sh.pid, strings.Join(sh.args, " "))
+			_ = syscall.Kill(sh.pid, syscall.SIGKILL)
 		}
 	}
 }
@@ -432,4 +422,19 @@ func ReadmeSection(t testing.TB, repo, title string) string {
 		s = s[:end]
 	}
 	return s
+}
+
+// EnvCount is the positive number in the environment variable name (what
+// a make target sets for a long run), def when it is unset.
+func EnvCount(t testing.TB, name string, def int) int {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive number", name, s)
+	}
+	return n
 }

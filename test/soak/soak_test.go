@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -90,7 +89,7 @@ func TestSoak(t *testing.T) {
 	})
 	var shims []int
 	for _, p := range slots[:steady] {
-		shims = append(shims, shimPid(t, p.podID))
+		shims = append(shims, harness.ShimPid(t, p.podID))
 	}
 
 	interval := max(duration/60, time.Second)
@@ -237,25 +236,6 @@ func (l *load) turn(ctx context.Context, rng *rand.Rand, slots []*pod, locks []s
 		return fmt.Errorf("status of pod %d's container: %v, %w", j, st.GetStatus().GetState(), err)
 	}
 	return nil
-}
-
-// shimPid finds the shim of a pod by its command line.
-func shimPid(t *testing.T, podID string) int {
-	t.Helper()
-	procs, _ := os.ReadDir("/proc")
-	for _, p := range procs {
-		pid, err := strconv.Atoi(p.Name())
-		if err != nil {
-			continue
-		}
-		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		args := strings.Split(string(cmd), "\x00")
-		if len(args) > 3 && args[1] == "shim" && slices.Contains(args, podID) {
-			return pid
-		}
-	}
-	t.Fatalf("no shim for pod %s", podID)
-	return 0
 }
 
 // waitGone waits until no process but the daemon started from the env dir

@@ -201,8 +201,8 @@ func (l *File) Close() error {
 }
 
 // writeLine writes one formatted line. Write errors (a full disk, a file
-// the kubelet removed) drop the line: a container must never block on its
-// log.
+// the kubelet removed) drop the line, whole: a container must never block
+// on its log.
 func (l *File) writeLine(stream string, partial bool, content []byte) {
 	tag := byte('F')
 	if partial {
@@ -219,9 +219,22 @@ func (l *File) writeLine(stream string, partial bool, content []byte) {
 	b = append(b, ' ', tag, ' ')
 	b = append(b, content...)
 	b = append(b, '\n')
-	_, _ = l.f.Write(b)
+	if n, err := l.f.Write(b); err != nil && n > 0 {
+		l.cutLocked(int64(n))
+	}
 	if cap(b) <= 2*MaxLine {
 		l.buf = b
+	}
+}
+
+// cutLocked takes back the n bytes of a line that a full disk let only
+// partly in: left there, the next line would continue it, and the
+// kubelet's reader could parse neither. Only this File writes the file
+// (under mu), so its last n bytes are that piece. Preconditions: l.mu
+// held.
+func (l *File) cutLocked(n int64) {
+	if fi, err := l.f.Stat(); err == nil && fi.Size() >= n {
+		_ = l.f.Truncate(fi.Size() - n)
 	}
 }
 
