@@ -321,7 +321,14 @@ func TestShimGoneStopsThroughCgroup(t *testing.T) {
 // recorded container of that pod in its own cgroup.
 func shimGoneWorld(t *testing.T) (*Manager, *fakeCgroups, Container) {
 	t.Helper()
-	m, err := Open(t.TempDir(), shims{}) // no shim serves "pod"
+	return cgroupWorld(t, shims{}) // no shim serves "pod"
+}
+
+// cgroupWorld is a manager over these shims, with fake cgroups and a
+// recorded container of pod "pod" in its own cgroup.
+func cgroupWorld(t *testing.T, all shims) (*Manager, *fakeCgroups, Container) {
+	t.Helper()
+	m, err := Open(t.TempDir(), all)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,15 +41,7 @@ func TestShimGoneStatusKills(t *testing.T) {
 func TestRemoveUnknownToShimRemovesCgroup(t *testing.T) {
 	shim := newFakeShim()
 	shim.deleteErr = fmt.Errorf("container: %w", errdefs.ErrNotFound) // as the shim answers for one it does not know
-	m, err := Open(t.TempDir(), shims{"pod": shim})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cg := &fakeCgroups{}
-	m.Cgroups = cg
-	c := newContainer("pod", "app")
-	c.Cgroup = "/kubepods/podu1/" + c.ID
-	create(t, m, c)
+	m, cg, c := cgroupWorld(t, shims{"pod": shim})
 	if _, err := m.Remove(context.Background(), c.ID); err != nil {
 		t.Fatal(err)
 	}
