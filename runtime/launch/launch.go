@@ -74,7 +74,7 @@ type Process struct {
 // Start runs the setns path up to the point where the process is set up and
 // waits for Exec (roles init and exec) or runs (role pause). On failure
 // nothing it started is left running.
-func Start(ctx context.Context, o Options) (_ *Process, retErr error) {
+func Start(ctx context.Context, o Options) (started *Process, retErr error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("create init socket: %w", err)
@@ -98,7 +98,12 @@ func Start(ctx context.Context, o Options) (_ *Process, retErr error) {
 	}
 	stop := context.AfterFunc(ctx, func() { p.kill(cmd) })
 	defer func() {
-		stop()
+		// A ctx that ended as the launch finished has had, or is having,
+		// the process killed: that is a failed launch, not a process to
+		// hand over (it would be a container dead before it started).
+		if !stop() && retErr == nil {
+			started, retErr = nil, fmt.Errorf("launch: %w", ctx.Err())
+		}
 		if retErr != nil {
 			p.kill(cmd)
 			_ = cmd.Wait()
