@@ -26,19 +26,16 @@ func TestMain(m *testing.M) { os.Exit(harness.Main(m)) }
 // (`make soak`: an hour, 50 pods); a short run of a few pods otherwise, so
 // that `make test` keeps the test working.
 func settings(t *testing.T) (time.Duration, int) {
-	d, pods := 40*time.Second, 8
+	d := 40 * time.Second
 	if s := os.Getenv("CRIB_SOAK_DURATION"); s != "" {
 		var err error
 		if d, err = time.ParseDuration(s); err != nil || d < 10*time.Second {
 			t.Fatalf("CRIB_SOAK_DURATION=%q: want a duration of at least 10s", s)
 		}
 	}
-	if s := os.Getenv("CRIB_SOAK_PODS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 5 {
-			t.Fatalf("CRIB_SOAK_PODS=%q: want a number of at least 5", s)
-		}
-		pods = n
+	pods := harness.EnvCount(t, "CRIB_SOAK_PODS", 8)
+	if pods < 5 {
+		t.Fatalf("CRIB_SOAK_PODS=%d: want at least 5", pods)
 	}
 	return d, pods
 }
