@@ -36,6 +36,12 @@ test-host: ## Unit, integration and e2e tests on this host (root)
 	@test "$$(id -u)" = 0 || { echo "make test needs root (namespaces, mounts, cgroups)"; exit 1; }
 	$(GO) vet ./...
 	$(GO) test -count=1 -p 2 -timeout 15m $(TESTFLAGS) ./...
+	@echo "restart safety and leaks again, one pod per shim process (the default serves 8)"
+	CRIB_PODS_PER_SHIM=1 $(GO) test -count=1 -p 2 -timeout 10m $(TESTFLAGS) -run '$(RESTART_TESTS)' ./test/e2e/ ./test/leak/
+
+# The tests that kill the daemon, a shim or a node and check what survives,
+# and the leak test's cycles.
+RESTART_TESTS := TestDaemonKilled|TestRebootLeaves|TestContainerEvents|TestShimKilled|TestPodCycles
 
 test-vm: ## The cgroups and setns-path integration tests on a pure cgroup v2 kernel (QEMU, TCG)
 	hack/vmtest.sh ./cgroups/... ./runtime/launch/ ./runtime/initproc/

@@ -14,11 +14,12 @@ import (
 	"github.com/crib-runtime/crib/runtime/shim"
 )
 
-// runShim is `crib-shim shim --id <pod id> --dir <state dir> [--log-level N]`:
-// the per-pod shim, started by the daemon through shimclient.Spawn.
+// runShim is `crib-shim shim --dir <shim dir> [--log-level N]`: a shim
+// process, started by the daemon through shimclient.Spawn, which then
+// hands it the pods it serves.
 func runShim(args []string) int {
 	// One P and an eager GC: the shim mostly sleeps, and its idle heap is
-	// paid once per pod on the node.
+	// paid once per shim process on the node.
 	if os.Getenv("GOMAXPROCS") == "" {
 		goruntime.GOMAXPROCS(1)
 	}
@@ -26,11 +27,10 @@ func runShim(args []string) int {
 		debug.SetGCPercent(50)
 	}
 	fs := flag.NewFlagSet("crib-shim shim", flag.ContinueOnError)
-	id := fs.String("id", "", "the pod's id")
-	dir := fs.String("dir", "", "the shim's state directory (socket, container records, log)")
+	dir := fs.String("dir", "", "the shim process's directory (its socket, log, sealed binary)")
 	level := fs.Int("log-level", 2, "klog verbosity: 2 state changes, 4 steps")
-	if err := fs.Parse(args); err != nil || *id == "" || *dir == "" || fs.NArg() != 0 {
-		fmt.Fprintln(os.Stderr, "usage: crib-shim shim --id <pod id> --dir <state dir> [--log-level N]")
+	if err := fs.Parse(args); err != nil || *dir == "" || fs.NArg() != 0 {
+		fmt.Fprintln(os.Stderr, "usage: crib-shim shim --dir <shim dir> [--log-level N]")
 		return 2
 	}
 	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
@@ -38,8 +38,8 @@ func runShim(args []string) int {
 	_ = klogFlags.Set("v", strconv.Itoa(*level))
 	defer klog.Flush()
 	ctx := klog.NewContext(context.Background(), klog.Background())
-	if err := shim.Run(ctx, shim.Config{PodID: *id, Dir: *dir, Mountinfo: "/proc/self/mountinfo"}); err != nil {
-		klog.ErrorS(err, "Shim failed", "podSandboxID", *id)
+	if err := shim.Run(ctx, shim.Config{Dir: *dir, Mountinfo: "/proc/self/mountinfo"}); err != nil {
+		klog.ErrorS(err, "Shim failed", "dir", *dir)
 		return 1
 	}
 	return 0

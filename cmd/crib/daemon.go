@@ -251,7 +251,7 @@ func openPods(cfg config.Config, network cni.Network, cg manager.Manager, shimSr
 		// /proc/self/exe in the child is still this binary: the holder is
 		// the daemon's own code, whatever happens to the file on disk.
 		NsHolder: []string{"/proc/self/exe", "userns-hold"}}
-	shims := shimclient.New(bin, filepath.Join(cfg.State, "shims"), obs)
+	shims := shimclient.New(bin, filepath.Join(cfg.State, "shims"), cfg.Shim.PodsPerShim, obs)
 	hookShims(pods, shims)
 	if err := pods.Recover(); err != nil {
 		return nil, nil, nil, err

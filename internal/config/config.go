@@ -65,7 +65,25 @@ type Config struct {
 	LSM             LSM       `toml:"lsm" json:"lsm"`
 	Debug           Debug     `toml:"debug" json:"debug"`
 	Metrics         Metrics   `toml:"metrics" json:"metrics"`
+	Shim            Shim      `toml:"shim" json:"shim"`
 }
+
+// Shim configures the shim processes that hold the pods' containers.
+type Shim struct {
+	// PodsPerShim is how many pods one shim process serves at most. A shim
+	// process costs about 2.3 MB however many pods it serves, and a pod in
+	// it about 0.2 MB more (docs/benchmarks.md); a shim that crashes ends
+	// the containers of every pod it serves. 1 gives each pod a process of
+	// its own.
+	PodsPerShim int `toml:"pods_per_shim" json:"podsPerShim"`
+}
+
+// DefaultPodsPerShim is Shim.PodsPerShim's default; MaxPodsPerShim its
+// bound (the kubelet's default node maximum is 110 pods).
+const (
+	DefaultPodsPerShim = 8
+	MaxPodsPerShim     = 256
+)
 
 // Metrics configures the Prometheus endpoint.
 type Metrics struct {
@@ -191,6 +209,7 @@ func Default() Config {
 		LSM:          LSM{SELinuxWhenDisabled: "refuse"},
 		Streaming:    Streaming{Address: "127.0.0.1:0"},
 		Image:        Image{MaxLayerBytes: DefaultMaxLayerBytes, MaxLayerEntries: DefaultMaxLayerEntries},
+		Shim:         Shim{PodsPerShim: DefaultPodsPerShim},
 		CNI: CNI{
 			ConfDir: "/etc/cni/net.d",
 			BinDirs: []string{"/opt/cni/bin", "/usr/lib/cni"},
@@ -299,6 +318,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Image.MaxLayerEntries <= 0 {
 		errs = append(errs, fmt.Errorf("config: image.max_layer_entries %d must be positive", c.Image.MaxLayerEntries))
+	}
+	if n := c.Shim.PodsPerShim; n < 1 || n > MaxPodsPerShim {
+		errs = append(errs, fmt.Errorf("config: shim.pods_per_shim %d out of range 1-%d", n, MaxPodsPerShim))
 	}
 	for name, h := range c.Registry.Hosts {
 		errs = append(errs, h.validate(name))

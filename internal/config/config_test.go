@@ -64,6 +64,9 @@ ignore_unavailable = true
 
 [metrics]
 address = "127.0.0.1:9099"
+
+[shim]
+pods_per_shim = 1
 `)
 	cfg, err := Load(p, true)
 	if err != nil {
@@ -81,6 +84,7 @@ address = "127.0.0.1:9099"
 		LSM:       LSM{SELinuxWhenDisabled: "refuse"},
 		Image:     Image{MaxLayerBytes: 1 << 30, MaxLayerEntries: 1000},
 		Metrics:   Metrics{Address: "127.0.0.1:9099"},
+		Shim:      Shim{PodsPerShim: 1},
 	}
 	if diff := cmp.Diff(want, cfg); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
@@ -121,6 +125,8 @@ func TestLoadErrors(t *testing.T) {
 		{"bad handler", "runtime_handlers = [\"Test_Handler\"]\n", []string{`runtime_handlers: "Test_Handler"`}},
 		{"handler twice", "runtime_handlers = [\"a\", \"a\"]\n", []string{`runtime_handlers: "a"`}},
 		{"empty handler", "runtime_handlers = [\"\"]\n", []string{`runtime_handlers: ""`}},
+		{"no pods per shim", "[shim]\npods_per_shim = 0\n", []string{"shim.pods_per_shim 0 out of range 1-256"}},
+		{"too many pods per shim", "[shim]\npods_per_shim = 1000\n", []string{"shim.pods_per_shim 1000 out of range"}},
 		{"bad selinux choice", "[lsm]\nselinux_when_disabled = \"warn\"\n", []string{`lsm.selinux_when_disabled "warn"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -28,6 +29,9 @@ type Listener struct {
 	net.Listener
 	path string
 	lock *os.File
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Listen serves path with the given permissions. It refuses when another
@@ -129,11 +133,16 @@ func removeStale(path string) error {
 	return nil
 }
 
-// Close stops listening, removes the socket and releases the lock.
+// Close stops listening, removes the socket and releases the lock. Only
+// the first call does: a later one must not remove a socket that another
+// owner has bound at the path since.
 func (l *Listener) Close() error {
-	err := l.Listener.Close()
-	if rerr := os.Remove(l.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-		err = errors.Join(err, rerr)
-	}
-	return errors.Join(err, l.lock.Close())
+	l.closeOnce.Do(func() {
+		err := l.Listener.Close()
+		if rerr := os.Remove(l.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = errors.Join(err, rerr)
+		}
+		l.closeErr = errors.Join(err, l.lock.Close())
+	})
+	return l.closeErr
 }

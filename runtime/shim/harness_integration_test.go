@@ -56,16 +56,18 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// pod is one shim under test with its test-owned cgroup parent.
+// pod is one pod served by a shim process under test, with its
+// test-owned cgroup parent.
 type pod struct {
-	t      *testing.T
-	id     string
-	dir    string
-	binary string // the sealed crib binary the shim runs from
-	client *shimapi.Client
-	cg     manager.Manager
-	cgroup string // parent of the containers' cgroups
-	rootfs string
+	t        *testing.T
+	id       string
+	dir      string // the pod's shim directory
+	groupDir string // the shim process's
+	binary   string // the sealed crib binary the shim runs from
+	client   *shimapi.Client
+	cg       manager.Manager
+	cgroup   string // parent of the containers' cgroups
+	rootfs   string
 }
 
 func randomID() string {
@@ -75,9 +77,18 @@ func randomID() string {
 }
 
 // newPod seals the crib binary (as the daemon does once per node), spawns
-// a shim for a fresh pod and connects to it. Cleanup kills the shim by pid
-// and removes the cgroup tree (with whatever still runs in it).
+// a shim process for a fresh pod and connects to the pod's socket. Cleanup
+// kills the shim by pid and removes the cgroup tree (with whatever still
+// runs in it).
 func newPod(t *testing.T) *pod {
+	t.Helper()
+	p := unservedPod(t)
+	p.spawn()
+	return p
+}
+
+// unservedPod is newPod without a shim: serveIn hands it to one.
+func unservedPod(t *testing.T) *pod {
 	t.Helper()
 	testutil.RequireRoot(t)
 	if cribBin == "" {
@@ -93,7 +104,7 @@ func newPod(t *testing.T) *pod {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &pod{t: t, id: randomID(), dir: t.TempDir(), binary: sealed, cg: m,
+	p := &pod{t: t, id: randomID(), dir: t.TempDir(), groupDir: t.TempDir(), binary: sealed, cg: m,
 		cgroup: "/crib-test-shim-" + randomID()[:12], rootfs: busyboxRootfs(t)}
 	if err := m.Create(p.cgroup, nil); err != nil {
 		t.Fatal(err)
@@ -103,32 +114,53 @@ func newPod(t *testing.T) *pod {
 			t.Errorf("remove %s: %v", p.cgroup, err)
 		}
 	})
-	p.spawn()
 	return p
 }
 
-// spawn starts the pod's shim (again) and connects to it.
+// spawn starts the pod's shim process (again), has it serve the pod and
+// connects to the pod's socket.
 func (p *pod) spawn() {
 	t := p.t
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	start := time.Now()
-	if err := shimclient.Spawn(ctx, p.binary, p.id, p.dir); err != nil {
+	if err := shimclient.Spawn(ctx, p.binary, p.groupDir); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("shim answered %v after Spawn", time.Since(start).Round(time.Millisecond))
+	p.serveIn(p.groupDir)
 	pid := p.shimPid()
 	t.Cleanup(func() {
 		if unix.Kill(pid, 0) == nil {
 			_ = unix.Kill(pid, unix.SIGKILL)
 		}
 		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(p.dir, shimapi.LogName))
+			log, _ := os.ReadFile(filepath.Join(p.groupDir, shimapi.LogName))
 			t.Logf("shim log:\n%s", log)
 		}
 	})
+}
+
+// serveIn has the shim process on groupDir serve the pod, and connects.
+func (p *pod) serveIn(groupDir string) {
+	p.t.Helper()
+	g := dialGroup(p.t, groupDir)
+	defer g.Close()
+	if _, err := g.Serve(context.Background(), &shimapi.ServeRequest{PodId: p.id, Dir: p.dir}); err != nil {
+		p.t.Fatalf("Serve: %v", err)
+	}
+	p.groupDir = groupDir
 	p.connect()
+}
+
+func dialGroup(t *testing.T, dir string) *shimapi.GroupClient {
+	t.Helper()
+	g, err := shimapi.DialGroup(context.Background(), filepath.Join(dir, shimapi.GroupSocketName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
 }
 
 func (p *pod) connect() {

@@ -36,7 +36,7 @@ func TestKubeletHugetlbLimits(t *testing.T) {
 			t.Fatalf("state %v, want exit 0", st)
 		}
 	}
-	log, err := os.ReadFile(filepath.Join(p.dir, shimapi.LogName))
+	log, err := os.ReadFile(filepath.Join(p.groupDir, shimapi.LogName))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/ttrpc"
@@ -21,47 +25,44 @@ import (
 	"github.com/crib-runtime/crib/runtime/shimapi"
 )
 
-// Config is what a shim serves.
+// Config is what a shim process serves.
 type Config struct {
-	// PodID names the pod, for logs and errors.
-	PodID string
-	// Dir is the shim's state directory: socket, container records, log.
+	// Dir is the process's own directory: its Group socket, its sealed
+	// binary when it made one. Each pod it serves has a directory of its
+	// own (Group.Serve).
 	Dir string
 	// Mountinfo is normally /proc/self/mountinfo.
 	Mountinfo string
 }
 
-// Run is the shim process: it becomes the child subreaper, loads what a
-// previous shim of the pod recorded, and serves the daemon on
-// Dir/shim.sock until Shutdown, SIGTERM or SIGINT.
+// Run is the shim process: it becomes the child subreaper and serves the
+// daemon on Dir/group.sock, and each pod the daemon hands it (Serve) on
+// that pod's socket, until Exit (once it serves no pod), SIGTERM or SIGINT
+// (its pods' containers keep running).
 func Run(ctx context.Context, cfg Config) (retErr error) {
-	logger := klog.FromContext(ctx).WithValues("podSandboxID", cfg.PodID)
+	logger := klog.FromContext(ctx)
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("become child subreaper: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Join(cfg.Dir, "containers"), 0o700); err != nil {
-		return fmt.Errorf("shim state dir: %w", err)
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return fmt.Errorf("shim dir: %w", err)
 	}
-	l, err := listener.Listen(filepath.Join(cfg.Dir, shimapi.SocketName), 0o600)
+	sock, err := listener.Listen(filepath.Join(cfg.Dir, shimapi.GroupSocketName), 0o600)
 	if err != nil {
 		return err
 	}
+	l := track(sock)
 	defer l.Close()
-	s, cleanup, err := newService(cfg, logger)
+	g, cleanup, err := newGroup(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
 	defer func() { retErr = errors.Join(retErr, cleanup()) }()
-	attach, err := s.serveAttach(cfg.Dir)
+	srv, err := ttrpc.NewServer(ttrpc.WithUnaryServerInterceptor(intercept(logger)))
 	if err != nil {
 		return err
 	}
-	defer attach.Close()
-	srv, err := ttrpc.NewServer(ttrpc.WithUnaryServerInterceptor(s.intercept))
-	if err != nil {
-		return err
-	}
-	shimapi.RegisterShimService(srv, s)
+	shimapi.RegisterGroupService(srv, g)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx, l) }()
 	ready()
@@ -71,22 +72,61 @@ func Run(ctx context.Context, cfg Config) (retErr error) {
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT)
 	defer signal.Stop(sigs)
 	select {
-	case <-s.shutdown:
-		logger.V(2).Info("Shim shutting down")
+	case <-g.exit:
+		logger.V(2).Info("Shim exiting")
 	case sig := <-sigs:
 		logger.V(2).Info("Shim stopping on signal; containers keep running", "signal", sig.String())
 	case err := <-served:
-		return fmt.Errorf("serve shim: %w", err)
+		retErr = fmt.Errorf("serve shim: %w", err)
 	case <-ctx.Done():
 	}
-	// Shutdown waits until the connection that asked for it is idle: the
-	// reply has gone out.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
+	g.releaseAll()
+	closeServer(srv, l, 2*time.Second)
+	g.closing.Wait()
+	return retErr
+}
+
+// closeServer stops srv: l takes no more connections at once, and those
+// it took end when their clients hang up (the daemon closes its connection
+// after the reply to Exit or Shutdown), or after timeout. ttrpc's own
+// Shutdown closes connections it believes idle, and a connection whose
+// request is being handled can look idle to it: the reply to that very
+// request would be lost.
+func closeServer(srv *ttrpc.Server, l *trackedListener, timeout time.Duration) {
+	_ = l.Close()
+	deadline := time.Now().Add(timeout)
+	for l.open.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
 	}
-	return nil
+	_ = srv.Close()
+}
+
+// trackedListener counts the connections it accepted that are still open.
+type trackedListener struct {
+	net.Listener
+	open atomic.Int32
+}
+
+func track(l net.Listener) *trackedListener { return &trackedListener{Listener: l} }
+
+func (l *trackedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.open.Add(1)
+	return &trackedConn{Conn: c, l: l}, nil
+}
+
+type trackedConn struct {
+	net.Conn
+	l    *trackedListener
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() { c.l.open.Add(-1) })
+	return c.Conn.Close()
 }
 
 // ready tells the process that spawned this shim (shimclient.Spawn) that
@@ -102,16 +142,16 @@ func ready() {
 	_ = f.Close()
 }
 
-// newService opens the host's cgroups and resctrl, finds (or seals) the
-// crib binary and loads the pod's records.
-func newService(cfg Config, logger klog.Logger) (_ *service, cleanup func() error, retErr error) {
+// newGroup opens the host's cgroups and resctrl, finds (or seals) the crib
+// binary and starts the reaper: what the process's pods share.
+func newGroup(ctx context.Context, cfg Config, logger klog.Logger) (_ *group, cleanup func() error, retErr error) {
 	host, err := cgroups.Detect(cfg.Mountinfo)
 	if err != nil {
 		return nil, nil, err
 	}
 	cg, err := manager.New(host, manager.Options{Skipped: func(sk cgroups.Skipped) {
-		// Once per controller and shim: every container of the pod
-		// is asked for the same (the kubelet's hugetlb limits).
+		// Once per controller and process: every container is asked for
+		// the same (the kubelet's hugetlb limits).
 		logger.Info("Skipped cgroup limits the host cannot apply; later containers skip them too",
 			"controller", sk.Controller, "cgroup", sk.Cgroup, "limits", sk.Files, "reason", sk.Reason)
 	}})
@@ -131,25 +171,21 @@ func newService(cfg Config, logger klog.Logger) (_ *service, cleanup func() erro
 			retErr = errors.Join(retErr, cleanup())
 		}
 	}()
-	s := &service{podID: cfg.PodID, dir: cfg.Dir, cg: cg, host: host, logger: logger,
-		shutdown: make(chan struct{}), containers: map[string]*container{}, reserved: map[string]bool{}}
+	g := &group{ctx: ctx, cg: cg, host: host, logger: logger, exit: make(chan struct{}), pods: map[string]*podServer{}}
 	if rc, err := openResctrl(cfg.Mountinfo); err != nil {
 		return nil, nil, err
 	} else if rc != nil {
-		s.classes = rc
+		g.classes = rc
 	}
 	var sealedHere bool
-	if s.binary, sealedHere, err = sealedSelf(filepath.Join(cfg.Dir, "bin")); err != nil {
+	if g.binary, sealedHere, err = sealedSelf(filepath.Join(cfg.Dir, "bin")); err != nil {
 		return nil, nil, err
 	}
 	if sealedHere {
 		cleanups = append(cleanups, func() error { return launch.UnsealBinary(filepath.Join(cfg.Dir, "bin")) })
 	}
-	if err := s.load(); err != nil {
-		return nil, nil, err
-	}
-	s.reaper = newReaper()
-	return s, cleanup, nil
+	g.reaper = newReaper()
+	return g, cleanup, nil
 }
 
 // sealedSelf returns a read-only view of the running binary for containers
@@ -171,13 +207,33 @@ func sealedSelf(dir string) (path string, sealedHere bool, err error) {
 
 // intercept converts errors to statuses once, for every method, and logs
 // failures.
-func (s *service) intercept(ctx context.Context, u ttrpc.Unmarshaler, info *ttrpc.UnaryServerInfo, m ttrpc.Method) (any, error) {
-	start := time.Now()
-	resp, err := m(ctx, u)
-	if err != nil {
-		s.logger.V(2).Info("Shim call failed", "rpc", info.FullMethod, "err", err.Error(), "duration", time.Since(start))
-	} else {
-		s.logger.V(4).Info("Shim call", "rpc", info.FullMethod, "duration", time.Since(start))
+func intercept(logger klog.Logger) ttrpc.UnaryServerInterceptor {
+	return func(ctx context.Context, u ttrpc.Unmarshaler, info *ttrpc.UnaryServerInfo, m ttrpc.Method) (any, error) {
+		start := time.Now()
+		resp, err := m(ctx, u)
+		if err != nil {
+			logger.V(2).Info("Shim call failed", "rpc", info.FullMethod, "err", err.Error(), "duration", time.Since(start))
+		} else {
+			logger.V(4).Info("Shim call", "rpc", info.FullMethod, "duration", time.Since(start))
+		}
+		return resp, shimapi.ToStatus(err)
 	}
-	return resp, shimapi.ToStatus(err)
+}
+
+// podServer is one pod served: its service and the servers of its sockets.
+type podServer struct {
+	svc    *service
+	srv    *ttrpc.Server
+	l      *trackedListener
+	attach io.Closer
+}
+
+// podDrainTimeout bounds how long a pod shut down keeps the connections it
+// has (the daemon closes its own at once).
+const podDrainTimeout = 10 * time.Second
+
+// close stops serving the pod.
+func (p *podServer) close() {
+	_ = p.attach.Close()
+	closeServer(p.srv, p.l, podDrainTimeout)
 }

@@ -32,19 +32,20 @@ type classPlacer interface {
 	RemoveMonGroup(class, containerID string) error
 }
 
-// service implements shimapi.ShimService for one pod.
+// service implements shimapi.ShimService for one pod. binary, cg, host,
+// classes and reaper are the process's (group), shared by its pods.
 type service struct {
 	podID   string
-	dir     string
+	dir     string // the pod's: sockets and container records
 	binary  string // the sealed crib binary containers start from
 	cg      cgroups.Manager
 	host    *cgroups.Host
 	classes classPlacer
 	reaper  *reaper
 	logger  klog.Logger
-	// shutdown is closed by the Shutdown RPC; Run then stops serving.
-	shutdown     chan struct{}
-	shutdownOnce sync.Once
+	// release stops serving the pod (group.release), once: Shutdown.
+	release     func()
+	releaseOnce sync.Once
 
 	// mu guards containers, reserved and pause.
 	mu         sync.Mutex
@@ -214,8 +215,9 @@ func (s *service) ReopenLog(_ context.Context, r *shimapi.ContainerRequest) (*sh
 	return &shimapi.Empty{}, nil
 }
 
-// Shutdown stops the shim once no container holds a process: it kills the
-// pause process and exits after the reply.
+// Shutdown stops serving the pod once no container holds a process: it
+// kills the pause process and closes the pod's sockets after the reply.
+// The process itself ends on Group.Exit.
 func (s *service) Shutdown(context.Context, *shimapi.Empty) (*shimapi.Empty, error) {
 	s.mu.Lock()
 	var busy []string
@@ -233,7 +235,7 @@ func (s *service) Shutdown(context.Context, *shimapi.Empty) (*shimapi.Empty, err
 	if pause != nil {
 		pause.stop(5 * time.Second)
 	}
-	s.shutdownOnce.Do(func() { close(s.shutdown) })
+	s.releaseOnce.Do(s.release)
 	return &shimapi.Empty{}, nil
 }
 

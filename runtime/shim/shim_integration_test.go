@@ -297,15 +297,74 @@ func TestStartPauseAndShutdown(t *testing.T) {
 	_, _ = p.client.Kill(ctx, &shimapi.KillRequest{Id: id, Signal: int32(unix.SIGKILL)})
 	p.wait(id)
 	shimPid := p.shimPid()
+	g := dialGroup(t, p.groupDir)
+	defer g.Close()
+	if _, err := g.Exit(ctx, &shimapi.Empty{}); !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), p.id) {
+		t.Fatalf("Exit while serving a pod: %v, want FailedPrecondition naming it", err)
+	}
 	if _, err := p.client.Shutdown(ctx, &shimapi.Empty{}); err != nil {
 		t.Fatal(err)
 	}
 	if unix.Kill(pause, 0) == nil {
 		t.Error("pause survived Shutdown")
 	}
+	// The pod's sockets close; the process waits for Exit.
+	waitFor(t, func() bool {
+		_, err := os.Stat(filepath.Join(p.dir, shimapi.SocketName))
+		return errors.Is(err, os.ErrNotExist)
+	})
+	if pods, err := g.Pods(ctx, &shimapi.Empty{}); err != nil || len(pods.PodIds) != 0 {
+		t.Fatalf("Pods after Shutdown: %v, %v, want none", pods, err)
+	}
+	if _, err := g.Serve(ctx, &shimapi.ServeRequest{PodId: "x", Dir: p.dir}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("Serve of a bad pod id: %v, want InvalidArgument", err)
+	}
+	if _, err := g.Serve(ctx, &shimapi.ServeRequest{PodId: randomID(), Dir: p.dir + "/../x"}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("Serve from an unclean dir: %v, want InvalidArgument", err)
+	}
+	if _, err := g.Exit(ctx, &shimapi.Empty{}); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, func() bool { return unix.Kill(shimPid, 0) != nil })
-	if _, err := os.Stat(filepath.Join(p.dir, shimapi.SocketName)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("socket after Shutdown: %v", err)
+	if _, err := os.Stat(filepath.Join(p.groupDir, shimapi.GroupSocketName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("shim socket after Exit: %v", err)
+	}
+}
+
+// TestOneShimSeveralPods: one process serves two pods, each on its own
+// socket with its own containers; one pod shut down leaves the other
+// served, and its containers' exits still come through.
+func TestOneShimSeveralPods(t *testing.T) {
+	a, b := newPod(t), unservedPod(t)
+	b.serveIn(a.groupDir)
+	if a.shimPid() != b.shimPid() {
+		t.Fatalf("pods served by pids %d and %d, want one", a.shimPid(), b.shimPid())
+	}
+	ctx := context.Background()
+	ida, _ := a.run("/bin/sh", "-c", "exit 3")
+	idb, logb := b.run("/bin/sh", "-c", "sleep 1; echo b; exit 5")
+	if _, err := b.client.State(ctx, &shimapi.ContainerRequest{Id: ida}); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("pod b sees pod a's container: %v, want NotFound", err)
+	}
+	if st := a.wait(ida); st.ExitCode != 3 {
+		t.Errorf("pod a's container: %v", st)
+	}
+	if _, err := a.client.Delete(ctx, &shimapi.ContainerRequest{Id: ida}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.client.Shutdown(ctx, &shimapi.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.wait(idb); st.ExitCode != 5 {
+		t.Errorf("pod b's container after pod a left: %v", st)
+	}
+	if lines := readLog(t, logb); len(lines) != 1 || lines[0].content != "b" {
+		t.Errorf("pod b's log: %v", lines)
+	}
+	g := dialGroup(t, a.groupDir)
+	defer g.Close()
+	if pods, err := g.Pods(ctx, &shimapi.Empty{}); err != nil || len(pods.PodIds) != 1 || pods.PodIds[0] != b.id {
+		t.Errorf("Pods: %v, %v, want only %s", pods, err, b.id)
 	}
 }
 

@@ -26,9 +26,37 @@ type Client struct {
 	closed chan struct{}
 }
 
-// Dial connects to the shim serving socketPath. Errors of its calls carry
-// the shim's errdefs kinds again (errors.Is(err, errdefs.ErrNotFound)).
+// Dial connects to the shim serving a pod on socketPath. Errors of its
+// calls carry the shim's errdefs kinds again (errors.Is(err,
+// errdefs.ErrNotFound)).
 func Dial(ctx context.Context, socketPath string) (*Client, error) {
+	c, closed, err := dial(ctx, socketPath)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{ShimService: NewShimClient(c), conn: c, closed: closed}, nil
+}
+
+// GroupClient is a connection to a shim process's own socket.
+type GroupClient struct {
+	GroupService
+	conn *ttrpc.Client
+}
+
+// DialGroup connects to the shim process serving socketPath (its
+// GroupSocketName); nobody listening is ErrShimGone, as for Dial.
+func DialGroup(ctx context.Context, socketPath string) (*GroupClient, error) {
+	c, _, err := dial(ctx, socketPath)
+	if err != nil {
+		return nil, err
+	}
+	return &GroupClient{GroupService: NewGroupClient(c), conn: c}, nil
+}
+
+// Close closes the connection; the process keeps running.
+func (c *GroupClient) Close() error { return c.conn.Close() }
+
+func dial(ctx context.Context, socketPath string) (*ttrpc.Client, chan struct{}, error) {
 	ctx, cancel := withDefaultDeadline(ctx)
 	defer cancel()
 	var d net.Dialer
@@ -36,15 +64,15 @@ func Dial(ctx context.Context, socketPath string) (*Client, error) {
 	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
 		// Nothing listens on the socket: its shim is gone (killed, or the
 		// node rebooted), and with it the pod's containers' supervisor.
-		return nil, fmt.Errorf("connect to shim %s: %w: %w", socketPath, err, ErrShimGone)
+		return nil, nil, fmt.Errorf("connect to shim %s: %w: %w", socketPath, err, ErrShimGone)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("connect to shim %s: %w: %w", socketPath, err, errdefs.ErrUnavailable)
+		return nil, nil, fmt.Errorf("connect to shim %s: %w: %w", socketPath, err, errdefs.ErrUnavailable)
 	}
 	closed := make(chan struct{})
 	c := ttrpc.NewClient(conn, ttrpc.WithChainUnaryClientInterceptor(deadlineInterceptor, kindsInterceptor),
 		ttrpc.WithOnClose(func() { close(closed) }))
-	return &Client{ShimService: NewShimClient(c), conn: c, closed: closed}, nil
+	return c, closed, nil
 }
 
 // ErrShimGone is the kind of a dial that found no shim listening: it is

@@ -1,13 +1,15 @@
 package shimapi
 
-// The names in a shim's directory (<state>/shims/<first 16 hex of the pod
-// id>) that both sides use: the daemon starts the shim there and dials it,
-// the shim serves there.
+// The names in a pod's shim directory (<state>/shims/<first 16 hex of the
+// pod id>) and a shim process's (<state>/shims/grp-<hex>) that both sides
+// use: the daemon starts a shim process on its directory and dials it
+// there, the process serves each of its pods in the pod's directory.
 const (
-	// SocketName is the shim's ttrpc socket.
+	// SocketName is a pod's ttrpc socket (service Shim).
 	SocketName = "shim.sock"
-	// LogName is the shim's own log (its stdout and stderr), appended to
-	// by every shim the pod had.
+	// GroupSocketName is a shim process's ttrpc socket (service Group).
+	GroupSocketName = "group.sock"
+	// LogName is a shim process's own log (its stdout and stderr).
 	LogName = "shim.log"
 )
 

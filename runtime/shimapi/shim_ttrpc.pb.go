@@ -218,3 +218,71 @@ func (c *shimClient) Shutdown(ctx context.Context, req *Empty) (*Empty, error) {
 	}
 	return &resp, nil
 }
+
+type GroupService interface {
+	Serve(context.Context, *ServeRequest) (*Empty, error)
+	Pods(context.Context, *Empty) (*PodsResponse, error)
+	Exit(context.Context, *Empty) (*Empty, error)
+}
+
+func RegisterGroupService(srv *ttrpc.Server, svc GroupService) {
+	srv.RegisterService("crib.shim.v1.Group", &ttrpc.ServiceDesc{
+		Methods: map[string]ttrpc.Method{
+			"Serve": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req ServeRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.Serve(ctx, &req)
+			},
+			"Pods": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req Empty
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.Pods(ctx, &req)
+			},
+			"Exit": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req Empty
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.Exit(ctx, &req)
+			},
+		},
+	})
+}
+
+type groupClient struct {
+	client *ttrpc.Client
+}
+
+func NewGroupClient(client *ttrpc.Client) GroupService {
+	return &groupClient{
+		client: client,
+	}
+}
+
+func (c *groupClient) Serve(ctx context.Context, req *ServeRequest) (*Empty, error) {
+	var resp Empty
+	if err := c.client.Call(ctx, "crib.shim.v1.Group", "Serve", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *groupClient) Pods(ctx context.Context, req *Empty) (*PodsResponse, error) {
+	var resp PodsResponse
+	if err := c.client.Call(ctx, "crib.shim.v1.Group", "Pods", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *groupClient) Exit(ctx context.Context, req *Empty) (*Empty, error) {
+	var resp Empty
+	if err := c.client.Call(ctx, "crib.shim.v1.Group", "Exit", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}

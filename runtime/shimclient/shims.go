@@ -25,15 +25,16 @@ type Observer interface {
 	ShimGone()
 }
 
-// Shims starts, finds and stops the shim of each pod, by pod ID. A shim
-// lives in <dir>/<first 16 hex of the pod id>: dir is under the state dir,
-// so after a reboot it is gone and the pod's containers report exited with
-// reason Unknown; short, because its socket's path must fit a sockaddr_un
-// (108 bytes).
+// Shims starts, finds and stops the shim of each pod, by pod ID. A pod's
+// shim directory is <dir>/<first 16 hex of the pod id>: dir is under the
+// state dir, so after a reboot it is gone and the pod's containers report
+// exited with reason Unknown; short, because its sockets' paths must fit a
+// sockaddr_un (108 bytes). The process that serves a pod there serves up
+// to perShim pods, each in its own directory (groups).
 type Shims struct {
-	binary string
 	dir    string
 	obs    Observer
+	groups *groups
 
 	// mu guards clients. It is held across a dial (a connect to a local
 	// socket), so no shim is dialled twice at once.
@@ -42,12 +43,14 @@ type Shims struct {
 }
 
 // New returns the shims of the pods, run from binary (the sealed
-// crib-shim) in directories under dir, reporting to obs (nil: nobody).
-func New(binary, dir string, obs Observer) *Shims {
+// crib-shim) in directories under dir, perShim pods to a process (at least
+// 1), reporting to obs (nil: nobody).
+func New(binary, dir string, perShim int, obs Observer) *Shims {
 	if obs == nil {
 		obs = nopObserver{}
 	}
-	return &Shims{binary: binary, dir: dir, obs: obs, clients: map[string]*shimapi.Client{}}
+	gs := &groups{binary: binary, dir: dir, perShim: max(perShim, 1), obs: obs, of: map[string]*group{}}
+	return &Shims{dir: dir, obs: obs, groups: gs, clients: map[string]*shimapi.Client{}}
 }
 
 // Pause is the pause process of a pod that shares one pid namespace: it
@@ -66,18 +69,20 @@ type Pause struct {
 	Namespaces map[string]string
 }
 
-// Start spawns the shim of pod id and, given a pause, its pause process,
-// whose pid it returns (0 without one). Spawning a shim that already runs
-// is harmless. On failure the shim it started is shut down again.
+// Start has a shim process serve pod id (one with room, or a new one)
+// and, given a pause, starts the pod's pause process, whose pid it returns
+// (0 without one). Starting a pod already served is harmless. On failure
+// the pod's shim is shut down again.
 func (s *Shims) Start(ctx context.Context, id string, pause *Pause) (_ int, retErr error) {
 	dir, err := s.dirOf(id)
 	if err != nil {
 		return 0, err
 	}
-	if err := Spawn(ctx, s.binary, id, dir); err != nil {
-		return 0, err
+	if !served(ctx, dir) {
+		if err := s.groups.serve(ctx, id, dir); err != nil {
+			return 0, err
+		}
 	}
-	s.obs.ShimStarted()
 	defer func() {
 		if retErr != nil {
 			retErr = errors.Join(retErr, s.Shutdown(context.WithoutCancel(ctx), id))
@@ -98,6 +103,20 @@ func (s *Shims) Start(ctx context.Context, id string, pause *Pause) (_ int, retE
 		return 0, fmt.Errorf("start pause process: %w", err)
 	}
 	return int(resp.Pid), nil
+}
+
+// served reports whether a shim answers on the pod's socket.
+func served(ctx context.Context, dir string) bool {
+	sock := filepath.Join(dir, shimapi.SocketName)
+	if _, err := os.Stat(sock); err != nil {
+		return false
+	}
+	c, err := shimapi.Dial(ctx, sock)
+	if err != nil {
+		return false
+	}
+	_ = c.Close()
+	return true
 }
 
 // Gone reports whether nothing serves pod id's shim socket (or it has
@@ -161,13 +180,21 @@ func (s *Shims) AttachSocket(id string) (string, error) {
 	return filepath.Join(dir, shimapi.AttachSocketName), nil
 }
 
-// Shutdown stops pod id's shim (and its pause process) and removes its
-// directory: its records go with it. A pod without a running shim is fine.
+// Shutdown stops pod id's shim (its pause process and its sockets) and
+// removes its directory: its records go with it. The shim process ends
+// with the last pod it serves. A pod without a running shim is fine.
 func (s *Shims) Shutdown(ctx context.Context, id string) error {
 	dir, err := s.dirOf(id)
 	if err != nil {
 		return nil // no pod's id: no shim to stop
 	}
+	if err := s.shutdown(ctx, id, dir); err != nil {
+		return err
+	}
+	return s.groups.leave(ctx, id)
+}
+
+func (s *Shims) shutdown(ctx context.Context, id, dir string) error {
 	c, err := s.Client(ctx, id)
 	if errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, errdefs.ErrUnavailable) {
 		return removeDir(id, dir)

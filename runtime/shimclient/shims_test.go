@@ -52,18 +52,25 @@ func (f *fakeShim) Shutdown(context.Context, *shimapi.Empty) (*shimapi.Empty, er
 func newShims(t *testing.T) (*shimclient.Shims, string, *counts) {
 	obs := &counts{}
 	dir := t.TempDir()
-	return shimclient.New("/nonexistent", dir, obs), dir, obs
+	return shimclient.New("/nonexistent", dir, 1, obs), dir, obs
 }
 
 // serve serves svc on pod podID's shim socket under dir until the test
 // ends or the returned server is closed.
 func serve(t *testing.T, dir string, svc shimapi.ShimService) *ttrpc.Server {
 	t.Helper()
-	shimDir := filepath.Join(dir, podID[:16])
-	if err := os.MkdirAll(shimDir, 0o700); err != nil {
+	return serveAt(t, filepath.Join(dir, podID[:16], shimapi.SocketName), func(srv *ttrpc.Server) {
+		shimapi.RegisterShimService(srv, svc)
+	})
+}
+
+// serveAt serves what register registers on sock until the test ends or
+// the returned server is closed.
+func serveAt(t *testing.T, sock string, register func(*ttrpc.Server)) *ttrpc.Server {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(sock), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(shimDir, shimapi.SocketName)
 	_ = os.Remove(sock) // a shim that came back finds its predecessor's socket
 	l, err := net.Listen("unix", sock)
 	if err != nil {
@@ -73,7 +80,7 @@ func serve(t *testing.T, dir string, svc shimapi.ShimService) *ttrpc.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shimapi.RegisterShimService(srv, svc)
+	register(srv)
 	go func() { _ = srv.Serve(context.Background(), l) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return srv
@@ -195,7 +202,8 @@ func TestStartOfFailingShim(t *testing.T) {
 	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho 'cannot serve this pod' >&2\n"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	s := shimclient.New(bin, t.TempDir(), &obs)
+	dir := t.TempDir()
+	s := shimclient.New(bin, dir, 1, &obs)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	pid, err := s.Start(ctx, podID, nil)
@@ -209,4 +217,7 @@ func TestStartOfFailingShim(t *testing.T) {
 		t.Errorf("Start's error %q does not show the shim's log", err)
 	}
 	obs.want(t, 0, 0, 0, 0)
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("a failed Start left %v", left)
+	}
 }

@@ -193,7 +193,7 @@ func snapshot(daemonPid int, envDir, daemonCg, benchCg string) memSnapshot {
 		switch {
 		case p.pid == daemonPid:
 			s.daemonPSS = p.pssKB
-		case strings.Contains(p.cmdline, " shim --id ") && strings.Contains(p.cmdline, envDir+"/"):
+		case strings.Contains(p.cmdline, " shim --dir ") && strings.Contains(p.cmdline, envDir+"/"):
 			shims[p.pid] = true
 			s.shims = append(s.shims, readProcMem(p.pid))
 		}

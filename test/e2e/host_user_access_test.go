@@ -77,10 +77,13 @@ func TestHostUsersCannotReachCrib(t *testing.T) {
 			t.Errorf("%s left by an older crib as 0711: now %v, %v; want 0700", d, fi.Mode().Perm(), err)
 		}
 	}
-	shimDirs, _ := filepath.Glob(filepath.Join(e.State, "shims", "*"))
-	if len(shimDirs) != 1 {
-		t.Fatalf("shim dirs %v, want one", shimDirs)
+	// The pod's shim directory and its shim process's.
+	podShim := filepath.Join(e.State, "shims", p.podID[:16])
+	procDirs, _ := filepath.Glob(filepath.Join(e.State, "shims", "grp-*"))
+	if len(procDirs) != 1 {
+		t.Fatalf("shim process dirs %v, want one", procDirs)
 	}
+	shimDirs := []string{podShim, procDirs[0]}
 
 	// The probe works: the same user reaches what is open to it.
 	if out, err := asHostUser("cat", control); err != nil || out != "open" {
@@ -94,7 +97,7 @@ func TestHostUsersCannotReachCrib(t *testing.T) {
 		e.Root, e.State, filepath.Join(e.Root, "images"), filepath.Join(e.Root, "containers"),
 		filepath.Join(e.Root, "containers", p.id), upper, filepath.Join(e.Root, "pods"),
 		filepath.Join(e.State, "pods"), filepath.Join(e.State, "pods", p.podID), shm,
-		filepath.Join(e.State, "shims"), shimDirs[0],
+		filepath.Join(e.State, "shims"), shimDirs[0], shimDirs[1],
 	} {
 		if out, err := asHostUser("ls", "-a", dir); err == nil {
 			t.Errorf("host user %d listed %s: %q", probeUID, dir, out)
@@ -103,7 +106,7 @@ func TestHostUsersCannotReachCrib(t *testing.T) {
 	for _, file := range []string{
 		filepath.Join(upper, "secret"), filepath.Join(shm, "shmfile"),
 		filepath.Join(e.Root, "containers", p.id, "container.json"), filepath.Join(e.Root, "images", "index.json"),
-		filepath.Join(shimDirs[0], "shim.log"),
+		filepath.Join(shimDirs[1], "shim.log"), filepath.Join(shimDirs[0], "containers"),
 	} {
 		if out, err := asHostUser("cat", file); err == nil {
 			t.Errorf("host user %d read %s: %q", probeUID, file, out)

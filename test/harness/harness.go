@@ -124,9 +124,18 @@ func NewEnv(t testing.TB) *Env {
 	return e
 }
 
+// EnvPodsPerShim names the environment variable that, when set, is every
+// env's [shim] pods_per_shim (unless a test sets its own): `make test`
+// runs the restart and leak tests with one pod per shim process as well as
+// with the default.
+const EnvPodsPerShim = "CRIB_PODS_PER_SHIM"
+
 // WriteConfig writes the daemon's config file with extra TOML appended.
 func (e *Env) WriteConfig(extra string) {
 	e.t.Helper()
+	if n := os.Getenv(EnvPodsPerShim); n != "" && !strings.Contains(extra, "[shim]") {
+		extra += fmt.Sprintf("\n[shim]\npods_per_shim = %s\n", n)
+	}
 	bins := `"/usr/lib/cni"`
 	if e.CNIBin != "" {
 		bins = fmt.Sprintf("%q, %s", e.CNIBin, bins)

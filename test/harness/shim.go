@@ -1,31 +1,62 @@
 package harness
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crib-runtime/crib/runtime/shimapi"
 )
 
-// ShimPid finds the shim of a pod by its command line (crib-shim shim --id
-// <pod id>), failing the test when none runs.
+// ShimPid finds the shim process serving a pod, failing the test when
+// none does.
 func ShimPid(t testing.TB, podID string) int {
 	t.Helper()
 	pid := FindShim(podID)
 	if pid == 0 {
-		t.Fatalf("no shim runs for pod %s", podID)
+		t.Fatalf("no shim serves pod %s", podID)
 	}
 	return pid
 }
 
-// FindShim is the pid of a pod's shim, 0 when none runs.
+// FindShim is the pid of the shim process serving a pod (of any test env),
+// 0 when none does: the kernel names who listens on the pod's socket. One
+// process may serve several pods ([shim] pods_per_shim).
 func FindShim(podID string) int {
-	found := shims(func(args []string) bool { return len(args) > 3 && args[2] == "--id" && args[3] == podID })
-	if len(found) == 0 {
+	if len(podID) < 16 {
 		return 0
 	}
-	return found[0].pid
+	socks, _ := filepath.Glob(filepath.Join(os.TempDir(), "crib-e2e-*", "state", "shims", podID[:16], shimapi.SocketName))
+	for _, sock := range socks {
+		if pid := listenerPid(sock); pid != 0 {
+			return pid
+		}
+	}
+	return 0
+}
+
+// listenerPid is the pid of the process that listens on sock, 0 when none.
+func listenerPid(sock string) int {
+	conn, err := net.DialTimeout("unix", sock, 5*time.Second)
+	if err != nil {
+		return 0
+	}
+	defer conn.Close()
+	raw, err := conn.(*net.UnixConn).SyscallConn()
+	if err != nil {
+		return 0
+	}
+	var cred *unix.Ucred
+	if err := raw.Control(func(fd uintptr) { cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) }); err != nil || cred == nil {
+		return 0
+	}
+	return int(cred.Pid)
 }
 
 // shimProc is a running shim: its pid and command line.
