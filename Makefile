@@ -36,7 +36,7 @@ test-host: ## Unit, integration and e2e tests on this host (root)
 	@test "$$(id -u)" = 0 || { echo "make test needs root (namespaces, mounts, cgroups)"; exit 1; }
 	$(GO) vet ./...
 	$(GO) test -count=1 -p 2 -timeout 15m $(TESTFLAGS) ./...
-	@echo "restart safety and leaks again, one pod per shim process (the default serves 8)"
+	@echo "restart safety and leaks again, one pod per shim process (the default serves 16)"
 	CRIB_PODS_PER_SHIM=1 $(GO) test -count=1 -p 2 -timeout 10m $(TESTFLAGS) -run '$(RESTART_TESTS)' ./test/e2e/ ./test/leak/
 
 # The tests that kill the daemon, a shim or a node and check what survives,

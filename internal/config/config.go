@@ -72,16 +72,19 @@ type Config struct {
 type Shim struct {
 	// PodsPerShim is how many pods one shim process serves at most. A shim
 	// process costs about 2.3 MB however many pods it serves, and a pod in
-	// it about 0.2 MB more (docs/benchmarks.md); a shim that crashes ends
-	// the containers of every pod it serves. 1 gives each pod a process of
-	// its own.
+	// it 0.1 to 0.2 MB more (docs/benchmarks.md); a shim that crashes ends
+	// the containers of every pod it serves, which the kubelet then
+	// recreates. 1 gives each pod a process of its own.
 	PodsPerShim int `toml:"pods_per_shim" json:"podsPerShim"`
 }
 
-// DefaultPodsPerShim is Shim.PodsPerShim's default; MaxPodsPerShim its
-// bound (the kubelet's default node maximum is 110 pods).
+// DefaultPodsPerShim is Shim.PodsPerShim's default: the fewest pods per
+// process that keep an idle pod under 1 MiB of node memory (with 8 it
+// costs 1.1 MiB, with 16 0.9; docs/benchmarks.md), so a crash ends at most
+// 16 pods. MaxPodsPerShim bounds it (the kubelet's default node maximum
+// is 110 pods).
 const (
-	DefaultPodsPerShim = 8
+	DefaultPodsPerShim = 16
 	MaxPodsPerShim     = 256
 )
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/containerd/ttrpc"
 	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
 
 	"github.com/crib-runtime/crib/cgroups"
@@ -206,11 +209,18 @@ func sealedSelf(dir string) (path string, sealedHere bool, err error) {
 }
 
 // intercept converts errors to statuses once, for every method, and logs
-// failures.
+// failures. A handler that panics fails its call with Internal instead of
+// ending the process, and with it every pod the process serves.
 func intercept(logger klog.Logger) ttrpc.UnaryServerInterceptor {
-	return func(ctx context.Context, u ttrpc.Unmarshaler, info *ttrpc.UnaryServerInfo, m ttrpc.Method) (any, error) {
+	return func(ctx context.Context, u ttrpc.Unmarshaler, info *ttrpc.UnaryServerInfo, m ttrpc.Method) (resp any, err error) {
 		start := time.Now()
-		resp, err := m(ctx, u)
+		defer func() {
+			if p := recover(); p != nil {
+				logger.Error(nil, "Shim call panicked", "rpc", info.FullMethod, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				resp, err = nil, status.Errorf(codes.Internal, "%s: shim panicked: %v", info.FullMethod, p)
+			}
+		}()
+		resp, err = m(ctx, u)
 		if err != nil {
 			logger.V(2).Info("Shim call failed", "rpc", info.FullMethod, "err", err.Error(), "duration", time.Since(start))
 		} else {

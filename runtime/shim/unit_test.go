@@ -1,13 +1,18 @@
 package shim
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/containerd/ttrpc"
 	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"k8s.io/klog/v2"
 
 	"github.com/crib-runtime/crib/rdt"
 )
@@ -94,5 +99,25 @@ func TestResctrlPlacer(t *testing.T) {
 	}
 	if _, err := os.Stat(mon); !os.IsNotExist(err) {
 		t.Errorf("monitoring group still there: %v", err)
+	}
+}
+
+// A handler that panics fails its call with Internal; the process, and
+// every other pod it serves, lives on.
+func TestInterceptRecoversPanics(t *testing.T) {
+	call := intercept(klog.Background())
+	info := &ttrpc.UnaryServerInfo{FullMethod: "/crib.shim.v1.Shim/State"}
+	resp, err := call(context.Background(), nil, info, func(context.Context, func(any) error) (any, error) {
+		var c *container
+		return c.id, nil // a nil dereference
+	})
+	if resp != nil || status.Code(err) != codes.Internal || !strings.Contains(err.Error(), "shim panicked") {
+		t.Fatalf("panicking handler: %v, %v; want Internal", resp, err)
+	}
+	resp, err = call(context.Background(), nil, info, func(context.Context, func(any) error) (any, error) {
+		return "fine", nil
+	})
+	if resp != "fine" || err != nil {
+		t.Fatalf("next call: %v, %v", resp, err)
 	}
 }
