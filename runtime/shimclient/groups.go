@@ -101,7 +101,8 @@ func (gs *groups) serve(ctx context.Context, id, dir string) error {
 			errors.Is(err, errdefs.ErrUnavailable) || errors.Is(err, errdefs.ErrFailedPrecondition))
 		if retry || spawned {
 			// Gone, wedged or exiting, or never started: no pod goes
-			// there again. A new process is tried once more.
+			// there again, and it ends with its last pod. A new process
+			// is tried once more.
 			gs.drop(g)
 		}
 		gs.unreserve(ctx, g)
@@ -123,18 +124,41 @@ func serveOn(ctx context.Context, groupDir, id, dir string) error {
 }
 
 // unreserve gives back a reservation that found no pod served; a process
-// left with no pod is ended.
+// left with no pod may be ended (departLocked).
 func (gs *groups) unreserve(ctx context.Context, g *group) {
 	gs.mu.Lock()
-	g.pods--
-	empty := g.pods == 0
-	if empty {
-		gs.dropLocked(g)
-	}
+	end := gs.departLocked(g)
 	gs.mu.Unlock()
-	if empty {
-		gs.exit(ctx, g)
+	if end {
+		_ = gs.exit(ctx, g)
 	}
+}
+
+// departLocked counts one pod less on g and says whether g is to be ended:
+// it serves none, and it is not the one process kept for the next pod. A
+// node keeps at most one process that serves no pod, so that a pod started
+// on an otherwise empty node (or one whose processes are full) does not
+// wait for a process to start, nor one removed for one to exit: the
+// kubelet's pod churn on a quiet node. A process that is off the list
+// (gone, or failing) is always ended.
+func (gs *groups) departLocked(g *group) bool {
+	g.pods--
+	if g.pods > 0 {
+		return false
+	}
+	listed, spare := false, true
+	for _, x := range gs.list {
+		if x == g {
+			listed = true
+		} else if x.pods < gs.perShim {
+			spare = false // another process has room for the next pod
+		}
+	}
+	if listed && spare {
+		return false
+	}
+	gs.dropLocked(g)
+	return true
 }
 
 // leave forgets pod id (shut down) and ends its process if it was the
@@ -148,13 +172,9 @@ func (gs *groups) leave(ctx context.Context, id string) error {
 		gs.mu.Unlock()
 		return nil // served by a shim of its own from before groups, or never
 	}
-	g.pods--
-	empty := g.pods == 0
-	if empty {
-		gs.dropLocked(g)
-	}
+	end := gs.departLocked(g)
 	gs.mu.Unlock()
-	if empty {
+	if end {
 		return gs.exit(ctx, g)
 	}
 	return nil

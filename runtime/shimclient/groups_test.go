@@ -70,17 +70,24 @@ func (g *fakeGroup) served() []string {
 func pod(n int) string { return fmt.Sprintf("%016x%048x", n, 0) }
 
 // A daemon that restarts counts the shim processes it finds: a new pod
-// goes where there is room, a process whose last pod leaves is told to
-// exit and its directory goes, and one that still serves pods the daemon
-// did not know of is counted again rather than ended.
+// goes where there is room; a process whose last pod leaves is told to
+// exit and its directory goes, unless no other process has room (it is
+// kept for the next pod); one that still serves pods the daemon did not
+// know of is counted again rather than ended.
 func TestGroupsAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	a := &fakeGroup{t: t, pods: map[string]*ttrpc.Server{}}
-	serveAt(t, filepath.Join(dir, "grp-a", shimapi.GroupSocketName), func(srv *ttrpc.Server) { shimapi.RegisterGroupService(srv, a) })
-	if _, err := a.Serve(ctx, &shimapi.ServeRequest{PodId: pod(0), Dir: filepath.Join(dir, pod(0)[:16])}); err != nil {
-		t.Fatal(err)
+	fake := func(name string, pods ...string) *fakeGroup {
+		g := &fakeGroup{t: t, pods: map[string]*ttrpc.Server{}}
+		serveAt(t, filepath.Join(dir, name, shimapi.GroupSocketName), func(srv *ttrpc.Server) { shimapi.RegisterGroupService(srv, g) })
+		for _, id := range pods {
+			if _, err := g.Serve(ctx, &shimapi.ServeRequest{PodId: id, Dir: filepath.Join(dir, id[:16])}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return g
 	}
+	a, b := fake("grp-a", pod(0)), fake("grp-b", pod(10))
 	// A process whose socket nobody serves any more: its directory goes.
 	if err := os.MkdirAll(filepath.Join(dir, "grp-dead"), 0o700); err != nil {
 		t.Fatal(err)
@@ -88,51 +95,60 @@ func TestGroupsAfterRestart(t *testing.T) {
 
 	var obs counts
 	s := shimclient.New("/nonexistent", dir, 2, &obs) // spawns nothing
-	if _, err := s.Start(ctx, pod(1), nil); err != nil {
-		t.Fatalf("Start of a pod with room in a running shim: %v", err)
+	for _, id := range []string{pod(1), pod(2)} {
+		if _, err := s.Start(ctx, id, nil); err != nil {
+			t.Fatalf("Start of a pod with room in a running shim: %v", err)
+		}
 	}
 	if got := a.served(); !slices.Equal(got, []string{pod(0), pod(1)}) {
 		t.Errorf("shim a serves %v", got)
+	}
+	if got := b.served(); !slices.Equal(got, []string{pod(2), pod(10)}) {
+		t.Errorf("shim b serves %v", got)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "grp-dead")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a dead shim's directory: %v, want it removed", err)
 	}
 	// No room left: a new process, which fails to spawn here.
-	if _, err := s.Start(ctx, pod(2), nil); !errors.Is(err, errdefs.ErrUnavailable) {
+	if _, err := s.Start(ctx, pod(4), nil); !errors.Is(err, errdefs.ErrUnavailable) {
 		t.Errorf("Start with no room and no binary: %v, want Unavailable", err)
-	}
-	if got := a.served(); len(got) != 2 {
-		t.Errorf("shim a serves %v after a failed Start", got)
 	}
 	obs.want(t, 0, 0, 0, 0)
 
-	a.forget(pod(0))
-	if err := s.Shutdown(ctx, pod(0)); err != nil {
-		t.Fatal(err)
+	shutdown := func(g *fakeGroup, id string) {
+		t.Helper()
+		g.forget(id)
+		if err := s.Shutdown(ctx, id); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if a.exited {
-		t.Fatal("shim a was told to exit with a pod left")
-	}
+	shutdown(a, pod(0))
+	shutdown(b, pod(2)) // b has room again
 	// A pod handed to a by someone else (the daemon lost count): a is
 	// counted again, not ended.
 	if _, err := a.Serve(ctx, &shimapi.ServeRequest{PodId: pod(3), Dir: filepath.Join(dir, pod(3)[:16])}); err != nil {
 		t.Fatal(err)
 	}
-	a.forget(pod(1))
-	if err := s.Shutdown(ctx, pod(1)); err != nil {
-		t.Fatal(err)
-	}
+	shutdown(a, pod(1))
 	if a.exited {
 		t.Fatal("shim a was told to exit while it serves pod 3")
 	}
-	a.forget(pod(3))
-	if err := s.Shutdown(ctx, pod(3)); err != nil {
-		t.Fatal(err)
-	}
+	shutdown(a, pod(3))
 	if !a.exited {
-		t.Error("shim a was not told to exit after its last pod left")
+		t.Error("shim a was not told to exit after its last pod left, with room in b")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "grp-a")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("an ended shim's directory: %v, want it removed", err)
+	}
+	// b's last pod: b is the one process left, kept for the next pod.
+	shutdown(b, pod(10))
+	if b.exited {
+		t.Error("the last shim process was told to exit")
+	}
+	if _, err := s.Start(ctx, pod(5), nil); err != nil {
+		t.Fatalf("Start with a process kept: %v", err)
+	}
+	if got := b.served(); !slices.Equal(got, []string{pod(5)}) {
+		t.Errorf("shim b serves %v, want the new pod", got)
 	}
 }

@@ -20,8 +20,8 @@ import (
 // daemon counts the processes again, so the next pod fills the one with
 // room; a shim process killed ends the containers of exactly the pods it
 // served (the blast radius), whose containers report exited and pods
-// NotReady; the others run on. Removing every pod ends every process and
-// leaves no shim directory.
+// NotReady; the others run on. Removing every pod ends every process but
+// one, kept for the next pod, and leaves no other shim directory.
 func TestShimGroups(t *testing.T) {
 	w := newPodWorldWith(t, func(e *harness.Env) { e.WriteConfig("[shim]\npods_per_shim = 2\n") })
 	ctx := context.Background()
@@ -77,8 +77,9 @@ func TestShimGroups(t *testing.T) {
 	}
 	// A new pod never goes to the dead process.
 	e := start("e", "sleep", "3600")
-	if got := harness.ShimPid(t, e.id); got == shimAB || got == shimC {
-		t.Errorf("pod e went to shim %d, want a new one", got)
+	shimE := harness.ShimPid(t, e.id)
+	if shimE == shimAB || shimE == shimC {
+		t.Errorf("pod e went to shim %d, want a new one", shimE)
 	}
 
 	for _, p := range pods {
@@ -94,14 +95,19 @@ func TestShimGroups(t *testing.T) {
 			t.Errorf("pod %s still served by %d after its removal", p.cfg.Metadata.Name, pid)
 		}
 	}
-	waitFor(t, func() bool { return unix.Kill(shimC, 0) != nil }, "the last shim's exit")
+	// c's process ended with its last pod, as e's had room; e's, the last
+	// one, is kept for the next pod, serving none.
+	waitFor(t, func() bool { return unix.Kill(shimC, 0) != nil }, "the exit of pod c's shim")
+	if unix.Kill(shimE, 0) != nil {
+		t.Error("the last shim process ended: none is kept for the next pod")
+	}
 	left, _ := os.ReadDir(filepath.Join(w.e.State, "shims"))
 	var names []string
 	for _, l := range left {
 		names = append(names, l.Name())
 	}
-	if len(names) != 0 {
-		t.Errorf("shim directories left: %s", strings.Join(names, " "))
+	if len(names) != 1 || !strings.HasPrefix(names[0], "grp-") {
+		t.Errorf("shim directories left: %s; want the kept process's alone", strings.Join(names, " "))
 	}
 }
 
