@@ -65,6 +65,7 @@ type chaos struct {
 
 	// The figures of the run.
 	daemonKills, shimKills, initKills, pullsOnFullDisk, logsOnFullDisk counter
+	shimKilledPods                                                     counter
 	checks, podsChecked, ctrsChecked, exitCodes, unknownExits          counter
 	execs, rpcErrors, podsRun, ctrsCreated, probes                     counter
 	checkedIDs                                                         sync.Map
@@ -161,9 +162,9 @@ func TestFaults(t *testing.T) {
 func (x *chaos) report(elapsed time.Duration, leaks int) {
 	distinct := 0
 	x.checkedIDs.Range(func(any, any) bool { distinct++; return true })
-	x.t.Logf("faults: %d daemon kills survived, %d shim kills, %d container inits killed during StartContainer, "+
+	x.t.Logf("faults: %d daemon kills survived, %d shim kills (ending %d pods), %d container inits killed during StartContainer, "+
 		"%d pulls and %d log writes on a full disk, in %s",
-		x.daemonKills.Load(), x.shimKills.Load(), x.initKills.Load(), x.pullsOnFullDisk.Load(), x.logsOnFullDisk.Load(), elapsed.Round(time.Second))
+		x.daemonKills.Load(), x.shimKills.Load(), x.shimKilledPods.Load(), x.initKills.Load(), x.pullsOnFullDisk.Load(), x.logsOnFullDisk.Load(), elapsed.Round(time.Second))
 	x.t.Logf("faults: %d checks: %d pod and %d container states checked (%d distinct containers), %d exit codes real, %d marked unknown",
 		x.checks.Load(), x.podsChecked.Load(), x.ctrsChecked.Load(), distinct, x.exitCodes.Load(), x.unknownExits.Load())
 	x.t.Logf("faults: load: %d pods run, %d containers created, %d execs, %d calls failed during faults, %d probe pods; leaks found: %d",

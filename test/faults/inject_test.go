@@ -52,10 +52,14 @@ func procsHierarchy(t *testing.T) string {
 	return unified
 }
 
-// killShim kills -9 the shim of a running pod that nobody is stopping and
-// whose sleeper has started, while the workers go on.
+// killShim kills -9 the shim process of a running pod that nobody is
+// stopping and whose sleeper has started. The process serves other pods
+// too ([shim] pods_per_shim): each is marked, with the workers held for
+// the moment of the kill, so that no pod is handed to the process between
+// the look and the kill unmarked. They go on at once after.
 func (x *chaos) killShim() string {
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		x.gate.Lock()
 		x.mu.Lock()
 		var live []*pod
 		for _, p := range x.pods {
@@ -63,21 +67,28 @@ func (x *chaos) killShim() string {
 				live = append(live, p)
 			}
 		}
-		if len(live) == 0 {
-			x.mu.Unlock()
-			continue
+		var pid int
+		var p *pod
+		if len(live) > 0 {
+			p = live[rand.IntN(len(live))]
+			pid = harness.FindShim(p.id)
 		}
-		p := live[rand.IntN(len(live))]
-		pid := harness.FindShim(p.id)
 		if pid == 0 {
 			x.mu.Unlock()
+			x.gate.Unlock()
 			continue
 		}
-		// Marked first: from the kill on, its containers' output may be
-		// cut short.
-		p.shimKilled = true
-		for _, c := range p.ctrs {
-			c.shimKilled = true
+		// Marked first: from the kill on, their containers' output may
+		// be cut short.
+		var served []*pod
+		for _, q := range x.pods {
+			if !q.removed && harness.FindShim(q.id) == pid {
+				served = append(served, q)
+				q.shimKilled = true
+				for _, c := range q.ctrs {
+					c.shimKilled = true
+				}
+			}
 		}
 		x.mu.Unlock()
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
@@ -89,8 +100,10 @@ func (x *chaos) killShim() string {
 		for harness.FindShim(p.id) == pid {
 			time.Sleep(time.Millisecond)
 		}
+		x.gate.Unlock()
 		x.shimKills.Add(1)
-		return fmt.Sprintf("shim kill %d (pod %s)", x.shimKills.Load(), p.id)
+		x.shimKilledPods.Add(int64(len(served)))
+		return fmt.Sprintf("shim kill %d (pod %s and %d more it served)", x.shimKills.Load(), p.id, len(served)-1)
 	}
 	x.t.Fatal("no running pod to kill the shim of within 20 s")
 	return ""
