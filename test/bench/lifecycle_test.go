@@ -26,9 +26,6 @@ import (
 	"github.com/crib-runtime/crib/test/testregistry"
 )
 
-// densityPods is how many idle pods the density measurement runs.
-const densityPods = 50
-
 // lifecycleRPCs are the RPCs of one cycle, in order.
 var lifecycleRPCs = []string{"RunPodSandbox", "CreateContainer", "StartContainer", "StopContainer",
 	"RemoveContainer", "StopPodSandbox", "RemovePodSandbox"}
@@ -37,14 +34,11 @@ var lifecycleRPCs = []string{"RunPodSandbox", "CreateContainer", "StartContainer
 // through the kubelet's CRI client, each runtime in its own network
 // namespace with the same CNI config (bridge, host-local, portmap):
 //
-//   - each iteration is one pod lifecycle: RunPodSandbox, CreateContainer
-//     (busybox, `sleep 3600`), StartContainer, StopContainer (timeout 0),
-//     RemoveContainer, StopPodSandbox, RemovePodSandbox; reported as p50
-//     and p95 per RPC and of pod+container start to running (Run + Create
-//   - Start);
-//   - after the loop, once per run, 50 idle pods of one sleeping container
-//     each: the PSS and RSS of the runtime's own processes (daemon, shims,
-//     pause or sandbox processes; not the containers) per pod.
+// each iteration is one pod lifecycle: RunPodSandbox, CreateContainer
+// (busybox, `sleep 3600`), StartContainer, StopContainer (timeout 0),
+// RemoveContainer, StopPodSandbox, RemovePodSandbox; reported as p50 and
+// p95 per RPC and of pod+container start to running (Run, Create and
+// Start). What idle pods cost is BenchmarkPodDensity's.
 //
 // Run it with -benchtime 50x for the issue's N=50.
 func BenchmarkPodLifecycle(b *testing.B) {
@@ -225,7 +219,6 @@ func (w *benchWorld) run(b *testing.B) {
 		toRunning[i] = times["RunPodSandbox"][i] + times["CreateContainer"][i] + times["StartContainer"][i]
 	}
 	reportPercentiles(b, "to-running", toRunning)
-	w.density(b)
 }
 
 func reportPercentiles(b *testing.B, name string, d []time.Duration) {
@@ -285,61 +278,6 @@ func (w *benchWorld) containerConfig() *criapi.ContainerConfig {
 		Image:    &criapi.ImageSpec{Image: w.image},
 		Command:  []string{"sleep", "3600"},
 		LogPath:  "sleeper.log",
-	}
-}
-
-// density runs densityPods idle pods, measures the runtime's processes and
-// removes the pods again.
-func (w *benchWorld) density(b *testing.B) {
-	ctx := context.Background()
-	var pods []*criapi.PodSandboxConfig
-	for range densityPods {
-		pod := w.podConfig(b, "idle")
-		pods = append(pods, pod)
-		podID, err := w.rt.RunPodSandbox(ctx, pod, "")
-		if err != nil {
-			b.Fatal(err)
-		}
-		id, err := w.rt.CreateContainer(ctx, podID, w.containerConfig(), pod)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := w.rt.StartContainer(ctx, id); err != nil {
-			b.Fatal(err)
-		}
-	}
-	// Idle: let start-up work and garbage collection settle.
-	time.Sleep(5 * time.Second)
-	var pss, rss, n int
-	type kind struct {
-		n, pss, rss int
-		example     proc
-	}
-	kinds := map[string]*kind{}
-	for _, p := range procs() {
-		if w.overhead(p) {
-			n++
-			pss += p.pssKB
-			rss += p.rssKB
-			name, _, _ := strings.Cut(p.cmdline, " -")
-			k := kinds[name]
-			if k == nil {
-				k = &kind{example: p}
-				kinds[name] = k
-			}
-			k.n, k.pss, k.rss = k.n+1, k.pss+p.pssKB, k.rss+p.rssKB
-		}
-	}
-	for name, k := range kinds {
-		b.Logf("%3d × %-40.40q PSS %6d kB (%5d each)  RSS %6d kB (%5d each); e.g. pid %d, parent %d, exe %s", k.n, name, k.pss, k.pss/k.n, k.rss, k.rss/k.n,
-			k.example.pid, k.example.ppid, k.example.exe)
-	}
-	b.ReportMetric(float64(pss)/densityPods/1024, "idle-pss-MiB/pod")
-	b.ReportMetric(float64(rss)/densityPods/1024, "idle-rss-MiB/pod")
-	b.ReportMetric(float64(n), "runtime-procs")
-	w.removeAll(b)
-	for _, pod := range pods {
-		w.removePodCgroup(b, pod)
 	}
 }
 
