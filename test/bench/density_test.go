@@ -83,6 +83,9 @@ type densityFigures struct {
 	// cgroups (-1 without the v1 memory hierarchy).
 	availDropKB, chargedKB int
 	procs, pssKB, rssKB    int // the runtime's processes
+	// idleCPU is the CPU time the runtime's processes used in the 5 s
+	// of idle, over those 5 s (1 is one core).
+	idleCPU float64
 }
 
 // density runs n idle pods with the given number of workers, measures
@@ -108,7 +111,9 @@ func (w *benchWorld) density(b *testing.B, n, workers int) {
 	charged := w.charged(memcg)
 	avail := keyed("/proc/meminfo", 1)["MemAvailable"]
 	f.up = parallel(b, n, workers, func(i int) error { return w.startPod(ctx, &pods[i]) })
+	ticks, idle := w.cpuTicks(), time.Now()
 	time.Sleep(5 * time.Second) // start-up work and GC settle
+	f.idleCPU = float64(w.cpuTicks()-ticks) / 100 / time.Since(idle).Seconds()
 	f.availDropKB = avail - keyed("/proc/meminfo", 1)["MemAvailable"]
 	if f.chargedKB = -1; memcg != "" {
 		f.chargedKB = w.charged(memcg) - charged
@@ -144,6 +149,17 @@ func (w *benchWorld) charged(memcg string) int {
 		return 0
 	}
 	return (memcgCounters(memcg)["usage_in_bytes"] + memcgCounters(filepath.Join(memcgRoot, w.cgroup))["usage_in_bytes"]) / 1024
+}
+
+// cpuTicks is the CPU time the runtime's processes have used.
+func (w *benchWorld) cpuTicks() int {
+	t := 0
+	for _, p := range procs() {
+		if w.overhead(p) {
+			t += p.cpuTicks
+		}
+	}
+	return t
 }
 
 // waitGone waits for the runtime's processes other than the daemon to
@@ -286,12 +302,13 @@ func (w *benchWorld) reportDensity(b *testing.B, pods []densityPod, workers int,
 	b.ReportMetric(float64(f.pssKB)/n/1024, "idle-pss-MiB/pod")
 	b.ReportMetric(float64(f.rssKB)/n/1024, "idle-rss-MiB/pod")
 	b.ReportMetric(float64(f.procs), "runtime-procs")
+	b.ReportMetric(100*f.idleCPU, "idle-cpu-%")
 	b.ReportMetric(n/f.down.Seconds(), "teardown-pods/s")
 	reportPercentiles(b, "StopPodSandbox", stop)
 	reportPercentiles(b, "RemovePodSandbox", remove)
-	b.Logf("%d pods, %d workers: up %.1f pods/s, to running p50 %v p95 %v; idle: MemAvailable -%d KiB/pod, memory cgroups %s, PSS %.2f MiB/pod, RSS %.2f MiB/pod, %d processes; down %.1f pods/s, StopPodSandbox p50 %v p95 %v, RemovePodSandbox p50 %v p95 %v",
-		len(pods), workers, n/f.up.Seconds(), ms(percentile(toRunning, 50)), ms(percentile(toRunning, 95)), f.availDropKB/len(pods), charged,
-		float64(f.pssKB)/n/1024, float64(f.rssKB)/n/1024, f.procs, n/f.down.Seconds(),
+	b.Logf("%d pods, %d workers: up %.1f pods/s, to running p50 %v p95 %v; idle: MemAvailable %+d KiB/pod, memory cgroups %s, PSS %.2f MiB/pod, RSS %.2f MiB/pod, %d processes, CPU %.1f%%; down %.1f pods/s, StopPodSandbox p50 %v p95 %v, RemovePodSandbox p50 %v p95 %v",
+		len(pods), workers, n/f.up.Seconds(), ms(percentile(toRunning, 50)), ms(percentile(toRunning, 95)), -f.availDropKB/len(pods), charged,
+		float64(f.pssKB)/n/1024, float64(f.rssKB)/n/1024, f.procs, 100*f.idleCPU, n/f.down.Seconds(),
 		ms(percentile(stop, 50)), ms(percentile(stop, 95)), ms(percentile(remove, 50)), ms(percentile(remove, 95)))
 }
 

@@ -303,6 +303,7 @@ type proc struct {
 	comm, cmdline, exe string
 	cgroup             string
 	pssKB, rssKB       int
+	cpuTicks           int // user + system time, in clock ticks (1/100 s)
 }
 
 // procs lists every process with its memory from smaps_rollup (Pss is the
@@ -328,8 +329,12 @@ func procs() []proc {
 			continue
 		}
 		p := proc{pid: pid, comm: s[lp+1 : rp]}
-		if f := strings.Fields(s[rp+1:]); len(f) > 1 {
+		if f := strings.Fields(s[rp+1:]); len(f) > 12 {
+			// Fields 4, 14 and 15 of proc(5): ppid, utime, stime.
 			p.ppid, _ = strconv.Atoi(f[1])
+			utime, _ := strconv.Atoi(f[11])
+			stime, _ := strconv.Atoi(f[12])
+			p.cpuTicks = utime + stime
 		}
 		cmdline, _ := os.ReadFile(filepath.Join(dir, "cmdline"))
 		p.cmdline = strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " "))
