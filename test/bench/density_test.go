@@ -107,6 +107,8 @@ func (w *benchWorld) density(b *testing.B, n, workers int) {
 	for i := range pods {
 		pods[i].cfg = w.podConfig(b, fmt.Sprintf("idle%d", i))
 	}
+	// The figures move with the host's other work: say how much there is.
+	b.Logf("load average before the fill: %s", strings.Join(strings.Fields(readFile(b, "/proc/loadavg"))[:3], " "))
 	var f densityFigures
 	charged := w.charged(memcg)
 	avail := keyed("/proc/meminfo", 1)["MemAvailable"]
