@@ -53,7 +53,7 @@ const (
 // One pod is run and removed before the first reading, so that what a
 // runtime makes once (the bridge, CNI's state) is no pod's cost.
 // `-bench 'PodDensity/crib$'` runs crib alone (for sizes containerd takes
-// too long at). CRIB_BENCH_CONFIG is TOML for crib's config (newEnv).
+// too long at). CRIB_BENCH_CONFIG is TOML tables for crib's config (newEnv).
 //
 //	make build && CRIB_BIN=$PWD/bin/crib CRIB_DENSITY_PODS=200 go test -run '^$' -bench PodDensity -benchtime 1x -v -timeout 30m ./test/bench/
 func BenchmarkPodDensity(b *testing.B) {
