@@ -12,9 +12,7 @@ import (
 	internalapi "k8s.io/cri-api/pkg/apis"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/crib-runtime/crib/cgroups/manager"
 	"github.com/crib-runtime/crib/test/harness"
-	"github.com/crib-runtime/crib/test/testregistry"
 )
 
 // BenchmarkExec measures, against one running container per runtime, the
@@ -23,13 +21,8 @@ import (
 // Both daemons run in the node's network namespace (the test client must
 // reach their streaming servers) with a host-network pod.
 func BenchmarkExec(b *testing.B) {
-	reg := testregistry.Start(b)
-	busybox, _ := reg.Push(b, "bench/busybox:1", testregistry.Busybox(b, ""))
-	pause, _ := reg.Push(b, "bench/pause:1", pauseImage(b))
-	cg, err := manager.Open("/proc/self/mountinfo")
-	if err != nil {
-		b.Fatal(err)
-	}
+	bed := newTestbed(b)
+	reg, busybox, pause, cg := bed.reg, bed.busybox, bed.pause, bed.cg
 	b.Run("crib", func(b *testing.B) {
 		c := newEnv(b).Start().Clients()
 		execLoop(b, cg, c.Images, c.Runtime, busybox)

@@ -14,7 +14,6 @@ import (
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crib-runtime/crib/test/harness"
-	"github.com/crib-runtime/crib/test/testregistry"
 )
 
 // kubeletPods is how many static pods each iteration starts at once.
@@ -36,9 +35,8 @@ func BenchmarkKubeletPodStart(b *testing.B) {
 	if _, err := exec.LookPath(kubelet); err != nil {
 		b.Fatalf("the kubelet is not built: run make clients (%v)", err)
 	}
-	reg := testregistry.Start(b)
-	busybox, _ := reg.Push(b, "bench/busybox:1", testregistry.Busybox(b, ""))
-	pause, _ := reg.Push(b, "bench/pause:1", pauseImage(b))
+	bed := newTestbed(b)
+	reg, busybox, pause := bed.reg, bed.busybox, bed.pause
 
 	b.Run("crib", func(b *testing.B) {
 		e := newEnv(b)

@@ -26,9 +26,6 @@ import (
 	"github.com/crib-runtime/crib/test/testregistry"
 )
 
-// densityPods is how many idle pods the density measurement runs.
-const densityPods = 50
-
 // lifecycleRPCs are the RPCs of one cycle, in order.
 var lifecycleRPCs = []string{"RunPodSandbox", "CreateContainer", "StartContainer", "StopContainer",
 	"RemoveContainer", "StopPodSandbox", "RemovePodSandbox"}
@@ -37,63 +34,95 @@ var lifecycleRPCs = []string{"RunPodSandbox", "CreateContainer", "StartContainer
 // through the kubelet's CRI client, each runtime in its own network
 // namespace with the same CNI config (bridge, host-local, portmap):
 //
-//   - each iteration is one pod lifecycle: RunPodSandbox, CreateContainer
-//     (busybox, `sleep 3600`), StartContainer, StopContainer (timeout 0),
-//     RemoveContainer, StopPodSandbox, RemovePodSandbox; reported as p50
-//     and p95 per RPC and of pod+container start to running (Run + Create
-//   - Start);
-//   - after the loop, once per run, 50 idle pods of one sleeping container
-//     each: the PSS and RSS of the runtime's own processes (daemon, shims,
-//     pause or sandbox processes; not the containers) per pod.
+// each iteration is one pod lifecycle: RunPodSandbox, CreateContainer
+// (busybox, `sleep 3600`), StartContainer, StopContainer (timeout 0),
+// RemoveContainer, StopPodSandbox, RemovePodSandbox; reported as p50 and
+// p95 per RPC and of pod+container start to running (Run, Create and
+// Start). What idle pods cost is BenchmarkPodDensity's.
 //
 // Run it with -benchtime 50x for the issue's N=50.
 func BenchmarkPodLifecycle(b *testing.B) {
-	reg := testregistry.Start(b)
-	busybox, _ := reg.Push(b, "bench/busybox:1", testregistry.Busybox(b, ""))
-	pause, _ := reg.Push(b, "bench/pause:1", pauseImage(b))
-	cg, err := manager.Open("/proc/self/mountinfo")
-	if err != nil {
+	bed := newTestbed(b)
+	b.Run("crib", func(b *testing.B) { bed.crib(b, randomSubnet(90, 24)).run(b) })
+	b.Run("containerd", func(b *testing.B) { bed.containerd(b, randomSubnet(91, 24)).run(b) })
+}
+
+// testbed is what a comparison with containerd starts from: the test
+// registry holding busybox and containerd's sandbox image, and the host's
+// cgroup manager.
+type testbed struct {
+	reg            *testregistry.Registry
+	busybox, pause string // image references in reg
+	cg             cgroups.Manager
+}
+
+func newTestbed(b *testing.B) *testbed {
+	bed := &testbed{reg: testregistry.Start(b)}
+	bed.busybox, _ = bed.reg.Push(b, "bench/busybox:1", testregistry.Busybox(b, ""))
+	bed.pause, _ = bed.reg.Push(b, "bench/pause:1", pauseImage(b))
+	var err error
+	if bed.cg, err = manager.Open("/proc/self/mountinfo"); err != nil {
 		b.Fatal(err)
 	}
+	return bed
+}
 
-	b.Run("crib", func(b *testing.B) {
-		e := newEnv(b)
-		e.WithNetwork(fmt.Sprintf("10.90.%d.0/24", rand.IntN(100)))
-		host := reg.ListenIn(b, "/run/netns/"+e.Netns)
-		d := e.Start()
-		c := d.Clients()
-		w := &benchWorld{cg: cg, cgroup: fmt.Sprintf("/crib-bench-%x", rand.Int64()), logDir: filepath.Join(e.Dir, "logs"),
-			rt: c.Runtime, image: strings.Replace(busybox, reg.Host, host, 1),
-			overhead: func(p proc) bool {
-				// The daemon, every shim and pause process: crib's binary
-				// (or its sealed copy under the state dir), never a container.
-				return p.pid == d.Pid() || p.ppid != d.Pid() && p.comm != "sleep" &&
-					(strings.Contains(p.cmdline, e.Dir+"/") || strings.Contains(p.exe, e.Dir+"/"))
-			}}
-		w.run(b, c.Images)
-	})
-	b.Run("containerd", func(b *testing.B) {
-		dir := b.TempDir()
-		netns := fmt.Sprintf("crib-bench-ctrd-%x", rand.Int32())
-		harness.AddNetwork(b, netns, filepath.Join(dir, "net.d"), filepath.Join(dir, "ipam"), fmt.Sprintf("10.91.%d.0/24", rand.IntN(100)))
-		host := reg.ListenIn(b, "/run/netns/"+netns)
-		ctrd := harness.StartContainerd(b, harness.ContainerdConfig{Registry: host, Netns: netns, CNIConfDir: filepath.Join(dir, "net.d"),
-			SandboxImage: strings.Replace(pause, reg.Host, host, 1)})
-		cgroup := fmt.Sprintf("/ctrd-bench-%x", rand.Int64())
-		w := &benchWorld{cg: cg, cgroup: cgroup, logDir: filepath.Join(dir, "logs"), rt: ctrd.Runtime,
-			image: strings.Replace(busybox, reg.Host, host, 1),
-			overhead: func(p proc) bool {
-				// containerd, its shims, and the sandbox ("pause")
-				// containers: `sleep 2147483647` in the benchmark's cgroups.
-				return p.pid == ctrd.Pid() ||
-					p.comm == "containerd-shim" && strings.Contains(p.cmdline, ctrd.Sock) ||
-					strings.HasSuffix(p.cmdline, "sleep 2147483647") && strings.Contains(p.cgroup, cgroup+"/")
-			}}
-		if _, err := ctrd.Images.PullImage(context.Background(), &criapi.ImageSpec{Image: strings.Replace(pause, reg.Host, host, 1)}, nil, nil); err != nil {
-			b.Fatal(err)
-		}
-		w.run(b, ctrd.Images)
-	})
+// randomSubnet is a /bits subnet at a random place in 10.second.0.0/16,
+// so that runs beside each other (each in its own network namespace) do
+// not share addresses.
+func randomSubnet(second, bits int) string {
+	size := 1 << (32 - bits) // addresses
+	third := rand.IntN(256*256/size) * size / 256
+	return fmt.Sprintf("10.%d.%d.0/%d", second, third, bits)
+}
+
+// crib starts a crib daemon in a network namespace of its own, with a
+// bridge network of subnet for its pods, and pulls busybox into it.
+func (bed *testbed) crib(b *testing.B, subnet string) *benchWorld {
+	reg := bed.reg
+	e := newEnv(b)
+	e.WithNetwork(subnet)
+	host := reg.ListenIn(b, "/run/netns/"+e.Netns)
+	d := e.Start()
+	c := d.Clients()
+	w := &benchWorld{cg: bed.cg, cgroup: fmt.Sprintf("/crib-bench-%x", rand.Int64()), logDir: filepath.Join(e.Dir, "logs"),
+		rt: c.Runtime, images: c.Images, image: strings.Replace(bed.busybox, reg.Host, host, 1), daemon: d.Pid(),
+		overhead: func(p proc) bool {
+			// The daemon, every shim and pause process: crib's binary
+			// (or its sealed copy under the state dir), never a container.
+			return p.pid == d.Pid() || p.ppid != d.Pid() && p.comm != "sleep" &&
+				(strings.Contains(p.cmdline, e.Dir+"/") || strings.Contains(p.exe, e.Dir+"/"))
+		}}
+	w.prepare(b)
+	return w
+}
+
+// containerd is crib's counterpart for Debian's containerd + runc, with
+// the testbed's pause as its sandbox image.
+func (bed *testbed) containerd(b *testing.B, subnet string) *benchWorld {
+	reg := bed.reg
+	dir := b.TempDir()
+	netns := fmt.Sprintf("crib-bench-ctrd-%x", rand.Int32())
+	harness.AddNetwork(b, netns, filepath.Join(dir, "net.d"), filepath.Join(dir, "ipam"), subnet)
+	host := reg.ListenIn(b, "/run/netns/"+netns)
+	pause := strings.Replace(bed.pause, reg.Host, host, 1)
+	ctrd := harness.StartContainerd(b, harness.ContainerdConfig{Registry: host, Netns: netns, CNIConfDir: filepath.Join(dir, "net.d"),
+		SandboxImage: pause})
+	cgroup := fmt.Sprintf("/ctrd-bench-%x", rand.Int64())
+	w := &benchWorld{cg: bed.cg, cgroup: cgroup, logDir: filepath.Join(dir, "logs"), rt: ctrd.Runtime, images: ctrd.Images,
+		image: strings.Replace(bed.busybox, reg.Host, host, 1), daemon: ctrd.Pid(),
+		overhead: func(p proc) bool {
+			// containerd, its shims, and the sandbox ("pause")
+			// containers: `sleep 2147483647` in the benchmark's cgroups.
+			return p.pid == ctrd.Pid() ||
+				p.comm == "containerd-shim" && strings.Contains(p.cmdline, ctrd.Sock) ||
+				strings.HasSuffix(p.cmdline, "sleep 2147483647") && strings.Contains(p.cgroup, cgroup+"/")
+		}}
+	if _, err := ctrd.Images.PullImage(context.Background(), &criapi.ImageSpec{Image: pause}, nil, nil); err != nil {
+		b.Fatal(err)
+	}
+	w.prepare(b)
+	return w
 }
 
 // pauseImage is a pod sandbox image for containerd (there is no internet
@@ -129,14 +158,18 @@ type benchWorld struct {
 	cgroup string // this run's cgroup root; pods go in <cgroup>/pod<uid>
 	logDir string
 	rt     internalapi.RuntimeService
+	images internalapi.ImageManagerService
 	image  string
+	// daemon is the runtime's daemon process (crib, containerd).
+	daemon int
 	// overhead says whether a process is the runtime's (counted in the
 	// density figures) rather than a container's.
 	overhead func(proc) bool
 }
 
-func (w *benchWorld) run(b *testing.B, images internalapi.ImageManagerService) {
-	ctx := context.Background()
+// prepare pulls the image (untimed) and has every pod and the cgroup root
+// removed when the benchmark ends, whether it passed or not.
+func (w *benchWorld) prepare(b *testing.B) {
 	b.Cleanup(func() {
 		w.removeAll(b)
 		// runc also makes cgroups under a hybrid host's cgroup2 mount.
@@ -145,9 +178,13 @@ func (w *benchWorld) run(b *testing.B, images internalapi.ImageManagerService) {
 			b.Errorf("remove %s: %v", w.cgroup, err)
 		}
 	})
-	if _, err := images.PullImage(ctx, &criapi.ImageSpec{Image: w.image}, nil, nil); err != nil {
+	if _, err := w.images.PullImage(context.Background(), &criapi.ImageSpec{Image: w.image}, nil, nil); err != nil {
 		b.Fatal(err)
 	}
+}
+
+func (w *benchWorld) run(b *testing.B) {
+	ctx := context.Background()
 	times := map[string][]time.Duration{}
 	timed := func(rpc string, f func() error) {
 		t := time.Now()
@@ -182,16 +219,22 @@ func (w *benchWorld) run(b *testing.B, images internalapi.ImageManagerService) {
 		toRunning[i] = times["RunPodSandbox"][i] + times["CreateContainer"][i] + times["StartContainer"][i]
 	}
 	reportPercentiles(b, "to-running", toRunning)
-	w.density(b)
 }
 
 func reportPercentiles(b *testing.B, name string, d []time.Duration) {
 	if len(d) == 0 {
 		return
 	}
-	d = slices.Sorted(slices.Values(d))
-	b.ReportMetric(float64(d[len(d)/2].Microseconds())/1000, name+"-p50-ms")
-	b.ReportMetric(float64(d[len(d)*95/100].Microseconds())/1000, name+"-p95-ms")
+	b.ReportMetric(float64(percentile(d, 50).Microseconds())/1000, name+"-p50-ms")
+	b.ReportMetric(float64(percentile(d, 95).Microseconds())/1000, name+"-p95-ms")
+}
+
+// percentile is the q-th percentile of d (nearest rank below), 0 for none.
+func percentile(d []time.Duration, q int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	return slices.Sorted(slices.Values(d))[len(d)*q/100]
 }
 
 // podConfig is a pod as the kubelet sends it for a default pod (no
@@ -238,61 +281,6 @@ func (w *benchWorld) containerConfig() *criapi.ContainerConfig {
 	}
 }
 
-// density runs densityPods idle pods, measures the runtime's processes and
-// removes the pods again.
-func (w *benchWorld) density(b *testing.B) {
-	ctx := context.Background()
-	var pods []*criapi.PodSandboxConfig
-	for range densityPods {
-		pod := w.podConfig(b, "idle")
-		pods = append(pods, pod)
-		podID, err := w.rt.RunPodSandbox(ctx, pod, "")
-		if err != nil {
-			b.Fatal(err)
-		}
-		id, err := w.rt.CreateContainer(ctx, podID, w.containerConfig(), pod)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := w.rt.StartContainer(ctx, id); err != nil {
-			b.Fatal(err)
-		}
-	}
-	// Idle: let start-up work and garbage collection settle.
-	time.Sleep(5 * time.Second)
-	var pss, rss, n int
-	type kind struct {
-		n, pss, rss int
-		example     proc
-	}
-	kinds := map[string]*kind{}
-	for _, p := range procs() {
-		if w.overhead(p) {
-			n++
-			pss += p.pssKB
-			rss += p.rssKB
-			name, _, _ := strings.Cut(p.cmdline, " -")
-			k := kinds[name]
-			if k == nil {
-				k = &kind{example: p}
-				kinds[name] = k
-			}
-			k.n, k.pss, k.rss = k.n+1, k.pss+p.pssKB, k.rss+p.rssKB
-		}
-	}
-	for name, k := range kinds {
-		b.Logf("%3d × %-40.40q PSS %6d kB (%5d each)  RSS %6d kB (%5d each); e.g. pid %d, parent %d, exe %s", k.n, name, k.pss, k.pss/k.n, k.rss, k.rss/k.n,
-			k.example.pid, k.example.ppid, k.example.exe)
-	}
-	b.ReportMetric(float64(pss)/densityPods/1024, "idle-pss-MiB/pod")
-	b.ReportMetric(float64(rss)/densityPods/1024, "idle-rss-MiB/pod")
-	b.ReportMetric(float64(n), "runtime-procs")
-	w.removeAll(b)
-	for _, pod := range pods {
-		w.removePodCgroup(b, pod)
-	}
-}
-
 // removeAll stops and removes every pod the runtime knows of.
 func (w *benchWorld) removeAll(b *testing.B) {
 	ctx := context.Background()
@@ -315,6 +303,7 @@ type proc struct {
 	comm, cmdline, exe string
 	cgroup             string
 	pssKB, rssKB       int
+	cpuTicks           int // user + system time, in clock ticks (1/100 s)
 }
 
 // procs lists every process with its memory from smaps_rollup (Pss is the
@@ -340,8 +329,12 @@ func procs() []proc {
 			continue
 		}
 		p := proc{pid: pid, comm: s[lp+1 : rp]}
-		if f := strings.Fields(s[rp+1:]); len(f) > 1 {
+		if f := strings.Fields(s[rp+1:]); len(f) > 12 {
+			// Fields 4, 14 and 15 of proc(5): ppid, utime, stime.
 			p.ppid, _ = strconv.Atoi(f[1])
+			utime, _ := strconv.Atoi(f[11])
+			stime, _ := strconv.Atoi(f[12])
+			p.cpuTicks = utime + stime
 		}
 		cmdline, _ := os.ReadFile(filepath.Join(dir, "cmdline"))
 		p.cmdline = strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " "))

@@ -73,7 +73,7 @@ func BenchmarkPodMemory(b *testing.B) {
 		b.Fatal(err)
 	}
 	e := newEnv(b)
-	e.WithNetwork(fmt.Sprintf("10.92.%d.0/24", rand.IntN(100)))
+	e.WithNetwork(randomSubnet(92, 24))
 	host := reg.ListenIn(b, "/run/netns/"+e.Netns)
 	daemonCg := filepath.Join(memcgRoot, filepath.Base(e.Dir)+"-daemon")
 	enterMemcg(b, daemonCg)
@@ -81,16 +81,8 @@ func BenchmarkPodMemory(b *testing.B) {
 	leaveMemcg(b)
 	c := d.Clients()
 	w := &benchWorld{cg: cg, cgroup: fmt.Sprintf("/crib-podmem-%x", rand.Int64()), logDir: filepath.Join(e.Dir, "logs"),
-		rt: c.Runtime, image: strings.Replace(busybox, reg.Host, host, 1)}
-	b.Cleanup(func() {
-		w.removeAll(b)
-		if err := w.cg.Remove(w.cgroup); err != nil {
-			b.Errorf("remove %s: %v", w.cgroup, err)
-		}
-	})
-	if _, err := c.Images.PullImage(context.Background(), &criapi.ImageSpec{Image: w.image}, nil, nil); err != nil {
-		b.Fatal(err)
-	}
+		rt: c.Runtime, images: c.Images, image: strings.Replace(busybox, reg.Host, host, 1)}
+	w.prepare(b)
 	// One pod first: what the daemon makes once (the bridge, CNI's state,
 	// its connections) is no pod's cost.
 	w.idlePods(b, 1, 1, criapi.NamespaceMode_CONTAINER)
@@ -331,15 +323,21 @@ func report(b *testing.B, n int, before, after memSnapshot) {
 }
 
 // enterMemcg makes dir, a v1 memory cgroup, and moves this process into
-// it, so that what it starts next (the daemon) is charged there; the
-// cleanup moves whatever is left to the root and removes it.
+// it, so that what it starts next (the daemon) is charged there.
 func enterMemcg(b *testing.B, dir string) {
+	makeMemcg(b, dir)
+	chargeTo(b, dir, os.Getpid())
+}
+
+// makeMemcg makes dir, a v1 memory cgroup; the cleanup moves whatever is
+// left in it to the root and removes it.
+func makeMemcg(b *testing.B, dir string) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() {
-		// The daemon is gone by now; a shim a failed run left is moved
-		// out (the env's cleanup kills it).
+		// The daemon is gone by now, or about to be; a shim a failed run
+		// left is moved out (the env's cleanup kills it).
 		for range 50 {
 			err := syscall.Rmdir(dir)
 			if err == nil || errors.Is(err, os.ErrNotExist) {
@@ -353,8 +351,14 @@ func enterMemcg(b *testing.B, dir string) {
 		}
 		b.Errorf("remove memory cgroup %s: still busy", dir)
 	})
-	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
-		b.Fatal(err)
+}
+
+// chargeTo moves process pid (all its threads) into the v1 memory cgroup
+// dir: what it and the children it starts from then on charge is counted
+// there (what it charged before stays where it was).
+func chargeTo(b *testing.B, dir string, pid int) {
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+		b.Fatalf("move %d to memory cgroup %s: %v", pid, dir, err)
 	}
 }
 
