@@ -86,7 +86,7 @@ func (bed *testbed) crib(b *testing.B, subnet string) *benchWorld {
 	d := e.Start()
 	c := d.Clients()
 	w := &benchWorld{cg: bed.cg, cgroup: fmt.Sprintf("/crib-bench-%x", rand.Int64()), logDir: filepath.Join(e.Dir, "logs"),
-		rt: c.Runtime, images: c.Images, image: strings.Replace(bed.busybox, reg.Host, host, 1), daemon: d.Pid(),
+		rt: c.Runtime, images: c.Images, image: strings.Replace(bed.busybox, reg.Host, host, 1), daemon: d.Pid(), kept: 1,
 		overhead: func(p proc) bool {
 			// The daemon, every shim and pause process: crib's binary
 			// (or its sealed copy under the state dir), never a container.
@@ -162,6 +162,9 @@ type benchWorld struct {
 	image  string
 	// daemon is the runtime's daemon process (crib, containerd).
 	daemon int
+	// kept is how many helper processes the runtime keeps with no pod:
+	// crib keeps one shim process for the next pod.
+	kept int
 	// overhead says whether a process is the runtime's (counted in the
 	// density figures) rather than a container's.
 	overhead func(proc) bool
