@@ -96,14 +96,14 @@ func (n Network) Setup(ctx context.Context, pod Pod) (_ Result, retErr error) {
 	rt := runtimeConf(pod, pod.NetNS)
 	start := time.Now()
 	res, err := cfg.AddNetworkList(ctx, list, rt)
-	n.observe("ADD", start, err)
+	n.observe(ctx, "ADD", pod.ID, start, err)
 	if err != nil {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
 		retErr = fmt.Errorf("set up network %q of pod %s: %w", list.Name, pod.ID, err)
 		start := time.Now()
 		derr := cfg.DelNetworkList(dctx, list, rt)
-		n.observe("DEL", start, derr)
+		n.observe(dctx, "DEL", pod.ID, start, derr)
 		if derr != nil {
 			retErr = errors.Join(retErr, fmt.Errorf("undo network %q of pod %s: %w", list.Name, pod.ID, derr))
 		}
@@ -130,7 +130,7 @@ func (n Network) Teardown(ctx context.Context, pod Pod) error {
 	}
 	start := time.Now()
 	err = n.config().DelNetworkList(ctx, list, runtimeConf(pod, netns))
-	n.observe("DEL", start, err)
+	n.observe(ctx, "DEL", pod.ID, start, err)
 	if err != nil {
 		return fmt.Errorf("tear down network %q of pod %s: %w", list.Name, pod.ID, err)
 	}

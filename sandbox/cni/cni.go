@@ -11,6 +11,7 @@
 package cni
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
+	"k8s.io/klog/v2"
 )
 
 // Network finds the network configuration in ConfDir and plugins in
@@ -41,10 +43,14 @@ type Observer interface {
 	ObserveCNI(operation string, took time.Duration, err error)
 }
 
-// observe reports one run of the plugins, started at start, to the Observer.
-func (n Network) observe(operation string, start time.Time, err error) {
+// observe reports one run of the plugins for pod, started at start, to
+// the Observer and the log: the plugins are often most of a pod's start
+// and stop, and the time a runtime cannot shorten.
+func (n Network) observe(ctx context.Context, operation, pod string, start time.Time, err error) {
+	took := time.Since(start)
+	klog.FromContext(ctx).V(2).Info("Ran CNI plugins", "operation", operation, "podSandboxID", pod, "duration", took, "failed", err != nil)
 	if n.Observer != nil {
-		n.Observer.ObserveCNI(operation, time.Since(start), err)
+		n.Observer.ObserveCNI(operation, took, err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -86,7 +87,7 @@ func (bed *testbed) crib(b *testing.B, subnet string) *benchWorld {
 	d := e.Start()
 	c := d.Clients()
 	w := &benchWorld{cg: bed.cg, cgroup: fmt.Sprintf("/crib-bench-%x", rand.Int64()), logDir: filepath.Join(e.Dir, "logs"),
-		rt: c.Runtime, images: c.Images, image: strings.Replace(bed.busybox, reg.Host, host, 1), daemon: d.Pid(), kept: 1,
+		rt: c.Runtime, images: c.Images, image: strings.Replace(bed.busybox, reg.Host, host, 1), daemon: d.Pid(), kept: 1, logs: d.Logs,
 		overhead: func(p proc) bool {
 			// The daemon, every shim and pause process: crib's binary
 			// (or its sealed copy under the state dir), never a container.
@@ -165,6 +166,9 @@ type benchWorld struct {
 	// kept is how many helper processes the runtime keeps with no pod:
 	// crib keeps one shim process for the next pod.
 	kept int
+	// logs, when set, is the daemon's log, where crib reports how long
+	// each run of the CNI plugins took.
+	logs interface{ String() string }
 	// overhead says whether a process is the runtime's (counted in the
 	// density figures) rather than a container's.
 	overhead func(proc) bool
@@ -222,6 +226,40 @@ func (w *benchWorld) run(b *testing.B) {
 		toRunning[i] = times["RunPodSandbox"][i] + times["CreateContainer"][i] + times["StartContainer"][i]
 	}
 	reportPercentiles(b, "to-running", toRunning)
+	w.reportOwnPart(b, times)
+}
+
+// cniRun is crib's log line for one run of the CNI plugins.
+var cniRun = regexp.MustCompile(`"Ran CNI plugins" operation="(ADD|DEL)" podSandboxID="[0-9a-f]+" duration="([^"]+)"`)
+
+// reportOwnPart reports the CNI plugins' time, as crib logged it, and what
+// RunPodSandbox and StopPodSandbox took besides: the plugins are the same
+// for every runtime, so crib's own part is what a comparison can judge.
+func (w *benchWorld) reportOwnPart(b *testing.B, times map[string][]time.Duration) {
+	if w.logs == nil {
+		return
+	}
+	cni := map[string][]time.Duration{}
+	for _, m := range cniRun.FindAllStringSubmatch(w.logs.String(), -1) {
+		d, err := time.ParseDuration(m[2])
+		if err != nil {
+			b.Fatalf("CNI duration %q in the daemon's log: %v", m[2], err)
+		}
+		cni[m[1]] = append(cni[m[1]], d)
+	}
+	for rpc, op := range map[string]string{"RunPodSandbox": "ADD", "StopPodSandbox": "DEL"} {
+		rpcs, ops := times[rpc], cni[op]
+		if len(ops) < len(rpcs) {
+			b.Fatalf("%d CNI %s runs logged for %d %s calls", len(ops), op, len(rpcs), rpc)
+		}
+		ops = ops[len(ops)-len(rpcs):] // the cycles' own, in order
+		own := make([]time.Duration, len(rpcs))
+		for i := range rpcs {
+			own[i] = rpcs[i] - ops[i]
+		}
+		reportPercentiles(b, "cni-"+op, ops)
+		reportPercentiles(b, rpc+"-without-cni", own)
+	}
 }
 
 func reportPercentiles(b *testing.B, name string, d []time.Duration) {

@@ -91,7 +91,7 @@ func Take(t testing.TB, s Scope) Inventory {
 		}
 	}
 	walkFiles(filepath.Join(s.Env.Dir, "ipam"), "", func(rel string) { add("IPAM files (host-local)", rel) })
-	walkFiles(s.Env.State, "", func(rel string) { add("state dir entries", rel) })
+	walkFiles(s.Env.State, "", func(rel string) { add("state dir entries", shimGroup.ReplaceAllString(rel, "grp-*")) })
 	walkFiles(s.Env.Root, "images", func(rel string) { add("root dir entries", rel) })
 	return inv
 }
@@ -173,8 +173,13 @@ func (s Scope) countProcs(add func(cat, item string)) {
 			continue
 		}
 		item := fmt.Sprintf("%d %s", pid, cmd)
-		if pid == daemon {
+		switch {
+		case pid == daemon:
 			item = "daemon: " + cmd
+		case shimGroup.MatchString(cmd):
+			// The shim process the daemon keeps for the next pod may be
+			// another one after a while: counted, not named.
+			item = "shim process: " + shimGroup.ReplaceAllString(cmd, "grp-*")
 		}
 		add("processes", item)
 		if state == "Z" {
@@ -264,6 +269,9 @@ func sortedKeys[V any](a, b map[string]V) []string {
 
 // inode matches the number in "socket:[1234]", "pipe:[99]".
 var inode = regexp.MustCompile(`\[(\d+)\]`)
+
+// shimGroup is a shim process's directory name.
+var shimGroup = regexp.MustCompile(`grp-[0-9a-f]+`)
 
 // hexAddr decodes an IPv4 address of /proc/net/tcp ("0100007F:1F90" is
 // 127.0.0.1:8080).
