@@ -143,6 +143,7 @@ type memSnapshot struct {
 	cgroupDirs         map[string]int // per v1 hierarchy, under the benchmark's root
 	mounts             int            // in the daemon's mount namespace, under the env's directory
 	daemonPSS          int            // kB
+	daemonMem          procMem
 	shims, pauses      []procMem
 	netdevs            int // in the daemon's network namespace
 }
@@ -185,6 +186,7 @@ func snapshot(daemonPid int, envDir, daemonCg, benchCg string) memSnapshot {
 		switch {
 		case p.pid == daemonPid:
 			s.daemonPSS = p.pssKB
+			s.daemonMem = readProcMem(p.pid)
 		case strings.Contains(p.cmdline, " shim --dir ") && strings.Contains(p.cmdline, envDir+"/"):
 			shims[p.pid] = true
 			s.shims = append(s.shims, readProcMem(p.pid))
@@ -302,6 +304,8 @@ func report(b *testing.B, n int, before, after memSnapshot) {
 	b.ReportMetric(per(before.cgroupDirs["memory"], after.cgroupDirs["memory"]), "memcgs/pod")
 	b.Logf("mounts under the env's directory %+.1f per pod; links in its netns %+.1f per pod; daemon PSS %+.0f kB per pod",
 		per(before.mounts, after.mounts), per(before.netdevs, after.netdevs), per(before.daemonPSS, after.daemonPSS))
+	b.Logf("daemon PSS before %d kB (anonymous %d, its binary's pages %d), after %d kB (anonymous %d, binary %d)",
+		before.daemonMem.pss, before.daemonMem.pssAnon, before.daemonMem.pssFile, after.daemonMem.pss, after.daemonMem.pssAnon, after.daemonMem.pssFile)
 	for _, g := range []struct {
 		name  string
 		procs []procMem

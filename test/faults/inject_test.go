@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crib-runtime/crib/test/harness"
@@ -91,15 +92,23 @@ func (x *chaos) killShim() string {
 			}
 		}
 		x.mu.Unlock()
-		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		pidfd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			x.t.Fatalf("pidfd of the shim %d of pod %s: %v", pid, p.id, err)
+		}
+		if err := unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0); err != nil {
 			x.t.Fatalf("kill the shim %d of pod %s: %v", pid, p.id, err)
 		}
 		// Checked at once (the caller holds the workers next): a worker
 		// that meets the dead shim tears its pod down, and the state the
-		// daemon reports before then is what a kubelet acts on.
-		for harness.FindShim(p.id) == pid {
-			time.Sleep(time.Millisecond)
+		// daemon reports before then is what a kubelet acts on. The kill
+		// is over once the process has exited (its pidfd polls readable),
+		// when all its sockets are closed: the kernel closes them one by
+		// one as the process exits.
+		fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+		for n, _ := unix.Poll(fds, -1); n != 1; n, _ = unix.Poll(fds, -1) {
 		}
+		unix.Close(pidfd)
 		x.gate.Unlock()
 		x.shimKills.Add(1)
 		x.shimKilledPods.Add(int64(len(served)))
