@@ -5,7 +5,8 @@
 //
 // Sequence for role "init":
 //
-//	launcher → init   Config
+//	launcher → init   Config (WriteConfig, ReadConfig: the spec without
+//	                  what the init never reads, see specWire)
 //	init → launcher   Message{Type: Ready}       (everything set up, about to wait)
 //	                  or Message{Type: Error, …} (then init exits non-zero)
 //	launcher → init   Message{Type: Start}

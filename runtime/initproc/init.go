@@ -98,7 +98,7 @@ func Run() error {
 		return report(pipe, fail(stepFds, "", err))
 	}
 	var cfg initmsg.Config
-	if err := initmsg.Read(pipe, &cfg); err != nil {
+	if err := initmsg.ReadConfig(pipe, &cfg); err != nil {
 		return report(pipe, fail(stepConfig, "", fmt.Errorf("read init config: %w", err)))
 	}
 	proc, err := prepare(&cfg)

@@ -355,7 +355,7 @@ func (p *Process) configure(cfg *initmsg.Config) error {
 	if cfg == nil {
 		return errors.New("launch: roles init and exec need a Config")
 	}
-	if err := initmsg.Write(p.sock, cfg); err != nil {
+	if err := initmsg.WriteConfig(p.sock, cfg); err != nil {
 		return err
 	}
 	if cfg.Spec != nil && cfg.Spec.Process != nil && cfg.Spec.Process.Terminal {
