@@ -141,8 +141,16 @@ func runLoop(b *testing.B, cmd func(id string) *exec.Cmd) {
 
 // launcherLoop runs the bundle's spec through runtime/launch in this process.
 func launcherLoop(b *testing.B, dir, state string) {
-	bin, err := launch.SealBinary(harness.ShimBinary(), filepath.Join(state, "bin")) // what shims launch from
+	// A directory of its own: crib run-oci seals crib in state/bin, and
+	// must not find this loop's crib-init beside it.
+	sealDir := filepath.Join(state, "shim-bin")
+	b.Cleanup(func() { _ = launch.UnsealBinary(sealDir) })
+	bin, err := launch.SealBinary(harness.ShimBinary(), sealDir) // what shims launch from
 	if err != nil {
+		b.Fatal(err)
+	}
+	// Sealed beside it, as the daemon does: what inits start from.
+	if _, err := launch.SealBinary(harness.InitBinary(), sealDir); err != nil {
 		b.Fatal(err)
 	}
 	spec := trueSpec()
