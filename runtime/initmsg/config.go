@@ -1,9 +1,12 @@
 package initmsg
 
 import (
+	"encoding/binary"
+	"fmt"
 	"io"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // The Config travels as configWire, whose spec holds only what the init
@@ -15,11 +18,12 @@ import (
 // JSON is the OCI spec's, field for field, so a Config written with Write
 // still decodes.
 type configWire struct {
-	Version int       `json:"version"`
-	Role    string    `json:"role"`
-	Spec    *specWire `json:"spec"`
-	Rootfs  Rootfs    `json:"rootfs"`
-	DevShm  string    `json:"devShm,omitempty"`
+	Version int            `json:"version"`
+	Role    string         `json:"role"`
+	Spec    *specWire      `json:"spec"`
+	Rootfs  Rootfs         `json:"rootfs"`
+	DevShm  string         `json:"devShm,omitempty"`
+	Seccomp *SeccompFilter `json:"seccompFilter,omitempty"`
 }
 
 // specWire is specs.Spec without what is not the init's: Hooks (run by the
@@ -58,7 +62,8 @@ type linuxWire struct {
 // WriteConfig sends cfg as one message, with only the parts of its spec
 // that the init reads (see specWire and linuxWire).
 func WriteConfig(w io.Writer, cfg *Config) error {
-	return Write(w, configWire{Version: cfg.Version, Role: cfg.Role, Spec: toWire(cfg.Spec), Rootfs: cfg.Rootfs, DevShm: cfg.DevShm})
+	return Write(w, configWire{Version: cfg.Version, Role: cfg.Role, Spec: toWire(cfg.Spec), Rootfs: cfg.Rootfs,
+		DevShm: cfg.DevShm, Seccomp: cfg.Seccomp})
 }
 
 // ReadConfig receives the message WriteConfig (or Write of a Config) sent.
@@ -68,7 +73,8 @@ func ReadConfig(r io.Reader, cfg *Config) error {
 	if err := Read(r, &c); err != nil {
 		return err
 	}
-	*cfg = Config{Version: c.Version, Role: c.Role, Spec: fromWire(c.Spec), Rootfs: c.Rootfs, DevShm: c.DevShm}
+	*cfg = Config{Version: c.Version, Role: c.Role, Spec: fromWire(c.Spec), Rootfs: c.Rootfs, DevShm: c.DevShm,
+		Seccomp: c.Seccomp}
 	return nil
 }
 
@@ -101,3 +107,47 @@ func fromWire(w *specWire) *specs.Spec {
 	}
 	return s
 }
+
+// SeccompFilter is a seccomp filter compiled by the launcher's caller,
+// which the init loads as it is. A shim compiles a container's profile
+// once and hands the program to the init of each exec, instead of every
+// init decoding and compiling the profile again (~0.45 ms of a fresh
+// process for the RuntimeDefault profile here).
+type SeccompFilter struct {
+	// Program is the classic BPF program: struct sock_filter entries, in
+	// the host's byte order.
+	Program []byte `json:"program"`
+	// Flags are seccomp(2)'s SECCOMP_FILTER_FLAG_* for loading it.
+	Flags uint `json:"flags,omitempty"`
+}
+
+// sockFilterSize is sizeof(struct sock_filter): u16 code, u8 jt, u8 jf, u32 k.
+const sockFilterSize = 8
+
+// NewSeccompFilter encodes prog for the init.
+func NewSeccompFilter(prog []unix.SockFilter, flags uint) *SeccompFilter {
+	b := make([]byte, 0, len(prog)*sockFilterSize)
+	for _, in := range prog {
+		b = binary.NativeEndian.AppendUint16(b, in.Code)
+		b = append(b, in.Jt, in.Jf)
+		b = binary.NativeEndian.AppendUint32(b, in.K)
+	}
+	return &SeccompFilter{Program: b, Flags: flags}
+}
+
+// Instructions decodes the program; the kernel checks it again at load.
+func (f *SeccompFilter) Instructions() ([]unix.SockFilter, error) {
+	n := len(f.Program) / sockFilterSize
+	if n == 0 || len(f.Program)%sockFilterSize != 0 || n > maxBPFInstructions {
+		return nil, fmt.Errorf("seccomp filter of %d bytes: not 1 to %d instructions of %d bytes", len(f.Program), maxBPFInstructions, sockFilterSize)
+	}
+	prog := make([]unix.SockFilter, n)
+	for i := range prog {
+		b := f.Program[i*sockFilterSize:]
+		prog[i] = unix.SockFilter{Code: binary.NativeEndian.Uint16(b), Jt: b[2], Jf: b[3], K: binary.NativeEndian.Uint32(b[4:])}
+	}
+	return prog, nil
+}
+
+// maxBPFInstructions is the kernel's BPF_MAXINSNS.
+const maxBPFInstructions = 4096

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // notForInit are the spec fields WriteConfig leaves out. A field that
@@ -21,7 +22,8 @@ var notForInit = []cmp.Option{
 func TestConfigCarriesWhatInitReads(t *testing.T) {
 	var spec specs.Spec
 	fill(reflect.ValueOf(&spec).Elem(), 0)
-	in := &Config{Version: Version, Role: RoleInit, Spec: &spec, Rootfs: Rootfs{Lower: []string{"/l"}, Upper: "/u", Work: "/w"}, DevShm: "/shm"}
+	in := &Config{Version: Version, Role: RoleInit, Spec: &spec, Rootfs: Rootfs{Lower: []string{"/l"}, Upper: "/u", Work: "/w"}, DevShm: "/shm",
+		Seccomp: &SeccompFilter{Program: []byte{1, 2, 3, 4, 5, 6, 7, 8}, Flags: 1}}
 	for name, write := range map[string]func(*bytes.Buffer) error{
 		"WriteConfig": func(b *bytes.Buffer) error { return WriteConfig(b, in) },
 		"Write":       func(b *bytes.Buffer) error { return Write(b, in) },
@@ -95,6 +97,30 @@ func fill(v reflect.Value, depth int) {
 			if v.Type().Field(i).IsExported() {
 				fill(v.Field(i), depth+1)
 			}
+		}
+	}
+}
+
+func TestSeccompFilterRoundTrip(t *testing.T) {
+	prog := []unix.SockFilter{{Code: 0x20, K: 4}, {Code: 0x15, Jt: 1, Jf: 2, K: 0xc000003e}, {Code: 0x6, K: 0x7fff0000}}
+	var buf bytes.Buffer
+	if err := WriteConfig(&buf, &Config{Seccomp: NewSeccompFilter(prog, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	var out Config
+	if err := ReadConfig(&buf, &out); err != nil {
+		t.Fatal(err)
+	}
+	got, err := out.Seccomp.Instructions()
+	if err != nil || out.Seccomp.Flags != 2 {
+		t.Fatalf("Instructions = %v, flags %d", err, out.Seccomp.Flags)
+	}
+	if diff := cmp.Diff(prog, got); diff != "" {
+		t.Errorf("program (-sent +received)\n%s", diff)
+	}
+	for _, n := range []int{0, 7, 9, 8 * 4097} {
+		if _, err := (&SeccompFilter{Program: make([]byte, n)}).Instructions(); err == nil {
+			t.Errorf("a program of %d bytes: no error", n)
 		}
 	}
 }
