@@ -23,9 +23,10 @@ test-deps: ## Install the system packages the tests need too (QEMU, a kernel, co
 clients: ## Build crictl, critest, the kubelet, the node e2e suite, ginkgo and agnhost from their Go modules into _output/clients (cached; ~10 min the first time)
 	hack/clients.sh
 
-build: ## Build bin/crib (the daemon) and bin/crib-shim (what each pod runs), which must stay side by side
+build: ## Build bin/crib (the daemon), bin/crib-shim (what each pod runs) and bin/crib-init (each container's and exec's init), which must stay side by side
 	CGO_ENABLED=1 $(GO) build -trimpath -tags '$(BUILDTAGS)' -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/crib
 	CGO_ENABLED=1 $(GO) build -trimpath -tags '$(BUILDTAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)-shim ./cmd/crib-shim
+	CGO_ENABLED=1 $(GO) build -trimpath -tags '$(BUILDTAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)-init ./cmd/crib-init
 
 run: deps build ## Install what is missing, build, and serve the CRI on unix:///run/crib/crib.sock
 	$(BIN) daemon

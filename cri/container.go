@@ -22,6 +22,8 @@ type Containers interface {
 	Status(ctx context.Context, id string) (runtime.State, error)
 	List(ctx context.Context) ([]runtime.State, error)
 	Resolve(idOrPrefix string) (string, error)
+	// Record is a container's record, without a call to its shim.
+	Record(id string) (runtime.Container, error)
 	RootfsPath(id string) string
 	InSandbox(sandboxID string) []string
 	// Sandbox returns the id of a container's pod.

@@ -71,8 +71,13 @@ type ExecResult struct {
 }
 
 // ExecSync runs a process (OCI process spec, JSON) in a running container.
+// It asks nothing before the exec: the shim refuses a container that is
+// not running (FailedPrecondition), and does not know one never started.
 func (m *Manager) ExecSync(ctx context.Context, id string, process []byte, timeout time.Duration) (ExecResult, error) {
-	_, shim, err := m.shimOf(ctx, id)
+	c, shim, err := m.shimOf(ctx, id)
+	if errors.Is(err, errdefs.ErrNotFound) && c.ID != "" {
+		return ExecResult{}, fmt.Errorf("exec in container %s: it is not running, its pod's shim is gone: %w", id, errdefs.ErrFailedPrecondition)
+	}
 	if err != nil {
 		return ExecResult{}, fmt.Errorf("exec in container %s: %w", id, err)
 	}

@@ -148,6 +148,10 @@ func (m *Manager) get(id string) (Container, error) {
 	return Container{}, fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
 }
 
+// Record returns a container's record, what it was created with, without
+// asking its shim about its state.
+func (m *Manager) Record(id string) (Container, error) { return m.get(id) }
+
 // Resolve finds a container by full ID or unique ID prefix.
 func (m *Manager) Resolve(idOrPrefix string) (string, error) {
 	m.mu.Lock()

@@ -265,6 +265,19 @@ func TestLifecycle(t *testing.T) {
 	if _, err := m.ExecSync(ctx, c.ID, []byte(`{}`), time.Second); !errors.Is(err, errdefs.ErrFailedPrecondition) {
 		t.Fatalf("exec in a created container: %v", err)
 	}
+	// ExecSync asks no shim for the state first: a container whose pod's
+	// shim is gone is still not running, not unknown.
+	orphan := newContainer("gone", "web")
+	create(t, m, orphan)
+	if _, err := m.ExecSync(ctx, orphan.ID, []byte(`{}`), time.Second); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("exec in a container whose shim is gone: %v", err)
+	}
+	if rec, err := m.Record(orphan.ID); err != nil || rec.ID != orphan.ID {
+		t.Fatalf("Record = %+v, %v", rec, err)
+	}
+	if _, err := m.Remove(ctx, orphan.ID); err != nil {
+		t.Fatal(err)
+	}
 	if err := m.UpdateResources(ctx, c.ID, &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: ptr(int64(7))}}); err != nil {
 		t.Fatal(err)
 	}

@@ -235,11 +235,15 @@ func (r statsReader) OpenFilesLimit(pid int) (uint64, bool) {
 }
 
 // openPods wires pods and containers: the sealed crib-shim binary the
-// shims run from (and start containers and execs from), pod records and
-// their shims, container records.
+// shims run from (and their pause processes), the sealed crib-init beside
+// it that containers and execs start from, pod records and their shims,
+// container records.
 func openPods(cfg config.Config, network cni.Network, cg manager.Manager, shimSrc string, obs shimclient.Observer) (*sandbox.Manager, *shimclient.Shims, *runtime.Manager, error) {
 	bin, err := launch.SealBinary(shimSrc, filepath.Join(cfg.State, "bin"))
 	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := sealInit(filepath.Dir(shimSrc), filepath.Dir(bin)); err != nil {
 		return nil, nil, nil, err
 	}
 	store, err := sandbox.OpenStore(filepath.Join(cfg.Root, "pods"))
@@ -351,6 +355,27 @@ func lockDir(dir string) (*os.File, error) {
 func systemdRunning() bool {
 	fi, err := os.Lstat("/run/systemd/system")
 	return err == nil && fi.IsDir()
+}
+
+// sealInit seals crib-init, when it is installed beside crib-shim, beside
+// crib-shim's sealed view, where the launcher looks for it. Without it
+// containers start from crib-shim's "init" command, which works but costs
+// each start and exec about 0.6 ms more (the shim's package initialisers).
+func sealInit(srcDir, sealDir string) error {
+	src := filepath.Join(srcDir, launch.InitBinaryName)
+	if err := unix.Access(src, unix.X_OK); err != nil {
+		klog.Background().Info("Containers start from crib-shim: crib-init is not installed beside it (make build)", "path", src, "err", err.Error())
+		// A view sealed by an earlier install would still be found.
+		stale := filepath.Join(sealDir, launch.InitBinaryName)
+		for unix.Unmount(stale, unix.MNT_DETACH) == nil {
+		}
+		if err := os.Remove(stale); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove stale %s: %w", stale, err)
+		}
+		return nil
+	}
+	_, err := launch.SealBinary(src, sealDir)
+	return err
 }
 
 // shimBinary is crib-shim, installed next to the daemon's binary.

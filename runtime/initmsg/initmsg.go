@@ -5,7 +5,8 @@
 //
 // Sequence for role "init":
 //
-//	launcher → init   Config
+//	launcher → init   Config (WriteConfig, ReadConfig: the spec without
+//	                  what the init never reads, see specWire)
 //	init → launcher   Message{Type: Ready}       (everything set up, about to wait)
 //	                  or Message{Type: Error, …} (then init exits non-zero)
 //	launcher → init   Message{Type: Start}
@@ -69,6 +70,10 @@ type Config struct {
 	// DevShm, when set, is a host path bind-mounted at /dev/shm (the pod's
 	// shared one) instead of a fresh tmpfs.
 	DevShm string `json:"devShm,omitempty"`
+	// Seccomp, when set, is the process's seccomp filter, compiled from a
+	// profile the spec then leaves out (Spec.Linux.Seccomp nil): init
+	// refuses a config with both.
+	Seccomp *SeccompFilter `json:"seccompFilter,omitempty"`
 }
 
 // Rootfs describes an overlay rootfs.

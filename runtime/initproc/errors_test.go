@@ -120,6 +120,17 @@ func TestErrors(t *testing.T) {
 		name:   "unknown rlimit",
 		mutate: func(c *initmsg.Config) { c.Spec.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOPE"}} },
 		step:   "rlimit", contains: "RLIMIT_NOPE",
+	}, {
+		name: "seccomp profile and compiled filter",
+		mutate: func(c *initmsg.Config) {
+			c.Spec.Linux.Seccomp = denyMkdir()
+			c.Seccomp = &initmsg.SeccompFilter{Program: make([]byte, 8)}
+		},
+		step: "seccomp", contains: "both a seccomp profile and a compiled filter",
+	}, {
+		name:   "compiled filter cut short",
+		mutate: func(c *initmsg.Config) { c.Seccomp = &initmsg.SeccompFilter{Program: make([]byte, 12)} },
+		step:   "seccomp", contains: "seccomp filter of 12 bytes",
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -98,7 +98,7 @@ func Run() error {
 		return report(pipe, fail(stepFds, "", err))
 	}
 	var cfg initmsg.Config
-	if err := initmsg.Read(pipe, &cfg); err != nil {
+	if err := initmsg.ReadConfig(pipe, &cfg); err != nil {
 		return report(pipe, fail(stepConfig, "", fmt.Errorf("read init config: %w", err)))
 	}
 	proc, err := prepare(&cfg)
@@ -156,6 +156,11 @@ func prepare(cfg *initmsg.Config) (*process, error) {
 	if err := validate(cfg); err != nil {
 		return nil, err
 	}
+	// Before anything changed: a bad profile or program fails here.
+	filter, err := seccompFilter(cfg)
+	if err != nil {
+		return nil, err
+	}
 	// Modes of what init creates (dirs, device nodes) must be exactly the
 	// ones asked for; the user's umask is set just before execve.
 	unix.Umask(0)
@@ -168,7 +173,7 @@ func prepare(cfg *initmsg.Config) (*process, error) {
 	if err := applyLSM(cfg.Spec.Process, lsm.Proc{Dir: "/proc"}); err != nil {
 		return nil, err
 	}
-	return setupProcess(cfg.Spec, cfg.Role == initmsg.RoleInit, lastCap)
+	return setupProcess(cfg.Spec, cfg.Role == initmsg.RoleInit, lastCap, filter)
 }
 
 // validate rejects configs init cannot honour. Security features that are
@@ -188,6 +193,8 @@ func validate(cfg *initmsg.Config) error {
 		return bad(stepConfig, "process has no args")
 	case cfg.Role == initmsg.RoleInit && (cfg.Spec.Root == nil || cfg.Spec.Root.Path == ""):
 		return bad(stepRootfs, "init config has no root path")
+	case cfg.Seccomp != nil && cfg.Spec.Linux != nil && cfg.Spec.Linux.Seccomp != nil:
+		return bad(stepSeccomp, "init config has both a seccomp profile and a compiled filter")
 	}
 	if l := cfg.Spec.Linux; l != nil {
 		// Filesystems take a context= option without complaint where

@@ -13,6 +13,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/crib-runtime/crib/internal/seccomp"
 )
 
 // process is what init execs once the launcher says Start.
@@ -45,14 +47,10 @@ var rlimitNames = map[string]int{
 // changes), the user and groups with PR_SET_KEEPCAPS so capabilities
 // survive, the other capability sets, the working directory (as the user,
 // since it must be reachable by the user), then resolves the executable.
-// The seccomp filter is compiled first, so that a bad profile fails before
-// anything changed, and loaded by exec.
-func setupProcess(spec *specs.Spec, isInit bool, lastCap int) (*process, error) {
+// The seccomp filter (nil: none) was compiled first, so that a bad profile
+// failed before anything changed; exec loads it.
+func setupProcess(spec *specs.Spec, isInit bool, lastCap int, filter *seccomp.Filter) (*process, error) {
 	p := spec.Process
-	filter, err := compileSeccomp(spec)
-	if err != nil {
-		return nil, err
-	}
 	plan := &seccompPlan{filter: filter}
 	for _, rl := range p.Rlimits {
 		if err := setRlimit(rl); err != nil {

@@ -70,7 +70,33 @@ func (r *root) mkdirAll(p string) (int, error) {
 	if !errors.Is(err, unix.ENOENT) {
 		return fd, err
 	}
+	if fd, err := r.mkdirLast(p); err == nil {
+		return fd, nil
+	}
 	return r.walkCreate(cleanIn(p))
+}
+
+// mkdirLast is mkdirAll's fast path, for the common case of a missing last
+// component (a mount point such as /dev/pts or one cgroup hierarchy's
+// directory): the parent is resolved in the rootfs, the name made in it,
+// and the result resolved in the rootfs again, three calls where the walk
+// makes a dozen. Anything else (a missing parent, a dangling symlink, a
+// racer) fails here and takes the walk, which handles it.
+func (r *root) mkdirLast(p string) (int, error) {
+	dir, base := path.Split(cleanIn(p))
+	if base == "" {
+		return -1, unix.EEXIST
+	}
+	parent, err := r.open(dir, unix.O_DIRECTORY, 0)
+	if err != nil {
+		return -1, err
+	}
+	err = unix.Mkdirat(parent, base, 0o755)
+	unix.Close(parent)
+	if err != nil {
+		return -1, err
+	}
+	return r.open(p, unix.O_DIRECTORY, 0)
 }
 
 // walkCreate is mkdirAll's slow path. See the type's comment.

@@ -27,6 +27,19 @@ type seccompPlan struct {
 	final  *capSets // nil: the capabilities are already the final ones
 }
 
+// seccompFilter is the config's filter: the one its launcher compiled, or
+// the spec's profile compiled here (validate refused a config with both).
+func seccompFilter(cfg *initmsg.Config) (*seccomp.Filter, error) {
+	if cfg.Seccomp == nil {
+		return compileSeccomp(cfg.Spec)
+	}
+	prog, err := cfg.Seccomp.Instructions()
+	if err != nil {
+		return nil, fail(stepSeccomp, "", err)
+	}
+	return &seccomp.Filter{Program: prog, Flags: cfg.Seccomp.Flags}, nil
+}
+
 // compileSeccomp compiles the spec's filter, if any, and sends each
 // warning (a system call this architecture lacks) to the launcher's log.
 func compileSeccomp(spec *specs.Spec) (*seccomp.Filter, error) {

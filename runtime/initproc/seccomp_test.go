@@ -7,6 +7,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/crib-runtime/crib/internal/seccomp"
 	"github.com/crib-runtime/crib/runtime/initmsg"
 )
 
@@ -60,6 +61,23 @@ func TestSeccompWithNoNewPrivs(t *testing.T) {
 	if got := statusField(section(out, "status"), "NoNewPrivs"); got != "1" {
 		t.Errorf("NoNewPrivs = %q, want 1", got)
 	}
+}
+
+// A filter its launcher compiled (a shim's, for an exec) is loaded as
+// the profile would be.
+func TestSeccompCompiledByLauncher(t *testing.T) {
+	rootfs := busyboxRootfs(t, t.TempDir())
+	spec := baseSpec(rootfs, seccompScript)
+	spec.Process.User = specs.User{UID: 1000, GID: 1000}
+	spec.Process.NoNewPrivileges = true
+	spec.Process.Cwd = "/tmp"
+	spec.Process.Capabilities = &specs.LinuxCapabilities{}
+	f, err := seccomp.Compile(denyMkdir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := mustRun(t, initmsg.Config{Spec: spec, Seccomp: initmsg.NewSeccompFilter(f.Program, f.Flags)})
+	checkFiltered(t, out)
 }
 
 // Without no_new_privs, loading needs CAP_SYS_ADMIN: init keeps it only

@@ -23,7 +23,9 @@ import (
 
 // Options describe one process to start.
 type Options struct {
-	// Binary is the crib binary to re-execute (see SealedBinary).
+	// Binary is the crib binary to re-execute (see SealedBinary); roles
+	// init and exec run the sealed crib-init beside it instead, when there
+	// is one (InitBinaryName).
 	Binary string
 	// Role is nsproto.RoleInit, RoleExec or RolePause.
 	Role uint32
@@ -141,7 +143,7 @@ func Start(ctx context.Context, o Options) (started *Process, retErr error) {
 // then namespace files, then cgroup placement files.
 func (p *Process) spawn(o Options, childSock, logW *os.File) (*exec.Cmd, error) {
 	cmd := &exec.Cmd{
-		Path: o.Binary,
+		Path: binaryFor(o),
 		Args: []string{"crib", "init"},
 		// A Go init lives for a few milliseconds on one locked thread:
 		// one P, no GC, no heap profiling save ~0.3 ms of its start. The
@@ -165,7 +167,7 @@ func (p *Process) spawn(o Options, childSock, logW *os.File) (*exec.Cmd, error) 
 		}
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s init: %w", o.Binary, err)
+		return nil, fmt.Errorf("start %s init: %w", cmd.Path, err)
 	}
 	return cmd, nil
 }
@@ -355,7 +357,7 @@ func (p *Process) configure(cfg *initmsg.Config) error {
 	if cfg == nil {
 		return errors.New("launch: roles init and exec need a Config")
 	}
-	if err := initmsg.Write(p.sock, cfg); err != nil {
+	if err := initmsg.WriteConfig(p.sock, cfg); err != nil {
 		return err
 	}
 	if cfg.Spec != nil && cfg.Spec.Process != nil && cfg.Spec.Process.Terminal {

@@ -12,6 +12,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/crib-runtime/crib/internal/statefile"
+	"github.com/crib-runtime/crib/runtime/initmsg"
 	"github.com/crib-runtime/crib/runtime/launch"
 	"github.com/crib-runtime/crib/runtime/shim/crilog"
 	"github.com/crib-runtime/crib/runtime/shimapi"
@@ -30,6 +31,11 @@ type container struct {
 	// seccomp is the container's filter (nil: none), which every exec in
 	// it loads too.
 	seccomp *specs.LinuxSeccomp
+	// execFilter is seccomp compiled for the execs, once (execFilterOnce),
+	// or the compile's error: see execSeccomp.
+	execFilterOnce sync.Once
+	execFilter     *initmsg.SeccompFilter
+	execFilterErr  error
 
 	// mu guards the fields below.
 	mu     sync.Mutex

@@ -17,6 +17,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/crib-runtime/crib/internal/seccomp"
 	"github.com/crib-runtime/crib/nsexec/nsproto"
 	"github.com/crib-runtime/crib/runtime/initmsg"
 	"github.com/crib-runtime/crib/runtime/launch"
@@ -105,8 +106,13 @@ func (s *service) execSync(ctx context.Context, c *container, proc *specs.Proces
 // stdio and lets it run. The output copiers run until wait drains them.
 func (s *service) startExecProc(ctx context.Context, c *container, proc *specs.Process, st execStreams) (_ *execProc, retErr error) {
 	e := &execProc{exit: make(chan unix.WaitStatus, 1)}
+	filter, err := s.execSeccomp(c)
+	if err != nil {
+		return nil, err
+	}
 	o := launch.Options{Role: nsproto.RoleExec, Place: s.classPlacer(c.class, c.id),
-		Config: &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleExec, Spec: &specs.Spec{Process: proc, Linux: &specs.Linux{Seccomp: c.seccomp}}}}
+		Config: &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleExec,
+			Spec: &specs.Spec{Process: proc, Linux: &specs.Linux{}}, Seccomp: filter}}
 	o = s.launchOptions(o, c.id)
 	var child []*os.File
 	closeChild := func() {
@@ -204,6 +210,29 @@ func (e *execProc) closeParents() {
 			_ = f.Close()
 		}
 	}
+}
+
+// execSeccomp returns c's seccomp filter (nil: none) compiled for its
+// execs, once per container, here: handed compiled to the init of each
+// exec, the profile is not decoded and compiled again in every one of
+// those fresh processes (~0.45 ms for RuntimeDefault). The container's
+// own init compiled the same profile, and its warnings, at its start.
+func (s *service) execSeccomp(c *container) (*initmsg.SeccompFilter, error) {
+	c.execFilterOnce.Do(func() {
+		if c.seccomp == nil {
+			return
+		}
+		f, err := seccomp.Compile(c.seccomp)
+		if err != nil {
+			c.execFilterErr = fmt.Errorf("compile seccomp filter: %w", err)
+			return
+		}
+		for _, w := range f.Warnings {
+			s.logger.Info("Compiled the container's seccomp filter for execs with a warning", "containerID", c.id, "warning", w)
+		}
+		c.execFilter = initmsg.NewSeccompFilter(f.Program, f.Flags)
+	})
+	return c.execFilter, c.execFilterErr
 }
 
 // startExec launches the process into the container's namespaces, opened

@@ -97,7 +97,8 @@ func trueSpec() *specs.Spec {
 // namespaces, a new cgroup and a busybox rootfs, on one bundle:
 //
 //   - crib: the launcher in process, as crib's per-pod shim runs it for every
-//     container (cgroup create, setns path, Go init, exec, wait, cgroup remove);
+//     container (cgroup create, setns path with the process born in its
+//     cgroup, Go init, exec, wait, cgroup remove);
 //   - crib-run-oci: the same through the `crib run-oci` command, which adds
 //     the start of a crib process per container;
 //   - runc: Debian's `runc run`, one runc process per container as
@@ -140,8 +141,16 @@ func runLoop(b *testing.B, cmd func(id string) *exec.Cmd) {
 
 // launcherLoop runs the bundle's spec through runtime/launch in this process.
 func launcherLoop(b *testing.B, dir, state string) {
-	bin, err := launch.SealBinary(harness.ShimBinary(), filepath.Join(state, "bin")) // what shims launch from
+	// A directory of its own: crib run-oci seals crib in state/bin, and
+	// must not find this loop's crib-init beside it.
+	sealDir := filepath.Join(state, "shim-bin")
+	b.Cleanup(func() { _ = launch.UnsealBinary(sealDir) })
+	bin, err := launch.SealBinary(harness.ShimBinary(), sealDir) // what shims launch from
 	if err != nil {
+		b.Fatal(err)
+	}
+	// Sealed beside it, as the daemon does: what inits start from.
+	if _, err := launch.SealBinary(harness.InitBinary(), sealDir); err != nil {
 		b.Fatal(err)
 	}
 	spec := trueSpec()
@@ -169,13 +178,20 @@ func launcherLoop(b *testing.B, dir, state string) {
 			retErr = errors.Join(retErr, cg.Remove(path))
 			phases[4] = append(phases[4], time.Since(t))
 		}()
+		// Born in its cgroup, as the shim starts a container (stage 0 joins
+		// it before the clone; clone3 into it on cgroup v2).
+		pl, err := cg.Placement(path)
+		if err != nil {
+			return err
+		}
+		defer pl.Close()
 		var placed time.Time
 		p, err := launch.Start(context.Background(), launch.Options{
-			Binary: bin, Role: nsproto.RoleInit, New: newNS,
-			Place: func(pid int) error {
-				phases[0] = append(phases[0], time.Since(t0)) // cgroup + spawn + nsexec stage 0
-				defer func() { placed = time.Now() }()
-				return cg.AddProc(path, pid)
+			Binary: bin, Role: nsproto.RoleInit, New: newNS, Cgroup: pl,
+			Place: func(int) error {
+				placed = time.Now()
+				phases[0] = append(phases[0], placed.Sub(t0)) // cgroup + spawn + nsexec stage 0
+				return nil
 			},
 			Config: &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleInit, Spec: spec},
 			Stdin:  devnull, Stdout: devnull, Stderr: devnull,

@@ -37,6 +37,9 @@ func Binary() string { return cribBin }
 // ShimBinary is the crib-shim binary next to it.
 func ShimBinary() string { return filepath.Join(filepath.Dir(cribBin), "crib-shim") }
 
+// InitBinary is the crib-init binary next to it.
+func InitBinary() string { return filepath.Join(filepath.Dir(cribBin), "crib-init") }
+
 // Main is a TestMain: it takes the binary from $CRIB_BIN or builds one, then
 // runs the tests.
 func Main(m *testing.M) int {
@@ -50,8 +53,8 @@ func Main(m *testing.M) int {
 		defer os.RemoveAll(dir)
 		cribBin = filepath.Join(dir, "crib")
 		// The flags of `make build`: static binaries, as shipped; the
-		// daemon finds crib-shim next to itself.
-		for _, name := range []string{"crib", "crib-shim"} {
+		// daemon finds crib-shim and crib-init next to itself.
+		for _, name := range []string{"crib", "crib-shim", "crib-init"} {
 			out, err := exec.Command("go", "build", "-tags", "netgo,osusergo", "-ldflags", "-extldflags=-static",
 				"-o", filepath.Join(dir, name), "github.com/crib-runtime/crib/cmd/"+name).CombinedOutput()
 			if err != nil {
