@@ -56,12 +56,14 @@ cluster: test-deps ## The local cluster's e2e tests, not in make test (test/clus
 	$(GO) vet -tags cluster ./test/cluster/
 	CRIB_CLUSTER_NO_BUILD=1 $(GO) test -tags cluster -count=1 -timeout 20m $(TESTFLAGS) ./test/cluster/
 
-bench: test-deps build clients ## Benchmarks for docs/benchmarks.md: pull vs containerd, container start vs runc, pod lifecycle, pod density with 4 workers, where an idle pod's memory goes, kubelet pod start, a one-node cluster scaled to 20 pods, unpack, cgroup stats
+bench: test-deps build clients ## Benchmarks for docs/benchmarks.md: pull vs containerd, container start vs runc, pod lifecycle, pod density with 4 workers, exec latency, where an idle pod's memory goes (and with 1, 4, 16 pods per shim), kubelet pod start, a one-node cluster scaled to 20 pods, unpack, cgroup stats
 	CRIB_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench Pull -benchtime $(or $(BENCHTIME),10x) -count 3 ./test/bench/
 	CRIB_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench RunTrue -benchtime 100x -count 3 ./test/bench/
 	CRIB_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench PodLifecycle -benchtime 50x -count 2 ./test/bench/
 	CRIB_BIN=$(abspath $(BIN)) CRIB_DENSITY_PODS=50 $(GO) test -run '^$$' -bench PodDensity -benchtime 1x -v -timeout 30m ./test/bench/
+	CRIB_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench Exec -benchtime 50x -count 3 ./test/bench/
 	CRIB_BIN=$(abspath $(BIN)) CRIB_PODMEM_PODS=50 $(GO) test -run '^$$' -bench PodMemory -benchtime 1x -v ./test/bench/
+	for k in 1 4 16; do CRIB_PODS_PER_SHIM=$$k CRIB_BIN=$(abspath $(BIN)) CRIB_PODMEM_PODS=50 $(GO) test -run '^$$' -bench 'PodMemory/pid=CONTAINER' -benchtime 1x -v ./test/bench/ || exit 1; done
 	CRIB_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench KubeletPodStart -benchtime 5x -count 1 -timeout 20m ./test/bench/
 	hack/local-cluster.sh build
 	CRIB_CLUSTER_NO_BUILD=1 $(GO) test -tags cluster -run '^$$' -bench ClusterScale20 -benchtime 3x -count 1 -timeout 25m ./test/cluster/
