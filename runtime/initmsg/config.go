@@ -62,7 +62,11 @@ type linuxWire struct {
 // WriteConfig sends cfg as one message, with only the parts of its spec
 // that the init reads (see specWire and linuxWire).
 func WriteConfig(w io.Writer, cfg *Config) error {
-	return Write(w, configWire{Version: cfg.Version, Role: cfg.Role, Spec: toWire(cfg.Spec), Rootfs: cfg.Rootfs,
+	v := cfg.Version
+	if cfg.Seccomp != nil {
+		v = VersionSeccompFilter
+	}
+	return Write(w, configWire{Version: v, Role: cfg.Role, Spec: toWire(cfg.Spec), Rootfs: cfg.Rootfs,
 		DevShm: cfg.DevShm, Seccomp: cfg.Seccomp})
 }
 

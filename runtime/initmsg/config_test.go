@@ -2,6 +2,7 @@ package initmsg
 
 import (
 	"bytes"
+	"encoding/json"
 	"reflect"
 	"testing"
 
@@ -22,7 +23,7 @@ var notForInit = []cmp.Option{
 func TestConfigCarriesWhatInitReads(t *testing.T) {
 	var spec specs.Spec
 	fill(reflect.ValueOf(&spec).Elem(), 0)
-	in := &Config{Version: Version, Role: RoleInit, Spec: &spec, Rootfs: Rootfs{Lower: []string{"/l"}, Upper: "/u", Work: "/w"}, DevShm: "/shm",
+	in := &Config{Version: VersionSeccompFilter, Role: RoleInit, Spec: &spec, Rootfs: Rootfs{Lower: []string{"/l"}, Upper: "/u", Work: "/w"}, DevShm: "/shm",
 		Seccomp: &SeccompFilter{Program: []byte{1, 2, 3, 4, 5, 6, 7, 8}, Flags: 1}}
 	for name, write := range map[string]func(*bytes.Buffer) error{
 		"WriteConfig": func(b *bytes.Buffer) error { return WriteConfig(b, in) },
@@ -104,8 +105,16 @@ func fill(v reflect.Value, depth int) {
 func TestSeccompFilterRoundTrip(t *testing.T) {
 	prog := []unix.SockFilter{{Code: 0x20, K: 4}, {Code: 0x15, Jt: 1, Jf: 2, K: 0xc000003e}, {Code: 0x6, K: 0x7fff0000}}
 	var buf bytes.Buffer
-	if err := WriteConfig(&buf, &Config{Seccomp: NewSeccompFilter(prog, 2)}); err != nil {
+	if err := WriteConfig(&buf, &Config{Version: Version, Seccomp: NewSeccompFilter(prog, 2)}); err != nil {
 		t.Fatal(err)
+	}
+	// An init from before the field must refuse the config, not run the
+	// process without its filter: the version says it.
+	var old struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal(buf.Bytes()[4:], &old); err != nil || old.Version != VersionSeccompFilter {
+		t.Fatalf("a config with a compiled filter went as version %d (%v), want %d", old.Version, err, VersionSeccompFilter)
 	}
 	var out Config
 	if err := ReadConfig(&buf, &out); err != nil {

@@ -39,7 +39,14 @@ import (
 )
 
 // Version is bumped on any incompatible change of Config or Message.
-const Version = 1
+// Version 2 is a config with a compiled seccomp filter (Config.Seccomp):
+// an init of version 1 would not know the field and run the process
+// unfiltered, so WriteConfig sends such a config as version 2, which it
+// refuses. Other configs still go as version 1, which both accept.
+const (
+	Version              = 1
+	VersionSeccompFilter = 2
+)
 
 // Environment variables the launcher sets for crib init.
 const (

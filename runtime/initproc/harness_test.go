@@ -98,7 +98,7 @@ func runInitLeaking(t *testing.T, cfg initmsg.Config, cloneflags uintptr, leak [
 	defer timer.Stop()
 
 	var res result
-	if err := initmsg.Write(parent, cfg); err != nil {
+	if err := initmsg.WriteConfig(parent, &cfg); err != nil {
 		t.Fatal(err)
 	}
 	var msg initmsg.Message

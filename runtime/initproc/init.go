@@ -183,8 +183,10 @@ func validate(cfg *initmsg.Config) error {
 		return fail(step, "", fmt.Errorf(format, a...))
 	}
 	switch {
-	case cfg.Version != initmsg.Version:
-		return bad(stepConfig, "init config version %d, want %d", cfg.Version, initmsg.Version)
+	case cfg.Version != initmsg.Version && cfg.Version != initmsg.VersionSeccompFilter:
+		return bad(stepConfig, "init config version %d, want %d or %d", cfg.Version, initmsg.Version, initmsg.VersionSeccompFilter)
+	case cfg.Seccomp != nil && cfg.Version != initmsg.VersionSeccompFilter:
+		return bad(stepSeccomp, "init config version %d carries a compiled seccomp filter, which needs version %d", cfg.Version, initmsg.VersionSeccompFilter)
 	case cfg.Role != initmsg.RoleInit && cfg.Role != initmsg.RoleExec:
 		return bad(stepConfig, "unknown init role %q", cfg.Role)
 	case cfg.Spec == nil || cfg.Spec.Process == nil:

@@ -126,3 +126,19 @@ func TestSeccompExecRole(t *testing.T) {
 		t.Fatalf("exec role output %q: want the filter, and mkdir failing with EXDEV", res.stdout)
 	}
 }
+
+// A compiled filter comes only in a config of version 2: an init that
+// predates the field refuses that version instead of running the process
+// unfiltered, and this one refuses a filter sent as version 1.
+func TestCompiledFilterNeedsItsVersion(t *testing.T) {
+	cfg := &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleExec,
+		Spec:    &specs.Spec{Process: &specs.Process{Args: []string{"true"}}},
+		Seccomp: &initmsg.SeccompFilter{Program: make([]byte, 8)}}
+	if err := validate(cfg); err == nil || !strings.Contains(err.Error(), "needs version 2") {
+		t.Errorf("a compiled filter in a version 1 config: %v", err)
+	}
+	cfg.Version = initmsg.VersionSeccompFilter
+	if err := validate(cfg); err != nil {
+		t.Errorf("a compiled filter in a version 2 config: %v", err)
+	}
+}
