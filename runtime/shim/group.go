@@ -28,6 +28,7 @@ import (
 // crash of the process ends every pod it serves (docs/architecture.md).
 type group struct {
 	ctx     context.Context
+	dir     string // the process's own; its pods' are beside it
 	binary  string // the sealed crib binary containers start from
 	cg      cgroups.Manager
 	host    *cgroups.Host
@@ -58,8 +59,10 @@ func (g *group) Serve(_ context.Context, r *shimapi.ServeRequest) (*shimapi.Empt
 	if !podID.MatchString(r.PodId) {
 		return nil, fmt.Errorf("serve pod %q: not a pod id: %w", r.PodId, errdefs.ErrInvalidArgument)
 	}
-	if !filepath.IsAbs(r.Dir) || filepath.Clean(r.Dir) != r.Dir {
-		return nil, fmt.Errorf("serve pod %s: directory %q is not a clean absolute path: %w", r.PodId, r.Dir, errdefs.ErrInvalidArgument)
+	// A pod's directory is its own, beside the process's: never another
+	// pod's, whose records load would rewrite.
+	if want := filepath.Join(filepath.Dir(g.dir), r.PodId[:16]); r.Dir != want {
+		return nil, fmt.Errorf("serve pod %s: directory %q, want %q: %w", r.PodId, r.Dir, want, errdefs.ErrInvalidArgument)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -90,9 +93,8 @@ func (g *group) startPod(id, dir string) (_ *podServer, retErr error) {
 	if err := os.MkdirAll(filepath.Join(dir, "containers"), 0o700); err != nil {
 		return nil, fmt.Errorf("pod's shim dir: %w", err)
 	}
-	if err := s.load(); err != nil {
-		return nil, err
-	}
+	// The socket's lock first: a process that serves the pod already keeps
+	// it, and its containers must not be taken for a dead shim's by load.
 	sock, err := listener.Listen(filepath.Join(dir, shimapi.SocketName), 0o600)
 	if err != nil {
 		return nil, err
@@ -103,6 +105,9 @@ func (g *group) startPod(id, dir string) (_ *podServer, retErr error) {
 			_ = l.Close()
 		}
 	}()
+	if err := s.load(); err != nil {
+		return nil, err
+	}
 	attach, err := s.serveAttach(dir)
 	if err != nil {
 		return nil, err

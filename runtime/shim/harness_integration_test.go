@@ -104,7 +104,10 @@ func unservedPod(t *testing.T) *pod {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &pod{t: t, id: randomID(), dir: t.TempDir(), groupDir: t.TempDir(), binary: sealed, cg: m,
+	// As under the daemon's shims directory: the process's directory and
+	// the pod's side by side.
+	shims, id := t.TempDir(), randomID()
+	p := &pod{t: t, id: id, dir: filepath.Join(shims, id[:16]), groupDir: filepath.Join(shims, "grp-test"), binary: sealed, cg: m,
 		cgroup: "/crib-test-shim-" + randomID()[:12], rootfs: busyboxRootfs(t)}
 	if err := m.Create(p.cgroup, nil); err != nil {
 		t.Fatal(err)
@@ -142,9 +145,11 @@ func (p *pod) spawn() {
 	})
 }
 
-// serveIn has the shim process on groupDir serve the pod, and connects.
+// serveIn has the shim process on groupDir serve the pod from a
+// directory beside groupDir, and connects.
 func (p *pod) serveIn(groupDir string) {
 	p.t.Helper()
+	p.dir = filepath.Join(filepath.Dir(groupDir), p.id[:16])
 	g := dialGroup(p.t, groupDir)
 	defer g.Close()
 	if _, err := g.Serve(context.Background(), &shimapi.ServeRequest{PodId: p.id, Dir: p.dir}); err != nil {

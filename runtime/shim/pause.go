@@ -51,13 +51,17 @@ func (s *service) StartPause(ctx context.Context, r *shimapi.StartPauseRequest) 
 		return nil, fmt.Errorf("start pause of pod %s: pid %d runs: %w", s.podID, s.pause.proc.Pid, errdefs.ErrAlreadyExists)
 	}
 	pp := &pauseProc{done: make(chan struct{})}
-	release := s.reaper.launching()
-	p, err := launch.Start(ctx, o)
-	if err == nil {
-		pp.proc = p
-		s.reaper.watch(p.Pid, func(ws unix.WaitStatus) { s.pauseExited(pp, ws) })
-	}
-	release()
+	p, err := func() (*launch.Process, error) {
+		// Released however the launch ends, a recovered panic included:
+		// every pod of the process reaps behind this lock.
+		defer s.reaper.launching()()
+		p, err := launch.Start(ctx, o)
+		if err == nil {
+			pp.proc = p
+			s.reaper.watch(p.Pid, func(ws unix.WaitStatus) { s.pauseExited(pp, ws) })
+		}
+		return p, err
+	}()
 	if err != nil {
 		return nil, fmt.Errorf("start pause of pod %s: %w", s.podID, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"k8s.io/klog/v2"
@@ -184,6 +185,8 @@ func (gs *groups) leave(ctx context.Context, id string) error {
 // A process that still serves pods (one the daemon lost count of) is
 // counted again instead.
 func (gs *groups) exit(ctx context.Context, g *group) error {
+	ctx, cancel := cleanupContext(ctx)
+	defer cancel()
 	c, err := shimapi.DialGroup(ctx, filepath.Join(g.dir, shimapi.GroupSocketName))
 	if err == nil {
 		_, err = c.Exit(ctx, &shimapi.Empty{})
@@ -237,6 +240,8 @@ func (gs *groups) countLocked(ctx context.Context) {
 // adoptLocked counts the process on dir and the pods it serves.
 func (gs *groups) adoptLocked(ctx context.Context, dir string) {
 	logger := klog.FromContext(ctx)
+	ctx, cancel := cleanupContext(ctx)
+	defer cancel()
 	c, err := shimapi.DialGroup(ctx, filepath.Join(dir, shimapi.GroupSocketName))
 	if errors.Is(err, shimapi.ErrShimGone) {
 		_ = os.RemoveAll(dir)
@@ -259,6 +264,13 @@ func (gs *groups) adoptLocked(ctx context.Context, dir string) {
 		gs.of[id] = g
 	}
 	gs.list = append(gs.list, g)
+}
+
+// cleanupContext bounds the calls that keep the counts true (counting a
+// process, ending one) by their own time, not by the RPC that led to them:
+// a RunPodSandbox past its deadline still gives back what it reserved.
+func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 }
 
 func randomHex() string {
