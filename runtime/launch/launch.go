@@ -46,6 +46,11 @@ type Options struct {
 	// RDT class, or its cgroup when Cgroup is nil. It runs before that
 	// process executes any instruction of its own.
 	Place func(pid int) error
+	// Bootstrapped, when set, learns the final process's pid once nsexec's
+	// stage 0 has been reaped (by pid): a caller that reaps other children
+	// meanwhile (a subreaper's waitid loop) may do so again from then on,
+	// keeping its hands off pid, which Start itself reaps if it fails.
+	Bootstrapped func(pid int)
 	// Config is sent to the Go init (roles init and exec).
 	Config *initmsg.Config
 	// Stdin, Stdout and Stderr become the process's fds 0, 1 and 2.
@@ -122,6 +127,9 @@ func Start(ctx context.Context, o Options) (started *Process, retErr error) {
 	}()
 	if err := p.bootstrap(o, cmd); err != nil {
 		return nil, err
+	}
+	if o.Bootstrapped != nil {
+		o.Bootstrapped(p.Pid)
 	}
 	if err := p.place(o); err != nil {
 		return nil, err

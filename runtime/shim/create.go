@@ -161,19 +161,20 @@ func (s *service) create(ctx context.Context, r *shimapi.CreateRequest, spec *sp
 // reaping pass can see it.
 func (s *service) start(ctx context.Context, c *container, o launch.Options) error {
 	kids := s.children() // before the launch side: StartPause takes them in the other order
-	release := s.reaper.launching()
-	defer release()
-	closeJoins, err := pinProcJoins(&o, kids)
+	l := s.reaper.launching()
+	defer l.done()
+	closeJoins, err := pinProcJoins(&o, kids, l)
 	if err != nil {
 		return err
 	}
 	defer closeJoins()
+	o.Bootstrapped = l.bootstrapped
 	p, err := launch.Start(ctx, o)
 	if err != nil {
 		return err
 	}
 	c.proc, c.rec.Pid = p, p.Pid
-	s.reaper.watch(p.Pid, func(ws unix.WaitStatus) { s.onExit(c, ws) })
+	l.watch(p.Pid, func(ws unix.WaitStatus) { s.onExit(c, ws) })
 	return nil
 }
 
@@ -183,13 +184,12 @@ var procNS = regexp.MustCompile(`^/proc/([0-9]+)/ns/[a-z_]+$`)
 // pinProcJoins opens the namespaces o joins through a process's /proc
 // entry (the pause's, for a pod-wide pid namespace; a target container's
 // init's, for pid mode TARGET) and joins them by those files. Each process
-// must be a live child of this shim, the pod's own: the caller holds the
-// reaper's launch side, so a child seen alive can neither be reaped nor
-// have its pid reused until the file is open. A pid that outlived its
-// process (a pause that died, its pid since taken) would otherwise hand
-// over some other process's namespace. Any other path under /proc is
-// refused.
-func pinProcJoins(o *launch.Options, kids children) (closeAll func(), err error) {
+// must be a live child of this shim, the pod's own, and is pinned by the
+// launch while its file opens: it can neither be reaped nor have its pid
+// reused meanwhile. A pid that outlived its process (a pause that died,
+// its pid since taken) would otherwise hand over some other process's
+// namespace. Any other path under /proc is refused.
+func pinProcJoins(o *launch.Options, kids children, l *launchHold) (closeAll func(), err error) {
 	var files []*os.File
 	closeAll = func() {
 		for _, f := range files {
@@ -207,11 +207,14 @@ func pinProcJoins(o *launch.Options, kids children) (closeAll func(), err error)
 			return nil, fmt.Errorf("join %s: a namespace under /proc must be /proc/<pid>/ns/<kind>: %w", ns.Path, errdefs.ErrInvalidArgument)
 		}
 		pid, _ := strconv.Atoi(m[1])
-		if !kids.alive(pid) {
+		unpin, pinned := l.pin(pid)
+		if !pinned || !kids.alive(pid) {
+			unpin()
 			closeAll()
 			return nil, fmt.Errorf("join %s: pid %d is not a running process of this pod: %w", ns.Path, pid, errdefs.ErrFailedPrecondition)
 		}
 		f, err := os.Open(ns.Path)
+		unpin()
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("join %s: %w", ns.Path, err)
@@ -236,9 +239,9 @@ func (s *service) children() children {
 }
 
 // alive reports whether pid is the pause or a container init, not yet
-// reaped. Preconditions: inside the reaper's launching, so the answer
-// holds until it is released (a child started since the snapshot is not
-// seen: it is not asked for).
+// reaped. Preconditions: pid pinned by the launch, so the answer holds
+// until it is unpinned (a child started since the snapshot is not seen: it
+// is not asked for).
 func (k children) alive(pid int) bool {
 	if pp := k.pause; pp != nil && pp.proc.Pid == pid {
 		select {

@@ -236,15 +236,17 @@ func (s *service) execSeccomp(c *container) (*initmsg.SeccompFilter, error) {
 }
 
 // startExec launches the process into the container's namespaces, opened
-// by fd from its init's /proc entry. Holding the launch side of the reaper
-// keeps the init's pid from being reaped (and reused) meanwhile.
+// by fd from its init's /proc entry. The launch pins the init's pid while
+// they open: it is neither reaped nor reused meanwhile.
 func (s *service) startExec(ctx context.Context, c *container, o launch.Options, e *execProc) (*launch.Process, error) {
-	release := s.reaper.launching()
-	defer release()
+	l := s.reaper.launching()
+	defer l.done()
 	c.mu.Lock()
 	pid, ok := c.rec.Pid, c.rec.Status == StatusRunning && !c.reaped
 	c.mu.Unlock()
-	if !ok {
+	unpin, pinned := l.pin(pid)
+	defer unpin()
+	if !ok || !pinned {
 		return nil, fmt.Errorf("container is not running: %w", errdefs.ErrFailedPrecondition)
 	}
 	pl, err := s.cg.Placement(c.cgroup)
@@ -262,16 +264,18 @@ func (s *service) startExec(ctx context.Context, c *container, o launch.Options,
 	if err != nil {
 		return nil, err
 	}
+	unpin() // the files name the namespaces now, whatever becomes of the init
 	for i, f := range files {
 		if f != nil {
 			o.Join = append(o.Join, launch.Namespace{Type: nsKinds[i].flag, File: f})
 		}
 	}
+	o.Bootstrapped = l.bootstrapped
 	p, err := launch.Start(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	s.reaper.watch(p.Pid, func(ws unix.WaitStatus) { e.exit <- ws })
+	l.watch(p.Pid, func(ws unix.WaitStatus) { e.exit <- ws })
 	return p, nil
 }
 

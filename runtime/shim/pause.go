@@ -52,13 +52,15 @@ func (s *service) StartPause(ctx context.Context, r *shimapi.StartPauseRequest) 
 	}
 	pp := &pauseProc{done: make(chan struct{})}
 	p, err := func() (*launch.Process, error) {
-		// Released however the launch ends, a recovered panic included:
-		// every pod of the process reaps behind this lock.
-		defer s.reaper.launching()()
+		// Ended however the launch ends, a recovered panic included: every
+		// pod of the process reaps behind it.
+		l := s.reaper.launching()
+		defer l.done()
+		o.Bootstrapped = l.bootstrapped
 		p, err := launch.Start(ctx, o)
 		if err == nil {
 			pp.proc = p
-			s.reaper.watch(p.Pid, func(ws unix.WaitStatus) { s.pauseExited(pp, ws) })
+			l.watch(p.Pid, func(ws unix.WaitStatus) { s.pauseExited(pp, ws) })
 		}
 		return p, err
 	}()

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,71 +17,223 @@ import (
 // hands the exits of pids the shim tracks (container inits, exec'd
 // processes, pause) to their callbacks.
 //
-// Starting a process goes through os/exec, which waits for its own child
-// (nsexec's stage 0) by pid. A wait4(-1) at that moment could take that
-// child's status away, so launches hold launchMu for reading and a reaping
-// pass holds it for writing: no pass runs during a launch, and a launch
-// registers its process before it lets go, so no exit is ever unclaimed.
+// A pass has two steps. First every tracked pid is waited for by pid,
+// unless held: nothing else waits for those. Then the other children (the
+// orphans) with waitid(P_ALL), which would also take the status of a
+// child that os/exec waits for by pid: nsexec's stage 0 of a launch in
+// progress. So launches hold launchMu for reading from before the fork
+// until stage 0 is reaped, and the second step runs only when it can take
+// it for writing (else the launch's end kicks another pass). The launch's
+// final process, known from then on, is held (never reaped) until its
+// launcher registers it with watch or gives up on it: no exit is ever
+// unclaimed. A launch that waits for its init (a slow exec, an init
+// throttled by its cgroup) holds nothing else: the other pods of the
+// process, and the launches of the other pods, go on.
 type reaper struct {
 	launchMu sync.RWMutex
 
-	// mu guards waiters.
+	// mu guards waiters and held.
 	mu      sync.Mutex
 	waiters map[int]func(unix.WaitStatus)
+	held    map[int]int // pid: holds; never reaped while held
 
 	sigs chan os.Signal
+	kick chan struct{}
 }
 
 func newReaper() *reaper {
-	r := &reaper{waiters: map[int]func(unix.WaitStatus){}, sigs: make(chan os.Signal, 1)}
+	r := &reaper{waiters: map[int]func(unix.WaitStatus){}, held: map[int]int{},
+		sigs: make(chan os.Signal, 1), kick: make(chan struct{}, 1)}
 	signal.Notify(r.sigs, unix.SIGCHLD)
 	go r.run()
 	return r
 }
 
 func (r *reaper) run() {
-	for range r.sigs {
+	for {
+		select {
+		case <-r.sigs:
+		case <-r.kick:
+		}
 		r.reap()
 	}
 }
 
-// launching takes the launch side of launchMu; call the returned func
-// once the started process is registered with watch.
-func (r *reaper) launching() func() {
+// kickPass asks for a pass: a hold ended or a launch bootstrapped, and an
+// exit a pass skipped may be waiting.
+func (r *reaper) kickPass() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// launchHold is one launch's hold on the reaper: from launching until done.
+type launchHold struct {
+	r        *reaper
+	rlocked  bool
+	held     []int
+	released bool
+}
+
+// launching starts a launch: call bootstrapped (launch.Options.
+// Bootstrapped) once stage 0 is reaped, watch to register the started
+// process, and done at the end, however the launch went.
+func (r *reaper) launching() *launchHold {
 	r.launchMu.RLock()
-	return r.launchMu.RUnlock
+	return &launchHold{r: r, rlocked: true}
+}
+
+// bootstrapped holds the launch's final process, pid, and lets the
+// orphans be reaped again.
+func (l *launchHold) bootstrapped(pid int) {
+	l.r.mu.Lock()
+	l.r.held[pid]++
+	l.r.mu.Unlock()
+	l.held = append(l.held, pid)
+	l.unlock()
+}
+
+// pin holds pid, a tracked process not reaped yet, and reports whether it
+// was one: until release (or done), it cannot be reaped, so its pid names
+// it (its /proc entry is its own).
+func (l *launchHold) pin(pid int) (release func(), ok bool) {
+	r := l.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, tracked := r.waiters[pid]; !tracked {
+		return func() {}, false
+	}
+	r.held[pid]++
+	var once sync.Once
+	return func() { once.Do(func() { r.unhold(pid) }) }, true
 }
 
 // watch registers fn to run (on the reaper's goroutine, so briefly) when
-// pid exits. Preconditions: inside launching, so pid cannot have been
-// reaped yet.
-func (r *reaper) watch(pid int, fn func(unix.WaitStatus)) {
-	r.mu.Lock()
-	r.waiters[pid] = fn
-	r.mu.Unlock()
+// pid, the launch's process, exits; it is held until done.
+func (l *launchHold) watch(pid int, fn func(unix.WaitStatus)) {
+	l.r.mu.Lock()
+	l.r.waiters[pid] = fn
+	l.r.mu.Unlock()
 }
 
-// reap waits for every child that has exited. A single SIGCHLD may stand
-// for many exits (signals coalesce), hence the loop until none is left.
+// done ends the launch: its holds go, and a pass runs for what they kept.
+func (l *launchHold) done() {
+	if l.released {
+		return
+	}
+	l.released = true
+	l.unlock()
+	for _, pid := range l.held {
+		l.r.unhold(pid)
+	}
+}
+
+func (l *launchHold) unlock() {
+	if l.rlocked {
+		l.rlocked = false
+		l.r.launchMu.RUnlock()
+		l.r.kickPass()
+	}
+}
+
+func (r *reaper) unhold(pid int) {
+	r.mu.Lock()
+	if r.held[pid]--; r.held[pid] <= 0 {
+		delete(r.held, pid)
+	}
+	r.mu.Unlock()
+	r.kickPass()
+}
+
+// exit is one reaped child's status for its callback.
+type exit struct {
+	fn func(unix.WaitStatus)
+	ws unix.WaitStatus
+}
+
+// reap waits for every child that has exited and may be reaped now. A
+// single SIGCHLD may stand for many exits (signals coalesce), hence the
+// loops until none is left.
 func (r *reaper) reap() {
-	r.launchMu.Lock()
-	defer r.launchMu.Unlock()
-	for {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-		if errors.Is(err, unix.EINTR) {
+	var exits []exit
+	r.mu.Lock()
+	for pid, fn := range r.waiters {
+		if r.held[pid] > 0 {
 			continue
 		}
-		if err != nil || pid <= 0 {
+		if ws, ok := waitPid(pid); ok {
+			delete(r.waiters, pid)
+			exits = append(exits, exit{fn, ws})
+		}
+	}
+	r.mu.Unlock()
+	for _, e := range exits {
+		e.fn(e.ws)
+	}
+	if !r.launchMu.TryLock() {
+		return // a launch is bootstrapping: its end kicks a pass
+	}
+	defer r.launchMu.Unlock()
+	for {
+		pid := nextExited()
+		if pid <= 0 {
 			return
 		}
 		r.mu.Lock()
+		if r.held[pid] > 0 {
+			// Its launcher (or a pin) has it: the children behind it wait
+			// for the pass the hold's end kicks.
+			r.mu.Unlock()
+			return
+		}
+		ws, ok := waitPid(pid)
 		fn := r.waiters[pid]
-		delete(r.waiters, pid)
+		if ok {
+			delete(r.waiters, pid)
+		}
 		r.mu.Unlock()
+		if !ok {
+			return // not ours to reap after all: the next pass sees again
+		}
 		if fn != nil {
 			fn(ws)
 		}
+	}
+}
+
+// waitPid reaps pid if it has exited.
+func waitPid(pid int) (unix.WaitStatus, bool) {
+	var ws unix.WaitStatus
+	for {
+		got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		return ws, err == nil && got == pid
+	}
+}
+
+// childInfo is the start of a siginfo_t as waitid fills it for a child on
+// 64-bit Linux: si_pid follows signo, errno and code, 8-byte aligned.
+type childInfo struct {
+	signo, errno, code, _ int32
+	pid                   int32
+	_                     [108]byte
+}
+
+// nextExited is an exited child, left unreaped (WNOWAIT), or 0 for none.
+func nextExited() int {
+	var info childInfo
+	for {
+		err := unix.Waitid(unix.P_ALL, 0, (*unix.Siginfo)(unsafe.Pointer(&info)), unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return 0
+		}
+		return int(info.pid)
 	}
 }
 

@@ -530,3 +530,76 @@ func TestJoinOnlyThePodsProcesses(t *testing.T) {
 	_, _ = p.client.Kill(ctx, &shimapi.KillRequest{Id: target, Signal: int32(unix.SIGKILL), All: true})
 	p.wait(target)
 }
+
+// TestSlowLaunchStallsNoOtherPod: an exec into a container whose cgroup is
+// frozen does not get past its start, and holds its launch for as long.
+// The other pod of the same process still starts a container, and that
+// container's exit is still recorded: a launch holds only what it needs
+// of the process's one reaper. (Before, it held the reaper itself: every
+// exit of every pod in the process waited for the slow launch.)
+func TestSlowLaunchStallsNoOtherPod(t *testing.T) {
+	a, b := newPod(t), unservedPod(t)
+	b.serveIn(a.groupDir)
+	id, _ := a.run("/bin/sleep", "1000")
+	freeze := filepath.Join("/sys/fs/cgroup/freezer", a.cgroup, id, "freezer.state")
+	frozen, thawed := "FROZEN", "THAWED"
+	if _, err := os.Stat(freeze); err != nil {
+		freeze, frozen, thawed = filepath.Join("/sys/fs/cgroup", a.cgroup, id, "cgroup.freeze"), "1", "0"
+	}
+	if err := os.WriteFile(freeze, []byte(frozen), 0); err != nil {
+		t.Fatalf("freeze the container: %v", err)
+	}
+	thaw := func() { _ = os.WriteFile(freeze, []byte(thawed), 0) }
+	defer thaw()
+	proc, _ := json.Marshal(specs.Process{Args: []string{"/bin/true"}, Cwd: "/", Env: []string{"PATH=/bin"}})
+	execDone := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		_, err := a.client.ExecSync(ctx, &shimapi.ExecSyncRequest{Id: id, Process: proc})
+		execDone <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // the exec's stage 0 is in the frozen cgroup
+
+	started := make(chan *shimapi.ContainerState, 1)
+	go func() {
+		// Not b.run: no Fatal off the test's goroutine.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		other := randomID()
+		spec, _ := json.Marshal(b.spec(other, "/bin/sh", "-c", "exit 3"))
+		var st *shimapi.ContainerState
+		if _, err := b.client.Create(ctx, &shimapi.CreateRequest{Id: other, Spec: spec}); err == nil {
+			if _, err := b.client.Start(ctx, &shimapi.ContainerRequest{Id: other}); err == nil {
+				st, _ = b.client.Wait(ctx, &shimapi.ContainerRequest{Id: other})
+			}
+		}
+		started <- st
+	}()
+	var other *shimapi.ContainerState
+	select {
+	case other = <-started:
+		if other == nil || other.ExitCode != 3 {
+			t.Errorf("the other pod's container: %v, want exit 3", other)
+		}
+	case <-time.After(15 * time.Second):
+		t.Error("the other pod's container did not start and exit within 15 s of a slow launch in the same process")
+	}
+	select {
+	case err := <-execDone:
+		t.Fatalf("the exec into a frozen container ended: %v", err)
+	default:
+	}
+	thaw()
+	select {
+	case err := <-execDone:
+		if err != nil {
+			t.Errorf("the exec after the thaw: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("the exec did not end after the thaw")
+	}
+	if other == nil {
+		<-started // the goroutine ends before the pods' cleanup
+	}
+}
