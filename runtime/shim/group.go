@@ -27,14 +27,10 @@ import (
 // the daemon talks to a pod the same way whichever process serves it; a
 // crash of the process ends every pod it serves (docs/architecture.md).
 type group struct {
-	ctx     context.Context
-	dir     string // the process's own; its pods' are beside it
-	binary  string // the sealed crib binary containers start from
-	cg      cgroups.Manager
-	host    *cgroups.Host
-	classes classPlacer
-	reaper  *reaper
-	logger  klog.Logger
+	shared
+	ctx    context.Context
+	dir    string // the process's own; its pods' are beside it
+	logger klog.Logger
 
 	// exit is closed by Exit; Run then stops.
 	exit chan struct{}
@@ -48,6 +44,15 @@ type group struct {
 }
 
 var _ shimapi.GroupService = (*group)(nil)
+
+// shared is what the pods of one process share.
+type shared struct {
+	binary  string // the sealed crib binary containers start from
+	cg      cgroups.Manager
+	host    *cgroups.Host
+	classes classPlacer
+	reaper  *reaper
+}
 
 // podID is what the daemon names pods by.
 var podID = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -87,7 +92,7 @@ func (g *group) Serve(_ context.Context, r *shimapi.ServeRequest) (*shimapi.Empt
 // startPod loads pod id's records from dir and serves its sockets there.
 func (g *group) startPod(id, dir string) (_ *podServer, retErr error) {
 	logger := g.logger.WithValues("podSandboxID", id)
-	s := &service{podID: id, dir: dir, binary: g.binary, cg: g.cg, host: g.host, classes: g.classes, reaper: g.reaper,
+	s := &service{shared: g.shared, podID: id, dir: dir,
 		logger: logger, containers: map[string]*container{}, reserved: map[string]bool{}}
 	s.release = func() { g.release(id) }
 	if err := os.MkdirAll(filepath.Join(dir, "containers"), 0o700); err != nil {

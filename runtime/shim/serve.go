@@ -174,7 +174,7 @@ func newGroup(ctx context.Context, cfg Config, logger klog.Logger) (_ *group, cl
 			retErr = errors.Join(retErr, cleanup())
 		}
 	}()
-	g := &group{ctx: ctx, dir: cfg.Dir, cg: cg, host: host, logger: logger, exit: make(chan struct{}), pods: map[string]*podServer{}}
+	g := &group{shared: shared{cg: cg, host: host}, ctx: ctx, dir: cfg.Dir, logger: logger, exit: make(chan struct{}), pods: map[string]*podServer{}}
 	if rc, err := openResctrl(cfg.Mountinfo); err != nil {
 		return nil, nil, err
 	} else if rc != nil {

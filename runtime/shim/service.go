@@ -18,7 +18,6 @@ import (
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
-	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/cgroups/ocires"
 	"github.com/crib-runtime/crib/internal/statefile"
 	"github.com/crib-runtime/crib/runtime/launch"
@@ -32,17 +31,13 @@ type classPlacer interface {
 	RemoveMonGroup(class, containerID string) error
 }
 
-// service implements shimapi.ShimService for one pod. binary, cg, host,
-// classes and reaper are the process's (group), shared by its pods.
+// service implements shimapi.ShimService for one pod, with what the
+// process's pods share.
 type service struct {
-	podID   string
-	dir     string // the pod's: sockets and container records
-	binary  string // the sealed crib binary containers start from
-	cg      cgroups.Manager
-	host    *cgroups.Host
-	classes classPlacer
-	reaper  *reaper
-	logger  klog.Logger
+	shared
+	podID  string
+	dir    string // the pod's: sockets and container records
+	logger klog.Logger
 	// release stops serving the pod (group.release), once: Shutdown.
 	release     func()
 	releaseOnce sync.Once
