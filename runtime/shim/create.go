@@ -174,7 +174,7 @@ func (s *service) start(ctx context.Context, c *container, o launch.Options) err
 		return err
 	}
 	c.proc, c.rec.Pid = p, p.Pid
-	l.watch(p.Pid, func(ws unix.WaitStatus) { s.onExit(c, ws) })
+	l.watch(p.Pid, c, func(ws unix.WaitStatus) { s.onExit(c, ws) })
 	return nil
 }
 
@@ -207,9 +207,10 @@ func pinProcJoins(o *launch.Options, kids children, l *launchHold) (closeAll fun
 			return nil, fmt.Errorf("join %s: a namespace under /proc must be /proc/<pid>/ns/<kind>: %w", ns.Path, errdefs.ErrInvalidArgument)
 		}
 		pid, _ := strconv.Atoi(m[1])
-		unpin, pinned := l.pin(pid)
-		if !pinned || !kids.alive(pid) {
-			unpin()
+		// Pinned as the pod's own process (released at the latest with the
+		// launch): not reaped, so pid is still that process.
+		unpin, pinned := l.pin(pid, kids.owner(pid))
+		if !pinned {
 			closeAll()
 			return nil, fmt.Errorf("join %s: pid %d is not a running process of this pod: %w", ns.Path, pid, errdefs.ErrFailedPrecondition)
 		}
@@ -238,28 +239,21 @@ func (s *service) children() children {
 	return children{pause: s.pause, containers: slices.Collect(maps.Values(s.containers))}
 }
 
-// alive reports whether pid is the pause or a container init, not yet
-// reaped. Preconditions: pid pinned by the launch, so the answer holds
-// until it is unpinned (a child started since the snapshot is not seen: it
-// is not asked for).
-func (k children) alive(pid int) bool {
+// owner is the pause or container init whose pid is pid, nil for none:
+// what the reaper tracks pid for, while it is not reaped (launchHold.pin).
+func (k children) owner(pid int) any {
 	if pp := k.pause; pp != nil && pp.proc.Pid == pid {
-		select {
-		case <-pp.done:
-			return false
-		default:
-			return true
-		}
+		return pp
 	}
 	for _, c := range k.containers {
 		c.mu.Lock()
-		ok := c.rec.Pid == pid && !c.reaped
+		ok := c.rec.Pid == pid
 		c.mu.Unlock()
 		if ok {
-			return true
+			return c
 		}
 	}
-	return false
+	return nil
 }
 
 // classPlacer returns launch's Place callback: the RDT class (the cgroup

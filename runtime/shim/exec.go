@@ -241,12 +241,16 @@ func (s *service) execSeccomp(c *container) (*initmsg.SeccompFilter, error) {
 func (s *service) startExec(ctx context.Context, c *container, o launch.Options, e *execProc) (*launch.Process, error) {
 	l := s.reaper.launching()
 	defer l.done()
+	// Pinned first, as the container's own process: then its state holds.
 	c.mu.Lock()
-	pid, ok := c.rec.Pid, c.rec.Status == StatusRunning && !c.reaped
+	pid := c.rec.Pid
 	c.mu.Unlock()
-	unpin, pinned := l.pin(pid)
+	unpin, pinned := l.pin(pid, c)
 	defer unpin()
-	if !ok || !pinned {
+	c.mu.Lock()
+	ok := pinned && c.rec.Pid == pid && c.rec.Status == StatusRunning && !c.reaped
+	c.mu.Unlock()
+	if !ok {
 		return nil, fmt.Errorf("container is not running: %w", errdefs.ErrFailedPrecondition)
 	}
 	pl, err := s.cg.Placement(c.cgroup)
@@ -275,7 +279,7 @@ func (s *service) startExec(ctx context.Context, c *container, o launch.Options,
 	if err != nil {
 		return nil, err
 	}
-	l.watch(p.Pid, func(ws unix.WaitStatus) { e.exit <- ws })
+	l.watch(p.Pid, e, func(ws unix.WaitStatus) { e.exit <- ws })
 	return p, nil
 }
 

@@ -60,7 +60,7 @@ func (s *service) StartPause(ctx context.Context, r *shimapi.StartPauseRequest) 
 		p, err := launch.Start(ctx, o)
 		if err == nil {
 			pp.proc = p
-			l.watch(p.Pid, func(ws unix.WaitStatus) { s.pauseExited(pp, ws) })
+			l.watch(p.Pid, pp, func(ws unix.WaitStatus) { s.pauseExited(pp, ws) })
 		}
 		return p, err
 	}()

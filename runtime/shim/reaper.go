@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/signal"
 	"sync"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -34,7 +33,7 @@ type reaper struct {
 
 	// mu guards waiters and held.
 	mu      sync.Mutex
-	waiters map[int]func(unix.WaitStatus)
+	waiters map[int]waiter
 	held    map[int]int // pid: holds; never reaped while held
 
 	sigs chan os.Signal
@@ -42,7 +41,7 @@ type reaper struct {
 }
 
 func newReaper() *reaper {
-	r := &reaper{waiters: map[int]func(unix.WaitStatus){}, held: map[int]int{},
+	r := &reaper{waiters: map[int]waiter{}, held: map[int]int{},
 		sigs: make(chan os.Signal, 1), kick: make(chan struct{}, 1)}
 	signal.Notify(r.sigs, unix.SIGCHLD)
 	go r.run()
@@ -68,11 +67,20 @@ func (r *reaper) kickPass() {
 	}
 }
 
+// waiter is a tracked process's callback, and what the process is to the
+// shim (its container, pause or exec): a pid names that process only while
+// its waiter is registered.
+type waiter struct {
+	owner any
+	fn    func(unix.WaitStatus)
+}
+
 // launchHold is one launch's hold on the reaper: from launching until done.
 type launchHold struct {
 	r        *reaper
 	rlocked  bool
 	held     []int
+	pins     []func()
 	released bool
 }
 
@@ -94,14 +102,21 @@ func (l *launchHold) bootstrapped(pid int) {
 	l.unlock()
 }
 
-// pin holds pid, a tracked process not reaped yet, and reports whether it
-// was one: until release (or done), it cannot be reaped, so its pid names
-// it (its /proc entry is its own).
-func (l *launchHold) pin(pid int) (release func(), ok bool) {
-	r := l.r
+// pin holds pid for the launch (until release, or done at the latest).
+func (l *launchHold) pin(pid int, owner any) (release func(), ok bool) {
+	release, ok = l.r.pin(pid, owner)
+	l.pins = append(l.pins, release)
+	return release, ok
+}
+
+// pin holds pid while it is owner's process, not reaped yet, and reports
+// whether it was: until release, it cannot be reaped, so pid names that
+// very process (its /proc entry, a signal). A pid reaped and reused meanwhile
+// has another owner, or none.
+func (r *reaper) pin(pid int, owner any) (release func(), ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, tracked := r.waiters[pid]; !tracked {
+	if w, tracked := r.waiters[pid]; !tracked || w.owner != owner {
 		return func() {}, false
 	}
 	r.held[pid]++
@@ -110,10 +125,10 @@ func (l *launchHold) pin(pid int) (release func(), ok bool) {
 }
 
 // watch registers fn to run (on the reaper's goroutine, so briefly) when
-// pid, the launch's process, exits; it is held until done.
-func (l *launchHold) watch(pid int, fn func(unix.WaitStatus)) {
+// pid, the launch's process and owner's, exits; it is held until done.
+func (l *launchHold) watch(pid int, owner any, fn func(unix.WaitStatus)) {
 	l.r.mu.Lock()
-	l.r.waiters[pid] = fn
+	l.r.waiters[pid] = waiter{owner, fn}
 	l.r.mu.Unlock()
 }
 
@@ -124,6 +139,9 @@ func (l *launchHold) done() {
 	}
 	l.released = true
 	l.unlock()
+	for _, release := range l.pins {
+		release()
+	}
 	for _, pid := range l.held {
 		l.r.unhold(pid)
 	}
@@ -158,13 +176,13 @@ type exit struct {
 func (r *reaper) reap() {
 	var exits []exit
 	r.mu.Lock()
-	for pid, fn := range r.waiters {
+	for pid, w := range r.waiters {
 		if r.held[pid] > 0 {
 			continue
 		}
 		if ws, ok := waitPid(pid); ok {
 			delete(r.waiters, pid)
-			exits = append(exits, exit{fn, ws})
+			exits = append(exits, exit{w.fn, ws})
 		}
 	}
 	r.mu.Unlock()
@@ -188,16 +206,19 @@ func (r *reaper) reap() {
 			return
 		}
 		ws, ok := waitPid(pid)
-		fn := r.waiters[pid]
+		w := r.waiters[pid]
 		if ok {
 			delete(r.waiters, pid)
 		}
 		r.mu.Unlock()
 		if !ok {
-			return // not ours to reap after all: the next pass sees again
+			// Not reaped after all (nothing else waits for an unheld pid
+			// while this pass holds launchMu): the next SIGCHLD looks
+			// again, rather than a kick that could spin.
+			return
 		}
-		if fn != nil {
-			fn(ws)
+		if w.fn != nil {
+			w.fn(ws)
 		}
 	}
 }
@@ -211,29 +232,6 @@ func waitPid(pid int) (unix.WaitStatus, bool) {
 			continue
 		}
 		return ws, err == nil && got == pid
-	}
-}
-
-// childInfo is the start of a siginfo_t as waitid fills it for a child on
-// 64-bit Linux: si_pid follows signo, errno and code, 8-byte aligned.
-type childInfo struct {
-	signo, errno, code, _ int32
-	pid                   int32
-	_                     [108]byte
-}
-
-// nextExited is an exited child, left unreaped (WNOWAIT), or 0 for none.
-func nextExited() int {
-	var info childInfo
-	for {
-		err := unix.Waitid(unix.P_ALL, 0, (*unix.Siginfo)(unsafe.Pointer(&info)), unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return 0
-		}
-		return int(info.pid)
 	}
 }
 

@@ -124,9 +124,11 @@ func (s *service) Kill(_ context.Context, r *shimapi.KillRequest) (*shimapi.Empt
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	// The reaper marks reaped before anything else, and until then the pid
-	// is a child (or zombie) of ours: it cannot name another process.
-	if c.reaped || c.rec.Status == StatusExited {
+	// Pinned as the container's own process: until released it is not
+	// reaped, so its pid cannot name another process.
+	unpin, pinned := s.reaper.pin(c.rec.Pid, c)
+	defer unpin()
+	if !pinned || c.reaped || c.rec.Status == StatusExited {
 		return nil, fmt.Errorf("kill container %s: %s: %w", r.Id, c.rec.Status, errdefs.ErrFailedPrecondition)
 	}
 	if err := unix.Kill(c.rec.Pid, sig); err != nil {
