@@ -351,7 +351,9 @@ func (m *Manager) Kill(path string) error {
 // vanished because it was removed (ENOENT, or ENODEV while the kernel tears
 // it down), and an empty cgroup has nothing to kill.
 func goneOK(root *cgfs.Root, rel string, err error) error {
-	if err != nil && !root.Exists(rel, "") {
+	// ENODEV comes only from a cgroup being destroyed, whose directory may
+	// still be there for a moment: asking whether it exists would not do.
+	if err != nil && (errors.Is(err, unix.ENODEV) || !root.Exists(rel, "")) {
 		return nil
 	}
 	return err
