@@ -174,6 +174,12 @@ type exit struct {
 // single SIGCHLD may stand for many exits (signals coalesce), hence the
 // loops until none is left.
 func (r *reaper) reap() {
+	// Most passes (a launch's end kicks one) find nothing exited: one
+	// peek, not a wait4 for every tracked pid. Peeking reaps nothing, so
+	// it is safe beside a launch's own wait for its stage 0.
+	if nextExited() <= 0 {
+		return
+	}
 	var exits []exit
 	r.mu.Lock()
 	for pid, w := range r.waiters {
