@@ -98,3 +98,39 @@ func logCall(logger klog.Logger, d time.Duration, err error) {
 		logger.V(2).Info("RPC failed", "code", code.String(), "err", err.Error(), "duration", d)
 	}
 }
+
+// polls are the calls the kubelet repeats to learn state (its relist,
+// stats, status): they change nothing and leave little garbage.
+var polls = map[string]bool{
+	"Version": true, "Status": true, "RuntimeConfig": true,
+	"ListPodSandbox": true, "PodSandboxStatus": true, "ListContainers": true, "ContainerStatus": true,
+	"ListImages": true, "ImageStatus": true, "ImageFsInfo": true,
+	"ContainerStats": true, "ListContainerStats": true, "PodSandboxStats": true, "ListPodSandboxStats": true,
+	"ListMetricDescriptors": true, "ListPodSandboxMetrics": true, "GetContainerEvents": true,
+}
+
+// AfterWork is obs that also calls worked after each call that is not a
+// poll: one that made or changed pods, containers or images.
+func AfterWork(obs RPCObserver, worked func()) RPCObserver {
+	if obs == nil {
+		obs = noObserver{}
+	}
+	return afterWork{RPCObserver: obs, worked: worked}
+}
+
+type afterWork struct {
+	RPCObserver
+	worked func()
+}
+
+func (a afterWork) ObserveRPC(method, code string, took time.Duration) {
+	a.RPCObserver.ObserveRPC(method, code, took)
+	if !polls[method] {
+		a.worked()
+	}
+}
+
+type noObserver struct{}
+
+func (noObserver) ObserveRPC(string, string, time.Duration) {}
+func (noObserver) RecoveredPanic(string)                    {}

@@ -56,3 +56,20 @@ func TestInterceptorObserves(t *testing.T) {
 type fakeStream struct{ grpc.ServerStream }
 
 func (fakeStream) Context() context.Context { return context.Background() }
+
+// The calls that make or change pods count as work, the kubelet's polls
+// do not: under a kubelet's relist every second, work must still end.
+func TestAfterWorkSkipsPolls(t *testing.T) {
+	var worked []string
+	var last string
+	obs := AfterWork(nil, func() { worked = append(worked, last) })
+	for _, m := range []string{"ListPodSandbox", "ListContainers", "ContainerStatus", "PodSandboxStatus",
+		"ListContainerStats", "ListPodSandboxStats", "ImageFsInfo", "Status", "Version", "RunPodSandbox",
+		"CreateContainer", "PullImage", "ExecSync", "RemovePodSandbox"} {
+		last = m
+		obs.ObserveRPC(m, "OK", time.Millisecond)
+	}
+	if got, want := strings.Join(worked, " "), "RunPodSandbox CreateContainer PullImage ExecSync RemovePodSandbox"; got != want {
+		t.Fatalf("worked after %q, want %q", got, want)
+	}
+}

@@ -55,7 +55,7 @@ done
 
 # Static test binaries, one per package that has tests. cgo stays on (nsexec
 # is C) and links statically: the guest has no libc.
-CGO_ENABLED=1 go test -c -tags netgo,osusergo -ldflags '-extldflags=-static' -o "$root/tests/" "${pkgs[@]}"
+CGO_ENABLED=1 go test -c -tags netgo,osusergo,grpcnotrace -ldflags '-extldflags=-static' -o "$root/tests/" "${pkgs[@]}"
 ls "$root/tests" | grep -q . || { echo "vmtest: no test binaries built for ${pkgs[*]}" >&2; exit 1; }
 
 cat >"$root/init" <<INIT

@@ -20,6 +20,7 @@ import (
 	"github.com/crib-runtime/crib/internal/config"
 	"github.com/crib-runtime/crib/internal/hostfs"
 	"github.com/crib-runtime/crib/internal/listener"
+	"github.com/crib-runtime/crib/internal/memrelease"
 	"github.com/crib-runtime/crib/internal/metrics"
 	"github.com/crib-runtime/crib/rdt"
 	"github.com/crib-runtime/crib/runtime"
@@ -163,7 +164,9 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	}
 	defer stopStreams()
 	server.UseStreams(streams)
-	grpcServer := cri.NewGRPCServer(logger, m)
+	// The heap a burst of pod starts grew goes back to the kernel once
+	// the burst is over.
+	grpcServer := cri.NewGRPCServer(logger, cri.AfterWork(m, memrelease.New(memrelease.DefaultQuiet).Worked))
 	server.Register(grpcServer)
 	if metricsListener != nil {
 		defer startMetrics(logger, metricsListener, m)()

@@ -88,11 +88,6 @@ func (c *container) exited() bool {
 	}
 }
 
-// copyBufSize is the read size of an output copier: big enough that a
-// chatty container costs few syscalls, small because it is held per stream
-// of every idle container.
-const copyBufSize = 8 << 10
-
 // startCopiers moves each output read end into its log stream until EOF.
 // The goroutines sleep in the netpoller, not on a thread, while idle.
 func (c *container) startCopiers() {
@@ -110,17 +105,13 @@ func (c *container) startCopiers() {
 		c.copiers.Add(1)
 		go func() {
 			defer c.copiers.Done()
-			buf := make([]byte, copyBufSize)
-			_, _ = io.CopyBuffer(w, readerOnly{r}, buf)
+			_ = copyOutput(w, r)
 			if s != nil {
 				s.Flush()
 			}
 		}()
 	}
 }
-
-// readerOnly hides WriterTo/ReaderFrom, so io.CopyBuffer uses our buffer.
-type readerOnly struct{ io.Reader }
 
 // drainTimeout bounds how long output is still read after the init exited:
 // a process that escaped the container's pid namespace teardown (one

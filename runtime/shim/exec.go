@@ -171,7 +171,7 @@ func (s *service) startExecProc(ctx context.Context, c *container, proc *specs.P
 		e.copiers.Add(1)
 		go func(dst io.Writer) {
 			defer e.copiers.Done()
-			_, _ = io.Copy(dst, readerOnly{r})
+			_ = copyOutput(dst, r)
 		}(writers[i])
 	}
 	if err := p.Exec(); err != nil {

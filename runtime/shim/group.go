@@ -18,6 +18,7 @@ import (
 
 	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/internal/listener"
+	"github.com/crib-runtime/crib/internal/memrelease"
 	"github.com/crib-runtime/crib/runtime/shimapi"
 )
 
@@ -52,6 +53,7 @@ type shared struct {
 	host    *cgroups.Host
 	classes classPlacer
 	reaper  *reaper
+	mem     *memrelease.Releaser // returns the heap after launches
 }
 
 // podID is what the daemon names pods by.
@@ -117,7 +119,7 @@ func (g *group) startPod(id, dir string) (_ *podServer, retErr error) {
 	if err != nil {
 		return nil, err
 	}
-	srv, err := ttrpc.NewServer(ttrpc.WithUnaryServerInterceptor(intercept(logger)))
+	srv, err := ttrpc.NewServer(ttrpc.WithUnaryServerInterceptor(intercept(logger, g.mem)))
 	if err != nil {
 		_ = attach.Close()
 		return nil, err

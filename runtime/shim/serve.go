@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path"
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
@@ -24,6 +25,7 @@ import (
 	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/cgroups/manager"
 	"github.com/crib-runtime/crib/internal/listener"
+	"github.com/crib-runtime/crib/internal/memrelease"
 	"github.com/crib-runtime/crib/runtime/launch"
 	"github.com/crib-runtime/crib/runtime/shimapi"
 )
@@ -61,7 +63,7 @@ func Run(ctx context.Context, cfg Config) (retErr error) {
 		return err
 	}
 	defer func() { retErr = errors.Join(retErr, cleanup()) }()
-	srv, err := ttrpc.NewServer(ttrpc.WithUnaryServerInterceptor(intercept(logger)))
+	srv, err := ttrpc.NewServer(ttrpc.WithUnaryServerInterceptor(intercept(logger, g.mem)))
 	if err != nil {
 		return err
 	}
@@ -174,7 +176,7 @@ func newGroup(ctx context.Context, cfg Config, logger klog.Logger) (_ *group, cl
 			retErr = errors.Join(retErr, cleanup())
 		}
 	}()
-	g := &group{shared: shared{cg: cg, host: host}, ctx: ctx, dir: cfg.Dir, logger: logger, exit: make(chan struct{}), pods: map[string]*podServer{}}
+	g := &group{shared: shared{cg: cg, host: host, mem: memrelease.New(memrelease.DefaultQuiet)}, ctx: ctx, dir: cfg.Dir, logger: logger, exit: make(chan struct{}), pods: map[string]*podServer{}}
 	if rc, err := openResctrl(cfg.Mountinfo); err != nil {
 		return nil, nil, err
 	} else if rc != nil {
@@ -211,9 +213,12 @@ func sealedSelf(dir string) (path string, sealedHere bool, err error) {
 // intercept converts errors to statuses once, for every method, and logs
 // failures. A handler that panics fails its call with Internal instead of
 // ending the process, and with it every pod the process serves.
-func intercept(logger klog.Logger) ttrpc.UnaryServerInterceptor {
+func intercept(logger klog.Logger, mem *memrelease.Releaser) ttrpc.UnaryServerInterceptor {
 	return func(ctx context.Context, u ttrpc.Unmarshaler, info *ttrpc.UnaryServerInfo, m ttrpc.Method) (resp any, err error) {
 		start := time.Now()
+		if !polls[path.Base(info.FullMethod)] {
+			defer mem.Worked()
+		}
 		defer func() {
 			if p := recover(); p != nil {
 				logger.Error(nil, "Shim call panicked", "rpc", info.FullMethod, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
@@ -229,6 +234,11 @@ func intercept(logger klog.Logger) ttrpc.UnaryServerInterceptor {
 		return resp, shimapi.ToStatus(err)
 	}
 }
+
+// polls are the calls that leave the heap as it was and come again and
+// again (State for every ContainerStatus, Wait held for a container's
+// life): they do not delay returning the heap after a burst.
+var polls = map[string]bool{"State": true, "List": true, "Pods": true, "Wait": true}
 
 // podServer is one pod served: its service and the servers of its sockets.
 type podServer struct {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containerd/ttrpc"
 	"golang.org/x/sys/unix"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
 
+	"github.com/crib-runtime/crib/internal/memrelease"
 	"github.com/crib-runtime/crib/rdt"
 )
 
@@ -105,7 +107,7 @@ func TestResctrlPlacer(t *testing.T) {
 // A handler that panics fails its call with Internal; the process, and
 // every other pod it serves, lives on.
 func TestInterceptRecoversPanics(t *testing.T) {
-	call := intercept(klog.Background())
+	call := intercept(klog.Background(), memrelease.New(time.Hour))
 	info := &ttrpc.UnaryServerInfo{FullMethod: "/crib.shim.v1.Shim/State"}
 	resp, err := call(context.Background(), nil, info, func(context.Context, func(any) error) (any, error) {
 		var c *container

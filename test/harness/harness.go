@@ -55,7 +55,7 @@ func Main(m *testing.M) int {
 		// The flags of `make build`: static binaries, as shipped; the
 		// daemon finds crib-shim and crib-init next to itself.
 		for _, name := range []string{"crib", "crib-shim", "crib-init"} {
-			out, err := exec.Command("go", "build", "-tags", "netgo,osusergo", "-ldflags", "-extldflags=-static",
+			out, err := exec.Command("go", "build", "-tags", "netgo,osusergo,grpcnotrace", "-ldflags", "-extldflags=-static",
 				"-o", filepath.Join(dir, name), "github.com/crib-runtime/crib/cmd/"+name).CombinedOutput()
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "build %s: %v\n%s", name, err, out)
