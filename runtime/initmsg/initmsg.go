@@ -81,6 +81,23 @@ type Config struct {
 	// profile the spec then leaves out (Spec.Linux.Seccomp nil): init
 	// refuses a config with both.
 	Seccomp *SeccompFilter `json:"seccompFilter,omitempty"`
+	// CgroupMounts, when set, are the host's cgroup hierarchies (cgroup v1
+	// and hybrid hosts): what init would otherwise find in
+	// /proc/self/mountinfo, whose reading grows with every pod's mounts.
+	CgroupMounts []CgroupMount `json:"cgroupMounts,omitempty"`
+}
+
+// CgroupMount is one cgroup hierarchy mounted directly under
+// /sys/fs/cgroup on the host.
+type CgroupMount struct {
+	MountPoint string `json:"mountPoint"`
+	// Root is the mount's root within its hierarchy ("/" on most hosts;
+	// deeper inside a container, such as a kind node).
+	Root   string `json:"root"`
+	FSType string `json:"fsType"` // cgroup or cgroup2
+	// Controllers are a v1 hierarchy's controllers and name=, sorted as
+	// /proc/self/cgroup lists them.
+	Controllers []string `json:"controllers,omitempty"`
 }
 
 // Rootfs describes an overlay rootfs.

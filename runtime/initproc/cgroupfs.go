@@ -11,6 +11,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/crib-runtime/crib/runtime/initmsg"
 )
 
 // hostCgroupRoot is where the host mounts its cgroup hierarchies; init
@@ -49,9 +51,12 @@ func (mt *mounter) cgroup(dest string, o mountOptions) error {
 }
 
 func (mt *mounter) cgroupV1(dest string, o mountOptions, own bool) error {
-	hiers, err := cgroupHierarchies()
-	if err != nil {
-		return fmt.Errorf("mount cgroup on %s: %w", dest, err)
+	hiers := mt.cgroupMounts
+	if hiers == nil {
+		var err error
+		if hiers, err = CgroupMounts(); err != nil {
+			return fmt.Errorf("mount cgroup on %s: %w", dest, err)
+		}
 	}
 	paths, err := procCgroups()
 	if err != nil {
@@ -65,21 +70,21 @@ func (mt *mounter) cgroupV1(dest string, o mountOptions, own bool) error {
 		return err
 	}
 	for _, h := range hiers {
-		sub := path.Join(dest, path.Base(h.mountPoint))
+		sub := path.Join(dest, path.Base(h.MountPoint))
 		if own {
-			typ, data := "cgroup", h.controllers
-			if h.fsType == "cgroup2" {
+			typ, data := "cgroup", h.Controllers
+			if h.FSType == "cgroup2" {
 				typ, data = "cgroup2", nil
 			}
 			err = mt.fs(typ, sub, typ, mountOptions{flags: o.flags, data: data})
 		} else {
 			var src string
-			if src, err = h.ownPath(paths); err == nil {
+			if src, err = ownPath(h, paths); err == nil {
 				err = mt.bind(src, sub, mountOptions{flags: o.flags | unix.MS_BIND})
 			}
 		}
 		if err != nil {
-			return fmt.Errorf("mount cgroup hierarchy %s on %s: %w", h.mountPoint, sub, err)
+			return fmt.Errorf("mount cgroup hierarchy %s on %s: %w", h.MountPoint, sub, err)
 		}
 	}
 	if o.flags&unix.MS_RDONLY != 0 {
@@ -88,44 +93,38 @@ func (mt *mounter) cgroupV1(dest string, o mountOptions, own bool) error {
 	return nil
 }
 
-// cgroupHierarchy is one cgroup mount of the host under hostCgroupRoot.
-type cgroupHierarchy struct {
-	mountPoint  string
-	root        string   // the mount's root within its hierarchy
-	fsType      string   // cgroup or cgroup2
-	controllers []string // v1: sorted, as /proc/self/cgroup names them
-}
-
 // ownPath returns the host path of this process's cgroup in h.
-func (h cgroupHierarchy) ownPath(paths map[string]string) (string, error) {
-	key := strings.Join(h.controllers, ",")
+func ownPath(h initmsg.CgroupMount, paths map[string]string) (string, error) {
+	key := strings.Join(h.Controllers, ",")
 	p, ok := paths[key]
 	if !ok {
 		return "", fmt.Errorf("no cgroup of this process in hierarchy %q", key)
 	}
 	rel := p
-	if h.root != "/" {
-		if p != h.root && !strings.HasPrefix(p, h.root+"/") {
-			return "", fmt.Errorf("cgroup %s is outside the mount's root %s", p, h.root)
+	if h.Root != "/" {
+		if p != h.Root && !strings.HasPrefix(p, h.Root+"/") {
+			return "", fmt.Errorf("cgroup %s is outside the mount's root %s", p, h.Root)
 		}
-		rel = strings.TrimPrefix(p, h.root)
+		rel = strings.TrimPrefix(p, h.Root)
 	}
-	return path.Join(h.mountPoint, rel), nil
+	return path.Join(h.MountPoint, rel), nil
 }
 
-// cgroupHierarchies lists the cgroup mounts directly under hostCgroupRoot.
-func cgroupHierarchies() ([]cgroupHierarchy, error) {
+// CgroupMounts lists the cgroup mounts directly under /sys/fs/cgroup, from
+// /proc/self/mountinfo: what a container's cgroup v1 view is made of. A
+// shim lists them once and hands them to every init (Config.CgroupMounts).
+func CgroupMounts() ([]initmsg.CgroupMount, error) {
 	mounts, err := readMountinfo()
 	if err != nil {
 		return nil, err
 	}
-	var out []cgroupHierarchy
+	out := []initmsg.CgroupMount{}
 	seen := map[string]bool{}
 	for _, m := range mounts {
 		if (m.fsType != "cgroup" && m.fsType != "cgroup2") || path.Dir(m.mountPoint) != hostCgroupRoot {
 			continue
 		}
-		h := cgroupHierarchy{mountPoint: m.mountPoint, root: m.root, fsType: m.fsType}
+		h := initmsg.CgroupMount{MountPoint: m.mountPoint, Root: m.root, FSType: m.fsType}
 		if m.fsType == "cgroup" {
 			for _, opt := range strings.Split(m.superOpts, ",") {
 				if opt == "rw" || opt == "ro" || (strings.Contains(opt, "=") && !strings.HasPrefix(opt, "name=")) {
@@ -134,12 +133,12 @@ func cgroupHierarchies() ([]cgroupHierarchy, error) {
 				if opt == "xattr" || opt == "noprefix" || opt == "clone_children" || opt == "cpuset_v2_mode" {
 					continue
 				}
-				h.controllers = append(h.controllers, opt)
+				h.Controllers = append(h.Controllers, opt)
 			}
-			sort.Strings(h.controllers)
+			sort.Strings(h.Controllers)
 		}
-		if !seen[h.mountPoint] { // the last mount on a path wins; keep one
-			seen[h.mountPoint] = true
+		if !seen[h.MountPoint] { // the last mount on a path wins; keep one
+			seen[h.MountPoint] = true
 			out = append(out, h)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/crib-runtime/crib/runtime/initmsg"
 )
 
 // mounter mounts the spec's mounts inside one rootfs, before pivot_root.
@@ -17,6 +19,9 @@ type mounter struct {
 	// for "ro" (tmpfs and /dev), because later mounts and device nodes
 	// still go inside them; finalizeMounts makes them read-only.
 	roLater []string
+	// cgroupMounts are the host's cgroup hierarchies as the shim listed
+	// them; nil when it did not, and init reads mountinfo itself.
+	cgroupMounts []initmsg.CgroupMount
 }
 
 // specMounts returns the spec's mounts, with /dev/shm replaced by a bind

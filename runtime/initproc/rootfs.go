@@ -37,7 +37,7 @@ func setupContainer(cfg *initmsg.Config) error {
 		return fail(stepRootfs, rootPath, err)
 	}
 	mounts := specMounts(spec, cfg.DevShm)
-	mt := &mounter{root: r, spec: spec}
+	mt := &mounter{root: r, spec: spec, cgroupMounts: cfg.CgroupMounts}
 	for _, m := range mounts {
 		if err := mt.mount(m); err != nil {
 			r.close()

@@ -58,18 +58,18 @@ echo "== end"`
 		}
 	}
 	// The host's hierarchies, each a read-only bind of our own cgroup.
-	hiers, err := cgroupHierarchies()
+	hiers, err := CgroupMounts()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, h := range hiers {
-		if h.mountPoint == "/sys/fs/cgroup" {
+		if h.MountPoint == "/sys/fs/cgroup" {
 			continue // a pure v2 host: the cgroup2 mount itself, checked above
 		}
-		p := filepath.Join("/sys/fs/cgroup", filepath.Base(h.mountPoint))
+		p := filepath.Join("/sys/fs/cgroup", filepath.Base(h.MountPoint))
 		m, ok := mounts[p]
-		if !ok || m.fsType != h.fsType || !hasOpt(m.opts, "ro") {
-			t.Errorf("%s = %+v (ok=%v), want a read-only %s", p, m, ok, h.fsType)
+		if !ok || m.fsType != h.FSType || !hasOpt(m.opts, "ro") {
+			t.Errorf("%s = %+v (ok=%v), want a read-only %s", p, m, ok, h.FSType)
 		}
 	}
 	for _, host := range []string{"/mnt/sandboxing/model_tools_env/v1/python", "/sys/fs/cgroup/cpu/cpu"} {
@@ -264,7 +264,13 @@ func TestCgroupNamespace(t *testing.T) {
 	spec := baseSpec(rootfs, `cat /proc/self/mountinfo`)
 	spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
 	spec.Linux.RootfsPropagation = "rshared"
-	res := runInit(t, initmsg.Config{Spec: spec}, newNS|unix.CLONE_NEWCGROUP)
+	// The hierarchies as a shim hands them over, listed once for all its
+	// containers (the test above has init read mountinfo itself).
+	hiers, err := CgroupMounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := runInit(t, initmsg.Config{Spec: spec, CgroupMounts: hiers}, newNS|unix.CLONE_NEWCGROUP)
 	if !res.ready || res.err != nil || res.exitCode != 0 {
 		t.Fatalf("container failed: %+v", res)
 	}
@@ -272,17 +278,13 @@ func TestCgroupNamespace(t *testing.T) {
 	if root := mounts["/"]; !strings.Contains(root.optional, "shared:") {
 		t.Errorf("/ = %+v, want shared", root)
 	}
-	hiers, err := cgroupHierarchies()
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, h := range hiers {
-		if h.mountPoint == "/sys/fs/cgroup" {
+		if h.MountPoint == "/sys/fs/cgroup" {
 			continue // a pure v2 host: the cgroup2 mount itself, checked above
 		}
-		p := filepath.Join("/sys/fs/cgroup", filepath.Base(h.mountPoint))
-		if m := mounts[p]; m.fsType != h.fsType || m.root != "/" || !hasOpt(m.opts, "ro") {
-			t.Errorf("%s = %+v, want a read-only %s rooted at the namespace's /", p, m, h.fsType)
+		p := filepath.Join("/sys/fs/cgroup", filepath.Base(h.MountPoint))
+		if m := mounts[p]; m.fsType != h.FSType || m.root != "/" || !hasOpt(m.opts, "ro") {
+			t.Errorf("%s = %+v, want a read-only %s rooted at the namespace's /", p, m, h.FSType)
 		}
 	}
 }

@@ -121,6 +121,7 @@ func (s *service) create(ctx context.Context, r *shimapi.CreateRequest, spec *sp
 	o = s.launchOptions(o, r.Id)
 	o.Config.Rootfs = initmsg.Rootfs{Lower: r.Lower, Upper: r.Upper, Work: r.Work}
 	o.Config.DevShm = r.DevShm
+	o.Config.CgroupMounts = s.cgroupMounts
 	if o.Cgroup, err = s.cg.Placement(c.cgroup); err != nil {
 		return nil, err
 	}

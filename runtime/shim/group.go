@@ -19,6 +19,7 @@ import (
 	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/internal/listener"
 	"github.com/crib-runtime/crib/internal/memrelease"
+	"github.com/crib-runtime/crib/runtime/initmsg"
 	"github.com/crib-runtime/crib/runtime/shimapi"
 )
 
@@ -54,6 +55,8 @@ type shared struct {
 	classes classPlacer
 	reaper  *reaper
 	mem     *memrelease.Releaser // returns the heap after launches
+	// cgroupMounts are the host's cgroup v1 hierarchies, for every init.
+	cgroupMounts []initmsg.CgroupMount
 }
 
 // podID is what the daemon names pods by.

@@ -26,6 +26,7 @@ import (
 	"github.com/crib-runtime/crib/cgroups/manager"
 	"github.com/crib-runtime/crib/internal/listener"
 	"github.com/crib-runtime/crib/internal/memrelease"
+	"github.com/crib-runtime/crib/runtime/initproc"
 	"github.com/crib-runtime/crib/runtime/launch"
 	"github.com/crib-runtime/crib/runtime/shimapi"
 )
@@ -188,6 +189,13 @@ func newGroup(ctx context.Context, cfg Config, logger klog.Logger) (_ *group, cl
 	}
 	if sealedHere {
 		cleanups = append(cleanups, func() error { return launch.UnsealBinary(filepath.Join(cfg.Dir, "bin")) })
+	}
+	if host.Mode != cgroups.ModeUnified {
+		// Listed once: an init reading mountinfo itself pays for every
+		// pod's mounts on the node.
+		if g.cgroupMounts, err = initproc.CgroupMounts(); err != nil {
+			return nil, nil, fmt.Errorf("list the host's cgroup mounts: %w", err)
+		}
 	}
 	g.reaper = newReaper()
 	return g, cleanup, nil
