@@ -46,6 +46,11 @@ type Options struct {
 	// RDT class, or its cgroup when Cgroup is nil. It runs before that
 	// process executes any instruction of its own.
 	Place func(pid int) error
+	// Spawned, when set, learns stage 0's pid as soon as it runs, before
+	// it can have been reaped: a caller that reaps other children (a
+	// subreaper's waitid loop) keeps its hands off it from then on, since
+	// Start waits for it by pid.
+	Spawned func(pid int)
 	// Bootstrapped, when set, learns the final process's pid once nsexec's
 	// stage 0 has been reaped (by pid): a caller that reaps other children
 	// meanwhile (a subreaper's waitid loop) may do so again from then on,
@@ -102,6 +107,9 @@ func Start(ctx context.Context, o Options) (started *Process, retErr error) {
 		sock.Close()
 		logs.wait()
 		return nil, err
+	}
+	if o.Spawned != nil {
+		o.Spawned(cmd.Process.Pid)
 	}
 	stop := context.AfterFunc(ctx, func() { p.kill(cmd) })
 	defer func() {

@@ -169,7 +169,7 @@ func (s *service) start(ctx context.Context, c *container, o launch.Options) err
 		return err
 	}
 	defer closeJoins()
-	o.Bootstrapped = l.bootstrapped
+	o.Spawned, o.Bootstrapped = l.spawned, l.bootstrapped
 	p, err := launch.Start(ctx, o)
 	if err != nil {
 		return err

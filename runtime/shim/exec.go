@@ -274,7 +274,7 @@ func (s *service) startExec(ctx context.Context, c *container, o launch.Options,
 			o.Join = append(o.Join, launch.Namespace{Type: nsKinds[i].flag, File: f})
 		}
 	}
-	o.Bootstrapped = l.bootstrapped
+	o.Spawned, o.Bootstrapped = l.spawned, l.bootstrapped
 	p, err := launch.Start(ctx, o)
 	if err != nil {
 		return nil, err

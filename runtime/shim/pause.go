@@ -56,7 +56,7 @@ func (s *service) StartPause(ctx context.Context, r *shimapi.StartPauseRequest) 
 		// pod of the process reaps behind it.
 		l := s.reaper.launching()
 		defer l.done()
-		o.Bootstrapped = l.bootstrapped
+		o.Spawned, o.Bootstrapped = l.spawned, l.bootstrapped
 		p, err := launch.Start(ctx, o)
 		if err == nil {
 			pp.proc = p

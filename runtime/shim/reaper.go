@@ -18,16 +18,19 @@ import (
 //
 // A pass has two steps. First every tracked pid is waited for by pid,
 // unless held: nothing else waits for those. Then the other children (the
-// orphans) with waitid(P_ALL), which would also take the status of a
-// child that os/exec waits for by pid: nsexec's stage 0 of a launch in
-// progress. So launches hold launchMu for reading from before the fork
-// until stage 0 is reaped, and the second step runs only when it can take
-// it for writing (else the launch's end kicks another pass). The launch's
-// final process, known from then on, is held (never reaped) until its
-// launcher registers it with watch or gives up on it: no exit is ever
-// unclaimed. A launch that waits for its init (a slow exec, an init
-// throttled by its cgroup) holds nothing else: the other pods of the
-// process, and the launches of the other pods, go on.
+// orphans), each found with a peek (waitid(P_ALL, WNOWAIT)) and reaped by
+// pid unless held. Held are the pids someone else waits for or still
+// names: nsexec's stage 0 of a launch in progress (os/exec waits for it),
+// a launch's final process until its launcher registers it with watch or
+// gives up on it (no exit is ever unclaimed), a pid pinned while its
+// /proc entry opens. Stage 0 is held from the moment os/exec returns its
+// pid (launch.Options.Spawned); before that, from just before the fork,
+// the launch holds launchMu for reading and the second step runs only
+// when it can take it for writing (else the launch kicks another pass
+// once it knows the pid). A launch that then waits (a slow exec, a stage
+// 0 stopped in a frozen cgroup, an init throttled by its cgroup) holds
+// nothing else: the other pods of the process, their launches and their
+// orphans go on.
 type reaper struct {
 	launchMu sync.RWMutex
 
@@ -84,22 +87,32 @@ type launchHold struct {
 	released bool
 }
 
-// launching starts a launch: call bootstrapped (launch.Options.
-// Bootstrapped) once stage 0 is reaped, watch to register the started
-// process, and done at the end, however the launch went.
+// launching starts a launch: hand spawned and bootstrapped to launch.Start
+// (Options.Spawned, Options.Bootstrapped), call watch to register the
+// started process, and done at the end, however the launch went.
 func (r *reaper) launching() *launchHold {
 	r.launchMu.RLock()
 	return &launchHold{r: r, rlocked: true}
 }
 
-// bootstrapped holds the launch's final process, pid, and lets the
+// spawned holds stage 0, pid, which launch.Start waits for, and lets the
 // orphans be reaped again.
+func (l *launchHold) spawned(pid int) {
+	l.hold(pid)
+	l.unlock()
+}
+
+// bootstrapped holds the launch's final process, pid.
 func (l *launchHold) bootstrapped(pid int) {
+	l.hold(pid)
+	l.unlock() // a launcher without Spawned (a test's) holds launchMu until here
+}
+
+func (l *launchHold) hold(pid int) {
 	l.r.mu.Lock()
 	l.r.held[pid]++
 	l.r.mu.Unlock()
 	l.held = append(l.held, pid)
-	l.unlock()
 }
 
 // pin holds pid for the launch (until release, or done at the latest).
@@ -196,7 +209,7 @@ func (r *reaper) reap() {
 		e.fn(e.ws)
 	}
 	if !r.launchMu.TryLock() {
-		return // a launch is bootstrapping: its end kicks a pass
+		return // a launch is forking: it kicks a pass once its stage 0 is held
 	}
 	defer r.launchMu.Unlock()
 	for {

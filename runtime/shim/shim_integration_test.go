@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -567,9 +568,13 @@ func TestSlowLaunchStallsNoOtherPod(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		other := randomID()
-		spec, _ := json.Marshal(b.spec(other, "/bin/sh", "-c", "exit 3"))
+		// In the host's pid namespace, its background sleep outlives it
+		// and becomes the shim's orphan, for the shim's reaper to wait for.
+		spec := b.spec(other, "/bin/sh", "-c", "sleep 0.2 & exit 3")
+		spec.Linux.Namespaces = slices.DeleteFunc(spec.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.PIDNamespace })
+		data, _ := json.Marshal(spec)
 		var st *shimapi.ContainerState
-		if _, err := b.client.Create(ctx, &shimapi.CreateRequest{Id: other, Spec: spec}); err == nil {
+		if _, err := b.client.Create(ctx, &shimapi.CreateRequest{Id: other, Spec: data}); err == nil {
 			if _, err := b.client.Start(ctx, &shimapi.ContainerRequest{Id: other}); err == nil {
 				st, _ = b.client.Wait(ctx, &shimapi.ContainerRequest{Id: other})
 			}
@@ -584,6 +589,17 @@ func TestSlowLaunchStallsNoOtherPod(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Error("the other pod's container did not start and exit within 15 s of a slow launch in the same process")
+	}
+	// The orphan is reaped too, with the exec's stage 0 still frozen.
+	time.Sleep(time.Second) // the orphan's sleep is over
+	shim := a.shimPid()
+	deadline := time.Now().Add(10 * time.Second)
+	for zombies := zombieChildren(t, shim); len(zombies) > 0; zombies = zombieChildren(t, shim) {
+		if time.Now().After(deadline) {
+			t.Errorf("the shim's orphans %v are still zombies while a launch is frozen", zombies)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	select {
 	case err := <-execDone:
@@ -602,4 +618,28 @@ func TestSlowLaunchStallsNoOtherPod(t *testing.T) {
 	if other == nil {
 		<-started // the goroutine ends before the pods' cleanup
 	}
+}
+
+// zombieChildren lists the children of pid that have exited and wait to be
+// reaped ("pid comm").
+func zombieChildren(t *testing.T, pid int) []string {
+	t.Helper()
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var out []string
+	for _, f := range stats {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, not ')'+' '.
+		i := strings.LastIndex(string(data), ") ")
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(string(data)[i+2:])
+		if len(fields) > 1 && fields[0] == "Z" && fields[1] == strconv.Itoa(pid) {
+			out = append(out, strings.TrimSuffix(filepath.Base(filepath.Dir(f)), "/")+" "+string(data)[strings.Index(string(data), "(")+1:i])
+		}
+	}
+	return out
 }
