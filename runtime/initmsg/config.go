@@ -24,6 +24,8 @@ type configWire struct {
 	Rootfs  Rootfs         `json:"rootfs"`
 	DevShm  string         `json:"devShm,omitempty"`
 	Seccomp *SeccompFilter `json:"seccompFilter,omitempty"`
+
+	CgroupMounts []CgroupMount `json:"cgroupMounts,omitempty"`
 }
 
 // specWire is specs.Spec without what is not the init's: Hooks (run by the
@@ -67,7 +69,7 @@ func WriteConfig(w io.Writer, cfg *Config) error {
 		v = VersionSeccompFilter
 	}
 	return Write(w, configWire{Version: v, Role: cfg.Role, Spec: toWire(cfg.Spec), Rootfs: cfg.Rootfs,
-		DevShm: cfg.DevShm, Seccomp: cfg.Seccomp})
+		DevShm: cfg.DevShm, Seccomp: cfg.Seccomp, CgroupMounts: cfg.CgroupMounts})
 }
 
 // ReadConfig receives the message WriteConfig (or Write of a Config) sent.
@@ -78,7 +80,7 @@ func ReadConfig(r io.Reader, cfg *Config) error {
 		return err
 	}
 	*cfg = Config{Version: c.Version, Role: c.Role, Spec: fromWire(c.Spec), Rootfs: c.Rootfs, DevShm: c.DevShm,
-		Seccomp: c.Seccomp}
+		Seccomp: c.Seccomp, CgroupMounts: c.CgroupMounts}
 	return nil
 }
 

@@ -289,6 +289,33 @@ func TestCgroupNamespace(t *testing.T) {
 	}
 }
 
+// The init mounts the hierarchies its config lists, not mountinfo's: a
+// shim lists them once for all its containers.
+func TestCgroupMountsFromConfig(t *testing.T) {
+	if cgroupFSType(t) == "cgroup2" {
+		t.Skip("a pure cgroup v2 host mounts one cgroup2, no hierarchies")
+	}
+	hiers, err := CgroupMounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var one initmsg.CgroupMount
+	for _, h := range hiers {
+		if h.FSType == "cgroup" {
+			one = h
+			break
+		}
+	}
+	if one.MountPoint == "" {
+		t.Fatalf("no v1 hierarchy among %+v", hiers)
+	}
+	rootfs := busyboxRootfs(t, t.TempDir())
+	out := mustRun(t, initmsg.Config{Spec: baseSpec(rootfs, "ls /sys/fs/cgroup"), CgroupMounts: []initmsg.CgroupMount{one}})
+	if want := filepath.Base(one.MountPoint) + "\n"; out != want {
+		t.Errorf("/sys/fs/cgroup holds %q, want only %q", out, want)
+	}
+}
+
 // TestOverlayManyLayers: more layers than one page of mount options holds.
 func TestOverlayManyLayers(t *testing.T) {
 	dir := t.TempDir()
