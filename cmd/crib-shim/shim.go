@@ -29,8 +29,9 @@ func runShim(args []string) int {
 	fs := flag.NewFlagSet("crib-shim shim", flag.ContinueOnError)
 	dir := fs.String("dir", "", "the shim process's directory (its socket, log, sealed binary)")
 	level := fs.Int("log-level", 2, "klog verbosity: 2 state changes, 4 steps")
+	mountinfo := fs.String("mountinfo", "/proc/self/mountinfo", "where the host's cgroup and resctrl mounts are found (tests name a fake resctrl tree)")
 	if err := fs.Parse(args); err != nil || *dir == "" || fs.NArg() != 0 {
-		fmt.Fprintln(os.Stderr, "usage: crib-shim shim --dir <shim dir> [--log-level N]")
+		fmt.Fprintln(os.Stderr, "usage: crib-shim shim --dir <shim dir> [--log-level N] [--mountinfo FILE]")
 		return 2
 	}
 	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
@@ -38,7 +39,7 @@ func runShim(args []string) int {
 	_ = klogFlags.Set("v", strconv.Itoa(*level))
 	defer klog.Flush()
 	ctx := klog.NewContext(context.Background(), klog.Background())
-	if err := shim.Run(ctx, shim.Config{Dir: *dir, Mountinfo: "/proc/self/mountinfo"}); err != nil {
+	if err := shim.Run(ctx, shim.Config{Dir: *dir, Mountinfo: *mountinfo}); err != nil {
 		klog.ErrorS(err, "Shim failed", "dir", *dir)
 		return 1
 	}

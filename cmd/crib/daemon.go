@@ -31,6 +31,10 @@ import (
 	"github.com/crib-runtime/crib/sandbox/cni"
 )
 
+// hostMountinfo is where the daemon and its shims find the host's cgroup
+// and resctrl mounts unless told otherwise (-mountinfo).
+const hostMountinfo = "/proc/self/mountinfo"
+
 // gracePeriod bounds how long shutdown waits for RPCs in flight.
 const gracePeriod = 10 * time.Second
 
@@ -54,7 +58,7 @@ func runDaemon(args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
 	defer stop()
-	if err := serve(ctx, cfg, f.configPath); err != nil {
+	if err := serve(ctx, cfg, f.configPath, f.mountinfo); err != nil {
 		klog.ErrorS(err, "Daemon failed")
 		return 1
 	}
@@ -62,8 +66,9 @@ func runDaemon(args []string) int {
 }
 
 // serve runs the daemon until ctx ends, then stops gracefully. SIGHUP reloads
-// the RDT classes from the config file at configPath.
-func serve(ctx context.Context, cfg config.Config, configPath string) error {
+// the RDT classes from the config file at configPath. The host's cgroup and
+// resctrl mounts are found in mountinfo.
+func serve(ctx context.Context, cfg config.Config, configPath, mountinfo string) error {
 	logger := klog.Background()
 	if cfg.CgroupDriver == config.CgroupDriverSystemd && !systemdRunning() {
 		return fmt.Errorf("cgroup_driver is %q but systemd is not running on this host: set cgroup_driver = %q",
@@ -106,7 +111,7 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 	// per call, and one path for every daemon.
 	m := metrics.New()
 
-	classes, err := rdt.Open("/proc/self/mountinfo", rdtConfig(cfg.RDT))
+	classes, err := rdt.Open(mountinfo, rdtConfig(cfg.RDT))
 	if err != nil {
 		return err
 	}
@@ -116,11 +121,11 @@ func serve(ctx context.Context, cfg config.Config, configPath string) error {
 		logger.V(2).Info("RDT not available", "reason", info.Reason)
 	}
 	network := cni.Network{ConfDir: cfg.CNI.ConfDir, BinDirs: cfg.CNI.BinDirs, CacheDir: filepath.Join(cfg.State, "cni"), Observer: m}
-	cg, err := manager.Open("/proc/self/mountinfo")
+	cg, err := manager.Open(mountinfo)
 	if err != nil {
 		return err
 	}
-	pods, shims, containers, err := openPods(cfg, network, cg, shimSrc, m)
+	pods, shims, containers, err := openPods(cfg, network, cg, shimSrc, mountinfo, m)
 	if err != nil {
 		return err
 	}
@@ -241,7 +246,7 @@ func (r statsReader) OpenFilesLimit(pid int) (uint64, bool) {
 // shims run from (and their pause processes), the sealed crib-init beside
 // it that containers and execs start from, pod records and their shims,
 // container records.
-func openPods(cfg config.Config, network cni.Network, cg manager.Manager, shimSrc string, obs shimclient.Observer) (*sandbox.Manager, *shimclient.Shims, *runtime.Manager, error) {
+func openPods(cfg config.Config, network cni.Network, cg manager.Manager, shimSrc, mountinfo string, obs shimclient.Observer) (*sandbox.Manager, *shimclient.Shims, *runtime.Manager, error) {
 	bin, err := launch.SealBinary(shimSrc, filepath.Join(cfg.State, "bin"))
 	if err != nil {
 		return nil, nil, nil, err
@@ -259,6 +264,9 @@ func openPods(cfg config.Config, network cni.Network, cg manager.Manager, shimSr
 		// the daemon's own code, whatever happens to the file on disk.
 		NsHolder: []string{"/proc/self/exe", "userns-hold"}}
 	shims := shimclient.New(bin, filepath.Join(cfg.State, "shims"), cfg.Shim.PodsPerShim, obs)
+	if mountinfo != hostMountinfo {
+		shims.SetMountinfo(mountinfo)
+	}
 	hookShims(pods, shims)
 	if err := pods.Recover(); err != nil {
 		return nil, nil, nil, err

@@ -22,6 +22,7 @@ type daemonFlags struct {
 	cgroup     string
 	mirrors    listFlag
 	insecure   listFlag
+	mountinfo  string
 }
 
 type listFlag []string
@@ -42,6 +43,7 @@ func newDaemonFlags() *daemonFlags {
 	f.fs.StringVar(&f.cgroup, "cgroup-driver", def.CgroupDriver, "cgroup driver reported to the kubelet: cgroupfs or systemd")
 	f.fs.Var(&f.mirrors, "registry-mirror", "registry=endpoint: try endpoint first for registry (repeatable; registry _default means every registry)")
 	f.fs.Var(&f.insecure, "insecure-registry", "registry host to reach over plain HTTP (repeatable)")
+	f.fs.StringVar(&f.mountinfo, "mountinfo", hostMountinfo, "where the daemon and its shims find the host's cgroup and resctrl mounts (for tests: a copy naming a fake resctrl tree)")
 	return f
 }
 

@@ -40,6 +40,7 @@ type group struct {
 // a pod again.
 type groups struct {
 	binary, dir string
+	args        []string // more flags for every shim process
 	perShim     int
 	obs         Observer
 
@@ -65,7 +66,7 @@ func (gs *groups) reserve(ctx context.Context) (g *group, spawned bool, err erro
 	g = &group{dir: filepath.Join(gs.dir, groupPrefix+randomHex()), pods: 1, ready: make(chan struct{})}
 	gs.list = append(gs.list, g)
 	gs.mu.Unlock()
-	g.err = Spawn(ctx, gs.binary, g.dir)
+	g.err = Spawn(ctx, gs.binary, g.dir, gs.args...)
 	close(g.ready)
 	if g.err == nil {
 		gs.obs.ShimStarted()

@@ -53,6 +53,12 @@ func New(binary, dir string, perShim int, obs Observer) *Shims {
 	return &Shims{dir: dir, obs: obs, groups: gs, clients: map[string]*shimapi.Client{}}
 }
 
+// SetMountinfo has every shim process started from now on find the host's
+// cgroups and resctrl in path instead of /proc/self/mountinfo: for tests,
+// whose fake resctrl tree is a plain directory that only a mountinfo line
+// of their own names. Call it before the first pod.
+func (s *Shims) SetMountinfo(path string) { s.groups.args = []string{"--mountinfo", path} }
+
 // Pause is the pause process of a pod that shares one pid namespace: it
 // is pid 1 of that namespace, which the pod's containers join.
 type Pause struct {

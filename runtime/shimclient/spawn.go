@@ -22,8 +22,8 @@ import (
 // appended to dir/shim.log. It returns once the shim reports that it
 // serves its socket; it serves no pod until handed one (Group.Serve). A
 // shim already serving dir makes the new one exit; Spawn then returns once
-// the old one answers.
-func Spawn(ctx context.Context, binary, dir string) error {
+// the old one answers. args are more of crib-shim shim's flags.
+func Spawn(ctx context.Context, binary, dir string, args ...string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("spawn shim: %w", err)
 	}
@@ -39,7 +39,7 @@ func Spawn(ctx context.Context, binary, dir string) error {
 	defer readyR.Close()
 	// memprofilerate=0: no heap profiling, whose bucket table would cost
 	// every idle shim ~100 kB of touched pages.
-	cmd := &exec.Cmd{Path: binary, Args: []string{"crib-shim", "shim", "--dir", dir}, Dir: "/",
+	cmd := &exec.Cmd{Path: binary, Args: append([]string{"crib-shim", "shim", "--dir", dir}, args...), Dir: "/",
 		Env:    []string{nsproto.EnvDetach + "=1", shimapi.EnvReadyFD + "=3", "GODEBUG=memprofilerate=0"},
 		Stdout: logf, Stderr: logf, ExtraFiles: []*os.File{readyW}}
 	err = cmd.Run() // the constructor's parent half, which exits at once

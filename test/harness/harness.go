@@ -84,6 +84,8 @@ type Env struct {
 	CNIBin string
 	// Bin, when set, is the daemon binary to run instead of Binary().
 	Bin string
+	// Args are more daemon flags, for every Start and Spawn.
+	Args []string
 	// CgroupRoot is the daemon's cgroup_root: pods without a cgroup parent
 	// go there. It is the test's own, removed when the test ends.
 	CgroupRoot string
@@ -215,7 +217,7 @@ func (e *Env) Spawn(args ...string) *Daemon {
 	if e.Bin != "" {
 		bin = e.Bin
 	}
-	argv := append([]string{bin, "daemon", "--config", e.ConfPath}, args...)
+	argv := append(append([]string{bin, "daemon", "--config", e.ConfPath}, e.Args...), args...)
 	if e.Netns != "" {
 		// The daemon, and so every CNI plugin it runs, lives in the test's
 		// network namespace: bridges, veths and addresses stay there.
