@@ -89,6 +89,10 @@ func (s *Server) CreateContainer(ctx context.Context, req *criapi.CreateContaine
 	if err := s.checkImageSubPaths(cfg.GetMounts(), vols); err != nil {
 		return nil, fmt.Errorf("create container %q: %w", cfg.GetMetadata().GetName(), err)
 	}
+	cdiDevices, err := s.applyCDI(ctx, in, ociSpec)
+	if err != nil {
+		return nil, err
+	}
 	rec, err := containerRecord(id, pod, img.ID, req, ociSpec, in)
 	if err != nil {
 		return nil, err
@@ -96,6 +100,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *criapi.CreateContaine
 	rec.RepoDigest = repoDigest(img, cfg.GetImage().GetImage())
 	rec.Image = shownImage(img, cfg.GetImage())
 	rec.Mounts = withImageRefs(rec.Mounts, vols)
+	rec.CDIDevices = cdiDevices
 	if target != nil {
 		rec.PidTarget, rec.PidTargetPid = target.id, target.pid
 	}

@@ -59,12 +59,15 @@ type containerInfo struct {
 	RDTClass    string   `json:"rdtClass,omitempty"`
 	Layers      []string `json:"layers"`
 	DevShm      string   `json:"devShm,omitempty"`
+	// CDIDevices are the CDI devices whose edits the spec carries.
+	CDIDevices []string `json:"cdiDevices,omitempty"`
 }
 
 func toContainerInfo(st runtime.State) containerInfo {
 	return containerInfo{
 		SandboxID: st.SandboxID, Pid: st.Pid, RuntimeSpec: st.Spec, State: st.Status.String(),
 		ImageID: st.ImageRef, CgroupsPath: st.Cgroup, RDTClass: st.RDTClass, Layers: st.Layers, DevShm: st.DevShm,
+		CDIDevices: st.CDIDevices,
 	}
 }
 

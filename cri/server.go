@@ -83,6 +83,7 @@ type Server struct {
 	sandboxes  Sandboxes
 	shims      PodShims
 	classes    Classes
+	cdi        CDI
 	opts       Options
 	stats      Stats
 	metrics    MetricsReader
@@ -114,7 +115,9 @@ type Services struct {
 	Sandboxes  Sandboxes
 	Shims      PodShims
 	Classes    Classes
-	Stats      Stats
+	// CDI resolves CDI device requests; nil refuses them.
+	CDI   CDI
+	Stats Stats
 	// Metrics is nil where the metrics RPCs are not wanted (tests).
 	Metrics MetricsReader
 }
@@ -123,7 +126,7 @@ type Services struct {
 // server's background work (event watchers).
 func NewServer(ctx context.Context, svc Services, opts Options) *Server {
 	s := &Server{images: svc.Images, network: svc.Network, containers: svc.Containers,
-		pods: podInfo{svc.Sandboxes}, sandboxes: svc.Sandboxes, shims: svc.Shims, classes: svc.Classes, stats: svc.Stats, metrics: svc.Metrics, opts: opts, base: ctx}
+		pods: podInfo{svc.Sandboxes}, sandboxes: svc.Sandboxes, shims: svc.Shims, classes: svc.Classes, cdi: svc.CDI, stats: svc.Stats, metrics: svc.Metrics, opts: opts, base: ctx}
 	var lim unix.Rlimit
 	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil {
 		s.nofile = lim.Max

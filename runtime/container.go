@@ -51,10 +51,13 @@ type Container struct {
 	// Cgroup is the container's cgroup path (the shim owns the directory).
 	Cgroup string `json:"cgroup"`
 	// RDTClass is the class the container was placed in ("" none).
-	RDTClass  string `json:"rdtClass,omitempty"`
-	Tty       bool   `json:"tty,omitempty"`
-	Stdin     bool   `json:"stdin,omitempty"`
-	StdinOnce bool   `json:"stdinOnce,omitempty"`
+	RDTClass string `json:"rdtClass,omitempty"`
+	// CDIDevices are the CDI devices applied to the spec (CRI cdi_devices
+	// and cdi.k8s.io/ annotations), fully qualified, for verbose status.
+	CDIDevices []string `json:"cdiDevices,omitempty"`
+	Tty        bool     `json:"tty,omitempty"`
+	Stdin      bool     `json:"stdin,omitempty"`
+	StdinOnce  bool     `json:"stdinOnce,omitempty"`
 	// Spec (the OCI spec, JSON), Layers and DevShm are what Start hands
 	// to the pod's shim: until then the container is only this record.
 	Spec   json.RawMessage `json:"spec"`

@@ -17,6 +17,7 @@ import (
 	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/cgroups/manager"
 	"github.com/crib-runtime/crib/cri"
+	"github.com/crib-runtime/crib/internal/cdi"
 	"github.com/crib-runtime/crib/internal/config"
 	"github.com/crib-runtime/crib/internal/hostfs"
 	"github.com/crib-runtime/crib/internal/listener"
@@ -147,8 +148,13 @@ func serve(ctx context.Context, cfg config.Config, configPath, mountinfo string)
 	} else {
 		logger.V(2).Info("User namespaces (hostUsers: false) available")
 	}
+	if len(cfg.CDI.SpecDirs) == 0 {
+		logger.Info("CDI devices will be refused: cdi.spec_dirs is empty")
+	} else {
+		logger.V(2).Info("CDI spec directories", "specDirs", cfg.CDI.SpecDirs)
+	}
 	server := cri.NewServer(ctx, cri.Services{Images: images, Network: network, Classes: classes,
-		Sandboxes: pods, Shims: shims, Containers: containers, Stats: stats, Metrics: stats}, cri.Options{
+		CDI: cdi.New(cfg.CDI.SpecDirs), Sandboxes: pods, Shims: shims, Containers: containers, Stats: stats, Metrics: stats}, cri.Options{
 		Version: version, CgroupDriver: cfg.CgroupDriver, CgroupRoot: cfg.CgroupRoot, EffectiveConfig: cfg,
 		RDTInfo: func() any { return classes.Info() }, UserNamespaces: userns == nil, RuntimeHandlers: cfg.RuntimeHandlers,
 		IgnoreSELinux: cfg.LSM.SELinuxWhenDisabled == "ignore",

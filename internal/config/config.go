@@ -16,6 +16,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -66,7 +67,21 @@ type Config struct {
 	Debug           Debug     `toml:"debug" json:"debug"`
 	Metrics         Metrics   `toml:"metrics" json:"metrics"`
 	Shim            Shim      `toml:"shim" json:"shim"`
+	CDI             CDI       `toml:"cdi" json:"cdi"`
 }
+
+// CDI configures Container Device Interface devices: the vendor spec files
+// that CDI names (CRI cdi_devices, cdi.k8s.io/ annotations) resolve to.
+type CDI struct {
+	// SpecDirs are scanned in order, a later directory's device winning
+	// over an earlier one's of the same name. Empty: every CDI request is
+	// refused (FailedPrecondition naming the device).
+	SpecDirs []string `toml:"spec_dirs" json:"specDirs"`
+}
+
+// DefaultCDISpecDirs are CDI's static and dynamic spec directories, as
+// containerd and CRI-O scan them.
+var DefaultCDISpecDirs = []string{"/etc/cdi", "/var/run/cdi"}
 
 // Shim configures the shim processes that hold the pods' containers.
 type Shim struct {
@@ -213,6 +228,7 @@ func Default() Config {
 		Streaming:    Streaming{Address: "127.0.0.1:0"},
 		Image:        Image{MaxLayerBytes: DefaultMaxLayerBytes, MaxLayerEntries: DefaultMaxLayerEntries},
 		Shim:         Shim{PodsPerShim: DefaultPodsPerShim},
+		CDI:          CDI{SpecDirs: slices.Clone(DefaultCDISpecDirs)},
 		CNI: CNI{
 			ConfDir: "/etc/cni/net.d",
 			BinDirs: []string{"/opt/cni/bin", "/usr/lib/cni"},
@@ -327,6 +343,14 @@ func (c *Config) Validate() error {
 	}
 	for name, h := range c.Registry.Hosts {
 		errs = append(errs, h.validate(name))
+	}
+	for i, d := range c.CDI.SpecDirs {
+		switch {
+		case !path.IsAbs(d) || path.Clean(d) != d:
+			errs = append(errs, fmt.Errorf("config: cdi.spec_dirs[%d] %q must be a clean absolute path", i, d))
+		case slices.Contains(c.CDI.SpecDirs[:i], d):
+			errs = append(errs, fmt.Errorf("config: cdi.spec_dirs[%d] %q is named twice", i, d))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -67,6 +68,9 @@ address = "127.0.0.1:9099"
 
 [shim]
 pods_per_shim = 1
+
+[cdi]
+spec_dirs = ["/tmp/x/cdi"]
 `)
 	cfg, err := Load(p, true)
 	if err != nil {
@@ -85,6 +89,7 @@ pods_per_shim = 1
 		Image:     Image{MaxLayerBytes: 1 << 30, MaxLayerEntries: 1000},
 		Metrics:   Metrics{Address: "127.0.0.1:9099"},
 		Shim:      Shim{PodsPerShim: 1},
+		CDI:       CDI{SpecDirs: []string{"/tmp/x/cdi"}},
 	}
 	if diff := cmp.Diff(want, cfg); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
@@ -116,6 +121,10 @@ func TestLoadErrors(t *testing.T) {
 		{"zero layer bytes", "[image]\nmax_layer_bytes = 0\n", []string{"image.max_layer_bytes 0 must be positive"}},
 		{"negative layer entries", "[image]\nmax_layer_entries = -1\n", []string{"image.max_layer_entries -1 must be positive"}},
 		{"unknown image key", "[image]\nmax_layers = 1\n", []string{`unknown key "image.max_layers"`}},
+		{"relative cdi dir", "[cdi]\nspec_dirs = [\"/etc/cdi\", \"cdi\"]\n", []string{`cdi.spec_dirs[1] "cdi"`, "absolute"}},
+		{"unclean cdi dir", "[cdi]\nspec_dirs = [\"/etc/cdi/\"]\n", []string{`cdi.spec_dirs[0] "/etc/cdi/"`}},
+		{"cdi dir twice", "[cdi]\nspec_dirs = [\"/etc/cdi\", \"/var/run/cdi\", \"/etc/cdi\"]\n", []string{`cdi.spec_dirs[2] "/etc/cdi" is named twice`}},
+		{"unknown cdi key", "[cdi]\nspecdirs = []\n", []string{`unknown key "cdi.specdirs"`}},
 		{"relative debug socket", "[debug]\naddress = \"debug.sock\"\n", []string{`debug.address "debug.sock"`}},
 		{"metrics address without port", "[metrics]\naddress = \"127.0.0.1\"\n", []string{`metrics.address "127.0.0.1"`, "missing port"}},
 		{"metrics address without host", "[metrics]\naddress = \":9099\"\n", []string{`metrics.address ":9099"`, "with a host"}},
@@ -159,5 +168,20 @@ func TestParseEndpoint(t *testing.T) {
 		if _, err := ParseEndpoint(bad); err == nil {
 			t.Errorf("ParseEndpoint(%q) accepted", bad)
 		}
+	}
+}
+
+// An empty list is allowed and kept empty (not the defaults): it is how a
+// node refuses CDI requests.
+func TestCDINoSpecDirs(t *testing.T) {
+	cfg, err := Load(writeConfig(t, "[cdi]\nspec_dirs = []\n"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.CDI.SpecDirs) != 0 {
+		t.Fatalf("spec_dirs = %q, want none", cfg.CDI.SpecDirs)
+	}
+	if cfg, err = Load(writeConfig(t, "log_level = 2\n"), true); err != nil || !slices.Equal(cfg.CDI.SpecDirs, []string{"/etc/cdi", "/var/run/cdi"}) {
+		t.Fatalf("default spec_dirs = %q, %v", cfg.CDI.SpecDirs, err)
 	}
 }

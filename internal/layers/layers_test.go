@@ -49,6 +49,13 @@ var wireImporters = map[string]string{}
 // daemon's endpoint reaches no domain package (nor the shim).
 const metricsPkg = "internal/metrics"
 
+// cdiPkg is the one package that imports the CDI library: cri hands it a
+// spec and names, and the library's cache and edits stay behind it.
+const (
+	cdiPkg    = "internal/cdi"
+	cdiModule = "tags.cncf.io/container-device-interface"
+)
+
 func tree(p string) string { first, _, _ := strings.Cut(p, "/"); return first }
 
 type pkg struct {
@@ -94,6 +101,9 @@ func TestImportDirection(t *testing.T) {
 			if bad1 := promViolation(p.ImportPath, imp); bad1 != "" {
 				bad = append(bad, bad1)
 			}
+			if bad1 := cdiViolation(p.ImportPath, imp); bad1 != "" {
+				bad = append(bad, bad1)
+			}
 			q, ok := strings.CutPrefix(imp, module)
 			if !ok {
 				continue
@@ -108,7 +118,8 @@ func TestImportDirection(t *testing.T) {
 		if shimSide(p.ImportPath) {
 			for _, d := range p.Deps {
 				if strings.HasPrefix(d, "k8s.io/cri-api/") || d == module+"cri" || strings.HasPrefix(d, module+"cri/") ||
-					d == module+metricsPkg || strings.HasPrefix(d, "github.com/prometheus/") {
+					d == module+metricsPkg || strings.HasPrefix(d, "github.com/prometheus/") ||
+					d == module+cdiPkg || strings.HasPrefix(d, cdiModule) {
 					bad = append(bad, fmt.Sprintf("%s (the shim) depends on %s", p.ImportPath, d))
 				}
 			}
@@ -162,6 +173,14 @@ func violation(p, q string) string {
 func promViolation(p, imp string) string {
 	if strings.HasPrefix(imp, "github.com/prometheus/") && p != metricsPkg {
 		return fmt.Sprintf("%s imports %s: only %s uses the Prometheus client; record through an observer interface", p, imp, metricsPkg)
+	}
+	return ""
+}
+
+// cdiViolation says why p may not import imp (a full import path), or "".
+func cdiViolation(p, imp string) string {
+	if (imp == cdiModule || strings.HasPrefix(imp, cdiModule+"/")) && p != cdiPkg {
+		return fmt.Sprintf("%s imports %s: only %s uses the CDI library", p, imp, cdiPkg)
 	}
 	return ""
 }
@@ -220,6 +239,24 @@ func TestPromViolation(t *testing.T) {
 		{"cri", "google.golang.org/grpc", false},
 	} {
 		if got := promViolation(tc.p, tc.imp) != ""; got != tc.bad {
+			t.Errorf("%s imports %s: violation %v, want %v", tc.p, tc.imp, got, tc.bad)
+		}
+	}
+}
+
+func TestCDIViolation(t *testing.T) {
+	for _, tc := range []struct {
+		p, imp string
+		bad    bool
+	}{
+		{"internal/cdi", "tags.cncf.io/container-device-interface/pkg/cdi", false},
+		{"internal/cdi", "tags.cncf.io/container-device-interface/specs-go", false},
+		{"cri", "tags.cncf.io/container-device-interface/pkg/cdi", true},
+		{"cri/spec", "tags.cncf.io/container-device-interface/pkg/parser", true},
+		{"cmd/crib", "tags.cncf.io/container-device-interface", true},
+		{"cri", "github.com/crib-runtime/crib/internal/cdi", false},
+	} {
+		if got := cdiViolation(tc.p, tc.imp) != ""; got != tc.bad {
 			t.Errorf("%s imports %s: violation %v, want %v", tc.p, tc.imp, got, tc.bad)
 		}
 	}
