@@ -3,7 +3,10 @@ package cri
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
+	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
@@ -35,6 +38,10 @@ func (s *Server) applyCDI(ctx context.Context, in spec.Input, oci *specs.Spec) (
 	if err != nil || len(names) == 0 {
 		return nil, wrapCreate(cfg, err)
 	}
+	var gids []uint32
+	if oci.Process != nil {
+		gids = slices.Clone(oci.Process.User.AdditionalGids)
+	}
 	var inj cdi.Injection
 	if s.cdi == nil {
 		_, err = (*cdi.Injector)(nil).Inject(oci, names)
@@ -47,11 +54,22 @@ func (s *Server) applyCDI(ctx context.Context, in spec.Input, oci *specs.Spec) (
 	if err != nil {
 		return nil, wrapCreate(cfg, err)
 	}
+	// Strict means the groups the request names, and no others.
+	if cfg.GetLinux().GetSecurityContext().GetSupplementalGroupsPolicy() == criapi.SupplementalGroupsPolicy_Strict &&
+		oci.Process != nil && !slices.Equal(gids, oci.Process.User.AdditionalGids) {
+		return nil, wrapCreate(cfg, fmt.Errorf("CDI devices %s add supplementary groups %v, and the container's supplemental groups policy is Strict: %w",
+			strings.Join(inj.Devices, ", "), slices.DeleteFunc(slices.Clone(oci.Process.User.AdditionalGids), func(g uint32) bool { return slices.Contains(gids, g) }),
+			errdefs.ErrFailedPrecondition))
+	}
 	nodes := make(map[string]string, len(inj.Nodes))
 	for _, n := range inj.Nodes {
 		nodes[n.Path] = n.HostPath
 	}
-	if err := spec.CheckInjected(in, inj.Mounts, nodes); err != nil {
+	var devices []specs.LinuxDevice
+	if oci.Linux != nil {
+		devices = oci.Linux.Devices
+	}
+	if err := spec.CheckInjected(in, inj.Mounts, nodes, devices); err != nil {
 		return nil, wrapCreate(cfg, err)
 	}
 	klog.FromContext(ctx).V(4).Info("Applied CDI devices", "containerID", in.ID, "devices", inj.Devices)

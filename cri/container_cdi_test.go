@@ -18,7 +18,7 @@ import (
 
 func TestApplyCDI(t *testing.T) {
 	dir := t.TempDir()
-	vendor := `cdiVersion: "0.6.0"
+	vendor := `cdiVersion: "0.7.0"
 kind: crib.test/unit
 devices:
 - name: env
@@ -26,6 +26,8 @@ devices:
 - name: tmpfs
   containerEdits:
     mounts: [{hostPath: tmpfs, containerPath: /scratch, type: tmpfs}]
+- name: video
+  containerEdits: {additionalGids: [44]}
 `
 	if err := os.WriteFile(filepath.Join(dir, "unit.yaml"), []byte(vendor), 0o600); err != nil {
 		t.Fatal(err)
@@ -53,6 +55,18 @@ devices:
 	_, err = with.applyCDI(ctx, in("crib.test/unit=tmpfs"), newSpec())
 	if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "/scratch") {
 		t.Errorf("tmpfs mount: %v, want FailedPrecondition naming /scratch", err)
+	}
+	// Groups a device adds are refused under the Strict policy, which
+	// means the request's groups and no others.
+	strict := in("crib.test/unit=video")
+	strict.Config.Linux = &criapi.LinuxContainerConfig{SecurityContext: &criapi.LinuxContainerSecurityContext{
+		SupplementalGroupsPolicy: criapi.SupplementalGroupsPolicy_Strict}}
+	_, err = with.applyCDI(ctx, strict, newSpec())
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "[44]") || !strings.Contains(err.Error(), "Strict") {
+		t.Errorf("gids under Strict: %v, want FailedPrecondition naming group 44", err)
+	}
+	if _, err := with.applyCDI(ctx, in("crib.test/unit=video"), newSpec()); err != nil {
+		t.Errorf("gids under Merge: %v", err)
 	}
 	// A server without CDI refuses, naming the device.
 	_, err = (&Server{}).applyCDI(ctx, in("crib.test/unit=env"), newSpec())

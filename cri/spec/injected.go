@@ -7,6 +7,7 @@ import (
 	"maps"
 	"path"
 	"slices"
+	"strings"
 
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -27,22 +28,51 @@ var injectedMountOptions = append(slices.Clone(allowedMountOptions),
 // container path to the host node it copies. The container did not write
 // these (the node's CDI spec files did), so errors wrap
 // errdefs.ErrFailedPrecondition, naming the mount or node.
-func CheckInjected(in Input, mounts []specs.Mount, nodes map[string]string) error {
+//
+// A node is held to what a CRI device is: a path under /dev, and a host
+// path that is a device node of the type and numbers the container gets.
+// A vendor spec may give type and numbers itself, which the CDI library
+// then applies without looking at the host; crib looks. devices are the
+// spec's device nodes once the edits were applied.
+func CheckInjected(in Input, mounts []specs.Mount, nodes map[string]string, devices []specs.LinuxDevice) error {
 	for _, m := range mounts {
 		if err := checkInjectedMount(in, m); err != nil {
 			return fmt.Errorf("CDI mount %q: %w", m.Destination, err)
 		}
 	}
 	for _, p := range slices.Sorted(maps.Keys(nodes)) {
-		if !path.IsAbs(p) {
-			return failedf("CDI device node %q: path must be absolute", p)
+		if err := checkInjectedNode(in, p, nodes[p], devices); err != nil {
+			return fmt.Errorf("CDI device node %q: %w", p, err)
 		}
-		// Where mknod is not allowed (a pod with a user namespace) the init
-		// binds the host's node of the same path; another path would give
-		// the container the wrong node, or none.
-		if in.UserNS != "" && nodes[p] != p {
-			return failedf("CDI device node %q: host node %q has another path, which crib cannot make in a pod with a user namespace", p, nodes[p])
-		}
+	}
+	return nil
+}
+
+func checkInjectedNode(in Input, p, host string, devices []specs.LinuxDevice) error {
+	if path.Clean(p) != p || !strings.HasPrefix(p, "/dev/") {
+		return failedf("path must be a clean path under /dev")
+	}
+	// Where mknod is not allowed (a pod with a user namespace) the init
+	// binds the host's node of the same path; another path would give the
+	// container the wrong node, or none.
+	if in.UserNS != "" && host != p {
+		return failedf("host node %q has another path, which crib cannot make in a pod with a user namespace", host)
+	}
+	i := slices.IndexFunc(devices, func(d specs.LinuxDevice) bool { return d.Path == p })
+	if i < 0 {
+		return failedf("not among the spec's device nodes after the edits")
+	}
+	d := devices[i]
+	f, err := stat(in, host)
+	if err != nil {
+		return failedf("host node: %v", err)
+	}
+	typ := d.Type
+	if typ == "u" { // unbuffered character device
+		typ = "c"
+	}
+	if (f.Type != 'c' && f.Type != 'b') || string(f.Type) != typ || f.Major != d.Major || f.Minor != d.Minor {
+		return failedf("host path %q is not the %s %d:%d device the spec gives the container", host, d.Type, d.Major, d.Minor)
 	}
 	return nil
 }

@@ -11,12 +11,14 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 	cdilib "tags.cncf.io/container-device-interface/pkg/cdi"
 	"tags.cncf.io/container-device-interface/pkg/parser"
 	cdispec "tags.cncf.io/container-device-interface/specs-go"
@@ -142,6 +144,11 @@ func (i *Injector) Inject(s *specs.Spec, names []string) (Injection, error) {
 		}
 		return inj, fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
 	}
+	for _, d := range devs {
+		if err := trusted(d.GetSpec().GetPath()); err != nil {
+			return inj, fmt.Errorf("CDI device %s: %w", d.GetQualifiedName(), err)
+		}
+	}
 	edits, err := collect(devs)
 	if err != nil {
 		return inj, err
@@ -186,11 +193,15 @@ func collect(devs []*cdilib.Device) (edits, error) {
 	seen := map[*cdilib.Spec]bool{}
 	for _, d := range devs {
 		name := d.GetQualifiedName()
-		sets := []*cdispec.ContainerEdits{&d.ContainerEdits}
+		// In the library's order (Cache.InjectDevices): a spec file's own
+		// edits before its first device's, so a later node at the same
+		// path is the one applied.
+		var sets []*cdispec.ContainerEdits
 		if sp := d.GetSpec(); !seen[sp] {
 			seen[sp] = true
 			sets = append(sets, &sp.ContainerEdits)
 		}
+		sets = append(sets, &d.ContainerEdits)
 		for _, e := range sets {
 			if err := refuse(name, d.GetSpec().GetPath(), e); err != nil {
 				return edits{}, err
@@ -265,4 +276,22 @@ func injectedMounts(s *specs.Spec, paths []string) []specs.Mount {
 		}
 	}
 	return out
+}
+
+// trusted refuses a spec file that someone other than root could have
+// written, or replaced in its directory: its edits bind any host path
+// into a container and allow any device, as much power as crib's own
+// config.
+func trusted(file string) error {
+	for _, p := range []string{file, filepath.Dir(file)} {
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return fmt.Errorf("CDI spec %s: %w: %w", p, err, errdefs.ErrFailedPrecondition)
+		}
+		if st.Uid != 0 || st.Mode&0o022 != 0 {
+			return fmt.Errorf("CDI spec %s: owned by uid %d, mode %#o: only root may be able to write a spec file and its directory: %w",
+				p, st.Uid, st.Mode&0o7777, errdefs.ErrFailedPrecondition)
+		}
+	}
+	return nil
 }

@@ -279,3 +279,56 @@ func TestRequested(t *testing.T) {
 		}
 	}
 }
+
+// The nodes reported are in the order the library applies them (a spec
+// file's own edits, then its device's), so the last one at a path is the
+// node the container gets: what crib checks is what it applies.
+func TestNodesInApplyOrder(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "v.yaml", `cdiVersion: "0.6.0"
+kind: crib.test/order
+containerEdits:
+  deviceNodes: [{path: /dev/crib-x, hostPath: /dev/null}]
+devices:
+- name: d
+  containerEdits:
+    deviceNodes: [{path: /dev/crib-x, hostPath: /dev/zero}]
+`)
+	s := baseSpec()
+	inj, err := New([]string{dir}).Inject(s, []string{"crib.test/order=d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := map[string]string{}
+	for _, n := range inj.Nodes {
+		last[n.Path] = n.HostPath
+	}
+	i := slices.IndexFunc(s.Linux.Devices, func(d specs.LinuxDevice) bool { return d.Path == "/dev/crib-x" })
+	if i < 0 || s.Linux.Devices[i].Minor != 5 || last["/dev/crib-x"] != "/dev/zero" {
+		t.Errorf("applied %+v, reported host node %q: want /dev/zero's 1:5 both", s.Linux.Devices, last["/dev/crib-x"])
+	}
+}
+
+// A spec file another user could write, or put in its directory, is
+// refused, naming it: its edits are as powerful as crib's config.
+func TestSpecWritableByOthersRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		fileMode, dir os.FileMode
+	}{{"file", 0o666, 0o755}, {"directory", 0o644, 0o777}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			write(t, dir, "vendor.yaml", yamlSpec)
+			if err := os.Chmod(filepath.Join(dir, "vendor.yaml"), tc.fileMode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, tc.dir); err != nil {
+				t.Fatal(err)
+			}
+			_, err := New([]string{dir}).Inject(baseSpec(), []string{"crib.test/device=null0"})
+			if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "only root may") {
+				t.Fatalf("err = %v, want FailedPrecondition naming the spec", err)
+			}
+		})
+	}
+}

@@ -2,6 +2,9 @@
 // (cmd/nri-rdt-class): it puts each new container in an RDT class chosen
 // by its pod's namespace and QoS class, so a cluster operator sets cache
 // and memory-bandwidth classes per tenant without annotating every pod.
+// It gives a default, not a limit: a container whose pod asked for a class
+// itself (the RDT annotations) keeps that one; an operator who must bound
+// what tenants choose does it in the runtime's class configuration.
 //
 // The plugin only names a class; the runtime applies it with its own
 // checks (crib refuses a class its rdt configuration does not have).
@@ -90,15 +93,23 @@ func (p *Policy) Class(ns, cgroupParent string) string {
 // QoSOf reads a pod's QoS class from its cgroup, as the kubelet names it:
 // .../kubepods/burstable/pod<uid> (cgroupfs) or
 // kubepods-burstable-pod<uid>.slice (systemd); Guaranteed pods sit
-// directly under kubepods.
+// directly under kubepods. A cgroup outside kubepods (none given, another
+// manager's) is "": no rule that names a QoS class matches it, rather than
+// the best class by default.
 func QoSOf(cgroupParent string) string {
+	kubepods := false
 	for _, seg := range strings.FieldsFunc(path.Clean(cgroupParent), func(r rune) bool { return r == '/' || r == '-' || r == '.' }) {
 		switch seg {
 		case Burstable:
 			return Burstable
 		case BestEffort:
 			return BestEffort
+		case "kubepods":
+			kubepods = true
 		}
 	}
-	return Guaranteed
+	if kubepods {
+		return Guaranteed
+	}
+	return ""
 }

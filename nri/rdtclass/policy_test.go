@@ -33,6 +33,7 @@ func TestClassFirstRuleWins(t *testing.T) {
 		{"tenant-b", "kubepods-besteffort-pod1234.slice", "bronze"},
 		{"tenant-b", "/kubepods/burstable/pod1234", "system/default"},
 		{"tenant-b", "", "system/default"},
+		{"tenant-a", "", "silver"}, // no QoS known: the rule without one
 	} {
 		if got := p.Class(tc.ns, tc.parent); got != tc.want {
 			t.Errorf("Class(%q, %q) = %q, want %q", tc.ns, tc.parent, got, tc.want)

@@ -4,9 +4,13 @@ import (
 	"errors"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crib-runtime/crib/runtime/launch"
 )
 
 // reaper is the shim's one waiter for children. As a child subreaper the
@@ -34,10 +38,15 @@ import (
 type reaper struct {
 	launchMu sync.RWMutex
 
-	// mu guards waiters and held.
+	// mu guards waiters, held and bootstrapping.
 	mu      sync.Mutex
 	waiters map[int]waiter
 	held    map[int]int // pid: holds; never reaped while held
+	// bootstrapping counts the launches between spawned and bootstrapped,
+	// whose final process exists (a child of the shim: nsexec clones it
+	// with CLONE_PARENT) before its launcher knows its pid: an orphan pass
+	// leaves alone a zombie that may be one (see mayBeLaunched).
+	bootstrapping int
 
 	sigs chan os.Signal
 	kick chan struct{}
@@ -80,11 +89,13 @@ type waiter struct {
 
 // launchHold is one launch's hold on the reaper: from launching until done.
 type launchHold struct {
-	r        *reaper
-	rlocked  bool
-	held     []int
-	pins     []func()
-	released bool
+	r             *reaper
+	rlocked       bool
+	stage0        int  // held from spawned until bootstrapped
+	bootstrapping bool // counted in r.bootstrapping
+	held          []int
+	pins          []func()
+	released      bool
 }
 
 // launching starts a launch: hand spawned and bootstrapped to launch.Start
@@ -98,14 +109,32 @@ func (r *reaper) launching() *launchHold {
 // spawned holds stage 0, pid, which launch.Start waits for, and lets the
 // orphans be reaped again.
 func (l *launchHold) spawned(pid int) {
-	l.hold(pid)
+	l.r.mu.Lock()
+	l.r.held[pid]++
+	l.r.bootstrapping++
+	l.r.mu.Unlock()
+	l.stage0, l.bootstrapping = pid, true
 	l.unlock()
 }
 
-// bootstrapped holds the launch's final process, pid.
+// bootstrapped holds the launch's final process, pid, and lets stage 0
+// go: launch.Start has waited for it.
 func (l *launchHold) bootstrapped(pid int) {
 	l.hold(pid)
+	l.leaveBootstrap()
 	l.unlock() // a launcher without Spawned (a test's) holds launchMu until here
+}
+
+// leaveBootstrap ends the spawned-to-bootstrapped window, if it is in it.
+func (l *launchHold) leaveBootstrap() {
+	if !l.bootstrapping {
+		return
+	}
+	l.bootstrapping = false
+	l.r.mu.Lock()
+	l.r.bootstrapping--
+	l.r.mu.Unlock()
+	l.r.unhold(l.stage0)
 }
 
 func (l *launchHold) hold(pid int) {
@@ -151,6 +180,7 @@ func (l *launchHold) done() {
 		return
 	}
 	l.released = true
+	l.leaveBootstrap()
 	l.unlock()
 	for _, release := range l.pins {
 		release()
@@ -218,9 +248,10 @@ func (r *reaper) reap() {
 			return
 		}
 		r.mu.Lock()
-		if r.held[pid] > 0 {
-			// Its launcher (or a pin) has it: the children behind it wait
-			// for the pass the hold's end kicks.
+		if r.held[pid] > 0 || r.bootstrapping > 0 && mayBeLaunched(pid) {
+			// Its launcher (or a pin) has it, or may have it in a moment:
+			// the children behind it wait for the pass the hold's end (or
+			// the bootstrap's) kicks.
 			r.mu.Unlock()
 			return
 		}
@@ -231,8 +262,8 @@ func (r *reaper) reap() {
 		}
 		r.mu.Unlock()
 		if !ok {
-			// Not reaped after all (nothing else waits for an unheld pid
-			// while this pass holds launchMu): the next SIGCHLD looks
+			// Not reaped after all (a failed launch's own reap of its
+			// final process can come first): the next SIGCHLD looks
 			// again, rather than a kick that could spin.
 			return
 		}
@@ -240,6 +271,24 @@ func (r *reaper) reap() {
 			w.fn(ws)
 		}
 	}
+}
+
+// shimBinaryName is the sealed binary a pause starts from (the shim's own).
+const shimBinaryName = "crib-shim"
+
+// mayBeLaunched says whether the zombie pid may be a launch's final
+// process, killed before its launcher learned its pid: it was started from
+// the binaries launches start (crib-init for inits and execs, crib-shim for
+// a pause). Reaped by a pass, its pid could be reused before the launcher
+// places it in its cgroup and RDT class. A container's own process of that
+// name waits until no launch is bootstrapping, no longer.
+func mayBeLaunched(pid int) bool {
+	comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	if err != nil {
+		return false // gone meanwhile: nothing to protect
+	}
+	c := strings.TrimSuffix(string(comm), "\n")
+	return c == launch.InitBinaryName || c == shimBinaryName
 }
 
 // waitPid reaps pid if it has exited.

@@ -3,7 +3,9 @@ package shim
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -122,4 +124,46 @@ func TestInterceptRecoversPanics(t *testing.T) {
 	if resp != "fine" || err != nil {
 		t.Fatalf("next call: %v, %v", resp, err)
 	}
+}
+
+// A zombie started from a launch's binaries may be a launch's final
+// process, killed before its launcher knew its pid; another is an orphan.
+func TestMayBeLaunched(t *testing.T) {
+	dir := t.TempDir()
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(sleep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{"crib-init": true, "crib-shim": true, "sleep": false, "crib-initx": false} {
+		bin := filepath.Join(dir, name)
+		if err := os.WriteFile(bin, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "60")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Process.Kill()
+		// A zombie until waited for: what a reaping pass sees.
+		for deadline := time.Now().Add(5 * time.Second); !isZombie(cmd.Process.Pid) && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if got := mayBeLaunched(cmd.Process.Pid); got != want {
+			t.Errorf("%s: mayBeLaunched = %v, want %v", name, got, want)
+		}
+		_ = cmd.Wait()
+	}
+}
+
+func isZombie(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndex(string(data), ") ")
+	return i > 0 && strings.HasPrefix(string(data)[i+2:], "Z")
 }
