@@ -11,6 +11,7 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/crib-runtime/crib/internal/hostfs"
 	"github.com/crib-runtime/crib/runtime/shim"
 )
 
@@ -33,6 +34,13 @@ func runShim(args []string) int {
 	if err := fs.Parse(args); err != nil || *dir == "" || fs.NArg() != 0 {
 		fmt.Fprintln(os.Stderr, "usage: crib-shim shim --dir <shim dir> [--log-level N] [--mountinfo FILE]")
 		return 2
+	}
+	if *mountinfo != "/proc/self/mountinfo" {
+		// It decides which directories the shim writes pids into.
+		if err := hostfs.RootOnly(*mountinfo); err != nil {
+			fmt.Fprintln(os.Stderr, "crib-shim shim:", err)
+			return 2
+		}
 	}
 	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(klogFlags)

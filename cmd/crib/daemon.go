@@ -48,6 +48,10 @@ func runDaemon(args []string) int {
 		return 2
 	}
 	cfg, err := f.load()
+	if err == nil && f.mountinfo != hostMountinfo {
+		// It decides which directories crib writes pids into.
+		err = hostfs.RootOnly(f.mountinfo)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "crib daemon:", err)
 		return 1

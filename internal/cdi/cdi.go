@@ -11,17 +11,17 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 	cdilib "tags.cncf.io/container-device-interface/pkg/cdi"
 	"tags.cncf.io/container-device-interface/pkg/parser"
 	cdispec "tags.cncf.io/container-device-interface/specs-go"
+
+	"github.com/crib-runtime/crib/internal/hostfs"
 )
 
 // AnnotationPrefix starts the keys of the container annotations that
@@ -283,15 +283,8 @@ func injectedMounts(s *specs.Spec, paths []string) []specs.Mount {
 // into a container and allow any device, as much power as crib's own
 // config.
 func trusted(file string) error {
-	for _, p := range []string{file, filepath.Dir(file)} {
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return fmt.Errorf("CDI spec %s: %w: %w", p, err, errdefs.ErrFailedPrecondition)
-		}
-		if st.Uid != 0 || st.Mode&0o022 != 0 {
-			return fmt.Errorf("CDI spec %s: owned by uid %d, mode %#o: only root may be able to write a spec file and its directory: %w",
-				p, st.Uid, st.Mode&0o7777, errdefs.ErrFailedPrecondition)
-		}
+	if err := hostfs.RootOnly(file); err != nil {
+		return fmt.Errorf("CDI spec %w: %w", err, errdefs.ErrFailedPrecondition)
 	}
 	return nil
 }

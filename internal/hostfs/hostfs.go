@@ -107,3 +107,19 @@ func FilesystemOf(sys, path string) (Filesystem, error) {
 		InodesFree:    fs.Ffree,
 	}, nil
 }
+
+// RootOnly refuses a path that someone other than root could write, or
+// replace in its directory: for files that steer what crib does as root
+// (CDI specs, a mountinfo given in place of the kernel's).
+func RootOnly(path string) error {
+	for _, p := range []string{path, filepath.Dir(path)} {
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		if st.Uid != 0 || st.Mode&0o022 != 0 {
+			return fmt.Errorf("%s: owned by uid %d, mode %#o: only root may be able to write it and its directory", p, st.Uid, st.Mode&0o7777)
+		}
+	}
+	return nil
+}
