@@ -128,7 +128,7 @@ func alive(pid int) bool {
 
 func TestTimeoutKillsTheGroup(t *testing.T) {
 	dir := t.TempDir()
-	h := sh(`sleep 100 & echo $! > `+dir+`/child; echo $$ > `+dir+`/leader; echo started; sleep 100`)
+	h := sh(`sleep 100 & echo $! > ` + dir + `/child; echo $$ > ` + dir + `/leader; echo started; sleep 100`)
 	h.Timeout = seconds(1)
 	start := time.Now()
 	err := Run(context.Background(), h, nil, Options{})
