@@ -19,6 +19,7 @@ import (
 	"github.com/crib-runtime/crib/cgroups/manager"
 	"github.com/crib-runtime/crib/cgroups/ocires"
 	criSpec "github.com/crib-runtime/crib/cri/spec"
+	"github.com/crib-runtime/crib/internal/ocihook"
 	"github.com/crib-runtime/crib/runtime/launch"
 )
 
@@ -68,6 +69,11 @@ func runBundle(bundle, state, id string) (code int, retErr error) {
 	spec, err := loadSpec(bundle)
 	if err != nil {
 		return 0, err
+	}
+	// Refused rather than skipped: a developer command that ran the
+	// container without its hooks would hide what is missing.
+	if hooks := ocihook.Each(spec.Hooks); len(hooks) > 0 {
+		return 0, fmt.Errorf("config.json: %s: crib run-oci runs no OCI hooks (the pods' shims do)", hooks[0])
 	}
 	o, err := launch.OptionsFromSpec(spec)
 	if err != nil {

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -54,5 +57,24 @@ func TestWithDefaultDevices(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// run-oci runs no hooks, so a bundle with some is refused before anything
+// is made, not run without them.
+func TestRunOCIRefusesHooks(t *testing.T) {
+	bundle := t.TempDir()
+	cfg := `{"ociVersion":"1.2.0","process":{"args":["true"],"cwd":"/"},"root":{"path":"rootfs"},"linux":{},
+		"hooks":{"createRuntime":[{"path":"/bin/true"}]}}`
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	_, err := runBundle(bundle, state, "x")
+	if err == nil || !strings.Contains(err.Error(), "createRuntime hook #0 (/bin/true)") || !strings.Contains(err.Error(), "runs no OCI hooks") {
+		t.Fatalf("runBundle = %v", err)
+	}
+	if ents, _ := os.ReadDir(state); len(ents) != 0 {
+		t.Errorf("the refused run left %v in its state dir", ents)
 	}
 }

@@ -18,19 +18,21 @@ import (
 // JSON is the OCI spec's, field for field, so a Config written with Write
 // still decodes.
 type configWire struct {
-	Version int            `json:"version"`
-	Role    string         `json:"role"`
-	Spec    *specWire      `json:"spec"`
-	Rootfs  Rootfs         `json:"rootfs"`
-	DevShm  string         `json:"devShm,omitempty"`
-	Seccomp *SeccompFilter `json:"seccompFilter,omitempty"`
-
-	CgroupMounts []CgroupMount `json:"cgroupMounts,omitempty"`
+	Version      int            `json:"version"`
+	Role         string         `json:"role"`
+	Spec         *specWire      `json:"spec"`
+	Rootfs       Rootfs         `json:"rootfs"`
+	DevShm       string         `json:"devShm,omitempty"`
+	Seccomp      *SeccompFilter `json:"seccompFilter,omitempty"`
+	Hooks        *Hooks         `json:"containerHooks,omitempty"`
+	CgroupMounts []CgroupMount  `json:"cgroupMounts,omitempty"`
 }
 
-// specWire is specs.Spec without what is not the init's: Hooks (run by the
-// runtime around the init, never by it), Annotations (metadata for the
-// runtime and tools, which can be large), and the other platforms.
+// specWire is specs.Spec without what is not the init's: Hooks (the
+// launcher runs prestart, createRuntime, poststart and poststop, and hands
+// the init the two kinds it runs, with their state, in Config.Hooks),
+// Annotations (metadata for the runtime and tools, which can be large; the
+// hooks' state carries them), and the other platforms.
 type specWire struct {
 	Version    string         `json:"ociVersion"`
 	Process    *specs.Process `json:"process,omitempty"`
@@ -66,10 +68,13 @@ type linuxWire struct {
 func WriteConfig(w io.Writer, cfg *Config) error {
 	v := cfg.Version
 	if cfg.Seccomp != nil {
-		v = VersionSeccompFilter
+		v = max(v, VersionSeccompFilter)
+	}
+	if cfg.Hooks != nil {
+		v = max(v, VersionHooks)
 	}
 	return Write(w, configWire{Version: v, Role: cfg.Role, Spec: toWire(cfg.Spec), Rootfs: cfg.Rootfs,
-		DevShm: cfg.DevShm, Seccomp: cfg.Seccomp, CgroupMounts: cfg.CgroupMounts})
+		DevShm: cfg.DevShm, Seccomp: cfg.Seccomp, Hooks: cfg.Hooks, CgroupMounts: cfg.CgroupMounts})
 }
 
 // ReadConfig receives the message WriteConfig (or Write of a Config) sent.
@@ -80,7 +85,7 @@ func ReadConfig(r io.Reader, cfg *Config) error {
 		return err
 	}
 	*cfg = Config{Version: c.Version, Role: c.Role, Spec: fromWire(c.Spec), Rootfs: c.Rootfs, DevShm: c.DevShm,
-		Seccomp: c.Seccomp, CgroupMounts: c.CgroupMounts}
+		Seccomp: c.Seccomp, Hooks: c.Hooks, CgroupMounts: c.CgroupMounts}
 	return nil
 }
 

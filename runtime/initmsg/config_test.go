@@ -26,7 +26,7 @@ var notForInit = []cmp.Option{
 func TestConfigCarriesWhatInitReads(t *testing.T) {
 	in := &Config{}
 	fill(reflect.ValueOf(in).Elem(), 0)
-	in.Version = VersionSeccompFilter // what WriteConfig sends with a filter
+	in.Version = VersionHooks // what WriteConfig sends with a filter and hooks
 	for name, write := range map[string]func(*bytes.Buffer) error{
 		"WriteConfig": func(b *bytes.Buffer) error { return WriteConfig(b, in) },
 		"Write":       func(b *bytes.Buffer) error { return Write(b, in) },
@@ -132,6 +132,32 @@ func TestSeccompFilterRoundTrip(t *testing.T) {
 	for _, n := range []int{0, 7, 9, 8 * 4097} {
 		if _, err := (&SeccompFilter{Program: make([]byte, n)}).Instructions(); err == nil {
 			t.Errorf("a program of %d bytes: no error", n)
+		}
+	}
+}
+
+// A config with hooks goes as VersionHooks, so an init from before them
+// refuses it rather than start the container without running them; one
+// without goes as before.
+func TestHooksNeedTheirVersion(t *testing.T) {
+	for _, c := range []struct {
+		cfg  Config
+		want int
+	}{
+		{Config{Version: Version}, Version},
+		{Config{Version: Version, Seccomp: &SeccompFilter{}}, VersionSeccompFilter},
+		{Config{Version: Version, Hooks: &Hooks{Runtime: true}}, VersionHooks},
+		{Config{Version: Version, Seccomp: &SeccompFilter{}, Hooks: &Hooks{}}, VersionHooks},
+	} {
+		var buf bytes.Buffer
+		if err := WriteConfig(&buf, &c.cfg); err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			Version int `json:"version"`
+		}
+		if err := json.Unmarshal(buf.Bytes()[4:], &got); err != nil || got.Version != c.want {
+			t.Errorf("WriteConfig(%+v) went as version %d (%v), want %d", c.cfg, got.Version, err, c.want)
 		}
 	}
 }

@@ -7,10 +7,16 @@
 //
 //	launcher → init   Config (WriteConfig, ReadConfig: the spec without
 //	                  what the init never reads, see specWire)
+//	init → launcher   Message{Type: Hooks}       (only with Config.Hooks.Runtime:
+//	                  the mounts are made, pivot_root is next; the
+//	                  launcher runs the prestart and createRuntime hooks)
+//	launcher → init   Message{Type: Resume}      (they succeeded; on failure
+//	                  the launcher kills init instead)
+//	init              createContainer hooks, pivot_root, …
 //	init → launcher   Message{Type: Ready}       (everything set up, about to wait)
 //	                  or Message{Type: Error, …} (then init exits non-zero)
 //	launcher → init   Message{Type: Start}
-//	init              execve(2) of the user's process; the socket is
+//	init              startContainer hooks, then execve(2) of the user's process; the socket is
 //	                  close-on-exec, so the launcher reads EOF on success, or
 //	                  a Message{Type: Error, Step: "exec"} when execve fails.
 //
@@ -42,10 +48,13 @@ import (
 // Version 2 is a config with a compiled seccomp filter (Config.Seccomp):
 // an init of version 1 would not know the field and run the process
 // unfiltered, so WriteConfig sends such a config as version 2, which it
-// refuses. Other configs still go as version 1, which both accept.
+// refuses. Version 3 is a config with OCI hooks (Config.Hooks), which an
+// older init would skip without a word; an init of version 3 also knows
+// the filter. Other configs still go as version 1, which all accept.
 const (
 	Version              = 1
 	VersionSeccompFilter = 2
+	VersionHooks         = 3
 )
 
 // Environment variables the launcher sets for crib init.
@@ -85,6 +94,28 @@ type Config struct {
 	// and hybrid hosts): what init would otherwise find in
 	// /proc/self/mountinfo, whose reading grows with every pod's mounts.
 	CgroupMounts []CgroupMount `json:"cgroupMounts,omitempty"`
+	// Hooks, when set, are the OCI hooks the init takes part in (role
+	// init only); it needs version VersionHooks.
+	Hooks *Hooks `json:"containerHooks,omitempty"`
+}
+
+// Hooks are the container's OCI hooks as far as the init is concerned.
+// The launcher runs prestart and createRuntime itself, in its own
+// namespaces, while the init waits before pivot_root (Runtime); the init
+// runs createContainer (in the container's namespaces, before pivot_root,
+// so paths are the host's) and startContainer (after pivot_root, as the
+// container's user, just before execve: paths are the container's). The
+// hooks are host binaries named by root-owned configuration (NRI plugins,
+// CDI spec directories), never by a CRI client.
+type Hooks struct {
+	// Runtime makes the init stop before pivot_root, send TypeHooks and
+	// wait for TypeResume.
+	Runtime         bool         `json:"runtime,omitempty"`
+	CreateContainer []specs.Hook `json:"createContainer,omitempty"`
+	StartContainer  []specs.Hook `json:"startContainer,omitempty"`
+	// State is the container's state for the hooks' stdin; the init sets
+	// Status and Pid (its own, as it sees it) for each kind.
+	State specs.State `json:"state"`
 }
 
 // CgroupMount is one cgroup hierarchy mounted directly under
@@ -119,9 +150,11 @@ type MessageType string
 
 // The message types.
 const (
-	TypeReady MessageType = "ready"
-	TypeStart MessageType = "start"
-	TypeError MessageType = "error"
+	TypeReady  MessageType = "ready"
+	TypeStart  MessageType = "start"
+	TypeError  MessageType = "error"
+	TypeHooks  MessageType = "hooks"
+	TypeResume MessageType = "resume"
 )
 
 // Message is everything init and its launcher say to each other after Config.

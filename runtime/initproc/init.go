@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crib-runtime/crib/internal/lsm"
+	"github.com/crib-runtime/crib/internal/ocihook"
 	"github.com/crib-runtime/crib/runtime/initmsg"
 )
 
@@ -40,6 +41,7 @@ const (
 	stepAppArmor    = "apparmor"
 	stepSELinux     = "selinux"
 	stepStart       = "start"
+	stepHooks       = "hooks"
 )
 
 // stepError is a failure of one step of init, on one path. Its message is
@@ -101,7 +103,7 @@ func Run() error {
 	if err := initmsg.ReadConfig(pipe, &cfg); err != nil {
 		return report(pipe, fail(stepConfig, "", fmt.Errorf("read init config: %w", err)))
 	}
-	proc, err := prepare(&cfg)
+	proc, err := prepare(&cfg, pipe)
 	if err != nil {
 		return report(pipe, err)
 	}
@@ -123,6 +125,13 @@ func Run() error {
 	}
 	if msg.Type != initmsg.TypeStart {
 		return report(pipe, fail(stepStart, "", fmt.Errorf("wait for start: unexpected message %q", msg.Type)))
+	}
+	if h := cfg.Hooks; h != nil {
+		// As the container's user, in its root and cwd, just before
+		// execve (and before the seccomp filter, which exec loads).
+		if err := runHooks(ocihook.StartContainer, h.StartContainer, h.State, specs.StateCreated, ""); err != nil {
+			return report(pipe, err)
+		}
 	}
 	err = proc.exec()
 	return report(pipe, fail(stepExec, proc.args[0], err))
@@ -152,7 +161,7 @@ func initPipe() (*os.File, error) {
 }
 
 // prepare runs every step before Ready and returns the process to exec.
-func prepare(cfg *initmsg.Config) (*process, error) {
+func prepare(cfg *initmsg.Config, pipe *os.File) (*process, error) {
 	if err := validate(cfg); err != nil {
 		return nil, err
 	}
@@ -166,7 +175,7 @@ func prepare(cfg *initmsg.Config) (*process, error) {
 	unix.Umask(0)
 	lastCap := lastCapability()
 	if cfg.Role == initmsg.RoleInit {
-		if err := setupContainer(cfg); err != nil {
+		if err := setupContainer(cfg, pipe); err != nil {
 			return nil, err
 		}
 	}
@@ -183,10 +192,14 @@ func validate(cfg *initmsg.Config) error {
 		return fail(step, "", fmt.Errorf(format, a...))
 	}
 	switch {
-	case cfg.Version != initmsg.Version && cfg.Version != initmsg.VersionSeccompFilter:
-		return bad(stepConfig, "init config version %d, want %d or %d", cfg.Version, initmsg.Version, initmsg.VersionSeccompFilter)
-	case cfg.Seccomp != nil && cfg.Version != initmsg.VersionSeccompFilter:
+	case cfg.Version < initmsg.Version || cfg.Version > initmsg.VersionHooks:
+		return bad(stepConfig, "init config version %d, want %d to %d", cfg.Version, initmsg.Version, initmsg.VersionHooks)
+	case cfg.Seccomp != nil && cfg.Version < initmsg.VersionSeccompFilter:
 		return bad(stepSeccomp, "init config version %d carries a compiled seccomp filter, which needs version %d", cfg.Version, initmsg.VersionSeccompFilter)
+	case cfg.Hooks != nil && cfg.Version < initmsg.VersionHooks:
+		return bad(stepHooks, "init config version %d carries hooks, which need version %d", cfg.Version, initmsg.VersionHooks)
+	case cfg.Hooks != nil && cfg.Role != initmsg.RoleInit:
+		return bad(stepHooks, "init config of role %q carries hooks, which only a container's init runs", cfg.Role)
 	case cfg.Role != initmsg.RoleInit && cfg.Role != initmsg.RoleExec:
 		return bad(stepConfig, "unknown init role %q", cfg.Role)
 	case cfg.Spec == nil || cfg.Spec.Process == nil:

@@ -16,7 +16,7 @@ import (
 // setupContainer builds the container's filesystem and identity for role
 // init, in runc's order. The constructor has already put this process in a
 // new mount namespace, so every mount here lives and dies with it.
-func setupContainer(cfg *initmsg.Config) error {
+func setupContainer(cfg *initmsg.Config, pipe *os.File) error {
 	spec := cfg.Spec
 	rootPath, err := filepath.Abs(spec.Root.Path)
 	if err != nil {
@@ -51,6 +51,11 @@ func setupContainer(cfg *initmsg.Config) error {
 	err = createDevices(r, devs, needsDevSetup(mounts))
 	r.close()
 	if err != nil {
+		return err
+	}
+	// As runc: after the mounts (a hook may add its own) and before
+	// pivot_root, while the host's filesystem is still reachable.
+	if err := beforePivot(pipe, cfg.Hooks, rootPath); err != nil {
 		return err
 	}
 	if err := pivotRoot(rootPath); err != nil {

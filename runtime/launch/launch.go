@@ -58,6 +58,11 @@ type Options struct {
 	Bootstrapped func(pid int)
 	// Config is sent to the Go init (roles init and exec).
 	Config *initmsg.Config
+	// RuntimeHooks runs the container's prestart and createRuntime hooks
+	// (pid: the init's, on the host) when Config.Hooks.Runtime asks the
+	// init to wait for them: its mounts are made, pivot_root is next. An
+	// error fails the launch.
+	RuntimeHooks func(pid int) error
 	// Stdin, Stdout and Stderr become the process's fds 0, 1 and 2.
 	Stdin, Stdout, Stderr *os.File
 	// Log receives the JSON log lines of nsexec and init; nil discards them.
@@ -149,7 +154,7 @@ func Start(ctx context.Context, o Options) (started *Process, retErr error) {
 		sock.Close()
 		return p, nil
 	}
-	if err := p.configure(o.Config); err != nil {
+	if err := p.configure(o.Config, o.RuntimeHooks); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -368,13 +373,23 @@ func (p *Process) awaitClosed() error {
 	return fmt.Errorf("pause %d: wait until it closes its fds: %w%s", p.Pid, err, p.logs.suffix())
 }
 
-// configure sends the init config and waits until init is ready to exec.
-func (p *Process) configure(cfg *initmsg.Config) error {
+// configure sends the init config and waits until init is ready to exec,
+// running the runtime's hooks when init stops for them.
+func (p *Process) configure(cfg *initmsg.Config, runtimeHooks func(int) error) error {
 	if cfg == nil {
 		return errors.New("launch: roles init and exec need a Config")
 	}
+	wantHooks := cfg.Hooks != nil && cfg.Hooks.Runtime
+	if wantHooks && runtimeHooks == nil {
+		return errors.New("launch: the init config waits for runtime hooks, but there is nothing to run them")
+	}
 	if err := initmsg.WriteConfig(p.sock, cfg); err != nil {
 		return err
+	}
+	if wantHooks {
+		if err := p.runtimeHooks(runtimeHooks); err != nil {
+			return err
+		}
 	}
 	if cfg.Spec != nil && cfg.Spec.Process != nil && cfg.Spec.Process.Terminal {
 		if err := p.recvConsole(); err != nil {
@@ -392,6 +407,25 @@ func (p *Process) configure(cfg *initmsg.Config) error {
 		return fmt.Errorf("container init: unexpected message %q", m.Type)
 	}
 	return nil
+}
+
+// runtimeHooks waits for init to stop before pivot_root, runs the hooks
+// and lets it go on.
+func (p *Process) runtimeHooks(run func(int) error) error {
+	var m initmsg.Message
+	if err := initmsg.Read(p.sock, &m); err != nil {
+		return fmt.Errorf("container init: %w%s", err, p.logs.suffix())
+	}
+	if err := m.Err(); err != nil {
+		return err
+	}
+	if m.Type != initmsg.TypeHooks {
+		return fmt.Errorf("container init: unexpected message %q, want %q", m.Type, initmsg.TypeHooks)
+	}
+	if err := run(p.Pid); err != nil {
+		return err
+	}
+	return initmsg.Write(p.sock, initmsg.Message{Type: initmsg.TypeResume})
 }
 
 // recvConsole takes the pty master init sends before Ready. A failure

@@ -28,6 +28,8 @@ type container struct {
 	done    chan struct{} // closed once exited and recorded
 	// cleaned is closed once the exit path has tried to remove the cgroup.
 	cleaned chan struct{}
+	// hooks are the container's OCI hooks, nil for none.
+	hooks *hookSet
 	// seccomp is the container's filter (nil: none), which every exec in
 	// it loads too.
 	seccomp *specs.LinuxSeccomp

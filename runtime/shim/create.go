@@ -59,6 +59,9 @@ func parseCreate(r *shimapi.CreateRequest) (*specs.Spec, error) {
 	if spec.Linux == nil || spec.Linux.CgroupsPath == "" {
 		return nil, fmt.Errorf("spec has no linux.cgroupsPath: %w", errdefs.ErrInvalidArgument)
 	}
+	if err := validateHooks(spec.Hooks); err != nil {
+		return nil, err
+	}
 	if r.Tty {
 		if spec.Process == nil {
 			return nil, fmt.Errorf("spec has no process: %w", errdefs.ErrInvalidArgument)
@@ -96,7 +99,8 @@ func (s *service) create(ctx context.Context, r *shimapi.CreateRequest, spec *sp
 	}
 	c := &container{id: r.Id, cgroup: spec.Linux.CgroupsPath, class: r.RdtClass,
 		file: stateFile(s.dir, r.Id), done: make(chan struct{}), cleaned: make(chan struct{}), stdinOnce: r.StdinOnce,
-		subs: map[*attachSub]shimapi.AttachHeader{}, seccomp: spec.Linux.Seccomp}
+		subs: map[*attachSub]shimapi.AttachHeader{}, seccomp: spec.Linux.Seccomp,
+		hooks: newHookSet(spec, r.Id, hookBundle(s.dir, r.Id))}
 	if err := s.cg.Create(c.cgroup, res); err != nil {
 		return nil, err
 	}
@@ -119,6 +123,12 @@ func (s *service) create(ctx context.Context, r *shimapi.CreateRequest, spec *sp
 		undo = append(undo, c.log.Close)
 	}
 	o = s.launchOptions(o, r.Id)
+	launched := false
+	undoHooks, err := s.setHooks(ctx, &o, c, spec)
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() error { return undoHooks(launched) })
 	o.Config.Rootfs = initmsg.Rootfs{Lower: r.Lower, Upper: r.Upper, Work: r.Work}
 	o.Config.DevShm = r.DevShm
 	o.Config.CgroupMounts = s.cgroupMounts
@@ -136,6 +146,7 @@ func (s *service) create(ctx context.Context, r *shimapi.CreateRequest, spec *sp
 	undo = append(undo, func() error { return closeOutputs(c) })
 	c.rec = record{Version: recordVersion, ID: r.Id, Status: StatusCreated, CreatedAt: time.Now().UnixNano(),
 		LogPath: r.LogPath, Cgroup: c.cgroup, RDTClass: c.class}
+	launched = true
 	err = s.start(ctx, c, o)
 	closeChild()
 	if err != nil {
@@ -319,8 +330,9 @@ func closeOutputs(c *container) error {
 	return nil
 }
 
-// Start lets a created container exec its process.
-func (s *service) Start(_ context.Context, r *shimapi.ContainerRequest) (*shimapi.ContainerState, error) {
+// Start lets a created container exec its process (the init runs the
+// startContainer hooks first), then runs the poststart hooks.
+func (s *service) Start(ctx context.Context, r *shimapi.ContainerRequest) (*shimapi.ContainerState, error) {
 	c, err := s.get(r.Id)
 	if err != nil {
 		return nil, err
@@ -344,7 +356,6 @@ func (s *service) Start(_ context.Context, r *shimapi.ContainerRequest) (*shimap
 	}
 	proc.Release() // the reaper watches the pid from here on
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.rec.Status == StatusCreated { // it may have exited already
 		_ = c.setStatusLocked(StatusRunning)
 		c.rec.StartedAt = time.Now().UnixNano()
@@ -352,8 +363,11 @@ func (s *service) Start(_ context.Context, r *shimapi.ContainerRequest) (*shimap
 			s.logger.Error(err, "Persisted container start", "containerID", r.Id)
 		}
 	}
+	st, pid := c.rec.proto(), c.rec.Pid
+	c.mu.Unlock()
 	s.logger.V(2).Info("Started container", "containerID", r.Id)
-	return c.rec.proto(), nil
+	s.poststart(ctx, c.hooks, pid)
+	return st, nil
 }
 
 // onExit runs on the reaper's goroutine when a container's init exits. It

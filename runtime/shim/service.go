@@ -185,6 +185,13 @@ func (s *service) Delete(ctx context.Context, r *shimapi.ContainerRequest) (*shi
 	if err := os.Remove(c.file); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)
 	}
+	if errors.Join(errs...) == nil {
+		// Destroyed: its poststop hooks (failures logged), then its bundle.
+		c.mu.Lock()
+		pid := c.rec.Pid
+		c.mu.Unlock()
+		errs = append(errs, s.poststop(ctx, c.hooks, pid))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("delete container %s: %w", r.Id, err)
 	}
@@ -254,8 +261,12 @@ func (s *service) load() error {
 			s.logger.Error(statefile.ErrVersion, "Skipped container state", "file", f, "version", rec.Version)
 			continue
 		}
+		hooks, err := loadHookSet(s.dir, rec.ID)
+		if err != nil {
+			s.logger.Error(err, "Lost the poststop hooks of a container of a previous shim", "containerID", rec.ID)
+		}
 		c := &container{id: rec.ID, cgroup: rec.Cgroup, class: rec.RDTClass, file: f, done: make(chan struct{}),
-			cleaned: make(chan struct{}), rec: rec, reaped: true, subs: map[*attachSub]shimapi.AttachHeader{}}
+			cleaned: make(chan struct{}), rec: rec, reaped: true, subs: map[*attachSub]shimapi.AttachHeader{}, hooks: hooks}
 		close(c.done)
 		close(c.cleaned) // Delete removes the cgroup
 		if rec.Status != StatusExited {
