@@ -110,7 +110,7 @@ type Injection struct {
 // Inject rescans the spec directories and applies the devices names (as
 // Requested returned them) to s. Errors: a name no spec defines is
 // InvalidArgument naming every such name; CDI requests on a node without
-// spec directories, and edits crib cannot apply (OCI hooks, Intel RDT,
+// spec directories, and edits crib cannot apply (Intel RDT,
 // network devices), are FailedPrecondition naming the device and the edit;
 // a spec whose edits fail (a missing host device) is FailedPrecondition.
 // On error s may be partly edited: the caller drops it.
@@ -230,14 +230,6 @@ func collect(devs []*cdilib.Device) (edits, error) {
 func refuse(device, file string, e *cdispec.ContainerEdits) error {
 	fail := func(what string) error {
 		return fmt.Errorf("CDI device %s (spec %s): %s: %w", device, file, what, errdefs.ErrFailedPrecondition)
-	}
-	// HOOKS: crib runs no OCI hooks yet. Remove this check when the OCI
-	// hook runner (branch hooks) lands; the edits then carry hooks into
-	// spec.Hooks like any runtime's.
-	for _, h := range e.Hooks {
-		if h != nil {
-			return fail(fmt.Sprintf("adds a %s hook %s, and crib does not run OCI hooks", h.HookName, h.Path))
-		}
 	}
 	if r := e.IntelRdt; r != nil {
 		// crib places containers in its own RDT classes (rdt); a vendor's

@@ -185,7 +185,6 @@ func TestRefused(t *testing.T) {
 		name, edits string
 		words       []string
 	}{
-		{"hook", `hooks: [{hookName: createContainer, path: /usr/bin/vendor-hook}]`, []string{"createContainer", "/usr/bin/vendor-hook", "hook"}},
 		{"rdt", `intelRdt: {closID: gold}`, []string{"Intel RDT", "gold"}},
 		{"netdev", `netDevices: [{hostInterfaceName: eth7, name: net0}]`, []string{"eth7", "net0"}},
 	} {
@@ -209,13 +208,18 @@ func TestRefused(t *testing.T) {
 	}
 }
 
-// Spec-level edits are checked too: a hook there applies to every device.
-func TestRefusedSpecLevelHook(t *testing.T) {
+// Hooks, the spec file's own and the device's, go into the spec, which
+// the shim and the init run as the OCI runtime spec says.
+func TestHooksCarried(t *testing.T) {
 	dir := t.TempDir()
-	write(t, dir, "v.yaml", "cdiVersion: \"0.6.0\"\nkind: crib.test/h\ncontainerEdits:\n  hooks: [{hookName: poststop, path: /bin/true}]\ndevices:\n- name: d\n  containerEdits: {env: [A=1]}\n")
-	_, err := New([]string{dir}).Inject(baseSpec(), []string{"crib.test/h=d"})
-	if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "poststop") {
-		t.Fatalf("err = %v, want FailedPrecondition naming the poststop hook", err)
+	write(t, dir, "v.yaml", "cdiVersion: \"0.6.0\"\nkind: crib.test/h\ncontainerEdits:\n  hooks: [{hookName: poststop, path: /bin/true}]\ndevices:\n- name: d\n  containerEdits:\n    hooks: [{hookName: createContainer, path: /usr/bin/vendor-hook, args: [vendor-hook, --x]}]\n")
+	s := baseSpec()
+	if _, err := New([]string{dir}).Inject(s, []string{"crib.test/h=d"}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Hooks == nil || len(s.Hooks.Poststop) != 1 || s.Hooks.Poststop[0].Path != "/bin/true" ||
+		len(s.Hooks.CreateContainer) != 1 || s.Hooks.CreateContainer[0].Path != "/usr/bin/vendor-hook" {
+		t.Errorf("hooks = %+v", s.Hooks)
 	}
 }
 

@@ -19,7 +19,9 @@ import (
 // cdiVendorSpec is a vendor's CDI spec as a device plugin would install it:
 // the host's /dev/null under another name, the host's /dev/vcs1 (which the
 // default device cgroup denies) read-only, env and a read-only bind of a
-// host directory; a device whose edits add a hook, which crib refuses.
+// host directory; a device whose edits add a createContainer hook, which
+// crib runs in the container's namespaces before pivot_root, with the
+// rootfs as its working directory.
 const cdiVendorSpec = `cdiVersion: "0.6.0"
 kind: crib.test/device
 devices:
@@ -34,15 +36,16 @@ devices:
 - name: hooked
   containerEdits:
     env: [CRIB_HOOKED=1]
-    hooks: [{hookName: createContainer, path: /usr/local/bin/crib-test-hook}]
+    hooks: [{hookName: createContainer, path: %q, args: [crib-test-hook, ran]}]
 `
 
 // TestCDIDevices: devices named in CRI cdi_devices and in a cdi.k8s.io/
 // annotation are resolved against the spec directory the config names;
 // the container gets the node (right type and numbers, usable through the
 // device cgroup), the env and the read-only mount, and verbose status
-// names the devices. An unknown device, a malformed annotation and a hook
-// are refused, naming them, and leave no container behind.
+// names the devices; a device's hook runs. An unknown device and a
+// malformed annotation are refused, naming them, and leave no container
+// behind.
 func TestCDIDevices(t *testing.T) {
 	if _, err := os.Stat("/dev/vcs1"); err != nil {
 		t.Fatalf("the test needs the host's /dev/vcs1: %v", err)
@@ -51,7 +54,11 @@ func TestCDIDevices(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(data, "hello"), []byte("from-the-host\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(specDir, "crib-test.yaml"), fmt.Appendf(nil, cdiVendorSpec, data), 0o644); err != nil {
+	hook := filepath.Join(data, "crib-test-hook")
+	if err := os.WriteFile(hook, []byte("#!/bin/sh\necho \"$1 $(hostname)\" > ./cdi-hook\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(specDir, "crib-test.yaml"), fmt.Appendf(nil, cdiVendorSpec, data, hook), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// A broken file of another vendor is logged, not fatal.
@@ -71,6 +78,13 @@ func TestCDIDevices(t *testing.T) {
 		CDIDevices: []*criapi.CDIDevice{{Name: "crib.test/device=null0"}, {Name: "crib.test/device=vcs"}}})
 	byAnnotation := w.startSleeper(t, podID, pod, "by-annotation", &criapi.ContainerConfig{Linux: root(),
 		Annotations: map[string]string{"cdi.k8s.io/crib-test": "crib.test/device=null0"}})
+	// The hook ran in the container's namespaces (its hostname is the
+	// pod's), in its rootfs, before the container's process started.
+	hooked := w.startSleeper(t, podID, pod, "hooked", &criapi.ContainerConfig{Linux: root(),
+		CDIDevices: []*criapi.CDIDevice{{Name: "crib.test/device=hooked"}}})
+	if got := w.probe(t, hooked, "hooked", `echo "hook $(cat /cdi-hook)"; echo "env $CRIB_HOOKED"`); got["hook"] != "ran cdi" || got["env"] != "1" {
+		t.Errorf("hooked: hook wrote %q (want \"ran cdi\"), env %q", got["hook"], got["env"])
+	}
 
 	probe := `
 try() { if out=$(dd "$2" bs=1 count=0 2>&1); then echo "$1 ok"; else echo "$1 $out"; fi; }
@@ -140,8 +154,6 @@ true
 			codes.InvalidArgument, []string{"crib.test/device=gpu9", "broken.json"}},
 		{"malformed-annotation", &criapi.ContainerConfig{Annotations: map[string]string{"cdi.k8s.io/bad": "gpu9"}},
 			codes.InvalidArgument, []string{"cdi.k8s.io/bad", "gpu9"}},
-		{"hooked", &criapi.ContainerConfig{CDIDevices: []*criapi.CDIDevice{{Name: "crib.test/device=hooked"}}},
-			codes.FailedPrecondition, []string{"crib.test/device=hooked", "createContainer", "/usr/local/bin/crib-test-hook"}},
 	} {
 		tc.cfg.Metadata = &criapi.ContainerMetadata{Name: tc.name}
 		tc.cfg.Image = &criapi.ImageSpec{Image: w.image}
@@ -161,8 +173,8 @@ true
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(after) != len(before) || len(after) != 2 {
-		t.Errorf("containers after the refused creates: %d, before %d, want 2", len(after), len(before))
+	if len(after) != len(before) || len(after) != 3 {
+		t.Errorf("containers after the refused creates: %d, before %d, want 3", len(after), len(before))
 	}
 	if logs := w.d.Logs.String(); !strings.Contains(logs, "CDI spec files failed to load") || !strings.Contains(logs, "broken.json") {
 		t.Errorf("the daemon's log does not report broken.json")
