@@ -68,6 +68,8 @@ type Pods interface {
 // container's annotations.
 type Classes interface {
 	Resolve(podAnnotations, containerAnnotations map[string]string, containerName string) (class string, warning, err error)
+	// Check resolves a class named directly (an NRI adjustment) as strictly.
+	Check(class string) (resolved string, warning, err error)
 }
 
 func toCRIState(s runtime.Status) criapi.ContainerState {

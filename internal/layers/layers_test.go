@@ -20,7 +20,7 @@ const module = "github.com/crib-runtime/crib/"
 // as plain values).
 var rank = map[string]int{
 	"cri":     4,
-	"sandbox": 3, "runtime": 3,
+	"sandbox": 3, "runtime": 3, "nri": 3,
 	"cgroups": 2, "rdt": 2, "nsexec": 2,
 	"internal": 1,
 }
@@ -48,6 +48,19 @@ var wireImporters = map[string]string{}
 // small observer interfaces it implements, so that a dependency of the
 // daemon's endpoint reaches no domain package (nor the shim).
 const metricsPkg = "internal/metrics"
+
+// nriModule is NRI's library: its wire types and its wazero runtime stop
+// at package nri (and tests, whose plugins speak it), and the shim links
+// none of it.
+const nriModule = "github.com/containerd/nri"
+
+// nriViolation says why p may not import imp (a full import path), or "".
+func nriViolation(p, imp string) string {
+	if (imp == nriModule || strings.HasPrefix(imp, nriModule+"/")) && tree(p) != "nri" && tree(p) != "test" {
+		return fmt.Sprintf("%s imports %s: only nri speaks NRI; convert at its edge", p, imp)
+	}
+	return ""
+}
 
 func tree(p string) string { first, _, _ := strings.Cut(p, "/"); return first }
 
@@ -94,6 +107,9 @@ func TestImportDirection(t *testing.T) {
 			if bad1 := promViolation(p.ImportPath, imp); bad1 != "" {
 				bad = append(bad, bad1)
 			}
+			if bad1 := nriViolation(p.ImportPath, imp); bad1 != "" {
+				bad = append(bad, bad1)
+			}
 			q, ok := strings.CutPrefix(imp, module)
 			if !ok {
 				continue
@@ -108,7 +124,8 @@ func TestImportDirection(t *testing.T) {
 		if shimSide(p.ImportPath) {
 			for _, d := range p.Deps {
 				if strings.HasPrefix(d, "k8s.io/cri-api/") || d == module+"cri" || strings.HasPrefix(d, module+"cri/") ||
-					d == module+metricsPkg || strings.HasPrefix(d, "github.com/prometheus/") {
+					d == module+metricsPkg || strings.HasPrefix(d, "github.com/prometheus/") ||
+					d == module+"nri" || strings.HasPrefix(d, nriModule+"/") || strings.HasPrefix(d, "github.com/tetratelabs/wazero") {
 					bad = append(bad, fmt.Sprintf("%s (the shim) depends on %s", p.ImportPath, d))
 				}
 			}
@@ -201,9 +218,31 @@ func TestViolation(t *testing.T) {
 		{"sandbox", "runtime/launch", true},
 		{"runtime/shim", "runtime/launch", false},
 		{"cmd/crib", "runtime/launch", false},
+		{"cri", "nri", false},
+		{"nri", "cri", true},
+		{"nri", "sandbox", true},
+		{"nri", "rdt", false},
+		{"runtime", "nri", true},
 	} {
 		if got := violation(tc.p, tc.q) != ""; got != tc.bad {
 			t.Errorf("%s imports %s: violation %v, want %v", tc.p, tc.q, got, tc.bad)
+		}
+	}
+}
+
+func TestNRIViolation(t *testing.T) {
+	for _, tc := range []struct {
+		p, imp string
+		bad    bool
+	}{
+		{"nri", "github.com/containerd/nri/pkg/adaptation", false},
+		{"test/e2e", "github.com/containerd/nri/pkg/stub", false},
+		{"cri", "github.com/containerd/nri/pkg/api", true},
+		{"cmd/crib", "github.com/containerd/nri/pkg/adaptation", true},
+		{"cri", "github.com/containerd/nrifoo", false},
+	} {
+		if got := nriViolation(tc.p, tc.imp) != ""; got != tc.bad {
+			t.Errorf("%s imports %s: violation %v, want %v", tc.p, tc.imp, got, tc.bad)
 		}
 	}
 }
