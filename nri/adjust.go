@@ -80,12 +80,30 @@ func (n *NRI) UpdateContainer(ctx context.Context, id string, r *specs.LinuxReso
 			others = append(others, u)
 			continue
 		}
-		if r, err = MergeResources(r, u.GetLinux().GetResources()); err != nil {
+		merged, err := MergeResources(r, u.GetLinux().GetResources())
+		if err != nil {
 			return nil, err
 		}
+		r = keepNoSwap(r, merged)
 	}
 	n.applyUpdates(ctx, "UpdateContainer", others)
 	return r, nil
+}
+
+// keepNoSwap: the answer for the updated container carries the whole
+// request, swap included, with what plugins changed. A container without
+// swap (memory+swap equal to memory) whose limit a plugin changed keeps
+// none, as NRI's own adjustment of a new container does.
+func keepNoSwap(req, out *specs.LinuxResources) *specs.LinuxResources {
+	rm, om := req.Memory, out.Memory
+	if rm == nil || om == nil || rm.Limit == nil || rm.Swap == nil || om.Limit == nil || om.Swap == nil {
+		return out
+	}
+	if *rm.Swap == *rm.Limit && *om.Swap == *rm.Swap && *om.Limit != *rm.Limit {
+		l := *om.Limit
+		om.Swap = &l
+	}
+	return out
 }
 
 // Adjust applies a plugins' adjustment to s, using NRI's own generator

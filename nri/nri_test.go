@@ -176,7 +176,9 @@ func TestEventsOnceAndInOrder(t *testing.T) {
 	}
 	ctx := context.Background()
 	pod := Pod{ID: "pod1", Name: "web"}
-	info := func() (Pod, Container, error) { return pod, Container{ID: "c1", PodID: "pod1", Name: "app", Spec: s}, nil }
+	info := func() (Pod, Container, error) {
+		return pod, Container{ID: "c1", PodID: "pod1", Name: "app", Spec: s}, nil
+	}
 	if err := n.RunPodSandbox(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
@@ -307,4 +309,3 @@ func TestUnsolicitedUpdates(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
-

@@ -107,6 +107,12 @@ func MergeResources(cur *specs.LinuxResources, u *api.LinuxResources) (*specs.Li
 		if out.Memory == nil {
 			out.Memory = &specs.LinuxMemory{}
 		}
+		// A container without swap (memory+swap equal to memory, as
+		// crib and containerd make it) keeps none when only its limit
+		// changes, as NRI's own adjustment does.
+		if m.GetLimit() != nil && m.GetSwap() == nil && (out.Memory.Swap == nil || out.Memory.Limit != nil && *out.Memory.Swap == *out.Memory.Limit) {
+			out.Memory.Swap = m.GetLimit().Get()
+		}
 		setInt64(&out.Memory.Limit, m.GetLimit())
 		setInt64(&out.Memory.Reservation, m.GetReservation())
 		setInt64(&out.Memory.Swap, m.GetSwap())
