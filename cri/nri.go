@@ -267,6 +267,9 @@ func (s *Server) nriTakeRDTClass(ctx context.Context, before, after *specs.Spec,
 		return nil
 	}
 	r := after.Linux.IntelRdt
+	if r != nil && r.ClosID == "" && r.EnableMonitoring {
+		return fmt.Errorf("NRI adjustment: linux.intelRdt.enableMonitoring without a class: crib monitors the containers of an RDT class: %w", errdefs.ErrFailedPrecondition)
+	}
 	if r == nil || r.ClosID == "" {
 		in.RDTClass = ""
 		after.Linux.IntelRdt = nil
@@ -298,4 +301,21 @@ func cloneSpec(s *specs.Spec) (*specs.Spec, error) {
 		return nil, fmt.Errorf("copy spec: %w", err)
 	}
 	return &out, nil
+}
+
+// Evict stops a container at once because an NRI plugin asked, and tells
+// plugins it stopped.
+func (r nriRuntime) Evict(ctx context.Context, id, reason string) error {
+	podID, err := r.s.containers.Sandbox(id)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := r.s.containers.Stop(ctx, id, 0); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		return fmt.Errorf("evict container %s (%s): %w", id, reason, err)
+	}
+	logNRI(ctx, r.s.nri.StopContainer(ctx, id, r.s.nriInfo(ctx, podID, id, nil)), id)
+	return nil
 }

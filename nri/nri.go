@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/nri/pkg/adaptation"
 	"github.com/containerd/nri/pkg/api"
 	nrilog "github.com/containerd/nri/pkg/log"
+	"github.com/containerd/ttrpc"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"k8s.io/klog/v2"
 
@@ -41,6 +42,9 @@ type Runtime interface {
 	// UpdateResources applies r as UpdateContainerResources does, without
 	// NRI events.
 	UpdateResources(ctx context.Context, id string, r *specs.LinuxResources) error
+	// Evict stops a container at once (no grace period) because a plugin
+	// asked; a container gone already is not an error.
+	Evict(ctx context.Context, id, reason string) error
 }
 
 // NRI relays crib's pod and container events to NRI plugins. A nil *NRI
@@ -70,6 +74,8 @@ func New(cfg Config, version string) (*NRI, error) {
 	opts := []adaptation.Option{
 		adaptation.WithPluginPath(cfg.PluginPath), adaptation.WithPluginConfigPath(cfg.PluginConfigPath),
 		adaptation.WithSocketPath(cfg.SocketPath), adaptation.WithMetrics(n.plugins),
+		adaptation.WithTTRPCOptions([]ttrpc.ClientOpts{ttrpc.WithUnaryClientInterceptor(n.clientInterceptor)},
+			[]ttrpc.ServerOpt{ttrpc.WithUnaryServerInterceptor(n.serverInterceptor)}),
 	}
 	if cfg.DisableConnections {
 		opts = append(opts, adaptation.WithDisabledExternalConnections())

@@ -14,6 +14,8 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/nri/pkg/api"
 	"github.com/containerd/nri/pkg/stub"
+	"github.com/containerd/ttrpc"
+	"google.golang.org/protobuf/proto"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -24,6 +26,20 @@ type fakeRuntime struct {
 	pods    []Pod
 	ctrs    []Container
 	updated map[string]*specs.LinuxResources
+	evicted []string
+}
+
+func (f *fakeRuntime) Evict(_ context.Context, id, reason string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.evicted = append(f.evicted, id+": "+reason)
+	return nil
+}
+
+func (f *fakeRuntime) evictions() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.evicted)
 }
 
 func (f *fakeRuntime) List(context.Context) ([]Pod, []Container, error) {
@@ -122,7 +138,7 @@ func (p *testPlugin) RemoveContainer(_ context.Context, _ *api.PodSandbox, c *ap
 
 // start runs NRI on a socket in a temp dir with rt, connects p to it and
 // waits until it is synchronised.
-func start(t *testing.T, rt Runtime, p *testPlugin) (*NRI, stub.Stub) {
+func start(t *testing.T, rt Runtime, p *testPlugin, opts ...stub.Option) (*NRI, stub.Stub) {
 	t.Helper()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "nri.sock")
@@ -135,7 +151,7 @@ func start(t *testing.T, rt Runtime, p *testPlugin) (*NRI, stub.Stub) {
 		t.Fatal(err)
 	}
 	t.Cleanup(n.Stop)
-	s, err := stub.New(p, stub.WithPluginName("test"), stub.WithPluginIdx("10"), stub.WithSocketPath(sock))
+	s, err := stub.New(p, append([]stub.Option{stub.WithPluginName("test"), stub.WithPluginIdx("10"), stub.WithSocketPath(sock)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,3 +325,46 @@ func TestUnsolicitedUpdates(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// TestEvictions: evictions a plugin sends (which NRI v0.12.5's stub has no
+// call for, so the test's plugin adds them on its side of the wire) reach
+// crib from UpdateContainers and from a CreateContainer answer.
+func TestEvictions(t *testing.T) {
+	rt := &fakeRuntime{}
+	addToUpdate := func(ctx context.Context, req *ttrpc.Request, resp *ttrpc.Response, info *ttrpc.UnaryClientInfo, invoke ttrpc.Invoker) error {
+		if info.FullMethod == updateContainersMethod {
+			var m api.UpdateContainersRequest
+			if err := proto.Unmarshal(req.Payload, &m); err != nil {
+				return err
+			}
+			m.Evict = append(m.Evict, &api.ContainerEviction{ContainerId: "noisy", Reason: "too loud"})
+			b, err := proto.Marshal(&m)
+			if err != nil {
+				return err
+			}
+			req.Payload = b
+		}
+		return invoke(ctx, req, resp)
+	}
+	addToCreate := func(ctx context.Context, unmarshal ttrpc.Unmarshaler, info *ttrpc.UnaryServerInfo, method ttrpc.Method) (any, error) {
+		resp, err := method(ctx, unmarshal)
+		if r, ok := resp.(*api.CreateContainerResponse); ok && info.FullMethod == createContainerMethod {
+			r.Evict = append(r.Evict, &api.ContainerEviction{ContainerId: "victim", Reason: "room for c1"})
+		}
+		return resp, err
+	}
+	n, st := start(t, rt, &testPlugin{}, stub.WithTTRPCOptions([]ttrpc.ClientOpts{ttrpc.WithUnaryClientInterceptor(addToUpdate)},
+		[]ttrpc.ServerOpt{ttrpc.WithUnaryServerInterceptor(addToCreate)}))
+	if _, err := st.UpdateContainers(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.CreateContainer(context.Background(), Pod{ID: "p"}, Container{ID: "c1", Spec: goldenSpec(t)}, Resolvers{}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"noisy: too loud", "victim: room for c1"}
+	for deadline := time.Now().Add(5 * time.Second); !slices.Equal(rt.evictions(), want); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("evicted %q, want %q", rt.evictions(), want)
+		}
+	}
+}
