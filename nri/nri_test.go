@@ -15,8 +15,8 @@ import (
 	"github.com/containerd/nri/pkg/api"
 	"github.com/containerd/nri/pkg/stub"
 	"github.com/containerd/ttrpc"
-	"google.golang.org/protobuf/proto"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/proto"
 )
 
 // fakeRuntime is crib as NRI sees it: a few pods and containers, and the
