@@ -46,10 +46,9 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *criapi.StopPodSandboxR
 	// Once, with the containers stopped and the pod still whole (the
 	// record read again under the pod's lock: a second Stop finds it
 	// NOTREADY and tells plugins nothing).
+	// A plugin's error is logged: it cannot keep a pod from stopping.
 	if cur, err := s.sandboxes.Get(pod.ID); err == nil && cur.State == sandbox.StateReady {
-		if err := s.nri.StopPodSandbox(ctx, nriPod(cur)); err != nil {
-			return nil, fmt.Errorf("stop pod sandbox %s: %w", pod.ID, err)
-		}
+		logNRI(ctx, s.nri.StopPodSandbox(ctx, nriPod(cur)), pod.ID)
 	}
 	if err := s.sandboxes.Stop(ctx, pod.ID); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		return nil, err
