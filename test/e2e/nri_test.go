@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -156,4 +158,50 @@ func TestNRISocketTaken(t *testing.T) {
 	if _, err := os.Stat(first.NRISock); err != nil {
 		t.Errorf("the first daemon's socket went: %v", err)
 	}
+}
+
+// TestNRIPreinstalledPlugin: an executable in plugin_path is started by
+// the daemon with its configuration from plugin_config_path, adjusts
+// containers, and is stopped with the daemon.
+func TestNRIPreinstalledPlugin(t *testing.T) {
+	var bin string
+	w := newPodWorldWith(t, func(e *harness.Env) {
+		bin = filepath.Join(e.NRIPlugins, "10-nriplugin")
+		if out, err := exec.Command("go", "build", "-o", bin, "github.com/crib-runtime/crib/test/nriplugin").CombinedOutput(); err != nil {
+			t.Fatalf("build the test plugin: %v\n%s", err, out)
+		}
+		if err := os.WriteFile(filepath.Join(e.NRIConf, "10-nriplugin.conf"), []byte("CRIB_PRE=installed\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
+	pod, podID := w.runPod(t, "nri-pre", criapi.NamespaceMode_CONTAINER)
+	id := w.startSleeper(t, podID, pod, "app", &criapi.ContainerConfig{})
+	if got := w.probe(t, id, "app", `echo "env $CRIB_PRE"`)["env"]; got != "installed" {
+		t.Errorf("CRIB_PRE = %q, want the pre-installed plugin's %q", got, "installed")
+	}
+	if pids := processesOf(bin); len(pids) != 1 {
+		t.Errorf("plugin processes while the daemon runs: %v, want one", pids)
+	}
+	w.d.Stop()
+	for deadline := time.Now().Add(5 * time.Second); len(processesOf(bin)) > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("plugin processes %v left after the daemon stopped", processesOf(bin))
+		}
+	}
+}
+
+// processesOf lists the pids running the executable at path.
+func processesOf(path string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && exe == path {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
