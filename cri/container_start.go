@@ -39,12 +39,11 @@ func (s *Server) StartContainer(ctx context.Context, req *criapi.StartContainerR
 	if pod.State != sandbox.StateReady {
 		return nil, fmt.Errorf("start container %s: its pod %s is not ready: %w", id, podID, errdefs.ErrFailedPrecondition)
 	}
+	// NRI StartContainer once the process exists (plugins learn its pid),
+	// before it runs anything; a refusal ends the start.
 	info := s.nriInfo(ctx, podID, id, nil)
-	if err := s.nri.StartContainer(ctx, id, info); err != nil {
-		logNRI(ctx, s.nri.StopContainer(context.WithoutCancel(ctx), id, info), id)
-		return nil, fmt.Errorf("start container %s: %w", id, err)
-	}
-	if _, err := s.containers.Start(ctx, id); err != nil {
+	nriStart := func(ctx context.Context, _ int) error { return s.nri.StartContainer(ctx, id, info) }
+	if _, err := s.containers.Start(ctx, id, nriStart); err != nil {
 		logNRI(ctx, s.nri.StopContainer(context.WithoutCancel(ctx), id, info), id)
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +30,18 @@ type adjustPlugin struct {
 	dataDir string
 	mu      sync.Mutex
 	created []string
+	// startPid is the pid StartContainer saw, by container name.
+	startPid map[string]uint32
+}
+
+func (p *adjustPlugin) StartContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.startPid == nil {
+		p.startPid = map[string]uint32{}
+	}
+	p.startPid[c.GetName()] = c.GetPid()
+	return nil
 }
 
 func (p *adjustPlugin) CreateContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
@@ -96,6 +109,17 @@ echo "nofile $(ulimit -Sn)/$(ulimit -Hn)"
 echo "oom $(cat /proc/1/oom_score_adj)"
 touch /nri-data/x 2>/dev/null || echo "readonly yes"
 `)
+	// StartContainer comes once the process exists, as in containerd.
+	st, err := w.c.Runtime.ContainerStatus(context.Background(), id, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	startPid := p.startPid["adjusted"]
+	p.mu.Unlock()
+	if startPid == 0 || !strings.Contains(st.GetInfo()["info"], fmt.Sprintf(`"pid":%d,`, startPid)) {
+		t.Errorf("StartContainer saw pid %d; verbose status: %.200s", startPid, st.GetInfo()["info"])
+	}
 	for k, want := range map[string]string{"env": "yes", "data": "from the host", "device": "1:3", "devwrite": "ok",
 		"nofile": "800/900", "oom": "500", "readonly": "yes"} {
 		if got[k] != want {
