@@ -8,7 +8,10 @@ LDFLAGS   := -X main.version=$(VERSION) -extldflags=-static
 # grpcnotrace: grpc's request tracing links html/template, whose reflection on
 # method names stops the linker from dropping unused methods: 3.8 MB more
 # of the daemon's binary mapped, and paid in every node's memory.
-BUILDTAGS := netgo,osusergo,grpcnotrace
+# nri_no_wasm: NRI's WebAssembly plugin runtime (wazero's compiler) is
+# 3.3 MB of the daemon's binary; crib runs NRI plugins as executables and
+# over the socket only (docs/nri.md).
+BUILDTAGS := netgo,osusergo,grpcnotrace,nri_no_wasm
 TESTFLAGS ?=
 # Tests that need root or a kernel feature fail instead of skipping.
 export CRIB_TEST_STRICT ?= 1

@@ -16,7 +16,8 @@ import (
 // Containers is what the container RPCs need from runtime.Manager.
 type Containers interface {
 	Create(ctx context.Context, c runtime.Container, o runtime.CreateOptions) (runtime.State, error)
-	Start(ctx context.Context, id string) (podID string, err error)
+	// Start runs before (NRI StartContainer) once the process exists.
+	Start(ctx context.Context, id string, before ...runtime.BeforeExec) (podID string, err error)
 	Stop(ctx context.Context, id string, timeout time.Duration) error
 	Remove(ctx context.Context, id string) (podID string, err error)
 	Status(ctx context.Context, id string) (runtime.State, error)
@@ -68,6 +69,8 @@ type Pods interface {
 // container's annotations.
 type Classes interface {
 	Resolve(podAnnotations, containerAnnotations map[string]string, containerName string) (class string, warning, err error)
+	// Check resolves a class named directly (an NRI adjustment) as strictly.
+	Check(class string) (resolved string, warning, err error)
 }
 
 func toCRIState(s runtime.Status) criapi.ContainerState {

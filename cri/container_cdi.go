@@ -38,11 +38,21 @@ func (s *Server) applyCDI(ctx context.Context, in spec.Input, oci *specs.Spec) (
 	if err != nil || len(names) == 0 {
 		return nil, wrapCreate(cfg, err)
 	}
+	applied, err := s.injectCDI(ctx, in, oci, names)
+	return applied, wrapCreate(cfg, err)
+}
+
+// injectCDI applies the CDI devices names to oci and checks what their
+// edits added: the devices a container asked for, or those an NRI plugin
+// adds (nri.Resolvers.CDI).
+func (s *Server) injectCDI(ctx context.Context, in spec.Input, oci *specs.Spec, names []string) ([]string, error) {
+	cfg := in.Config
 	var gids []uint32
 	if oci.Process != nil {
 		gids = slices.Clone(oci.Process.User.AdditionalGids)
 	}
 	var inj cdi.Injection
+	var err error
 	if s.cdi == nil {
 		_, err = (*cdi.Injector)(nil).Inject(oci, names)
 	} else {
@@ -52,14 +62,14 @@ func (s *Server) applyCDI(ctx context.Context, in spec.Input, oci *specs.Spec) (
 		klog.FromContext(ctx).Info("CDI spec files failed to load", "containerID", in.ID, "err", inj.Broken)
 	}
 	if err != nil {
-		return nil, wrapCreate(cfg, err)
+		return nil, err
 	}
 	// Strict means the groups the request names, and no others.
 	if cfg.GetLinux().GetSecurityContext().GetSupplementalGroupsPolicy() == criapi.SupplementalGroupsPolicy_Strict &&
 		oci.Process != nil && !slices.Equal(gids, oci.Process.User.AdditionalGids) {
-		return nil, wrapCreate(cfg, fmt.Errorf("CDI devices %s add supplementary groups %v, and the container's supplemental groups policy is Strict: %w",
+		return nil, fmt.Errorf("CDI devices %s add supplementary groups %v, and the container's supplemental groups policy is Strict: %w",
 			strings.Join(inj.Devices, ", "), slices.DeleteFunc(slices.Clone(oci.Process.User.AdditionalGids), func(g uint32) bool { return slices.Contains(gids, g) }),
-			errdefs.ErrFailedPrecondition))
+			errdefs.ErrFailedPrecondition)
 	}
 	nodes := make(map[string]string, len(inj.Nodes))
 	for _, n := range inj.Nodes {
@@ -70,7 +80,7 @@ func (s *Server) applyCDI(ctx context.Context, in spec.Input, oci *specs.Spec) (
 		devices = oci.Linux.Devices
 	}
 	if err := spec.CheckInjected(in, inj.Mounts, nodes, devices); err != nil {
-		return nil, wrapCreate(cfg, err)
+		return nil, err
 	}
 	klog.FromContext(ctx).V(4).Info("Applied CDI devices", "containerID", in.ID, "devices", inj.Devices)
 	return inj.Devices, nil

@@ -27,7 +27,7 @@ const maxUserDBSize = 4 << 20
 // CreateContainer creates a container in a ready pod: its OCI spec from the
 // CRI and image configs, then the runtime's record and the shim's process,
 // stopped before execve until StartContainer.
-func (s *Server) CreateContainer(ctx context.Context, req *criapi.CreateContainerRequest) (*criapi.CreateContainerResponse, error) {
+func (s *Server) CreateContainer(ctx context.Context, req *criapi.CreateContainerRequest) (_ *criapi.CreateContainerResponse, retErr error) {
 	cfg := req.GetConfig()
 	if cfg.GetMetadata().GetName() == "" {
 		return nil, fmt.Errorf("create container: config.metadata.name is required: %w", errdefs.ErrInvalidArgument)
@@ -93,6 +93,18 @@ func (s *Server) CreateContainer(ctx context.Context, req *criapi.CreateContaine
 	if err != nil {
 		return nil, err
 	}
+	// Held until the record exists (cri/nri.go): NRI plugins adjust the
+	// spec, and one synchronised meanwhile would miss the container.
+	unblock := s.nri.BlockSync()
+	defer unblock()
+	if err := s.nriCreate(ctx, req, img, ociSpec, &in); err != nil {
+		return nil, fmt.Errorf("create container %q: %w", cfg.GetMetadata().GetName(), err)
+	}
+	defer func() {
+		if retErr != nil {
+			logNRI(ctx, s.nri.RemoveContainer(context.WithoutCancel(ctx), id, s.nriPending(pod.ID, id, req, img, ociSpec)), id)
+		}
+	}()
 	rec, err := containerRecord(id, pod, img.ID, req, ociSpec, in)
 	if err != nil {
 		return nil, err
@@ -108,6 +120,8 @@ func (s *Server) CreateContainer(ctx context.Context, req *criapi.CreateContaine
 		VolumeLayers: vols.layers}); err != nil {
 		return nil, err
 	}
+	unblock()
+	logNRI(ctx, s.nri.PostCreateContainer(ctx, s.nriInfo(ctx, pod.ID, id, nil)), id)
 	klog.FromContext(ctx).V(2).Info("Created container", "containerID", id, "podSandboxID", pod.ID, "name", rec.Name)
 	s.emit(ctx, id, pod.ID, criapi.ContainerEventType_CONTAINER_CREATED_EVENT)
 	return &criapi.CreateContainerResponse{ContainerId: id}, nil

@@ -39,14 +39,20 @@ func (s *Server) StartContainer(ctx context.Context, req *criapi.StartContainerR
 	if pod.State != sandbox.StateReady {
 		return nil, fmt.Errorf("start container %s: its pod %s is not ready: %w", id, podID, errdefs.ErrFailedPrecondition)
 	}
-	if _, err := s.containers.Start(ctx, id); err != nil {
+	// NRI StartContainer once the process exists (plugins learn its pid),
+	// before it runs anything; a refusal ends the start.
+	info := s.nriInfo(ctx, podID, id, nil)
+	nriStart := func(ctx context.Context, _ int) error { return s.nri.StartContainer(ctx, id, info) }
+	if _, err := s.containers.Start(ctx, id, nriStart); err != nil {
+		logNRI(ctx, s.nri.StopContainer(context.WithoutCancel(ctx), id, info), id)
 		return nil, err
 	}
 	w := s.watchers.add(id, false)
 	// Closed whatever emit does (a panic is recovered above this RPC):
-	// the watcher's STOPPED waits for it.
+	// the watcher's STOPPED (and NRI StopContainer) waits for it.
 	defer close(w.started)
 	go s.watch(id, podID, w)
+	logNRI(ctx, s.nri.PostStartContainer(ctx, info), id)
 	klog.FromContext(ctx).V(2).Info("Started container", "containerID", id)
 	s.emit(ctx, id, podID, criapi.ContainerEventType_CONTAINER_STARTED_EVENT)
 	return &criapi.StartContainerResponse{}, nil

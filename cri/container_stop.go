@@ -24,6 +24,9 @@ func (s *Server) StopContainer(ctx context.Context, req *criapi.StopContainerReq
 	if err := s.containers.Stop(ctx, id, time.Duration(req.GetTimeout())*time.Second); err != nil {
 		return nil, err
 	}
+	if podID, err := s.containers.Sandbox(id); err == nil {
+		logNRI(ctx, s.nri.StopContainer(ctx, id, s.nriInfo(ctx, podID, id, nil)), id)
+	}
 	klog.FromContext(ctx).V(2).Info("Stopped container", "containerID", id)
 	return &criapi.StopContainerResponse{}, nil
 }

@@ -25,9 +25,18 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *criapi.Updat
 	if err != nil {
 		return nil, fmt.Errorf("update container %s: %w", id, err)
 	}
+	podID, err := s.containers.Sandbox(id)
+	if err != nil {
+		return nil, err
+	}
+	info := s.nriInfo(ctx, podID, id, nil)
+	if r, err = s.nri.UpdateContainer(ctx, id, r, info); err != nil {
+		return nil, fmt.Errorf("update container %s: %w", id, err)
+	}
 	if err := s.containers.UpdateResources(ctx, id, r); err != nil {
 		return nil, err
 	}
+	logNRI(ctx, s.nri.PostUpdateContainer(ctx, info), id)
 	klog.FromContext(ctx).V(2).Info("Updated container resources", "containerID", id)
 	return &criapi.UpdateContainerResourcesResponse{}, nil
 }

@@ -136,6 +136,8 @@ func (s *Server) watch(id, podID string, w *watcher) {
 	case <-ctx.Done():
 		return
 	}
+	// Whoever stopped it: plugins hear of an exit of its own too, once.
+	logNRI(ctx, s.nri.StopContainer(ctx, id, s.nriInfo(ctx, podID, id, nil)), id)
 	s.emit(ctx, id, podID, criapi.ContainerEventType_CONTAINER_STOPPED_EVENT)
 }
 

@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"sync"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/crib-runtime/crib/sandbox"
 )
 
 // podLocks orders the RPCs on one pod. RunPodSandbox, StopPodSandbox and
@@ -93,6 +97,12 @@ func (s *Server) usePod(ctx context.Context, id string) (unlock func(), err erro
 	pod, err := s.sandboxes.Get(id)
 	if err != nil {
 		return nil, err
+	}
+	// A pod still being made (its RunPodSandbox, NRI plugins' hook
+	// included, holds it alone) is not ready: the caller learns it now
+	// rather than after the run, as a pod in no list yet would tell it.
+	if pod.State == sandbox.StateCreating {
+		return nil, fmt.Errorf("pod %s is still being created: %w", pod.ID, errdefs.ErrFailedPrecondition)
 	}
 	return s.podLocks.lock(ctx, pod.ID, false)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crib-runtime/crib/runtime"
@@ -233,6 +234,10 @@ func (w *raceWorld) Remove(_ context.Context, id string) error {
 	return nil
 }
 
+func (w *raceWorld) UpdateResources(context.Context, string, *specs.LinuxResources, *specs.LinuxResources) error {
+	return nil
+}
+
 func (w *raceWorld) Get(id string) (*sandbox.Pod, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -278,6 +283,8 @@ func (raceImages) ReadFile(string, string, int64) ([]byte, error) { return nil, 
 func (raceImages) CheckDir(string, string) error                  { return nil }
 
 type noClasses struct{}
+
+func (noClasses) Check(string) (string, error, error) { return "", nil, nil }
 
 func (noClasses) Resolve(map[string]string, map[string]string, string) (string, error, error) {
 	return "", nil, nil

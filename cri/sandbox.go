@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/proto"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -18,6 +19,7 @@ type Sandboxes interface {
 	Remove(ctx context.Context, id string) error
 	Get(id string) (*sandbox.Pod, error)
 	List(f sandbox.Filter) []*sandbox.Pod
+	UpdateResources(ctx context.Context, id string, overhead, resources *specs.LinuxResources) error
 }
 
 // PodShims stops a pod's shim (and its pause process) when the pod goes,

@@ -49,6 +49,9 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *criapi.RunPodSandboxReq
 		return nil, err
 	}
 	defer unlock()
+	// Until the pod is READY: a plugin synchronised between its
+	// RunPodSandbox and READY would see neither.
+	defer s.nri.BlockSync()()
 	pod, err := s.sandboxes.Run(ctx, c)
 	if err != nil {
 		return nil, err
@@ -90,6 +93,14 @@ func toSandboxConfig(cfg *criapi.PodSandboxConfig, paths cgroups.Paths) (sandbox
 	if cfg.GetLinux().GetCgroupParent() == "" {
 		parent = path.Join(parent, "pod"+id)
 	}
+	overhead, err := optionalResources(cfg.GetLinux().GetOverhead())
+	if err != nil {
+		return sandbox.Config{}, fmt.Errorf("run pod sandbox: overhead: %w", err)
+	}
+	resources, err := optionalResources(cfg.GetLinux().GetResources())
+	if err != nil {
+		return sandbox.Config{}, fmt.Errorf("run pod sandbox: resources: %w", err)
+	}
 	c := sandbox.Config{
 		ID: id, Name: md.GetName(), Namespace: md.GetNamespace(), UID: md.GetUid(), Attempt: md.GetAttempt(),
 		Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(), Hostname: cfg.GetHostname(),
@@ -102,7 +113,7 @@ func toSandboxConfig(cfg *criapi.PodSandboxConfig, paths cgroups.Paths) (sandbox
 		Seccomp:      seccomp,
 		CgroupParent: parent, ShmSize: defaultShmSize,
 		Sysctls: cfg.GetLinux().GetSysctls(), LogDir: cfg.GetLogDirectory(),
-		UserMaps: userMaps,
+		UserMaps: userMaps, Overhead: overhead, Resources: resources,
 	}
 	if o := cfg.GetLinux().GetSecurityContext().GetSelinuxOptions(); o != nil {
 		c.SELinux = sandbox.SELinuxOptions{User: o.GetUser(), Role: o.GetRole(), Type: o.GetType(), Level: o.GetLevel()}

@@ -148,6 +148,11 @@ func (s *Server) ListPodSandbox(ctx context.Context, req *criapi.ListPodSandboxR
 		if f.GetId() != "" && !strings.HasPrefix(p.ID, f.GetId()) {
 			continue
 		}
+		// A pod appears once made: RunPodSandbox has not answered yet,
+		// and NRI plugins may still refuse it.
+		if p.State == sandbox.StateCreating {
+			continue
+		}
 		cp := toCRIPod(p)
 		cp.State = s.podState(ctx, p)
 		if st := f.GetState(); st != nil && st.GetState() != cp.State {

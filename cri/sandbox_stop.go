@@ -8,6 +8,8 @@ import (
 	"github.com/containerd/errdefs"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/crib-runtime/crib/sandbox"
 )
 
 // StopPodSandbox kills whatever still runs in the pod and tears its network
@@ -34,10 +36,19 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *criapi.StopPodSandboxR
 	for _, id := range s.containers.InSandbox(pod.ID) {
 		if err := s.containers.Stop(ctx, id, 0); err != nil {
 			errs = append(errs, err)
+			continue
 		}
+		logNRI(ctx, s.nri.StopContainer(ctx, id, s.nriInfo(ctx, pod.ID, id, nil)), id)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("stop pod sandbox %s: %w", pod.ID, err)
+	}
+	// Once, with the containers stopped and the pod still whole (the
+	// record read again under the pod's lock: a second Stop finds it
+	// NOTREADY and tells plugins nothing).
+	// A plugin's error is logged: it cannot keep a pod from stopping.
+	if cur, err := s.sandboxes.Get(pod.ID); err == nil && cur.State == sandbox.StateReady {
+		logNRI(ctx, s.nri.StopPodSandbox(ctx, nriPod(cur)), pod.ID)
 	}
 	if err := s.sandboxes.Stop(ctx, pod.ID); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		return nil, err
@@ -65,6 +76,7 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *criapi.RemovePodSand
 	defer unlock()
 	var errs []error
 	for _, id := range s.containers.InSandbox(pod.ID) {
+		st := s.stateForNRI(ctx, id)
 		_, err := s.containers.Remove(ctx, id)
 		if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			errs = append(errs, err)
@@ -72,6 +84,7 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *criapi.RemovePodSand
 		}
 		s.cpu.forget(id)
 		s.watchers.forget(ctx, id)
+		logNRI(ctx, s.nri.RemoveContainer(ctx, id, s.nriInfo(ctx, pod.ID, id, st)), id)
 	}
 	s.images.Collect() // layers of removed images the containers pinned
 	if err := errors.Join(errs...); err != nil {
@@ -80,9 +93,15 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *criapi.RemovePodSand
 	if err := s.shims.Shutdown(ctx, pod.ID); err != nil {
 		return nil, fmt.Errorf("remove pod sandbox %s: %w", pod.ID, err)
 	}
+	cur, err := s.sandboxes.Get(pod.ID)
+	if err == nil && cur.State == sandbox.StateReady {
+		// Removed without a stop: plugins hear of the stop first.
+		logNRI(ctx, s.nri.StopPodSandbox(ctx, nriPod(cur)), pod.ID)
+	}
 	if err := s.sandboxes.Remove(ctx, pod.ID); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		return nil, err
 	}
+	logNRI(ctx, s.nri.RemovePodSandbox(ctx, nriPod(pod)), pod.ID)
 	s.cpu.forget(podKey(pod.ID))
 	klog.FromContext(ctx).V(2).Info("Removed pod sandbox", "podSandboxID", pod.ID)
 	return &criapi.RemovePodSandboxResponse{}, nil

@@ -15,6 +15,7 @@ import (
 
 	"github.com/crib-runtime/crib/cri/spec"
 	"github.com/crib-runtime/crib/internal/lsm"
+	"github.com/crib-runtime/crib/nri"
 	"github.com/crib-runtime/crib/runtime/image"
 )
 
@@ -105,6 +106,8 @@ type Server struct {
 	lsm spec.LSM
 	// podLocks orders the RPCs on one pod (pod_guard.go).
 	podLocks podLocks
+	// nri relays events to NRI plugins; nil when NRI is disabled.
+	nri *nri.NRI
 }
 
 // Services are what the CRI handlers drive.
@@ -120,13 +123,15 @@ type Services struct {
 	Stats Stats
 	// Metrics is nil where the metrics RPCs are not wanted (tests).
 	Metrics MetricsReader
+	// NRI is nil where NRI is disabled.
+	NRI *nri.NRI
 }
 
 // NewServer wires the CRI handlers to crib's services. ctx bounds the
 // server's background work (event watchers).
 func NewServer(ctx context.Context, svc Services, opts Options) *Server {
 	s := &Server{images: svc.Images, network: svc.Network, containers: svc.Containers,
-		pods: podInfo{svc.Sandboxes}, sandboxes: svc.Sandboxes, shims: svc.Shims, classes: svc.Classes, cdi: svc.CDI, stats: svc.Stats, metrics: svc.Metrics, opts: opts, base: ctx}
+		pods: podInfo{svc.Sandboxes}, sandboxes: svc.Sandboxes, shims: svc.Shims, classes: svc.Classes, cdi: svc.CDI, stats: svc.Stats, metrics: svc.Metrics, opts: opts, base: ctx, nri: svc.NRI}
 	var lim unix.Rlimit
 	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil {
 		s.nofile = lim.Max

@@ -302,6 +302,10 @@ cgroup_root = "$cgroup_root"
 conf_dir = "$dir/net.d"
 bin_dirs = ["/usr/lib/cni", "/opt/cni/bin"]
 
+# The cluster's own NRI socket: a runtime on the host may serve the default.
+[nri]
+socket_path = "$state/nri.sock"
+
 $mirror
 EOF
 	start crib node env "${proxy_env[@]}" "$repo/bin/crib" daemon --config "$dir/crib.toml"

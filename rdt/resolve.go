@@ -65,3 +65,28 @@ func requested(pod, ctr map[string]string, containerName string) (class, source 
 	}
 	return "", ""
 }
+
+// Check resolves a class named directly rather than by annotation (an NRI
+// plugin's adjustment), with Resolve's checks: a malformed or unknown
+// class is ErrInvalidArgument, a class on a node without RDT is
+// ErrFailedPrecondition, or with Config.IgnoreUnavailable a warning and no
+// class. The annotation-deny rules do not apply: no annotation asked.
+func (c *Controller) Check(class string) (resolved string, warning, err error) {
+	class = canonicalClass(class)
+	if err := ValidateClassName(class); err != nil {
+		return "", nil, err
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if !c.info.Available {
+		err := preconditionf("rdt class %s: RDT is not available on this node: %s", class, c.info.Reason)
+		if c.cfg.IgnoreUnavailable {
+			return "", err, nil
+		}
+		return "", nil, err
+	}
+	if c.classes[class] == nil {
+		return "", nil, invalidf("rdt class %s: no such class (configured: %v)", class, sortedKeys(c.classes))
+	}
+	return class, nil, nil
+}

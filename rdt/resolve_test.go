@@ -119,3 +119,36 @@ func TestValidateClassName(t *testing.T) {
 		}
 	}
 }
+
+// TestCheck: a class named directly (an NRI adjustment) is checked as an
+// annotation's is, without the annotation-deny rules.
+func TestCheck(t *testing.T) {
+	h := newFakeHost(t, catOnlyHost())
+	c := h.open(t, writeClassFile(t, resolveFile))
+	for _, class := range []string{"gold", "podonly", "ctronly"} {
+		if got, warn, err := c.Check(class); got != class || warn != nil || err != nil {
+			t.Errorf("Check(%q) = %q, %v, %v", class, got, warn, err)
+		}
+	}
+	if got, _, err := c.Check("DEFAULT"); got != RootClass || err != nil {
+		t.Errorf("Check(DEFAULT) = %q, %v; want the root class", got, err)
+	}
+	for _, bad := range []string{"platinum", "a/b", ".."} {
+		if got, warn, err := c.Check(bad); got != "" || warn != nil || !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("Check(%q) = %q, %v, %v; want InvalidArgument", bad, got, warn, err)
+		}
+	}
+	off, err := Open(writeMountinfo(t, "", ""), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := off.Check("gold"); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("Check without RDT: %v, want FailedPrecondition", err)
+	}
+	if err := off.Reload(Config{IgnoreUnavailable: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got, warn, err := off.Check("gold"); got != "" || err != nil || !errors.Is(warn, errdefs.ErrFailedPrecondition) {
+		t.Errorf("Check without RDT, ignore_unavailable: %q, %v, %v; want a warning only", got, warn, err)
+	}
+}

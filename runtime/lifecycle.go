@@ -68,7 +68,7 @@ func (m *Manager) Create(ctx context.Context, c Container, o CreateOptions) (_ S
 // fails here) and runs its process. It returns the container's pod. It
 // waits for an operation in flight (a Remove, an update); starting a
 // container this daemon started is FailedPrecondition.
-func (m *Manager) Start(ctx context.Context, id string) (_ string, retErr error) {
+func (m *Manager) Start(ctx context.Context, id string, before ...BeforeExec) (_ string, retErr error) {
 	done, err := m.enter(ctx, id, opStart)
 	if err != nil {
 		return "", err
@@ -109,7 +109,7 @@ func (m *Manager) Start(ctx context.Context, id string) (_ string, retErr error)
 	if err != nil {
 		return "", fmt.Errorf("start container %s: %w", id, err)
 	}
-	_, err = shim.Create(ctx, &shimapi.CreateRequest{
+	created, err := shim.Create(ctx, &shimapi.CreateRequest{
 		Id: c.ID, Spec: im.spec, Lower: im.layers, Upper: im.upper, Work: im.work,
 		DevShm: im.devShm, RdtClass: c.RDTClass, LogPath: c.LogPath, LogDir: c.LogDir, Stdin: c.Stdin, StdinOnce: c.StdinOnce, Tty: c.Tty,
 	})
@@ -125,9 +125,17 @@ func (m *Manager) Start(ctx context.Context, id string) (_ string, retErr error)
 	}
 	// The target ran with its pid before the shim opened /proc/<pid>/ns/pid
 	// and still does after: a live process keeps its pid, so the namespace
-	// joined was the target's. Otherwise the process, stopped before
-	// execve, goes without having run anything.
-	if err := m.checkPidTarget(ctx, c); err != nil {
+	// joined was the target's. Otherwise, or when a BeforeExec refuses,
+	// the process, stopped before execve, goes without having run
+	// anything.
+	err = m.checkPidTarget(ctx, c)
+	for _, f := range before {
+		if err == nil {
+			// 0 when a start cut short by a restart is taken up.
+			err = f(ctx, int(created.GetPid()))
+		}
+	}
+	if err != nil {
 		if _, derr := shim.Delete(ctx, &shimapi.ContainerRequest{Id: id}); derr != nil {
 			err = errors.Join(err, fmt.Errorf("delete from the shim: %w", derr))
 		}
@@ -138,6 +146,11 @@ func (m *Manager) Start(ctx context.Context, id string) (_ string, retErr error)
 	}
 	return c.SandboxID, nil
 }
+
+// BeforeExec runs in Start once the container's process exists, stopped
+// before execve, with its pid (NRI's StartContainer); an error ends the
+// start and the process goes, the container stays created.
+type BeforeExec func(ctx context.Context, pid int) error
 
 // checkPidTarget checks that the container whose pid namespace c joins
 // (pid mode TARGET) runs with the pid c's spec names.

@@ -52,6 +52,7 @@ func (m *Manager) steps() []runStep {
 		// pod's interfaces, as runc writes them at container start.
 		{"sysctls", func(_ context.Context, p *Pod, _ *Config) error { return applySysctls(p) }, nil},
 		{"files", m.writeFiles, nil}, // removed with the directory
+		{"before-ready hook", m.hook(func() Hook { return m.BeforeReady }), m.hookUndo(func() Hook { return m.AfterUnready })},
 		{"ready", func(_ context.Context, p *Pod, _ *Config) error {
 			p.State = StateReady
 			if err := m.Store.Update(p); err != nil {
@@ -387,6 +388,25 @@ func (m *Manager) afterSetup(ctx context.Context, p *Pod, _ *Config) error {
 	}
 	p.PausePID = q.PausePID
 	return nil
+}
+
+// hook is a step that runs a hook on a copy of the pod, if it is set.
+func (m *Manager) hook(h func() Hook) func(context.Context, *Pod, *Config) error {
+	return func(ctx context.Context, p *Pod, _ *Config) error {
+		if f := h(); f != nil {
+			return f(ctx, clonePod(p))
+		}
+		return nil
+	}
+}
+
+func (m *Manager) hookUndo(h func() Hook) func(context.Context, *Pod) error {
+	return func(ctx context.Context, p *Pod) error {
+		if f := h(); f != nil {
+			return f(ctx, clonePod(p))
+		}
+		return nil
+	}
 }
 
 func (m *Manager) beforeTeardown(ctx context.Context, p *Pod) error {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/crib-runtime/crib/internal/sysctl"
 	"github.com/crib-runtime/crib/sandbox/cni"
 	"github.com/crib-runtime/crib/sandbox/nsfs"
@@ -62,6 +64,11 @@ type Manager struct {
 	// after AfterSetup succeeded): stop what AfterSetup started. It must be
 	// idempotent and must not fail for a pod AfterSetup never saw.
 	BeforeTeardown Hook
+	// BeforeReady runs last in Run, before the pod is READY (NRI's
+	// RunPodSandbox: plugins see the finished pod and may refuse it). If
+	// it fails it must undo its own work; AfterUnready undoes it when the
+	// last step fails.
+	BeforeReady, AfterUnready Hook
 	// NsHolder is the command PinUser runs to make a pod's user namespace
 	// (crib's own binary, "userns-hold"); nil refuses such pods.
 	NsHolder []string
@@ -111,6 +118,8 @@ type Config struct {
 	// UserMaps, when set, give the pod a user namespace of its own with
 	// these mappings (hostUsers: false); zero means the host's.
 	UserMaps *nsfs.UserMaps
+	// Overhead and Resources are kept for NRI plugins (Pod.Resources).
+	Overhead, Resources *specs.LinuxResources
 }
 
 const (
@@ -196,6 +205,7 @@ func (m *Manager) newPod(c *Config, sysctls map[string]string) (*Pod, error) {
 		RuntimeHandler: c.RuntimeHandler, LogDir: c.LogDir,
 		PortMappings: c.PortMappings, Bandwidth: c.Bandwidth, Sysctls: sysctls, SharePID: c.SharePID,
 		HostPID: c.HostPID, Privileged: c.Privileged, Seccomp: c.Seccomp, SELinux: c.SELinux,
+		Overhead: c.Overhead, Resources: c.Resources,
 	}
 	if c.HostNetwork {
 		p.Network = NetworkHost
@@ -220,6 +230,22 @@ func (m *Manager) newPod(c *Config, sysctls map[string]string) (*Pod, error) {
 		p.UserMaps = *c.UserMaps
 	}
 	return p, nil
+}
+
+// UpdateResources records a pod's new overhead and resources (CRI
+// UpdatePodSandboxResources). Nothing is written to cgroups: the kubelet
+// sizes the pod's cgroup itself.
+func (m *Manager) UpdateResources(_ context.Context, id string, overhead, resources *specs.LinuxResources) error {
+	p, unlock, err := m.getLocked(id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	p.Overhead, p.Resources = overhead, resources
+	if err := m.Store.Update(p); err != nil {
+		return fmt.Errorf("update pod %s resources: %w", p.ID, err)
+	}
+	return nil
 }
 
 // Get returns the pod with id, or the one pod whose id starts with it.

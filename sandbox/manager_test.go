@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/crib-runtime/crib/cgroups/manager"
@@ -525,5 +526,74 @@ func TestManagerSysctlsCheckedAtRun(t *testing.T) {
 	}
 	if v := read(p.IPCNS, nsfs.IPC, "/proc/sys/kernel/shm_rmid_forced"); v != "1" {
 		t.Errorf("pod's shm_rmid_forced = %s", v)
+	}
+}
+
+// TestBeforeReadyHook: the hook (NRI's RunPodSandbox) sees the pod whole
+// but still CREATING; its failure fails the run and leaves nothing; a
+// failure after it runs AfterUnready.
+func TestBeforeReadyHook(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	var seen []State
+	var undone []string
+	var fail error
+	e.m.BeforeReady = func(_ context.Context, p *Pod) error {
+		seen = append(seen, p.State)
+		if _, err := os.Stat(p.HostsPath); err != nil {
+			t.Errorf("BeforeReady before the pod's files: %v", err)
+		}
+		return fail
+	}
+	e.m.AfterUnready = func(_ context.Context, p *Pod) error { undone = append(undone, p.ID); return nil }
+
+	c := e.config(t)
+	l := int64(1 << 20)
+	c.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &l}}
+	p, err := e.m.Run(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 1 || seen[0] != StateCreating || p.State != StateReady || len(undone) != 0 {
+		t.Errorf("hook saw %v, pod %v, undone %v; want one CREATING call, a READY pod, no undo", seen, p.State, undone)
+	}
+	if got, err := e.m.Store.Get(p.ID); err != nil || got.Resources == nil || *got.Resources.Memory.Limit != l {
+		t.Errorf("recorded resources %v, %v", got.Resources, err)
+	}
+	if err := e.m.UpdateResources(ctx, p.ID, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.m.Store.Get(p.ID); got.Resources != nil {
+		t.Errorf("resources after an update to none: %v", got.Resources)
+	}
+	if err := e.m.Remove(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	fail = errors.New("plugin says no")
+	c = e.config(t)
+	if _, err := e.m.Run(ctx, c); err == nil || !strings.Contains(err.Error(), "plugin says no") {
+		t.Errorf("Run with a refusing hook = %v", err)
+	}
+	e.checkGone(t, c.ID)
+	if len(undone) != 0 {
+		t.Errorf("AfterUnready ran for a hook that failed (it undoes itself): %v", undone)
+	}
+	fail = nil
+
+	e.m.failAfter = func(step string) error {
+		if step == "before-ready hook" {
+			return errors.New("injected")
+		}
+		return nil
+	}
+	defer func() { e.m.failAfter = nil }()
+	c = e.config(t)
+	if _, err := e.m.Run(ctx, c); err == nil {
+		t.Fatal("Run succeeded")
+	}
+	e.checkGone(t, c.ID)
+	if len(undone) != 1 || undone[0] != c.ID {
+		t.Errorf("AfterUnready ran for %v, want %s", undone, c.ID)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/crib-runtime/crib/sandbox/cni"
 	"github.com/crib-runtime/crib/sandbox/nsfs"
 )
@@ -153,6 +155,11 @@ type Pod struct {
 	// namespace of its pause; UserMaps are its mappings.
 	UserNS   string
 	UserMaps nsfs.UserMaps
+	// Overhead and Resources are the pod's resources as the kubelet gave
+	// them at RunPodSandbox or since (UpdateResources), nil if none: crib
+	// writes no cgroup from them, NRI plugins read them. Replaced whole,
+	// never changed in place.
+	Overhead, Resources *specs.LinuxResources
 }
 
 // SELinuxOptions are the parts of an SELinux label a pod gives; empty

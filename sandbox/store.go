@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/crib-runtime/crib/internal/statefile"
 	"github.com/crib-runtime/crib/sandbox/cni"
@@ -83,10 +84,16 @@ type recordV2 struct {
 	// made before.
 	UserNS   string         `json:"user_ns,omitempty"`
 	UserMaps *nsfs.UserMaps `json:"user_maps,omitempty"`
+	// Overhead and Resources were added within version 2: a record
+	// without them is a pod that gave none, or one made before crib kept
+	// them, which only NRI plugins read.
+	Overhead  *specs.LinuxResources `json:"overhead,omitempty"`
+	Resources *specs.LinuxResources `json:"resources,omitempty"`
 }
 
 func toRecord(p *Pod) recordV2 {
-	r := recordV2{recordV1: toRecordV1(p), Privileged: p.Privileged, HostPID: p.HostPID, SecurityUnrecorded: p.SecurityUnrecorded, Seccomp: p.Seccomp}
+	r := recordV2{recordV1: toRecordV1(p), Privileged: p.Privileged, HostPID: p.HostPID, SecurityUnrecorded: p.SecurityUnrecorded, Seccomp: p.Seccomp,
+		Overhead: p.Overhead, Resources: p.Resources}
 	if p.SELinux != (SELinuxOptions{}) {
 		se := p.SELinux
 		r.SELinux = &se
@@ -118,6 +125,7 @@ func fromRecord(r *recordV2) (*Pod, error) {
 	}
 	p.Privileged, p.HostPID, p.SecurityUnrecorded = r.Privileged, r.HostPID, r.SecurityUnrecorded
 	p.Seccomp = r.Seccomp
+	p.Overhead, p.Resources = r.Overhead, r.Resources
 	if r.SELinux != nil {
 		p.SELinux = *r.SELinux
 	}

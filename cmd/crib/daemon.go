@@ -157,14 +157,28 @@ func serve(ctx context.Context, cfg config.Config, configPath, mountinfo string)
 	} else {
 		logger.V(2).Info("CDI spec directories", "specDirs", cfg.CDI.SpecDirs)
 	}
+	plugins, err := newNRI(cfg.NRI)
+	if err != nil {
+		return err
+	}
 	server := cri.NewServer(ctx, cri.Services{Images: images, Network: network, Classes: classes,
-		CDI: cdi.New(cfg.CDI.SpecDirs), Sandboxes: pods, Shims: shims, Containers: containers, Stats: stats, Metrics: stats}, cri.Options{
+		CDI: cdi.New(cfg.CDI.SpecDirs), Sandboxes: pods, Shims: shims, Containers: containers, Stats: stats, Metrics: stats, NRI: plugins}, cri.Options{
 		Version: version, CgroupDriver: cfg.CgroupDriver, CgroupRoot: cfg.CgroupRoot, EffectiveConfig: cfg,
 		RDTInfo: func() any { return classes.Info() }, UserNamespaces: userns == nil, RuntimeHandlers: cfg.RuntimeHandlers,
 		IgnoreSELinux: cfg.LSM.SELinuxWhenDisabled == "ignore",
 	})
 	if err := server.WatchRunning(ctx); err != nil {
 		return err
+	}
+	if plugins != nil {
+		pods.BeforeReady, pods.AfterUnready = server.NRIRunPod, server.NRIUndoRunPod
+		// Before the CRI is served: plugins start from every pod and
+		// container there is.
+		if err := plugins.Start(server.NRIRuntime()); err != nil {
+			return err
+		}
+		defer plugins.Stop()
+		logger.Info("NRI serving", "socket", cfg.NRI.SocketPath, "pluginPath", cfg.NRI.PluginPath)
 	}
 	if cfg.Debug.Address != "" {
 		stop, err := startDebug(logger, cfg.Debug.Address)

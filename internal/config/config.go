@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pelletier/go-toml/v2"
 )
@@ -68,6 +69,7 @@ type Config struct {
 	Metrics         Metrics   `toml:"metrics" json:"metrics"`
 	Shim            Shim      `toml:"shim" json:"shim"`
 	CDI             CDI       `toml:"cdi" json:"cdi"`
+	NRI             NRI       `toml:"nri" json:"nri"`
 }
 
 // CDI configures Container Device Interface devices: the vendor spec files
@@ -82,6 +84,59 @@ type CDI struct {
 // DefaultCDISpecDirs are CDI's static and dynamic spec directories, as
 // containerd and CRI-O scan them.
 var DefaultCDISpecDirs = []string{"/etc/cdi", "/var/run/cdi"}
+
+// NRI configures the Node Resource Interface: plugins that see and adjust
+// pods and containers (docs/nri.md). A plugin is root-equivalent: it can
+// add any mount or device to any container.
+type NRI struct {
+	// Disable turns NRI off: no socket, no plugins, no events.
+	Disable bool `toml:"disable" json:"disable"`
+	// SocketPath is where external plugins connect (mode 0600, root only).
+	SocketPath string `toml:"socket_path" json:"socketPath"`
+	// PluginPath holds pre-installed plugins, executables named NN-name,
+	// which crib starts and connects itself.
+	PluginPath string `toml:"plugin_path" json:"pluginPath"`
+	// PluginConfigPath holds their configuration (NN-name.conf or name.conf).
+	PluginConfigPath string `toml:"plugin_config_path" json:"pluginConfigPath"`
+	// DisableConnections runs pre-installed plugins only: no socket.
+	DisableConnections bool `toml:"disable_connections" json:"disableConnections"`
+	// RegistrationTimeout bounds a plugin's registration, RequestTimeout
+	// each call to a plugin: a plugin that does not answer in time is
+	// dropped and the pod or container goes on without it.
+	RegistrationTimeout Duration `toml:"plugin_registration_timeout" json:"pluginRegistrationTimeout"`
+	RequestTimeout      Duration `toml:"plugin_request_timeout" json:"pluginRequestTimeout"`
+}
+
+// Defaults and bounds of the NRI settings: the paths containerd and CRI-O
+// use, so plugins installed for them work; a request timeout below the
+// kubelet's 2 minute runtime timeout.
+const (
+	DefaultNRISocketPath          = "/var/run/nri/nri.sock"
+	DefaultNRIPluginPath          = "/opt/nri/plugins"
+	DefaultNRIPluginConfigPath    = "/etc/nri/conf.d"
+	DefaultNRIRegistrationTimeout = 5 * time.Second
+	DefaultNRIRequestTimeout      = 2 * time.Second
+	minNRITimeout                 = 100 * time.Millisecond
+	maxNRIRegistrationTimeout     = 5 * time.Minute
+	maxNRIRequestTimeout          = 2 * time.Minute
+	maxSocketPathLen              = 107 // sockaddr_un's sun_path, less the NUL
+)
+
+// Duration is a time.Duration written as Go spells it ("5s", "1m30s").
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText spells the duration as Go does.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
 // Shim configures the shim processes that hold the pods' containers.
 type Shim struct {
@@ -229,6 +284,8 @@ func Default() Config {
 		Image:        Image{MaxLayerBytes: DefaultMaxLayerBytes, MaxLayerEntries: DefaultMaxLayerEntries},
 		Shim:         Shim{PodsPerShim: DefaultPodsPerShim},
 		CDI:          CDI{SpecDirs: slices.Clone(DefaultCDISpecDirs)},
+		NRI: NRI{SocketPath: DefaultNRISocketPath, PluginPath: DefaultNRIPluginPath, PluginConfigPath: DefaultNRIPluginConfigPath,
+			RegistrationTimeout: Duration(DefaultNRIRegistrationTimeout), RequestTimeout: Duration(DefaultNRIRequestTimeout)},
 		CNI: CNI{
 			ConfDir: "/etc/cni/net.d",
 			BinDirs: []string{"/opt/cni/bin", "/usr/lib/cni"},
@@ -350,6 +407,36 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("config: cdi.spec_dirs[%d] %q must be a clean absolute path", i, d))
 		case slices.Contains(c.CDI.SpecDirs[:i], d):
 			errs = append(errs, fmt.Errorf("config: cdi.spec_dirs[%d] %q is named twice", i, d))
+		}
+	}
+	errs = append(errs, c.validateNRI())
+	return errors.Join(errs...)
+}
+
+func (c *Config) validateNRI() error {
+	n := c.NRI
+	if n.Disable {
+		return nil
+	}
+	var errs []error
+	for key, val := range map[string]string{"socket_path": n.SocketPath, "plugin_path": n.PluginPath, "plugin_config_path": n.PluginConfigPath} {
+		if !strings.HasPrefix(val, "/") || path.Clean(val) != val {
+			errs = append(errs, fmt.Errorf("config: nri.%s %q must be a clean absolute path", key, val))
+		}
+	}
+	if len(n.SocketPath) > maxSocketPathLen {
+		errs = append(errs, fmt.Errorf("config: nri.socket_path %q is longer than a unix socket path may be (%d bytes)", n.SocketPath, maxSocketPathLen))
+	}
+	if sock, err := SocketPath(c.Socket); err == nil && sock == n.SocketPath {
+		errs = append(errs, fmt.Errorf("config: nri.socket_path %q is the CRI socket", n.SocketPath))
+	}
+	for _, d := range []struct {
+		key      string
+		val, max time.Duration
+	}{{"plugin_registration_timeout", time.Duration(n.RegistrationTimeout), maxNRIRegistrationTimeout},
+		{"plugin_request_timeout", time.Duration(n.RequestTimeout), maxNRIRequestTimeout}} {
+		if d.val < minNRITimeout || d.val > d.max {
+			errs = append(errs, fmt.Errorf("config: nri.%s %s out of range %s-%s", d.key, d.val, minNRITimeout, d.max))
 		}
 	}
 	return errors.Join(errs...)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -71,6 +72,13 @@ pods_per_shim = 1
 
 [cdi]
 spec_dirs = ["/tmp/x/cdi"]
+[nri]
+socket_path = "/tmp/x/nri.sock"
+plugin_path = "/tmp/x/plugins"
+plugin_config_path = "/tmp/x/conf.d"
+disable_connections = true
+plugin_registration_timeout = "1s"
+plugin_request_timeout = "10s"
 `)
 	cfg, err := Load(p, true)
 	if err != nil {
@@ -90,6 +98,8 @@ spec_dirs = ["/tmp/x/cdi"]
 		Metrics:   Metrics{Address: "127.0.0.1:9099"},
 		Shim:      Shim{PodsPerShim: 1},
 		CDI:       CDI{SpecDirs: []string{"/tmp/x/cdi"}},
+		NRI: NRI{SocketPath: "/tmp/x/nri.sock", PluginPath: "/tmp/x/plugins", PluginConfigPath: "/tmp/x/conf.d", DisableConnections: true,
+			RegistrationTimeout: Duration(time.Second), RequestTimeout: Duration(10 * time.Second)},
 	}
 	if diff := cmp.Diff(want, cfg); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
@@ -136,6 +146,15 @@ func TestLoadErrors(t *testing.T) {
 		{"empty handler", "runtime_handlers = [\"\"]\n", []string{`runtime_handlers: ""`}},
 		{"no pods per shim", "[shim]\npods_per_shim = 0\n", []string{"shim.pods_per_shim 0 out of range 1-256"}},
 		{"too many pods per shim", "[shim]\npods_per_shim = 1000\n", []string{"shim.pods_per_shim 1000 out of range"}},
+		{"relative nri socket", "[nri]\nsocket_path = \"nri.sock\"\n", []string{`nri.socket_path "nri.sock" must be a clean absolute path`}},
+		{"unclean nri plugin path", "[nri]\nplugin_path = \"/opt/../x\"\n", []string{`nri.plugin_path "/opt/../x"`}},
+		{"relative nri config path", "[nri]\nplugin_config_path = \"conf.d\"\n", []string{`nri.plugin_config_path "conf.d"`}},
+		{"long nri socket", "[nri]\nsocket_path = \"/" + strings.Repeat("x", 120) + "\"\n", []string{"nri.socket_path", "longer than a unix socket path"}},
+		{"nri socket is the CRI socket", "socket = \"unix:///run/s.sock\"\n[nri]\nsocket_path = \"/run/s.sock\"\n", []string{`nri.socket_path "/run/s.sock" is the CRI socket`}},
+		{"nri timeout syntax", "[nri]\nplugin_request_timeout = \"2\"\n", []string{"nri.plugin_request_timeout", "missing unit"}},
+		{"nri timeout too short", "[nri]\nplugin_request_timeout = \"1ms\"\n", []string{"nri.plugin_request_timeout 1ms out of range 100ms-2m0s"}},
+		{"nri registration too long", "[nri]\nplugin_registration_timeout = \"1h\"\n", []string{"nri.plugin_registration_timeout 1h0m0s out of range"}},
+		{"unknown nri key", "[nri]\nenable = true\n", []string{`unknown key "nri.enable"`}},
 		{"bad selinux choice", "[lsm]\nselinux_when_disabled = \"warn\"\n", []string{`lsm.selinux_when_disabled "warn"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -183,5 +202,25 @@ func TestCDINoSpecDirs(t *testing.T) {
 	}
 	if cfg, err = Load(writeConfig(t, "log_level = 2\n"), true); err != nil || !slices.Equal(cfg.CDI.SpecDirs, []string{"/etc/cdi", "/var/run/cdi"}) {
 		t.Fatalf("default spec_dirs = %q, %v", cfg.CDI.SpecDirs, err)
+	}
+}
+
+// TestNRIDisabledSkipsChecks: with NRI off its other keys are not used, so
+// a config that turns it off does not have to make them valid.
+func TestNRIDisabledSkipsChecks(t *testing.T) {
+	p := writeConfig(t, "[nri]\ndisable = true\nsocket_path = \"x\"\n")
+	cfg, err := Load(p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.NRI.Disable {
+		t.Fatal("nri.disable not read")
+	}
+}
+
+func TestDurationText(t *testing.T) {
+	b, err := Duration(1500 * time.Millisecond).MarshalText()
+	if err != nil || string(b) != "1.5s" {
+		t.Fatalf("MarshalText = %q, %v", b, err)
 	}
 }

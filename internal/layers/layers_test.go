@@ -20,7 +20,7 @@ const module = "github.com/crib-runtime/crib/"
 // as plain values).
 var rank = map[string]int{
 	"cri":     4,
-	"sandbox": 3, "runtime": 3,
+	"sandbox": 3, "runtime": 3, "nri": 3,
 	"cgroups": 2, "rdt": 2, "nsexec": 2,
 	"internal": 1,
 }
@@ -55,6 +55,19 @@ const (
 	cdiPkg    = "internal/cdi"
 	cdiModule = "tags.cncf.io/container-device-interface"
 )
+
+// nriModule is NRI's library: its wire types and its wazero runtime stop
+// at package nri and its tree (the example plugin's policy), and the
+// plugin and tests, whose plugins speak it; the shim links none of it.
+const nriModule = "github.com/containerd/nri"
+
+// nriViolation says why p may not import imp (a full import path), or "".
+func nriViolation(p, imp string) string {
+	if (imp == nriModule || strings.HasPrefix(imp, nriModule+"/")) && tree(p) != "nri" && tree(p) != "test" && p != "cmd/nri-rdt-class" {
+		return fmt.Sprintf("%s imports %s: only nri speaks NRI; convert at its edge", p, imp)
+	}
+	return ""
+}
 
 func tree(p string) string { first, _, _ := strings.Cut(p, "/"); return first }
 
@@ -104,6 +117,9 @@ func TestImportDirection(t *testing.T) {
 			if bad1 := cdiViolation(p.ImportPath, imp); bad1 != "" {
 				bad = append(bad, bad1)
 			}
+			if bad1 := nriViolation(p.ImportPath, imp); bad1 != "" {
+				bad = append(bad, bad1)
+			}
 			q, ok := strings.CutPrefix(imp, module)
 			if !ok {
 				continue
@@ -119,7 +135,8 @@ func TestImportDirection(t *testing.T) {
 			for _, d := range p.Deps {
 				if strings.HasPrefix(d, "k8s.io/cri-api/") || d == module+"cri" || strings.HasPrefix(d, module+"cri/") ||
 					d == module+metricsPkg || strings.HasPrefix(d, "github.com/prometheus/") ||
-					d == module+cdiPkg || strings.HasPrefix(d, cdiModule) {
+					d == module+cdiPkg || strings.HasPrefix(d, cdiModule) ||
+					d == module+"nri" || strings.HasPrefix(d, module+"nri/") || strings.HasPrefix(d, nriModule+"/") || strings.HasPrefix(d, "github.com/tetratelabs/wazero") {
 					bad = append(bad, fmt.Sprintf("%s (the shim) depends on %s", p.ImportPath, d))
 				}
 			}
@@ -220,9 +237,31 @@ func TestViolation(t *testing.T) {
 		{"sandbox", "runtime/launch", true},
 		{"runtime/shim", "runtime/launch", false},
 		{"cmd/crib", "runtime/launch", false},
+		{"cri", "nri", false},
+		{"nri", "cri", true},
+		{"nri", "sandbox", true},
+		{"nri", "rdt", false},
+		{"runtime", "nri", true},
 	} {
 		if got := violation(tc.p, tc.q) != ""; got != tc.bad {
 			t.Errorf("%s imports %s: violation %v, want %v", tc.p, tc.q, got, tc.bad)
+		}
+	}
+}
+
+func TestNRIViolation(t *testing.T) {
+	for _, tc := range []struct {
+		p, imp string
+		bad    bool
+	}{
+		{"nri", "github.com/containerd/nri/pkg/adaptation", false},
+		{"test/e2e", "github.com/containerd/nri/pkg/stub", false},
+		{"cri", "github.com/containerd/nri/pkg/api", true},
+		{"cmd/crib", "github.com/containerd/nri/pkg/adaptation", true},
+		{"cri", "github.com/containerd/nrifoo", false},
+	} {
+		if got := nriViolation(tc.p, tc.imp) != ""; got != tc.bad {
+			t.Errorf("%s imports %s: violation %v, want %v", tc.p, tc.imp, got, tc.bad)
 		}
 	}
 }

@@ -9,6 +9,7 @@ package listener
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -70,6 +71,30 @@ func Listen(path string, mode fs.FileMode) (_ *Listener, retErr error) {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
 	return &Listener{Listener: l, path: path, lock: lock}, nil
+}
+
+// Claim takes path for a server that binds it itself (NRI's adaptation,
+// which has no way to take a listener): the same lock file and the same
+// refusal as Listen when another process answers on it or when it is not a
+// socket, and a stale socket removed. The directory is made 0700 when
+// missing. Closing the result releases the claim.
+func Claim(path string) (io.Closer, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("claim %s: %w", path, err)
+	}
+	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("claim %s: %w", path, err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		_ = lock.Close()
+		return nil, fmt.Errorf("claim %s: lock %s held by another process: %w", path, lock.Name(), ErrInUse)
+	}
+	if err := removeStale(path); err != nil {
+		_ = lock.Close()
+		return nil, err
+	}
+	return lock, nil
 }
 
 // afterBind, when set by a test, sees the socket between bind and chmod.

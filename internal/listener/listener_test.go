@@ -114,3 +114,40 @@ func TestSocketBornPrivate(t *testing.T) {
 		}
 	}
 }
+
+func TestClaim(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "nri", "nri.sock")
+	c, err := Claim(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Dir(path)); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("claimed socket's directory: %v, %v; want 0700", fi, err)
+	}
+	if _, err := Claim(path); !errors.Is(err, ErrInUse) {
+		t.Fatalf("second Claim: got %v, want ErrInUse", err)
+	}
+	c.Close()
+
+	// Another server answering without the lock (another runtime's NRI).
+	other, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Claim(path); !errors.Is(err, ErrInUse) {
+		t.Errorf("Claim of an answered socket: got %v, want ErrInUse", err)
+	}
+	other.Close()
+
+	notSock := filepath.Join(dir, "file")
+	if err := os.WriteFile(notSock, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Claim(notSock); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("Claim of a regular file: got %v, want ErrExist", err)
+	}
+	if _, err := os.Stat(notSock); err != nil {
+		t.Errorf("the regular file went: %v", err)
+	}
+}

@@ -55,7 +55,7 @@ func TestCDIDevices(t *testing.T) {
 		t.Fatal(err)
 	}
 	hook := filepath.Join(data, "crib-test-hook")
-	if err := os.WriteFile(hook, []byte("#!/bin/sh\necho \"$1 $(hostname)\" > ./cdi-hook\n"), 0o755); err != nil {
+	if err := os.WriteFile(hook, []byte("#!/bin/sh\necho \"$1 $PPID\" > ./cdi-hook\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(specDir, "crib-test.yaml"), fmt.Appendf(nil, cdiVendorSpec, data, hook), 0o644); err != nil {
@@ -78,12 +78,13 @@ func TestCDIDevices(t *testing.T) {
 		CDIDevices: []*criapi.CDIDevice{{Name: "crib.test/device=null0"}, {Name: "crib.test/device=vcs"}}})
 	byAnnotation := w.startSleeper(t, podID, pod, "by-annotation", &criapi.ContainerConfig{Linux: root(),
 		Annotations: map[string]string{"cdi.k8s.io/crib-test": "crib.test/device=null0"}})
-	// The hook ran in the container's namespaces (its hostname is the
-	// pod's), in its rootfs, before the container's process started.
+	// The hook ran in the container's namespaces (its parent, the init, is
+	// pid 1 of the container's pid namespace), in its rootfs, before the
+	// container's process started.
 	hooked := w.startSleeper(t, podID, pod, "hooked", &criapi.ContainerConfig{Linux: root(),
 		CDIDevices: []*criapi.CDIDevice{{Name: "crib.test/device=hooked"}}})
-	if got := w.probe(t, hooked, "hooked", `echo "hook $(cat /cdi-hook)"; echo "env $CRIB_HOOKED"`); got["hook"] != "ran cdi" || got["env"] != "1" {
-		t.Errorf("hooked: hook wrote %q (want \"ran cdi\"), env %q", got["hook"], got["env"])
+	if got := w.probe(t, hooked, "hooked", `echo "hook $(cat /cdi-hook)"; echo "env $CRIB_HOOKED"`); got["hook"] != "ran 1" || got["env"] != "1" {
+		t.Errorf("hooked: hook wrote %q (want \"ran 1\"), env %q", got["hook"], got["env"])
 	}
 
 	probe := `

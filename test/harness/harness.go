@@ -55,7 +55,7 @@ func Main(m *testing.M) int {
 		// The flags of `make build`: static binaries, as shipped; the
 		// daemon finds crib-shim and crib-init next to itself.
 		for _, name := range []string{"crib", "crib-shim", "crib-init"} {
-			out, err := exec.Command("go", "build", "-tags", "netgo,osusergo,grpcnotrace", "-ldflags", "-extldflags=-static",
+			out, err := exec.Command("go", "build", "-tags", "netgo,osusergo,grpcnotrace,nri_no_wasm", "-ldflags", "-extldflags=-static",
 				"-o", filepath.Join(dir, name), "github.com/crib-runtime/crib/cmd/"+name).CombinedOutput()
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "build %s: %v\n%s", name, err, out)
@@ -95,6 +95,14 @@ type Env struct {
 	// TopLevel, when set before WriteConfig, is TOML for the config's top
 	// level (WriteConfig's extra goes after its tables).
 	TopLevel string
+	// NRISock is the daemon's own NRI socket, and NRIPlugins and NRIConf
+	// its plugin and plugin config directories, empty unless a test puts
+	// plugins there: parallel daemons never share a socket (NRI replaces
+	// one it finds) and never launch the host's plugins.
+	NRISock, NRIPlugins, NRIConf string
+	// NRI, when set before WriteConfig, is more TOML for the [nri] table
+	// ("plugin_request_timeout = \"10s\"").
+	NRI string
 }
 
 func NewEnv(t testing.TB) *Env {
@@ -122,8 +130,12 @@ func NewEnv(t testing.TB) *Env {
 	e := &Env{t: t, Dir: dir, Root: filepath.Join(dir, "root"), State: filepath.Join(dir, "state"),
 		CNIConf: filepath.Join(dir, "net.d"), ConfPath: filepath.Join(dir, "crib.toml"), CgroupRoot: "/" + filepath.Base(dir)}
 	e.Sock = filepath.Join(e.State, "crib.sock")
-	if err := os.MkdirAll(e.CNIConf, 0o755); err != nil {
-		t.Fatal(err)
+	e.NRISock = filepath.Join(dir, "nri.sock")
+	e.NRIPlugins, e.NRIConf = filepath.Join(dir, "nri", "plugins"), filepath.Join(dir, "nri", "conf.d")
+	for _, d := range []string{e.CNIConf, e.NRIPlugins, e.NRIConf} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	e.WriteConfig("")
 	return e
@@ -149,8 +161,9 @@ func (e *Env) WriteConfig(extra string) {
 	if e.LogLevel != 0 {
 		level = e.LogLevel
 	}
-	body := fmt.Sprintf("socket = \"unix://%s\"\nroot = %q\nstate = %q\nlog_level = %d\ncgroup_root = %q\n%s\n[debug]\naddress = %q\n\n[cni]\nconf_dir = %q\nbin_dirs = [%s]\n%s",
-		e.Sock, e.Root, e.State, level, e.CgroupRoot, e.TopLevel, e.debugSock(), e.CNIConf, bins, extra)
+	nri := fmt.Sprintf("[nri]\nsocket_path = %q\nplugin_path = %q\nplugin_config_path = %q\n%s\n", e.NRISock, e.NRIPlugins, e.NRIConf, e.NRI)
+	body := fmt.Sprintf("socket = \"unix://%s\"\nroot = %q\nstate = %q\nlog_level = %d\ncgroup_root = %q\n%s\n[debug]\naddress = %q\n\n%s[cni]\nconf_dir = %q\nbin_dirs = [%s]\n%s",
+		e.Sock, e.Root, e.State, level, e.CgroupRoot, e.TopLevel, e.debugSock(), nri, e.CNIConf, bins, extra)
 	if err := os.WriteFile(e.ConfPath, []byte(body), 0o600); err != nil {
 		e.t.Fatal(err)
 	}
