@@ -43,7 +43,7 @@ func (pl *Plugin) Configure(_ context.Context, config, _, _ string) (api.EventMa
 // none for its pod, or the pod asked for a class itself (an annotation the
 // runtime already applied): an explicit request wins over the default.
 func (pl *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
-	if ctr.GetLinux().GetResources().GetRdtClass().GetValue() != "" {
+	if l := ctr.GetLinux(); l.GetResources().GetRdtClass().GetValue() != "" || l.GetRdt().GetClosId().GetValue() != "" {
 		return nil, nil, nil
 	}
 	pl.mu.RLock()

@@ -95,6 +95,11 @@ func TestPluginSetsClass(t *testing.T) {
 	if adj, _, _ := pl.CreateContainer(context.Background(), pod, asked); adj != nil {
 		t.Errorf("adjusted a container that has a class: %v", adj)
 	}
+	// As a runtime shows a class it applied: the CLOS of the OCI spec.
+	placed := &api.Container{Linux: &api.LinuxContainer{Rdt: &api.LinuxRdt{ClosId: api.String("platinum")}}}
+	if adj, _, _ := pl.CreateContainer(context.Background(), pod, placed); adj != nil {
+		t.Errorf("adjusted a container placed in a class: %v", adj)
+	}
 	// No rule and no default: no adjustment.
 	none := New(&Policy{Rules: []Rule{{Namespace: "x", Class: "gold"}}})
 	if adj, _, _ := none.CreateContainer(context.Background(), &api.PodSandbox{Namespace: "y"}, &api.Container{}); adj != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -131,5 +132,55 @@ func containerPid(t *testing.T, w *podWorld, id string) int {
 			t.Fatalf("no pid in container %s's verbose status: %v", id, cs.GetInfo())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestNRIRDTClassPlugin: crib's example NRI plugin (cmd/nri-rdt-class),
+// installed in the daemon's plugin directory with its policy in the plugin
+// config directory, is started by crib and puts each new container in the
+// class its policy gives the pod's namespace, on the fake resctrl tree:
+// gold for one namespace, the default (bronze) for another, and a pod's
+// own class request wins.
+func TestNRIRDTClassPlugin(t *testing.T) {
+	rc := newFakeResctrl(t, "gold", "bronze")
+	w := newPodWorldWith(t, func(e *harness.Env) {
+		bin := filepath.Join(e.NRIPlugins, "10-rdt-class")
+		if out, err := exec.Command("go", "build", "-tags", "nri_no_wasm", "-o", bin, "github.com/crib-runtime/crib/cmd/nri-rdt-class").CombinedOutput(); err != nil {
+			t.Fatalf("build the plugin: %v\n%s", err, out)
+		}
+		policy := "rules:\n- namespace: tenant-gold\n  class: gold\ndefault: bronze\n"
+		if err := os.WriteFile(filepath.Join(e.NRIConf, "10-rdt-class.conf"), []byte(policy), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rc.configure(e, "")
+	})
+	waitForLog(t, w.d, `10-rdt-class\" synchronization success`)
+	start := func(namespace, name string, annotations map[string]string) (string, int) {
+		pod := w.podConfig(name, criapi.NamespaceMode_CONTAINER)
+		pod.Metadata.Namespace = namespace
+		podID := w.run(t, pod)
+		id := w.startSleeper(t, podID, pod, name, &criapi.ContainerConfig{Annotations: annotations})
+		return id, containerPid(t, w, id)
+	}
+	for _, tc := range []struct {
+		namespace, name string
+		annotations     map[string]string
+		class           string
+	}{
+		{"tenant-gold", "by-namespace", nil, "gold"},
+		{"tenant-other", "by-default", nil, "bronze"},
+		{"tenant-other", "asked-itself", map[string]string{"io.kubernetes.cri.rdt-class": "gold"}, "gold"},
+	} {
+		id, pid := start(tc.namespace, tc.name, tc.annotations)
+		if got := rc.tasks(t, tc.class); got != strconv.Itoa(pid) {
+			t.Errorf("%s: crib-%s/tasks holds %q, want the container's pid %d", tc.name, tc.class, got, pid)
+		}
+		cs, err := w.c.Runtime.ContainerStatus(context.Background(), id, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := verboseInfo(t, cs.GetInfo())["rdtClass"]; got != tc.class {
+			t.Errorf("%s: verbose rdtClass %v, want %s", tc.name, got, tc.class)
+		}
 	}
 }
