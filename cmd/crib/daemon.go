@@ -212,6 +212,11 @@ func serve(ctx context.Context, cfg config.Config, configPath, mountinfo string)
 
 	errc := make(chan error, 1)
 	go func() { errc <- grpcServer.Serve(l) }()
+	// Start-up ran code an idle node never runs again: the binary's pages
+	// come back as they are used.
+	if err := memrelease.DropUnusedCode(); err != nil {
+		logger.Info("Binary pages kept", "err", err)
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, unix.SIGHUP)
 	defer signal.Stop(hup)
