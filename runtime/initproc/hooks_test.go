@@ -92,3 +92,19 @@ func TestHooksNeedVersionAndRole(t *testing.T) {
 		t.Errorf("validate of a version 3 config with hooks: %v", err)
 	}
 }
+
+// A startContainer hook runs under the container's seccomp filter, as in
+// runc: its path is the image's to fill, so it is the container's code.
+func TestStartContainerHookUnderSeccomp(t *testing.T) {
+	rootfs := busyboxRootfs(t, t.TempDir())
+	spec := baseSpec(rootfs, "cat /hook")
+	spec.Process.NoNewPrivileges = true
+	spec.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: []specs.Arch{specs.ArchX86_64},
+		Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno}}}
+	cfg := initmsg.Config{Spec: spec, Hooks: &initmsg.Hooks{
+		StartContainer: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", `if mkdir /hookdir 2>/dev/null; then echo unconfined; else echo confined; fi > /hook`}}},
+	}}
+	if got := mustRun(t, cfg); got != "confined\n" {
+		t.Errorf("the startContainer hook was %q, want confined by the container's filter", got)
+	}
+}

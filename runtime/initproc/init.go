@@ -126,9 +126,14 @@ func Run() error {
 	if msg.Type != initmsg.TypeStart {
 		return report(pipe, fail(stepStart, "", fmt.Errorf("wait for start: unexpected message %q", msg.Type)))
 	}
-	if h := cfg.Hooks; h != nil {
+	if h := cfg.Hooks; h != nil && len(h.StartContainer) > 0 {
 		// As the container's user, in its root and cwd, just before
-		// execve (and before the seccomp filter, which exec loads).
+		// execve, and as runc runs them: under the container's seccomp
+		// filter, without the CAP_SYS_ADMIN kept only to load it. The
+		// image names what runs at the hook's path.
+		if err := proc.seccomp.load(); err != nil {
+			return report(pipe, err)
+		}
 		if err := runHooks(ocihook.StartContainer, h.StartContainer, h.State, specs.StateCreated, ""); err != nil {
 			return report(pipe, err)
 		}

@@ -25,6 +25,7 @@ import (
 type seccompPlan struct {
 	filter *seccomp.Filter
 	final  *capSets // nil: the capabilities are already the final ones
+	loaded bool
 }
 
 // seccompFilter is the config's filter: the one its launcher compiled, or
@@ -69,11 +70,13 @@ func withSysAdmin(c capSets) (capSets, bool) {
 }
 
 // load installs the filter, then drops CAP_SYS_ADMIN if it was kept only
-// for that. It runs last before execve.
+// for that. It runs last before execve, or before the startContainer
+// hooks when there are any; a second call does nothing.
 func (s *seccompPlan) load() error {
-	if s == nil || s.filter == nil {
+	if s == nil || s.filter == nil || s.loaded {
 		return nil
 	}
+	s.loaded = true
 	if err := s.filter.Load(); err != nil {
 		if errors.Is(err, unix.EACCES) {
 			err = fmt.Errorf("%w (loading needs no_new_privs or CAP_SYS_ADMIN; the spec sets neither for this user)", err)
