@@ -104,7 +104,11 @@ func (n *NRI) Start(rt Runtime) error {
 		}
 		n.claim = c
 	}
-	if err := n.a.Start(); err != nil {
+	// The library binds the socket under the process's umask and accepts
+	// before the chmod below: bound with group and others' write taken
+	// away, nobody but root can connect meanwhile. The plugins it starts
+	// inherit that umask (the daemon's own, unless it let others write).
+	if err := listener.WithUmask(func(old int) int { return old | 0o022 }, n.a.Start); err != nil {
 		n.closeClaim()
 		return fmt.Errorf("start nri: %w", err)
 	}

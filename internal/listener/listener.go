@@ -82,6 +82,15 @@ func Claim(path string) (io.Closer, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("claim %s: %w", path, err)
 	}
+	// Someone who could write the directory could put another socket, or
+	// anything, at path.
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Dir(path), &st); err != nil {
+		return nil, fmt.Errorf("claim %s: %w", path, err)
+	}
+	if st.Uid != 0 || st.Mode&0o022 != 0 {
+		return nil, fmt.Errorf("claim %s: directory owned by uid %d, mode %#o: only root may be able to write it", path, st.Uid, st.Mode&0o7777)
+	}
 	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("claim %s: %w", path, err)
@@ -114,25 +123,32 @@ const bindUmask = 0o177
 // first unshares its fs_struct (unshare(2) CLONE_FS): its umask is its own.
 // The goroutine returns without unlocking, so the Go runtime ends that
 // thread rather than reusing it with a different umask, cwd and root.
-func bindPrivate(path string) (*net.UnixListener, error) {
-	type result struct {
-		l   *net.UnixListener
-		err error
-	}
-	ch := make(chan result, 1)
+func bindPrivate(path string) (l *net.UnixListener, err error) {
+	err = WithUmask(func(int) int { return bindUmask }, func() error {
+		l, err = net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+		return err
+	})
+	return l, err
+}
+
+// WithUmask runs f on a thread of its own whose umask is mask(the
+// process's), as bindPrivate binds: for code that binds sockets it does
+// not let crib bind (a library's), and whatever it starts inherits that
+// umask.
+func WithUmask(mask func(old int) int, f func() error) error {
+	errc := make(chan error, 1)
 	go func() {
 		goruntime.LockOSThread()
-		// No UnlockOSThread: see above.
+		// No UnlockOSThread: see bindPrivate.
 		if err := unix.Unshare(unix.CLONE_FS); err != nil {
-			ch <- result{err: fmt.Errorf("unshare fs attributes for a private umask: %w", err)}
+			errc <- fmt.Errorf("unshare fs attributes for a private umask: %w", err)
 			return
 		}
-		unix.Umask(bindUmask)
-		l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-		ch <- result{l, err}
+		old := unix.Umask(0)
+		unix.Umask(mask(old))
+		errc <- f()
 	}()
-	r := <-ch
-	return r.l, r.err
+	return <-errc
 }
 
 // removeStale deletes a socket left by a process that died without cleaning

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -149,5 +150,42 @@ func TestClaim(t *testing.T) {
 	}
 	if _, err := os.Stat(notSock); err != nil {
 		t.Errorf("the regular file went: %v", err)
+	}
+}
+
+// A socket directory others can write is refused: they could put their own
+// socket at the path.
+func TestClaimRefusesWritableDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := Claim(filepath.Join(dir, "nri.sock")); err == nil || !strings.Contains(err.Error(), "only root may") {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("Claim in a 0777 directory: %v, want a refusal", err)
+	}
+}
+
+// WithUmask's thread has its own umask; the process keeps its.
+func TestWithUmask(t *testing.T) {
+	dir := t.TempDir()
+	old := unix.Umask(0o022)
+	defer unix.Umask(old)
+	err := WithUmask(func(int) int { return 0o077 }, func() error {
+		return os.WriteFile(filepath.Join(dir, "inside"), nil, 0o666)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "outside"), nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]os.FileMode{"inside": 0o600, "outside": 0o644} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: %v, %v; want mode %#o", name, fi.Mode(), err, want)
+		}
 	}
 }
