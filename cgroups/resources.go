@@ -38,6 +38,8 @@ type Resources struct {
 	// Unified sets v2 interface files by name ("memory.high": "1G"). Only
 	// files in the allow list below; v2 only.
 	Unified map[string]string
+	// BlockIO, when not nil, sets block I/O weights and throttles.
+	BlockIO *BlockIO
 	// Devices, when not nil, replaces the cgroup's device rules: read in
 	// order as NewDeviceSet explains, deny-all when empty. v1
 	// writes devices.deny and devices.allow, v2 attaches a
@@ -112,6 +114,9 @@ func (r *Resources) Validate() error {
 		if err := validLimit("hugetlb."+size+".max", &v, maxLimitBytes); err != nil {
 			return err
 		}
+	}
+	if err := r.BlockIO.validate(); err != nil {
+		return err
 	}
 	if r.Devices != nil {
 		if _, err := NewDeviceSet(r.Devices); err != nil {

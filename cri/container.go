@@ -65,6 +65,13 @@ type Pods interface {
 	PodInfo(ctx context.Context, id string) (PodInfo, error)
 }
 
+// BlockIOClasses resolve a block I/O class (an NRI plugin's) to the
+// spec's settings: unknown InvalidArgument, none configured
+// FailedPrecondition.
+type BlockIOClasses interface {
+	Resolve(class string) (*specs.LinuxBlockIO, error)
+}
+
 // Classes resolves a container's RDT class from the pod's and the
 // container's annotations.
 type Classes interface {

@@ -175,7 +175,7 @@ func containerRecord(id string, pod PodInfo, imageID string, req *criapi.CreateC
 		ID: id, SandboxID: pod.ID, Name: cfg.GetMetadata().GetName(), Attempt: cfg.GetMetadata().GetAttempt(),
 		Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(),
 		Image: cfg.GetImage().GetImage(), ImageRef: imageID, StopSignal: int(stop), CreatedAt: time.Now(),
-		Cgroup: in.CgroupsPath, RDTClass: in.RDTClass, Process: oci.Process,
+		Cgroup: in.CgroupsPath, RDTClass: in.RDTClass, BlockIOClass: in.BlockIOClass, Process: oci.Process,
 		Tty: cfg.GetTty(), Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce(),
 	}
 	if oci.Linux != nil {

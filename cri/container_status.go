@@ -53,12 +53,14 @@ type containerInfo struct {
 	Pid         int             `json:"pid"`
 	RuntimeSpec json.RawMessage `json:"runtimeSpec"`
 	// State is the shim's word for it: CREATED, RUNNING, EXITED, UNKNOWN.
-	State       string   `json:"state"`
-	ImageID     string   `json:"imageID"`
-	CgroupsPath string   `json:"cgroupsPath"`
-	RDTClass    string   `json:"rdtClass,omitempty"`
-	Layers      []string `json:"layers"`
-	DevShm      string   `json:"devShm,omitempty"`
+	State       string `json:"state"`
+	ImageID     string `json:"imageID"`
+	CgroupsPath string `json:"cgroupsPath"`
+	RDTClass    string `json:"rdtClass,omitempty"`
+	// BlockIOClass is the block I/O class an NRI plugin chose.
+	BlockIOClass string   `json:"blockioClass,omitempty"`
+	Layers       []string `json:"layers"`
+	DevShm       string   `json:"devShm,omitempty"`
 	// CDIDevices are the CDI devices whose edits the spec carries.
 	CDIDevices []string `json:"cdiDevices,omitempty"`
 }
@@ -66,7 +68,7 @@ type containerInfo struct {
 func toContainerInfo(st runtime.State) containerInfo {
 	return containerInfo{
 		SandboxID: st.SandboxID, Pid: st.Pid, RuntimeSpec: st.Spec, State: st.Status.String(),
-		ImageID: st.ImageRef, CgroupsPath: st.Cgroup, RDTClass: st.RDTClass, Layers: st.Layers, DevShm: st.DevShm,
+		ImageID: st.ImageRef, CgroupsPath: st.Cgroup, RDTClass: st.RDTClass, BlockIOClass: st.BlockIOClass, Layers: st.Layers, DevShm: st.DevShm,
 		CDIDevices: st.CDIDevices,
 	}
 }

@@ -232,12 +232,26 @@ func (s *Server) nriCreate(ctx context.Context, req *criapi.CreateContainerReque
 		_, err := s.injectCDI(ctx, *in, sp, names)
 		return err
 	}
-	if err := s.nri.CreateContainer(ctx, pod, c, nri.Resolvers{RDT: s.nriRDTClass, CDI: addCDI}); err != nil {
+	// A plugin's block I/O class is resolved here, and what it resolved
+	// to is the only blockIO CheckAdjusted lets through.
+	var bioClass string
+	var bio *specs.LinuxBlockIO
+	resolveBlockIO := func(class string) (*specs.LinuxBlockIO, error) {
+		b, err := s.nriBlockIOClass(class)
+		if err == nil {
+			bioClass, bio = class, b
+		}
+		return b, err
+	}
+	if err := s.nri.CreateContainer(ctx, pod, c, nri.Resolvers{RDT: s.nriRDTClass, BlockIO: resolveBlockIO, CDI: addCDI}); err != nil {
 		return err
 	}
 	sc := req.GetConfig().GetLinux().GetSecurityContext()
 	check := spec.AdjustedInput{Privileged: sc.GetPrivileged(), Stat: statHost,
-		HostNetwork: in.NetNS == "", HostIPC: in.IPCNS == ""}
+		HostNetwork: in.NetNS == "", HostIPC: in.IPCNS == "", BlockIO: bio}
+	if r := oci.Linux.Resources; r != nil && r.BlockIO != nil && bio != nil && reflect.DeepEqual(r.BlockIO, bio) {
+		in.BlockIOClass = bioClass
+	}
 	err = spec.CheckAdjusted(before, oci, check)
 	if err == nil {
 		err = s.nriTakeRDTClass(ctx, before, oci, in)
@@ -262,6 +276,16 @@ func (s *Server) nriRDTClass(class string) (*specs.LinuxIntelRdt, error) {
 		return &specs.LinuxIntelRdt{ClosID: "/"}, nil
 	}
 	return &specs.LinuxIntelRdt{ClosID: resolved}, nil
+}
+
+// nriBlockIOClass resolves a plugin's block I/O class; a node without
+// classes configured refuses it (FailedPrecondition), an unknown class is
+// InvalidArgument.
+func (s *Server) nriBlockIOClass(class string) (*specs.LinuxBlockIO, error) {
+	if s.blockIO == nil {
+		return nil, fmt.Errorf("block I/O class %q: no block I/O classes are configured (blockio.config_file): %w", class, errdefs.ErrFailedPrecondition)
+	}
+	return s.blockIO.Resolve(class)
 }
 
 // nriTakeRDTClass makes the class in the adjusted spec the container's

@@ -84,6 +84,7 @@ type Server struct {
 	sandboxes  Sandboxes
 	shims      PodShims
 	classes    Classes
+	blockIO    BlockIOClasses
 	cdi        CDI
 	opts       Options
 	stats      Stats
@@ -118,6 +119,8 @@ type Services struct {
 	Sandboxes  Sandboxes
 	Shims      PodShims
 	Classes    Classes
+	// BlockIO resolves block I/O classes; nil: none configured.
+	BlockIO BlockIOClasses
 	// CDI resolves CDI device requests; nil refuses them.
 	CDI   CDI
 	Stats Stats
@@ -131,7 +134,7 @@ type Services struct {
 // server's background work (event watchers).
 func NewServer(ctx context.Context, svc Services, opts Options) *Server {
 	s := &Server{images: svc.Images, network: svc.Network, containers: svc.Containers,
-		pods: podInfo{svc.Sandboxes}, sandboxes: svc.Sandboxes, shims: svc.Shims, classes: svc.Classes, cdi: svc.CDI, stats: svc.Stats, metrics: svc.Metrics, opts: opts, base: ctx, nri: svc.NRI}
+		pods: podInfo{svc.Sandboxes}, sandboxes: svc.Sandboxes, shims: svc.Shims, classes: svc.Classes, blockIO: svc.BlockIO, cdi: svc.CDI, stats: svc.Stats, metrics: svc.Metrics, opts: opts, base: ctx, nri: svc.NRI}
 	var lim unix.Rlimit
 	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil {
 		s.nofile = lim.Max

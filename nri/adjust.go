@@ -19,6 +19,9 @@ type Resolvers struct {
 	// RDT resolves an RDT class to the spec's intelRdt (strictly, as a
 	// container annotation's class is).
 	RDT func(class string) (*specs.LinuxIntelRdt, error)
+	// BlockIO resolves a block I/O class to the spec's blockIO; nil
+	// refuses a class (FailedPrecondition).
+	BlockIO func(class string) (*specs.LinuxBlockIO, error)
 	// CDI injects CDI devices by fully qualified name; nil refuses them.
 	CDI func(s *specs.Spec, devices []string) error
 }
@@ -117,16 +120,15 @@ func Adjust(s *specs.Spec, adj *api.ContainerAdjustment, res Resolvers) error {
 	if len(adj.GetCDIDevices()) > 0 && res.CDI == nil {
 		return fmt.Errorf("NRI adjustment: CDI devices %v: this crib has no CDI support: %w", cdiNames(adj), errdefs.ErrFailedPrecondition)
 	}
-	if bio := adj.GetLinux().GetResources().GetBlockioClass(); bio != nil && bio.GetValue() != "" {
-		return fmt.Errorf("NRI adjustment: block I/O class %q: crib has no block I/O classes: %w", bio.GetValue(), errdefs.ErrFailedPrecondition)
+	if bio := adj.GetLinux().GetResources().GetBlockioClass(); res.BlockIO == nil && bio != nil && bio.GetValue() != "" {
+		return fmt.Errorf("NRI adjustment: block I/O class %q: no block I/O classes on this node: %w", bio.GetValue(), errdefs.ErrFailedPrecondition)
 	}
 	if s.Process == nil || s.Linux == nil {
 		return fmt.Errorf("NRI adjustment: the spec has no process or linux section: %w", errdefs.ErrInvalidArgument)
 	}
-	opts := []generate.GeneratorOption{
-		generate.WithBlockIOResolver(func(class string) (*specs.LinuxBlockIO, error) {
-			return nil, fmt.Errorf("block I/O class %q: crib has no block I/O classes: %w", class, errdefs.ErrFailedPrecondition)
-		}),
+	var opts []generate.GeneratorOption
+	if res.BlockIO != nil {
+		opts = append(opts, generate.WithBlockIOResolver(res.BlockIO))
 	}
 	if res.RDT != nil {
 		opts = append(opts, generate.WithRdtResolver(res.RDT))

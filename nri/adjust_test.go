@@ -2,6 +2,7 @@ package nri
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -136,7 +137,27 @@ func TestAdjust(t *testing.T) {
 		{"rdt class refused by the resolver", func(a *api.ContainerAdjustment) { a.SetLinuxRDTClass("tin") },
 			Resolvers{RDT: func(c string) (*specs.LinuxIntelRdt, error) { return nil, errdefs.ErrInvalidArgument }}, nil, errdefs.ErrInvalidArgument},
 		{"rdt class without RDT", func(a *api.ContainerAdjustment) { a.SetLinuxRDTClass("gold") }, Resolvers{}, nil, errdefs.ErrFailedPrecondition},
-		{"block io class", func(a *api.ContainerAdjustment) { a.SetLinuxBlockIOClass("slow") }, Resolvers{}, nil, errdefs.ErrFailedPrecondition},
+		{"block io class without classes", func(a *api.ContainerAdjustment) { a.SetLinuxBlockIOClass("slow") }, Resolvers{}, nil, errdefs.ErrFailedPrecondition},
+		{"block io class resolved", func(a *api.ContainerAdjustment) { a.SetLinuxBlockIOClass("slow") },
+			Resolvers{BlockIO: func(c string) (*specs.LinuxBlockIO, error) {
+				if c != "slow" {
+					return nil, fmt.Errorf("class %q: %w", c, errdefs.ErrInvalidArgument)
+				}
+				d := specs.LinuxThrottleDevice{Rate: 1 << 20}
+				d.Major, d.Minor = 254, 0
+				return &specs.LinuxBlockIO{ThrottleReadBpsDevice: []specs.LinuxThrottleDevice{d}}, nil
+			}},
+			func(t *testing.T, s *specs.Spec) {
+				b := s.Linux.Resources.BlockIO
+				if b == nil || len(b.ThrottleReadBpsDevice) != 1 || b.ThrottleReadBpsDevice[0].Rate != 1<<20 || b.ThrottleReadBpsDevice[0].Major != 254 {
+					t.Errorf("blockIO %+v", b)
+				}
+			}, nil},
+		{"block io class unknown", func(a *api.ContainerAdjustment) { a.SetLinuxBlockIOClass("tin") },
+			Resolvers{BlockIO: func(c string) (*specs.LinuxBlockIO, error) {
+				return nil, fmt.Errorf("class %q: %w", c, errdefs.ErrInvalidArgument)
+			}},
+			nil, errdefs.ErrInvalidArgument},
 		{"cdi without cdi", func(a *api.ContainerAdjustment) { a.AddCDIDevice(&api.CDIDevice{Name: "vendor.com/gpu=0"}) }, Resolvers{}, nil, errdefs.ErrFailedPrecondition},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -161,7 +161,7 @@ func MergeResources(cur *specs.LinuxResources, u *api.LinuxResources) (*specs.Li
 		}
 	}
 	if u.GetBlockioClass() != nil {
-		refused = append(refused, "blockio_class (crib has no block I/O classes)")
+		refused = append(refused, "blockio_class (a running container keeps its block I/O class)")
 	}
 	if u.GetRdtClass() != nil {
 		refused = append(refused, "rdt_class (a running container keeps its RDT class)")

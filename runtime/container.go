@@ -52,6 +52,9 @@ type Container struct {
 	Cgroup string `json:"cgroup"`
 	// RDTClass is the class the container was placed in ("" none).
 	RDTClass string `json:"rdtClass,omitempty"`
+	// BlockIOClass is the block I/O class whose settings the container's
+	// resources carry ("" none).
+	BlockIOClass string `json:"blockioClass,omitempty"`
 	// CDIDevices are the CDI devices applied to the spec (CRI cdi_devices
 	// and cdi.k8s.io/ annotations), fully qualified, for verbose status.
 	CDIDevices []string `json:"cdiDevices,omitempty"`

@@ -376,6 +376,13 @@ func (m *Manager) UpdateResources(ctx context.Context, id string, r *specs.Linux
 	if err != nil {
 		return fmt.Errorf("update container %s: %w", id, err)
 	}
+	// A CRI update carries no block I/O settings: the class's stay, in the
+	// record and in the spec a Start still to come hands over.
+	if r != nil && r.BlockIO == nil && c.Resources != nil && c.Resources.BlockIO != nil {
+		kept := *r
+		kept.BlockIO = c.Resources.BlockIO
+		r = &kept
+	}
 	data, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("update container %s: %w", id, err)

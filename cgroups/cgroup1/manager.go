@@ -225,6 +225,7 @@ func (m *Manager) supports(r *cgroups.Resources) error {
 		need(r.MemoryMaxBytes != nil || r.MemorySwapMaxBytes != nil, "memory"),
 		need(r.PidsMax != nil, "pids"),
 		need(r.Devices != nil, "devices"),
+		need(r.BlockIO != nil, "blkio"),
 	)
 }
 

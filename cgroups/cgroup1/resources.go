@@ -3,6 +3,7 @@ package cgroup1
 import (
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/cgroups/internal/cgfs"
@@ -47,9 +48,59 @@ func (m *Manager) set(rel string, r *cgroups.Resources) error {
 			return err
 		}
 	}
+	if root := m.ctl["blkio"]; root != nil && r.BlockIO != nil {
+		if err := m.setBlkio(root, rel, r.BlockIO); err != nil {
+			return err
+		}
+	}
 	if root := m.ctl["hugetlb"]; root != nil {
 		for _, size := range sortedKeys(r.HugetlbMaxBytes) {
 			if err := root.Write(rel, "hugetlb."+size+".limit_in_bytes", strconv.FormatInt(r.HugetlbMaxBytes[size], 10)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// setBlkio writes weights to BFQ's files where the cgroup has them, else
+// CFQ's (kernels before 5.0), else skips them with a notice; throttles
+// go one device per write, as the kernel parses them.
+func (m *Manager) setBlkio(root *cgfs.Root, rel string, b *cgroups.BlockIO) error {
+	if b.HasWeights() {
+		prefix := ""
+		for _, p := range []string{"blkio.bfq", "blkio"} {
+			if root.Exists(rel, p+".weight") {
+				prefix = p
+				break
+			}
+		}
+		if prefix == "" {
+			m.skips.Notify(cgroups.WeightsSkipped("/"+strings.TrimPrefix(rel, "."), b, "blkio"))
+		} else {
+			if b.Weight != 0 {
+				if err := root.Write(rel, prefix+".weight", strconv.FormatUint(uint64(b.Weight), 10)); err != nil {
+					return err
+				}
+			}
+			for _, w := range b.WeightDevices {
+				if err := root.Write(rel, prefix+".weight_device", w.Dev()+" "+strconv.FormatUint(uint64(w.Weight), 10)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for _, t := range b.Throttles {
+		for _, f := range []struct {
+			file string
+			v    *uint64
+		}{{"blkio.throttle.read_bps_device", t.ReadBps}, {"blkio.throttle.write_bps_device", t.WriteBps},
+			{"blkio.throttle.read_iops_device", t.ReadIOPS}, {"blkio.throttle.write_iops_device", t.WriteIOPS}} {
+			if f.v == nil {
+				continue
+			}
+			// 0 removes the device's limit.
+			if err := root.Write(rel, f.file, t.Dev()+" "+strconv.FormatUint(*f.v, 10)); err != nil {
 				return err
 			}
 		}

@@ -216,6 +216,7 @@ func needed(r *cgroups.Resources) []string {
 	add(r.MemoryMaxBytes != nil || r.MemorySwapMaxBytes != nil, "memory")
 	add(r.PidsMax != nil, "pids")
 	add(len(r.HugetlbMaxBytes) > 0, "hugetlb")
+	add(r.BlockIO != nil, "io")
 	for k := range r.Unified {
 		add(cgroups.Controller(k) != "", cgroups.Controller(k))
 	}

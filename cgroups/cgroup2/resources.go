@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/cgroups/internal/cgfs"
@@ -41,13 +42,85 @@ func (m *Manager) set(rel string, r *cgroups.Resources) error {
 		return err
 	}
 	for _, fn := range []func(*cgfs.Root, string, *cgroups.Resources) error{
-		setCPU, setCpuset, setMemory, setPids, setHugetlb, setUnified,
+		setCPU, setCpuset, setMemory, setPids, setHugetlb, m.setIO, setUnified,
 	} {
 		if err := fn(m.root, rel, r); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// setIO writes weights to io.bfq.weight where the cgroup has it (BFQ takes
+// blkio's 10..1000 as they are), else to io.weight (iocost, 1..10000,
+// scaled as runc does), else skips them with a notice; then one io.max
+// line per throttled device.
+func (m *Manager) setIO(root *cgfs.Root, rel string, r *cgroups.Resources) error {
+	b := r.BlockIO
+	if b == nil {
+		return nil
+	}
+	if b.HasWeights() {
+		file, scale := "", func(w uint16) uint64 { return uint64(w) }
+		switch {
+		case root.Exists(rel, "io.bfq.weight"):
+			file = "io.bfq.weight"
+		case root.Exists(rel, "io.weight"):
+			file, scale = "io.weight", IOWeight
+		}
+		if file == "" {
+			m.skips.Notify(cgroups.WeightsSkipped("/"+strings.TrimPrefix(rel, "."), b, "io"))
+		} else {
+			if b.Weight != 0 {
+				if err := root.Write(rel, file, strconv.FormatUint(scale(b.Weight), 10)); err != nil {
+					return err
+				}
+			}
+			for _, w := range b.WeightDevices {
+				if err := root.Write(rel, file, w.Dev()+" "+strconv.FormatUint(scale(w.Weight), 10)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for _, t := range b.Throttles {
+		if v := IOMaxLine(t); v != "" {
+			if err := root.Write(rel, "io.max", v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// IOWeight maps a blkio weight (10..1000) to io.weight (1..10000) linearly,
+// the map runc and the kubelet use.
+func IOWeight(w uint16) uint64 {
+	return 1 + (uint64(w)-cgroups.MinBlkioWeight)*9999/(cgroups.MaxBlkioWeight-cgroups.MinBlkioWeight)
+}
+
+// IOMaxLine formats t as an io.max line, "254:0 rbps=1048576 wiops=max",
+// "" when it sets nothing. 0 (no limit) is written "max": io.max refuses 0
+// (ERANGE).
+func IOMaxLine(t cgroups.DeviceThrottle) string {
+	var sb strings.Builder
+	for _, f := range []struct {
+		key string
+		v   *uint64
+	}{{"rbps", t.ReadBps}, {"wbps", t.WriteBps}, {"riops", t.ReadIOPS}, {"wiops", t.WriteIOPS}} {
+		if f.v == nil {
+			continue
+		}
+		v := "max"
+		if *f.v != 0 {
+			v = strconv.FormatUint(*f.v, 10)
+		}
+		sb.WriteString(" " + f.key + "=" + v)
+	}
+	if sb.Len() == 0 {
+		return ""
+	}
+	return t.Dev() + sb.String()
 }
 
 func setCPU(root *cgfs.Root, rel string, r *cgroups.Resources) error {

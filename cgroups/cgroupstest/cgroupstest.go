@@ -154,7 +154,10 @@ var v1Files = map[string]map[string]string{
 	"freezer": {"freezer.state": "THAWED\n"},
 	"hugetlb": {"hugetlb.2MB.limit_in_bytes": "9223372036854771712\n"},
 	"devices": {"devices.allow": "", "devices.deny": "", "devices.list": "a *:* rwm\n"},
-	"blkio":   {},
+	// No blkio.weight: like hosts whose disks use mq-deadline or none,
+	// which have no weight files; tests add one where they need it.
+	"blkio": {"blkio.throttle.read_bps_device": "", "blkio.throttle.write_bps_device": "",
+		"blkio.throttle.read_iops_device": "", "blkio.throttle.write_iops_device": ""},
 }
 
 func (tr *Tree) populateV1(dir, opts string, isRoot bool) {

@@ -61,6 +61,13 @@ func Convert(r *specs.LinuxResources) (*cgroups.Resources, error) {
 		}
 		out.HugetlbMaxBytes[h.Pagesize] = int64(h.Limit)
 	}
+	if r.BlockIO != nil {
+		b, err := blockIO(r.BlockIO)
+		if err != nil {
+			return nil, err
+		}
+		out.BlockIO = b
+	}
 	if r.Devices != nil {
 		out.Devices = make([]cgroups.DeviceRule, 0, len(r.Devices))
 		for i, d := range r.Devices {
@@ -92,4 +99,52 @@ func deviceRule(d specs.LinuxDeviceCgroup) cgroups.DeviceRule {
 		out.Minor = *d.Minor
 	}
 	return out
+}
+
+// blockIO maps OCI's block I/O settings: the four throttle lists become one
+// entry per device. Leaf weights (CFQ's, gone with it in Linux 5.0) are
+// refused, not dropped.
+func blockIO(b *specs.LinuxBlockIO) (*cgroups.BlockIO, error) {
+	if b.LeafWeight != nil {
+		return nil, cgroups.Invalidf("block I/O leaf weight %d: no kernel crib runs on has leaf weights", *b.LeafWeight)
+	}
+	out := &cgroups.BlockIO{}
+	if b.Weight != nil {
+		if *b.Weight == 0 {
+			return nil, cgroups.Invalidf("block I/O weight 0: want %d..%d", cgroups.MinBlkioWeight, cgroups.MaxBlkioWeight)
+		}
+		out.Weight = *b.Weight
+	}
+	for _, w := range b.WeightDevice {
+		if w.LeafWeight != nil {
+			return nil, cgroups.Invalidf("block I/O leaf weight %d for device %d:%d: no kernel crib runs on has leaf weights", *w.LeafWeight, w.Major, w.Minor)
+		}
+		if w.Weight == nil {
+			continue // a device entry with only a leaf weight, refused above
+		}
+		out.WeightDevices = append(out.WeightDevices, cgroups.DeviceWeight{Major: w.Major, Minor: w.Minor, Weight: *w.Weight})
+	}
+	index := map[[2]int64]int{}
+	for _, l := range []struct {
+		list []specs.LinuxThrottleDevice
+		set  func(*cgroups.DeviceThrottle, *uint64)
+	}{
+		{b.ThrottleReadBpsDevice, func(t *cgroups.DeviceThrottle, v *uint64) { t.ReadBps = v }},
+		{b.ThrottleWriteBpsDevice, func(t *cgroups.DeviceThrottle, v *uint64) { t.WriteBps = v }},
+		{b.ThrottleReadIOPSDevice, func(t *cgroups.DeviceThrottle, v *uint64) { t.ReadIOPS = v }},
+		{b.ThrottleWriteIOPSDevice, func(t *cgroups.DeviceThrottle, v *uint64) { t.WriteIOPS = v }},
+	} {
+		for _, d := range l.list {
+			k := [2]int64{d.Major, d.Minor}
+			i, ok := index[k]
+			if !ok {
+				i = len(out.Throttles)
+				index[k] = i
+				out.Throttles = append(out.Throttles, cgroups.DeviceThrottle{Major: d.Major, Minor: d.Minor})
+			}
+			rate := d.Rate
+			l.set(&out.Throttles[i], &rate)
+		}
+	}
+	return out, nil
 }

@@ -83,3 +83,35 @@ func TestConvertDevices(t *testing.T) {
 		}
 	}
 }
+
+func TestConvertBlockIO(t *testing.T) {
+	dev := func(maj, min int64, rate uint64) specs.LinuxThrottleDevice {
+		d := specs.LinuxThrottleDevice{Rate: rate}
+		d.Major, d.Minor = maj, min
+		return d
+	}
+	wd := specs.LinuxWeightDevice{Weight: ptr(uint16(50))}
+	wd.Major = 8
+	r, err := Convert(&specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{
+		Weight: ptr(uint16(80)), WeightDevice: []specs.LinuxWeightDevice{wd},
+		ThrottleReadBpsDevice:   []specs.LinuxThrottleDevice{dev(254, 0, 100), dev(8, 0, 7)},
+		ThrottleWriteIOPSDevice: []specs.LinuxThrottleDevice{dev(254, 0, 5)},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &cgroups.BlockIO{Weight: 80, WeightDevices: []cgroups.DeviceWeight{{Major: 8, Weight: 50}},
+		Throttles: []cgroups.DeviceThrottle{{Major: 254, ReadBps: ptr(uint64(100)), WriteIOPS: ptr(uint64(5))}, {Major: 8, ReadBps: ptr(uint64(7))}}}
+	if d := cmp.Diff(want, r.BlockIO); d != "" {
+		t.Errorf("blockIO (-want +got):\n%s", d)
+	}
+	for name, b := range map[string]*specs.LinuxBlockIO{
+		"leaf weight": {LeafWeight: ptr(uint16(10))},
+		"weight 5":    {Weight: ptr(uint16(5))},
+		"weight 0":    {Weight: ptr(uint16(0))},
+	} {
+		if _, err := Convert(&specs.LinuxResources{BlockIO: b}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
+	"github.com/crib-runtime/crib/blockio"
 	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/cgroups/manager"
 	"github.com/crib-runtime/crib/cri"
@@ -125,6 +126,13 @@ func serve(ctx context.Context, cfg config.Config, configPath, mountinfo string)
 	} else {
 		logger.V(2).Info("RDT not available", "reason", info.Reason)
 	}
+	bio, err := blockio.Open(cfg.BlockIO.ConfigFile)
+	if err != nil {
+		return err
+	}
+	if names := bio.Names(); len(names) > 0 {
+		logger.Info("Block I/O classes", "classes", names, "configFile", cfg.BlockIO.ConfigFile)
+	}
 	network := cni.Network{ConfDir: cfg.CNI.ConfDir, BinDirs: cfg.CNI.BinDirs, CacheDir: filepath.Join(cfg.State, "cni"), Observer: m}
 	cg, err := manager.Open(mountinfo)
 	if err != nil {
@@ -161,7 +169,7 @@ func serve(ctx context.Context, cfg config.Config, configPath, mountinfo string)
 	if err != nil {
 		return err
 	}
-	server := cri.NewServer(ctx, cri.Services{Images: images, Network: network, Classes: classes,
+	server := cri.NewServer(ctx, cri.Services{Images: images, Network: network, Classes: classes, BlockIO: bio,
 		CDI: cdi.New(cfg.CDI.SpecDirs), Sandboxes: pods, Shims: shims, Containers: containers, Stats: stats, Metrics: stats, NRI: plugins}, cri.Options{
 		Version: version, CgroupDriver: cfg.CgroupDriver, CgroupRoot: cfg.CgroupRoot, EffectiveConfig: cfg,
 		RDTInfo: func() any { return classes.Info() }, UserNamespaces: userns == nil, RuntimeHandlers: cfg.RuntimeHandlers,
@@ -225,7 +233,7 @@ func serve(ctx context.Context, cfg config.Config, configPath, mountinfo string)
 		case err := <-errc:
 			return fmt.Errorf("serve %s: %w", cfg.Socket, err)
 		case <-hup:
-			reloadRDT(logger, configPath, classes)
+			reloadClasses(logger, configPath, classes, bio)
 		case <-ctx.Done():
 			done = true
 		}
@@ -317,18 +325,26 @@ func rdtConfig(c config.RDT) rdt.Config {
 	return rdt.Config{ConfigFile: c.ConfigFile, DefaultClass: c.DefaultClass, IgnoreUnavailable: c.IgnoreUnavailable}
 }
 
-// reloadRDT re-reads the config file and applies its rdt section; running
-// containers keep their classes. Other settings need a restart.
-func reloadRDT(logger klog.Logger, path string, classes *rdt.Controller) {
+// reloadClasses re-reads the config file and applies its rdt and blockio
+// sections, each on its own: a bad one keeps its classes in use and does
+// not hold the other back. Running containers keep their classes. Other
+// settings need a restart.
+func reloadClasses(logger klog.Logger, path string, classes *rdt.Controller, bio *blockio.Classes) {
 	cfg, err := config.Load(path, false)
-	if err == nil {
-		err = classes.Reload(rdtConfig(cfg.RDT))
-	}
 	if err != nil {
-		logger.Error(err, "RDT reload failed; keeping the classes in use", "config", path)
+		logger.Error(err, "Class reload failed; keeping the RDT and block I/O classes in use", "config", path)
 		return
 	}
-	logger.Info("Reloaded RDT classes", "classes", classes.Classes())
+	if err := classes.Reload(rdtConfig(cfg.RDT)); err != nil {
+		logger.Error(err, "RDT reload failed; keeping the classes in use", "config", path)
+	} else {
+		logger.Info("Reloaded RDT classes", "classes", classes.Classes())
+	}
+	if err := bio.Reload(cfg.BlockIO.ConfigFile); err != nil {
+		logger.Error(err, "Block I/O class reload failed; keeping the classes in use", "config", path, "classFile", cfg.BlockIO.ConfigFile)
+	} else {
+		logger.Info("Reloaded block I/O classes", "classes", bio.Names(), "classFile", cfg.BlockIO.ConfigFile)
+	}
 }
 
 // makeDirs creates the daemon's root and state directories, and the

@@ -25,6 +25,9 @@ type AdjustedInput struct {
 	HostNetwork, HostIPC bool
 	// Stat describes host paths (new mounts' sources).
 	Stat func(path string) (HostFile, error)
+	// BlockIO is what the block I/O class a plugin chose resolved to
+	// (nil none): the only blockIO a plugin may set.
+	BlockIO *specs.LinuxBlockIO
 }
 
 // CheckAdjusted checks a spec NRI plugins adjusted (after) against the spec
@@ -36,7 +39,7 @@ func CheckAdjusted(before, after *specs.Spec, in AdjustedInput) error {
 	if after.Process == nil || after.Linux == nil {
 		return invalidf("adjusted spec: no process or linux section")
 	}
-	errs := refusedFields(before, after)
+	errs := refusedFields(before, after, in.BlockIO)
 	errs = append(errs, checkAdjustedProcess(before.Process, after.Process)...)
 	errs = append(errs, checkAdjustedMounts(before, after, in)...)
 	errs = append(errs, checkAdjustedDevices(before.Linux, after.Linux)...)
@@ -55,7 +58,7 @@ func CheckAdjusted(before, after *specs.Spec, in AdjustedInput) error {
 }
 
 // refusedFields are what crib has no way to apply.
-func refusedFields(before, after *specs.Spec) []error {
+func refusedFields(before, after *specs.Spec, classBlockIO *specs.LinuxBlockIO) []error {
 	var errs []error
 	refuse := func(field, why string) {
 		errs = append(errs, fmt.Errorf("%s: %s: %w", field, why, errdefs.ErrFailedPrecondition))
@@ -81,8 +84,11 @@ func refusedFields(before, after *specs.Spec) []error {
 	if r := after.Linux.IntelRdt; r != nil && (len(r.Schemata) > 0 || r.L3CacheSchema != "" || r.MemBwSchema != "") {
 		refuse("linux.intelRdt schemata", "crib applies RDT through configured classes only")
 	}
-	if r := after.Linux.Resources; r != nil && r.BlockIO != nil && (before.Linux.Resources == nil || !reflect.DeepEqual(r.BlockIO, before.Linux.Resources.BlockIO)) {
-		refuse("linux.resources.blockIO", "crib has no block I/O classes")
+	// NRI sets blockIO only through a class; settings that did not come
+	// from the class crib resolved came from somewhere crib never checked.
+	if r := after.Linux.Resources; r != nil && r.BlockIO != nil && (before.Linux.Resources == nil || !reflect.DeepEqual(r.BlockIO, before.Linux.Resources.BlockIO)) &&
+		!reflect.DeepEqual(r.BlockIO, classBlockIO) {
+		refuse("linux.resources.blockIO", "crib sets block I/O only from a configured block I/O class")
 	}
 	if r := after.Linux.Resources; r != nil && (r.Memory != nil && (r.Memory.Kernel != nil || r.Memory.KernelTCP != nil)) { //nolint:staticcheck // refusing the deprecated fields
 		refuse("linux.resources.memory kernel limits", "deprecated and not applied by crib")

@@ -145,3 +145,21 @@ func TestCheckAdjusted(t *testing.T) {
 		})
 	}
 }
+
+// A plugin sets blockIO only through a class: what the class resolved to
+// passes, anything else is refused naming the field.
+func TestCheckAdjustedBlockIOClass(t *testing.T) {
+	w, other := uint16(100), uint16(200)
+	class := &specs.LinuxBlockIO{Weight: &w}
+	before := adjustedBase(t)
+	after := adjustedBase(t)
+	after.Linux.Resources.BlockIO = &specs.LinuxBlockIO{Weight: &w}
+	if err := CheckAdjusted(before, after, AdjustedInput{BlockIO: class}); err != nil {
+		t.Fatalf("the class's settings refused: %v", err)
+	}
+	after.Linux.Resources.BlockIO = &specs.LinuxBlockIO{Weight: &other}
+	err := CheckAdjusted(before, after, AdjustedInput{BlockIO: class})
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "linux.resources.blockIO") {
+		t.Fatalf("settings other than the class's: %v", err)
+	}
+}

@@ -70,6 +70,10 @@ type Input struct {
 
 	// RDTClass is the resolved RDT class, "" for none.
 	RDTClass string
+	// BlockIOClass is the block I/O class an NRI plugin gave the
+	// container, for its record ("" none); its settings are in the
+	// spec's linux.resources.blockIO.
+	BlockIOClass string
 
 	// Nofile, when not 0, is RLIMIT_NOFILE's soft and hard value. containerd's
 	// CRI plugin drops its default rlimits (containerd/cri#515), so there

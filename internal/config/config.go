@@ -63,6 +63,7 @@ type Config struct {
 	Registry        Registry  `toml:"registry" json:"registry"`
 	Image           Image     `toml:"image" json:"image"`
 	RDT             RDT       `toml:"rdt" json:"rdt"`
+	BlockIO         BlockIO   `toml:"blockio" json:"blockio"`
 	Streaming       Streaming `toml:"streaming" json:"streaming"`
 	LSM             LSM       `toml:"lsm" json:"lsm"`
 	Debug           Debug     `toml:"debug" json:"debug"`
@@ -234,6 +235,14 @@ type RDT struct {
 	IgnoreUnavailable bool `toml:"ignore_unavailable" json:"ignoreUnavailable,omitempty"`
 }
 
+// BlockIO configures block I/O classes (package blockio), which NRI
+// plugins give containers.
+type BlockIO struct {
+	// ConfigFile is the class configuration in goresctrl's blockio YAML
+	// format; empty: no classes. SIGHUP reloads it.
+	ConfigFile string `toml:"config_file" json:"configFile,omitempty"`
+}
+
 // CNI says where network configurations and plugins live.
 type CNI struct {
 	ConfDir string   `toml:"conf_dir" json:"confDir"`
@@ -346,6 +355,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RDT.ConfigFile != "" && !strings.HasPrefix(c.RDT.ConfigFile, "/") {
 		errs = append(errs, fmt.Errorf("config: rdt.config_file %q must be an absolute path", c.RDT.ConfigFile))
+	}
+	if c.BlockIO.ConfigFile != "" && !strings.HasPrefix(c.BlockIO.ConfigFile, "/") {
+		errs = append(errs, fmt.Errorf("config: blockio.config_file %q must be an absolute path", c.BlockIO.ConfigFile))
 	}
 	for key, val := range map[string]string{"root": c.Root, "state": c.State, "cni.conf_dir": c.CNI.ConfDir, "cgroup_root": c.CgroupRoot} {
 		if !strings.HasPrefix(val, "/") {

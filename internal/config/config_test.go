@@ -64,6 +64,9 @@ config_file = "/etc/crib/rdt.yaml"
 default_class = "burstable"
 ignore_unavailable = true
 
+[blockio]
+config_file = "/etc/crib/blockio.yaml"
+
 [metrics]
 address = "127.0.0.1:9099"
 
@@ -92,6 +95,7 @@ plugin_request_timeout = "10s"
 			"10.0.0.1:5000": {PlainHTTP: true},
 		}},
 		RDT:       RDT{ConfigFile: "/etc/crib/rdt.yaml", DefaultClass: "burstable", IgnoreUnavailable: true},
+		BlockIO:   BlockIO{ConfigFile: "/etc/crib/blockio.yaml"},
 		Streaming: Streaming{Address: "127.0.0.1:0"},
 		LSM:       LSM{SELinuxWhenDisabled: "refuse"},
 		Image:     Image{MaxLayerBytes: 1 << 30, MaxLayerEntries: 1000},
@@ -124,6 +128,8 @@ func TestLoadErrors(t *testing.T) {
 		{"skip server alone", "[registry.hosts.\"q.io\"]\nskip_server = true\n", []string{"q.io", "skip_server"}},
 		{"log level", "log_level = 99\n", []string{"log_level 99"}},
 		{"relative rdt file", "[rdt]\nconfig_file = \"rdt.yaml\"\n", []string{`rdt.config_file "rdt.yaml"`}},
+		{"relative blockio file", "[blockio]\nconfig_file = \"blockio.yaml\"\n", []string{`blockio.config_file "blockio.yaml" must be an absolute path`}},
+		{"unknown blockio key", "[blockio]\nclasses = \"x\"\n", []string{`unknown key "blockio.classes"`}},
 		{"unknown rdt key", "[rdt]\ndefault = \"x\"\n", []string{`unknown key "rdt.default"`}},
 		{"bad stream address", "[streaming]\naddress = \"localhost\"\n", []string{`streaming.address "localhost"`}},
 		{"cert without key", "[streaming]\ntls = true\ntls_cert_file = \"/c.crt\"\n", []string{"streaming.tls_key_file"}},

@@ -21,7 +21,7 @@ const module = "github.com/crib-runtime/crib/"
 var rank = map[string]int{
 	"cri":     4,
 	"sandbox": 3, "runtime": 3, "nri": 3,
-	"cgroups": 2, "rdt": 2, "nsexec": 2,
+	"cgroups": 2, "rdt": 2, "blockio": 2, "nsexec": 2,
 	"internal": 1,
 }
 
@@ -232,6 +232,8 @@ func TestViolation(t *testing.T) {
 		{"cmd/crib-shim", "cri/spec", true},
 		{"cmd/crib", "cri", false},
 		{"rdt", "cgroups", true},
+		{"blockio", "cgroups", true},
+		{"cri", "blockio", false},
 		{"runtime/shim", "rdt", false},
 		{"runtime", "runtime/launch", true},
 		{"sandbox", "runtime/launch", true},
