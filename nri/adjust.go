@@ -126,6 +126,9 @@ func Adjust(s *specs.Spec, adj *api.ContainerAdjustment, res Resolvers) error {
 	if s.Process == nil || s.Linux == nil {
 		return fmt.Errorf("NRI adjustment: the spec has no process or linux section: %w", errdefs.ErrInvalidArgument)
 	}
+	if err := unapplied(adj.GetLinux().GetResources()); err != nil {
+		return err
+	}
 	var opts []generate.GeneratorOption
 	if res.BlockIO != nil {
 		opts = append(opts, generate.WithBlockIOResolver(res.BlockIO))
@@ -340,4 +343,38 @@ func (g specGen) SetLinuxRootPropagation(rp string) error {
 		return nil
 	}
 	return fmt.Errorf("rootfs propagation %q: %w", rp, errdefs.ErrInvalidArgument)
+}
+
+// unapplied refuses the resources NRI's generator would drop (it applies a
+// memory limit and makes swap equal to it, nothing else of memory) or that
+// crib's cgroups do not set: asked for, they are refused, not lost.
+func unapplied(r *api.LinuxResources) error {
+	var set []string
+	if m := r.GetMemory(); m != nil {
+		if m.GetReservation() != nil {
+			set = append(set, "memory.reservation")
+		}
+		if sw := m.GetSwap(); sw != nil && (m.GetLimit() == nil || sw.GetValue() != m.GetLimit().GetValue()) {
+			set = append(set, "memory.swap (other than the limit)")
+		}
+		if m.GetKernel() != nil || m.GetKernelTcp() != nil {
+			set = append(set, "memory.kernel/kernelTcp")
+		}
+		if m.GetSwappiness() != nil {
+			set = append(set, "memory.swappiness")
+		}
+		if m.GetDisableOomKiller() != nil {
+			set = append(set, "memory.disableOomKiller")
+		}
+		if m.GetUseHierarchy() != nil {
+			set = append(set, "memory.useHierarchy")
+		}
+	}
+	if c := r.GetCpu(); c != nil && (c.GetRealtimeRuntime() != nil || c.GetRealtimePeriod() != nil) {
+		set = append(set, "cpu.realtimeRuntime/realtimePeriod")
+	}
+	if len(set) > 0 {
+		return fmt.Errorf("NRI adjustment: linux.resources %v: crib does not apply these: %w", set, errdefs.ErrFailedPrecondition)
+	}
+	return nil
 }

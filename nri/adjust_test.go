@@ -201,3 +201,28 @@ func TestMergeResources(t *testing.T) {
 		}
 	}
 }
+
+// What NRI's generator would drop, or crib's cgroups do not set, is
+// refused by name rather than lost.
+func TestAdjustRefusesUnapplied(t *testing.T) {
+	for name, r := range map[string]*api.LinuxResources{
+		"memory.reservation":      {Memory: &api.LinuxMemory{Reservation: api.Int64(1 << 20)}},
+		"memory.swap":             {Memory: &api.LinuxMemory{Limit: api.Int64(128 << 20), Swap: api.Int64(5 << 20)}},
+		"memory.swappiness":       {Memory: &api.LinuxMemory{Swappiness: api.UInt64(0)}},
+		"memory.disableOomKiller": {Memory: &api.LinuxMemory{DisableOomKiller: api.Bool(true)}},
+		"memory.kernel":           {Memory: &api.LinuxMemory{Kernel: api.Int64(1)}},
+		"cpu.realtimeRuntime":     {Cpu: &api.LinuxCPU{RealtimeRuntime: api.Int64(1000)}},
+	} {
+		adj := &api.ContainerAdjustment{Linux: &api.LinuxContainerAdjustment{Resources: r}}
+		err := Adjust(goldenSpec(t), adj, Resolvers{})
+		if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: %v, want FailedPrecondition naming it", name, err)
+		}
+	}
+	// Swap equal to the limit is what the generator writes itself.
+	adj := &api.ContainerAdjustment{Linux: &api.LinuxContainerAdjustment{Resources: &api.LinuxResources{
+		Memory: &api.LinuxMemory{Limit: api.Int64(128 << 20), Swap: api.Int64(128 << 20)}}}}
+	if err := Adjust(goldenSpec(t), adj, Resolvers{}); err != nil {
+		t.Errorf("swap equal to the limit: %v", err)
+	}
+}

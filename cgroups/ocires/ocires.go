@@ -20,6 +20,9 @@ func Convert(r *specs.LinuxResources) (*cgroups.Resources, error) {
 	if r == nil {
 		return nil, nil
 	}
+	if err := unmapped(r); err != nil {
+		return nil, err
+	}
 	out := &cgroups.Resources{Unified: r.Unified}
 	if c := r.CPU; c != nil {
 		if c.Shares != nil && *c.Shares > 0 {
@@ -147,4 +150,47 @@ func blockIO(b *specs.LinuxBlockIO) (*cgroups.BlockIO, error) {
 		}
 	}
 	return out, nil
+}
+
+// unmapped refuses the resources Convert has no cgroup setting for, rather
+// than dropping them: a CRI request never sets them, an NRI plugin may.
+// (A swap limit without a memory limit, which the CRI can send, stays
+// unapplied: there is no limit to add it to.)
+func unmapped(r *specs.LinuxResources) error {
+	var set []string
+	if c := r.CPU; c != nil {
+		if c.RealtimeRuntime != nil || c.RealtimePeriod != nil {
+			set = append(set, "cpu.realtimeRuntime/realtimePeriod")
+		}
+		if c.Idle != nil || c.Burst != nil {
+			set = append(set, "cpu.idle/burst")
+		}
+	}
+	if m := r.Memory; m != nil {
+		if m.Reservation != nil {
+			set = append(set, "memory.reservation")
+		}
+		if m.Kernel != nil || m.KernelTCP != nil { //nolint:staticcheck // refusing the deprecated fields
+			set = append(set, "memory.kernel/kernelTCP")
+		}
+		if m.Swappiness != nil {
+			set = append(set, "memory.swappiness")
+		}
+		if m.DisableOOMKiller != nil && *m.DisableOOMKiller {
+			set = append(set, "memory.disableOOMKiller")
+		}
+		if m.UseHierarchy != nil || m.CheckBeforeUpdate != nil {
+			set = append(set, "memory.useHierarchy/checkBeforeUpdate")
+		}
+	}
+	if r.Network != nil {
+		set = append(set, "network")
+	}
+	if len(r.Rdma) > 0 {
+		set = append(set, "rdma")
+	}
+	if len(set) > 0 {
+		return cgroups.Invalidf("linux.resources %v: crib does not apply these", set)
+	}
+	return nil
 }
