@@ -155,11 +155,13 @@ func (s *service) poststart(ctx context.Context, h *hookSet, pid int) {
 // poststop runs once the container is destroyed (or its Create failed
 // after its init was launched, as runc runs them after a failed create),
 // then removes the bundle. Failures are logged.
-func (s *service) poststop(ctx context.Context, h *hookSet, pid int) error {
+func (s *service) poststop(ctx context.Context, h *hookSet) error {
 	if h == nil {
 		return nil
 	}
-	h.poststop.Do(func() { s.warnHooks(ctx, h, ocihook.Poststop, h.hooks.Poststop, specs.StateStopped, pid) })
+	// Pid 0, as runc sends for a stopped container: the init's pid was
+	// reaped and may be another process's by now.
+	h.poststop.Do(func() { s.warnHooks(ctx, h, ocihook.Poststop, h.hooks.Poststop, specs.StateStopped, 0) })
 	if err := os.RemoveAll(h.bundle); err != nil {
 		return fmt.Errorf("remove hooks' bundle: %w", err)
 	}
@@ -224,10 +226,7 @@ func (s *service) setHooks(ctx context.Context, o *launch.Options, c *container,
 		// caller may have gone, which may be why the create failed.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), hooksCleanupTimeout)
 		defer cancel()
-		c.mu.Lock()
-		pid := c.rec.Pid
-		c.mu.Unlock()
-		return s.poststop(ctx, h, pid)
+		return s.poststop(ctx, h)
 	}, nil
 }
 

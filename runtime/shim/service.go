@@ -187,10 +187,7 @@ func (s *service) Delete(ctx context.Context, r *shimapi.ContainerRequest) (*shi
 	}
 	if errors.Join(errs...) == nil {
 		// Destroyed: its poststop hooks (failures logged), then its bundle.
-		c.mu.Lock()
-		pid := c.rec.Pid
-		c.mu.Unlock()
-		errs = append(errs, s.poststop(ctx, c.hooks, pid))
+		errs = append(errs, s.poststop(ctx, c.hooks))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("delete container %s: %w", r.Id, err)
