@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +21,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"k8s.io/klog/v2"
 
+	"github.com/crib-runtime/crib/internal/hostfs"
 	"github.com/crib-runtime/crib/internal/listener"
 )
 
@@ -97,6 +100,9 @@ func (n *NRI) Start(rt Runtime) error {
 		return nil
 	}
 	n.rt = rt
+	if err := trustedPlugins(n.cfg.PluginPath, n.cfg.PluginConfigPath); err != nil {
+		return fmt.Errorf("start nri: %w", err)
+	}
 	if !n.cfg.DisableConnections {
 		c, err := listener.Claim(n.cfg.SocketPath)
 		if err != nil {
@@ -338,4 +344,28 @@ func (b klogBridge) Errorf(ctx context.Context, format string, args ...any) {
 		return
 	}
 	b.logger(ctx).Error(nil, msg)
+}
+
+// trustedPlugins refuses plugin and config directories, and plugins, that
+// someone other than root could write: crib runs the plugins as root, and
+// a plugin can do to any container what crib can.
+func trustedPlugins(pluginDir, configDir string) error {
+	for _, dir := range []string{pluginDir, configDir} {
+		entries, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := hostfs.RootOnly(dir); err != nil {
+			return fmt.Errorf("plugin directory %w", err)
+		}
+		for _, e := range entries {
+			if err := hostfs.RootOnly(filepath.Join(dir, e.Name())); err != nil {
+				return fmt.Errorf("plugin %w", err)
+			}
+		}
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -366,5 +367,40 @@ func TestEvictions(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("evicted %q, want %q", rt.evictions(), want)
 		}
+	}
+}
+
+// Plugins crib runs as root must be root's alone, with their directory.
+func TestTrustedPlugins(t *testing.T) {
+	dir := t.TempDir()
+	plugins, conf := filepath.Join(dir, "plugins"), filepath.Join(dir, "conf.d")
+	for _, d := range []string{plugins, conf} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(plugins, "10-x"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := trustedPlugins(plugins, conf); err != nil {
+		t.Fatalf("root's plugins: %v", err)
+	}
+	if err := trustedPlugins(filepath.Join(dir, "none"), conf); err != nil {
+		t.Fatalf("no plugin directory: %v", err)
+	}
+	if err := os.Chmod(filepath.Join(plugins, "10-x"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := trustedPlugins(plugins, conf); err == nil || !strings.Contains(err.Error(), "10-x") {
+		t.Errorf("a world-writable plugin: %v, want a refusal naming it", err)
+	}
+	if err := os.Chmod(filepath.Join(plugins, "10-x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(conf, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := trustedPlugins(plugins, conf); err == nil || !strings.Contains(err.Error(), "conf.d") {
+		t.Errorf("a world-writable config directory: %v, want a refusal naming it", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/crib-runtime/crib/internal/ocihook"
 	bpf "github.com/crib-runtime/crib/internal/seccomp"
 	"github.com/crib-runtime/crib/internal/sysctl"
 )
@@ -42,6 +43,7 @@ func CheckAdjusted(before, after *specs.Spec, in AdjustedInput) error {
 	errs := refusedFields(before, after, in.BlockIO)
 	errs = append(errs, checkAdjustedProcess(before.Process, after.Process)...)
 	errs = append(errs, checkAdjustedMounts(before, after, in)...)
+	errs = append(errs, checkAdjustedHooks(after)...)
 	errs = append(errs, checkAdjustedDevices(before.Linux, after.Linux)...)
 	if !maps.Equal(before.Linux.Sysctl, after.Linux.Sysctl) {
 		if _, err := sysctl.Validate(after.Linux.Sysctl, in.HostNetwork, in.HostIPC); err != nil {
@@ -155,8 +157,27 @@ func checkAdjustedMounts(before, after *specs.Spec, in AdjustedInput) []error {
 			errs = append(errs, invalidf("mount %q: shared propagation needs a privileged container", m.Destination))
 		}
 	}
-	if after.Linux.RootfsPropagation == "rshared" && before.Linux.RootfsPropagation != "rshared" && !in.Privileged {
-		errs = append(errs, invalidf("linux.rootfsPropagation rshared: needs a privileged container"))
+	if p := after.Linux.RootfsPropagation; p != before.Linux.RootfsPropagation {
+		switch {
+		case p == "rshared" && !in.Privileged:
+			errs = append(errs, invalidf("linux.rootfsPropagation rshared: needs a privileged container"))
+		case p != "" && p != "rprivate" && p != "rslave" && p != "rshared":
+			// Not recursive, the init would keep the host's peer groups
+			// under the root.
+			errs = append(errs, invalidf("linux.rootfsPropagation %q: want rprivate, rslave or rshared", p))
+		}
+	}
+	return errs
+}
+
+// checkAdjustedHooks refuses at create a hook that could not run (a
+// relative path, a timeout that is not positive), as the shim would later.
+func checkAdjustedHooks(after *specs.Spec) []error {
+	var errs []error
+	for _, n := range ocihook.Each(after.Hooks) {
+		if err := ocihook.Validate(n.Hook); err != nil {
+			errs = append(errs, invalidf("%s: %v", n, err))
+		}
 	}
 	return errs
 }

@@ -99,6 +99,12 @@ func TestCheckAdjusted(t *testing.T) {
 		{"hooks", false, func(s *specs.Spec) {
 			s.Hooks = &specs.Hooks{Poststart: []specs.Hook{{Path: "/bin/true"}}}
 		}, nil, ""},
+		{"relative hook", false, func(s *specs.Spec) {
+			s.Hooks = &specs.Hooks{CreateContainer: []specs.Hook{{Path: "bin/hook"}}}
+		}, errdefs.ErrInvalidArgument, "bin/hook"},
+		{"root propagation not recursive", false, func(s *specs.Spec) { s.Linux.RootfsPropagation = "shared" }, errdefs.ErrInvalidArgument, `"shared"`},
+		{"root propagation slave", false, func(s *specs.Spec) { s.Linux.RootfsPropagation = "slave" }, errdefs.ErrInvalidArgument, `"slave"`},
+		{"root propagation rslave", false, func(s *specs.Spec) { s.Linux.RootfsPropagation = "rslave" }, nil, ""},
 		{"cgroups path", false, func(s *specs.Spec) { s.Linux.CgroupsPath = "/else" }, errdefs.ErrFailedPrecondition, "linux.cgroupsPath"},
 		{"namespaces", false, func(s *specs.Spec) {
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
