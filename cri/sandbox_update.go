@@ -16,6 +16,14 @@ import (
 // kubelet sizes the pod's cgroup itself, and containers get theirs through
 // UpdateContainerResources.
 func (s *Server) UpdatePodSandboxResources(ctx context.Context, req *criapi.UpdatePodSandboxResourcesRequest) (*criapi.UpdatePodSandboxResourcesResponse, error) {
+	// Under the pod's lock, as container calls are: not before its
+	// RunPodSandbox is done (plugins would hear of an update first), not
+	// beside its stop or removal.
+	unlock, err := s.usePod(ctx, req.GetPodSandboxId())
+	if err != nil {
+		return nil, fmt.Errorf("update pod sandbox %s: %w", req.GetPodSandboxId(), err)
+	}
+	defer unlock()
 	pod, err := s.sandboxes.Get(req.GetPodSandboxId())
 	if err != nil {
 		return nil, err
