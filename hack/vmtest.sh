@@ -43,11 +43,12 @@ trap cleanup EXIT
 root=$work/root
 mkdir -p "$root"/{bin,proc,sys,dev,tmp,tests}
 cp /bin/busybox "$root/bin/busybox"
-# Modules the tests need (overlay rootfs; veth and bridge for pod networks),
+# Modules the tests need (overlay rootfs; veth and bridge for pod networks;
+# a RAM disk, the block device that block I/O throttles are written for),
 # from the guest kernel's own tree, loaded by the init with insmod.
 kver=${kernel#/boot/vmlinuz-}
 mkdir -p "$root/modules"
-for m in fs/overlayfs/overlay drivers/net/veth net/802/stp net/llc/llc net/bridge/bridge; do
+for m in fs/overlayfs/overlay drivers/net/veth net/802/stp net/llc/llc net/bridge/bridge drivers/block/brd; do
 	for f in /lib/modules/$kver/kernel/$m.ko /lib/modules/$kver/kernel/$m.ko.xz; do
 		[[ -f $f ]] && cp "$f" "$root/modules/"
 	done
@@ -55,7 +56,7 @@ done
 
 # Static test binaries, one per package that has tests. cgo stays on (nsexec
 # is C) and links statically: the guest has no libc.
-CGO_ENABLED=1 go test -c -tags netgo,osusergo,grpcnotrace -ldflags '-extldflags=-static' -o "$root/tests/" "${pkgs[@]}"
+CGO_ENABLED=1 go test -c -tags netgo,osusergo,grpcnotrace,nri_no_wasm -ldflags '-extldflags=-static' -o "$root/tests/" "${pkgs[@]}"
 ls "$root/tests" | grep -q . || { echo "vmtest: no test binaries built for ${pkgs[*]}" >&2; exit 1; }
 
 cat >"$root/init" <<INIT
@@ -69,6 +70,7 @@ mount -t tmpfs tmp /tmp
 for m in overlay llc stp bridge veth; do
 	[ -f /modules/\$m.ko ] && insmod /modules/\$m.ko
 done
+[ -f /modules/brd.ko ] && insmod /modules/brd.ko rd_nr=1 rd_size=4096
 if [ "$mode" = v2 ]; then
 	mount -t cgroup2 cgroup2 /sys/fs/cgroup
 	for c in \$(cat /sys/fs/cgroup/cgroup.controllers); do

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/containerd/nri/pkg/api"
-	"github.com/containerd/nri/pkg/stub"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -75,15 +74,7 @@ func TestNRIBlockIOClass(t *testing.T) {
 	w := newPodWorldWith(t, func(e *harness.Env) {
 		e.WriteConfig(fmt.Sprintf("\n[blockio]\nconfig_file = %q\n", classFile))
 	})
-	s, err := stub.New(blockIOPlugin{}, stub.WithPluginName("e2e-blockio"), stub.WithPluginIdx("10"), stub.WithSocketPath(w.e.NRISock))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
-	waitForLog(t, w.d, `e2e-blockio\" connected and synchronized`)
+	connectPlugin(t, w, blockIOPlugin{}, "e2e-blockio")
 
 	ctx := context.Background()
 	pod, podID := w.runPod(t, "blockio", criapi.NamespaceMode_CONTAINER)

@@ -91,15 +91,7 @@ func TestNRIAdjustments(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &adjustPlugin{dataDir: data}
-	s, err := stub.New(p, stub.WithPluginName("e2e-adjust"), stub.WithPluginIdx("10"), stub.WithSocketPath(w.e.NRISock))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
-	waitForLog(t, w.d, `e2e-adjust\" connected and synchronized`)
+	s := connectPlugin(t, w, p, "e2e-adjust")
 
 	pod, podID := w.runPod(t, "nri", criapi.NamespaceMode_CONTAINER)
 	id := w.startSleeper(t, podID, pod, "adjusted", &criapi.ContainerConfig{Linux: &criapi.LinuxContainerConfig{
@@ -234,4 +226,20 @@ func processesOf(path string) []int {
 		}
 	}
 	return pids
+}
+
+// connectPlugin connects plugin, an NRI plugin in the test process, to the
+// daemon's socket as name, and waits until the daemon has synchronised it.
+func connectPlugin(t *testing.T, w *podWorld, plugin any, name string) stub.Stub {
+	t.Helper()
+	s, err := stub.New(plugin, stub.WithPluginName(name), stub.WithPluginIdx("10"), stub.WithSocketPath(w.e.NRISock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	waitForLog(t, w.d, name+`\" connected and synchronized`)
+	return s
 }
