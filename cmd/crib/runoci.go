@@ -125,7 +125,7 @@ func runProcess(o launch.Options) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := p.Exec(); err != nil {
+	if err := p.Exec(context.Background()); err != nil {
 		_ = p.Signal(syscall.SIGKILL)
 		_, _ = p.Wait()
 		return 0, err

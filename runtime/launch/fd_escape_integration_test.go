@@ -174,7 +174,7 @@ func TestProcSelfFdEscapeThroughLaunch(t *testing.T) {
 					defer cancel()
 					p, err := launch.Start(ctx, o)
 					if err == nil {
-						err = p.Exec()
+						err = p.Exec(context.Background())
 						st, _ := p.Wait()
 						got, _ := os.ReadFile(out.Name())
 						t.Fatalf("started (%v, exec error %v); the process printed:\n%s", st, err, got)

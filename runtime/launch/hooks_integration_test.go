@@ -69,7 +69,7 @@ func TestRuntimeHooksBeforePivot(t *testing.T) {
 	if hookPid != p.Pid {
 		t.Errorf("RuntimeHooks got pid %d, the init is %d", hookPid, p.Pid)
 	}
-	if err := p.Exec(); err != nil {
+	if err := p.Exec(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if st, err := p.Wait(); err != nil || !st.Success() {
@@ -128,5 +128,41 @@ func TestFailingRuntimeHookLeavesNothing(t *testing.T) {
 	}
 	if procs, _ := os.ReadFile(cgroupProcsFile(t, cg)); len(bytes.TrimSpace(procs)) != 0 {
 		t.Errorf("cgroup %s still holds %q", cg, procs)
+	}
+}
+
+// TestExecEndsWithItsContext: a startContainer hook that never returns
+// (no timeout of its own) holds Exec only until its context ends; the init
+// is killed, and Exec says so rather than that the process runs.
+func TestExecEndsWithItsContext(t *testing.T) {
+	bin := testBinary(t)
+	m, cg := testCgroup(t)
+	root := busyboxRootfs(t)
+	spec := initSpec(root, "/bin/true")
+	cfg := &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleInit, Spec: spec, Hooks: &initmsg.Hooks{
+		StartContainer: []specs.Hook{{Path: "/bin/sleep", Args: []string{"sleep", "600"}}},
+		State:          specs.State{Version: specs.Version, ID: "hung"},
+	}}
+	pl, err := m.Placement(cg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pl.Close()
+	p, err := launch.Start(context.Background(), launch.Options{Binary: bin, Role: nsproto.RoleInit, New: containerNS, Cgroup: pl, Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = p.Exec(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Exec with a hung hook: %v, want the context's deadline", err)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("Exec returned after %v", took)
+	}
+	if st, _ := p.Wait(); st == nil || st.Success() {
+		t.Errorf("the init after Exec gave up: %v, want killed", st)
 	}
 }

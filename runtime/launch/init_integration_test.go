@@ -148,7 +148,7 @@ func testPlaced(t *testing.T, born bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Exec(); err != nil {
+	if err := p.Exec(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if st, err := p.Wait(); err != nil || !st.Success() {
@@ -256,7 +256,7 @@ func startInit(t *testing.T, o launch.Options) *launch.Process {
 			_, _ = p.Wait()
 		}
 	})
-	if err := p.Exec(); err != nil {
+	if err := p.Exec(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	return p

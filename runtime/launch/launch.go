@@ -446,14 +446,21 @@ func (p *Process) recvConsole() error {
 }
 
 // Exec lets init execve the user's process. It returns once the execve has
-// happened (the init socket closes on exec) or with init's error.
-func (p *Process) Exec() error {
+// happened (the init socket closes on exec) or with init's error. Should
+// ctx end first (a startContainer hook that never returns), the init is
+// killed and Exec fails: the socket's closing is then no execve.
+func (p *Process) Exec(ctx context.Context) error {
 	defer p.sock.Close()
+	stop := context.AfterFunc(ctx, func() { _ = p.proc.Signal(syscall.SIGKILL) })
 	if err := initmsg.Write(p.sock, initmsg.Message{Type: initmsg.TypeStart}); err != nil {
+		stop()
 		return err
 	}
 	var m initmsg.Message
 	err := initmsg.Read(p.sock, &m)
+	if !stop() {
+		return fmt.Errorf("container init: killed before its execve: %w", ctx.Err())
+	}
 	if errors.Is(err, io.EOF) {
 		return nil
 	}

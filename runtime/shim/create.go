@@ -345,7 +345,7 @@ func (s *service) Start(ctx context.Context, r *shimapi.ContainerRequest) (*shim
 	}
 	c.proc = nil // one Start at a time; Exec below is the only user
 	c.mu.Unlock()
-	if err := proc.Exec(); err != nil {
+	if err := proc.Exec(ctx); err != nil {
 		err = fmt.Errorf("start container %s: %w", r.Id, err)
 		c.mu.Lock()
 		c.rec.Message = err.Error()

@@ -174,7 +174,7 @@ func (s *service) startExecProc(ctx context.Context, c *container, proc *specs.P
 			_ = copyOutput(dst, r)
 		}(writers[i])
 	}
-	if err := p.Exec(); err != nil {
+	if err := p.Exec(ctx); err != nil {
 		_ = p.Signal(unix.SIGKILL)
 		<-e.exit
 		p.Release()

@@ -201,7 +201,7 @@ func launcherLoop(b *testing.B, dir, state string) {
 		}
 		phases[1] = append(phases[1], time.Since(placed)) // Go runtime start + init's setup
 		t := time.Now()
-		if err := p.Exec(); err != nil {
+		if err := p.Exec(context.Background()); err != nil {
 			return err
 		}
 		phases[2] = append(phases[2], time.Since(t))
