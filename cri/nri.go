@@ -111,6 +111,9 @@ func logNRI(ctx context.Context, err error, id string) {
 // it is ready, and may refuse it. On a refusal they are told the pod
 // stopped and is gone, as for any pod whose creation failed.
 func (s *Server) NRIRunPod(ctx context.Context, p *sandbox.Pod) error {
+	if h, ok := ctx.Value(syncHoldKey{}).(*syncHold); ok && h.unblock == nil {
+		h.unblock = s.nri.BlockSync()
+	}
 	err := s.nri.RunPodSandbox(ctx, nriPod(p))
 	if err != nil {
 		s.NRIUndoRunPod(context.WithoutCancel(ctx), p)
@@ -347,4 +350,20 @@ func (r nriRuntime) Evict(ctx context.Context, id, reason string) error {
 	}
 	logNRI(ctx, r.s.nri.StopContainer(ctx, id, r.s.nriInfo(ctx, podID, id, nil)), id)
 	return nil
+}
+
+// syncHold is RunPodSandbox's hold on plugin synchronisation, taken by
+// NRIRunPod and released when the run returns (the pod READY, or undone).
+type syncHold struct{ unblock func() }
+
+func (h *syncHold) release() {
+	if h.unblock != nil {
+		h.unblock()
+	}
+}
+
+type syncHoldKey struct{}
+
+func withSyncHold(ctx context.Context, h *syncHold) context.Context {
+	return context.WithValue(ctx, syncHoldKey{}, h)
 }

@@ -49,10 +49,14 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *criapi.RunPodSandboxReq
 		return nil, err
 	}
 	defer unlock()
-	// Until the pod is READY: a plugin synchronised between its
-	// RunPodSandbox and READY would see neither.
-	defer s.nri.BlockSync()()
-	pod, err := s.sandboxes.Run(ctx, c)
+	// From NRI's RunPodSandbox (NRIRunPod, the pod's last step) until
+	// the pod is READY: a plugin synchronised in between would see
+	// neither. Not before: a plugin registering meanwhile waits for this
+	// hold, and every later pod and container with it, so not through
+	// CNI.
+	hold := &syncHold{}
+	defer hold.release()
+	pod, err := s.sandboxes.Run(withSyncHold(ctx, hold), c)
 	if err != nil {
 		return nil, err
 	}

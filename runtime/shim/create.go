@@ -345,6 +345,7 @@ func (s *service) Start(ctx context.Context, r *shimapi.ContainerRequest) (*shim
 	}
 	c.proc = nil // one Start at a time; Exec below is the only user
 	c.mu.Unlock()
+	startedAt := time.Now().UnixNano()
 	if err := proc.Exec(ctx); err != nil {
 		err = fmt.Errorf("start container %s: %w", r.Id, err)
 		c.mu.Lock()
@@ -356,9 +357,20 @@ func (s *service) Start(ctx context.Context, r *shimapi.ContainerRequest) (*shim
 	}
 	proc.Release() // the reaper watches the pid from here on
 	c.mu.Lock()
-	if c.rec.Status == StatusCreated { // it may have exited already
+	switch {
+	case c.rec.Status == StatusCreated:
 		_ = c.setStatusLocked(StatusRunning)
-		c.rec.StartedAt = time.Now().UnixNano()
+		c.rec.StartedAt = startedAt
+		if err := c.persistLocked(); err != nil {
+			s.logger.Error(err, "Persisted container start", "containerID", r.Id)
+		}
+	case c.rec.StartedAt == 0:
+		// It ran and exited before Exec returned (the reaper recorded
+		// its exit first): it was started all the same.
+		c.rec.StartedAt = startedAt
+		if c.rec.Message == exitedUnstarted {
+			c.rec.Message = ""
+		}
 		if err := c.persistLocked(); err != nil {
 			s.logger.Error(err, "Persisted container start", "containerID", r.Id)
 		}
@@ -369,6 +381,10 @@ func (s *service) Start(ctx context.Context, r *shimapi.ContainerRequest) (*shim
 	s.poststart(ctx, c.hooks, pid)
 	return st, nil
 }
+
+// exitedUnstarted is the message of a container whose init exited before
+// its StartContainer; Start clears it when the execve did happen.
+const exitedUnstarted = "exited before it was started"
 
 // onExit runs on the reaper's goroutine when a container's init exits. It
 // marks the pid gone at once, then, off the reaper, lets the output drain,
@@ -418,7 +434,7 @@ func (s *service) recordExit(c *container, ws unix.WaitStatus, finished time.Tim
 		c.rec.Reason = ReasonError
 	}
 	if was == StatusCreated && c.rec.Message == "" {
-		c.rec.Message = "exited before it was started"
+		c.rec.Message = exitedUnstarted
 	}
 	if err := c.persistLocked(); err != nil {
 		s.logger.Error(err, "Persisted container exit", "containerID", c.id)
