@@ -113,6 +113,11 @@ func (s *Server) CreateContainer(ctx context.Context, req *criapi.CreateContaine
 	rec.Image = shownImage(img, cfg.GetImage())
 	rec.Mounts = withImageRefs(rec.Mounts, vols)
 	rec.CDIDevices = cdiDevices
+	for _, d := range in.PluginCDIDevices {
+		if !slices.Contains(rec.CDIDevices, d) {
+			rec.CDIDevices = append(rec.CDIDevices, d)
+		}
+	}
 	if target != nil {
 		rec.PidTarget, rec.PidTargetPid = target.id, target.pid
 	}

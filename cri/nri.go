@@ -231,8 +231,10 @@ func (s *Server) nriCreate(ctx context.Context, req *criapi.CreateContainerReque
 		return err
 	}
 	// A plugin's CDI devices are applied and checked as the container's own.
+	var added []string
 	addCDI := func(sp *specs.Spec, names []string) error {
-		_, err := s.injectCDI(ctx, *in, sp, names)
+		applied, err := s.injectCDI(ctx, *in, sp, names)
+		added = append(added, applied...)
 		return err
 	}
 	// A plugin's block I/O class is resolved here, and what it resolved
@@ -255,6 +257,7 @@ func (s *Server) nriCreate(ctx context.Context, req *criapi.CreateContainerReque
 	if r := oci.Linux.Resources; r != nil && r.BlockIO != nil && bio != nil && reflect.DeepEqual(r.BlockIO, bio) {
 		in.BlockIOClass = bioClass
 	}
+	in.PluginCDIDevices = added
 	err = spec.CheckAdjusted(before, oci, check)
 	if err == nil {
 		err = s.nriTakeRDTClass(ctx, before, oci, in)

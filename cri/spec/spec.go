@@ -74,6 +74,9 @@ type Input struct {
 	// container, for its record ("" none); its settings are in the
 	// spec's linux.resources.blockIO.
 	BlockIOClass string
+	// PluginCDIDevices are the CDI devices NRI plugins added, for the
+	// container's record beside those it asked for (cri/nri.go sets it).
+	PluginCDIDevices []string
 
 	// Nofile, when not 0, is RLIMIT_NOFILE's soft and hard value. containerd's
 	// CRI plugin drops its default rlimits (containerd/cri#515), so there

@@ -61,6 +61,7 @@ func (p *adjustPlugin) CreateContainer(_ context.Context, _ *api.PodSandbox, c *
 		adj.SetLinuxOomScoreAdj(&score)
 		// Run in the container's namespaces before pivot_root, in its rootfs.
 		adj.AddHooks(&api.Hooks{CreateContainer: []*api.Hook{{Path: filepath.Join(p.dataDir, "hook"), Args: []string{"hook", "ran"}}}})
+		adj.AddCDIDevice(&api.CDIDevice{Name: "crib.test/nri=nulldev"})
 	case "refused":
 		adj.SetLinuxCgroupsPath("/elsewhere")
 	}
@@ -79,7 +80,18 @@ func (p *adjustPlugin) UpdateContainer(_ context.Context, _ *api.PodSandbox, c *
 // field, nothing left behind), applies the plugin's change to a CRI update
 // and its unsolicited update. The socket is root's only.
 func TestNRIAdjustments(t *testing.T) {
-	w := newPodWorld(t)
+	// A CDI device for the plugin to add.
+	cdiDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(cdiDir, "nri.yaml"), []byte(`cdiVersion: "0.6.0"
+kind: crib.test/nri
+devices:
+- name: nulldev
+  containerEdits:
+    deviceNodes: [{path: /dev/nri-cdi-null, hostPath: /dev/null}]
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := newPodWorldWith(t, func(e *harness.Env) { e.WriteConfig(fmt.Sprintf("\n[cdi]\nspec_dirs = [%q]\n", cdiDir)) })
 	if fi, err := os.Stat(w.e.NRISock); err != nil || fi.Mode().Perm() != 0o600 || fi.Mode().Type() != os.ModeSocket {
 		t.Fatalf("NRI socket %s: %v, %v; want a 0600 socket", w.e.NRISock, fi, err)
 	}
@@ -106,6 +118,7 @@ echo "nofile $(ulimit -Sn)/$(ulimit -Hn)"
 echo "oom $(cat /proc/1/oom_score_adj)"
 touch /nri-data/x 2>/dev/null || echo "readonly yes"
 echo "hook $(cat /nri-hook)"
+echo "cdi $(stat -c %t:%T /dev/nri-cdi-null)"
 `)
 	// StartContainer comes once the process exists, as in containerd.
 	st, err := w.c.Runtime.ContainerStatus(context.Background(), id, true)
@@ -118,8 +131,12 @@ echo "hook $(cat /nri-hook)"
 	if startPid == 0 || !strings.Contains(st.GetInfo()["info"], fmt.Sprintf(`"pid":%d,`, startPid)) {
 		t.Errorf("StartContainer saw pid %d; verbose status: %.200s", startPid, st.GetInfo()["info"])
 	}
+	// The plugin's CDI device is in the record, as the container's own are.
+	if devs, _ := verboseInfo(t, st.GetInfo())["cdiDevices"].([]any); len(devs) != 1 || devs[0] != "crib.test/nri=nulldev" {
+		t.Errorf("info.cdiDevices = %v, want the plugin's crib.test/nri=nulldev", devs)
+	}
 	for k, want := range map[string]string{"env": "yes", "data": "from the host", "device": "1:3", "devwrite": "ok",
-		"nofile": "800/900", "oom": "500", "readonly": "yes", "hook": "ran 1"} {
+		"nofile": "800/900", "oom": "500", "readonly": "yes", "hook": "ran 1", "cdi": "1:3"} {
 		if got[k] != want {
 			t.Errorf("in the adjusted container, %s = %q, want %q", k, got[k], want)
 		}
