@@ -97,12 +97,12 @@ func (s *Server) CreateContainer(ctx context.Context, req *criapi.CreateContaine
 	// spec, and one synchronised meanwhile would miss the container.
 	unblock := s.nri.BlockSync()
 	defer unblock()
-	if err := s.nriCreate(ctx, req, img, ociSpec, &in); err != nil {
+	if err := s.nriCreate(ctx, req, img, ociSpec, &in, cdiDevices); err != nil {
 		return nil, fmt.Errorf("create container %q: %w", cfg.GetMetadata().GetName(), err)
 	}
 	defer func() {
 		if retErr != nil {
-			logNRI(ctx, s.nri.RemoveContainer(context.WithoutCancel(ctx), id, s.nriPending(pod.ID, id, req, img, ociSpec)), id)
+			logNRI(ctx, s.nri.RemoveContainer(context.WithoutCancel(ctx), id, s.nriPending(pod.ID, id, req, img, ociSpec, cdiDevices)), id)
 		}
 	}()
 	rec, err := containerRecord(id, pod, img.ID, req, ociSpec, in)

@@ -54,7 +54,7 @@ func nriContainer(st runtime.State) (nri.Container, error) {
 		Labels: st.Labels, Annotations: st.Annotations, Pid: st.Pid,
 		CreatedAt: st.CreatedAt, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt,
 		ExitCode: st.ExitCode, Reason: st.Reason, Message: st.Message,
-		Image: st.Image, RepoDigest: st.RepoDigest, ImageID: st.ImageRef,
+		Image: st.Image, RepoDigest: st.RepoDigest, ImageID: st.ImageRef, CDIDevices: st.CDIDevices,
 	}
 	if len(st.Spec) > 0 {
 		c.Spec = &specs.Spec{}
@@ -74,14 +74,17 @@ func (s *Server) nriInfo(ctx context.Context, podID, id string, st *runtime.Stat
 		if err != nil {
 			return nri.Pod{}, nri.Container{}, err
 		}
-		if st == nil {
-			cur, err := s.containers.Status(ctx, id)
+		// Read now, not the first call's: one info serves an event and its
+		// post-event (Start, then PostStart), which must see the change.
+		cur := st
+		if cur == nil {
+			now, err := s.containers.Status(ctx, id)
 			if err != nil {
 				return nri.Pod{}, nri.Container{}, err
 			}
-			st = &cur
+			cur = &now
 		}
-		c, err := nriContainer(*st)
+		c, err := nriContainer(*cur)
 		return nriPod(pod), c, err
 	}
 }
@@ -193,7 +196,9 @@ func (r nriRuntime) UpdateResources(ctx context.Context, id string, res *specs.L
 }
 
 // nriPending is the pod and container of a container not recorded yet.
-func (s *Server) nriPending(podID, id string, req *criapi.CreateContainerRequest, img image.Image, oci *specs.Spec) nri.Info {
+// cdiDevices are those already applied, asked for by cdi_devices or by
+// annotation.
+func (s *Server) nriPending(podID, id string, req *criapi.CreateContainerRequest, img image.Image, oci *specs.Spec, cdiDevices []string) nri.Info {
 	return func() (nri.Pod, nri.Container, error) {
 		pod, err := s.sandboxes.Get(podID)
 		if err != nil {
@@ -205,9 +210,7 @@ func (s *Server) nriPending(podID, id string, req *criapi.CreateContainerRequest
 			Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(), Spec: oci, CreatedAt: time.Now(),
 			Seccomp: spec.SeccompRef(cfg.GetLinux().GetSecurityContext().GetSeccomp(), cfg.GetLinux().GetSecurityContext().GetSeccompProfilePath()),
 			Image:   shownImage(img, cfg.GetImage()), RepoDigest: repoDigest(img, cfg.GetImage().GetImage()), ImageID: img.ID,
-		}
-		for _, d := range cfg.GetCDIDevices() {
-			c.CDIDevices = append(c.CDIDevices, d.GetName())
+			CDIDevices: cdiDevices,
 		}
 		return nriPod(pod), c, nil
 	}
@@ -217,8 +220,8 @@ func (s *Server) nriPending(podID, id string, req *criapi.CreateContainerRequest
 // place, then checks what they changed as crib checks a CRI request, and
 // takes the RDT class they chose. On an error plugins have been told the
 // container is gone.
-func (s *Server) nriCreate(ctx context.Context, req *criapi.CreateContainerRequest, img image.Image, oci *specs.Spec, in *spec.Input) error {
-	info := s.nriPending(in.SandboxID, in.ID, req, img, oci)
+func (s *Server) nriCreate(ctx context.Context, req *criapi.CreateContainerRequest, img image.Image, oci *specs.Spec, in *spec.Input, cdiDevices []string) error {
+	info := s.nriPending(in.SandboxID, in.ID, req, img, oci, cdiDevices)
 	if !s.nri.Active() {
 		return s.nri.CreateContainer(ctx, nri.Pod{}, nri.Container{ID: in.ID}, nri.Resolvers{})
 	}
