@@ -368,9 +368,6 @@ func (s *service) Start(ctx context.Context, r *shimapi.ContainerRequest) (*shim
 		// It ran and exited before Exec returned (the reaper recorded
 		// its exit first): it was started all the same.
 		c.rec.StartedAt = startedAt
-		if c.rec.Message == exitedUnstarted {
-			c.rec.Message = ""
-		}
 		if err := c.persistLocked(); err != nil {
 			s.logger.Error(err, "Persisted container start", "containerID", r.Id)
 		}
@@ -381,10 +378,6 @@ func (s *service) Start(ctx context.Context, r *shimapi.ContainerRequest) (*shim
 	s.poststart(ctx, c.hooks, pid)
 	return st, nil
 }
-
-// exitedUnstarted is the message of a container whose init exited before
-// its StartContainer; Start clears it when the execve did happen.
-const exitedUnstarted = "exited before it was started"
 
 // onExit runs on the reaper's goroutine when a container's init exits. It
 // marks the pid gone at once, then, off the reaper, lets the output drain,
@@ -433,8 +426,10 @@ func (s *service) recordExit(c *container, ws unix.WaitStatus, finished time.Tim
 	default:
 		c.rec.Reason = ReasonError
 	}
-	if was == StatusCreated && c.rec.Message == "" {
-		c.rec.Message = exitedUnstarted
+	// c.proc is taken by Start: still here, no Start came (an exit
+	// during one is Start's to record: it ran, or Start's error says why).
+	if was == StatusCreated && c.proc != nil && c.rec.Message == "" {
+		c.rec.Message = "exited before it was started"
 	}
 	if err := c.persistLocked(); err != nil {
 		s.logger.Error(err, "Persisted container exit", "containerID", c.id)

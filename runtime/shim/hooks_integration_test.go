@@ -359,8 +359,15 @@ func TestFailingStartContainerHook(t *testing.T) {
 	if st := p.wait(id); st.Status != shimapi.Status_EXITED {
 		t.Errorf("after a failed start: %v", st)
 	}
-	if _, err := os.Stat(containerCgroup(p, id)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the cgroup of a container whose start failed: %v", err)
+	// The cgroup goes once the waiters have the exit (onExit): soon after.
+	var err2 error
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err2 = os.Stat(containerCgroup(p, id)); errors.Is(err2, os.ErrNotExist) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if !errors.Is(err2, os.ErrNotExist) {
+		t.Errorf("the cgroup of a container whose start failed: %v", err2)
 	}
 	if _, err := p.client.Delete(ctx, &shimapi.ContainerRequest{Id: id}); err != nil {
 		t.Fatal(err)
