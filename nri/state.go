@@ -58,13 +58,6 @@ func (d *delivered) remove(id string) (stop, remove bool) {
 	return ok && s != StatusStopped, ok
 }
 
-// drop forgets a container whose creation failed after plugins saw it.
-func (d *delivered) drop(id string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	delete(d.m, id)
-}
-
 func (d *delivered) len() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -29,10 +29,6 @@ import (
 // is a comma-separated list of fully qualified names, vendor.com/class=name.
 const AnnotationPrefix = cdilib.AnnotationPrefix
 
-// DefaultSpecDirs are where vendors put their spec files: static ones in
-// /etc/cdi, generated ones in /var/run/cdi, which wins on a name in both.
-var DefaultSpecDirs = []string{cdilib.DefaultStaticDir, cdilib.DefaultDynamicDir}
-
 // Injector applies CDI devices to OCI specs. Its zero value and one made
 // from no directories refuse every request.
 type Injector struct {
