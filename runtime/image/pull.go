@@ -214,7 +214,10 @@ func (s *Store) syncfs() error {
 // kubelet's image GC will find).
 func (s *Store) commit(p *pulled) (Image, error) {
 	id := "sha256:" + sha256Hex(p.rawConfig)
-	s.mu.Lock()
+	unlock, err := s.lockIndex()
+	if err != nil {
+		return Image{}, fmt.Errorf("commit image %s: %w", id, err)
+	}
 	prev := make(map[string]*Image, len(s.idx.Images))
 	for k, v := range s.idx.Images {
 		c := v.clone()
@@ -239,14 +242,16 @@ func (s *Store) commit(p *pulled) (Image, error) {
 	}
 	if err := s.saveLocked(); err != nil {
 		s.idx.Images = prev
-		s.mu.Unlock()
+		unlock()
 		return Image{}, fmt.Errorf("commit image %s: %w", id, err)
 	}
 	out := img.clone()
-	s.mu.Unlock()
+	var trash []string
 	if replaced {
-		s.collect()
+		trash = s.collectLocked()
 	}
+	unlock()
+	removeTrash(trash)
 	return out, nil
 }
 

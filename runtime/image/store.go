@@ -65,16 +65,25 @@ type Usage struct {
 //	images.json                 the index, replaced atomically, written last
 type Store struct {
 	dir      string
+	platform v1.Platform // what an index resolves to, in pulls and imports
 	resolver *resolver
 	flights  flights
 	pins     Pins
 	limits   layer.Limits // what one layer may unpack to
 	obs      Observer     // nil: nobody; set before the first pull
 
-	// mu guards idx, active, blobUsage, layerUsage and deferred. collect
-	// calls pins with it held: Pins implementations must not call the store.
+	// importer is set for a store opened by OpenImporter: it never
+	// collects, since it cannot see the daemon's pins and pulls.
+	importer bool
+
+	// mu guards idx, idxID, active, blobUsage, layerUsage and deferred.
+	// collect calls pins with it held: Pins implementations must not call
+	// the store. Changes to idx and deletions of content also hold the
+	// file lock (lockIndex), taken before mu.
 	mu  sync.Mutex
 	idx index
+	// idxID is the version of images.json that idx reflects.
+	idxID fileID
 	// active counts running pulls and containers being created that need
 	// a blob digest or chain ID, so garbage collection leaves them alone.
 	active     map[string]int
@@ -129,34 +138,67 @@ type layerUsage struct {
 // collects content no image and no container (pins, which may be nil)
 // refers to. It returns the IDs of dropped images. lim bounds each layer a
 // pull unpacks (zero fields: no bound).
+//
+// An import (`crib image import`, OpenImporter) may run beside it: see
+// shared.go for how the two share the directory.
 func Open(dir string, reg config.Registry, lim config.Image, platform v1.Platform, pins Pins) (*Store, []string, error) {
+	s, err := newStore(dir, lim, platform)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.resolver, s.pins = newResolver(reg, platform), pins
+	unlock, err := s.lockIndex()
+	if err != nil {
+		return nil, nil, fmt.Errorf("open image store: %w", err)
+	}
+	dropped, trash, err := s.recoverLocked()
+	unlock()
+	removeTrash(trash)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open image store: %w", err)
+	}
+	return s, dropped, nil
+}
+
+// newStore makes the store's directories and reads nothing yet.
+func newStore(dir string, lim config.Image, platform v1.Platform) (*Store, error) {
 	s := &Store{
 		dir:        dir,
-		resolver:   newResolver(reg, platform),
+		platform:   platform,
+		idx:        index{Version: indexVersion, Images: map[string]*Image{}},
 		limits:     layer.Limits{Bytes: lim.MaxLayerBytes, Entries: lim.MaxLayerEntries},
-		pins:       pins,
 		active:     map[string]int{},
 		blobUsage:  map[string]int64{},
 		layerUsage: map[string]layerUsage{},
 	}
-	for _, d := range []string{"blobs/sha256", "layers/sha256", "ingest", "tmp", "trash"} {
+	for _, d := range []string{"blobs/sha256", "layers/sha256", "ingest", "tmp", "trash", "import"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
-			return nil, nil, fmt.Errorf("open image store: %w", err)
+			return nil, fmt.Errorf("open image store: %w", err)
 		}
 	}
+	return s, nil
+}
+
+// recoverLocked clears what interrupted work left (the daemon's own work
+// dirs: only one daemon opens a root; and imports whose process is gone),
+// drops index entries whose content is missing, records usage and
+// collects. It returns the dropped images and the layers to delete.
+// Preconditions: s.mu and the file lock (lockIndex) are held.
+func (s *Store) recoverLocked() (dropped, trash []string, err error) {
 	for _, d := range []string{"ingest", "tmp", "trash"} {
-		if err := clearDir(filepath.Join(dir, d)); err != nil {
-			return nil, nil, fmt.Errorf("open image store: %w", err)
+		if err := clearDir(filepath.Join(s.dir, d)); err != nil {
+			return nil, nil, err
 		}
 	}
-	// And the index's temp file, if a daemon was killed writing it.
-	if err := statefile.RemoveTemps(dir); err != nil {
-		return nil, nil, fmt.Errorf("open image store: %w", err)
-	}
-	if err := s.load(); err != nil {
+	// And the index's temp file, if a process was killed writing it: under
+	// the lock, no write can be running.
+	if err := statefile.RemoveTemps(s.dir); err != nil {
 		return nil, nil, err
 	}
-	dropped := s.dropIncomplete()
+	if err := s.clearStaleImports(); err != nil {
+		return nil, nil, err
+	}
+	dropped = s.dropIncomplete()
 	if len(dropped) > 0 {
 		if err := s.saveLocked(); err != nil {
 			return nil, nil, err
@@ -165,8 +207,7 @@ func Open(dir string, reg config.Registry, lim config.Image, platform v1.Platfor
 	if err := s.scan(); err != nil {
 		return nil, nil, err
 	}
-	s.collect()
-	return s, dropped, nil
+	return dropped, s.collectLocked(), nil
 }
 
 func clearDir(dir string) error {
@@ -199,10 +240,10 @@ func (s *Store) load() error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("open image store: %w", err)
+		return fmt.Errorf("read image index: %w", err)
 	}
 	if s.idx.Version != indexVersion {
-		return fmt.Errorf("open image store: %s version %d: %w", s.indexPath(), s.idx.Version, statefile.ErrVersion)
+		return fmt.Errorf("read image index: %s version %d: %w", s.indexPath(), s.idx.Version, statefile.ErrVersion)
 	}
 	if s.idx.Images == nil {
 		s.idx.Images = map[string]*Image{}
@@ -236,38 +277,29 @@ func exists(p string) bool {
 func (s *Store) scan() error {
 	blobs, err := os.ReadDir(filepath.Join(s.dir, "blobs", "sha256"))
 	if err != nil {
-		return fmt.Errorf("open image store: %w", err)
+		return err
 	}
 	for _, b := range blobs {
-		var st unix.Stat_t
-		if err := unix.Lstat(filepath.Join(s.dir, "blobs", "sha256", b.Name()), &st); err == nil {
-			s.blobUsage["sha256:"+b.Name()] = st.Blocks * 512
-		}
+		s.recordBlob(b.Name())
 	}
 	layers, err := os.ReadDir(filepath.Join(s.dir, "layers", "sha256"))
 	if err != nil {
-		return fmt.Errorf("open image store: %w", err)
+		return err
 	}
 	for _, l := range layers {
-		var u layerUsage
-		// A layer without its usage file was not committed by this code: collect it.
-		if statefile.ReadJSON(filepath.Join(s.dir, "layers", "sha256", l.Name(), "usage.json"), &u) == nil {
-			s.layerUsage["sha256:"+l.Name()] = u
-		} else {
-			s.layerUsage["sha256:"+l.Name()] = layerUsage{Bytes: -1}
-		}
+		s.recordLayer(l.Name())
 	}
 	return nil
 }
 
-func (s *Store) saveLocked() error {
-	return statefile.WriteJSON(s.indexPath(), &s.idx)
-}
-
 // List returns every image, sorted by ID.
+//
+// An index another process wrote since the last call is read first; if
+// reading it fails, List serves the index it last read.
 func (s *Store) List() []Image {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_ = s.refreshLocked()
 	out := make([]Image, 0, len(s.idx.Images))
 	for _, img := range s.idx.Images {
 		out = append(out, img.clone())
@@ -290,6 +322,9 @@ func (s *Store) Get(ref string) (Image, error) {
 
 // Preconditions: s.mu is held.
 func (s *Store) lookupLocked(ref string) (*Image, error) {
+	if err := s.refreshLocked(); err != nil {
+		return nil, err
+	}
 	if id, ok := looksLikeID(ref); ok {
 		if img := s.idx.Images[id]; img != nil {
 			return img, nil
@@ -401,20 +436,24 @@ func (s *Store) ConfigFile(ref string) (*v1.ConfigFile, error) {
 // Remove deletes an image with all its tags and digests, then the content no
 // other image uses. An unknown image is an error matching errdefs.ErrNotFound.
 func (s *Store) Remove(ref string) error {
-	s.mu.Lock()
+	unlock, err := s.lockIndex()
+	if err != nil {
+		return fmt.Errorf("remove image %s: %w", ref, err)
+	}
 	img, err := s.lookupLocked(ref)
 	if err != nil {
-		s.mu.Unlock()
+		unlock()
 		return err
 	}
 	delete(s.idx.Images, img.ID)
 	if err := s.saveLocked(); err != nil {
 		s.idx.Images[img.ID] = img
-		s.mu.Unlock()
+		unlock()
 		return fmt.Errorf("remove image %s: %w", img.ID, err)
 	}
-	s.mu.Unlock()
-	s.collect()
+	trash := s.collectLocked()
+	unlock()
+	removeTrash(trash)
 	return nil
 }
 
@@ -431,12 +470,34 @@ func (s *Store) Collect() {
 }
 
 // collect deletes blobs and layers that no image, no running pull or
-// create and no container uses. Layers are renamed into trash/ under the
-// lock, so a pull never finds a half-deleted one, and removed after; Open
-// clears what a crash left there. Blobs are not pinned: a container needs
-// only its unpacked layers.
+// create and no container uses, under the index lock (lockIndex). It does
+// nothing in an importer. A collection that cannot take the lock is left
+// for the next Collect.
 func (s *Store) collect() {
-	s.mu.Lock()
+	if s.importer {
+		return
+	}
+	unlock, err := s.lockIndex()
+	if err != nil {
+		s.mu.Lock()
+		s.deferred = true
+		s.mu.Unlock()
+		return
+	}
+	trash := s.collectLocked()
+	unlock()
+	removeTrash(trash)
+}
+
+// collectLocked deletes what collect would and returns the layer dirs
+// moved to trash/, for removeTrash once the locks are released. Layers are
+// renamed into trash/ under the locks, so a pull never finds a
+// half-deleted one; Open clears what a crash left there. Blobs are not
+// pinned: a container needs only its unpacked layers. The index was read
+// again under the file lock, so an image another process committed keeps
+// its content.
+// Preconditions: s.mu and the file lock (lockIndex) are held.
+func (s *Store) collectLocked() []string {
 	used := map[string]bool{}
 	for _, img := range s.idx.Images {
 		used[img.ID], used[img.ManifestDigest] = true, true
@@ -475,7 +536,10 @@ func (s *Store) collect() {
 			trash = append(trash, dst)
 		}
 	}
-	s.mu.Unlock()
+	return trash
+}
+
+func removeTrash(trash []string) {
 	for _, t := range trash {
 		_ = os.RemoveAll(t) // what stays is cleared by the next Open
 	}
@@ -486,6 +550,7 @@ func (s *Store) collect() {
 func (s *Store) Usage() Usage {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_ = s.refreshLocked() // as List: the figures of the index last read
 	u := Usage{Mountpoint: s.dir, Inodes: 1}
 	for _, b := range s.blobUsage {
 		u.Bytes += b
