@@ -1,0 +1,124 @@
+package archive
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
+	"github.com/containerd/errdefs"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// dockerEntry is one image of docker save's manifest.json. Docker 20.10
+// names the config "<id>.json" and layers "<v1 id>/layer.tar" (a symlink
+// to an earlier one when two images share a layer); go-containerregistry
+// names them by digest. The names say nothing the content does not: the
+// config's digest is the image's ID, and the store checks each layer
+// against the config's diff IDs.
+type dockerEntry struct {
+	Config   string
+	RepoTags []string
+	Layers   []string
+	// LayerSources describes foreign layers (Windows base layers), which
+	// are not in the archive.
+	LayerSources map[string]json.RawMessage
+}
+
+// readDocker reads manifest.json and makes each image a Docker schema 2
+// manifest of its config and layers as the archive holds them (a docker
+// save layer is an uncompressed tar, go-containerregistry's a gzip one),
+// so that the store keeps what it keeps for a pull. An image whose config
+// names another platform is skipped.
+func (a *Archive) readDocker(sp *spool, platform v1.Platform) error {
+	var entries []dockerEntry
+	if err := a.readJSON("manifest.json", &entries); err != nil {
+		return err
+	}
+	if len(entries) == 0 {
+		return fmt.Errorf("manifest.json lists no image: %w", errdefs.ErrInvalidArgument)
+	}
+	for i, e := range entries {
+		where := fmt.Sprintf("manifest.json entry %d", i)
+		img, cfgPlatform, err := readDockerImage(sp, e)
+		if err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		if cfgPlatform != nil && !matches(*cfgPlatform, platform) {
+			a.Skipped = append(a.Skipped, where+": "+platformString(cfgPlatform))
+			continue
+		}
+		img.Where, img.Names = where, e.RepoTags
+		a.Images = append(a.Images, img)
+	}
+	return a.noImageLeft(platform)
+}
+
+func readDockerImage(sp *spool, e dockerEntry) (Image, *v1.Platform, error) {
+	if len(e.LayerSources) > 0 {
+		return Image{}, nil, fmt.Errorf("foreign layers (LayerSources) are not supported: %w", errdefs.ErrNotImplemented)
+	}
+	if e.Config == "" {
+		return Image{}, nil, fmt.Errorf("no Config: %w", errdefs.ErrInvalidArgument)
+	}
+	cfg, err := sp.read(e.Config, maxDocument)
+	if err != nil {
+		return Image{}, nil, fmt.Errorf("config: %w", err)
+	}
+	cf, err := v1.ParseConfigFile(bytes.NewReader(cfg))
+	if err != nil {
+		return Image{}, nil, fmt.Errorf("config %s: %v: %w", e.Config, err, errdefs.ErrInvalidArgument)
+	}
+	m := v1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     types.DockerManifestSchema2,
+		Config:        v1.Descriptor{MediaType: types.DockerConfigJSON, Size: int64(len(cfg)), Digest: hashOf(cfg)},
+	}
+	img := Image{Config: cfg}
+	for _, name := range e.Layers {
+		l, err := sp.lookup(name)
+		if err != nil {
+			return Image{}, nil, fmt.Errorf("layer: %w", err)
+		}
+		mt, err := sniffLayer(sp, l)
+		if err != nil {
+			return Image{}, nil, fmt.Errorf("layer %s: %w", name, err)
+		}
+		dg, err := v1.NewHash(l.digest)
+		if err != nil {
+			return Image{}, nil, fmt.Errorf("layer %s: %w", name, err)
+		}
+		m.Layers = append(m.Layers, v1.Descriptor{MediaType: mt, Size: l.size, Digest: dg})
+		clean, _ := cleanName(name) // lookup has checked it
+		img.Layers = append(img.Layers, Blob{Digest: l.digest, Size: l.size, MediaType: string(mt), name: clean})
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return Image{}, nil, fmt.Errorf("make manifest: %w", err)
+	}
+	img.Manifest, img.ManifestDigest = raw, hashOf(raw).String()
+	return img, cf.Platform(), nil
+}
+
+// sniffLayer gives a docker-archive layer the media type of its
+// compression, recognised by magic number as the store's unpacker does.
+func sniffLayer(sp *spool, e *entry) (types.MediaType, error) {
+	magic, err := sp.peek(e, 4)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		return types.DockerLayer, nil
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return types.OCILayerZStd, nil
+	}
+	return types.DockerUncompressedLayer, nil
+}
+
+func hashOf(b []byte) v1.Hash {
+	sum := sha256.Sum256(b)
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
+}

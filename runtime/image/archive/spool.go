@@ -1,0 +1,227 @@
+package archive
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+
+	"github.com/containerd/errdefs"
+	"github.com/klauspost/compress/gzip"
+	"golang.org/x/sys/unix"
+)
+
+// maxEntries bounds the entries of a tar: each regular file costs a spool
+// file. docker save of a hundred images writes a few thousand.
+const maxEntries = 1 << 16
+
+// maxLinks bounds the links followed to resolve one name.
+const maxLinks = 16
+
+// spool is a tar's files, each regular file's content in a file of its own
+// under dir, named by the reader (its entry number), never by the tar.
+type spool struct {
+	dir     string
+	entries map[string]*entry
+}
+
+// entry is one tar entry other than a directory.
+type entry struct {
+	file   string // the spool file; "" unless a regular file
+	digest string // of the content, computed as it was spooled
+	size   int64
+	link   string // a link's target, as a clean name in the archive
+}
+
+// readTar spools the tar (gzip-compressed or not) that r holds. Links are
+// recorded as names in the archive: a symlink's target is taken relative
+// to its own directory, a hard link's to the archive's root, and one that
+// is absolute or leads outside the archive is refused, so that no name
+// can resolve to anything but another entry. Devices, FIFOs and the like
+// are recorded without content: naming one is an error, as naming a
+// missing file.
+func readTar(r io.Reader, dir string) (*spool, error) {
+	br := bufio.NewReaderSize(r, 1<<20)
+	in := io.Reader(br)
+	if magic, _ := br.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("gzip: %v: %w", err, errdefs.ErrInvalidArgument)
+		}
+		defer zr.Close()
+		in = zr
+	}
+	sp := &spool{dir: dir, entries: map[string]*entry{}}
+	tr := tar.NewReader(in)
+	for n := 0; ; n++ {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) && n > 0 {
+			break
+		}
+		if err != nil && n == 0 {
+			return nil, fmt.Errorf("not a tar archive, plain or gzip-compressed: %v: %w", err, errdefs.ErrInvalidArgument)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("tar: %v: %w", err, errdefs.ErrInvalidArgument)
+		}
+		if n >= maxEntries {
+			return nil, fmt.Errorf("more than %d entries: %w", maxEntries, errdefs.ErrInvalidArgument)
+		}
+		if err := sp.add(hdr, tr, n); err != nil {
+			return nil, fmt.Errorf("entry %q: %w", hdr.Name, err)
+		}
+	}
+	// Read a stream to its end, so that the writer of a pipe (docker save)
+	// is not killed by SIGPIPE for the tar's padding.
+	if _, err := io.Copy(io.Discard, in); err != nil {
+		return nil, fmt.Errorf("read to the end: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	return sp, nil
+}
+
+func (sp *spool) add(hdr *tar.Header, tr *tar.Reader, n int) error {
+	name, err := cleanName(hdr.Name)
+	if err != nil {
+		return err
+	}
+	if name == "" || hdr.Typeflag == tar.TypeDir {
+		return nil
+	}
+	if sp.entries[name] != nil {
+		return fmt.Errorf("the archive has two entries named %q: %w", name, errdefs.ErrInvalidArgument)
+	}
+	e := &entry{}
+	switch hdr.Typeflag {
+	case tar.TypeReg:
+		if e.file, e.digest, e.size, err = sp.spoolFile(tr, n); err != nil {
+			return err
+		}
+	case tar.TypeSymlink:
+		if path.IsAbs(hdr.Linkname) {
+			return fmt.Errorf("symlink to %q: an absolute target: %w", hdr.Linkname, errdefs.ErrInvalidArgument)
+		}
+		if e.link, err = cleanName(path.Join(path.Dir(name), hdr.Linkname)); err != nil {
+			return fmt.Errorf("symlink to %q: %w", hdr.Linkname, err)
+		}
+	case tar.TypeLink:
+		if e.link, err = cleanName(hdr.Linkname); err != nil {
+			return fmt.Errorf("hard link to %q: %w", hdr.Linkname, err)
+		}
+	}
+	sp.entries[name] = e
+	return nil
+}
+
+// spoolFile copies the current entry's content into a new spool file.
+func (sp *spool) spoolFile(r io.Reader, n int) (file, digest string, size int64, err error) {
+	file = filepath.Join(sp.dir, strconv.Itoa(n))
+	if digest, size, err = writeHashed(file, r); err != nil {
+		return "", "", 0, fmt.Errorf("spool: %w", err)
+	}
+	return file, digest, size, nil
+}
+
+// writeHashed copies r into dst, a new file, and returns the sha256
+// digest and size of what it wrote; on failure dst is removed.
+func writeHashed(dst string, r io.Reader) (string, int64, error) {
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return "", 0, err
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(dst)
+		return "", 0, err
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+func (sp *spool) has(name string) bool { return sp.entries[name] != nil }
+
+// lookup finds the regular file a name (as written in the archive)
+// resolves to among the entries, following links.
+func (sp *spool) lookup(name string) (*entry, error) {
+	clean, err := cleanName(name)
+	if err != nil {
+		return nil, err
+	}
+	for range maxLinks {
+		e := sp.entries[clean]
+		switch {
+		case e == nil:
+			return nil, fmt.Errorf("%s is missing from the archive: %w", name, errdefs.ErrNotFound)
+		case e.link != "":
+			clean = e.link
+		case e.file == "":
+			return nil, fmt.Errorf("%s is not a regular file: %w", name, errdefs.ErrInvalidArgument)
+		default:
+			return e, nil
+		}
+	}
+	return nil, fmt.Errorf("%s: more than %d links: %w", name, maxLinks, errdefs.ErrInvalidArgument)
+}
+
+func (sp *spool) stat(name string) (int64, error) {
+	e, err := sp.lookup(name)
+	if err != nil {
+		return 0, err
+	}
+	return e.size, nil
+}
+
+func (sp *spool) read(name string, limit int64) ([]byte, error) {
+	e, err := sp.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	if e.size > limit {
+		return nil, fmt.Errorf("%s is %d bytes, more than the %d a document may have: %w", name, e.size, limit, errdefs.ErrInvalidArgument)
+	}
+	data, err := os.ReadFile(e.file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return data, nil
+}
+
+// put links the spool file: a blob that several names share is spooled
+// once and linked as often as it is used.
+func (sp *spool) put(name, dst string) (string, int64, error) {
+	e, err := sp.lookup(name)
+	if err != nil {
+		return "", 0, err
+	}
+	if err := os.Link(e.file, dst); err != nil {
+		return "", 0, fmt.Errorf("%s: %w", name, err)
+	}
+	return e.digest, e.size, nil
+}
+
+// peek returns the first bytes of a regular file, at most n.
+func (sp *spool) peek(e *entry, n int) ([]byte, error) {
+	f, err := os.Open(e.file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	buf := make([]byte, n)
+	m, err := io.ReadFull(f, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return buf[:m], nil
+}
+
+func (sp *spool) close() error { return nil }
