@@ -137,10 +137,31 @@ func (s *Store) commitBlob(f *os.File, dgst string, err error) error {
 
 // unpack applies a stored layer blob to a fresh directory, checks the diff ID
 // of the uncompressed stream and renames the result to the layer's chain ID.
-func (s *Store) unpack(ctx context.Context, l Layer) (retErr error) {
-	tmp, err := os.MkdirTemp(filepath.Join(s.dir, "tmp"), "layer-")
+func (s *Store) unpack(ctx context.Context, l Layer) error {
+	tmp, lu, err := s.unpackTo(ctx, s.blobPath(l.Digest), l, filepath.Join(s.dir, "tmp"))
 	if err != nil {
-		return fmt.Errorf("unpack layer %s: %w", l.Digest, err)
+		return err
+	}
+	if err := os.Rename(tmp, s.layerPath(l.ChainID)); err != nil {
+		_ = os.RemoveAll(tmp)
+		if !exists(s.layerPath(l.ChainID)) {
+			return fmt.Errorf("unpack layer %s: commit: %w", l.Digest, err)
+		}
+		return nil // another pull committed the same layer first
+	}
+	s.mu.Lock()
+	s.layerUsage[l.ChainID] = lu
+	s.mu.Unlock()
+	return nil
+}
+
+// unpackTo applies the layer blob at blob to a new directory under parent,
+// <dir>/diff, checking the diff ID of the uncompressed stream, and records
+// its usage in <dir>/usage.json. On failure nothing is left.
+func (s *Store) unpackTo(ctx context.Context, blob string, l Layer, parent string) (_ string, _ layerUsage, retErr error) {
+	tmp, err := os.MkdirTemp(parent, "layer-")
+	if err != nil {
+		return "", layerUsage{}, fmt.Errorf("unpack layer %s: %w", l.Digest, err)
 	}
 	defer func() {
 		if retErr != nil {
@@ -149,54 +170,56 @@ func (s *Store) unpack(ctx context.Context, l Layer) (retErr error) {
 	}()
 	diff := filepath.Join(tmp, "diff")
 	if err := os.Mkdir(diff, 0o755); err != nil {
-		return fmt.Errorf("unpack layer %s: %w", l.Digest, err)
+		return "", layerUsage{}, fmt.Errorf("unpack layer %s: %w", l.Digest, err)
 	}
-	usage, err := applyBlob(ctx, s.blobPath(l.Digest), diff, l, s.limits)
+	usage, err := applyBlob(ctx, blob, diff, l, s.limits)
 	if err != nil {
-		return fmt.Errorf("unpack layer %s: %w", l.Digest, err)
+		return "", layerUsage{}, fmt.Errorf("unpack layer %s: %w", l.Digest, err)
 	}
 	lu := layerUsage{Bytes: usage.Bytes, Inodes: usage.Inodes}
 	if err := statefile.WriteJSON(filepath.Join(tmp, "usage.json"), lu); err != nil {
-		return fmt.Errorf("unpack layer %s: %w", l.Digest, err)
+		return "", layerUsage{}, fmt.Errorf("unpack layer %s: %w", l.Digest, err)
 	}
-	if err := os.Rename(tmp, s.layerPath(l.ChainID)); err != nil {
-		if !exists(s.layerPath(l.ChainID)) {
-			return fmt.Errorf("unpack layer %s: commit: %w", l.Digest, err)
-		}
-		_ = os.RemoveAll(tmp) // another pull committed the same layer first
-		return nil
-	}
-	s.mu.Lock()
-	s.layerUsage[l.ChainID] = lu
-	s.mu.Unlock()
-	return nil
+	return tmp, lu, nil
 }
 
 func applyBlob(ctx context.Context, blob, dir string, l Layer, lim layer.Limits) (layer.Usage, error) {
+	var usage layer.Usage
+	err := readLayer(blob, l, func(r io.Reader) (err error) {
+		usage, err = layer.Apply(ctx, dir, r, lim)
+		return err
+	})
+	return usage, err
+}
+
+// readLayer streams the uncompressed tar of the layer blob at blob to fn
+// (when not nil), then checks the diff ID of the whole stream.
+func readLayer(blob string, l Layer, fn func(io.Reader) error) error {
 	f, err := os.Open(blob)
 	if err != nil {
-		return layer.Usage{}, err
+		return err
 	}
 	defer f.Close()
 	r, closeFn, err := decompress(bufio.NewReaderSize(f, copyBufferSize))
 	if err != nil {
-		return layer.Usage{}, err
+		return err
 	}
 	defer closeFn()
 	h := sha256.New()
 	tr := io.TeeReader(r, h)
-	usage, err := layer.Apply(ctx, dir, tr, lim)
-	if err != nil {
-		return usage, err
+	if fn != nil {
+		if err := fn(tr); err != nil {
+			return err
+		}
 	}
 	// The tar's trailing zero blocks are part of the diff ID too.
 	if _, err := io.Copy(io.Discard, tr); err != nil {
-		return usage, fmt.Errorf("decompress: %w", err)
+		return fmt.Errorf("decompress: %w", err)
 	}
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != l.DiffID {
-		return usage, fmt.Errorf("diff ID mismatch: got %s, want %s: %w", got, l.DiffID, errdefs.ErrDataLoss)
+		return fmt.Errorf("diff ID mismatch: got %s, want %s: %w", got, l.DiffID, errdefs.ErrDataLoss)
 	}
-	return usage, nil
+	return nil
 }
 
 // decompress recognises gzip and zstd by their magic numbers, whatever the

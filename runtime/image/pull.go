@@ -126,17 +126,32 @@ func readManifest(desc *remote.Descriptor, ref Reference, ep endpoint) (*pulled,
 	if err != nil {
 		return nil, fmt.Errorf("%w (platform %s)", classify(err, ep.who(), false), NodePlatform())
 	}
-	p := &pulled{ref: ref, resolved: desc.Digest.String()}
-	if p.rawManifest, err = img.RawManifest(); err != nil {
+	rawManifest, err := img.RawManifest()
+	if err != nil {
 		return nil, classify(err, ep.who(), false)
 	}
+	rawConfig, err := img.RawConfigFile()
+	if err != nil {
+		return nil, classify(err, ep.who(), false)
+	}
+	p, err := checkImage(rawManifest, rawConfig)
+	if err != nil {
+		return nil, err
+	}
+	p.ref, p.resolved = ref, desc.Digest.String()
+	return p, nil
+}
+
+// checkImage parses a manifest and its config, checks the config against
+// the manifest's digest and the layers against the config's diff IDs (in
+// number: their content is checked as they are unpacked), and derives
+// the layers' chain IDs. Pulls and imports store what it returns.
+func checkImage(rawManifest, rawConfig []byte) (*pulled, error) {
+	p := &pulled{rawManifest: rawManifest, rawConfig: rawConfig}
 	p.manifestDigest = "sha256:" + sha256Hex(p.rawManifest)
 	manifest, err := v1.ParseManifest(bytes.NewReader(p.rawManifest))
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %v: %w", p.manifestDigest, err, errdefs.ErrInvalidArgument)
-	}
-	if p.rawConfig, err = img.RawConfigFile(); err != nil {
-		return nil, classify(err, ep.who(), false)
 	}
 	if got := "sha256:" + sha256Hex(p.rawConfig); got != manifest.Config.Digest.String() {
 		return nil, fmt.Errorf("config blob digest mismatch: got %s, want %s: %w", got, manifest.Config.Digest, errdefs.ErrDataLoss)

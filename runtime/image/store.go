@@ -75,6 +75,9 @@ type Store struct {
 	// importer is set for a store opened by OpenImporter: it never
 	// collects, since it cannot see the daemon's pins and pulls.
 	importer bool
+	// beforeCommit, when set (by tests), runs before each commit of an
+	// import, with no lock held.
+	beforeCommit func()
 
 	// mu guards idx, idxID, active, blobUsage, layerUsage and deferred.
 	// collect calls pins with it held: Pins implementations must not call

@@ -64,7 +64,7 @@ func CheckImageStore(t testing.TB, root string) (images int) {
 			}
 		}
 	}
-	for _, sub := range []string{"ingest", "tmp", "trash"} {
+	for _, sub := range []string{"ingest", "tmp", "trash", "import"} {
 		if entries, _ := os.ReadDir(filepath.Join(dir, sub)); len(entries) > 0 {
 			t.Errorf("images/%s holds %d leftovers", sub, len(entries))
 		}
