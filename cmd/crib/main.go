@@ -1,6 +1,7 @@
 // Command crib is the crib container runtime's daemon and developer tools:
 //
 //	crib daemon    serve the CRI on a unix socket
+//	crib image     import images into the daemon's store (crib image import)
 //	crib run-oci   run an OCI bundle in the foreground (a developer command)
 //	crib init      the init of run-oci's container (never by hand)
 //	crib version   print the version
@@ -33,6 +34,8 @@ func run(args []string) int {
 	switch args[0] {
 	case "daemon":
 		return runDaemon(args[1:])
+	case "image":
+		return runImage(args[1:])
 	case "run-oci":
 		return runOCI(args[1:])
 	case "init":
@@ -64,6 +67,7 @@ func usage() {
 
 commands:
   daemon    serve the Kubernetes CRI on a unix socket (crib daemon -h for flags)
+  image     crib image import: load docker save or OCI archives into the image store
   run-oci   run an OCI bundle in the foreground, like runc run (developer command)
   version   print crib's version
 `)
