@@ -124,20 +124,31 @@ func (sp *spool) add(hdr *tar.Header, tr *tar.Reader, n int) error {
 func (sp *spool) spoolFile(r io.Reader, n int) (file, digest string, size int64, err error) {
 	file = filepath.Join(sp.dir, strconv.Itoa(n))
 	if digest, size, err = writeHashed(file, r); err != nil {
-		return "", "", 0, fmt.Errorf("spool: %w", err)
+		return "", "", 0, err
 	}
 	return file, digest, size, nil
 }
 
 // writeHashed copies r into dst, a new file, and returns the sha256
-// digest and size of what it wrote; on failure dst is removed.
+// digest and size of what it wrote; on failure dst is removed. A read
+// error is the archive's (InvalidArgument: one that ends early is
+// truncated), a write error the disk's.
 func writeHashed(dst string, r io.Reader) (string, int64, error) {
 	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return "", 0, err
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), r)
+	w := &trackedWriter{w: f}
+	n, err := io.Copy(io.MultiWriter(w, h), r)
+	switch {
+	case w.err != nil:
+		err = w.err
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		err = fmt.Errorf("the archive ends early (truncated): %w", errdefs.ErrInvalidArgument)
+	case err != nil:
+		err = fmt.Errorf("read: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -146,6 +157,21 @@ func writeHashed(dst string, r io.Reader) (string, int64, error) {
 		return "", 0, err
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// trackedWriter keeps the first error of its writer, so that a copy's
+// failure can be told apart from its reader's.
+type trackedWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (t *trackedWriter) Write(p []byte) (int, error) {
+	n, err := t.w.Write(p)
+	if err != nil && t.err == nil {
+		t.err = err
+	}
+	return n, err
 }
 
 func (sp *spool) has(name string) bool { return sp.entries[name] != nil }
