@@ -41,16 +41,31 @@ func newPodWorldWith(t *testing.T, configure func(e *harness.Env)) *podWorld {
 	t.Helper()
 	reg := testregistry.Start(t)
 	ref, _ := reg.Push(t, "e2e/busybox:1", testregistry.Busybox(t, ""))
+	var regHost string
+	w := startPodWorld(t, func(e *harness.Env) {
+		if configure != nil {
+			configure(e)
+		}
+		// The daemon lives in the test's network namespace: it pulls from there.
+		regHost = reg.ListenIn(t, "/run/netns/"+e.Netns)
+	})
+	w.reg, w.regHost, w.image = reg, regHost, strings.Replace(ref, reg.Host, regHost, 1)
+	if _, err := w.c.Images.PullImage(context.Background(), &criapi.ImageSpec{Image: w.image}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// startPodWorld starts a daemon in a network namespace of its own, with
+// configure run on its env before, and no image.
+func startPodWorld(t *testing.T, configure func(e *harness.Env)) *podWorld {
+	t.Helper()
 	e := harness.NewEnv(t)
 	e.WithNetwork(fmt.Sprintf("10.88.%d.0/24", rand.IntN(200)+20))
 	if configure != nil {
 		configure(e)
 	}
-	// The daemon lives in the test's network namespace: it pulls from there.
-	regHost := reg.ListenIn(t, "/run/netns/"+e.Netns)
-	ref = strings.Replace(ref, reg.Host, regHost, 1)
-	w := &podWorld{e: e, d: e.Start(), image: ref, logDir: filepath.Join(e.Dir, "logs"),
-		cgroup: fmt.Sprintf("/crib-e2e-%d", rand.Int64()), reg: reg, regHost: regHost}
+	w := &podWorld{e: e, d: e.Start(), logDir: filepath.Join(e.Dir, "logs"), cgroup: fmt.Sprintf("/crib-e2e-%d", rand.Int64())}
 	w.c = w.d.Clients()
 	// Whatever a failed test leaves running in its pods goes with their
 	// cgroups (the test owns w.cgroup).
@@ -63,9 +78,6 @@ func newPodWorldWith(t *testing.T, configure func(e *harness.Env)) *podWorld {
 			t.Errorf("remove the test's cgroups: %v", err)
 		}
 	})
-	if _, err := w.c.Images.PullImage(context.Background(), &criapi.ImageSpec{Image: ref}, nil, nil); err != nil {
-		t.Fatal(err)
-	}
 	return w
 }
 
