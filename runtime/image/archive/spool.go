@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -130,20 +131,19 @@ func (sp *spool) spoolFile(r io.Reader, n int) (file, digest string, size int64,
 }
 
 // writeHashed copies r into dst, a new file, and returns the sha256
-// digest and size of what it wrote; on failure dst is removed. A read
-// error is the archive's (InvalidArgument: one that ends early is
-// truncated), a write error the disk's.
+// digest and size of what it wrote; on failure dst is removed. A write
+// error is the disk's; any other is the archive's (InvalidArgument: one
+// that ends early is truncated).
 func writeHashed(dst string, r io.Reader) (string, int64, error) {
 	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return "", 0, err
 	}
 	h := sha256.New()
-	w := &trackedWriter{w: f}
-	n, err := io.Copy(io.MultiWriter(w, h), r)
+	n, err := io.Copy(io.MultiWriter(f, h), r)
+	var pe *fs.PathError
 	switch {
-	case w.err != nil:
-		err = w.err
+	case errors.As(err, &pe) && pe.Op == "write" && pe.Path == f.Name():
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		err = fmt.Errorf("the archive ends early (truncated): %w", errdefs.ErrInvalidArgument)
 	case err != nil:
@@ -157,21 +157,6 @@ func writeHashed(dst string, r io.Reader) (string, int64, error) {
 		return "", 0, err
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), n, nil
-}
-
-// trackedWriter keeps the first error of its writer, so that a copy's
-// failure can be told apart from its reader's.
-type trackedWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (t *trackedWriter) Write(p []byte) (int, error) {
-	n, err := t.w.Write(p)
-	if err != nil && t.err == nil {
-		t.err = err
-	}
-	return n, err
 }
 
 func (sp *spool) has(name string) bool { return sp.entries[name] != nil }
