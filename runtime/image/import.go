@@ -45,7 +45,6 @@ func OpenImporter(dir string, lim config.Image, platform v1.Platform) (*Importer
 
 // Imported is what an import stored.
 type Imported struct {
-	Format archive.Format
 	Images []Image
 	// Skipped names the archive's images for other platforms, left out.
 	Skipped []string
@@ -105,7 +104,7 @@ func (s *Store) importArchive(ctx context.Context, opts ImportOptions, open func
 	if err != nil {
 		return Imported{}, fmt.Errorf("import %s: %w", a.Format, noSpace(err))
 	}
-	return Imported{Format: a.Format, Images: out, Skipped: a.Skipped}, nil
+	return Imported{Images: out, Skipped: a.Skipped}, nil
 }
 
 func (s *Store) importImages(ctx context.Context, st *staging, a *archive.Archive, opts ImportOptions) ([]Image, error) {

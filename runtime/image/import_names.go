@@ -17,7 +17,8 @@ type ImportOptions struct {
 	Name string
 	// BaseName is the repository of images that an OCI layout names only
 	// by a tag (org.opencontainers.image.ref.name "v1"), as skopeo and
-	// `oci:` layouts do. Without it such an archive is refused.
+	// `oci:` layouts do. Without it such an archive is refused, unless
+	// Name names its one image.
 	BaseName string
 }
 
@@ -33,7 +34,10 @@ func importNames(images []archive.Image, opts ImportOptions) (tags, digests [][]
 	owner := map[string]string{}
 	for _, img := range images {
 		written := slices.Clone(img.Names)
-		if img.RefName != "" {
+		// A bare tag says nothing without a repository; Name, when given,
+		// names the image in full instead.
+		tagOnly := !strings.ContainsAny(img.RefName, "/:@")
+		if img.RefName != "" && !(tagOnly && opts.BaseName == "" && opts.Name != "") {
 			n, err := refName(img, opts.BaseName)
 			if err != nil {
 				return nil, nil, err
@@ -78,11 +82,11 @@ func importNames(images []archive.Image, opts ImportOptions) (tags, digests [][]
 // it has a registry, a path or a tag separator, else only a tag, which
 // the base name's repository completes.
 func refName(img archive.Image, base string) (string, error) {
-	if strings.ContainsAny(img.RefName, "/:@") {
+	if strings.ContainsAny(img.RefName, "/:@") { // a registry, a path, a tag or a digest
 		return img.RefName, nil
 	}
 	if base == "" {
-		return "", fmt.Errorf("%s is named only by the tag %q (org.opencontainers.image.ref.name): give its repository (--base-name): %w",
+		return "", fmt.Errorf("%s is named only by the tag %q (org.opencontainers.image.ref.name): give its repository (--base-name) or its name (--name): %w",
 			img.Where, img.RefName, errdefs.ErrInvalidArgument)
 	}
 	return base + ":" + img.RefName, nil

@@ -153,10 +153,15 @@ func TestImportPlatformAndNames(t *testing.T) {
 	if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), `only by the tag "1.0"`) {
 		t.Fatalf("tag-only name without a base name: %v", err)
 	}
-	imgs := mustImport(t, im, multi, ImportOptions{BaseName: "registry.example/multi"})
+	// --name names the image in full; the bare tag is then not used.
+	imgs := mustImport(t, im, multi, ImportOptions{Name: "registry.example/named:x"})
+	if !slices.Equal(imgs[0].RepoTags, []string{"registry.example/named:x"}) {
+		t.Fatalf("--name over a tag-only name: %v", imgs[0].RepoTags)
+	}
+	imgs = mustImport(t, im, multi, ImportOptions{BaseName: "registry.example/multi"})
 	idxDigest, _ := idx.Digest()
-	if imgs[0].ID != configID(t, native) || !slices.Equal(imgs[0].RepoTags, []string{"registry.example/multi:1.0"}) ||
-		!slices.Equal(imgs[0].RepoDigests, []string{"registry.example/multi@" + idxDigest.String()}) {
+	if imgs[0].ID != configID(t, native) || !slices.Equal(imgs[0].RepoTags, []string{"registry.example/named:x", "registry.example/multi:1.0"}) ||
+		!slices.Equal(imgs[0].RepoDigests, []string{"registry.example/named@" + idxDigest.String(), "registry.example/multi@" + idxDigest.String()}) {
 		t.Fatalf("multi-platform import: %+v (want ID %s, the index's digest %s)", imgs[0], configID(t, native), idxDigest)
 	}
 
@@ -168,7 +173,7 @@ func TestImportPlatformAndNames(t *testing.T) {
 		t.Fatalf("--name import: %+v", imgs[0])
 	}
 	s := openStore(t, dir, config.Registry{})
-	if old, err := s.Get(configID(t, native)); err != nil || len(old.RepoTags) != 0 || len(old.RepoDigests) != 1 {
+	if old, err := s.Get(configID(t, native)); err != nil || !slices.Equal(old.RepoTags, []string{"registry.example/named:x"}) || len(old.RepoDigests) != 2 {
 		t.Fatalf("the image the tag left: %+v, %v", old, err)
 	}
 	// The same image again under another name: one image, two tags, its
