@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian bookworm packages crib needs. Without arguments: what
 # the daemon needs to build and run (make run). With --test: also what the
-# tests need (make test). Idempotent: packages already present are not
-# fetched again.
+# tests need (make test). With --kind: what make kind needs. Idempotent:
+# packages already present are not fetched again.
 set -euo pipefail
 
 packages=(
@@ -24,8 +24,15 @@ if [[ ${1:-} == --test ]]; then
 		curl # the README's crictl walk-through
 		procps # pgrep, copied into the critest busybox image (test/testregistry)
 	)
+elif [[ ${1:-} == --kind ]]; then
+	packages+=(
+		docker.io # hack/kind.sh: kind's nodes are Docker containers
+		debootstrap # hack/kind-image.sh: the nodes' Debian root
+		containerd # the comparison node image's runtime, and Docker's
+		runc
+	)
 elif [[ -n ${1:-} ]]; then
-	echo "usage: $0 [--test]" >&2
+	echo "usage: $0 [--test|--kind]" >&2
 	exit 2
 fi
 
