@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -16,6 +15,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"k8s.io/klog/v2"
 
+	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/internal/statefile"
 	"github.com/crib-runtime/crib/runtime/shimapi"
 )
@@ -129,6 +129,11 @@ func (m *Manager) Start(ctx context.Context, id string, before ...BeforeExec) (_
 	// the process, stopped before execve, goes without having run
 	// anything.
 	err = m.checkPidTarget(ctx, c)
+	if err == nil {
+		// Before NRI's StartContainer: plugins see the process in the
+		// unit it stays in.
+		err = m.adopt(ctx, shim, c, created)
+	}
 	for _, f := range before {
 		if err == nil {
 			// 0 when a start cut short by a restart is taken up.
@@ -138,6 +143,8 @@ func (m *Manager) Start(ctx context.Context, id string, before ...BeforeExec) (_
 	if err != nil {
 		if _, derr := shim.Delete(ctx, &shimapi.ContainerRequest{Id: id}); derr != nil {
 			err = errors.Join(err, fmt.Errorf("delete from the shim: %w", derr))
+		} else if rerr := m.releaseUnit(context.WithoutCancel(ctx), c); rerr != nil {
+			err = errors.Join(err, rerr)
 		}
 		return "", fmt.Errorf("start container %s: %w", id, err)
 	}
@@ -251,6 +258,12 @@ func (m *Manager) Remove(ctx context.Context, id string) (_ string, retErr error
 			return "", fmt.Errorf("remove container %s: %w", id, err)
 		}
 	}
+	// With the record still there, so that a failure is retried; an
+	// exited container's processes are gone, whatever its shim still
+	// keeps.
+	if err := m.releaseUnit(ctx, c); err != nil {
+		return "", fmt.Errorf("remove container %s: %w", id, err)
+	}
 	// The record goes next: a crash after it leaves only a directory
 	// without a record, which Open removes.
 	if err := os.Remove(filepath.Join(m.containerDir(id), "container.json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -327,7 +340,7 @@ func (m *Manager) killOrphans(c Container, remove bool) error {
 		return nil
 	}
 	// A damaged record must not name the pod's or the kubelet's cgroup.
-	if path.Base(c.Cgroup) != c.ID {
+	if !cgroups.IsLeaf(c.Cgroup, c.ID) {
 		return fmt.Errorf("container %s, whose shim is gone: its cgroup %q is not its own: %w", c.ID, c.Cgroup, errdefs.ErrFailedPrecondition)
 	}
 	do, what := m.Cgroups.Kill, "kill"
@@ -385,6 +398,11 @@ func (m *Manager) UpdateResources(ctx context.Context, id string, r *specs.Linux
 	}
 	data, err := json.Marshal(r)
 	if err != nil {
+		return fmt.Errorf("update container %s: %w", id, err)
+	}
+	// systemd first, then the files: systemd writes its spelling of the
+	// limits, the shim the exact ones.
+	if err := m.updateUnit(ctx, c, r); err != nil {
 		return fmt.Errorf("update container %s: %w", id, err)
 	}
 	// Not started yet (NotFound), the limits go into the spec Start hands

@@ -69,6 +69,9 @@ type Manager struct {
 	// Cgroups, when set, stops and removes the containers of a pod whose
 	// shim is gone through their cgroups; nil leaves them (tests).
 	Cgroups Cgroups
+	// Units, under the systemd cgroup driver, makes each container's
+	// cgroup a scope unit; nil under cgroupfs.
+	Units Units
 
 	// mu guards records, guards, names and usage.
 	mu      sync.Mutex
