@@ -48,6 +48,9 @@ func (m *Manager) steps() []runStep {
 		{"network and after-setup hook", m.networkAndHook, func(ctx context.Context, p *Pod) error {
 			return errors.Join(m.beforeTeardown(ctx, p), m.teardownNetwork(ctx, p))
 		}},
+		// The cgroup step's undo stops the unit, after the hook's has
+		// stopped the pause.
+		{"pause unit", m.adoptPause, nil},
 		// After CNI: per-interface keys (net.ipv4.conf.eth0.*) name the
 		// pod's interfaces, as runc writes them at container start.
 		{"sysctls", func(_ context.Context, p *Pod, _ *Config) error { return applySysctls(p) }, nil},
@@ -253,13 +256,15 @@ func (m *Manager) createCgroup(_ context.Context, p *Pod, _ *Config) error {
 }
 
 // removeCgroup removes the pod's cgroup, then the ancestors it created,
-// deepest first, unless another pod still lives under them.
-func (m *Manager) removeCgroup(_ context.Context, p *Pod) error {
+// deepest first, unless another pod still lives under them. Under the
+// systemd driver each one's unit is stopped once its cgroup is gone: the
+// pause's scope, and slices systemd made when crib's scopes named them.
+func (m *Manager) removeCgroup(ctx context.Context, p *Pod) error {
 	if m.Cgroups == nil {
 		return nil
 	}
 	if p.Cgroup != "" {
-		if err := m.Cgroups.Remove(p.Cgroup); err != nil {
+		if err := m.removeUnitCgroup(ctx, p.Cgroup); err != nil {
 			return err
 		}
 	}
@@ -269,11 +274,31 @@ func (m *Manager) removeCgroup(_ context.Context, p *Pod) error {
 				return nil
 			}
 		}
-		if err := m.Cgroups.Remove(dir); err != nil {
+		if err := m.removeUnitCgroup(ctx, dir); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func (m *Manager) removeUnitCgroup(ctx context.Context, dir string) error {
+	if err := m.Cgroups.Remove(dir); err != nil {
+		return err
+	}
+	if m.Units == nil {
+		return nil
+	}
+	return m.Units.Release(ctx, dir)
+}
+
+// adoptPause makes the pause's cgroup a unit once the pause runs (it is
+// crib's own code, confined before it runs: nothing of a user's runs
+// before the unit exists).
+func (m *Manager) adoptPause(ctx context.Context, p *Pod, _ *Config) error {
+	if m.Units == nil || p.Cgroup == "" || p.PausePID == 0 {
+		return nil
+	}
+	return m.Units.Adopt(ctx, p.Cgroup, p.PausePID, nil)
 }
 
 func (m *Manager) mountShm(_ context.Context, p *Pod, c *Config) error {

@@ -12,6 +12,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/internal/sysctl"
 	"github.com/crib-runtime/crib/sandbox/cni"
 	"github.com/crib-runtime/crib/sandbox/nsfs"
@@ -27,6 +28,15 @@ type Cgroups interface {
 	Remove(path string) error
 	// Exists reports whether path is a cgroup.
 	Exists(path string) bool
+}
+
+// Units hands the pod's cgroups to the node's service manager under the
+// systemd cgroup driver (cgroups/systemd.Units).
+type Units interface {
+	// Adopt makes cgroup, where pid was born, a unit holding it.
+	Adopt(ctx context.Context, cgroup string, pid int, r *cgroups.Resources) error
+	// Release stops and forgets the unit of cgroup; none is no error.
+	Release(ctx context.Context, cgroup string) error
 }
 
 // Network attaches pods to the pod network and detaches them: cni.Network.
@@ -50,6 +60,10 @@ type Manager struct {
 	StateDir string
 	// Cgroups makes the pod's cgroup; nil means pods get none.
 	Cgroups Cgroups
+	// Units, under the systemd cgroup driver, makes the pause's cgroup a
+	// scope unit and stops the units of what Remove removes; nil under
+	// cgroupfs.
+	Units Units
 	// Network is the CNI network; nil refuses pods not on the host network.
 	Network Network
 	// HostResolvConf and HostHosts are the node's files that pods copy
@@ -95,9 +109,13 @@ type Config struct {
 	PortMappings         []cni.PortMapping
 	Bandwidth            *cni.Bandwidth
 	// CgroupParent is the absolute, clean cgroup path the pod's cgroup
-	// goes under (cri/ resolves it with cgroups.Paths.Parent); "" means
+	// goes under (cri/ resolves it with cgroups.Paths.Pod); "" means
 	// no pod cgroup.
 	CgroupParent string
+	// Cgroup is the pod's own cgroup in CgroupParent, where its pause
+	// runs (cgroups.Paths.Leaf: a scope under the systemd driver); ""
+	// means <CgroupParent>/<ID>.
+	Cgroup string
 	// ShmSize is the size of the pod's /dev/shm in bytes; 0 means 64 MiB.
 	ShmSize        int64
 	Sysctls        map[string]string
@@ -169,6 +187,9 @@ func (c *Config) validate() (map[string]string, error) {
 	if c.CgroupParent != "" && (!path.IsAbs(c.CgroupParent) || path.Clean(c.CgroupParent) != c.CgroupParent) {
 		return nil, invalidf("cgroup parent %q: must be an absolute, clean path", c.CgroupParent)
 	}
+	if c.Cgroup != "" && (c.CgroupParent == "" || path.Dir(c.Cgroup) != c.CgroupParent || path.Clean(c.Cgroup) != c.Cgroup) {
+		return nil, invalidf("pod cgroup %q: must be a clean path directly in the cgroup parent %q", c.Cgroup, c.CgroupParent)
+	}
 	return sysctl.Validate(c.Sysctls, c.HostNetwork, c.HostIPC)
 }
 
@@ -223,7 +244,10 @@ func (m *Manager) newPod(c *Config, sysctls map[string]string) (*Pod, error) {
 		// and CRI-O place them. A pod without a pause gets none: on a v1
 		// host it would be an empty directory in every hierarchy (a
 		// memory cgroup costs per-CPU state) for the pod's life.
-		p.Cgroup = path.Join(c.CgroupParent, c.ID)
+		p.Cgroup = c.Cgroup
+		if p.Cgroup == "" {
+			p.Cgroup = path.Join(c.CgroupParent, c.ID)
+		}
 	}
 	if c.UserMaps != nil {
 		p.UserNS = filepath.Join(dir, "ns", string(nsfs.User))
