@@ -147,13 +147,17 @@ func (s *Server) specInput(ctx context.Context, id string, pod PodInfo, imageID 
 	if warning != nil {
 		klog.FromContext(ctx).Info("RDT class not applied", "containerID", id, "reason", warning.Error())
 	}
+	cgroup, err := s.cgroupPaths().Leaf(pod.CgroupParent, id)
+	if err != nil {
+		return spec.Input{}, fmt.Errorf("create container %q: %w", cfg.GetMetadata().GetName(), err)
+	}
 	in := spec.Input{
 		ID: id, SandboxID: pod.ID, Config: cfg, Sandbox: sandboxConfig(pod, req.GetSandboxConfig()),
 		Image: spec.ImageConfig{Entrypoint: rc.Entrypoint, Cmd: rc.Cmd, Env: rc.Env, WorkingDir: rc.WorkingDir,
 			User: rc.User, StopSignal: rc.StopSignal, Volumes: rc.Volumes},
 		ImageName: cfg.GetImage().GetImage(),
 		NetNS:     pod.NetNS, IPCNS: pod.IPCNS, UTSNS: pod.UTSNS, PidNS: pod.PidNS, UserNS: pod.UserNS,
-		CgroupsPath:  filepath.Join(pod.CgroupParent, id),
+		CgroupsPath:  cgroup,
 		HostnamePath: pod.HostnamePath, HostsPath: pod.HostsPath, ResolvPath: pod.ResolvPath, ShmPath: pod.ShmPath,
 		RDTClass:     class,
 		Nofile:       s.nofile,

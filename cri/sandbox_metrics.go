@@ -106,7 +106,7 @@ func (s *Server) ownsParent(pod *sandbox.Pod, all []*sandbox.Pod) bool {
 	if pod.CgroupParent == "" {
 		return false
 	}
-	if root, err := (cgroups.Paths{Root: s.opts.CgroupRoot}).Parent(""); err == nil && pod.CgroupParent == root {
+	if root, err := s.cgroupPaths().Parent(""); err == nil && pod.CgroupParent == root {
 		return false
 	}
 	for _, o := range all {

@@ -3,7 +3,6 @@ package cri
 import (
 	"context"
 	"fmt"
-	"path"
 	"slices"
 	"strings"
 
@@ -34,7 +33,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *criapi.RunPodSandboxReq
 	if err := spec.PodLSM(req.GetConfig().GetLinux().GetSecurityContext(), s.lsm); err != nil {
 		return nil, fmt.Errorf("run pod sandbox: %w", err)
 	}
-	c, err := toSandboxConfig(req.GetConfig(), cgroups.Paths{Driver: s.opts.CgroupDriver, Root: s.opts.CgroupRoot})
+	c, err := toSandboxConfig(req.GetConfig(), s.cgroupPaths())
 	if err != nil {
 		return nil, err
 	}
@@ -86,16 +85,18 @@ func toSandboxConfig(cfg *criapi.PodSandboxConfig, paths cgroups.Paths) (sandbox
 		return sandbox.Config{}, fmt.Errorf("run pod sandbox: %w", err)
 	}
 	// A pod without a parent (crictl sends none) gets a level of its own
-	// under crib's root, pod<id>, as the kubelet gives each pod pod<uid>:
-	// its containers and nothing else are below it, so the pod's stats,
-	// metrics and teardown work as under the kubelet.
+	// under crib's root, pod<id> (a slice, crib-pod<id>.slice, under
+	// systemd), as the kubelet gives each pod pod<uid>: its containers
+	// and nothing else are below it, so the pod's stats, metrics and
+	// teardown work as under the kubelet.
 	id := runtime.NewID()
-	parent, err := paths.Parent(cfg.GetLinux().GetCgroupParent())
+	parent, err := paths.Pod(cfg.GetLinux().GetCgroupParent(), id)
 	if err != nil {
 		return sandbox.Config{}, fmt.Errorf("run pod sandbox: %w", err)
 	}
-	if cfg.GetLinux().GetCgroupParent() == "" {
-		parent = path.Join(parent, "pod"+id)
+	podCgroup, err := paths.Leaf(parent, id)
+	if err != nil {
+		return sandbox.Config{}, fmt.Errorf("run pod sandbox: %w", err)
 	}
 	overhead, err := optionalResources(cfg.GetLinux().GetOverhead())
 	if err != nil {
@@ -115,7 +116,7 @@ func toSandboxConfig(cfg *criapi.PodSandboxConfig, paths cgroups.Paths) (sandbox
 		HostPID:      ns.GetPid() == criapi.NamespaceMode_NODE,
 		Privileged:   cfg.GetLinux().GetSecurityContext().GetPrivileged(),
 		Seccomp:      seccomp,
-		CgroupParent: parent, ShmSize: defaultShmSize,
+		CgroupParent: parent, Cgroup: podCgroup, ShmSize: defaultShmSize,
 		Sysctls: cfg.GetLinux().GetSysctls(), LogDir: cfg.GetLogDirectory(),
 		UserMaps: userMaps, Overhead: overhead, Resources: resources,
 	}

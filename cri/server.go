@@ -13,6 +13,7 @@ import (
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/cri/spec"
 	"github.com/crib-runtime/crib/internal/lsm"
 	"github.com/crib-runtime/crib/nri"
@@ -166,6 +167,11 @@ func boundingSet() []string {
 		}
 	}
 	return nil
+}
+
+// cgroupPaths are the cgroup path rules of crib's configured driver.
+func (s *Server) cgroupPaths() cgroups.Paths {
+	return cgroups.Paths{Driver: s.opts.CgroupDriver, Root: s.opts.CgroupRoot}
 }
 
 // UseStreams sets the streaming server that Exec and PortForward answer with.
