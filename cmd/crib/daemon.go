@@ -138,10 +138,18 @@ func serve(ctx context.Context, cfg config.Config, configPath, mountinfo string)
 	if err != nil {
 		return err
 	}
+	units, err := openUnits(ctx, logger, cfg, cg)
+	if err != nil {
+		return err
+	}
+	if units != nil {
+		defer units.Close()
+	}
 	pods, shims, containers, err := openPods(cfg, network, cg, shimSrc, mountinfo, m)
 	if err != nil {
 		return err
 	}
+	useUnits(units, pods, containers)
 	// After the container records: they pin the layers of removed images,
 	// which the store's first collection must leave.
 	images, dropped, err := image.Open(filepath.Join(cfg.Root, "images"), cfg.Registry, cfg.Image, image.NodePlatform(), containers)

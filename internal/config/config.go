@@ -50,10 +50,16 @@ type Config struct {
 	State string `toml:"state" json:"state"`
 	// LogLevel is klog's verbosity (-v): 2 logs state changes, 4 steps, 6 bodies.
 	LogLevel int `toml:"log_level" json:"logLevel"`
-	// CgroupDriver is reported to the kubelet by RuntimeConfig.
+	// CgroupDriver is how crib places cgroups, reported to the kubelet by
+	// RuntimeConfig (which must match its own --cgroup-driver):
+	// "cgroupfs" writes the cgroup tree alone; "systemd" takes slice
+	// names as pod parents and makes each container's cgroup a systemd
+	// scope (cgroups/systemd), refused where systemd is not running.
 	CgroupDriver string `toml:"cgroup_driver" json:"cgroupDriver"`
 	// CgroupRoot is the cgroup parent of pods that come without one (what
-	// crictl sends by default), and the base of relative parents.
+	// crictl sends by default), and the base of relative parents. Under
+	// the systemd driver it is a slice's path, the default "/crib" meaning
+	// "/crib.slice" (checked when the daemon starts, by cgroups.Paths).
 	CgroupRoot string `toml:"cgroup_root" json:"cgroupRoot"`
 	// RuntimeHandlers name runtime handlers besides the default ("") that
 	// RuntimeClass objects may name (the node e2e suite's "test-handler"):

@@ -69,6 +69,26 @@ func nriViolation(p, imp string) string {
 	return ""
 }
 
+// systemdPkg is the one package that speaks D-Bus to systemd (the systemd
+// cgroup driver); the daemon alone links it, one connection per node, not
+// the shim, which every pod pays for. (The shim links godbus's package
+// all the same, unused, through github.com/opencontainers/cgroups, which
+// cgroups imports for its memory+swap conversion.)
+const systemdPkg = "cgroups/systemd"
+
+// dbusModule says whether imp is of the D-Bus libraries.
+func dbusModule(imp string) bool {
+	return strings.HasPrefix(imp, "github.com/godbus/dbus") || strings.HasPrefix(imp, "github.com/coreos/go-systemd")
+}
+
+// dbusViolation says why p may not import imp (a full import path), or "".
+func dbusViolation(p, imp string) string {
+	if dbusModule(imp) && p != systemdPkg && tree(p) != "test" {
+		return fmt.Sprintf("%s imports %s: only %s talks to systemd", p, imp, systemdPkg)
+	}
+	return ""
+}
+
 func tree(p string) string { first, _, _ := strings.Cut(p, "/"); return first }
 
 type pkg struct {
@@ -120,6 +140,9 @@ func TestImportDirection(t *testing.T) {
 			if bad1 := nriViolation(p.ImportPath, imp); bad1 != "" {
 				bad = append(bad, bad1)
 			}
+			if bad1 := dbusViolation(p.ImportPath, imp); bad1 != "" {
+				bad = append(bad, bad1)
+			}
 			q, ok := strings.CutPrefix(imp, module)
 			if !ok {
 				continue
@@ -136,7 +159,8 @@ func TestImportDirection(t *testing.T) {
 				if strings.HasPrefix(d, "k8s.io/cri-api/") || d == module+"cri" || strings.HasPrefix(d, module+"cri/") ||
 					d == module+metricsPkg || strings.HasPrefix(d, "github.com/prometheus/") ||
 					d == module+cdiPkg || strings.HasPrefix(d, cdiModule) ||
-					d == module+"nri" || strings.HasPrefix(d, module+"nri/") || strings.HasPrefix(d, nriModule+"/") || strings.HasPrefix(d, "github.com/tetratelabs/wazero") {
+					d == module+"nri" || strings.HasPrefix(d, module+"nri/") || strings.HasPrefix(d, nriModule+"/") || strings.HasPrefix(d, "github.com/tetratelabs/wazero") ||
+					d == module+systemdPkg {
 					bad = append(bad, fmt.Sprintf("%s (the shim) depends on %s", p.ImportPath, d))
 				}
 			}
@@ -280,6 +304,24 @@ func TestPromViolation(t *testing.T) {
 		{"cri", "google.golang.org/grpc", false},
 	} {
 		if got := promViolation(tc.p, tc.imp) != ""; got != tc.bad {
+			t.Errorf("%s imports %s: violation %v, want %v", tc.p, tc.imp, got, tc.bad)
+		}
+	}
+}
+
+func TestDBusViolation(t *testing.T) {
+	for _, tc := range []struct {
+		p, imp string
+		bad    bool
+	}{
+		{"cgroups/systemd", "github.com/coreos/go-systemd/v22/dbus", false},
+		{"cgroups/systemd", "github.com/godbus/dbus/v5", false},
+		{"cgroups", "github.com/godbus/dbus/v5", true},
+		{"runtime/shim", "github.com/coreos/go-systemd/v22/dbus", true},
+		{"cmd/crib", "github.com/coreos/go-systemd/v22/dbus", true},
+		{"cmd/crib", "github.com/crib-runtime/crib/cgroups/systemd", false},
+	} {
+		if got := dbusViolation(tc.p, tc.imp) != ""; got != tc.bad {
 			t.Errorf("%s imports %s: violation %v, want %v", tc.p, tc.imp, got, tc.bad)
 		}
 	}
