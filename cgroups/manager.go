@@ -55,6 +55,20 @@ type Manager interface {
 	Mode() Mode
 }
 
+// OOMWatcher is what the cgroup1 and cgroup2 managers offer beside
+// Manager: OOM kills as they happen, for a cgroup that someone else may
+// remove as soon as its last process is gone (a systemd scope: systemd
+// prunes its cgroup about a millisecond after it empties, before the
+// exit path can read OOMKills). containerd's and CRI-O's shims learn of
+// OOM kills the same way.
+type OOMWatcher interface {
+	// WatchOOM calls seen, on a goroutine of its own, each time path
+	// reports an OOM kill (v2: memory.events' oom_kill grew) or, on v1,
+	// an OOM (the memory.oom_control event, as containerd takes it),
+	// until stop is called or path is removed.
+	WatchOOM(path string, seen func()) (stop func(), err error)
+}
+
 // Placement holds the files through which a new process enters a cgroup
 // as it starts, instead of being moved there by a write of its pid: moving
 // another process takes the kernel's global threadgroup lock, whose first

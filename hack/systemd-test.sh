@@ -14,9 +14,11 @@
 # host run the test directly instead.
 #
 #   sudo hack/systemd-test.sh            # ROOTFS=/var/cache/crib-kind/rootfs-try
+#   sudo hack/systemd-test.sh sh -c '…'  # another command there instead
 set -euo pipefail
 
 ROOTFS=${ROOTFS:-/var/cache/crib-kind/rootfs-try}
+cmd=("$@")
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 [ -x "$ROOTFS/lib/systemd/systemd" ] || { echo "$ROOTFS has no systemd" >&2; exit 1; }
 if [ -d /run/systemd/system ]; then
@@ -138,5 +140,10 @@ done
 echo "systemd pid $sd_pid ($state):" >&2
 nsenter -t "$sd_pid" -a systemctl --version | head -1 >&2
 nsenter -t "$sd_pid" -a systemctl --failed --no-legend >&2 || true
+if [ ${#cmd[@]} -gt 0 ]; then
+	# Another command in the same place (a look at systemd's behaviour).
+	nsenter -t "$sd_pid" -a systemd-run --scope --quiet --collect -- "${cmd[@]}"
+	exit
+fi
 nsenter -t "$sd_pid" -a env CRIB_SYSTEMD_TEST=1 systemd-run --scope --quiet --collect -- \
 	/crib-systemd.test -test.run 'TestSystemdScope' -test.v -test.count=1

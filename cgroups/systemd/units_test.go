@@ -248,7 +248,9 @@ func TestAdoptElsewhere(t *testing.T) {
 // fakeBusNoPID is systemd that has the pid somewhere else.
 type fakeBusNoPID struct{ *fakeBus }
 
-func (f *fakeBusNoPID) GetUnitNameByPID(context.Context, uint32) (string, error) { return "init.scope", nil }
+func (f *fakeBusNoPID) GetUnitNameByPID(context.Context, uint32) (string, error) {
+	return "init.scope", nil
+}
 
 func TestAdoptJobFails(t *testing.T) {
 	bus := newFakeBus()

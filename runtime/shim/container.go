@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -22,9 +23,14 @@ import (
 type container struct {
 	id      string
 	cgroup  string
-	class   string        // RDT class, "" for none
-	file    string        // the state file
-	oomBase uint64        // the cgroup's OOM kills when it was created
+	class   string // RDT class, "" for none
+	file    string // the state file
+	oomBase uint64 // the cgroup's OOM kills when it was created
+	// oomSeen is set when an OOM kill is heard as it happens (watchOOM):
+	// a systemd scope's cgroup is gone before the exit path reads it.
+	oomSeen atomic.Bool
+	// stopOOM ends that watch; nil when there is none.
+	stopOOM func()
 	done    chan struct{} // closed once exited and recorded
 	// cleaned is closed once the exit path has tried to remove the cgroup.
 	cleaned chan struct{}

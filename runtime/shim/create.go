@@ -116,6 +116,10 @@ func (s *service) create(ctx context.Context, r *shimapi.CreateRequest, spec *sp
 	if c.oomBase, err = s.cg.OOMKills(c.cgroup); err != nil {
 		return nil, err
 	}
+	if err := s.watchOOM(c); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() error { c.endOOMWatch(); return nil })
 	if r.LogPath != "" {
 		if c.log, err = crilog.Open(r.LogDir, r.LogPath); err != nil {
 			return nil, err
@@ -409,10 +413,11 @@ func (s *service) recordExit(c *container, ws unix.WaitStatus, finished time.Tim
 		s.logger.V(2).Info("Could not kill what the container left", "containerID", c.id, "err", err)
 	}
 	drain(&c.copiers, c.outputs)
-	oom := false
+	oom := c.oomSeen.Load()
 	if n, err := s.cg.OOMKills(c.cgroup); err == nil && n > c.oomBase {
 		oom = true
 	}
+	c.endOOMWatch()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	was := c.rec.Status
