@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/cgroups/internal/cgfs"
 )
 
@@ -255,4 +256,19 @@ func (tr *Tree) Remove(mnt, cg, file string) {
 func (tr *Tree) Exists(mnt, cg string) bool {
 	_, err := os.Stat(Path(mnt, cg))
 	return err == nil
+}
+
+// HostFile reads file of controller in cgroup cg on the real host, for
+// integration tests; the hierarchy is the unified one on v2 hosts.
+func HostFile(t testing.TB, host *cgroups.Host, controller, cg, file string) string {
+	t.Helper()
+	dir := host.Unified
+	if host.Mode != cgroups.ModeUnified {
+		dir = host.V1Controllers()[controller]
+	}
+	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(cg), file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }

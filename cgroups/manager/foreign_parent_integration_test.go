@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/crib-runtime/crib/cgroups"
+	"github.com/crib-runtime/crib/cgroups/cgroupstest"
 )
 
 // TestHostForeignEmptyCpusetParent puts a container below a parent that
@@ -52,9 +53,9 @@ func TestHostForeignEmptyCpusetParent(t *testing.T) {
 		return
 	}
 	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
-		want := cgroupFile(t, host, "cpuset", "", f)
+		want := cgroupstest.HostFile(t, host, "cpuset", "", f)
 		for _, cg := range []string{root, root + "/foreign", root + "/foreign/pod", c} {
-			if got := cgroupFile(t, host, "cpuset", cg, f); got != want {
+			if got := cgroupstest.HostFile(t, host, "cpuset", cg, f); got != want {
 				t.Errorf("%s %s = %q, want the root's %q", cg, f, got, want)
 			}
 		}

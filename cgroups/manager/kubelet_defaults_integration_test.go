@@ -13,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/crib-runtime/crib/cgroups"
+	"github.com/crib-runtime/crib/cgroups/cgroupstest"
 	"github.com/crib-runtime/crib/cgroups/manager"
 	"github.com/crib-runtime/crib/cgroups/ocires"
 )
@@ -183,7 +184,7 @@ func checkKubeletFiles(t *testing.T, host *cgroups.Host, c string, spec *specs.L
 		}
 	}
 	for k, v := range want {
-		if got := cgroupFile(t, host, k[0], c, k[1]); got != v {
+		if got := cgroupstest.HostFile(t, host, k[0], c, k[1]); got != v {
 			t.Errorf("%s %s = %q, want %q", c, k[1], got, v)
 		}
 	}

@@ -271,17 +271,3 @@ func mountpoints(host *cgroups.Host) []string {
 	}
 	return mnts
 }
-
-// cgroupFile reads file of controller in cgroup cg on the real host.
-func cgroupFile(t *testing.T, host *cgroups.Host, controller, cg, file string) string {
-	t.Helper()
-	dir := host.Unified
-	if host.Mode != cgroups.ModeUnified {
-		dir = host.V1Controllers()[controller]
-	}
-	b, err := os.ReadFile(dir + cg + "/" + file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(b))
-}

@@ -16,6 +16,7 @@ import (
 	sd "github.com/coreos/go-systemd/v22/dbus"
 
 	"github.com/crib-runtime/crib/cgroups"
+	"github.com/crib-runtime/crib/cgroups/cgroupstest"
 	"github.com/crib-runtime/crib/cgroups/manager"
 )
 
@@ -122,18 +123,18 @@ func TestSystemdScope(t *testing.T) {
 		t.Errorf("unit %s: %v", scope, pick(unit, memory, "DevicePolicy", "DeviceAllow"))
 	}
 	// The files hold crib's exact values, not systemd's rounded quota.
-	if got := cgroupFile(t, host, "pids", cgroup, "pids.max"); got != "64" {
+	if got := cgroupstest.HostFile(t, host, "pids", cgroup, "pids.max"); got != "64" {
 		t.Errorf("pids.max %q, want 64", got)
 	}
 	if host.Mode == cgroups.ModeUnified {
-		if got := cgroupFile(t, host, "cpu", cgroup, "cpu.max"); got != "12345 100000" {
+		if got := cgroupstest.HostFile(t, host, "cpu", cgroup, "cpu.max"); got != "12345 100000" {
 			t.Errorf("cpu.max %q", got)
 		}
 	} else {
-		if got := cgroupFile(t, host, "cpu", cgroup, "cpu.cfs_quota_us"); got != "12345" {
+		if got := cgroupstest.HostFile(t, host, "cpu", cgroup, "cpu.cfs_quota_us"); got != "12345" {
 			t.Errorf("cpu.cfs_quota_us %q", got)
 		}
-		got := strings.Split(cgroupFile(t, host, "devices", cgroup, "devices.list"), "\n")
+		got := strings.Split(cgroupstest.HostFile(t, host, "devices", cgroup, "devices.list"), "\n")
 		if slices.Sort(got); !slices.Equal(got, []string{"c 136:* rw", "c 1:3 rwm"}) {
 			t.Errorf("devices.list %q", got)
 		}
@@ -155,7 +156,7 @@ func TestSystemdScope(t *testing.T) {
 	if unit["TasksMax"] != uint64(128) || unit[memory] != uint64(128<<20) {
 		t.Errorf("after the update: %v", pick(unit, "TasksMax", memory))
 	}
-	if got := cgroupFile(t, host, "pids", cgroup, "pids.max"); got != "128" {
+	if got := cgroupstest.HostFile(t, host, "pids", cgroup, "pids.max"); got != "128" {
 		t.Errorf("pids.max %q after the update, want 128", got)
 	}
 	// Adopted again (a start taken up after a restart): nothing to do.
@@ -236,18 +237,4 @@ func pick(m map[string]any, keys ...string) map[string]any {
 		out[k] = m[k]
 	}
 	return out
-}
-
-// cgroupFile reads file of cg in controller's hierarchy.
-func cgroupFile(t *testing.T, host *cgroups.Host, controller, cg, file string) string {
-	t.Helper()
-	dir := host.Unified
-	if host.Mode != cgroups.ModeUnified {
-		dir = host.V1Controllers()[controller]
-	}
-	b, err := os.ReadFile(filepath.Join(dir, cg, file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(b))
 }
