@@ -182,6 +182,8 @@ func TestSystemdScope(t *testing.T) {
 		t.Error(err)
 	}
 
+	oomInScope(ctx, t, files, units, dir, id+"oom")
+
 	// Removal: crib kills and removes, then the unit stops; the slice
 	// the test made goes the same way, and nothing is left.
 	if err := files.Remove(cgroup); err != nil {
@@ -197,7 +199,7 @@ func TestSystemdScope(t *testing.T) {
 	if err := units.Release(ctx, dir); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{scope, cgroups.ScopeName(id + "x"), slice} {
+	for _, name := range []string{scope, cgroups.ScopeName(id + "x"), cgroups.ScopeName(id + "oom"), slice} {
 		u, err := look.GetUnitPropertiesContext(ctx, name)
 		if err == nil && (u["ActiveState"] != "inactive" || u["LoadState"] == "loaded" && u["SubState"] != "dead") {
 			t.Errorf("unit %s left: %v", name, pick(u, "LoadState", "ActiveState", "SubState"))
@@ -237,4 +239,60 @@ func pick(m map[string]any, keys ...string) map[string]any {
 		out[k] = m[k]
 	}
 	return out
+}
+
+// oomInScope: a process of a scope is OOM-killed; systemd stops the scope
+// and removes its cgroup as soon as it is empty, and the kill was heard
+// all the same (cgroups.OOMWatcher, what the shim relies on).
+func oomInScope(ctx context.Context, t *testing.T, files manager.Manager, units *Units, dir, id string) {
+	t.Helper()
+	cgroup, _ := cgroups.Paths{Driver: cgroups.DriverSystemd}.Leaf(dir, id)
+	r := &cgroups.Resources{MemoryMaxBytes: ptr(int64(16 << 20)), MemorySwapMaxBytes: ptr(int64(0))}
+	if err := files.Create(cgroup, r); err != nil {
+		t.Fatal(err)
+	}
+	seen := make(chan struct{}, 16)
+	stop, err := files.(cgroups.OOMWatcher).WatchOOM(cgroup, func() { seen <- struct{}{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	hog := exec.Command("sh", "-c", `read go; x=.........................................; while :; do x="$x$x"; done`)
+	in, err := hog.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hog.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = hog.Process.Kill(); _ = hog.Wait() }()
+	if err := files.AddProc(cgroup, hog.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := units.Adopt(ctx, cgroup, hog.Process.Pid, r); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = in.Write([]byte("go\n"))
+	if err := hog.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Errorf("the hog under 16 MiB: %v, want killed", err)
+	}
+	select {
+	case <-seen:
+	case <-time.After(5 * time.Second):
+		t.Error("the OOM kill in the scope was not heard")
+	}
+	// systemd's doing, not crib's: nobody here removed it. (On v1 it
+	// removes the hierarchies it manages, memory among them, and leaves
+	// cpuset's and freezer's to crib.)
+	gone := false
+	for deadline := time.Now().Add(5 * time.Second); !gone && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		_, err := files.OOMKills(cgroup)
+		gone = err != nil
+	}
+	if !gone {
+		t.Errorf("systemd left the cgroup of the emptied scope %s", cgroup)
+	}
+	if err := errors.Join(files.Remove(cgroup), units.Release(ctx, cgroup)); err != nil {
+		t.Error(err)
+	}
 }
