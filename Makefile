@@ -1,7 +1,9 @@
 # crib: `make run` starts the daemon, `make test` runs every test (as root).
 GO        ?= go
 BIN       := bin/crib
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
+# A semantic version, as the kubelet parses it for its node status: a release
+# tag, else 0.1.0-dev with the commit as build metadata.
+VERSION   ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null || echo 0.1.0-dev+$$(git describe --always --dirty 2>/dev/null | tr - .))
 # Static, so every re-exec (init, pause) skips the dynamic loader and a pause
 # process costs ~130 kB instead of ~1 MB of mapped libraries.
 LDFLAGS   := -X main.version=$(VERSION) -extldflags=-static

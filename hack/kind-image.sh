@@ -5,13 +5,14 @@
 # (Debian's), and the control plane's images built from their Go modules
 # (hack/kind/mkimage) and preloaded.
 #
-#   hack/kind-image.sh crib        crib-node:$VERSION; crib and its shim as a
+#   hack/kind-image.sh crib        crib-node:TAG; crib and its shim as a
 #                                  systemd service, the images in crib's store
-#   hack/kind-image.sh containerd  containerd-node:$VERSION; Debian's
+#   hack/kind-image.sh containerd  containerd-node:TAG; Debian's
 #                                  containerd + runc, for comparison; the images
 #                                  are imported when the node boots
 #
-# Docker must be up (hack/kind.sh docker-up; DOCKER_HOST overrides its socket).
+# TAG is CRIB_KIND_TAG, else the commit (git describe). Docker must be up
+# (hack/kind.sh docker-up; DOCKER_HOST overrides its socket).
 # Outputs and caches live in _output/kind (the debootstrapped roots are kept:
 # rm -r _output/kind/cache to start over).
 set -euo pipefail
@@ -24,7 +25,7 @@ k8s_version=v1.37.2
 # hack/kind.sh's Docker daemon, and Debian's client of the same release.
 export DOCKER_HOST=${DOCKER_HOST:-unix:///run/crib-kind/docker.sock}
 export PATH=/usr/bin:/usr/sbin:$PATH
-version=${VERSION:-$(git -C "$repo" describe --tags --always --dirty 2>/dev/null || echo dev)}
+version=${CRIB_KIND_TAG:-$(git -C "$repo" describe --always --dirty 2>/dev/null || echo dev)}
 
 log() { echo "kind-image: $*" >&2; }
 die() {

@@ -31,7 +31,7 @@ export PATH=/usr/bin:/usr/sbin:$PATH
 # The nodes' network: a Docker bridge on an address range of its own.
 network=kind
 subnet=${CRIB_KIND_SUBNET:-172.29.0.0/24}
-version=${VERSION:-$(git -C "$repo" describe --tags --always --dirty 2>/dev/null || echo dev)}
+version=${CRIB_KIND_TAG:-$(git -C "$repo" describe --always --dirty 2>/dev/null || echo dev)}
 kind=$out/bin/kind
 
 log() { echo "kind: $*" >&2; }
@@ -138,11 +138,11 @@ check_cluster() {
 	k() { "$kind" export kubeconfig --name "$name" --kubeconfig "$out/$name.kubeconfig" >/dev/null 2>&1 && kubectl --kubeconfig "$out/$name.kubeconfig" "$@"; }
 	kubectl() { "$repo/_output/clients/kubectl" "$@"; }
 	k wait --for=condition=Ready nodes --all --timeout=5m >/dev/null || { dump "$name"; die "$name: nodes not Ready"; }
-	local want=$runtime
-	[[ $runtime == crib ]] && want=crib
+	# The kubelet writes RUNTIME://Unknown when the runtime's version is not
+	# a semantic version.
 	local runtimes
 	runtimes=$(k get nodes -o jsonpath='{range .items[*]}{.status.nodeInfo.containerRuntimeVersion}{"\n"}{end}')
-	[[ $(grep -c "^$want://" <<<"$runtimes") == "$nodes" ]] || die "$name: nodes report runtimes: $runtimes"
+	[[ $(grep -c "^$runtime://[0-9]" <<<"$runtimes") == "$nodes" ]] || die "$name: nodes report runtimes: $runtimes"
 	k -n kube-system rollout status daemonset/kube-proxy --timeout=5m >/dev/null || { dump "$name"; die "$name: kube-proxy not running"; }
 	k -n kube-system rollout status deployment/coredns --timeout=5m >/dev/null || { dump "$name"; die "$name: CoreDNS not running"; }
 	k get nodes -o wide >&2
