@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
@@ -110,6 +111,9 @@ type Server struct {
 	podLocks podLocks
 	// nri relays events to NRI plugins; nil when NRI is disabled.
 	nri *nri.NRI
+	// podCIDRs is the node's pod CIDRs the kubelet last sent
+	// (UpdateRuntimeConfig), nil before it sent any.
+	podCIDRs atomic.Pointer[string]
 }
 
 // Services are what the CRI handlers drive.
