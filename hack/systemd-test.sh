@@ -13,11 +13,11 @@
 # inside: systemd 252 mounts the cgroup2 hierarchy itself); on a systemd
 # host run the test directly instead.
 #
-#   sudo hack/systemd-test.sh            # ROOTFS=/var/cache/crib-kind/rootfs-try
+#   sudo ROOTFS=DIR hack/systemd-test.sh   # DIR: a debootstrapped root with systemd
 #   sudo hack/systemd-test.sh sh -c '…'  # another command there instead
 set -euo pipefail
 
-ROOTFS=${ROOTFS:-/var/cache/crib-kind/rootfs-try}
+ROOTFS=${ROOTFS:?set ROOTFS to a Debian root with systemd and dbus, e.g. debootstrap --variant=minbase --include=systemd,dbus bookworm DIR}
 cmd=("$@")
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 [ -x "$ROOTFS/lib/systemd/systemd" ] || { echo "$ROOTFS has no systemd" >&2; exit 1; }
