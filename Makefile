@@ -18,7 +18,7 @@ TESTFLAGS ?=
 # Tests that need root or a kernel feature fail instead of skipping.
 export CRIB_TEST_STRICT ?= 1
 
-.PHONY: all build run test test-host test-vm test-unit clients cluster bench leak soak faults fuzz conformance tools generate verify deps test-deps clean help
+.PHONY: all build run test test-host test-vm test-unit clients cluster kind bench leak soak faults fuzz conformance tools generate verify deps test-deps clean help
 
 all: build
 
@@ -63,6 +63,11 @@ cluster: test-deps ## The local cluster's e2e tests, not in make test (test/clus
 	hack/local-cluster.sh build
 	$(GO) vet -tags cluster ./test/cluster/
 	CRIB_CLUSTER_NO_BUILD=1 $(GO) test -tags cluster -count=1 -timeout 20m $(TESTFLAGS) ./test/cluster/
+
+kind: ## kind clusters on crib and, for comparison, Debian's containerd (hack/kind.sh all): a Docker daemon of their own, both node images built offline, a 1-node and a 3-node cluster of each, the Kubernetes e2e subset on the 3-node ones, everything torn down (root; docs/conformance.md)
+	@test "$$(id -u)" = 0 || { echo "make kind needs root (Docker, debootstrap)"; exit 1; }
+	hack/install-deps.sh --kind
+	hack/kind.sh all
 
 bench: test-deps build clients ## Benchmarks for docs/benchmarks.md: pull vs containerd, container start vs runc, pod lifecycle, pod density with 4 workers, exec latency, where an idle pod's memory goes (and with 1, 4, 16 pods per shim), kubelet pod start, a one-node cluster scaled to 20 pods, unpack, cgroup stats
 	CRIB_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench Pull -benchtime $(or $(BENCHTIME),10x) -count 3 ./test/bench/

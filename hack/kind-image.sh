@@ -10,6 +10,10 @@
 #   hack/kind-image.sh containerd  containerd-node:TAG; Debian's
 #                                  containerd + runc, for comparison; the images
 #                                  are imported when the node boots
+#   hack/kind-image.sh rootfs PACKAGES NAME
+#                                  prints the path of a debootstrapped root
+#                                  (minbase + PACKAGES, comma-separated) as a
+#                                  tar, built once and cached
 #
 # TAG is CRIB_KIND_TAG, else the commit (git describe). Docker must be up
 # (hack/kind.sh docker-up; DOCKER_HOST overrides its socket).
@@ -37,11 +41,11 @@ runtime=${1:-}
 case $runtime in
 crib) extra_packages= ;;
 containerd) extra_packages=containerd,runc ;;
-*) die "usage: $0 crib|containerd" ;;
+rootfs) [[ $# == 3 ]] || die "usage: $0 rootfs PACKAGES NAME" ;;
+*) die "usage: $0 crib|containerd|rootfs PACKAGES NAME" ;;
 esac
 [[ $(id -u) == 0 ]] || die "needs root (debootstrap, file ownership)"
-command -v debootstrap >/dev/null || die "debootstrap is missing (hack/kind.sh deps)"
-docker info >/dev/null 2>&1 || die "no Docker at ${DOCKER_HOST:-the default socket} (hack/kind.sh docker-up)"
+command -v debootstrap >/dev/null || die "debootstrap is missing (hack/install-deps.sh --kind)"
 mkdir -p "$cache" "$out/bin" "$out/images"
 
 # rootfs PACKAGES NAME: a debootstrapped root as a tar, cached by its
@@ -62,6 +66,12 @@ rootfs() {
 	fi
 	echo "$tarball"
 }
+
+if [[ $runtime == rootfs ]]; then
+	rootfs "$2" "$3"
+	exit
+fi
+docker info >/dev/null 2>&1 || die "no Docker at ${DOCKER_HOST:-the default socket} (hack/kind.sh docker-up)"
 
 # What the node runs: systemd and what kind's node conventions expect.
 node_packages=systemd,systemd-sysv,dbus,conntrack,iptables,nftables,iproute2,ethtool,util-linux,mount,kmod,libseccomp2,e2fsprogs,bash,ca-certificates,curl,jq,procps,socat

@@ -10,12 +10,17 @@
 #   hack/kind.sh create RUNTIME NODES [NAME]
 #                              a cluster of 1 or 3 nodes on crib|containerd,
 #                              Ready, with kube-proxy and CoreDNS running
+#   hack/kind.sh e2e NAME NODES  the e2e subset against a cluster
+#   hack/kind.sh systemd-test NAME  the systemd cgroup driver's integration
+#                              test inside NAME's control-plane node
 #   hack/kind.sh delete NAME   delete one cluster
 #   hack/kind.sh env           the lines that point docker, kind and kubectl here
 #   hack/kind.sh docker-down   delete every cluster, stop dockerd, leave no
 #                              container, network, mount or rule behind
 #   hack/kind.sh all           what make kind runs: docker-up, images, the
-#                              clusters and the e2e subset, docker-down
+#                              clusters and the e2e subset, docker-down, and
+#                              a check that the host's iptables rules did
+#                              not change
 #
 # Docker's images and the build caches stay in $CRIB_KIND_DATA and
 # _output/kind between runs; `hack/kind.sh clean` removes them.
@@ -92,14 +97,34 @@ docker_down() {
 	check_clean
 }
 
+# host_rules prints the host's iptables rules (nft and legacy) without
+# their counters.
+host_rules() {
+	{ iptables-save; iptables-legacy-save; } 2>/dev/null | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//'
+}
+
+# check_rules fails if the host's iptables rules differ from what all()
+# found before it started.
+check_rules() {
+	host_rules | diff "$out/iptables.before" - >&2 ||
+		die "the host's iptables rules changed (above)"
+}
+
 # check_clean fails if anything of Docker's is left on the host.
 check_clean() {
 	local left=
 	grep -qF -e "$data/" -e "$run/" /proc/self/mountinfo && left+=" mounts"
 	ip link show crib-kind0 >/dev/null 2>&1 && left+=" bridge crib-kind0"
 	ip -o link show | grep -q ' veth.*master crib-kind0' && left+=" veths"
-	[[ -d /sys/fs/cgroup/cpu/crib-kind ]] && rmdir /sys/fs/cgroup/*/crib-kind 2>/dev/null
+	# Docker's cgroup parent, and what the nodes' systemd and kubelet made
+	# under their own cgroups, which runc does not remove: empty by now,
+	# removed deepest first.
+	local d
+	for d in /sys/fs/cgroup/*/crib-kind /sys/fs/cgroup/crib-kind; do
+		[[ -d $d ]] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+	done
 	compgen -G '/sys/fs/cgroup/*/crib-kind' >/dev/null && left+=" cgroups"
+	[[ -d /sys/fs/cgroup/crib-kind ]] && left+=" cgroups"
 	[[ -z $left ]] || die "left behind:$left"
 }
 
@@ -134,7 +159,7 @@ cluster_config() {
 # check_cluster NAME RUNTIME NODES: every node Ready on RUNTIME, and
 # kube-proxy and CoreDNS running.
 check_cluster() {
-	local name=$1 runtime=$2 nodes=$3 k
+	local name=$1 runtime=$2 nodes=$3
 	k() { "$kind" export kubeconfig --name "$name" --kubeconfig "$out/$name.kubeconfig" >/dev/null 2>&1 && kubectl --kubeconfig "$out/$name.kubeconfig" "$@"; }
 	kubectl() { "$repo/_output/clients/kubectl" "$@"; }
 	k wait --for=condition=Ready nodes --all --timeout=5m >/dev/null || { dump "$name"; die "$name: nodes not Ready"; }
@@ -158,6 +183,58 @@ dump() {
 
 delete() { "$kind" delete cluster --name "$1"; }
 
+# systemd_test NAME: the systemd cgroup driver's integration test
+# (cgroups/systemd TestSystemdScope) inside NAME's control-plane node, where
+# systemd is PID 1: scopes made, limited, updated and removed for real.
+systemd_test() {
+	local node=$1-control-plane bin=$out/bin/systemd.test
+	(cd "$repo" && go test -c -o "$bin" ./cgroups/systemd/)
+	docker cp "$bin" "$node:/tmp/systemd.test" >/dev/null
+	docker exec "$node" env CRIB_SYSTEMD_TEST=1 /tmp/systemd.test -test.run TestSystemdScope -test.v -test.count=1 >"$out/systemd-test.log" 2>&1 ||
+		{ cat "$out/systemd-test.log" >&2; die "TestSystemdScope failed in $node"; }
+	docker exec "$node" rm -f /tmp/systemd.test
+	grep -E '^(--- |ok|PASS)' "$out/systemd-test.log" >&2
+}
+
+# The Kubernetes e2e specs make kind runs: [Conformance], not [Serial] or
+# [Disruptive], about pods, exec, logs, port forwarding, services, DNS,
+# secrets and config maps, init containers, probes and security contexts.
+e2e_labels='Conformance && !Serial && !Disruptive'
+e2e_focus='\[sig-node\] (Pods|InitContainer|Probing container|Security Context|ConfigMap|Secrets|Container Lifecycle Hook|Downward API)|\[sig-network\] (Services|DNS)|\[sig-storage\] (ConfigMap|Secrets|Projected)|\[sig-cli\] Kubectl (logs|client Kubectl logs|Port forwarding)'
+
+# e2e NAME NODES: loads the e2e suite's images into every node (kind load,
+# as a user would) and runs the specs above, 4 at a time; the report goes to
+# _output/kind/e2e/NAME.
+e2e() {
+	local name=$1 nodes=$2
+	local images=$out/e2e-images report=$out/e2e/$name rc=0
+	"$repo/hack/clients.sh" e2e.test ginkgo agnhost
+	if [[ ! -f $images/.done ]]; then
+		rm -rf "$images"
+		mkdir -p "$images"
+		local dns_rootfs
+		dns_rootfs=$("$repo/hack/kind-image.sh" rootfs bind9-dnsutils dnsutils)
+		(cd "$repo" && CRIB_KIND_E2E_IMAGES=$images CRIB_KIND_DNS_ROOTFS=$dns_rootfs \
+			go test -count=1 -tags kind -run TestWriteE2EImages ./test/kind/ >/dev/null) ||
+			die "building the e2e images failed"
+		touch "$images/.done"
+	fi
+	for t in "$images"/*.tar; do
+		"$kind" load image-archive "$t" --name "$name" || die "kind load image-archive $t into $name failed"
+	done
+	"$kind" export kubeconfig --name "$name" --kubeconfig "$out/$name.kubeconfig" >/dev/null
+	rm -rf "$report"
+	mkdir -p "$report"
+	log "e2e on $name: $(date -u +%H:%M:%S)"
+	"$repo/_output/clients/ginkgo" --procs=4 --timeout=90m --no-color --label-filter="$e2e_labels" --focus="$e2e_focus" \
+		--junit-report=junit.xml --output-dir="$report" \
+		"$repo/_output/clients/e2e.test" -- \
+		--provider=skeleton --kubeconfig="$out/$name.kubeconfig" --num-nodes="$nodes" \
+		--report-dir="$report" --disable-log-dump >"$report/e2e.log" 2>&1 || rc=$?
+	grep -E '^(Ran |FAIL|SUCCESS|Test Suite)|Passed \|' "$report/e2e.log" | tail -5 >&2
+	return $rc
+}
+
 env_() {
 	echo "export DOCKER_HOST=$DOCKER_HOST"
 	echo "export PATH=$out/bin:$repo/_output/clients:/usr/bin:\$PATH"
@@ -166,6 +243,36 @@ env_() {
 images() {
 	"$repo/hack/kind-image.sh" crib
 	"$repo/hack/kind-image.sh" containerd
+}
+
+# all: what make kind runs. For crib, then containerd: a one-node cluster
+# (Ready, kube-proxy and CoreDNS running) deleted again, then a three-node
+# cluster that runs the e2e subset. Docker comes down at the end, also on
+# failure, and nothing is left (docker_down and check_rules check). Fails if
+# a cluster does not come up or crib fails a spec.
+all() {
+	local rc=0 crib_e2e=0
+	# The host's rules, to show that nothing here added one.
+	host_rules >"$out/iptables.before"
+	docker_up
+	trap 'docker_down; check_rules' EXIT
+	images
+	rm -f "$out/create-times" "$out/e2e-images/.done"
+	for runtime in crib containerd; do
+		create "$runtime" 1
+		[[ $runtime == crib ]] && systemd_test "$runtime-1"
+		delete "$runtime-1"
+		create "$runtime" 3
+		if ! e2e "$runtime-3" 3; then
+			[[ $runtime == crib ]] && crib_e2e=1
+			log "e2e on $runtime-3 had failures: $out/e2e/$runtime-3"
+		fi
+		delete "$runtime-3"
+	done
+	log "cluster create times (name runtime nodes ms):"
+	cat "$out/create-times" >&2
+	((crib_e2e == 0)) || { log "crib failed e2e specs: $out/e2e/crib-3/e2e.log"; rc=1; }
+	return $rc
 }
 
 clean() {
@@ -182,8 +289,11 @@ docker-up) docker_up ;;
 docker-down) docker_down ;;
 images) images ;;
 create) create "$@" ;;
+e2e) e2e "$@" ;;
+systemd-test) systemd_test "$@" ;;
 delete) delete "$@" ;;
 env) env_ ;;
+all) all ;;
 clean) clean ;;
 help | -h | --help) help ;;
 *) help >&2; exit 2 ;;
