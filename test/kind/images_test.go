@@ -22,8 +22,8 @@ import (
 // specs query with dig (the node suite never does): upstream they carry
 // bind's dnsutils, which no busybox stand-in has.
 var dnsQueriers = map[string]bool{
-	testregistry.E2EPath + "agnhost:2.66.1":           true,
-	testregistry.E2EPath + "agnhost:2.55":             true,
+	testregistry.E2EPath + "agnhost:2.66.1":          true,
+	testregistry.E2EPath + "agnhost:2.55":            true,
 	testregistry.E2EPath + "glibc-dns-testing:2.1.1": true,
 }
 
