@@ -189,12 +189,12 @@ delete() { "$kind" delete cluster --name "$1"; }
 systemd_test() {
 	local node=$1-control-plane bin=$out/bin/systemd.test
 	(cd "$repo" && go test -c -o "$bin" ./cgroups/systemd/)
-	# Through exec, not docker cp: the node's /run is a tmpfs that docker cp
-	# would write beneath.
-	docker exec -i "$node" sh -c 'cat >/run/systemd.test && chmod 0700 /run/systemd.test' <"$bin"
-	docker exec "$node" env CRIB_SYSTEMD_TEST=1 /run/systemd.test -test.run TestSystemdScope -test.v -test.count=1 >"$out/systemd-test.log" 2>&1 ||
+	# Through exec, not docker cp, which writes beneath the node's mounts
+	# (/var is a volume; /tmp and /run are noexec tmpfs).
+	docker exec -i "$node" sh -c 'cat >/var/tmp/systemd.test && chmod 0700 /var/tmp/systemd.test' <"$bin"
+	docker exec "$node" env CRIB_SYSTEMD_TEST=1 /var/tmp/systemd.test -test.run TestSystemdScope -test.v -test.count=1 >"$out/systemd-test.log" 2>&1 ||
 		{ cat "$out/systemd-test.log" >&2; die "TestSystemdScope failed in $node"; }
-	docker exec "$node" rm -f /run/systemd.test
+	docker exec "$node" rm -f /var/tmp/systemd.test
 	grep -E '^(--- |ok|PASS)' "$out/systemd-test.log" >&2
 }
 
