@@ -81,7 +81,7 @@ docker_up() {
 
 docker_down() {
 	if docker info >/dev/null 2>&1; then
-		for c in $("$kind" get clusters 2>/dev/null); do "$kind" delete cluster --name "$c" || true; done
+		for c in $("$kind" get clusters 2>/dev/null); do delete "$c" || true; done
 		docker ps -aq | xargs -r docker rm -f >/dev/null
 		docker network rm "$network" >/dev/null 2>&1 || true
 	fi
@@ -134,7 +134,9 @@ create() {
 	config=$(mktemp "$out/kind-$name.XXXXXX.yaml")
 	cluster_config "$runtime" "$nodes" >"$config"
 	start=$(date +%s%N)
-	"$kind" create cluster --name "$name" --image "$runtime-node:$version" --config "$config" --wait 10m --retain ||
+	# Its kubeconfig goes to _output/kind/NAME.kubeconfig, not ~/.kube/config.
+	"$kind" create cluster --name "$name" --image "$runtime-node:$version" --config "$config" --wait 10m --retain \
+		--kubeconfig "$out/$name.kubeconfig" ||
 		{ rm -f "$config"; dump "$name"; die "cluster $name did not come up"; }
 	rm -f "$config"
 	local ms=$((($(date +%s%N) - start) / 1000000))
@@ -160,7 +162,7 @@ cluster_config() {
 # kube-proxy and CoreDNS running.
 check_cluster() {
 	local name=$1 runtime=$2 nodes=$3
-	k() { "$kind" export kubeconfig --name "$name" --kubeconfig "$out/$name.kubeconfig" >/dev/null 2>&1 && kubectl --kubeconfig "$out/$name.kubeconfig" "$@"; }
+	k() { kubectl --kubeconfig "$out/$name.kubeconfig" "$@"; }
 	kubectl() { "$repo/_output/clients/kubectl" "$@"; }
 	k wait --for=condition=Ready nodes --all --timeout=5m >/dev/null || { dump "$name"; die "$name: nodes not Ready"; }
 	# The kubelet writes RUNTIME://Unknown when the runtime's version is not
@@ -181,7 +183,10 @@ dump() {
 	"$kind" export logs --name "$name" "$out/logs/$name" >/dev/null 2>&1 && log "logs of $name in $out/logs/$name"
 }
 
-delete() { "$kind" delete cluster --name "$1"; }
+delete() {
+	"$kind" delete cluster --name "$1" --kubeconfig "$out/$1.kubeconfig"
+	rm -f "$out/$1.kubeconfig"
+}
 
 # systemd_test NAME: the systemd cgroup driver's integration test
 # (cgroups/systemd TestSystemdScope) inside NAME's control-plane node, where
@@ -198,10 +203,12 @@ systemd_test() {
 	grep -E '^(--- |ok|PASS)' "$out/systemd-test.log" >&2
 }
 
-# The Kubernetes e2e specs make kind runs: [Conformance], not [Serial] or
-# [Disruptive], about pods, exec, logs, port forwarding, services, DNS,
-# secrets and config maps, init containers, probes and security contexts.
-e2e_labels='Conformance && !Serial && !Disruptive'
+# The Kubernetes e2e specs make kind runs: [Conformance] specs, not [Serial]
+# or [Disruptive], about pods, exec, logs, services, DNS, secrets and config
+# maps, init containers, probes and security contexts; and kubectl's port
+# forwarding and logs specs, which are not [Conformance] (no port-forward
+# spec is).
+e2e_labels='(Conformance || sig-cli) && !Serial && !Disruptive && !Slow && !Flaky'
 e2e_focus='\[sig-node\] (Pods|InitContainer|Probing container|Security Context|ConfigMap|Secrets|Container Lifecycle Hook|Downward API)|\[sig-network\] (Services|DNS)|\[sig-storage\] (ConfigMap|Secrets|Projected)|\[sig-cli\] Kubectl (logs|client Kubectl logs|Port forwarding)'
 
 # e2e NAME NODES: loads the e2e suite's images into every node (kind load,
@@ -210,7 +217,7 @@ e2e_focus='\[sig-node\] (Pods|InitContainer|Probing container|Security Context|C
 e2e() {
 	local name=$1 nodes=$2
 	local images=$out/e2e-images report=$out/e2e/$name rc=0
-	"$repo/hack/clients.sh" e2e.test ginkgo agnhost
+	"$repo/hack/clients.sh" e2e.test ginkgo agnhost kubectl
 	if [[ ! -f $images/.done ]]; then
 		rm -rf "$images"
 		mkdir -p "$images"
@@ -224,7 +231,7 @@ e2e() {
 	for t in "$images"/*.tar; do
 		"$kind" load image-archive "$t" --name "$name" || die "kind load image-archive $t into $name failed"
 	done
-	"$kind" export kubeconfig --name "$name" --kubeconfig "$out/$name.kubeconfig" >/dev/null
+	[[ -f $out/$name.kubeconfig ]] || "$kind" export kubeconfig --name "$name" --kubeconfig "$out/$name.kubeconfig" >/dev/null 2>&1
 	rm -rf "$report"
 	mkdir -p "$report"
 	log "e2e on $name: $(date -u +%H:%M:%S)"
@@ -232,6 +239,7 @@ e2e() {
 		--junit-report=junit.xml --output-dir="$report" \
 		"$repo/_output/clients/e2e.test" -- \
 		--provider=skeleton --kubeconfig="$out/$name.kubeconfig" --num-nodes="$nodes" \
+		--kubectl-path="$repo/_output/clients/kubectl" \
 		--report-dir="$report" --disable-log-dump >"$report/e2e.log" 2>&1 || rc=$?
 	grep -E '^(Ran |FAIL|SUCCESS|Test Suite)|Passed \|' "$report/e2e.log" | tail -5 >&2
 	return $rc
