@@ -64,7 +64,7 @@ cluster: test-deps ## The local cluster's e2e tests, not in make test (test/clus
 	$(GO) vet -tags cluster ./test/cluster/
 	CRIB_CLUSTER_NO_BUILD=1 $(GO) test -tags cluster -count=1 -timeout 20m $(TESTFLAGS) ./test/cluster/
 
-kind: ## kind clusters on crib and, for comparison, Debian's containerd (hack/kind.sh all): a Docker daemon of their own, both node images built offline, a 1-node and a 3-node cluster of each, the Kubernetes e2e subset on the 3-node ones, everything torn down (root; docs/conformance.md)
+kind: ## kind clusters on crib and, for comparison, Debian's containerd (hack/kind.sh all): a Docker daemon of their own, both node images built offline, a 1-node and a 3-node cluster of each, the Kubernetes e2e subset on the 3-node ones, everything torn down (root; about 30 minutes, an hour the first time; docs/conformance.md)
 	@test "$$(id -u)" = 0 || { echo "make kind needs root (Docker, debootstrap)"; exit 1; }
 	hack/install-deps.sh --kind
 	hack/kind.sh all
