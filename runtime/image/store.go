@@ -78,6 +78,9 @@ type Store struct {
 	// beforeCommit, when set (by tests), runs before each commit of an
 	// import, with no lock held.
 	beforeCommit func()
+	// importBytes, when set (by tests), bounds the files an import writes
+	// from an archive instead of the free space (importLimits).
+	importBytes int64
 
 	// mu guards idx, idxID, active, blobUsage, layerUsage and deferred.
 	// collect calls pins with it held: Pins implementations must not call
