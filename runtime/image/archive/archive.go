@@ -268,16 +268,29 @@ func cleanName(name string) (string, error) {
 	return c, nil
 }
 
-// platformString is how errors write a platform: os/arch[/variant].
+// platformString is how errors and Skipped write a platform:
+// os/arch[/variant]. The strings are the archive's: one with anything but
+// letters, digits and . _ + - is quoted, escapes and all, so that a
+// hostile one cannot move the cursor or rewrite the terminal it is
+// printed on.
 func platformString(p *v1.Platform) string {
 	if p == nil {
 		return "unknown platform"
 	}
-	s := p.OS + "/" + p.Architecture
+	parts := []string{p.OS, p.Architecture}
 	if p.Variant != "" {
-		s += "/" + p.Variant
+		parts = append(parts, p.Variant)
 	}
-	return s
+	for i, s := range parts {
+		if strings.IndexFunc(s, notPlain) >= 0 || s == "" {
+			parts[i] = strconv.QuoteToASCII(s)
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+func notPlain(r rune) bool {
+	return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("._+-", r))
 }
 
 // shortName is a name from the archive as errors write it: quoted, and
