@@ -260,7 +260,8 @@ func (s *Store) commitImport(st *staging, imgs []*importing) ([]Image, []Layer, 
 		out = append(out, stored)
 	}
 	if err := s.saveLocked(); err != nil {
-		// What was moved in stays unreferenced until the daemon collects.
+		// What was moved in stays unreferenced until the daemon's next
+		// collection (see shared.go).
 		s.idx.Images = prev
 		return nil, nil, fmt.Errorf("commit: %w", err)
 	}
@@ -312,13 +313,22 @@ func (s *Store) moveInLocked(st *staging, p *pulled) error {
 		s.recordBlob(strings.TrimPrefix(b, "sha256:"))
 	}
 	for _, l := range p.layers {
-		if exists(s.layerPath(l.ChainID)) {
+		dst := s.layerPath(l.ChainID)
+		if exists(dst) {
 			continue
 		}
-		if err := os.Rename(st.layers[l.ChainID], s.layerPath(l.ChainID)); err != nil {
-			return fmt.Errorf("commit layer %s: %w", l.ChainID, err)
+		if s.beforeMove != nil {
+			s.beforeMove(l)
 		}
-		delete(st.layers, l.ChainID)
+		// The daemon's pulls rename their layers in without the file lock
+		// (unpack): one may land this layer after the check above, and
+		// the rename of a directory onto a non-empty one fails. Its copy
+		// is as good as ours, as unpack takes ours when we land first.
+		if err := os.Rename(st.layers[l.ChainID], dst); err != nil && !exists(dst) {
+			return fmt.Errorf("commit layer %s: %w", l.ChainID, err)
+		} else if err == nil {
+			delete(st.layers, l.ChainID)
+		}
 		s.recordLayer(strings.TrimPrefix(l.ChainID, "sha256:"))
 	}
 	for _, d := range []string{filepath.Join(s.dir, "blobs", "sha256"), filepath.Join(s.dir, "layers", "sha256")} {
