@@ -12,6 +12,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
 
 	"github.com/crib-runtime/crib/internal/config"
 	"github.com/crib-runtime/crib/internal/statefile"
@@ -54,30 +55,44 @@ type Imported struct {
 // docker-archive or OCI archive, plain or gzip-compressed, that r holds.
 // On error nothing is stored and the store is as it was.
 func (im *Importer) ImportTar(ctx context.Context, r io.Reader, opts ImportOptions) (Imported, error) {
-	return im.s.importArchive(ctx, opts, func(spool string) (*archive.Archive, error) {
-		return archive.ReadTar(ctxReader{ctx, r}, spool, im.s.platform)
+	return im.s.importArchive(ctx, opts, func(spool string, lim archive.Limits) (*archive.Archive, error) {
+		return archive.ReadTar(ctx, r, spool, im.s.platform, lim)
 	})
 }
 
 // ImportLayout imports the images of the OCI image layout in dir, as
 // ImportTar does.
 func (im *Importer) ImportLayout(ctx context.Context, dir string, opts ImportOptions) (Imported, error) {
-	return im.s.importArchive(ctx, opts, func(string) (*archive.Archive, error) {
-		return archive.OpenLayout(dir, im.s.platform)
+	return im.s.importArchive(ctx, opts, func(_ string, lim archive.Limits) (*archive.Archive, error) {
+		return archive.OpenLayout(dir, im.s.platform, lim)
 	})
 }
 
-// ctxReader ends a read of a stream once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
+// importReserve is the space of the store's filesystem that an archive's
+// files may not take: a twentieth of it, at most 1 GiB.
+const importReserve = 1 << 30
 
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
+// importLimits bounds what reading an archive may take. Its files, as
+// spooled from a tar or copied from a layout, may take the free space of
+// the store's filesystem less a reserve, so that a gzip bomb or a hostile
+// layout ends with an error, not with a disk so full that the daemon and
+// the kubelet cannot write; the layers unpacked next are bounded each by
+// MaxLayerBytes, as for pulls. An image has at most maxLayers layers.
+func (s *Store) importLimits() (archive.Limits, error) {
+	lim := archive.Limits{Layers: maxLayers}
+	if s.importBytes > 0 {
+		lim.Bytes, lim.BytesWhy = s.importBytes, "a test's limit"
+		return lim, nil
 	}
-	return c.r.Read(p)
+	var st unix.Statfs_t
+	if err := unix.Statfs(s.importDir(), &st); err != nil {
+		return lim, fmt.Errorf("statfs %s: %w", s.importDir(), err)
+	}
+	free, size := int64(st.Bavail)*st.Bsize, int64(st.Blocks)*st.Bsize
+	reserve := min(size/20, importReserve)
+	lim.Bytes = max(free-reserve, 0)
+	lim.BytesWhy = fmt.Sprintf("the %d bytes free on the filesystem of %s, less a reserve of %d", free, s.dir, reserve)
+	return lim, nil
 }
 
 // importing is one image of an archive on its way into the store.
@@ -89,13 +104,17 @@ type importing struct {
 // importArchive stages the archive's images in a private directory,
 // checks every blob against its digest and every layer against its diff
 // ID, unpacks the layers the store lacks, and commits.
-func (s *Store) importArchive(ctx context.Context, opts ImportOptions, open func(spool string) (*archive.Archive, error)) (Imported, error) {
+func (s *Store) importArchive(ctx context.Context, opts ImportOptions, open func(spool string, lim archive.Limits) (*archive.Archive, error)) (Imported, error) {
 	st, err := s.newStaging()
 	if err != nil {
 		return Imported{}, fmt.Errorf("import: %w", err)
 	}
 	defer st.remove()
-	a, err := open(st.spool())
+	lim, err := s.importLimits()
+	if err != nil {
+		return Imported{}, fmt.Errorf("import: %w", err)
+	}
+	a, err := open(st.spool(), lim)
 	if err != nil {
 		return Imported{}, fmt.Errorf("import: %w", noSpace(err))
 	}
@@ -158,7 +177,7 @@ func (s *Store) stageImages(ctx context.Context, st *staging, a *archive.Archive
 				return nil, err
 			}
 			if dst := st.blobPath(b.Digest); !exists(dst) {
-				if err := a.WriteBlob(b, dst); err != nil {
+				if err := a.WriteBlob(ctx, b, dst); err != nil {
 					return nil, fmt.Errorf("%s: layer %d: %w", ai.Where, j, err)
 				}
 			}
@@ -241,7 +260,8 @@ func (s *Store) commitImport(st *staging, imgs []*importing) ([]Image, []Layer, 
 		out = append(out, stored)
 	}
 	if err := s.saveLocked(); err != nil {
-		// What was moved in stays unreferenced until the daemon collects.
+		// What was moved in stays unreferenced until the daemon's next
+		// collection (see shared.go).
 		s.idx.Images = prev
 		return nil, nil, fmt.Errorf("commit: %w", err)
 	}
@@ -293,13 +313,22 @@ func (s *Store) moveInLocked(st *staging, p *pulled) error {
 		s.recordBlob(strings.TrimPrefix(b, "sha256:"))
 	}
 	for _, l := range p.layers {
-		if exists(s.layerPath(l.ChainID)) {
+		dst := s.layerPath(l.ChainID)
+		if exists(dst) {
 			continue
 		}
-		if err := os.Rename(st.layers[l.ChainID], s.layerPath(l.ChainID)); err != nil {
-			return fmt.Errorf("commit layer %s: %w", l.ChainID, err)
+		if s.beforeMove != nil {
+			s.beforeMove(l)
 		}
-		delete(st.layers, l.ChainID)
+		// The daemon's pulls rename their layers in without the file lock
+		// (unpack): one may land this layer after the check above, and
+		// the rename of a directory onto a non-empty one fails. Its copy
+		// is as good as ours, as unpack takes ours when we land first.
+		if err := os.Rename(st.layers[l.ChainID], dst); err != nil && !exists(dst) {
+			return fmt.Errorf("commit layer %s: %w", l.ChainID, err)
+		} else if err == nil {
+			delete(st.layers, l.ChainID)
+		}
 		s.recordLayer(strings.TrimPrefix(l.ChainID, "sha256:"))
 	}
 	for _, d := range []string{filepath.Join(s.dir, "blobs", "sha256"), filepath.Join(s.dir, "layers", "sha256")} {

@@ -34,11 +34,14 @@ func importNames(images []archive.Image, opts ImportOptions) (tags, digests [][]
 	owner := map[string]string{}
 	for _, img := range images {
 		written := slices.Clone(img.Names)
-		// A bare tag says nothing without a repository; Name, when given,
-		// names the image in full instead.
-		tagOnly := !strings.ContainsAny(img.RefName, "/:@")
-		if img.RefName != "" && !(tagOnly && opts.BaseName == "" && opts.Name != "") {
-			n, err := refName(img, opts.BaseName)
+		for _, rn := range img.RefNames {
+			// A bare tag says nothing without a repository; Name, when
+			// given, names the image in full instead.
+			tagOnly := !strings.ContainsAny(rn, "/:@")
+			if tagOnly && opts.BaseName == "" && opts.Name != "" {
+				continue
+			}
+			n, err := refName(img.Where, rn, opts.BaseName)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -81,15 +84,15 @@ func importNames(images []archive.Image, opts ImportOptions) (tags, digests [][]
 // refName reads org.opencontainers.image.ref.name: a full reference when
 // it has a registry, a path or a tag separator, else only a tag, which
 // the base name's repository completes.
-func refName(img archive.Image, base string) (string, error) {
-	if strings.ContainsAny(img.RefName, "/:@") { // a registry, a path, a tag or a digest
-		return img.RefName, nil
+func refName(where, rn, base string) (string, error) {
+	if strings.ContainsAny(rn, "/:@") { // a registry, a path, a tag or a digest
+		return rn, nil
 	}
 	if base == "" {
 		return "", fmt.Errorf("%s is named only by the tag %q (org.opencontainers.image.ref.name): give its repository (--base-name) or its name (--name): %w",
-			img.Where, img.RefName, errdefs.ErrInvalidArgument)
+			where, rn, errdefs.ErrInvalidArgument)
 	}
-	return base + ":" + img.RefName, nil
+	return base + ":" + rn, nil
 }
 
 func appendNew(list []string, s string) []string {

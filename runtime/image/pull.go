@@ -142,6 +142,13 @@ func readManifest(desc *remote.Descriptor, ref Reference, ep endpoint) (*pulled,
 	return p, nil
 }
 
+// maxLayers bounds an image's layers, in pulls and imports alike. Each
+// layer is unpacked and becomes an overlay lower dir, and one layer listed
+// N times is unpacked N times (its chain IDs differ): without a bound a
+// small manifest costs any number of unpacks. Docker's overlay2 driver
+// stacks at most 128 layers (its maxDepth), overlayfs itself 500.
+const maxLayers = 128
+
 // checkImage parses a manifest and its config, checks the config against
 // the manifest's digest and the layers against the config's diff IDs (in
 // number: their content is checked as they are unpacked), and derives
@@ -158,6 +165,10 @@ func checkImage(rawManifest, rawConfig []byte) (*pulled, error) {
 	}
 	if p.config, err = v1.ParseConfigFile(bytes.NewReader(p.rawConfig)); err != nil {
 		return nil, fmt.Errorf("config %s: %v: %w", manifest.Config.Digest, err, errdefs.ErrInvalidArgument)
+	}
+	if len(manifest.Layers) > maxLayers {
+		return nil, fmt.Errorf("manifest %s has %d layers, more than the %d an image may have: %w",
+			p.manifestDigest, len(manifest.Layers), maxLayers, errdefs.ErrInvalidArgument)
 	}
 	diffIDs := p.config.RootFS.DiffIDs
 	if len(diffIDs) != len(manifest.Layers) {

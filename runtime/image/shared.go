@@ -26,7 +26,14 @@ import (
 //   - An importer works in a private directory under import/, locked by
 //     it, and moves content into blobs/ and layers/ only under the index
 //     lock, in the same hold that writes the index: a collection sees the
-//     content either absent or referenced, never unreferenced.
+//     content either absent or referenced, unless the import failed after
+//     moving some in. The importer leaves that content (a pull of the
+//     daemon may have found it there and be about to use it); the
+//     daemon's next collection records it (scan) and deletes it if
+//     nothing uses it, as it does at Open.
+//   - The daemon's pulls rename content in without the file lock (they
+//     hold it in memory): an import that finds a layer landed between its
+//     check and its rename takes that copy, as a pull takes another's.
 //   - Readers (List, Get, lookups) take no file lock: images.json is
 //     replaced by rename, so a read finds the old or the new document.
 //     Each compares the file's identity with what it last read (a stat)

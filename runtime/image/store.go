@@ -78,6 +78,12 @@ type Store struct {
 	// beforeCommit, when set (by tests), runs before each commit of an
 	// import, with no lock held.
 	beforeCommit func()
+	// beforeMove, when set (by tests), runs before an import renames a
+	// staged layer into the store, with the locks held.
+	beforeMove func(Layer)
+	// importBytes, when set (by tests), bounds the files an import writes
+	// from an archive instead of the free space (importLimits).
+	importBytes int64
 
 	// mu guards idx, idxID, active, blobUsage, layerUsage and deferred.
 	// collect calls pins with it held: Pins implementations must not call
@@ -276,21 +282,29 @@ func exists(p string) bool {
 	return err == nil
 }
 
-// scan records the disk usage of every committed blob and layer.
+// scan records the disk usage of the blobs and layers in the store that
+// it has not recorded: at Open, all of them; at a collection, what an
+// import moved in and then failed to reference (an importer never
+// deletes: see shared.go). Unrecorded content is never collected.
+// Preconditions: s.mu is held, or the store is not yet shared.
 func (s *Store) scan() error {
 	blobs, err := os.ReadDir(filepath.Join(s.dir, "blobs", "sha256"))
 	if err != nil {
 		return err
 	}
 	for _, b := range blobs {
-		s.recordBlob(b.Name())
+		if _, ok := s.blobUsage["sha256:"+b.Name()]; !ok {
+			s.recordBlob(b.Name())
+		}
 	}
 	layers, err := os.ReadDir(filepath.Join(s.dir, "layers", "sha256"))
 	if err != nil {
 		return err
 	}
 	for _, l := range layers {
-		s.recordLayer(l.Name())
+		if _, ok := s.layerUsage["sha256:"+l.Name()]; !ok {
+			s.recordLayer(l.Name())
+		}
 	}
 	return nil
 }
@@ -501,6 +515,8 @@ func (s *Store) collect() {
 // its content.
 // Preconditions: s.mu and the file lock (lockIndex) are held.
 func (s *Store) collectLocked() []string {
+	// What a failed import left, and a scan that fails, are for the next.
+	_ = s.scan()
 	used := map[string]bool{}
 	for _, img := range s.idx.Images {
 		used[img.ID], used[img.ManifestDigest] = true, true

@@ -1,10 +1,14 @@
 package archive
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"path"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/containerd/errdefs"
@@ -21,18 +25,48 @@ const (
 	OCILayout     Format = "oci-layout"     // an OCI image layout directory
 )
 
-// maxDocument bounds the JSON documents read into memory: manifest.json,
+// maxDocument bounds each JSON document read into memory: manifest.json,
 // index.json, manifests and image configs. A real one is a few kB.
 const maxDocument = 8 << 20
+
+// maxDocuments bounds the documents of one archive together, each counted
+// once however often it is named: a docker save of a thousand images
+// holds a few MB of them. Without it a small gzip archive listing one
+// large config many times under different names takes gigabytes.
+const maxDocuments = 64 << 20
+
+// maxImages bounds the images an archive lists (manifest.json entries,
+// index.json manifests), before any is read.
+const maxImages = 1024
+
+// Limits bound what reading an archive may take.
+type Limits struct {
+	// Bytes bounds the archive's content written to files: the files of a
+	// tar as they are spooled, a layout's blobs as WriteBlob copies them.
+	// Without it a gzip bomb fills the disk.
+	Bytes int64
+	// BytesWhy says, in errors, where Bytes comes from.
+	BytesWhy string
+	// Layers bounds one image's layers (0: none).
+	Layers int
+}
 
 // Archive is an opened archive: its images for the platform asked for.
 type Archive struct {
 	Format Format
+	// Images are the archive's images for the platform, each once: two
+	// entries of one manifest (under one index digest) are one image,
+	// with the names of both.
 	Images []Image
 	// Skipped names the images left out because they are for another
 	// platform, with theirs.
 	Skipped []string
 	src     source
+	lim     Limits
+	// docs caches the documents read, by name, so that one named by many
+	// images is read and held once; docLeft is what maxDocuments leaves.
+	docs    map[string][]byte
+	docLeft int64
 }
 
 // Image is one image of an archive, its manifest and config read and
@@ -44,10 +78,10 @@ type Image struct {
 	// Names are the references the archive gives the image, as written:
 	// docker-archive's RepoTags, or index.json's io.containerd.image.name.
 	Names []string
-	// RefName is index.json's org.opencontainers.image.ref.name for an
-	// image without io.containerd.image.name: a full reference, or only
-	// a tag (skopeo's and oci layouts' habit).
-	RefName string
+	// RefNames are index.json's org.opencontainers.image.ref.name of the
+	// entries without io.containerd.image.name: each a full reference, or
+	// only a tag (skopeo's and oci layouts' habit).
+	RefNames []string
 	// Resolved is the digest a registry would resolve the image's name to:
 	// the index's for a multi-platform image, else the manifest's. Empty
 	// for docker-archive images, whose manifest the reader made.
@@ -73,23 +107,30 @@ type Blob struct {
 type source interface {
 	// stat returns the size of a regular file.
 	stat(name string) (int64, error)
-	// read returns a regular file's content, refusing one over limit bytes.
-	read(name string, limit int64) ([]byte, error)
-	// put makes dst, a new file, hold a regular file's content and
-	// returns its sha256 digest and size.
-	put(name, dst string) (digest string, size int64, err error)
+	// read returns a regular file's content, refusing one over limit
+	// bytes (why says what the limit is).
+	read(name string, limit int64, why string) ([]byte, error)
+	// put makes dst, a new file, hold a regular file's content, of size
+	// bytes if it is what it should be, and returns its sha256 digest and
+	// size. It reads no more than size+1 bytes.
+	put(ctx context.Context, name, dst string, size int64) (digest string, n int64, err error)
 	close() error
+}
+
+func newArchive(src source, lim Limits) *Archive {
+	return &Archive{src: src, lim: lim, docs: map[string][]byte{}, docLeft: maxDocuments}
 }
 
 // ReadTar reads a docker-archive or OCI archive, plain or gzip-compressed,
 // from r to its end, spooling its files into spoolDir (an existing, empty
-// directory the caller removes), and returns its images for platform.
-func ReadTar(r io.Reader, spoolDir string, platform v1.Platform) (*Archive, error) {
-	sp, err := readTar(r, spoolDir)
+// directory the caller removes), and returns its images for platform. It
+// stops when ctx is done, leaving in spoolDir only complete files.
+func ReadTar(ctx context.Context, r io.Reader, spoolDir string, platform v1.Platform, lim Limits) (*Archive, error) {
+	sp, err := readTar(ctx, r, spoolDir, newBudget(lim))
 	if err != nil {
 		return nil, fmt.Errorf("read archive: %w", err)
 	}
-	a := &Archive{src: sp}
+	a := newArchive(sp, lim)
 	switch {
 	case sp.has("oci-layout"):
 		a.Format = OCIArchive
@@ -109,12 +150,13 @@ func ReadTar(r io.Reader, spoolDir string, platform v1.Platform) (*Archive, erro
 
 // OpenLayout opens the OCI image layout in dir and returns its images for
 // platform. Close releases it.
-func OpenLayout(dir string, platform v1.Platform) (*Archive, error) {
-	d, err := openDir(dir)
+func OpenLayout(dir string, platform v1.Platform, lim Limits) (*Archive, error) {
+	d, err := openDir(dir, newBudget(lim))
 	if err != nil {
 		return nil, err
 	}
-	a := &Archive{Format: OCILayout, src: d}
+	a := newArchive(d, lim)
+	a.Format = OCILayout
 	if !d.has("oci-layout") {
 		err = fmt.Errorf("not an OCI image layout: no oci-layout file: %w", errdefs.ErrInvalidArgument)
 		if d.has("manifest.json") {
@@ -142,10 +184,10 @@ func (a *Archive) describe() string {
 func (a *Archive) Close() error { return a.src.close() }
 
 // WriteBlob makes dst, a new file on the spool's filesystem, hold the
-// blob's content, checked against its digest and size; on a mismatch dst
-// is removed.
-func (a *Archive) WriteBlob(b Blob, dst string) error {
-	got, size, err := a.src.put(b.name, dst)
+// blob's content, checked against its digest and size; on a mismatch, or
+// when ctx is done, dst is removed.
+func (a *Archive) WriteBlob(ctx context.Context, b Blob, dst string) error {
+	got, size, err := a.src.put(ctx, b.name, dst, b.Size)
 	if err != nil {
 		return fmt.Errorf("blob %s: %w", b.Digest, err)
 	}
@@ -155,6 +197,58 @@ func (a *Archive) WriteBlob(b Blob, dst string) error {
 			b.Digest, b.name, got, size, b.Digest, b.Size, errdefs.ErrDataLoss)
 	}
 	return nil
+}
+
+// readDoc reads a JSON document into memory, once however often it is
+// named, within maxDocument and, for the archive's documents together,
+// maxDocuments.
+func (a *Archive) readDoc(name string) ([]byte, error) {
+	if data, ok := a.docs[name]; ok {
+		return data, nil
+	}
+	limit, why := int64(maxDocument), "the most a document may have"
+	if a.docLeft < limit {
+		limit, why = a.docLeft, fmt.Sprintf("what is left of the %d bytes the archive's documents may have together", maxDocuments)
+	}
+	data, err := a.src.read(name, limit, why)
+	if err != nil {
+		return nil, err
+	}
+	a.docLeft -= int64(len(data))
+	a.docs[name] = data
+	return data, nil
+}
+
+// configPlatform returns the platform an image config names (nil when
+// none).
+func (a *Archive) configPlatform(cfg []byte) (*v1.Platform, error) {
+	cf, err := v1.ParseConfigFile(bytes.NewReader(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	return cf.Platform(), nil
+}
+
+// mergeImage adds the names of img to the image already found with the
+// same manifest and resolved digest, and says whether there was one.
+func (a *Archive) mergeImage(img Image) bool {
+	for i := range a.Images {
+		have := &a.Images[i]
+		if have.ManifestDigest == img.ManifestDigest && have.Resolved == img.Resolved {
+			for _, n := range img.Names {
+				if !slices.Contains(have.Names, n) {
+					have.Names = append(have.Names, n)
+				}
+			}
+			for _, n := range img.RefNames {
+				if !slices.Contains(have.RefNames, n) {
+					have.RefNames = append(have.RefNames, n)
+				}
+			}
+			return true
+		}
+	}
+	return false
 }
 
 // cleanName makes a name from the archive (a tar entry's, a link's target,
@@ -174,16 +268,39 @@ func cleanName(name string) (string, error) {
 	return c, nil
 }
 
-// platformString is how errors write a platform: os/arch[/variant].
+// platformString is how errors and Skipped write a platform:
+// os/arch[/variant]. The strings are the archive's: one with anything but
+// letters, digits and . _ + - is quoted, escapes and all, so that a
+// hostile one cannot move the cursor or rewrite the terminal it is
+// printed on.
 func platformString(p *v1.Platform) string {
 	if p == nil {
 		return "unknown platform"
 	}
-	s := p.OS + "/" + p.Architecture
+	parts := []string{p.OS, p.Architecture}
 	if p.Variant != "" {
-		s += "/" + p.Variant
+		parts = append(parts, p.Variant)
 	}
-	return s
+	for i, s := range parts {
+		if strings.IndexFunc(s, notPlain) >= 0 || s == "" {
+			parts[i] = strconv.QuoteToASCII(s)
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+func notPlain(r rune) bool {
+	return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("._+-", r))
+}
+
+// shortName is a name from the archive as errors write it: quoted, and
+// cut when it is too long to be read.
+func shortName(s string) string {
+	const max = 256
+	if len(s) > max {
+		return strconv.Quote(s[:max]) + fmt.Sprintf("… (%d bytes)", len(s))
+	}
+	return strconv.Quote(s)
 }
 
 // matches is the platform choice of pulls (go-containerregistry's

@@ -3,6 +3,7 @@ package archive
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -24,9 +25,12 @@ var host = v1.Platform{OS: "linux", Architecture: goruntime.GOARCH}
 // foreign is a platform that is not this host's.
 var foreign = v1.Platform{OS: "linux", Architecture: "s390x"}
 
+// noLimits bounds nothing a test archive reaches.
+var noLimits = Limits{Bytes: 1 << 40, BytesWhy: "the test's", Layers: 128}
+
 func readBytes(t *testing.T, data []byte) (*Archive, error) {
 	t.Helper()
-	return ReadTar(bytes.NewReader(data), t.TempDir(), host)
+	return ReadTar(context.Background(), bytes.NewReader(data), t.TempDir(), host, noLimits)
 }
 
 func mustRead(t *testing.T, data []byte) *Archive {
@@ -58,7 +62,7 @@ func checkBlobs(t *testing.T, a *Archive) {
 			if l.Digest != m.Layers[i].Digest.String() {
 				t.Fatalf("%s: layer %d is %s, the manifest says %s", img.Where, i, l.Digest, m.Layers[i].Digest)
 			}
-			if err := a.WriteBlob(l, filepath.Join(dir, strconv.Itoa(i)+img.Where)); err != nil {
+			if err := a.WriteBlob(context.Background(), l, filepath.Join(dir, strconv.Itoa(i)+img.Where)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -140,13 +144,13 @@ func TestReadOCI(t *testing.T) {
 			t.Fatalf("multi-platform image: config %s (want %s), resolved %s (want %s), names %v",
 				hashOf(multi.Config), nativeID, multi.Resolved, idxDigest, multi.Names)
 		}
-		if tagged.RefName != "v2" || len(tagged.Names) != 0 || tagged.Resolved != tagged.ManifestDigest {
+		if len(tagged.RefNames) != 1 || tagged.RefNames[0] != "v2" || len(tagged.Names) != 0 || tagged.Resolved != tagged.ManifestDigest {
 			t.Fatalf("tagged image %+v", tagged)
 		}
 		checkBlobs(t, a)
 	}
 	t.Run("layout", func(t *testing.T) {
-		a, err := OpenLayout(dir, host)
+		a, err := OpenLayout(dir, host, noLimits)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -235,7 +239,7 @@ func TestReadHostileTar(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			spool := t.TempDir()
-			_, err := ReadTar(bytes.NewReader(tc.data), spool, host)
+			_, err := ReadTar(context.Background(), bytes.NewReader(tc.data), spool, host, noLimits)
 			if err == nil || !errors.Is(err, tc.kind) {
 				t.Fatalf("err %v, want one of kind %v", err, tc.kind)
 			}
@@ -300,13 +304,13 @@ func TestReadOCIBadBlobs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := testregistry.OCILayout(t, t.TempDir(), testregistry.LayoutEntry{Image: img})
 			tc.change(t, dir)
-			a, err := OpenLayout(dir, host)
+			a, err := OpenLayout(dir, host, noLimits)
 			if err == nil {
 				defer a.Close()
 				if tc.atRead {
 					t.Fatal("OpenLayout accepted the layout")
 				}
-				err = a.WriteBlob(a.Images[0].Layers[0], filepath.Join(t.TempDir(), "blob"))
+				err = a.WriteBlob(context.Background(), a.Images[0].Layers[0], filepath.Join(t.TempDir(), "blob"))
 			}
 			if err == nil || !errors.Is(err, tc.kind) {
 				t.Fatalf("err %v, want one of kind %v", err, tc.kind)

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -18,16 +19,17 @@ import (
 // blobs/sha256/<hex> -> /etc/shadow, resolves within the layout, never to
 // the host's file.
 type layoutDir struct {
-	path string
-	fd   int // O_PATH
+	path   string
+	fd     int // O_PATH
+	budget *budget
 }
 
-func openDir(path string) (*layoutDir, error) {
+func openDir(path string, b *budget) (*layoutDir, error) {
 	fd, err := unix.Open(path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open layout %s: %w", path, err)
 	}
-	return &layoutDir{path: path, fd: fd}, nil
+	return &layoutDir{path: path, fd: fd, budget: b}, nil
 }
 
 func (d *layoutDir) close() error { return unix.Close(d.fd) }
@@ -77,30 +79,44 @@ func (d *layoutDir) stat(name string) (int64, error) {
 	return size, nil
 }
 
-func (d *layoutDir) read(name string, limit int64) ([]byte, error) {
+func (d *layoutDir) read(name string, limit int64, why string) ([]byte, error) {
 	f, size, err := d.open(name)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if size > limit {
-		return nil, fmt.Errorf("%s is %d bytes, more than the %d a document may have: %w", name, size, limit, errdefs.ErrInvalidArgument)
-	}
 	// The file may grow after the fstat: read no more than the limit.
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	var data []byte
+	if size <= limit {
+		data, err = io.ReadAll(io.LimitReader(f, limit+1))
+		size = max(size, int64(len(data)))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s in %s: %w", name, d.path, err)
+	}
+	if size > limit {
+		return nil, fmt.Errorf("%s is %d bytes, more than %d (%s): %w", name, size, limit, why, errdefs.ErrInvalidArgument)
 	}
 	return data, nil
 }
 
-func (d *layoutDir) put(name, dst string) (string, int64, error) {
-	f, _, err := d.open(name)
+// put copies the blob, size bytes as its descriptor says, charged to the
+// budget before a byte is written. It reads at most one byte more, so a
+// file that grows meanwhile (or is sparse and larger than it claimed) is
+// found out by its size without being copied whole.
+func (d *layoutDir) put(ctx context.Context, name, dst string, size int64) (string, int64, error) {
+	f, got, err := d.open(name)
 	if err != nil {
 		return "", 0, err
 	}
 	defer f.Close()
-	digest, n, err := writeHashed(dst, f)
+	if got != size {
+		return "", 0, fmt.Errorf("%s is %d bytes, its descriptor says %d: %w", name, got, size, errdefs.ErrDataLoss)
+	}
+	if err := d.budget.take(size); err != nil {
+		return "", 0, fmt.Errorf("copy %s from %s: %w", name, d.path, err)
+	}
+	digest, n, err := writeHashed(dst, ctxReader{ctx, io.LimitReader(f, size+1)})
 	if err != nil {
 		return "", 0, fmt.Errorf("copy %s from %s: %w", name, d.path, err)
 	}

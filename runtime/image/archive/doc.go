@@ -15,6 +15,12 @@
 // out. Layers' diff IDs are checked by the image store as it unpacks them,
 // as for pulls.
 //
+// What an archive may cost is bounded as well: the bytes written to files
+// (Limits.Bytes; sparse tar entries, which Go's reader expands to their
+// declared size, are refused), the documents read into memory (each read
+// once, maxDocuments together), the images listed, an image's layers and
+// the length of names. Every copy stops when its context ends.
+//
 // It imports no crib package but internal/resolve. Internal to crib; no
 // API compatibility promised.
 package archive

@@ -31,7 +31,8 @@ type dockerEntry struct {
 // manifest of its config and layers as the archive holds them (a docker
 // save layer is an uncompressed tar, go-containerregistry's a gzip one),
 // so that the store keeps what it keeps for a pull. An image whose config
-// names another platform is skipped.
+// names another platform is skipped; entries that make the same manifest
+// are one image.
 func (a *Archive) readDocker(sp *spool, platform v1.Platform) error {
 	var entries []dockerEntry
 	if err := a.readJSON("manifest.json", &entries); err != nil {
@@ -40,36 +41,45 @@ func (a *Archive) readDocker(sp *spool, platform v1.Platform) error {
 	if len(entries) == 0 {
 		return fmt.Errorf("manifest.json lists no image: %w", errdefs.ErrInvalidArgument)
 	}
+	if len(entries) > maxImages {
+		return fmt.Errorf("manifest.json lists %d images, more than the %d an archive may hold: %w", len(entries), maxImages, errdefs.ErrInvalidArgument)
+	}
 	for i, e := range entries {
 		where := fmt.Sprintf("manifest.json entry %d", i)
-		img, cfgPlatform, err := readDockerImage(sp, e)
+		img, err := a.readDockerImage(sp, e)
 		if err != nil {
 			return fmt.Errorf("%s: %w", where, err)
+		}
+		img.Where, img.Names = where, e.RepoTags
+		if a.mergeImage(img) {
+			continue
+		}
+		cfgPlatform, err := a.configPlatform(img.Config)
+		if err != nil {
+			return fmt.Errorf("%s: config %s: %w", where, shortName(e.Config), err)
 		}
 		if cfgPlatform != nil && !matches(*cfgPlatform, platform) {
 			a.Skipped = append(a.Skipped, where+": "+platformString(cfgPlatform))
 			continue
 		}
-		img.Where, img.Names = where, e.RepoTags
 		a.Images = append(a.Images, img)
 	}
 	return a.noImageLeft(platform)
 }
 
-func readDockerImage(sp *spool, e dockerEntry) (Image, *v1.Platform, error) {
+func (a *Archive) readDockerImage(sp *spool, e dockerEntry) (Image, error) {
 	if len(e.LayerSources) > 0 {
-		return Image{}, nil, fmt.Errorf("foreign layers (LayerSources) are not supported: %w", errdefs.ErrNotImplemented)
+		return Image{}, fmt.Errorf("foreign layers (LayerSources) are not supported: %w", errdefs.ErrNotImplemented)
 	}
 	if e.Config == "" {
-		return Image{}, nil, fmt.Errorf("no Config: %w", errdefs.ErrInvalidArgument)
+		return Image{}, fmt.Errorf("no Config: %w", errdefs.ErrInvalidArgument)
 	}
-	cfg, err := sp.read(e.Config, maxDocument)
-	if err != nil {
-		return Image{}, nil, fmt.Errorf("config: %w", err)
+	if a.lim.Layers > 0 && len(e.Layers) > a.lim.Layers {
+		return Image{}, fmt.Errorf("%d layers, more than the %d an image may have: %w", len(e.Layers), a.lim.Layers, errdefs.ErrInvalidArgument)
 	}
-	cf, err := v1.ParseConfigFile(bytes.NewReader(cfg))
+	cfg, err := a.readDoc(e.Config)
 	if err != nil {
-		return Image{}, nil, fmt.Errorf("config %s: %v: %w", e.Config, err, errdefs.ErrInvalidArgument)
+		return Image{}, fmt.Errorf("config: %w", err)
 	}
 	m := v1.Manifest{
 		SchemaVersion: 2,
@@ -80,15 +90,15 @@ func readDockerImage(sp *spool, e dockerEntry) (Image, *v1.Platform, error) {
 	for _, name := range e.Layers {
 		l, err := sp.lookup(name)
 		if err != nil {
-			return Image{}, nil, fmt.Errorf("layer: %w", err)
+			return Image{}, fmt.Errorf("layer: %w", err)
 		}
 		mt, err := sniffLayer(sp, l)
 		if err != nil {
-			return Image{}, nil, fmt.Errorf("layer %s: %w", name, err)
+			return Image{}, fmt.Errorf("layer %s: %w", name, err)
 		}
 		dg, err := v1.NewHash(l.digest)
 		if err != nil {
-			return Image{}, nil, fmt.Errorf("layer %s: %w", name, err)
+			return Image{}, fmt.Errorf("layer %s: %w", name, err)
 		}
 		m.Layers = append(m.Layers, v1.Descriptor{MediaType: mt, Size: l.size, Digest: dg})
 		clean, _ := cleanName(name) // lookup has checked it
@@ -96,10 +106,10 @@ func readDockerImage(sp *spool, e dockerEntry) (Image, *v1.Platform, error) {
 	}
 	raw, err := json.Marshal(m)
 	if err != nil {
-		return Image{}, nil, fmt.Errorf("make manifest: %w", err)
+		return Image{}, fmt.Errorf("make manifest: %w", err)
 	}
 	img.Manifest, img.ManifestDigest = raw, hashOf(raw).String()
-	return img, cf.Platform(), nil
+	return img, nil
 }
 
 // sniffLayer gives a docker-archive layer the media type of its

@@ -1,7 +1,6 @@
 package archive
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -67,24 +66,46 @@ func (a *Archive) readOCI(platform v1.Platform) error {
 	if len(idx.Manifests) == 0 {
 		return fmt.Errorf("index.json lists no image: %w", errdefs.ErrInvalidArgument)
 	}
+	if len(idx.Manifests) > maxImages {
+		return fmt.Errorf("index.json lists %d images, more than the %d an archive may hold: %w", len(idx.Manifests), maxImages, errdefs.ErrInvalidArgument)
+	}
+	// Entries that differ only in their annotations (the names) are one
+	// image, read once.
+	read := map[string]Image{}
 	for i, d := range idx.Manifests {
 		where := fmt.Sprintf("index.json manifest %d (%s)", i, d.Digest)
-		img, skip, err := a.readTop(d, where, platform)
-		if err != nil {
-			return fmt.Errorf("%s: %w", where, err)
-		}
-		if skip != "" {
-			a.Skipped = append(a.Skipped, where+": "+skip)
-			continue
+		key := descriptorKey(d)
+		img, ok := read[key]
+		if !ok {
+			var skip string
+			var err error
+			if img, skip, err = a.readTop(d, where, platform); err != nil {
+				return fmt.Errorf("%s: %w", where, err)
+			}
+			if skip != "" {
+				a.Skipped = append(a.Skipped, where+": "+skip)
+				continue
+			}
+			read[key] = img
 		}
 		if n := d.Annotations[annotationContainerdName]; n != "" {
 			img.Names = []string{n}
-		} else {
-			img.RefName = d.Annotations[annotationRefName]
+		} else if n := d.Annotations[annotationRefName]; n != "" {
+			img.RefNames = []string{n}
 		}
-		a.Images = append(a.Images, img)
+		if !a.mergeImage(img) {
+			a.Images = append(a.Images, img)
+		}
 	}
 	return a.noImageLeft(platform)
+}
+
+// descriptorKey is what tells index.json entries apart, their
+// annotations left out.
+func descriptorKey(d v1.Descriptor) string {
+	d.Annotations = nil
+	b, _ := json.Marshal(d) // a decoded descriptor encodes
+	return string(b)
 }
 
 // readTop reads the image of one index.json entry, or says which platform
@@ -171,6 +192,9 @@ func (a *Archive) readImage(d v1.Descriptor) (Image, *v1.Platform, error) {
 	if err != nil {
 		return Image{}, nil, err
 	}
+	if a.lim.Layers > 0 && len(m.Layers) > a.lim.Layers {
+		return Image{}, nil, fmt.Errorf("manifest %s: %d layers, more than the %d an image may have: %w", d.Digest, len(m.Layers), a.lim.Layers, errdefs.ErrInvalidArgument)
+	}
 	img := Image{Manifest: raw, ManifestDigest: d.Digest.String(), Config: cfg}
 	for _, l := range m.Layers {
 		if !isOneOf(l.MediaType, layerTypes) {
@@ -189,11 +213,11 @@ func (a *Archive) readImage(d v1.Descriptor) (Image, *v1.Platform, error) {
 		}
 		img.Layers = append(img.Layers, Blob{Digest: l.Digest.String(), Size: l.Size, MediaType: string(l.MediaType), name: name})
 	}
-	cf, err := v1.ParseConfigFile(bytes.NewReader(cfg))
+	p, err := a.configPlatform(cfg)
 	if err != nil {
-		return Image{}, nil, fmt.Errorf("config %s: %v: %w", m.Config.Digest, err, errdefs.ErrInvalidArgument)
+		return Image{}, nil, fmt.Errorf("config %s: %w", m.Config.Digest, err)
 	}
-	return img, cf.Platform(), nil
+	return img, p, nil
 }
 
 // blobName is where a layout holds the blob of a digest. Only sha256 is
@@ -213,7 +237,7 @@ func (a *Archive) readBlob(d v1.Descriptor) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := a.src.read(name, maxDocument)
+	data, err := a.readDoc(name)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +249,7 @@ func (a *Archive) readBlob(d v1.Descriptor) ([]byte, error) {
 }
 
 func (a *Archive) readJSON(name string, v any) error {
-	data, err := a.src.read(name, maxDocument)
+	data, err := a.readDoc(name)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/containerd/errdefs"
 	"github.com/klauspost/compress/gzip"
@@ -27,11 +29,23 @@ const maxEntries = 1 << 16
 // maxLinks bounds the links followed to resolve one name.
 const maxLinks = 16
 
+// maxName bounds an entry's name and a link's target: PATH_MAX, as for
+// any path on Linux. Go's tar reader takes PAX names of up to 1 MiB.
+const maxName = unix.PathMax
+
+// maxNames bounds the names and link targets the spool keeps, together:
+// a docker save of a hundred images has a few thousand entries of a
+// hundred bytes.
+const maxNames = 16 << 20
+
 // spool is a tar's files, each regular file's content in a file of its own
 // under dir, named by the reader (its entry number), never by the tar.
 type spool struct {
 	dir     string
 	entries map[string]*entry
+	budget  *budget
+	// names counts the bytes of the entries' names and link targets.
+	names int
 }
 
 // entry is one tar entry other than a directory.
@@ -48,9 +62,15 @@ type entry struct {
 // is absolute or leads outside the archive is refused, so that no name
 // can resolve to anything but another entry. Devices, FIFOs and the like
 // are recorded without content: naming one is an error, as naming a
-// missing file.
-func readTar(r io.Reader, dir string) (*spool, error) {
-	br := bufio.NewReaderSize(r, 1<<20)
+// missing file. Sparse files are refused: Go's reader expands one to its
+// declared size, so a 10 kB tar would spool a terabyte.
+//
+// Every read, of the stream and of each entry's content, checks ctx, and
+// what is spooled is charged to b: a gzip bomb, or an entry whose content
+// the tar reader makes up without reading the stream, stops at the first
+// read past either.
+func readTar(ctx context.Context, r io.Reader, dir string, b *budget) (*spool, error) {
+	br := bufio.NewReaderSize(ctxReader{ctx, r}, 1<<20)
 	in := io.Reader(br)
 	if magic, _ := br.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
 		zr, err := gzip.NewReader(br)
@@ -60,12 +80,15 @@ func readTar(r io.Reader, dir string) (*spool, error) {
 		defer zr.Close()
 		in = zr
 	}
-	sp := &spool{dir: dir, entries: map[string]*entry{}}
+	sp := &spool{dir: dir, entries: map[string]*entry{}, budget: b}
 	tr := tar.NewReader(in)
 	for n := 0; ; n++ {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) && n > 0 {
 			break
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
 		if err != nil && n == 0 {
 			return nil, fmt.Errorf("not a tar archive, plain or gzip-compressed: %v: %w", err, errdefs.ErrInvalidArgument)
@@ -76,19 +99,28 @@ func readTar(r io.Reader, dir string) (*spool, error) {
 		if n >= maxEntries {
 			return nil, fmt.Errorf("more than %d entries: %w", maxEntries, errdefs.ErrInvalidArgument)
 		}
-		if err := sp.add(hdr, tr, n); err != nil {
-			return nil, fmt.Errorf("entry %q: %w", hdr.Name, err)
+		if err := sp.add(ctx, hdr, tr, n); err != nil {
+			return nil, fmt.Errorf("entry %s: %w", shortName(hdr.Name), err)
 		}
 	}
 	// Read a stream to its end, so that the writer of a pipe (docker save)
 	// is not killed by SIGPIPE for the tar's padding.
-	if _, err := io.Copy(io.Discard, in); err != nil {
+	if _, err := io.Copy(io.Discard, ctxReader{ctx, in}); err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("read to the end: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
 	return sp, nil
 }
 
-func (sp *spool) add(hdr *tar.Header, tr *tar.Reader, n int) error {
+func (sp *spool) add(ctx context.Context, hdr *tar.Header, tr *tar.Reader, n int) error {
+	if err := checkHeader(hdr); err != nil {
+		return err
+	}
+	if sp.names += len(hdr.Name) + len(hdr.Linkname); sp.names > maxNames {
+		return fmt.Errorf("the archive's names and link targets come to more than %d bytes: %w", maxNames, errdefs.ErrInvalidArgument)
+	}
 	name, err := cleanName(hdr.Name)
 	if err != nil {
 		return err
@@ -102,7 +134,7 @@ func (sp *spool) add(hdr *tar.Header, tr *tar.Reader, n int) error {
 	e := &entry{}
 	switch hdr.Typeflag {
 	case tar.TypeReg:
-		if e.file, e.digest, e.size, err = sp.spoolFile(tr, n); err != nil {
+		if e.file, e.digest, e.size, err = sp.spoolFile(sp.budget.reader(ctx, tr), n); err != nil {
 			return err
 		}
 	case tar.TypeSymlink:
@@ -121,6 +153,27 @@ func (sp *spool) add(hdr *tar.Header, tr *tar.Reader, n int) error {
 	return nil
 }
 
+// checkHeader refuses what no image archive holds and what would cost
+// more than it is worth: sparse files (old GNU or PAX GNU.sparse.*), and
+// names or link targets longer than a path may be.
+func checkHeader(hdr *tar.Header) error {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return fmt.Errorf("a sparse file (GNU type 'S'): image archives hold none: %w", errdefs.ErrInvalidArgument)
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return fmt.Errorf("a sparse file (PAX record %s): image archives hold none: %w", shortName(k), errdefs.ErrInvalidArgument)
+		}
+	}
+	if len(hdr.Name) > maxName {
+		return fmt.Errorf("a name of %d bytes, more than PATH_MAX (%d): %w", len(hdr.Name), maxName, errdefs.ErrInvalidArgument)
+	}
+	if len(hdr.Linkname) > maxName {
+		return fmt.Errorf("a link target of %d bytes, more than PATH_MAX (%d): %w", len(hdr.Linkname), maxName, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
 // spoolFile copies the current entry's content into a new spool file.
 func (sp *spool) spoolFile(r io.Reader, n int) (file, digest string, size int64, err error) {
 	file = filepath.Join(sp.dir, strconv.Itoa(n))
@@ -132,8 +185,9 @@ func (sp *spool) spoolFile(r io.Reader, n int) (file, digest string, size int64,
 
 // writeHashed copies r into dst, a new file, and returns the sha256
 // digest and size of what it wrote; on failure dst is removed. A write
-// error is the disk's; any other is the archive's (InvalidArgument: one
-// that ends early is truncated).
+// error is the disk's, and the ends of ctx and of the budget are theirs;
+// any other is the archive's (InvalidArgument: one that ends early is
+// truncated).
 func writeHashed(dst string, r io.Reader) (string, int64, error) {
 	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o600)
 	if err != nil {
@@ -144,6 +198,7 @@ func writeHashed(dst string, r io.Reader) (string, int64, error) {
 	var pe *fs.PathError
 	switch {
 	case errors.As(err, &pe) && pe.Op == "write" && pe.Path == f.Name():
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, errdefs.ErrResourceExhausted):
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		err = fmt.Errorf("the archive ends early (truncated): %w", errdefs.ErrInvalidArgument)
 	case err != nil:
@@ -192,13 +247,13 @@ func (sp *spool) stat(name string) (int64, error) {
 	return e.size, nil
 }
 
-func (sp *spool) read(name string, limit int64) ([]byte, error) {
+func (sp *spool) read(name string, limit int64, why string) ([]byte, error) {
 	e, err := sp.lookup(name)
 	if err != nil {
 		return nil, err
 	}
 	if e.size > limit {
-		return nil, fmt.Errorf("%s is %d bytes, more than the %d a document may have: %w", name, e.size, limit, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("%s is %d bytes, more than %d (%s): %w", name, e.size, limit, why, errdefs.ErrInvalidArgument)
 	}
 	data, err := os.ReadFile(e.file)
 	if err != nil {
@@ -208,8 +263,8 @@ func (sp *spool) read(name string, limit int64) ([]byte, error) {
 }
 
 // put links the spool file: a blob that several names share is spooled
-// once and linked as often as it is used.
-func (sp *spool) put(name, dst string) (string, int64, error) {
+// once and linked as often as it is used, and costs no more bytes.
+func (sp *spool) put(_ context.Context, name, dst string, _ int64) (string, int64, error) {
 	e, err := sp.lookup(name)
 	if err != nil {
 		return "", 0, err
@@ -236,3 +291,69 @@ func (sp *spool) peek(e *entry, n int) ([]byte, error) {
 }
 
 func (sp *spool) close() error { return nil }
+
+// budget is what may still be written to files from an archive (Limits.Bytes).
+type budget struct {
+	limit, left int64
+	why         string
+}
+
+func newBudget(lim Limits) *budget {
+	return &budget{limit: lim.Bytes, left: lim.Bytes, why: lim.BytesWhy}
+}
+
+// take charges n bytes, or refuses them when they are more than is left.
+func (b *budget) take(n int64) error {
+	if n > b.left {
+		return b.exceeded()
+	}
+	b.left -= n
+	return nil
+}
+
+func (b *budget) exceeded() error {
+	return fmt.Errorf("the archive's files come to more than %d bytes, the most this import may write (%s): %w",
+		b.limit, b.why, errdefs.ErrResourceExhausted)
+}
+
+// reader charges what is read from r, failing the read that goes past
+// the budget, and fails every read once ctx is done.
+func (b *budget) reader(ctx context.Context, r io.Reader) io.Reader {
+	return &budgetReader{ctx: ctx, r: r, b: b}
+}
+
+type budgetReader struct {
+	ctx context.Context
+	r   io.Reader
+	b   *budget
+}
+
+func (br *budgetReader) Read(p []byte) (int, error) {
+	if err := br.ctx.Err(); err != nil {
+		return 0, err
+	}
+	// One byte past what is left tells a stream that exceeds the budget
+	// from one that ends on it.
+	if left := br.b.left; left < int64(len(p)) {
+		p = p[:left+1]
+	}
+	n, err := br.r.Read(p)
+	if br.b.left -= int64(n); br.b.left < 0 {
+		br.b.left = 0
+		return n, br.b.exceeded()
+	}
+	return n, err
+}
+
+// ctxReader ends reads once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
