@@ -350,6 +350,19 @@ func (m *Manager) killSlow(rel string) error {
 	return cgfs.KillTree(m.root, rel)
 }
 
+// RemoveEmpty implements cgroups.Manager.
+func (m *Manager) RemoveEmpty(path string) (bool, error) {
+	p, err := cgroups.OwnPath("remove", path)
+	if err != nil {
+		return false, err
+	}
+	removed, err := cgfs.RemoveEmpty(m.root, cgroups.Rel(p))
+	if err != nil {
+		return false, fmt.Errorf("remove cgroup %s: %w", p, err)
+	}
+	return removed, nil
+}
+
 // Remove implements cgroups.Manager.
 func (m *Manager) Remove(path string) error {
 	p, err := cgroups.OwnPath("remove", path)

@@ -40,6 +40,10 @@ type Units struct {
 	conn  conn
 	// Timeout bounds each call (DefaultTimeout when 0). Set before use.
 	Timeout time.Duration
+	// Root is crib's root slice's cgroup (cgroups.Paths.Parent("")), in
+	// which, as in the kubelet's kubepods slices, MayCreate lets pods
+	// make slices. Empty means cgroups.DefaultSlice's. Set before use.
+	Root string
 	// proc is where /proc/<pid>/cgroup is read (tests point it elsewhere).
 	proc string
 }
@@ -157,6 +161,29 @@ func (u *Units) Update(ctx context.Context, cgroup string, r *cgroups.Resources)
 		return fmt.Errorf("update unit %s: %w", unit, err)
 	}
 	return nil
+}
+
+// MayCreate says whether crib may make cgroup, a missing parent of a
+// pod's, and so stop its unit with the pod: only where crib and the
+// kubelet alone make slices (cgroups.CribSlice). A slice elsewhere may
+// hold others' units by the time the pod goes (logind's sessions in
+// user-<uid>.slice), and stopping a slice stops everything in it; such
+// a parent is FailedPrecondition, for whoever owns it to make first. A
+// cgroup that is no unit's is crib's to make.
+func (u *Units) MayCreate(cgroup string) error {
+	unit, ok := cgroups.Unit(cgroup)
+	if !ok || !strings.HasSuffix(unit, ".slice") {
+		return nil
+	}
+	root := u.Root
+	if root == "" {
+		root = "/" + cgroups.DefaultSlice
+	}
+	if cgroups.CribSlice(cgroup, root) {
+		return nil
+	}
+	return fmt.Errorf("cgroup parent slice %s does not exist, and crib makes slices only in %s and in kubepods slices (another manager may fill %s later, and crib would stop it with the pod): start it first (systemctl start %s) or use a slice in %s: %w",
+		unit, root, unit, unit, root, errdefs.ErrFailedPrecondition)
 }
 
 // Release stops the unit whose cgroup is cgroup and clears it from

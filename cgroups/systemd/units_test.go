@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -433,5 +434,26 @@ func TestUpdate(t *testing.T) {
 	}
 	if err := u.Update(t.Context(), "/crib/pod1/c1", r); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("Update of a cgroupfs path = %v", err)
+	}
+}
+
+// TestMayCreate: a pod may make a missing slice only in crib's root slice
+// or a kubepods slice; one that logind fills later (user-1000.slice) is
+// FailedPrecondition, so crib never stops it with the pod.
+func TestMayCreate(t *testing.T) {
+	u := New(&fakeFiles{mode: cgroups.ModeUnified}, nil)
+	for _, p := range []string{"/crib.slice", "/crib.slice/crib-pod1.slice", "/kubepods.slice/kubepods-besteffort.slice", "/crib-test/pod1"} {
+		if err := u.MayCreate(p); err != nil {
+			t.Errorf("MayCreate(%s) = %v", p, err)
+		}
+	}
+	for _, p := range []string{"/user.slice/user-1000.slice", "/machine.slice", "/system.slice/system-sshd.slice"} {
+		if err := u.MayCreate(p); !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), path.Base(p)) {
+			t.Errorf("MayCreate(%s) = %v, want FailedPrecondition naming the slice", p, err)
+		}
+	}
+	u.Root = "/pods.slice"
+	if err := u.MayCreate("/crib.slice/crib-pod1.slice"); err == nil {
+		t.Errorf("MayCreate in crib.slice with root %s succeeded", u.Root)
 	}
 }
