@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path"
 	"slices"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/crib-runtime/crib/cgroups"
+	"github.com/crib-runtime/crib/cgroups/cgroupstest"
 	"github.com/crib-runtime/crib/cgroups/manager"
 )
 
@@ -137,14 +137,7 @@ func TestRemoveLeavesUsedParent(t *testing.T) {
 	if err := cg.Create(session, nil); err != nil {
 		t.Fatal(err)
 	}
-	sleep := exec.Command("sleep", "60")
-	if err := sleep.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
-	if err := cg.AddProc(session, sleep.Process.Pid); err != nil {
-		t.Fatal(err)
-	}
+	sleep := cgroupstest.SleepIn(t, cg, session)
 	if err := e.m.Remove(ctx, p.ID); err != nil {
 		t.Fatal(err)
 	}

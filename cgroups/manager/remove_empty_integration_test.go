@@ -1,8 +1,9 @@
 package manager_test
 
 import (
-	"os/exec"
 	"testing"
+
+	"github.com/crib-runtime/crib/cgroups/cgroupstest"
 )
 
 // TestHostRemoveEmpty: RemoveEmpty leaves a cgroup that a process or a
@@ -16,14 +17,7 @@ func TestHostRemoveEmpty(t *testing.T) {
 	if err := m.Create(child, nil); err != nil {
 		t.Fatal(err)
 	}
-	sleep := exec.Command("sleep", "60")
-	if err := sleep.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
-	if err := m.AddProc(child, sleep.Process.Pid); err != nil {
-		t.Fatal(err)
-	}
+	sleep := cgroupstest.SleepIn(t, m, child)
 	for _, p := range []string{busy, child} {
 		if removed, err := m.RemoveEmpty(p); removed || err != nil {
 			t.Errorf("RemoveEmpty(%s) = %v, %v; want false, nil", p, removed, err)
