@@ -51,6 +51,14 @@ type Manager interface {
 	// descendants bottom up, retrying EBUSY for a bounded time. A path
 	// that does not exist is not an error.
 	Remove(path string) error
+	// RemoveEmpty removes path only if nothing uses it: one rmdir per
+	// hierarchy, which the kernel refuses (EBUSY) while the cgroup holds
+	// a process or a child cgroup, so nothing is killed and nothing below
+	// is touched. It reports whether path is gone (a missing path is);
+	// a path in use is no error. It is for cgroups crib made that others
+	// may have used since (a pod's missing parents): on v1 a hierarchy
+	// where path is unused loses it even if another still uses it.
+	RemoveEmpty(path string) (bool, error)
 	// Mode says which kind of hierarchy the manager drives.
 	Mode() Mode
 }

@@ -165,3 +165,25 @@ func parseRuncParent(v string) (slice, prefix, name string, ok bool) {
 	}
 	return parts[0], parts[1], parts[2], true
 }
+
+// kubepodsSlice is the kubelet's slice of pods under the systemd driver:
+// kubepods.slice, or <root>-kubepods.slice under a kubelet --cgroup-root.
+const kubepodsSlice = "kubepods" + sliceSuffix
+
+// CribSlice says whether p, a cgroup path, lies where only crib and the
+// kubelet make slices: it is root (crib's root slice, Paths.Parent("")) or
+// below it, or it is, or lies in, a kubepods slice. Elsewhere a slice
+// crib would make for a pod may later hold what another manager puts
+// there (logind puts a user's sessions in user-<uid>.slice when the user
+// logs in), so crib neither makes nor stops slices there.
+func CribSlice(p, root string) bool {
+	if root != "" && (p == root || strings.HasPrefix(p, strings.TrimSuffix(root, "/")+"/")) {
+		return true
+	}
+	for el := range strings.SplitSeq(p, "/") {
+		if name := cgUnescape(el); name == kubepodsSlice || strings.HasSuffix(name, "-"+kubepodsSlice) {
+			return true
+		}
+	}
+	return false
+}

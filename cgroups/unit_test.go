@@ -119,3 +119,30 @@ func TestUnit(t *testing.T) {
 		}
 	}
 }
+
+// TestCribSlice: crib makes (and so stops) slices for pods only in its
+// own root slice and the kubelet's kubepods slices, never in slices that
+// logind, systemd or a VM manager fill (user-1000.slice, machine.slice).
+func TestCribSlice(t *testing.T) {
+	const root = "/crib.slice"
+	tests := []struct {
+		p    string
+		want bool
+	}{
+		{"/crib.slice", true},
+		{"/crib.slice/crib-pod1.slice", true},
+		{"/kubepods.slice", true},
+		{"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice", true},
+		{"/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-pod1.slice", true},
+		{"/cribx.slice", false},
+		{"/user.slice/user-1000.slice", false},
+		{"/system.slice/system-sshd.slice", false},
+		{"/machine.slice", false},
+		{"/kubepodsx.slice", false},
+	}
+	for _, tt := range tests {
+		if got := CribSlice(tt.p, root); got != tt.want {
+			t.Errorf("CribSlice(%q, %q) = %v, want %v", tt.p, root, got, tt.want)
+		}
+	}
+}

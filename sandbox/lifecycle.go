@@ -236,14 +236,22 @@ func unpin(p *Pod) error {
 // createCgroup makes the pod's cgroup parent, when it does not exist, and
 // the pod's own cgroup under it (a pod with a pause process only).
 // Ancestors that did not exist (the kubelet makes the parent; crictl users
-// often do not) are recorded, so the pod's removal takes them too: crib
-// removes only what it made.
+// often do not) are recorded, so the pod's removal takes them too when
+// they are empty: crib removes only what it made. Under the systemd driver
+// only slices in crib's root slice or the kubelet's may be made (Units'
+// MayCreate): a slice elsewhere may be filled by its owner (logind) while
+// the pod lives, and removing the pod stops the slice's unit.
 func (m *Manager) createCgroup(_ context.Context, p *Pod, _ *Config) error {
 	if m.Cgroups == nil || p.CgroupParent == "" {
 		return nil
 	}
 	p.CreatedCgroups = nil
 	for dir := p.CgroupParent; dir != "/" && dir != "." && !m.Cgroups.Exists(dir); dir = path.Dir(dir) {
+		if m.Units != nil {
+			if err := m.Units.MayCreate(dir); err != nil {
+				return err
+			}
+		}
 		p.CreatedCgroups = append(p.CreatedCgroups, dir)
 	}
 	switch {
@@ -255,16 +263,25 @@ func (m *Manager) createCgroup(_ context.Context, p *Pod, _ *Config) error {
 	return nil
 }
 
-// removeCgroup removes the pod's cgroup, then the ancestors it created,
-// deepest first, unless another pod still lives under them. Under the
-// systemd driver each one's unit is stopped once its cgroup is gone: the
-// pause's scope, and slices systemd made when crib's scopes named them.
+// removeCgroup removes the pod's cgroup, with what is left in it, then
+// the ancestors it created, deepest first, unless another pod still lives
+// under them. An ancestor is only ever removed empty (RemoveEmpty), never
+// killed: crib made it, but others may have put processes there since (a
+// user's sessions in a user-<uid>.slice made before the user logged in),
+// and crib's pods are not all it holds. One in use is left, with those
+// above it. Under the systemd driver each unit is stopped once its cgroup
+// is gone: the pause's scope, and slices systemd made when crib's scopes
+// named them; a slice left in use is not stopped (that would stop what
+// is in it).
 func (m *Manager) removeCgroup(ctx context.Context, p *Pod) error {
 	if m.Cgroups == nil {
 		return nil
 	}
 	if p.Cgroup != "" {
-		if err := m.removeUnitCgroup(ctx, p.Cgroup); err != nil {
+		if err := m.Cgroups.Remove(p.Cgroup); err != nil {
+			return err
+		}
+		if err := m.releaseUnit(ctx, p.Cgroup); err != nil {
 			return err
 		}
 	}
@@ -274,17 +291,18 @@ func (m *Manager) removeCgroup(ctx context.Context, p *Pod) error {
 				return nil
 			}
 		}
-		if err := m.removeUnitCgroup(ctx, dir); err != nil {
+		removed, err := m.Cgroups.RemoveEmpty(dir)
+		if err != nil || !removed {
+			return err
+		}
+		if err := m.releaseUnit(ctx, dir); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (m *Manager) removeUnitCgroup(ctx context.Context, dir string) error {
-	if err := m.Cgroups.Remove(dir); err != nil {
-		return err
-	}
+func (m *Manager) releaseUnit(ctx context.Context, dir string) error {
 	if m.Units == nil {
 		return nil
 	}
@@ -546,6 +564,7 @@ func CgroupsOf(m cgroupFiles) Cgroups {
 type cgroupFiles interface {
 	Create(path string, r *cgroups.Resources) error
 	Remove(path string) error
+	RemoveEmpty(path string) (bool, error)
 	Stats(path string) (*cgroups.Stats, error)
 }
 
@@ -553,6 +572,9 @@ type cgroupsAdapter struct{ m cgroupFiles }
 
 func (a cgroupsAdapter) Create(path string) error { return a.m.Create(path, nil) }
 func (a cgroupsAdapter) Remove(path string) error { return a.m.Remove(path) }
+func (a cgroupsAdapter) RemoveEmpty(path string) (bool, error) {
+	return a.m.RemoveEmpty(path)
+}
 
 func (a cgroupsAdapter) Exists(path string) bool {
 	_, err := a.m.Stats(path)

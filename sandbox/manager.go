@@ -26,6 +26,9 @@ type Cgroups interface {
 	// Remove kills what is left in path and removes it; a missing path is
 	// not an error.
 	Remove(path string) error
+	// RemoveEmpty removes path if nothing uses it, killing nothing, and
+	// reports whether it is gone (cgroups.Manager.RemoveEmpty).
+	RemoveEmpty(path string) (bool, error)
 	// Exists reports whether path is a cgroup.
 	Exists(path string) bool
 }
@@ -37,6 +40,10 @@ type Units interface {
 	Adopt(ctx context.Context, cgroup string, pid int, r *cgroups.Resources) error
 	// Release stops and forgets the unit of cgroup; none is no error.
 	Release(ctx context.Context, cgroup string) error
+	// MayCreate says whether crib may make the missing cgroup, a pod's
+	// parent, and so stop its unit with the pod: nil, or an error
+	// (FailedPrecondition) saying who should make it.
+	MayCreate(cgroup string) error
 }
 
 // Network attaches pods to the pod network and detaches them: cni.Network.

@@ -4,14 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/containerd/errdefs"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/crib-runtime/crib/cgroups"
+	"github.com/crib-runtime/crib/cgroups/cgroupstest"
+	"github.com/crib-runtime/crib/cgroups/manager"
 )
 
 // fakeUnits records what the pods' units are told.
@@ -19,6 +24,15 @@ type fakeUnits struct {
 	mu       sync.Mutex
 	calls    []string
 	adoptErr error
+	// foreign are the cgroups MayCreate refuses.
+	foreign []string
+}
+
+func (u *fakeUnits) MayCreate(cgroup string) error {
+	if slices.Contains(u.foreign, cgroup) {
+		return fmt.Errorf("slice %s is not crib's: %w", cgroup, errdefs.ErrFailedPrecondition)
+	}
+	return nil
 }
 
 func (u *fakeUnits) Adopt(_ context.Context, cgroup string, pid int, r *cgroups.Resources) error {
@@ -97,5 +111,61 @@ func TestPodCgroupOutsideParent(t *testing.T) {
 		CgroupParent: "/kubepods.slice", Cgroup: "/other.slice/crib-x.scope"}
 	if _, err := c.validate(); err == nil {
 		t.Error("a pod cgroup outside its parent was accepted")
+	}
+}
+
+// TestRemoveLeavesUsedParent: a parent the pod made that someone else
+// has used since (logind's sessions in a user-<uid>.slice made before the
+// user logged in) is left as it is when the pod goes: its processes are
+// not killed and its unit is not stopped.
+func TestRemoveLeavesUsedParent(t *testing.T) {
+	e, units, c := unitEnv(t)
+	ctx := context.Background()
+	p, err := e.m.Run(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(p.CreatedCgroups, e.parent) {
+		t.Fatalf("created cgroups %q, want %s among them", p.CreatedCgroups, e.parent)
+	}
+	cg, err := manager.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cg.Close()
+	session := e.parent + "/session-1.scope"
+	if err := cg.Create(session, nil); err != nil {
+		t.Fatal(err)
+	}
+	sleep := cgroupstest.SleepIn(t, cg, session)
+	if err := e.m.Remove(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"adopt " + c.Cgroup + " 4242 false", "release " + c.Cgroup, "release " + c.CgroupParent}
+	if diff := cmp.Diff(want, units.calls); diff != "" {
+		t.Errorf("units (-want +got):\n%s", diff)
+	}
+	if cgroupExists(c.CgroupParent) || !cgroupExists(session) {
+		t.Errorf("want the pod's own parent gone and %s kept", session)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", sleep.Process.Pid))
+	if err != nil || !strings.Contains(string(b), ":"+session+"\n") {
+		t.Errorf("the process in %s was killed or moved: %v\n%s", session, err, b)
+	}
+}
+
+// TestForeignParentSliceRefused: a missing parent the units refuse to let
+// crib make (a slice another manager fills) fails the pod before anything
+// is made.
+func TestForeignParentSliceRefused(t *testing.T) {
+	e, units, c := unitEnv(t)
+	units.foreign = []string{e.parent}
+	_, err := e.m.Run(context.Background(), c)
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("Run = %v, want FailedPrecondition", err)
+	}
+	e.checkGone(t, c.ID)
+	if cgroupExists(e.parent) || len(units.calls) != 0 {
+		t.Errorf("units %q, parent made %v: want nothing", units.calls, cgroupExists(e.parent))
 	}
 }

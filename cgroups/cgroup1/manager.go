@@ -360,6 +360,28 @@ func goneOK(root *cgfs.Root, rel string, err error) error {
 	return err
 }
 
+// RemoveEmpty implements cgroups.Manager.
+func (m *Manager) RemoveEmpty(path string) (bool, error) {
+	p, err := cgroups.OwnPath("remove", path)
+	if err != nil {
+		return false, err
+	}
+	rel := cgroups.Rel(p)
+	all := true
+	var errs []error
+	for _, r := range m.roots {
+		removed, err := cgfs.RemoveEmpty(r, rel)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("hierarchy %s: %w", r.Path(), err))
+		}
+		all = all && removed
+	}
+	if len(errs) > 0 {
+		return false, fmt.Errorf("remove cgroup %s: %w", p, errors.Join(errs...))
+	}
+	return all, nil
+}
+
 // Remove implements cgroups.Manager.
 func (m *Manager) Remove(path string) error {
 	p, err := cgroups.OwnPath("remove", path)

@@ -24,6 +24,8 @@ type Manager struct {
 	root *cgfs.Root
 	// skips hears of the resources dropped for a missing controller.
 	skips *cgroups.SkipNotifier
+	// inotify carries every WatchOOM watch.
+	inotify inotify
 }
 
 var _ cgroups.Manager = (*Manager)(nil)
@@ -60,8 +62,11 @@ func New(mountpoint string, opts ...Option) (*Manager, error) {
 	return &Manager{root: root, skips: cgroups.NewSkipNotifier(o.skipped)}, nil
 }
 
-// Close releases the hierarchy handle.
-func (m *Manager) Close() error { return m.root.Close() }
+// Close releases the hierarchy handle and ends the OOM watches.
+func (m *Manager) Close() error {
+	m.inotify.close()
+	return m.root.Close()
+}
 
 // Mode implements cgroups.Manager.
 func (m *Manager) Mode() cgroups.Mode { return cgroups.ModeUnified }
@@ -348,6 +353,19 @@ func (m *Manager) killSlow(rel string) error {
 		return frozen
 	})
 	return cgfs.KillTree(m.root, rel)
+}
+
+// RemoveEmpty implements cgroups.Manager.
+func (m *Manager) RemoveEmpty(path string) (bool, error) {
+	p, err := cgroups.OwnPath("remove", path)
+	if err != nil {
+		return false, err
+	}
+	removed, err := cgfs.RemoveEmpty(m.root, cgroups.Rel(p))
+	if err != nil {
+		return false, fmt.Errorf("remove cgroup %s: %w", p, err)
+	}
+	return removed, nil
 }
 
 // Remove implements cgroups.Manager.

@@ -2,7 +2,6 @@ package manager_test
 
 import (
 	"os"
-	"os/exec"
 	"testing"
 
 	"github.com/crib-runtime/crib/cgroups"
@@ -37,14 +36,7 @@ func TestHostForeignEmptyCpusetParent(t *testing.T) {
 	if err := m.Create(c, nil); err != nil {
 		t.Fatal(err)
 	}
-	sleep := exec.Command("sleep", "1000")
-	if err := sleep.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
-	if err := m.AddProc(c, sleep.Process.Pid); err != nil {
-		t.Fatalf("AddProc below a foreign parent: %v", err)
-	}
+	sleep := cgroupstest.SleepIn(t, m, c)
 	if !inCgroup(sleep.Process.Pid, c) {
 		t.Fatalf("sleep is not in %s", c)
 	}

@@ -153,14 +153,7 @@ func TestHostLifecycle(t *testing.T) {
 	if err := m.Create(c2, nil); err != nil {
 		t.Fatal(err)
 	}
-	sleep := exec.Command("sleep", "1000")
-	if err := sleep.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
-	if err := m.AddProc(c1, sleep.Process.Pid); err != nil {
-		t.Fatal(err)
-	}
+	sleep := cgroupstest.SleepIn(t, m, c1)
 	if !inCgroup(sleep.Process.Pid, c1) {
 		b, _ := os.ReadFile("/proc/" + strconv.Itoa(sleep.Process.Pid) + "/cgroup")
 		t.Fatalf("sleep is not in %s:\n%s", c1, b)

@@ -126,7 +126,11 @@ func resourceProperties(r *cgroups.Resources, v2 bool, version int) ([]sd.Proper
 		}
 	}
 	if v2 {
-		props = append(props, unifiedProperties(r.Unified)...)
+		unified, err := unifiedProperties(r.Unified)
+		if err != nil {
+			return nil, err
+		}
+		props = append(props, unified...)
 	}
 	if r.Devices != nil {
 		dev, err := deviceProperties(r.Devices, version)
@@ -170,25 +174,85 @@ var unifiedFiles = map[string]string{
 	"pids.max": "TasksMax", "cpu.weight": "CPUWeight",
 }
 
-func unifiedProperties(unified map[string]string) []sd.Property {
+// unifiedProperties spells the unified keys systemd has a property for.
+// Each value is parsed as the kernel parses that file: one the kernel
+// takes and crib passed over (memory.high "1G") would be written over
+// with systemd's default, max, at its next daemon-reload, since the scope
+// has that accounting on. A value the kernel would refuse is
+// InvalidArgument naming the key, before systemd hears of any.
+func unifiedProperties(unified map[string]string) ([]sd.Property, error) {
 	var props []sd.Property
 	for _, k := range slices.Sorted(maps.Keys(unified)) {
 		name, ok := unifiedFiles[k]
 		if !ok {
 			continue
 		}
-		v := strings.TrimSpace(unified[k])
-		if v == "max" {
-			props = append(props, prop(name, infinity))
-			continue
+		n, err := unifiedValue(k, unified[k])
+		if err != nil {
+			return nil, cgroups.Invalidf("unified %s = %q: %v", k, unified[k], err)
 		}
-		// A value systemd cannot take as a number is crib's alone to
-		// write (and to refuse).
-		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
-			props = append(props, prop(name, n))
+		props = append(props, prop(name, n))
+	}
+	return props, nil
+}
+
+// unifiedValue parses v as the kernel parses cgroup file k (cgroup-v2.rst):
+// the memory files' page_counter_memparse ("max", or memparse: a number
+// in C's bases, 0x hex and 0 octal, with an optional K, M, G, T, P or E
+// suffix of powers of 1024), pids.max's "max" or integer, cpu.weight's
+// integer in 1-10000. Surrounding white space is stripped, as the kernel
+// strips it.
+func unifiedValue(k, v string) (uint64, error) {
+	v = strings.TrimSpace(v)
+	if v == "max" && k != "cpu.weight" {
+		return infinity, nil
+	}
+	if strings.HasPrefix(k, "memory.") {
+		return memparse(v)
+	}
+	n, err := cInteger(strings.TrimPrefix(v, "+"))
+	if err != nil {
+		return 0, err
+	}
+	if k == "cpu.weight" && (n < 1 || n > 10000) {
+		return 0, fmt.Errorf("weight %d is outside 1-10000", n)
+	}
+	return n, nil
+}
+
+// memparse is the kernel's memparse, for a whole string.
+func memparse(v string) (uint64, error) {
+	shift := 0
+	if v != "" {
+		if i := strings.IndexByte("KMGTPE", v[len(v)-1]&^0x20); i >= 0 {
+			shift, v = 10*(i+1), v[:len(v)-1]
 		}
 	}
-	return props
+	n, err := cInteger(v)
+	if err != nil {
+		return 0, err
+	}
+	if n > math.MaxUint64>>shift {
+		return 0, fmt.Errorf("%w: more than 2^64 bytes", strconv.ErrRange)
+	}
+	return n << shift, nil
+}
+
+// cInteger parses an unsigned integer as the kernel's base 0 does: 0x
+// hex, a leading 0 octal, else decimal; no sign, no separators.
+func cInteger(v string) (uint64, error) {
+	base := 10
+	switch {
+	case len(v) > 2 && (v[:2] == "0x" || v[:2] == "0X"):
+		base, v = 16, v[2:]
+	case len(v) > 1 && v[0] == '0':
+		base, v = 8, v[1:]
+	}
+	n, err := strconv.ParseUint(v, base, 64)
+	if err != nil {
+		return 0, fmt.Errorf("not a number the kernel takes: %w", err)
+	}
+	return n, nil
 }
 
 func limit(v int64) uint64 {

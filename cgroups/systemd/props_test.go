@@ -2,6 +2,7 @@ package systemd
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/containerd/errdefs"
@@ -57,7 +58,7 @@ func TestResourceProperties(t *testing.T) {
 			"MemoryMax":          uint64(256 << 20), "MemorySwapMax": uint64(0), "TasksMax": infinity,
 			"AllowedCPUs": []byte{0x07, 0x02}, "AllowedMemoryNodes": []byte{0x01},
 			"IOWeight":   uint64(4950),
-			"MemoryHigh": uint64(1048576), "MemoryLow": infinity,
+			"MemoryHigh": uint64(1048576), "MemoryLow": infinity, "MemoryMin": uint64(1 << 30),
 		}},
 		{"v1", false, 252, map[string]any{
 			"CPUShares": uint64(2598), "CPUQuotaPeriodUSec": uint64(100000), "CPUQuotaPerSecUSec": uint64(130000),
@@ -66,7 +67,7 @@ func TestResourceProperties(t *testing.T) {
 		{"old systemd", true, 239, map[string]any{
 			"CPUWeight": uint64(100), "CPUQuotaPerSecUSec": uint64(130000),
 			"MemoryMax": uint64(256 << 20), "MemorySwapMax": uint64(0), "TasksMax": infinity,
-			"IOWeight": uint64(4950), "MemoryHigh": uint64(1048576), "MemoryLow": infinity,
+			"IOWeight": uint64(4950), "MemoryHigh": uint64(1048576), "MemoryLow": infinity, "MemoryMin": uint64(1 << 30),
 		}},
 	}
 	for _, tc := range tests {
@@ -178,6 +179,40 @@ func TestParseVersion(t *testing.T) {
 	for in, want := range map[string]int{`"252.33-1~deb12u1"`: 252, `"v245.4-1.fc32"`: 245, "257": 257, `""`: 0, "x": 0} {
 		if got := parseVersion(in); got != want {
 			t.Errorf("parseVersion(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+// TestUnifiedSuffixes: unified values the kernel takes with a suffix
+// ("1G", "512M") reach systemd as bytes: left out, they were reset to max
+// by systemd at its next daemon-reload, the scope having memory
+// accounting on. Values the kernel would refuse are InvalidArgument
+// naming the key, and systemd hears of none.
+func TestUnifiedSuffixes(t *testing.T) {
+	r := &cgroups.Resources{Unified: map[string]string{
+		"memory.high": "1G", "memory.max": "512M", "memory.low": " 64k\n", "memory.min": "0x10M",
+		"memory.swap.max": "max", "pids.max": "010", "cpu.weight": "+50",
+	}}
+	want := map[string]any{
+		"MemoryHigh": uint64(1 << 30), "MemoryMax": uint64(512 << 20), "MemoryLow": uint64(64 << 10), "MemoryMin": uint64(16 << 20),
+		"MemorySwapMax": infinity, "TasksMax": uint64(8), "CPUWeight": uint64(50),
+	}
+	if diff := cmp.Diff(want, values(mustProps(t, r, true, 252))); diff != "" {
+		t.Errorf("properties (-want +got):\n%s", diff)
+	}
+	for k, v := range map[string]string{
+		"memory.high": "1.5G", "memory.max": "1GB", "memory.low": "", "memory.min": "-1", "memory.swap.max": "16E",
+		"pids.max": "1K", "cpu.weight": "max", "memory.max ": "x",
+	} {
+		_, err := resourceProperties(&cgroups.Resources{Unified: map[string]string{k: v, "memory.high": "1G"}}, true, 252)
+		if _, known := unifiedFiles[k]; !known {
+			if err != nil {
+				t.Errorf("%q (no property) = %v, want it left to crib", k, err)
+			}
+			continue
+		}
+		if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), k) {
+			t.Errorf("%s = %q: %v, want InvalidArgument naming the key", k, v, err)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/errdefs"
 	sd "github.com/coreos/go-systemd/v22/dbus"
 
 	"github.com/crib-runtime/crib/cgroups"
@@ -179,6 +181,28 @@ func TestSystemdScope(t *testing.T) {
 		t.Error("systemd made a scope for a pid that is gone")
 	}
 	if err := errors.Join(files.Remove(other), units.Release(ctx, other)); err != nil {
+		t.Error(err)
+	}
+
+	// A pid that is another process's (crib's died and the pid was
+	// reused): refused before systemd moves the process into the scope.
+	stranger := exec.Command("sleep", "1000")
+	if err := stranger.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = stranger.Process.Kill(); _ = stranger.Wait() }()
+	home, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", stranger.Process.Pid))
+	reused, _ := paths.Leaf(dir, id+"r")
+	if err := files.Create(reused, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := units.Adopt(ctx, reused, stranger.Process.Pid, nil); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("Adopt of another cgroup's pid = %v, want FailedPrecondition", err)
+	}
+	if now, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", stranger.Process.Pid)); string(now) != string(home) {
+		t.Errorf("the stranger was moved: from\n%s\nto\n%s", home, now)
+	}
+	if err := errors.Join(files.Remove(reused), units.Release(ctx, reused)); err != nil {
 		t.Error(err)
 	}
 

@@ -40,6 +40,10 @@ type Units struct {
 	conn  conn
 	// Timeout bounds each call (DefaultTimeout when 0). Set before use.
 	Timeout time.Duration
+	// Root is crib's root slice's cgroup (cgroups.Paths.Parent("")), in
+	// which, as in the kubelet's kubepods slices, MayCreate lets pods
+	// make slices. Empty means cgroups.DefaultSlice's. Set before use.
+	Root string
 	// proc is where /proc/<pid>/cgroup is read (tests point it elsewhere).
 	proc string
 }
@@ -52,11 +56,54 @@ func New(files Files, dial Dialer) *Units {
 }
 
 // Connect dials now and returns systemd's major version (0: unknown), so
-// that a daemon that cannot reach systemd says so when it starts.
+// that a daemon that cannot reach systemd says so when it starts. A
+// daemon outside systemd's pid namespace is refused: the pids crib gives
+// systemd (StartTransientUnit's PIDs) would name other processes there,
+// which systemd would move into crib's scopes, and crib would kill with
+// them.
 func (u *Units) Connect(ctx context.Context) (int, error) {
+	if err := u.samePIDNamespace(); err != nil {
+		return 0, err
+	}
 	version := 0
 	err := u.call(ctx, func(_ context.Context, _ Bus, v int) error { version = v; return nil })
 	return version, err
+}
+
+// samePIDNamespace checks that crib and systemd (pid 1) share a pid
+// namespace. It compares the NSpid lines of their /proc status, which
+// list a process's pid in each namespace from /proc's down to its own:
+// pid 1 is /proc's namespace's init, one entry, so crib is in that
+// namespace when it has one entry too. Reading /proc/1/ns/pid would say
+// the same, but needs ptrace access to pid 1, which a confined root lacks.
+func (u *Units) samePIDNamespace() error {
+	self, err := nsPIDs(filepath.Join(u.proc, "self/status"))
+	if err != nil {
+		return fmt.Errorf("check crib's pid namespace: %w", err)
+	}
+	pid1, err := nsPIDs(filepath.Join(u.proc, "1/status"))
+	if err != nil {
+		return fmt.Errorf("check systemd's pid namespace: %w", err)
+	}
+	if len(self) != len(pid1) {
+		return fmt.Errorf("crib runs in a pid namespace below that of pid 1, systemd (crib's pids %s, levels apart): systemd would read crib's pids as its own, other processes; run crib in systemd's pid namespace, or with cgroup_driver = %q: %w",
+			strings.Join(self, " "), cgroups.DriverCgroupfs, errdefs.ErrFailedPrecondition)
+	}
+	return nil
+}
+
+// nsPIDs returns the fields of the NSpid line of a /proc status file.
+func nsPIDs(file string) ([]string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			return strings.Fields(v), nil
+		}
+	}
+	return nil, fmt.Errorf("%s has no NSpid line: %w", file, errdefs.ErrFailedPrecondition)
 }
 
 // Close closes the connection.
@@ -80,12 +127,20 @@ func (u *Units) Adopt(ctx context.Context, cgroup string, pid int, r *cgroups.Re
 	if pid <= 0 {
 		return fmt.Errorf("adopt into scope %s: pid %d: %w", scope, pid, errdefs.ErrInvalidArgument)
 	}
+	// systemd moves whatever process has pid now into the scope, and
+	// crib kills the scope's processes on removal: the pid must be crib's
+	// process, which is in the cgroup crib made for it, before systemd is
+	// told of it. Had crib's process died and its pid gone to another,
+	// the check after the start would pass on the moved stranger.
+	if err := u.placed(pid, cgroup); err != nil {
+		return fmt.Errorf("start scope %s for pid %d: %w", scope, pid, err)
+	}
 	err = u.call(ctx, func(ctx context.Context, b Bus, version int) error {
 		props, err := scopeProperties(scope, slice, pid, r, u.v2, version)
 		if err != nil {
 			return err
 		}
-		if err := u.start(ctx, b, scope, props, pid, cgroup); err != nil {
+		if err := u.start(ctx, b, scope, props, pid); err != nil {
 			return err
 		}
 		// systemd's own word that pid is in its unit, not only the
@@ -112,9 +167,11 @@ func (u *Units) Adopt(ctx context.Context, cgroup string, pid int, r *cgroups.Re
 
 // start starts the transient scope and waits for its job. A unit of that
 // name that exists already is either this very adoption done before (a
-// start taken up after a daemon restart: pid is in it) or a failed
-// leftover, which is reset and the start tried once more, as runc does.
-func (u *Units) start(ctx context.Context, b Bus, scope string, props []sd.Property, pid int, cgroup string) error {
+// start taken up after a daemon restart: systemd has pid in it) or a
+// failed leftover, which is reset and the start tried once more, as runc
+// does. systemd's word decides, not the kernel's: Adopt checked that pid
+// is in the cgroup already.
+func (u *Units) start(ctx context.Context, b Bus, scope string, props []sd.Property, pid int) error {
 	for retried := false; ; retried = true {
 		ch := make(chan string, 1)
 		_, err := b.StartTransientUnitContext(ctx, scope, modeReplace, props, ch)
@@ -128,7 +185,7 @@ func (u *Units) start(ctx context.Context, b Bus, scope string, props []sd.Prope
 		if !dbusError(err, errUnitExists) || retried {
 			return err
 		}
-		if u.placed(pid, cgroup) == nil {
+		if got, err := b.GetUnitNameByPID(ctx, uint32(pid)); err == nil && got == scope {
 			return nil
 		}
 		if err := b.ResetFailedUnitContext(ctx, scope); err != nil && !dbusError(err, errNoSuchUnit) {
@@ -157,6 +214,29 @@ func (u *Units) Update(ctx context.Context, cgroup string, r *cgroups.Resources)
 		return fmt.Errorf("update unit %s: %w", unit, err)
 	}
 	return nil
+}
+
+// MayCreate says whether crib may make cgroup, a missing parent of a
+// pod's, and so stop its unit with the pod: only where crib and the
+// kubelet alone make slices (cgroups.CribSlice). A slice elsewhere may
+// hold others' units by the time the pod goes (logind's sessions in
+// user-<uid>.slice), and stopping a slice stops everything in it; such
+// a parent is FailedPrecondition, for whoever owns it to make first. A
+// cgroup that is no unit's is crib's to make.
+func (u *Units) MayCreate(cgroup string) error {
+	unit, ok := cgroups.Unit(cgroup)
+	if !ok || !strings.HasSuffix(unit, ".slice") {
+		return nil
+	}
+	root := u.Root
+	if root == "" {
+		root = "/" + cgroups.DefaultSlice
+	}
+	if cgroups.CribSlice(cgroup, root) {
+		return nil
+	}
+	return fmt.Errorf("cgroup parent slice %s does not exist, and crib makes slices only in %s and in kubepods slices (another manager may fill %s later, and crib would stop it with the pod): start it first (systemctl start %s) or use a slice in %s: %w",
+		unit, root, unit, unit, root, errdefs.ErrFailedPrecondition)
 }
 
 // Release stops the unit whose cgroup is cgroup and clears it from

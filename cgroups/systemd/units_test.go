@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -170,6 +171,8 @@ func newUnits(t *testing.T, mode cgroups.Mode, buses ...*fakeBus) (*Units, *fake
 	})
 	u.proc = t.TempDir()
 	u.Timeout = 5 * time.Second
+	setNSpid(t, u.proc, "self", "4242")
+	setNSpid(t, u.proc, "1", "1")
 	set := func(pid int, lines ...string) {
 		dir := filepath.Join(u.proc, fmt.Sprint(pid))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -180,6 +183,20 @@ func newUnits(t *testing.T, mode cgroups.Mode, buses ...*fakeBus) (*Units, *fake
 		}
 	}
 	return u, files, set, &dials
+}
+
+// setNSpid writes proc/<pid>/status with the NSpid line the kernel
+// shows for pids (one per pid namespace level).
+func setNSpid(t *testing.T, proc, pid string, pids ...string) {
+	t.Helper()
+	dir := filepath.Join(proc, pid)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	status := "Name:\tcrib\nNSpid:\t" + strings.Join(pids, "\t") + "\nNSpgid:\t1\n"
+	if err := os.WriteFile(filepath.Join(dir, "status"), []byte(status), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestAdopt(t *testing.T) {
@@ -305,28 +322,27 @@ func TestAdoptExisting(t *testing.T) {
 	if err := u.Adopt(t.Context(), scopePath, 42, nil); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"start crib-c1.scope", "unit-of 42"}, bus.Calls()); diff != "" {
+	if diff := cmp.Diff([]string{"start crib-c1.scope", "unit-of 42", "unit-of 42"}, bus.Calls()); diff != "" {
 		t.Errorf("calls (-want +got):\n%s", diff)
 	}
-	// A failed leftover: reset, and started once more.
+	// A failed leftover, which systemd does not have the pid in: reset,
+	// and started once more.
 	bus = newFakeBus()
 	bus.errs["start"] = []error{exists}
 	u, _, set, _ = newUnits(t, cgroups.ModeUnified, bus)
-	set(42, "0::/")
-	err := u.Adopt(t.Context(), scopePath, 42, nil)
-	want := []string{"start crib-c1.scope", "reset-failed crib-c1.scope", "start crib-c1.scope", "unit-of 42"}
+	set(42, "0::"+scopePath)
+	if err := u.Adopt(t.Context(), scopePath, 42, nil); err != nil {
+		t.Errorf("Adopt over a failed leftover = %v", err)
+	}
+	want := []string{"start crib-c1.scope", "unit-of 42", "reset-failed crib-c1.scope", "start crib-c1.scope", "unit-of 42"}
 	if diff := cmp.Diff(want, bus.Calls()); diff != "" {
 		t.Errorf("calls (-want +got):\n%s", diff)
-	}
-	// The fake leaves the pid where /proc says, which is not the scope.
-	if !errors.Is(err, errdefs.ErrFailedPrecondition) {
-		t.Errorf("Adopt = %v", err)
 	}
 	// Exists twice: the error.
 	bus = newFakeBus()
 	bus.errs["start"] = []error{exists, exists}
 	u, _, set, _ = newUnits(t, cgroups.ModeUnified, bus)
-	set(42, "0::/")
+	set(42, "0::"+scopePath)
 	if err := u.Adopt(t.Context(), scopePath, 42, nil); !dbusError(err, errUnitExists) {
 		t.Errorf("Adopt = %v, want UnitExists", err)
 	}
@@ -433,5 +449,59 @@ func TestUpdate(t *testing.T) {
 	}
 	if err := u.Update(t.Context(), "/crib/pod1/c1", r); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("Update of a cgroupfs path = %v", err)
+	}
+}
+
+// TestMayCreate: a pod may make a missing slice only in crib's root slice
+// or a kubepods slice; one that logind fills later (user-1000.slice) is
+// FailedPrecondition, so crib never stops it with the pod.
+func TestMayCreate(t *testing.T) {
+	u := New(&fakeFiles{mode: cgroups.ModeUnified}, nil)
+	for _, p := range []string{"/crib.slice", "/crib.slice/crib-pod1.slice", "/kubepods.slice/kubepods-besteffort.slice", "/crib-test/pod1"} {
+		if err := u.MayCreate(p); err != nil {
+			t.Errorf("MayCreate(%s) = %v", p, err)
+		}
+	}
+	for _, p := range []string{"/user.slice/user-1000.slice", "/machine.slice", "/system.slice/system-sshd.slice"} {
+		if err := u.MayCreate(p); !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), path.Base(p)) {
+			t.Errorf("MayCreate(%s) = %v, want FailedPrecondition naming the slice", p, err)
+		}
+	}
+	u.Root = "/pods.slice"
+	if err := u.MayCreate("/crib.slice/crib-pod1.slice"); err == nil {
+		t.Errorf("MayCreate in crib.slice with root %s succeeded", u.Root)
+	}
+}
+
+// TestAdoptReusedPID: a pid that is not in crib's cgroup (crib's process
+// died, was reaped, and the pid went to another process) is refused
+// before systemd hears of it: systemd would move that process into the
+// scope, the check after the start would pass, and the scope's removal
+// would kill it.
+func TestAdoptReusedPID(t *testing.T) {
+	bus := newFakeBus()
+	u, files, set, _ := newUnits(t, cgroups.ModeUnified, bus)
+	set(42, "0::/user.slice/user-1000.slice/session-1.scope")
+	err := u.Adopt(t.Context(), scopePath, 42, &cgroups.Resources{})
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("Adopt = %v, want FailedPrecondition", err)
+	}
+	if calls := bus.Calls(); len(calls) != 0 || len(files.updates) != 0 {
+		t.Errorf("calls %q, writes %q: want none", calls, files.updates)
+	}
+}
+
+// TestConnectOtherPIDNamespace: a daemon in a pid namespace other than
+// systemd's would give systemd pids that name other processes there.
+func TestConnectOtherPIDNamespace(t *testing.T) {
+	bus := newFakeBus()
+	u, _, _, dials := newUnits(t, cgroups.ModeUnified, bus)
+	setNSpid(t, u.proc, "self", "31337", "7")
+	_, err := u.Connect(t.Context())
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "pid namespace") {
+		t.Errorf("Connect = %v, want FailedPrecondition naming the pid namespace", err)
+	}
+	if *dials != 0 {
+		t.Errorf("dialled systemd")
 	}
 }

@@ -21,10 +21,12 @@ func openUnits(ctx context.Context, logger klog.Logger, cfg config.Config, files
 	if cfg.CgroupDriver != config.CgroupDriverSystemd {
 		return nil, nil
 	}
-	if _, err := (cgroups.Paths{Driver: cfg.CgroupDriver, Root: cfg.CgroupRoot}).Parent(""); err != nil {
+	root, err := (cgroups.Paths{Driver: cfg.CgroupDriver, Root: cfg.CgroupRoot}).Parent("")
+	if err != nil {
 		return nil, err
 	}
 	units := systemd.New(files, systemd.DialSystemd)
+	units.Root = root
 	version, err := units.Connect(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("cgroup_driver is %q: %w", cfg.CgroupDriver, err)

@@ -116,9 +116,7 @@ func (s *service) create(ctx context.Context, r *shimapi.CreateRequest, spec *sp
 	if c.oomBase, err = s.cg.OOMKills(c.cgroup); err != nil {
 		return nil, err
 	}
-	if err := s.watchOOM(c); err != nil {
-		return nil, err
-	}
+	s.watchOOM(c)
 	undo = append(undo, func() error { c.endOOMWatch(); return nil })
 	if r.LogPath != "" {
 		if c.log, err = crilog.Open(r.LogDir, r.LogPath); err != nil {

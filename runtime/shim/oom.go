@@ -11,20 +11,26 @@ import (
 // recordExit reads would be gone with it. Under cgroupfs the cgroup is
 // the shim's until it removes it, the count read at the exit is exact, and
 // nothing is watched.
-func (s *service) watchOOM(c *container) error {
+//
+// A watch that cannot be set (no inotify instance left on the host:
+// EMFILE) does not fail the container, as containerd's shim carries on
+// without its OOM watch: the count is then read at the exit, which sees
+// the OOM kill unless systemd removed the cgroup first. A container that
+// cannot be made for want of an OOM watch is worse than a missed reason.
+func (s *service) watchOOM(c *container) {
 	if _, _, err := cgroups.ScopeOf(c.cgroup); err != nil {
-		return nil
+		return
 	}
 	w, ok := s.cg.(cgroups.OOMWatcher)
 	if !ok {
-		return nil
+		return
 	}
 	stop, err := w.WatchOOM(c.cgroup, func() { c.oomSeen.Store(true) })
 	if err != nil {
-		return err
+		s.logger.Error(err, "Created container without an OOM watch; its OOM kills are read at its exit", "containerID", c.id)
+		return
 	}
 	c.stopOOM = stop
-	return nil
 }
 
 // endOOMWatch ends the watch of watchOOM, if any.

@@ -73,6 +73,21 @@ func RemoveTree(root *Root, rel string, deadline time.Time) error {
 	return rmErr
 }
 
+// RemoveEmpty removes rel if it is unused, without retrying or touching
+// what is below: true when rel is gone, false when the kernel refused
+// because a process or a child cgroup uses it (EBUSY; ENOTEMPTY is the
+// same refusal in rmdir(2)'s other word).
+func RemoveEmpty(root *Root, rel string) (bool, error) {
+	err := root.Rmdir(rel)
+	switch {
+	case err == nil, errors.Is(err, unix.ENOENT):
+		return true, nil
+	case errors.Is(err, unix.EBUSY), errors.Is(err, unix.ENOTEMPTY):
+		return false, nil
+	}
+	return false, err
+}
+
 // WaitFor polls done with a growing interval (1ms to 100ms) until it
 // returns true or timeout passes; it never blocks longer than timeout.
 func WaitFor(timeout time.Duration, done func() bool) {
