@@ -24,8 +24,6 @@ type Manager struct {
 	root *cgfs.Root
 	// skips hears of the resources dropped for a missing controller.
 	skips *cgroups.SkipNotifier
-	// inotify carries every WatchOOM watch.
-	inotify inotify
 }
 
 var _ cgroups.Manager = (*Manager)(nil)
@@ -64,7 +62,6 @@ func New(mountpoint string, opts ...Option) (*Manager, error) {
 
 // Close releases the hierarchy handle and ends the OOM watches.
 func (m *Manager) Close() error {
-	m.inotify.close()
 	return m.root.Close()
 }
 
