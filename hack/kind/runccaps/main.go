@@ -12,9 +12,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/crib-runtime/crib/cri/spec"
 )
 
 // runc is the runtime this wraps: Debian's.
@@ -110,41 +113,28 @@ func narrow(path string, topLevel bool) error {
 }
 
 // boundingSet returns a predicate for the capability names in CapBnd of
-// /proc/self/status. Names it does not know are kept: runc judges them.
+// /proc/self/status, named as crib names them (spec.CapsInMask). Names crib
+// does not know are kept: runc judges them.
 func boundingSet() (func(string) bool, error) {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return nil, err
 	}
-	var mask uint64
-	found := false
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
-			if mask, err = strconv.ParseUint(strings.TrimSpace(v), 16, 64); err != nil {
-				return nil, fmt.Errorf("CapBnd %q: %w", v, err)
-			}
-			found = true
+		v, ok := strings.CutPrefix(line, "CapBnd:")
+		if !ok {
+			continue
 		}
+		mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		if err != nil {
+			return nil, fmt.Errorf("CapBnd %q: %w", v, err)
+		}
+		held := spec.CapsInMask(mask)
+		known := spec.CapsInMask(^uint64(0))
+		return func(name string) bool {
+			n := "CAP_" + strings.TrimPrefix(strings.ToUpper(name), "CAP_")
+			return !slices.Contains(known, n) || slices.Contains(held, n)
+		}, nil
 	}
-	if !found {
-		return nil, fmt.Errorf("no CapBnd in /proc/self/status")
-	}
-	return func(name string) bool {
-		bit, known := capBits[strings.TrimPrefix(strings.ToUpper(name), "CAP_")]
-		return !known || mask&(1<<bit) != 0
-	}, nil
-}
-
-// capBits numbers the capabilities (linux/capability.h).
-var capBits = map[string]uint{
-	"CHOWN": 0, "DAC_OVERRIDE": 1, "DAC_READ_SEARCH": 2, "FOWNER": 3, "FSETID": 4,
-	"KILL": 5, "SETGID": 6, "SETUID": 7, "SETPCAP": 8, "LINUX_IMMUTABLE": 9,
-	"NET_BIND_SERVICE": 10, "NET_BROADCAST": 11, "NET_ADMIN": 12, "NET_RAW": 13,
-	"IPC_LOCK": 14, "IPC_OWNER": 15, "SYS_MODULE": 16, "SYS_RAWIO": 17,
-	"SYS_CHROOT": 18, "SYS_PTRACE": 19, "SYS_PACCT": 20, "SYS_ADMIN": 21,
-	"SYS_BOOT": 22, "SYS_NICE": 23, "SYS_RESOURCE": 24, "SYS_TIME": 25,
-	"SYS_TTY_CONFIG": 26, "MKNOD": 27, "LEASE": 28, "AUDIT_WRITE": 29,
-	"AUDIT_CONTROL": 30, "SETFCAP": 31, "MAC_OVERRIDE": 32, "MAC_ADMIN": 33,
-	"SYSLOG": 34, "WAKE_ALARM": 35, "BLOCK_SUSPEND": 36, "AUDIT_READ": 37,
-	"PERFMON": 38, "BPF": 39, "CHECKPOINT_RESTORE": 40,
+	return nil, fmt.Errorf("no CapBnd in /proc/self/status")
 }
