@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crib-runtime/crib/test/harness"
@@ -86,6 +87,16 @@ type densityFigures struct {
 	// idleCPU is the CPU time the runtime's processes used in the 5 s
 	// of idle, over those 5 s (1 is one core).
 	idleCPU float64
+	// fillCPU is the host's busy CPU time during the fill (every process
+	// and the kernel's own work: the runtime, its CNI plugins, the
+	// containers' start, this client): steadier than pods/s on a host
+	// whose scheduling moves the wall time by a fifth from run to run.
+	fillCPU time.Duration
+	// dyingMemcgs is how many more memory cgroups the kernel holds after
+	// the pods and their cgroups are gone than before the warm-up: removed
+	// cgroups still charged with page cache (-1 without a v1 memory
+	// controller to count).
+	dyingMemcgs int
 }
 
 // density runs n idle pods with the given number of workers, measures
@@ -94,6 +105,14 @@ type densityFigures struct {
 func (w *benchWorld) density(b *testing.B, n, workers int) {
 	ctx := context.Background()
 	memcg := w.chargeApart(b)
+	// Earlier runs leave the kernel slower than a fresh host, by as much as
+	// a quarter of the CPU per pod here: removed memory cgroups kept alive
+	// by the page cache they are charged with, and, on ext4 without a
+	// journal (this host's /), every inode freed in the last 30 s that an
+	// allocation must skip. Both runtimes start from the same state: the
+	// caches dropped before the warm-up, which reads the binaries back.
+	dropCaches(b)
+	memcgs := memcgCount()
 	warmup := &densityPod{cfg: w.podConfig(b, "warmup")}
 	if err := w.startPod(ctx, warmup); err != nil {
 		b.Fatalf("warm-up pod: %v", err)
@@ -112,7 +131,9 @@ func (w *benchWorld) density(b *testing.B, n, workers int) {
 	var f densityFigures
 	charged := w.charged(memcg)
 	avail := keyed("/proc/meminfo", 1)["MemAvailable"]
+	busy := hostBusy(b)
 	f.up = parallel(b, n, workers, func(i int) error { return w.startPod(ctx, &pods[i]) })
+	f.fillCPU = hostBusy(b) - busy
 	ticks, idle := w.cpuTicks(), time.Now()
 	time.Sleep(5 * time.Second) // start-up work and GC settle
 	f.idleCPU = float64(w.cpuTicks()-ticks) / 100 / time.Since(idle).Seconds()
@@ -122,11 +143,43 @@ func (w *benchWorld) density(b *testing.B, n, workers int) {
 	}
 	f.procs, f.pssKB, f.rssKB = w.overheadBreakdown(b)
 	f.down = parallel(b, n, workers, func(i int) error { return w.stopPod(ctx, &pods[i]) })
-	w.reportDensity(b, pods, workers, f)
 	w.waitGone(b)
 	for _, p := range pods {
 		w.removePodCgroup(b, p.cfg)
 	}
+	if f.dyingMemcgs = -1; memcgs >= 0 {
+		f.dyingMemcgs = memcgCount() - memcgs
+	}
+	w.reportDensity(b, pods, workers, f)
+}
+
+// dropCaches writes back dirty pages and drops the page cache, dentries
+// and inodes: the host's caches as after a boot, with nothing lost.
+func dropCaches(b *testing.B) {
+	unix.Sync()
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0); err != nil {
+		b.Fatalf("drop the page cache: %v", err)
+	}
+}
+
+// memcgCount is the memory controller's cgroup count from /proc/cgroups,
+// those removed but not yet freed included; -1 where the controller is
+// not on a v1 hierarchy (cgroup v2 counts dying cgroups in cgroup.stat).
+func memcgCount() int {
+	data, err := os.ReadFile("/proc/cgroups")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 4 && f[0] == "memory" && f[1] != "0" {
+			n, err := strconv.Atoi(f[2])
+			if err == nil {
+				return n
+			}
+		}
+	}
+	return -1
 }
 
 // chargeApart moves the runtime's daemon into a v1 memory cgroup of its
@@ -295,6 +348,7 @@ func (w *benchWorld) reportDensity(b *testing.B, pods []densityPod, workers int,
 		toRunning, stop, remove = append(toRunning, p.toRunning), append(stop, p.stop), append(remove, p.remove)
 	}
 	b.ReportMetric(n/f.up.Seconds(), "pods/s")
+	b.ReportMetric(float64(f.fillCPU.Microseconds())/1000/n, "fill-cpu-ms/pod")
 	reportPercentiles(b, "to-running", toRunning)
 	b.ReportMetric(float64(f.availDropKB)/n, "memavail-drop-KiB/pod")
 	charged := "not measured"
@@ -309,10 +363,34 @@ func (w *benchWorld) reportDensity(b *testing.B, pods []densityPod, workers int,
 	b.ReportMetric(n/f.down.Seconds(), "teardown-pods/s")
 	reportPercentiles(b, "StopPodSandbox", stop)
 	reportPercentiles(b, "RemovePodSandbox", remove)
-	b.Logf("%d pods, %d workers: up %.1f pods/s, to running p50 %v p95 %v; idle: MemAvailable %+d KiB/pod, memory cgroups %s, PSS %.2f MiB/pod, RSS %.2f MiB/pod, %d processes, CPU %.1f%%; down %.1f pods/s, StopPodSandbox p50 %v p95 %v, RemovePodSandbox p50 %v p95 %v",
-		len(pods), workers, n/f.up.Seconds(), ms(percentile(toRunning, 50)), ms(percentile(toRunning, 95)), -f.availDropKB/len(pods), charged,
+	dying := "not counted"
+	if f.dyingMemcgs >= 0 {
+		b.ReportMetric(float64(f.dyingMemcgs)/n, "dying-memcgs/pod")
+		dying = fmt.Sprintf("%.2f per pod", float64(f.dyingMemcgs)/n)
+	}
+	b.Logf("%d pods, %d workers: up %.1f pods/s (host CPU %.1f ms per pod), to running p50 %v p95 %v; idle: MemAvailable %+d KiB/pod, memory cgroups %s, PSS %.2f MiB/pod, RSS %.2f MiB/pod, %d processes, CPU %.1f%%; down %.1f pods/s, StopPodSandbox p50 %v p95 %v, RemovePodSandbox p50 %v p95 %v; dying memory cgroups left %s",
+		len(pods), workers, n/f.up.Seconds(), float64(f.fillCPU.Microseconds())/1000/n, ms(percentile(toRunning, 50)), ms(percentile(toRunning, 95)), -f.availDropKB/len(pods), charged,
 		float64(f.pssKB)/n/1024, float64(f.rssKB)/n/1024, f.procs, 100*f.idleCPU, n/f.down.Seconds(),
-		ms(percentile(stop, 50)), ms(percentile(stop, 95)), ms(percentile(remove, 50)), ms(percentile(remove, 95)))
+		ms(percentile(stop, 50)), ms(percentile(stop, 95)), ms(percentile(remove, 50)), ms(percentile(remove, 95)), dying)
+}
+
+// hostBusy is the CPU time the host has been busy since boot, all CPUs
+// together: /proc/stat's user, nice, system, irq and softirq (not idle,
+// iowait or the hypervisor's steal).
+func hostBusy(b *testing.B) time.Duration {
+	f := strings.Fields(strings.SplitN(readFile(b, "/proc/stat"), "\n", 2)[0])
+	if len(f) < 8 || f[0] != "cpu" {
+		b.Fatalf("/proc/stat: unexpected first line %q", f)
+	}
+	ticks := 0
+	for _, i := range []int{1, 2, 3, 6, 7} {
+		v, err := strconv.Atoi(f[i])
+		if err != nil {
+			b.Fatalf("/proc/stat: %v", err)
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
 }
 
 // ms rounds d to 0.1 ms for a log line.
