@@ -10,6 +10,7 @@ packages=(
 	iproute2
 	gcc # cgo: nsexec
 	libc6-dev
+	musl-tools # crib-init links musl (Makefile)
 	ca-certificates
 	openssl # hack/local-cluster.sh: the cluster's certificates
 )
