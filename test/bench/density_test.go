@@ -94,9 +94,11 @@ type densityFigures struct {
 	fillCPU time.Duration
 	// dyingMemcgs is how many more memory cgroups the kernel holds after
 	// the pods and their cgroups are gone than before the warm-up: removed
-	// cgroups still charged with page cache (-1 without a v1 memory
-	// controller to count).
+	// cgroups still charged with page cache. Negative when other cgroups
+	// were freed meanwhile; not counted (counted false) without a v1
+	// memory controller.
 	dyingMemcgs int
+	counted     bool
 }
 
 // density runs n idle pods with the given number of workers, measures
@@ -112,7 +114,7 @@ func (w *benchWorld) density(b *testing.B, n, workers int) {
 	// allocation must skip. Both runtimes start from the same state: the
 	// caches dropped before the warm-up, which reads the binaries back.
 	dropCaches(b)
-	memcgs := memcgCount()
+	memcgs := settledMemcgCount()
 	warmup := &densityPod{cfg: w.podConfig(b, "warmup")}
 	if err := w.startPod(ctx, warmup); err != nil {
 		b.Fatalf("warm-up pod: %v", err)
@@ -147,7 +149,7 @@ func (w *benchWorld) density(b *testing.B, n, workers int) {
 	for _, p := range pods {
 		w.removePodCgroup(b, p.cfg)
 	}
-	if f.dyingMemcgs = -1; memcgs >= 0 {
+	if f.counted = memcgs >= 0; f.counted {
 		f.dyingMemcgs = memcgCount() - memcgs
 	}
 	w.reportDensity(b, pods, workers, f)
@@ -160,6 +162,23 @@ func dropCaches(b *testing.B) {
 	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0); err != nil {
 		b.Fatalf("drop the page cache: %v", err)
 	}
+}
+
+// settledMemcgCount is memcgCount once the kernel has freed the removed
+// cgroups that dropping the caches released (it frees them in the
+// background): the first of two readings 100 ms apart that agree, or the
+// last reading after 5 s.
+func settledMemcgCount() int {
+	n := memcgCount()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		m := memcgCount()
+		if m == n {
+			break
+		}
+		n = m
+	}
+	return n
 }
 
 // memcgCount is the memory controller's cgroup count from /proc/cgroups,
@@ -364,7 +383,7 @@ func (w *benchWorld) reportDensity(b *testing.B, pods []densityPod, workers int,
 	reportPercentiles(b, "StopPodSandbox", stop)
 	reportPercentiles(b, "RemovePodSandbox", remove)
 	dying := "not counted"
-	if f.dyingMemcgs >= 0 {
+	if f.counted {
 		b.ReportMetric(float64(f.dyingMemcgs)/n, "dying-memcgs/pod")
 		dying = fmt.Sprintf("%.2f per pod", float64(f.dyingMemcgs)/n)
 	}
