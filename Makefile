@@ -14,15 +14,6 @@ LDFLAGS   := -X main.version=$(VERSION) -extldflags=-static
 # 3.3 MB of the daemon's binary; crib runs NRI plugins as executables and
 # over the socket only (docs/nri.md).
 BUILDTAGS := netgo,osusergo,grpcnotrace,nri_no_wasm
-# crib-init, which starts every container and exec, links musl: glibc's
-# static start-up probes the CPU's features and caches with ~40 CPUID
-# instructions, each a trap to the hypervisor on a virtual machine, and
-# resolves its ifuncs; musl does neither (0.35-0.45 ms less per start here,
-# docs/benchmarks.md). musl's headers lack the kernel's, which nsexec
-# includes: a directory of links to them comes after musl's own.
-MUSL_CC   := $(shell command -v musl-gcc 2>/dev/null)
-MUSL_INC  := $(abspath _output/musl-include)
-KHEADERS  := /usr/include/$(shell gcc -print-multiarch 2>/dev/null)
 TESTFLAGS ?=
 # Tests that need root or a kernel feature fail instead of skipping.
 export CRIB_TEST_STRICT ?= 1
@@ -43,13 +34,7 @@ clients: ## Build crictl, critest, the kubelet, the node e2e suite, ginkgo and a
 build: ## Build bin/crib (the daemon), bin/crib-shim (what each pod runs) and bin/crib-init (each container's and exec's init), which must stay side by side
 	CGO_ENABLED=1 $(GO) build -trimpath -tags '$(BUILDTAGS)' -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/crib
 	CGO_ENABLED=1 $(GO) build -trimpath -tags '$(BUILDTAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)-shim ./cmd/crib-shim
-ifeq ($(MUSL_CC),)
-	@echo "WARNING: musl-gcc not found (make deps installs musl-tools): crib-init links glibc, and every container start pays its CPU probing" >&2
 	CGO_ENABLED=1 $(GO) build -trimpath -tags '$(BUILDTAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)-init ./cmd/crib-init
-else
-	@mkdir -p $(MUSL_INC) && ln -sfn /usr/include/linux $(MUSL_INC)/linux && ln -sfn /usr/include/asm-generic $(MUSL_INC)/asm-generic && ln -sfn $(KHEADERS)/asm $(MUSL_INC)/asm
-	CC=$(MUSL_CC) CGO_CFLAGS='-O2 -idirafter $(MUSL_INC)' CGO_ENABLED=1 $(GO) build -trimpath -tags '$(BUILDTAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)-init ./cmd/crib-init
-endif
 
 run: deps build ## Install what is missing, build, and serve the CRI on unix:///run/crib/crib.sock
 	$(BIN) daemon

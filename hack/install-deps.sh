@@ -10,7 +10,6 @@ packages=(
 	iproute2
 	gcc # cgo: nsexec
 	libc6-dev
-	musl-tools # crib-init links musl (Makefile)
 	ca-certificates
 	openssl # hack/local-cluster.sh: the cluster's certificates
 )
