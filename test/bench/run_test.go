@@ -18,6 +18,7 @@ import (
 	"github.com/crib-runtime/crib/cgroups/manager"
 	"github.com/crib-runtime/crib/nsexec/nsproto"
 	"github.com/crib-runtime/crib/runtime/initmsg"
+	"github.com/crib-runtime/crib/runtime/initproc"
 
 	"github.com/crib-runtime/crib/internal/testutil"
 	"github.com/crib-runtime/crib/runtime/launch"
@@ -98,7 +99,8 @@ func trueSpec() *specs.Spec {
 //
 //   - crib: the launcher in process, as crib's per-pod shim runs it for every
 //     container (cgroup create, setns path with the process born in its
-//     cgroup, Go init, exec, wait, cgroup remove);
+//     cgroup, Go init handed the host's cgroup hierarchies as the shim
+//     lists them once, exec, wait, cgroup remove);
 //   - crib-run-oci: the same through the `crib run-oci` command, which adds
 //     the start of a crib process per container;
 //   - runc: Debian's `runc run`, one runc process per container as
@@ -164,6 +166,12 @@ func launcherLoop(b *testing.B, dir, state string) {
 		b.Fatal(err)
 	}
 	defer devnull.Close()
+	// The shim lists the host's cgroup v1 hierarchies once and hands them
+	// to every init, which otherwise reads them from mountinfo.
+	hiers, err := initproc.CgroupMounts()
+	if err != nil {
+		b.Fatal(err)
+	}
 	newNS := uint32(unix.CLONE_NEWPID | unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWNS | unix.CLONE_NEWCGROUP)
 	// Where the time goes, per phase (p50 reported below).
 	var phases [5][]time.Duration
@@ -193,7 +201,7 @@ func launcherLoop(b *testing.B, dir, state string) {
 				phases[0] = append(phases[0], placed.Sub(t0)) // cgroup + spawn + nsexec stage 0
 				return nil
 			},
-			Config: &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleInit, Spec: spec},
+			Config: &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleInit, Spec: spec, CgroupMounts: hiers},
 			Stdin:  devnull, Stdout: devnull, Stderr: devnull,
 		})
 		if err != nil {
