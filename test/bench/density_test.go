@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
 	criapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crib-runtime/crib/test/harness"
@@ -107,13 +106,8 @@ type densityFigures struct {
 func (w *benchWorld) density(b *testing.B, n, workers int) {
 	ctx := context.Background()
 	memcg := w.chargeApart(b)
-	// Earlier runs leave the kernel slower than a fresh host, by as much as
-	// a quarter of the CPU per pod here: removed memory cgroups kept alive
-	// by the page cache they are charged with, and, on ext4 without a
-	// journal (this host's /), every inode freed in the last 30 s that an
-	// allocation must skip. Both runtimes start from the same state: the
-	// caches dropped before the warm-up, which reads the binaries back.
-	dropCaches(b)
+	// The world was set up from dropped caches (freshKernel); the
+	// warm-up reads the binaries back.
 	memcgs := settledMemcgCount()
 	warmup := &densityPod{cfg: w.podConfig(b, "warmup")}
 	if err := w.startPod(ctx, warmup); err != nil {
@@ -153,21 +147,6 @@ func (w *benchWorld) density(b *testing.B, n, workers int) {
 		f.dyingMemcgs = memcgCount() - memcgs
 	}
 	w.reportDensity(b, pods, workers, f)
-}
-
-// dropCaches writes back dirty pages and drops the page cache, dentries
-// and inodes: the host's caches as after a boot, with nothing lost.
-// CRIB_BENCH_KEEP_CACHES=1 leaves them (a host where another tenant's
-// writes or a hung mount would make sync(2) wait).
-func dropCaches(b *testing.B) {
-	if os.Getenv("CRIB_BENCH_KEEP_CACHES") == "1" {
-		b.Log("CRIB_BENCH_KEEP_CACHES=1: caches kept; the figures depend on what ran before")
-		return
-	}
-	unix.Sync()
-	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0); err != nil {
-		b.Fatalf("drop the page cache: %v", err)
-	}
 }
 
 // settledMemcgCount is memcgCount once the kernel has freed the removed

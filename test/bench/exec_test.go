@@ -24,10 +24,12 @@ func BenchmarkExec(b *testing.B) {
 	bed := newTestbed(b)
 	reg, busybox, pause, cg := bed.reg, bed.busybox, bed.pause, bed.cg
 	b.Run("crib", func(b *testing.B) {
+		freshKernel(b)
 		c := newEnv(b).Start().Clients()
 		execLoop(b, cg, c.Images, c.Runtime, busybox)
 	})
 	b.Run("containerd", func(b *testing.B) {
+		freshKernel(b)
 		dir := b.TempDir()
 		ctrd := harness.StartContainerd(b, harness.ContainerdConfig{Registry: reg.Host, CNIConfDir: filepath.Join(dir, "net.d"), SandboxImage: pause})
 		if _, err := ctrd.Images.PullImage(context.Background(), &criapi.ImageSpec{Image: pause}, nil, nil); err != nil {

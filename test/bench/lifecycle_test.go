@@ -80,6 +80,7 @@ func randomSubnet(second, bits int) string {
 // crib starts a crib daemon in a network namespace of its own, with a
 // bridge network of subnet for its pods, and pulls busybox into it.
 func (bed *testbed) crib(b *testing.B, subnet string) *benchWorld {
+	freshKernel(b)
 	reg := bed.reg
 	e := newEnv(b)
 	e.WithNetwork(subnet)
@@ -101,6 +102,7 @@ func (bed *testbed) crib(b *testing.B, subnet string) *benchWorld {
 // containerd is crib's counterpart for Debian's containerd + runc, with
 // the testbed's pause as its sandbox image.
 func (bed *testbed) containerd(b *testing.B, subnet string) *benchWorld {
+	freshKernel(b)
 	reg := bed.reg
 	dir := b.TempDir()
 	netns := fmt.Sprintf("crib-bench-ctrd-%x", rand.Int32())

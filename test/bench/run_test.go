@@ -114,13 +114,15 @@ func BenchmarkRunTrue(b *testing.B) {
 	// crib seals its binary under the state dir: unmount it before the
 	// temp dir goes.
 	b.Cleanup(func() { _ = launch.UnsealBinary(filepath.Join(state, "bin")) })
-	b.Run("crib", func(b *testing.B) { launcherLoop(b, dir, state) })
+	b.Run("crib", func(b *testing.B) { freshKernel(b); launcherLoop(b, dir, state) })
 	b.Run("crib-run-oci", func(b *testing.B) {
+		freshKernel(b)
 		runLoop(b, func(id string) *exec.Cmd {
 			return exec.Command(harness.Binary(), "run-oci", "--bundle", dir, "--state", state, id)
 		})
 	})
 	b.Run("runc", func(b *testing.B) {
+		freshKernel(b)
 		runc, err := exec.LookPath("runc")
 		if err != nil {
 			b.Skip("runc is not installed — no comparison")
