@@ -2,8 +2,10 @@ package initmsg
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -68,7 +70,7 @@ func TestConfigLeavesOut(t *testing.T) {
 
 // fill sets every field reachable from v to a non-zero value.
 func fill(v reflect.Value, depth int) {
-	if depth > 8 {
+	if depth > 14 { // deep enough for seccomp's syscall rules and their args
 		return
 	}
 	switch v.Kind() {
@@ -158,6 +160,29 @@ func TestHooksNeedTheirVersion(t *testing.T) {
 		}
 		if err := json.Unmarshal(buf.Bytes()[4:], &got); err != nil || got.Version != c.want {
 			t.Errorf("WriteConfig(%+v) went as version %d (%v), want %d", c.cfg, got.Version, err, c.want)
+		}
+	}
+}
+
+// A raw field the init cannot decode fails the read, naming the field: the
+// seccomp profile or an id mapping must never be dropped quietly.
+func TestReadConfigRefusesBadRawFields(t *testing.T) {
+	for _, tc := range []struct{ json, field string }{
+		{`{"spec":{"linux":{"seccomp":5}}}`, "spec.linux.seccomp"},
+		{`{"spec":{"linux":{"uidMappings":{}}}}`, "spec.linux.uidMappings"},
+		{`{"spec":{"linux":{"timeOffsets":[]}}}`, "spec.linux.timeOffsets"},
+		{`{"spec":{"mounts":[{"destination":"/a"},{"destination":"/b","gidMappings":"x"}]}}`, "spec.mounts[1].gidMappings"},
+		{`{"spec":{"process":{"cwd":"/","scheduler":[]}}}`, "spec.process.scheduler"},
+		{`{"containerHooks":[]}`, "containerHooks"},
+	} {
+		msg := append(binary.BigEndian.AppendUint32(nil, uint32(len(tc.json))), tc.json...)
+		var out Config
+		err := ReadConfig(bytes.NewReader(msg), &out)
+		if err == nil || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("ReadConfig(%s) = %v, want an error naming %s", tc.json, err, tc.field)
+		}
+		if !reflect.DeepEqual(out, Config{}) {
+			t.Errorf("ReadConfig(%s) filled the config on failure: %+v", tc.json, out)
 		}
 	}
 }
