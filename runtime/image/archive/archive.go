@@ -256,11 +256,11 @@ func (a *Archive) mergeImage(img Image) bool {
 // that is absolute or leads out of the archive. The root itself is "".
 func cleanName(name string) (string, error) {
 	if path.IsAbs(name) {
-		return "", fmt.Errorf("%q is an absolute path: %w", name, errdefs.ErrInvalidArgument)
+		return "", fmt.Errorf("%s is an absolute path: %w", shortName(name), errdefs.ErrInvalidArgument)
 	}
 	c := path.Clean(name)
 	if c == ".." || strings.HasPrefix(c, "../") {
-		return "", fmt.Errorf("%q leads outside the archive: %w", name, errdefs.ErrInvalidArgument)
+		return "", fmt.Errorf("%s leads outside the archive: %w", shortName(name), errdefs.ErrInvalidArgument)
 	}
 	if c == "." {
 		return "", nil
@@ -272,7 +272,7 @@ func cleanName(name string) (string, error) {
 // os/arch[/variant]. The strings are the archive's: one with anything but
 // letters, digits and . _ + - is quoted, escapes and all, so that a
 // hostile one cannot move the cursor or rewrite the terminal it is
-// printed on.
+// printed on, and one too long to read is cut.
 func platformString(p *v1.Platform) string {
 	if p == nil {
 		return "unknown platform"
@@ -282,8 +282,8 @@ func platformString(p *v1.Platform) string {
 		parts = append(parts, p.Variant)
 	}
 	for i, s := range parts {
-		if strings.IndexFunc(s, notPlain) >= 0 || s == "" {
-			parts[i] = strconv.QuoteToASCII(s)
+		if len(s) > maxShown || strings.IndexFunc(s, notPlain) >= 0 || s == "" {
+			parts[i] = cut(s, strconv.QuoteToASCII)
 		}
 	}
 	return strings.Join(parts, "/")
@@ -295,12 +295,18 @@ func notPlain(r rune) bool {
 
 // shortName is a name from the archive as errors write it: quoted, and
 // cut when it is too long to be read.
-func shortName(s string) string {
-	const max = 256
-	if len(s) > max {
-		return strconv.Quote(s[:max]) + fmt.Sprintf("… (%d bytes)", len(s))
+func shortName(s string) string { return cut(s, strconv.Quote) }
+
+// maxShown bounds how much of one of the archive's strings an error or
+// Skipped shows.
+const maxShown = 256
+
+// cut quotes s, only its first maxShown bytes and its length when longer.
+func cut(s string, quote func(string) string) string {
+	if len(s) > maxShown {
+		return quote(s[:maxShown]) + fmt.Sprintf("… (%d bytes)", len(s))
 	}
-	return strconv.Quote(s)
+	return quote(s)
 }
 
 // matches is the platform choice of pulls (go-containerregistry's

@@ -44,25 +44,41 @@ func (a *Archive) readDocker(sp *spool, platform v1.Platform) error {
 	if len(entries) > maxImages {
 		return fmt.Errorf("manifest.json lists %d images, more than the %d an archive may hold: %w", len(entries), maxImages, errdefs.ErrInvalidArgument)
 	}
+	// Entries naming the same config and layers are one image: read,
+	// hashed and matched against the platform once.
+	type result struct {
+		img  Image
+		skip string
+	}
+	read := map[string]result{}
 	for i, e := range entries {
 		where := fmt.Sprintf("manifest.json entry %d", i)
-		img, err := a.readDockerImage(sp, e)
-		if err != nil {
-			return fmt.Errorf("%s: %w", where, err)
+		key, _ := json.Marshal([]any{e.Config, e.Layers}) // strings encode
+		r, ok := read[string(key)]
+		if !ok {
+			img, err := a.readDockerImage(sp, e)
+			if err != nil {
+				return fmt.Errorf("%s: %w", where, err)
+			}
+			cfgPlatform, err := a.configPlatform(img.Config)
+			if err != nil {
+				return fmt.Errorf("%s: config %s: %w", where, shortName(e.Config), err)
+			}
+			r.img = img
+			if cfgPlatform != nil && !matches(*cfgPlatform, platform) {
+				r.skip = platformString(cfgPlatform)
+			}
+			read[string(key)] = r
 		}
+		if r.skip != "" {
+			a.Skipped = append(a.Skipped, where+": "+r.skip)
+			continue
+		}
+		img := r.img
 		img.Where, img.Names = where, e.RepoTags
-		if a.mergeImage(img) {
-			continue
+		if !a.mergeImage(img) {
+			a.Images = append(a.Images, img)
 		}
-		cfgPlatform, err := a.configPlatform(img.Config)
-		if err != nil {
-			return fmt.Errorf("%s: config %s: %w", where, shortName(e.Config), err)
-		}
-		if cfgPlatform != nil && !matches(*cfgPlatform, platform) {
-			a.Skipped = append(a.Skipped, where+": "+platformString(cfgPlatform))
-			continue
-		}
-		a.Images = append(a.Images, img)
 	}
 	return a.noImageLeft(platform)
 }
@@ -94,11 +110,11 @@ func (a *Archive) readDockerImage(sp *spool, e dockerEntry) (Image, error) {
 		}
 		mt, err := sniffLayer(sp, l)
 		if err != nil {
-			return Image{}, fmt.Errorf("layer %s: %w", name, err)
+			return Image{}, fmt.Errorf("layer %s: %w", shortName(name), err)
 		}
 		dg, err := v1.NewHash(l.digest)
 		if err != nil {
-			return Image{}, fmt.Errorf("layer %s: %w", name, err)
+			return Image{}, fmt.Errorf("layer %s: %w", shortName(name), err)
 		}
 		m.Layers = append(m.Layers, v1.Descriptor{MediaType: mt, Size: l.size, Digest: dg})
 		clean, _ := cleanName(name) // lookup has checked it

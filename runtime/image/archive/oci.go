@@ -70,11 +70,15 @@ func (a *Archive) readOCI(platform v1.Platform) error {
 		return fmt.Errorf("index.json lists %d images, more than the %d an archive may hold: %w", len(idx.Manifests), maxImages, errdefs.ErrInvalidArgument)
 	}
 	// Entries that differ only in their annotations (the names) are one
-	// image, read once.
-	read := map[string]Image{}
+	// image, read once, and one skipped entry is skipped again unread.
+	read, skipped := map[string]Image{}, map[string]string{}
 	for i, d := range idx.Manifests {
 		where := fmt.Sprintf("index.json manifest %d (%s)", i, d.Digest)
 		key := descriptorKey(d)
+		if skip, ok := skipped[key]; ok {
+			a.Skipped = append(a.Skipped, where+": "+skip)
+			continue
+		}
 		img, ok := read[key]
 		if !ok {
 			var skip string
@@ -83,6 +87,7 @@ func (a *Archive) readOCI(platform v1.Platform) error {
 				return fmt.Errorf("%s: %w", where, err)
 			}
 			if skip != "" {
+				skipped[key] = skip
 				a.Skipped = append(a.Skipped, where+": "+skip)
 				continue
 			}

@@ -33,3 +33,21 @@ func TestHostilePlatformQuoted(t *testing.T) {
 		t.Fatalf("a plain platform is written %s", got)
 	}
 }
+
+// TestLongArchiveStringsCut: a platform string or a name from the archive
+// that is too long to read is cut in Skipped and errors, where 1,024
+// entries could otherwise repeat megabytes of it.
+func TestLongArchiveStringsCut(t *testing.T) {
+	long := strings.Repeat("x", 1<<20)
+	if got := platformString(&v1.Platform{OS: long, Architecture: "amd64"}); len(got) > 2*maxShown || !strings.Contains(got, "(1048576 bytes)") {
+		t.Errorf("platform with a 1 MiB OS written as %d bytes: %.80q…", len(got), got)
+	}
+	for _, err := range []error{
+		func() error { _, err := cleanName("/" + long); return err }(),
+		func() error { _, err := (&spool{entries: map[string]*entry{}}).lookup(long + "\x1b[2J"); return err }(),
+	} {
+		if err == nil || len(err.Error()) > 2*maxShown || strings.Contains(err.Error(), "\x1b") {
+			t.Errorf("error for a 1 MiB name: %.120q (%d bytes)", err, len(err.Error()))
+		}
+	}
+}

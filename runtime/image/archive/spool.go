@@ -227,16 +227,16 @@ func (sp *spool) lookup(name string) (*entry, error) {
 		e := sp.entries[clean]
 		switch {
 		case e == nil:
-			return nil, fmt.Errorf("%s is missing from the archive: %w", name, errdefs.ErrNotFound)
+			return nil, fmt.Errorf("%s is missing from the archive: %w", shortName(name), errdefs.ErrNotFound)
 		case e.link != "":
 			clean = e.link
 		case e.file == "":
-			return nil, fmt.Errorf("%s is not a regular file: %w", name, errdefs.ErrInvalidArgument)
+			return nil, fmt.Errorf("%s is not a regular file: %w", shortName(name), errdefs.ErrInvalidArgument)
 		default:
 			return e, nil
 		}
 	}
-	return nil, fmt.Errorf("%s: more than %d links: %w", name, maxLinks, errdefs.ErrInvalidArgument)
+	return nil, fmt.Errorf("%s: more than %d links: %w", shortName(name), maxLinks, errdefs.ErrInvalidArgument)
 }
 
 func (sp *spool) stat(name string) (int64, error) {
