@@ -12,11 +12,12 @@ import (
 )
 
 // UpdateRuntimeConfig takes the node's pod CIDRs, which the kubelet sends
-// once the controller manager has given the node its range, and again every
-// time it syncs the node. crib's pod network comes from the CNI
-// configuration as written (crib renders no CNI template from the CIDR, as
-// CRI-O does not): the CIDRs are checked and logged when they change, and the
-// call succeeds, so that the kubelet does not log a failure every sync.
+// once the controller manager has given the node its range and again when
+// they change (after a failure, at every node status sync until one
+// succeeds). crib's pod network comes from the CNI configuration as written
+// (crib renders no CNI template from the CIDR, as CRI-O does not): the
+// CIDRs are checked and logged when they change, and the call succeeds, so
+// that the kubelet does not retry and log a failure every sync.
 func (s *Server) UpdateRuntimeConfig(ctx context.Context, req *criapi.UpdateRuntimeConfigRequest) (*criapi.UpdateRuntimeConfigResponse, error) {
 	cidrs := req.GetRuntimeConfig().GetNetworkConfig().GetPodCidr()
 	if err := checkPodCIDRs(cidrs); err != nil {

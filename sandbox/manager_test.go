@@ -16,6 +16,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/cgroups/manager"
 	"github.com/crib-runtime/crib/internal/testutil"
 	"github.com/crib-runtime/crib/sandbox/cni"
@@ -87,6 +88,7 @@ type env struct {
 	hooks    *hooks
 	stateDir string
 	parent   string // the test's cgroup parent
+	cg       cgroups.Manager
 }
 
 // newEnv makes a Manager with its own store, state dir and cgroup parent;
@@ -108,7 +110,7 @@ func newEnv(t *testing.T) *env {
 	os.WriteFile(filepath.Join(hostFiles, "hosts"), []byte("127.0.0.1 localhost node\n"), 0o644)
 	e := &env{
 		net: &fakeNetwork{attached: map[string]bool{}}, hooks: &hooks{live: map[string]bool{}, tornDownAs: map[string]State{}},
-		stateDir: filepath.Join(root, "state"), parent: "/crib-sandbox-test-" + newID(t)[:12],
+		stateDir: filepath.Join(root, "state"), parent: "/crib-sandbox-test-" + newID(t)[:12], cg: cg,
 	}
 	e.m = &Manager{
 		Store: store, StateDir: e.stateDir, Cgroups: CgroupsOf(cg), Network: e.net,

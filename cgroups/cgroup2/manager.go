@@ -60,10 +60,8 @@ func New(mountpoint string, opts ...Option) (*Manager, error) {
 	return &Manager{root: root, skips: cgroups.NewSkipNotifier(o.skipped)}, nil
 }
 
-// Close releases the hierarchy handle and ends the OOM watches.
-func (m *Manager) Close() error {
-	return m.root.Close()
-}
+// Close releases the hierarchy handle.
+func (m *Manager) Close() error { return m.root.Close() }
 
 // Mode implements cgroups.Manager.
 func (m *Manager) Mode() cgroups.Mode { return cgroups.ModeUnified }

@@ -1,7 +1,10 @@
 package cgroupstest
 
 import (
+	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -19,4 +22,11 @@ func SleepIn(t testing.TB, m interface{ AddProc(string, int) error }, path strin
 		t.Fatalf("move pid %d into %s: %v", sleep.Process.Pid, path, err)
 	}
 	return sleep
+}
+
+// InCgroup reports whether /proc says pid is in cgroup path (in any
+// hierarchy).
+func InCgroup(pid int, path string) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	return err == nil && strings.Contains(string(b), ":"+path+"\n")
 }

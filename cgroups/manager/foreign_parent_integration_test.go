@@ -37,7 +37,7 @@ func TestHostForeignEmptyCpusetParent(t *testing.T) {
 		t.Fatal(err)
 	}
 	sleep := cgroupstest.SleepIn(t, m, c)
-	if !inCgroup(sleep.Process.Pid, c) {
+	if !cgroupstest.InCgroup(sleep.Process.Pid, c) {
 		t.Fatalf("sleep is not in %s", c)
 	}
 	if cs == "" {

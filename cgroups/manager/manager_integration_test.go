@@ -131,11 +131,6 @@ func testRoot(t testing.TB, m cgroups.Manager) string {
 	return root
 }
 
-func inCgroup(pid int, path string) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
-	return err == nil && strings.Contains(string(b), ":"+path+"\n")
-}
-
 func TestHostLifecycle(t *testing.T) {
 	m := openHost(t)
 	root := testRoot(t, m)
@@ -154,7 +149,7 @@ func TestHostLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	sleep := cgroupstest.SleepIn(t, m, c1)
-	if !inCgroup(sleep.Process.Pid, c1) {
+	if !cgroupstest.InCgroup(sleep.Process.Pid, c1) {
 		b, _ := os.ReadFile("/proc/" + strconv.Itoa(sleep.Process.Pid) + "/cgroup")
 		t.Fatalf("sleep is not in %s:\n%s", c1, b)
 	}

@@ -23,7 +23,7 @@ func TestHostRemoveEmpty(t *testing.T) {
 			t.Errorf("RemoveEmpty(%s) = %v, %v; want false, nil", p, removed, err)
 		}
 	}
-	if !inCgroup(sleep.Process.Pid, child) {
+	if !cgroupstest.InCgroup(sleep.Process.Pid, child) {
 		t.Errorf("the process was killed or left %s", child)
 	}
 	sleep.Process.Kill()
