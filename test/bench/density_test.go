@@ -168,22 +168,13 @@ func settledMemcgCount() int {
 
 // memcgCount is the memory controller's cgroup count from /proc/cgroups,
 // those removed but not yet freed included; -1 where the controller is
-// not on a v1 hierarchy (cgroup v2 counts dying cgroups in cgroup.stat).
+// not on a v1 hierarchy (hierarchy 0: cgroup v2 counts dying cgroups in
+// cgroup.stat).
 func memcgCount() int {
-	data, err := os.ReadFile("/proc/cgroups")
-	if err != nil {
+	if keyed("/proc/cgroups", 1)["memory"] == 0 {
 		return -1
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 4 && f[0] == "memory" && f[1] != "0" {
-			n, err := strconv.Atoi(f[2])
-			if err == nil {
-				return n
-			}
-		}
-	}
-	return -1
+	return keyed("/proc/cgroups", 2)["memory"]
 }
 
 // chargeApart moves the runtime's daemon into a v1 memory cgroup of its
