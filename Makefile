@@ -4,16 +4,6 @@ BIN       := bin/crib
 # A semantic version, as the kubelet parses it for its node status: a release
 # tag, else 0.1.0-dev with the commit as build metadata.
 VERSION   ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null || echo 0.1.0-dev+$$(git describe --always --dirty 2>/dev/null | tr - .))
-# Static, so every re-exec (init, pause) skips the dynamic loader and a pause
-# process costs ~130 kB instead of ~1 MB of mapped libraries.
-LDFLAGS   := -X main.version=$(VERSION) -extldflags=-static
-# grpcnotrace: grpc's request tracing links html/template, whose reflection on
-# method names stops the linker from dropping unused methods: 3.8 MB more
-# of the daemon's binary mapped, and paid in every node's memory.
-# nri_no_wasm: NRI's WebAssembly plugin runtime (wazero's compiler) is
-# 3.3 MB of the daemon's binary; crib runs NRI plugins as executables and
-# over the socket only (docs/nri.md).
-BUILDTAGS := netgo,osusergo,grpcnotrace,nri_no_wasm
 TESTFLAGS ?=
 # Tests that need root or a kernel feature fail instead of skipping.
 export CRIB_TEST_STRICT ?= 1
@@ -32,9 +22,7 @@ clients: ## Build crictl, critest, the kubelet, the node e2e suite, ginkgo and a
 	hack/clients.sh
 
 build: ## Build bin/crib (the daemon), bin/crib-shim (what each pod runs) and bin/crib-init (each container's and exec's init), which must stay side by side
-	CGO_ENABLED=1 $(GO) build -trimpath -tags '$(BUILDTAGS)' -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/crib
-	CGO_ENABLED=1 $(GO) build -trimpath -tags '$(BUILDTAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)-shim ./cmd/crib-shim
-	CGO_ENABLED=1 $(GO) build -trimpath -tags '$(BUILDTAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)-init ./cmd/crib-init
+	GO=$(GO) hack/build.sh $(dir $(BIN)) $(VERSION)
 
 run: deps build ## Install what is missing, build, and serve the CRI on unix:///run/crib/crib.sock
 	$(BIN) daemon
@@ -116,7 +104,7 @@ verify: generate ## Fail if generated code drifted, code is not gofmt'ed, or go.
 	$(GO) mod tidy -diff
 
 clean: ## Remove build output
-	rm -rf bin _output
+	rm -rf bin _output nsexec/nolibc/*.syso
 
 help: ## List targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "%-12s %s\n",$$1,$$2}' $(MAKEFILE_LIST)

@@ -1,10 +1,14 @@
 /* See decode.h. Compiled into nsexec and into the fuzz harness. */
+#ifdef CRIB_NOLIBC
+#include "nolibc.h"
+#else
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#endif
 
 #include "decode.h"
 

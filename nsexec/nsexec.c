@@ -18,6 +18,12 @@
  * log fd, the same text as a SYNC_ERROR for the launcher to report verbatim, and
  * _exit(1).
  */
+#ifdef CRIB_NOLIBC
+#include "nolibc.h"
+#include <linux/magic.h>
+#include <linux/nsfs.h>
+#include <linux/prctl.h>
+#else
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -35,12 +41,19 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
+#endif
 
 #include "decode.h"
 #include "nsexec.h"
 
+#ifdef CRIB_NOLIBC
+/* No writable data in the blob: on the state page (nolibc.h). */
+#define initpipe (NX->initpipe)
+#define logpipe (NX->logpipe)
+#else
 static int initpipe = -1;
 static int logpipe = -1;
+#endif
 
 static void write_all(int fd, const void *buf, size_t len)
 {
@@ -151,18 +164,17 @@ static void read_bootstrap(struct crib_bootstrap *b)
 	char err[512];
 	uint8_t hdr[CRIB_HEADER_SIZE];
 	size_t got = read_full(initpipe, hdr, sizeof(hdr));
+	/* On the stack: the build without libc has no allocator. */
+	_Static_assert(CRIB_BOOTSTRAP_MAX <= 1 << 16, "the bootstrap buffer lives on the stack");
+	uint8_t buf[CRIB_BOOTSTRAP_MAX];
 	long len = crib_decode_header(hdr, got, err, sizeof(err));
 	if (len < 0)
 		crib_bail("nsexec: %s", err);
-	uint8_t *buf = malloc((size_t)len + 1);
-	if (!buf)
-		crib_bail("nsexec: allocate %ld bytes for the bootstrap message: %m", len);
 	got = read_full(initpipe, buf, (size_t)len);
 	if (got != (size_t)len)
 		crib_bail("nsexec: bootstrap: short read (%zu of %ld bytes)", got, len);
 	if (crib_decode_attrs(buf, (size_t)len, b, err, sizeof(err)) < 0)
 		crib_bail("nsexec: %s", err);
-	free(buf);
 }
 
 /* open_namespaces opens every path and checks that each fd is an nsfs file
@@ -371,11 +383,15 @@ static void stage1(const struct crib_bootstrap *b)
 	if ((b->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
 		crib_bail("nsexec: create cgroup namespace: %m");
 	/* Confined before RUNNING, so a failure is the launcher's error. */
+#ifndef CRIB_NOLIBC
 	if (b->role == CRIB_ROLE_PAUSE)
 		crib_pause_confine();
+#endif
 	send_sync(CRIB_SYNC_RUNNING, NULL, 0);
+#ifndef CRIB_NOLIBC
 	if (b->role == CRIB_ROLE_PAUSE)
 		crib_pause(initpipe);
+#endif
 	close_inherited_fds();
 }
 
@@ -400,9 +416,13 @@ static void stage0(struct crib_bootstrap *b)
 	 * process waits for SIGTERM with sigwaitinfo: block everything before
 	 * it exists, so a SIGTERM sent the moment it runs is not lost. */
 	if (b->role == CRIB_ROLE_PAUSE) {
+#ifdef CRIB_NOLIBC
+		crib_bail("nsexec: the pause process runs from crib-shim, not from this binary");
+#else
 		sigset_t all;
 		sigfillset(&all);
 		sigprocmask(SIG_BLOCK, &all, NULL);
+#endif
 	}
 	/* CLONE_PARENT makes the final process the launcher's child, so it can
 	 * wait for it directly once stage 0 has exited. */
@@ -419,8 +439,7 @@ static void stage0(struct crib_bootstrap *b)
 	_exit(0);
 }
 
-/* crib_nsexec runs only in a process started with the init pipe in its
- * environment; in every other process (the daemon, tests) it returns at once. */
+#ifndef CRIB_NOLIBC
 /* detach is the double fork of a process that must outlive its starter
  * without being its child (the pod's shim): fork, let the parent exit, and
  * go on in a new session. No Go runtime has started yet, so fork is safe. */
@@ -439,11 +458,26 @@ static void detach(void)
 		_exit(1);
 	}
 }
+#endif
 
+/* crib_nsexec runs only in a process started with the init pipe in its
+ * environment; in every other process (the daemon, tests) it returns at
+ * once. The build without libc calls it from its entry (nolibc.c). */
+#ifdef CRIB_NOLIBC
+void crib_nsexec_run(void)
+#else
 __attribute__((constructor)) static void crib_nsexec(void)
+#endif
 {
-	if (getenv(CRIB_ENV_DETACH))
+	if (getenv(CRIB_ENV_DETACH)) {
+#ifdef CRIB_NOLIBC
+		/* Only the shim detaches, and it links libc. */
+		log_json("error", "nsexec: this binary does not detach");
+		_exit(1);
+#else
 		detach();
+#endif
+	}
 	initpipe = env_fd(CRIB_ENV_INITPIPE);
 	if (initpipe < 0)
 		return;

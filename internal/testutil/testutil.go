@@ -8,7 +8,10 @@ package testutil
 
 import (
 	"bufio"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -80,4 +83,23 @@ func MountsUnder(t testing.TB, dir string) int {
 		}
 	}
 	return n
+}
+
+// BuildBinaries builds crib's binaries into dir as `make build` does
+// (hack/build.sh), all three or only those named.
+func BuildBinaries(dir string, names ...string) error {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return errors.New("go env GOMOD: not in crib's module")
+	}
+	cmd := exec.Command(filepath.Join(filepath.Dir(mod), "hack", "build.sh"), dir)
+	cmd.Env = append(os.Environ(), "CRIB_BUILD_NAMES="+strings.Join(names, " "))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("hack/build.sh: %w\n%s", err, out)
+	}
+	return nil
 }
