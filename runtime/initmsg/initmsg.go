@@ -39,6 +39,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -169,6 +170,33 @@ type Message struct {
 	Errno int `json:"errno,omitempty"`
 	// Error is the full message, as init would print it.
 	Error string `json:"error,omitempty"`
+}
+
+// MarshalJSON encodes m as encoding/json would, field by field: a fresh
+// init sends one or two messages, and building the reflected encoder of
+// the struct cost it ~0.2 ms of each container start.
+func (m Message) MarshalJSON() ([]byte, error) {
+	b := append([]byte(`{"type":`), jsonString(string(m.Type))...)
+	if m.Step != "" {
+		b = append(append(b, `,"step":`...), jsonString(m.Step)...)
+	}
+	if m.Path != "" {
+		b = append(append(b, `,"path":`...), jsonString(m.Path)...)
+	}
+	if m.Errno != 0 {
+		b = strconv.AppendInt(append(b, `,"errno":`...), int64(m.Errno), 10)
+	}
+	if m.Error != "" {
+		b = append(append(b, `,"error":`...), jsonString(m.Error)...)
+	}
+	return append(b, '}'), nil
+}
+
+// jsonString is s as a JSON string: encoding/json's string encoder, which
+// needs no reflection over a struct.
+func jsonString(s string) []byte {
+	b, _ := json.Marshal(s) // a string always encodes
+	return b
 }
 
 // InitError is an Error message as a Go error, for the launcher.

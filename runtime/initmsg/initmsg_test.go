@@ -2,6 +2,7 @@ package initmsg
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"strings"
@@ -46,6 +47,32 @@ func TestReadRejects(t *testing.T) {
 	} {
 		if err := Read(strings.NewReader(in), &m); err == nil || err == io.EOF {
 			t.Errorf("%s: got %v, want an error", name, err)
+		}
+	}
+}
+
+// TestMessageEncodesAsReflection checks Message's own encoder against the
+// one encoding/json builds by reflection, byte for byte.
+func TestMessageEncodesAsReflection(t *testing.T) {
+	type reflected Message // the same fields, without MarshalJSON
+	for _, m := range []Message{
+		{Type: TypeReady},
+		{Type: TypeStart},
+		{Type: TypeError, Step: "mount", Path: "/proc", Errno: 1, Error: "mount /proc: operation not permitted"},
+		{Type: TypeError, Errno: -3, Error: "quote \" backslash \\ newline \n tab \t nul \x00 <html> & \u2028"},
+		{Type: TypeError, Path: "bad utf-8 \xff\xfe", Step: "cwd"},
+		{Type: "", Error: "no type"},
+	} {
+		got, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(reflected(m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%+v:\n got %s\nwant %s", m, got, want)
 		}
 	}
 }
