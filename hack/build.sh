@@ -37,8 +37,17 @@ done
 if ! want crib-init; then
 	exit 0
 elif [[ "$("$go" env GOARCH)" == amd64 ]]; then
-	hack/nolibc.sh
-	CGO_ENABLED=0 "$go" build -trimpath -tags "$tags" -ldflags "-E _crib_start" -o "$dir/crib-init" ./cmd/crib-init
+	GO=$go hack/nolibc.sh
+	CGO_ENABLED=0 "$go" build -trimpath -buildmode=exe -tags "$tags" -ldflags "-E _crib_start" \
+		-o "$dir/crib-init" ./cmd/crib-init
+	# Started by the kernel at _crib_start, with no dynamic loader (which
+	# would probe the CPU again, and honour LD_* variables).
+	entry=$(readelf -hW "$dir/crib-init" | awk '/Entry point/ { print $4 }')
+	want=$("$go" tool nm "$dir/crib-init" | awk '$3 == "_crib_start" { print "0x" $1 }')
+	if [[ -z $want || $((entry)) != $((want)) ]] || readelf -lW "$dir/crib-init" | grep -q INTERP; then
+		echo "build: crib-init does not start at _crib_start without a loader (entry $entry)" >&2
+		exit 1
+	fi
 else
 	CGO_ENABLED=1 "$go" build -trimpath -tags "$tags" -ldflags "$ldflags" -o "$dir/crib-init" ./cmd/crib-init
 fi

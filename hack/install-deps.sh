@@ -9,6 +9,7 @@ packages=(
 	containernetworking-plugins # the pod network: bridge, host-local, portmap, …
 	iproute2
 	gcc # cgo: nsexec
+	binutils # hack/nolibc.sh: ld, objcopy, readelf (crib-init without libc)
 	libc6-dev
 	ca-certificates
 	openssl # hack/local-cluster.sh: the cluster's certificates

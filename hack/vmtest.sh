@@ -58,11 +58,15 @@ done
 # is C) and links statically: the guest has no libc.
 CGO_ENABLED=1 go test -c -tags netgo,osusergo,grpcnotrace,nri_no_wasm -ldflags '-extldflags=-static' -o "$root/tests/" "${pkgs[@]}"
 ls "$root/tests" | grep -q . || { echo "vmtest: no test binaries built for ${pkgs[*]}" >&2; exit 1; }
+# crib-init as shipped (without libc on amd64), for runtime/launch's tests
+# of that build: $CRIB_BIN's directory.
+mkdir -p "$root/crib"
+CRIB_BUILD_NAMES=crib-init "$(dirname "$0")/build.sh" "$root/crib"
 
 cat >"$root/init" <<INIT
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
-export PATH=/bin TMPDIR=/tmp HOME=/tmp CRIB_TEST_STRICT=1
+export PATH=/bin TMPDIR=/tmp HOME=/tmp CRIB_TEST_STRICT=1 CRIB_BIN=/crib/crib
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev

@@ -26,8 +26,8 @@ long nx_syscall6(long n, long a, long b, long c, long d, long e, long f)
 	return ret;
 }
 
-/* sys turns the kernel's -errno into libc's -1 and errno. */
-static long sys(long ret)
+/* nx_errno_ret turns the kernel's -errno into libc's -1 and errno. */
+long nx_errno_ret(long ret)
 {
 	if (ret < 0 && ret > -4096) {
 		errno = (int)-ret;
@@ -35,32 +35,33 @@ static long sys(long ret)
 	}
 	return ret;
 }
+#define sys nx_errno_ret
 
-ssize_t read(int fd, void *buf, size_t len) { return sys(syscall(__NR_read, fd, buf, len)); }
-ssize_t write(int fd, const void *buf, size_t len) { return sys(syscall(__NR_write, fd, buf, len)); }
-int open(const char *path, int flags) { return (int)sys(syscall(__NR_openat, AT_FDCWD, path, flags, 0)); }
-int close(int fd) { return (int)sys(syscall(__NR_close, fd)); }
-int fstatfs(int fd, struct statfs *st) { return (int)sys(syscall(__NR_fstatfs, fd, st)); }
-int ioctl(int fd, unsigned long req) { return (int)sys(syscall(__NR_ioctl, fd, req)); }
-int setns(int fd, int type) { return (int)sys(syscall(__NR_setns, fd, type)); }
-int unshare(int flags) { return (int)sys(syscall(__NR_unshare, flags)); }
-pid_t getpid(void) { return (pid_t)syscall(__NR_getpid); }
+ssize_t read(int fd, void *buf, size_t len) { return sys(nx_raw(__NR_read, fd, buf, len)); }
+ssize_t write(int fd, const void *buf, size_t len) { return sys(nx_raw(__NR_write, fd, buf, len)); }
+int open(const char *path, int flags) { return (int)sys(nx_raw(__NR_openat, AT_FDCWD, path, flags, 0)); }
+int close(int fd) { return (int)sys(nx_raw(__NR_close, fd)); }
+int fstatfs(int fd, struct statfs *st) { return (int)sys(nx_raw(__NR_fstatfs, fd, st)); }
+int ioctl(int fd, unsigned long req) { return (int)sys(nx_raw(__NR_ioctl, fd, req)); }
+int setns(int fd, int type) { return (int)sys(nx_raw(__NR_setns, fd, type)); }
+int unshare(int flags) { return (int)sys(nx_raw(__NR_unshare, flags)); }
+pid_t getpid(void) { return (pid_t)nx_raw(__NR_getpid); }
 ssize_t readlink(const char *path, char *buf, size_t len)
 {
-	return sys(syscall(__NR_readlinkat, AT_FDCWD, path, buf, len));
+	return sys(nx_raw(__NR_readlinkat, AT_FDCWD, path, buf, len));
 }
-int fcntl(int fd, int cmd, long arg) { return (int)sys(syscall(__NR_fcntl, fd, cmd, arg)); }
-int getrlimit(int resource, struct rlimit *rl) { return (int)sys(syscall(__NR_getrlimit, resource, rl)); }
-int setresuid(unsigned r, unsigned e, unsigned s) { return (int)sys(syscall(__NR_setresuid, r, e, s)); }
-int setresgid(unsigned r, unsigned e, unsigned s) { return (int)sys(syscall(__NR_setresgid, r, e, s)); }
+int fcntl(int fd, int cmd, long arg) { return (int)sys(nx_raw(__NR_fcntl, fd, cmd, arg)); }
+int getrlimit(int resource, struct rlimit *rl) { return (int)sys(nx_raw(__NR_getrlimit, resource, rl)); }
+int setresuid(unsigned r, unsigned e, unsigned s) { return (int)sys(nx_raw(__NR_setresuid, r, e, s)); }
+int setresgid(unsigned r, unsigned e, unsigned s) { return (int)sys(nx_raw(__NR_setresgid, r, e, s)); }
 int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)
 {
-	return (int)sys(syscall(__NR_prctl, option, a2, a3, a4, a5));
+	return (int)sys(nx_raw(__NR_prctl, option, a2, a3, a4, a5));
 }
 void _exit(int status)
 {
 	for (;;)
-		syscall(__NR_exit_group, status);
+		nx_raw(__NR_exit_group, status);
 }
 
 size_t strlen(const char *s)
@@ -133,11 +134,14 @@ long strtol(const char *s, char **end, int base)
 static const char *errtext(int e)
 {
 	switch (e) {
+	case 0: return "Success";
 	case EPERM: return "Operation not permitted";
 	case ENOENT: return "No such file or directory";
 	case ESRCH: return "No such process";
 	case EINTR: return "Interrupted system call";
 	case EIO: return "Input/output error";
+	case ENXIO: return "No such device or address";
+	case ECHILD: return "No child processes";
 	case E2BIG: return "Argument list too long";
 	case EBADF: return "Bad file descriptor";
 	case EAGAIN: return "Resource temporarily unavailable";
@@ -146,16 +150,26 @@ static const char *errtext(int e)
 	case EFAULT: return "Bad address";
 	case EBUSY: return "Device or resource busy";
 	case EEXIST: return "File exists";
+	case EXDEV: return "Invalid cross-device link";
+	case ENODEV: return "No such device";
 	case ENOTDIR: return "Not a directory";
+	case EISDIR: return "Is a directory";
 	case EINVAL: return "Invalid argument";
+	case ENFILE: return "Too many open files in system";
 	case EMFILE: return "Too many open files";
+	case ENOTTY: return "Inappropriate ioctl for device";
+	case ETXTBSY: return "Text file busy";
 	case ENOSPC: return "No space left on device";
 	case EROFS: return "Read-only file system";
+	case EPIPE: return "Broken pipe";
 	case ERANGE: return "Numerical result out of range";
+	case ENAMETOOLONG: return "File name too long";
 	case ENOSYS: return "Function not implemented";
 	case ELOOP: return "Too many levels of symbolic links";
+	case EOVERFLOW: return "Value too large for defined data type";
 	case EUSERS: return "Too many users";
 	case EOPNOTSUPP: return "Operation not supported";
+	case EDQUOT: return "Disk quota exceeded";
 	}
 	return NULL;
 }
@@ -186,10 +200,14 @@ static void putnum(struct out *o, unsigned long v, int neg, unsigned base, int w
 		tmp[i++] = "0123456789abcdef"[v % base];
 		v /= base;
 	} while (v);
-	if (neg)
-		tmp[i++] = '-';
-	for (int w = i; w < width; w++)
+	int len = i + neg;
+	/* The sign goes before zeros ("-007") and after spaces ("  -7"). */
+	if (neg && pad == '0')
+		put(o, '-');
+	for (int w = len; w < width; w++)
 		put(o, pad);
+	if (neg && pad != '0')
+		put(o, '-');
 	while (i)
 		put(o, tmp[--i]);
 }
@@ -252,14 +270,15 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 			put(&o, '%');
 			break;
 		default:
-			/* An unknown conversion is a bug in a format string: show it. */
-			put(&o, '%');
-			if (!*f)
-				f--;
-			else
-				put(&o, *f);
+			/* A conversion this formatter lacks is a bug in a format
+			 * string (gcc's -Wformat accepts every printf one). Its
+			 * argument's type is unknown, so no later one can be read
+			 * safely: show it and stop. */
+			puts_(&o, "%?");
+			goto done;
 		}
 	}
+done:
 	if (size)
 		buf[o.n < size ? o.n : size - 1] = '\0';
 	return (int)o.n;
@@ -281,17 +300,17 @@ int snprintf(char *buf, size_t size, const char *fmt, ...)
  * started without the init pipe. Stage 0 never returns. */
 __attribute__((section(".text.entry"), used)) void crib_nolibc_main(long *sp)
 {
-	long addr = syscall(__NR_mmap, NX_STATE_ADDR, 4096, 3 /* PROT_READ|PROT_WRITE */,
-			    0x22 | 0x100000 /* MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED_NOREPLACE */, -1, 0);
+	long addr = nx_raw(__NR_mmap, NX_STATE_ADDR, NX_STATE_SIZE, 3 /* PROT_READ|PROT_WRITE */,
+			   0x22 | 0x100000 /* MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED_NOREPLACE */, -1, 0);
 	if (addr != (long)NX_STATE_ADDR) {
 		static const char msg[] = "{\"level\":\"error\",\"msg\":\"nsexec: map the state page failed\"}\n";
-		syscall(__NR_write, STDERR_FILENO, msg, sizeof(msg) - 1);
+		nx_raw(__NR_write, STDERR_FILENO, msg, sizeof(msg) - 1);
 		for (;;)
-			syscall(__NR_exit_group, 1);
+			nx_raw(__NR_exit_group, 1);
 	}
 	NX->initpipe = -1;
 	NX->logpipe = -1;
 	NX->envp = (char **)(sp + 1 + sp[0] + 1);
 	crib_nsexec_run();
-	syscall(__NR_munmap, NX_STATE_ADDR, 4096);
+	nx_raw(__NR_munmap, NX_STATE_ADDR, NX_STATE_SIZE);
 }

@@ -9,8 +9,9 @@
  *
  * Only the kernel's uapi headers and the compiler's freestanding headers are
  * included. The names are libc's, so nsexec.c reads the same in both builds;
- * errno and the two pipe fds live on a page at a fixed address (NX), since
- * the code is linked into one read-only blob without relocations.
+ * errno, the two pipe fds and the bootstrap buffer live on pages at a fixed
+ * address (NX), since the code is linked into one read-only blob without
+ * relocations.
  */
 #ifndef CRIB_NSEXEC_NOLIBC_H
 #define CRIB_NSEXEC_NOLIBC_H
@@ -27,28 +28,37 @@
 #include <linux/resource.h>
 #include <linux/sched.h>
 
+#include "protocol.h"
+
 typedef long ssize_t;
 typedef int pid_t;
 
 #define STDERR_FILENO 2
 #define NULL ((void *)0)
 
-/* The state page: mapped by crib_nolibc_main before anything else runs,
- * unmapped before the Go runtime starts. */
+/* The state pages: mapped by crib_nolibc_main before anything else runs,
+ * unmapped before the Go runtime starts. The bootstrap message is read
+ * into them rather than onto the initial stack. */
 struct nx_state {
 	int err;
 	int initpipe;
 	int logpipe;
 	char **envp;
+	uint8_t bootstrap[CRIB_BOOTSTRAP_MAX];
 };
 #define NX_STATE_ADDR 0x1e0000000000UL
+#define NX_STATE_SIZE ((sizeof(struct nx_state) + 4095) & ~4095UL)
 #define NX ((struct nx_state *)NX_STATE_ADDR)
 #define errno (NX->err)
 
+/* nx_raw is the system call itself: the kernel's -errno on failure. */
 long nx_syscall6(long n, long a, long b, long c, long d, long e, long f);
-#define nx_syscall_(n, a, b, c, d, e, f, ...)                                                                     \
+#define nx_raw_(n, a, b, c, d, e, f, ...)                                                                         \
 	nx_syscall6((long)(n), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f))
-#define syscall(...) nx_syscall_(__VA_ARGS__, 0, 0, 0, 0, 0, 0)
+#define nx_raw(...) nx_raw_(__VA_ARGS__, 0, 0, 0, 0, 0, 0)
+/* syscall is libc's: -1 with errno set on failure. */
+long nx_errno_ret(long ret);
+#define syscall(...) nx_errno_ret(nx_raw(__VA_ARGS__))
 #define SYS_clone __NR_clone
 #define SYS_clone3 __NR_clone3
 #define SYS_close_range __NR_close_range

@@ -164,9 +164,13 @@ static void read_bootstrap(struct crib_bootstrap *b)
 	char err[512];
 	uint8_t hdr[CRIB_HEADER_SIZE];
 	size_t got = read_full(initpipe, hdr, sizeof(hdr));
-	/* On the stack: the build without libc has no allocator. */
-	_Static_assert(CRIB_BOOTSTRAP_MAX <= 1 << 16, "the bootstrap buffer lives on the stack");
-	uint8_t buf[CRIB_BOOTSTRAP_MAX];
+	/* Read once per process, so no allocator is needed: the build without
+	 * libc has none, nor any writable data but its state pages. */
+#ifdef CRIB_NOLIBC
+	uint8_t *buf = NX->bootstrap;
+#else
+	static uint8_t buf[CRIB_BOOTSTRAP_MAX];
+#endif
 	long len = crib_decode_header(hdr, got, err, sizeof(err));
 	if (len < 0)
 		crib_bail("nsexec: %s", err);
@@ -415,15 +419,13 @@ static void stage0(struct crib_bootstrap *b)
 	 * handler for, unless they are blocked (then they queue). The pause
 	 * process waits for SIGTERM with sigwaitinfo: block everything before
 	 * it exists, so a SIGTERM sent the moment it runs is not lost. */
+#ifndef CRIB_NOLIBC /* which refuses the pause role earlier */
 	if (b->role == CRIB_ROLE_PAUSE) {
-#ifdef CRIB_NOLIBC
-		crib_bail("nsexec: the pause process runs from crib-shim, not from this binary");
-#else
 		sigset_t all;
 		sigfillset(&all);
 		sigprocmask(SIG_BLOCK, &all, NULL);
-#endif
 	}
+#endif
 	/* CLONE_PARENT makes the final process the launcher's child, so it can
 	 * wait for it directly once stage 0 has exited. */
 	uint32_t flags;
@@ -484,5 +486,10 @@ __attribute__((constructor)) static void crib_nsexec(void)
 	logpipe = env_fd(CRIB_ENV_LOGPIPE);
 	struct crib_bootstrap b;
 	read_bootstrap(&b);
+#ifdef CRIB_NOLIBC
+	/* Before anything is joined or created. */
+	if (b.role == CRIB_ROLE_PAUSE)
+		crib_bail("nsexec: the pause process runs from crib-shim, not from this binary");
+#endif
 	stage0(&b);
 }

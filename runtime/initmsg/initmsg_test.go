@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -55,7 +56,22 @@ func TestReadRejects(t *testing.T) {
 // one encoding/json builds by reflection, byte for byte.
 func TestMessageEncodesAsReflection(t *testing.T) {
 	type reflected Message // the same fields, without MarshalJSON
+	// Every field set, so that a field added to Message and not to
+	// MarshalJSON fails here.
+	var full Message
+	v := reflect.ValueOf(&full).Elem()
+	for i := range v.NumField() {
+		switch f := v.Field(i); f.Kind() {
+		case reflect.String:
+			f.SetString(v.Type().Field(i).Name)
+		case reflect.Int:
+			f.SetInt(int64(i + 1))
+		default:
+			t.Fatalf("Message.%s: a %s, which this test does not fill", v.Type().Field(i).Name, f.Kind())
+		}
+	}
 	for _, m := range []Message{
+		full,
 		{Type: TypeReady},
 		{Type: TypeStart},
 		{Type: TypeError, Step: "mount", Path: "/proc", Errno: 1, Error: "mount /proc: operation not permitted"},

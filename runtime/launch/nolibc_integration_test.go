@@ -2,6 +2,8 @@ package launch_test
 
 import (
 	"context"
+	"debug/elf"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -10,10 +12,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/internal/testutil"
 	"github.com/crib-runtime/crib/nsexec/nsproto"
 	"github.com/crib-runtime/crib/runtime/initmsg"
@@ -30,8 +34,19 @@ func nolibcLauncher(t *testing.T) string {
 	if runtime.GOARCH != "amd64" {
 		t.Skip("crib-init is built without libc on amd64 only")
 	}
-	build := t.TempDir()
-	if err := testutil.BuildBinaries(build, "crib-init"); err != nil {
+	// $CRIB_BIN names the binaries under test (the v2 guest has no Go to
+	// build them with).
+	build := ""
+	if bin := os.Getenv("CRIB_BIN"); bin != "" {
+		build = filepath.Dir(bin)
+	} else {
+		build = t.TempDir()
+		if err := testutil.BuildBinaries(build, "crib-init"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	initBin := filepath.Join(build, launch.InitBinaryName)
+	if err := startsWithoutLoader(initBin); err != nil {
 		t.Fatal(err)
 	}
 	seal := t.TempDir()
@@ -40,10 +55,45 @@ func nolibcLauncher(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := launch.SealBinary(filepath.Join(build, launch.InitBinaryName), seal); err != nil {
+	if _, err := launch.SealBinary(initBin, seal); err != nil {
 		t.Fatal(err)
 	}
 	return bin
+}
+
+// startsWithoutLoader checks that bin is crib-init's build without libc:
+// the kernel starts it at _crib_start, with no dynamic loader.
+func startsWithoutLoader(bin string) error {
+	f, err := elf.Open(bin)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("%s has a dynamic loader", bin)
+		}
+	}
+	syms, err := f.Symbols()
+	if err != nil {
+		return fmt.Errorf("%s: %w", bin, err)
+	}
+	for _, s := range syms {
+		if s.Name == "_crib_start" {
+			if s.Value != f.Entry {
+				return fmt.Errorf("%s starts at %#x, not at _crib_start (%#x)", bin, f.Entry, s.Value)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%s has no _crib_start: not the build without libc", bin)
+}
+
+// bothBuilds are the two builds of nsexec as launchers start them: this
+// test binary (cgo, the constructor under glibc) and crib-init without
+// libc beside a sealed copy of it.
+func bothBuilds(t *testing.T) []struct{ name, bin string } {
+	return []struct{ name, bin string }{{"cgo", testBinary(t)}, {"nolibc", nolibcLauncher(t)}}
 }
 
 // TestNolibcInitAndExec runs a container and an exec into it through
@@ -111,40 +161,133 @@ func TestNolibcInitAndExec(t *testing.T) {
 	}
 }
 
-// TestNolibcBadInput checks that nsexec's failures read the same without
-// libc: its own formatting and errno texts.
+// TestNolibcBadInput checks that nsexec's failures read the same in both
+// builds: the one without libc formats them and names errno itself.
 func TestNolibcBadInput(t *testing.T) {
-	bin := nolibcLauncher(t)
+	builds := bothBuilds(t)
 	dir := pinned(t, "ipc")
 	spec := initSpec(busyboxRootfs(t), "/bin/true")
+	notCgroup, err := os.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notCgroup.Close()
 	before := children(t)
 	for _, tc := range []struct {
 		name string
-		join launch.Namespace
+		o    launch.Options
 		want string
 	}{
-		{"missing path", launch.Namespace{Type: unix.CLONE_NEWNET, Path: "/nonexistent/net"},
+		{"missing path", launch.Options{Join: []launch.Namespace{{Type: unix.CLONE_NEWNET, Path: "/nonexistent/net"}}},
 			"nsexec: open net namespace /nonexistent/net: No such file or directory"},
-		{"wrong type", launch.Namespace{Type: unix.CLONE_NEWNET, Path: filepath.Join(dir, "ipc")},
+		{"long name", launch.Options{Join: []launch.Namespace{{Type: unix.CLONE_NEWNET, Path: "/" + strings.Repeat("n", 300)}}},
+			": File name too long"},
+		{"wrong type", launch.Options{Join: []launch.Namespace{{Type: unix.CLONE_NEWNET, Path: filepath.Join(dir, "ipc")}}},
 			"is a ipc namespace, not a net namespace"},
+		// clone3 refuses a directory that is no cgroup: an error, not the
+		// fallback to a plain clone (errno read right after a failed call).
+		{"not a cgroup", launch.Options{Cgroup: &cgroups.Placement{Dir: notCgroup}},
+			"nsexec: clone into cgroup " + notCgroup.Name() + " (fd "},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			p, err := launch.Start(ctx, launch.Options{Binary: bin, Role: nsproto.RoleInit,
-				New: unix.CLONE_NEWPID | unix.CLONE_NEWNS, Join: []launch.Namespace{tc.join},
-				Config: &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleInit, Spec: spec}})
-			if err == nil {
-				_ = p.Signal(syscall.SIGKILL)
-				_, _ = p.Wait()
-				t.Fatal("started")
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %q does not contain %q", err, tc.want)
-			}
-		})
+		for _, b := range builds {
+			t.Run(tc.name+"/"+b.name, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				defer cancel()
+				o := tc.o
+				o.Binary, o.Role = b.bin, nsproto.RoleInit
+				o.New |= unix.CLONE_NEWPID | unix.CLONE_NEWNS
+				o.Config = &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleInit, Spec: spec}
+				p, err := launch.Start(ctx, o)
+				if err == nil {
+					_ = p.Signal(syscall.SIGKILL)
+					_, _ = p.Wait()
+					t.Fatal("started")
+				}
+				if !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("error %q does not contain %q", err, tc.want)
+				}
+				if tc.name == "not a cgroup" && !strings.HasSuffix(err.Error(), "): Bad file descriptor") {
+					t.Fatalf("error %q: want clone3's EBADF named", err)
+				}
+			})
+		}
 	}
 	if after := children(t); len(after) != len(before) {
 		t.Fatalf("children before %v, after %v: a failed start leaked a process", before, after)
 	}
+}
+
+// TestNolibcCloneIntoCgroup starts a container in a cgroup v2 directory
+// with both builds: cloned into it, and, where clone3 is refused with
+// ENOSYS (an older kernel, or a seccomp profile around the launcher),
+// cloned plainly and placed by the launcher.
+func TestNolibcCloneIntoCgroup(t *testing.T) {
+	builds := bothBuilds(t)
+	m, cg := testCgroup(t)
+	spec := initSpec(busyboxRootfs(t), "/bin/sleep", "30")
+	for _, noClone3 := range []bool{false, true} {
+		for _, b := range builds {
+			t.Run(fmt.Sprintf("%s/clone3 refused %v", b.name, noClone3), func(t *testing.T) {
+				pl := v2Placement(t, m, cg)
+				o := launch.Options{Binary: b.bin, Role: nsproto.RoleInit, New: containerNS, Cgroup: pl,
+					Config: &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleInit, Spec: spec}}
+				var p *launch.Process
+				var err error
+				if noClone3 {
+					p, err = startWithoutClone3(o)
+				} else {
+					p, err = launch.Start(context.Background(), o)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() {
+					if p.Signal(syscall.SIGKILL) == nil {
+						_, _ = p.Wait()
+					}
+				})
+				cgs, err := os.ReadFile("/proc/" + strconv.Itoa(p.Pid) + "/cgroup")
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := "0::/" + strings.TrimPrefix(pl.Dir.Name(), "/sys/fs/cgroup/unified/")
+				if pl.Dir.Name() != filepath.Join("/sys/fs/cgroup/unified", strings.TrimPrefix(want, "0::/")) {
+					want = "0::/" // a v2 host: the manager's cgroup, checked by name below
+				}
+				if !strings.Contains(string(cgs), want) || !strings.Contains(string(cgs), filepath.Base(pl.Dir.Name())) {
+					t.Fatalf("the init is not in %s:\n%s", pl.Dir.Name(), cgs)
+				}
+			})
+		}
+	}
+}
+
+// startWithoutClone3 starts o from a thread whose seccomp filter refuses
+// clone3 with ENOSYS, which the launched process inherits. The thread is
+// never unlocked, so it ends with its goroutine.
+func startWithoutClone3(o launch.Options) (*launch.Process, error) {
+	type result struct {
+		p   *launch.Process
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		filter := []unix.SockFilter{
+			{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 0}, // the syscall number
+			{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 0, Jf: 1, K: unix.SYS_CLONE3},
+			{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)},
+			{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW},
+		}
+		prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+		// This thread only (no TSYNC); as root, no no_new_privs needed.
+		if err := unix.Prctl(unix.PR_SET_SECCOMP, unix.SECCOMP_MODE_FILTER, uintptr(unsafe.Pointer(&prog)), 0, 0); err != nil {
+			done <- result{err: fmt.Errorf("seccomp filter: %w", err)}
+			return
+		}
+		p, err := launch.Start(context.Background(), o)
+		done <- result{p, err}
+	}()
+	r := <-done
+	return r.p, r.err
 }
