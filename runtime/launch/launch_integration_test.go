@@ -271,22 +271,30 @@ func TestBadInputLeavesNothing(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.o.Binary, tc.o.Role = testBinary(t), nsproto.RolePause
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			p, err := launch.Start(ctx, tc.o)
-			if err == nil {
-				_ = p.Signal(syscall.SIGKILL)
-				_, _ = p.Wait()
-				t.Fatal("started")
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %q does not contain %q", err, tc.want)
-			}
+			mustFailStart(t, tc.o, tc.want)
 		})
 	}
 	if after := children(t); len(after) != len(before) {
 		t.Fatalf("children before %v, after %v: a failed start leaked a process", before, after)
 	}
+}
+
+// mustFailStart starts o and fails the test unless the start fails with an
+// error that contains want, which it returns.
+func mustFailStart(t *testing.T, o launch.Options, want string) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p, err := launch.Start(ctx, o)
+	if err == nil {
+		_ = p.Signal(syscall.SIGKILL)
+		_, _ = p.Wait()
+		t.Fatal("started")
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q does not contain %q", err, want)
+	}
+	return err
 }
 
 func TestSealedBinary(t *testing.T) {

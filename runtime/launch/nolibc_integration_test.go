@@ -11,7 +11,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -191,21 +190,11 @@ func TestNolibcBadInput(t *testing.T) {
 	} {
 		for _, b := range builds {
 			t.Run(tc.name+"/"+b.name, func(t *testing.T) {
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				defer cancel()
 				o := tc.o
 				o.Binary, o.Role = b.bin, nsproto.RoleInit
 				o.New |= unix.CLONE_NEWPID | unix.CLONE_NEWNS
 				o.Config = &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleInit, Spec: spec}
-				p, err := launch.Start(ctx, o)
-				if err == nil {
-					_ = p.Signal(syscall.SIGKILL)
-					_, _ = p.Wait()
-					t.Fatal("started")
-				}
-				if !strings.Contains(err.Error(), tc.want) {
-					t.Fatalf("error %q does not contain %q", err, tc.want)
-				}
+				err := mustFailStart(t, o, tc.want)
 				if tc.name == "not a cgroup" && !strings.HasSuffix(err.Error(), "): Bad file descriptor") {
 					t.Fatalf("error %q: want clone3's EBADF named", err)
 				}
