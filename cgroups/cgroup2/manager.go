@@ -24,6 +24,8 @@ type Manager struct {
 	root *cgfs.Root
 	// skips hears of the resources dropped for a missing controller.
 	skips *cgroups.SkipNotifier
+	// oom is the one inotify instance of the OOM watches (oom.go).
+	oom oomWatches
 }
 
 var _ cgroups.Manager = (*Manager)(nil)

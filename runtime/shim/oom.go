@@ -12,10 +12,11 @@ import (
 // the shim's until it removes it, the count read at the exit is exact, and
 // nothing is watched.
 //
-// A watch that cannot be set (no inotify instance left on the host:
-// EMFILE) does not fail the container, as containerd's shim carries on
-// without its OOM watch: the count is then read at the exit, which sees
-// the OOM kill unless systemd removed the cgroup first. A container that
+// A watch that cannot be set (on v2 the shim's one inotify instance could
+// not be made, or the host's inotify watches are spent) does not fail the
+// container, as containerd's shim carries on without its OOM watch: the
+// count is then read at the exit, which sees the OOM kill unless systemd
+// removed the cgroup first. A container that
 // cannot be made for want of an OOM watch is worse than a missed reason.
 func (s *service) watchOOM(c *container) {
 	if _, _, err := cgroups.ScopeOf(c.cgroup); err != nil {
