@@ -84,6 +84,9 @@ type oomWatches struct {
 
 type inotifyInstance struct {
 	in *os.File
+	// fd is in's descriptor, for the watch calls: in.Fd() would put it in
+	// blocking mode, and Close would no longer end the reader's Read.
+	fd int
 	// changed is each watch's callback by watch descriptor (which are
 	// numbered per instance); it returns false when there is nothing more
 	// to watch.
@@ -103,7 +106,7 @@ func (w *oomWatches) add(path string, setup func() (func() bool, error)) (stop f
 			return nil, fmt.Errorf("inotify: %w", err)
 		}
 		// Non-blocking: the runtime poller waits.
-		inst = &inotifyInstance{in: os.NewFile(uintptr(fd), "inotify"), changed: map[int32]func() bool{}}
+		inst = &inotifyInstance{in: os.NewFile(uintptr(fd), "inotify"), fd: fd, changed: map[int32]func() bool{}}
 		go w.read(inst)
 		w.cur = inst
 	}
@@ -112,7 +115,7 @@ func (w *oomWatches) add(path string, setup func() (func() bool, error)) (stop f
 			w.closeIfIdleLocked(inst)
 		}
 	}()
-	wd, err := unix.InotifyAddWatch(int(inst.in.Fd()), path, unix.IN_MODIFY)
+	wd, err := unix.InotifyAddWatch(inst.fd, path, unix.IN_MODIFY)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +126,7 @@ func (w *oomWatches) add(path string, setup func() (func() bool, error)) (stop f
 	}
 	changed, err := setup()
 	if err != nil {
-		_, _ = unix.InotifyRmWatch(int(inst.in.Fd()), uint32(wd))
+		_, _ = unix.InotifyRmWatch(inst.fd, uint32(wd))
 		return nil, err
 	}
 	inst.changed[int32(wd)] = changed
@@ -138,7 +141,7 @@ func (w *oomWatches) remove(inst *inotifyInstance, wd int32) {
 		return
 	}
 	delete(inst.changed, wd)
-	_, _ = unix.InotifyRmWatch(int(inst.in.Fd()), uint32(wd))
+	_, _ = unix.InotifyRmWatch(inst.fd, uint32(wd))
 	w.closeIfIdleLocked(inst)
 }
 

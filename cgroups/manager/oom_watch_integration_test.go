@@ -2,6 +2,7 @@ package manager_test
 
 import (
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -120,6 +121,17 @@ func TestHostOOMWatchesShareOneInotify(t *testing.T) {
 	}
 	if got := inotifyFds(t); got != before {
 		t.Fatalf("%d inotify instances after every watch stopped, want %d", got, before)
+	}
+	// And its reader has returned: a Read the close did not end (a
+	// descriptor in blocking mode) would hold a thread for good.
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		buf := make([]byte, 1<<20)
+		if !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "(*oomWatches).read") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the inotify reader still runs after its instance closed")
+		}
 	}
 }
 
