@@ -70,10 +70,11 @@ type Manager interface {
 // exit path can read OOMKills). containerd's and CRI-O's shims learn of
 // OOM kills the same way.
 type OOMWatcher interface {
-	// WatchOOM calls seen, on a goroutine of its own, each time path
-	// reports an OOM kill (v2: memory.events' oom_kill grew) or, on v1,
-	// an OOM (the memory.oom_control event, as containerd takes it),
-	// until stop is called or path is removed.
+	// WatchOOM calls seen each time path reports an OOM kill (v2:
+	// memory.events' oom_kill grew) or, on v1, an OOM (the
+	// memory.oom_control event, as containerd takes it), until stop is
+	// called or path is removed. seen must not block: on v2 the watches of
+	// one manager share one goroutine. A path already watched is refused.
 	WatchOOM(path string, seen func()) (stop func(), err error)
 }
 

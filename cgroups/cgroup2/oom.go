@@ -3,6 +3,7 @@ package cgroup2
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	cgpath "path"
 	"sync"
@@ -84,9 +85,7 @@ type oomWatches struct {
 
 type inotifyInstance struct {
 	in *os.File
-	// fd is in's descriptor, for the watch calls: in.Fd() would put it in
-	// blocking mode, and Close would no longer end the reader's Read.
-	fd int
+	fd int // in's descriptor, for the watch calls
 	// changed is each watch's callback by watch descriptor (which are
 	// numbered per instance); it returns false when there is nothing more
 	// to watch.
@@ -164,12 +163,26 @@ func (w *oomWatches) read(inst *inotifyInstance) {
 	buf := make([]byte, 64*(unix.SizeofInotifyEvent+unix.NAME_MAX+1))
 	for {
 		n, err := inst.in.Read(buf)
-		if err != nil { // closed with its last watch
+		if err != nil {
+			// Closed with its last watch, or broken: then the next watch
+			// must not join it.
+			w.mu.Lock()
+			if w.cur == inst {
+				w.cur = nil
+				_ = inst.in.Close()
+			}
+			w.mu.Unlock()
 			return
 		}
 		for off := 0; off+unix.SizeofInotifyEvent <= n; {
 			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
 			off += unix.SizeofInotifyEvent + int(ev.Len)
+			if ev.Mask&unix.IN_Q_OVERFLOW != 0 {
+				// The queue, which all the manager's cgroups share, filled
+				// and the kernel dropped events: every watch looks again.
+				w.everyWatch(inst)
+				continue
+			}
 			w.mu.Lock()
 			changed := inst.changed[ev.Wd]
 			if ev.Mask&unix.IN_IGNORED != 0 && changed != nil {
@@ -183,6 +196,20 @@ func (w *oomWatches) read(inst *inotifyInstance) {
 			if changed != nil && ev.Mask&unix.IN_MODIFY != 0 && !changed() {
 				w.remove(inst, ev.Wd)
 			}
+		}
+	}
+}
+
+// everyWatch calls every watch's callback of inst, after a queue overflow
+// lost some of their events. Each callback reads its own count, so a call
+// without a change is harmless.
+func (w *oomWatches) everyWatch(inst *inotifyInstance) {
+	w.mu.Lock()
+	all := maps.Clone(inst.changed)
+	w.mu.Unlock()
+	for wd, changed := range all {
+		if !changed() {
+			w.remove(inst, wd)
 		}
 	}
 }

@@ -90,6 +90,7 @@ func TestHostOOMWatchesShareOneInotify(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer stop()
 		stops = append(stops, stop)
 	}
 	want := before // cgroup v1 watches through an eventfd each
@@ -122,8 +123,7 @@ func TestHostOOMWatchesShareOneInotify(t *testing.T) {
 	if got := inotifyFds(t); got != before {
 		t.Fatalf("%d inotify instances after every watch stopped, want %d", got, before)
 	}
-	// And its reader has returned: a Read the close did not end (a
-	// descriptor in blocking mode) would hold a thread for good.
+	// And its reader has returned with it.
 	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		buf := make([]byte, 1<<20)
 		if !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "(*oomWatches).read") {
