@@ -53,14 +53,17 @@ func instance(w *oomWatches) *inotifyInstance {
 	return w.cur
 }
 
-func TestOOMWatchesShareAndClose(t *testing.T) {
-	dir := t.TempDir()
-	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+// watchFiles makes files a and b in a temp dir and returns their paths
+// and a watch function whose callbacks send the file's name to events and
+// return more().
+func watchFiles(t *testing.T, w *oomWatches) (dir, a, b string, events chan string,
+	watch func(path string, more func() bool) func()) {
+	dir = t.TempDir()
+	a, b = filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	touch(t, a)
 	touch(t, b)
-	var w oomWatches
-	events := make(chan string, 16)
-	watch := func(path string, more func() bool) func() {
+	events = make(chan string, 16)
+	watch = func(path string, more func() bool) func() {
 		stop, err := w.add(path, func() (func() bool, error) {
 			return func() bool { events <- filepath.Base(path); return more() }, nil
 		})
@@ -69,6 +72,12 @@ func TestOOMWatchesShareAndClose(t *testing.T) {
 		}
 		return stop
 	}
+	return dir, a, b, events, watch
+}
+
+func TestOOMWatchesShareAndClose(t *testing.T) {
+	var w oomWatches
+	dir, a, b, events, watch := watchFiles(t, &w)
 	always := func() bool { return true }
 	stopA := watch(a, always)
 	first := instance(&w)
@@ -113,23 +122,11 @@ func TestOOMWatchesShareAndClose(t *testing.T) {
 }
 
 func TestOOMWatchesEnd(t *testing.T) {
-	dir := t.TempDir()
-	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
-	touch(t, a)
-	touch(t, b)
 	var w oomWatches
-	events := make(chan string, 16)
+	_, a, b, events, watch := watchFiles(t, &w)
 	// a's callback asks for no more; b's file is removed (IN_IGNORED).
-	for _, p := range []struct {
-		path string
-		more bool
-	}{{a, false}, {b, true}} {
-		if _, err := w.add(p.path, func() (func() bool, error) {
-			return func() bool { events <- filepath.Base(p.path); return p.more }, nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	watch(a, func() bool { return false })
+	watch(b, func() bool { return true })
 	touch(t, a)
 	heard(t, events, "a")
 	touch(t, a)
