@@ -203,7 +203,11 @@ func (a *Archive) WriteBlob(ctx context.Context, b Blob, dst string) error {
 // named, within maxDocument and, for the archive's documents together,
 // maxDocuments.
 func (a *Archive) readDoc(name string) ([]byte, error) {
-	if data, ok := a.docs[name]; ok {
+	key := name
+	if c, err := cleanName(name); err == nil {
+		key = c // "./c.json" and "c.json" are one document
+	}
+	if data, ok := a.docs[key]; ok {
 		return data, nil
 	}
 	limit, why := int64(maxDocument), "the most a document may have"
@@ -215,7 +219,7 @@ func (a *Archive) readDoc(name string) ([]byte, error) {
 		return nil, err
 	}
 	a.docLeft -= int64(len(data))
-	a.docs[name] = data
+	a.docs[key] = data
 	return data, nil
 }
 

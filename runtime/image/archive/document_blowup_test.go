@@ -54,6 +54,19 @@ func TestOneImageListedManyTimes(t *testing.T) {
 	}
 }
 
+// TestOneDocumentUnderManyNames: "c.json", "./c.json" and "x/../c.json"
+// are one file, read once.
+func TestOneDocumentUnderManyNames(t *testing.T) {
+	names := []string{"c.json", "./c.json", "x/../c.json"}
+	data := hostileTar(t, file(t, "c.json", bigConfig(1<<20)),
+		dockerManifest(t, 30, func(i int) string { return names[i%len(names)] }))
+	a, err := ReadTar(context.Background(), bytes.NewReader(data), t.TempDir(), host, noLimits)
+	must(t, err)
+	if got := maxDocuments - a.docLeft; got > 2<<20 {
+		t.Fatalf("%d bytes of documents read, want the config once", got)
+	}
+}
+
 // TestDocumentsBounded: one large config named through many links is
 // refused once the documents come to maxDocuments, naming the bound.
 func TestDocumentsBounded(t *testing.T) {
