@@ -99,7 +99,7 @@ func readTar(ctx context.Context, r io.Reader, dir string, b *budget) (*spool, e
 		if n >= maxEntries {
 			return nil, fmt.Errorf("more than %d entries: %w", maxEntries, errdefs.ErrInvalidArgument)
 		}
-		if err := sp.add(ctx, hdr, tr, n); err != nil {
+		if err := sp.add(hdr, tr, n); err != nil {
 			return nil, fmt.Errorf("entry %s: %w", shortName(hdr.Name), err)
 		}
 	}
@@ -114,7 +114,7 @@ func readTar(ctx context.Context, r io.Reader, dir string, b *budget) (*spool, e
 	return sp, nil
 }
 
-func (sp *spool) add(ctx context.Context, hdr *tar.Header, tr *tar.Reader, n int) error {
+func (sp *spool) add(hdr *tar.Header, tr *tar.Reader, n int) error {
 	if err := checkHeader(hdr); err != nil {
 		return err
 	}
@@ -134,7 +134,13 @@ func (sp *spool) add(ctx context.Context, hdr *tar.Header, tr *tar.Reader, n int
 	e := &entry{}
 	switch hdr.Typeflag {
 	case tar.TypeReg:
-		if e.file, e.digest, e.size, err = sp.spoolFile(sp.budget.reader(ctx, tr), n); err != nil {
+		// Charged up front, before a byte is written: a regular entry
+		// holds exactly its size (sparse ones are refused), and the
+		// reader beneath tr ends with the context (readTar).
+		if err := sp.budget.take(hdr.Size); err != nil {
+			return err
+		}
+		if e.file, e.digest, e.size, err = sp.spoolFile(tr, n); err != nil {
 			return err
 		}
 	case tar.TypeSymlink:
@@ -314,35 +320,6 @@ func (b *budget) take(n int64) error {
 func (b *budget) exceeded() error {
 	return fmt.Errorf("the archive's files come to more than %d bytes, the most this import may write (%s): %w",
 		b.limit, b.why, errdefs.ErrResourceExhausted)
-}
-
-// reader charges what is read from r, failing the read that goes past
-// the budget, and fails every read once ctx is done.
-func (b *budget) reader(ctx context.Context, r io.Reader) io.Reader {
-	return &budgetReader{ctx: ctx, r: r, b: b}
-}
-
-type budgetReader struct {
-	ctx context.Context
-	r   io.Reader
-	b   *budget
-}
-
-func (br *budgetReader) Read(p []byte) (int, error) {
-	if err := br.ctx.Err(); err != nil {
-		return 0, err
-	}
-	// One byte past what is left tells a stream that exceeds the budget
-	// from one that ends on it.
-	if left := br.b.left; left < int64(len(p)) {
-		p = p[:left+1]
-	}
-	n, err := br.r.Read(p)
-	if br.b.left -= int64(n); br.b.left < 0 {
-		br.b.left = 0
-		return n, br.b.exceeded()
-	}
-	return n, err
 }
 
 // ctxReader ends reads once ctx is done.
