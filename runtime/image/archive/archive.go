@@ -272,6 +272,26 @@ func cleanName(name string) (string, error) {
 	return c, nil
 }
 
+// checkImageCount refuses a list of images (manifest.json's entries,
+// index.json's manifests) that is empty or longer than maxImages.
+func checkImageCount(list string, n int) error {
+	if n == 0 {
+		return fmt.Errorf("%s lists no image: %w", list, errdefs.ErrInvalidArgument)
+	}
+	if n > maxImages {
+		return fmt.Errorf("%s lists %d images, more than the %d an archive may hold: %w", list, n, maxImages, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// checkLayerCount refuses an image of more layers than Limits.Layers.
+func (a *Archive) checkLayerCount(n int) error {
+	if a.lim.Layers > 0 && n > a.lim.Layers {
+		return fmt.Errorf("%d layers, more than the %d an image may have: %w", n, a.lim.Layers, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
 // platformString is how errors and Skipped write a platform:
 // os/arch[/variant]. The strings are the archive's: one with anything but
 // letters, digits and . _ + - is quoted, escapes and all, so that a

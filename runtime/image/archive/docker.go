@@ -38,11 +38,8 @@ func (a *Archive) readDocker(sp *spool, platform v1.Platform) error {
 	if err := a.readJSON("manifest.json", &entries); err != nil {
 		return err
 	}
-	if len(entries) == 0 {
-		return fmt.Errorf("manifest.json lists no image: %w", errdefs.ErrInvalidArgument)
-	}
-	if len(entries) > maxImages {
-		return fmt.Errorf("manifest.json lists %d images, more than the %d an archive may hold: %w", len(entries), maxImages, errdefs.ErrInvalidArgument)
+	if err := checkImageCount("manifest.json", len(entries)); err != nil {
+		return err
 	}
 	// Entries naming the same config and layers are one image: read,
 	// hashed and matched against the platform once.
@@ -90,8 +87,8 @@ func (a *Archive) readDockerImage(sp *spool, e dockerEntry) (Image, error) {
 	if e.Config == "" {
 		return Image{}, fmt.Errorf("no Config: %w", errdefs.ErrInvalidArgument)
 	}
-	if a.lim.Layers > 0 && len(e.Layers) > a.lim.Layers {
-		return Image{}, fmt.Errorf("%d layers, more than the %d an image may have: %w", len(e.Layers), a.lim.Layers, errdefs.ErrInvalidArgument)
+	if err := a.checkLayerCount(len(e.Layers)); err != nil {
+		return Image{}, err
 	}
 	cfg, err := a.readDoc(e.Config)
 	if err != nil {

@@ -63,11 +63,8 @@ func (a *Archive) readOCI(platform v1.Platform) error {
 	if err := a.readJSON("index.json", &idx); err != nil {
 		return err
 	}
-	if len(idx.Manifests) == 0 {
-		return fmt.Errorf("index.json lists no image: %w", errdefs.ErrInvalidArgument)
-	}
-	if len(idx.Manifests) > maxImages {
-		return fmt.Errorf("index.json lists %d images, more than the %d an archive may hold: %w", len(idx.Manifests), maxImages, errdefs.ErrInvalidArgument)
+	if err := checkImageCount("index.json", len(idx.Manifests)); err != nil {
+		return err
 	}
 	// Entries that differ only in their annotations (the names) are one
 	// image, read once, and one skipped entry is skipped again unread.
@@ -197,8 +194,8 @@ func (a *Archive) readImage(d v1.Descriptor) (Image, *v1.Platform, error) {
 	if err != nil {
 		return Image{}, nil, err
 	}
-	if a.lim.Layers > 0 && len(m.Layers) > a.lim.Layers {
-		return Image{}, nil, fmt.Errorf("manifest %s: %d layers, more than the %d an image may have: %w", d.Digest, len(m.Layers), a.lim.Layers, errdefs.ErrInvalidArgument)
+	if err := a.checkLayerCount(len(m.Layers)); err != nil {
+		return Image{}, nil, fmt.Errorf("manifest %s: %w", d.Digest, err)
 	}
 	img := Image{Manifest: raw, ManifestDigest: d.Digest.String(), Config: cfg}
 	for _, l := range m.Layers {
