@@ -224,6 +224,9 @@ func fromWire(w *specWire) (*specs.Spec, error) {
 	}
 	for i, m := range w.Mounts {
 		s.Mounts[i] = specs.Mount{Destination: m.Destination, Type: m.Type, Source: m.Source, Options: m.Options}
+		if len(m.UIDMappings)+len(m.GIDMappings) == 0 {
+			continue // nearly every mount: no names to format
+		}
 		errs = append(errs, unraw(fmt.Sprintf("spec.mounts[%d].uidMappings", i), m.UIDMappings, &s.Mounts[i].UIDMappings),
 			unraw(fmt.Sprintf("spec.mounts[%d].gidMappings", i), m.GIDMappings, &s.Mounts[i].GIDMappings))
 	}
