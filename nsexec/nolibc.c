@@ -35,28 +35,24 @@ long nx_errno_ret(long ret)
 	}
 	return ret;
 }
-#define sys nx_errno_ret
 
-ssize_t read(int fd, void *buf, size_t len) { return sys(nx_raw(__NR_read, fd, buf, len)); }
-ssize_t write(int fd, const void *buf, size_t len) { return sys(nx_raw(__NR_write, fd, buf, len)); }
-int open(const char *path, int flags) { return (int)sys(nx_raw(__NR_openat, AT_FDCWD, path, flags, 0)); }
-int close(int fd) { return (int)sys(nx_raw(__NR_close, fd)); }
-int fstatfs(int fd, struct statfs *st) { return (int)sys(nx_raw(__NR_fstatfs, fd, st)); }
-int ioctl(int fd, unsigned long req) { return (int)sys(nx_raw(__NR_ioctl, fd, req)); }
-int setns(int fd, int type) { return (int)sys(nx_raw(__NR_setns, fd, type)); }
-int unshare(int flags) { return (int)sys(nx_raw(__NR_unshare, flags)); }
+ssize_t read(int fd, void *buf, size_t len) { return syscall(__NR_read, fd, buf, len); }
+ssize_t write(int fd, const void *buf, size_t len) { return syscall(__NR_write, fd, buf, len); }
+int open(const char *path, int flags) { return (int)syscall(__NR_openat, AT_FDCWD, path, flags, 0); }
+int close(int fd) { return (int)syscall(__NR_close, fd); }
+int fstatfs(int fd, struct statfs *st) { return (int)syscall(__NR_fstatfs, fd, st); }
+int ioctl(int fd, unsigned long req) { return (int)syscall(__NR_ioctl, fd, req); }
+int setns(int fd, int type) { return (int)syscall(__NR_setns, fd, type); }
+int unshare(int flags) { return (int)syscall(__NR_unshare, flags); }
 pid_t getpid(void) { return (pid_t)nx_raw(__NR_getpid); }
-ssize_t readlink(const char *path, char *buf, size_t len)
-{
-	return sys(nx_raw(__NR_readlinkat, AT_FDCWD, path, buf, len));
-}
-int fcntl(int fd, int cmd, long arg) { return (int)sys(nx_raw(__NR_fcntl, fd, cmd, arg)); }
-int getrlimit(int resource, struct rlimit *rl) { return (int)sys(nx_raw(__NR_getrlimit, resource, rl)); }
-int setresuid(unsigned r, unsigned e, unsigned s) { return (int)sys(nx_raw(__NR_setresuid, r, e, s)); }
-int setresgid(unsigned r, unsigned e, unsigned s) { return (int)sys(nx_raw(__NR_setresgid, r, e, s)); }
+ssize_t readlink(const char *path, char *buf, size_t len) { return syscall(__NR_readlinkat, AT_FDCWD, path, buf, len); }
+int fcntl(int fd, int cmd, long arg) { return (int)syscall(__NR_fcntl, fd, cmd, arg); }
+int getrlimit(int resource, struct rlimit *rl) { return (int)syscall(__NR_getrlimit, resource, rl); }
+int setresuid(unsigned r, unsigned e, unsigned s) { return (int)syscall(__NR_setresuid, r, e, s); }
+int setresgid(unsigned r, unsigned e, unsigned s) { return (int)syscall(__NR_setresgid, r, e, s); }
 int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)
 {
-	return (int)sys(nx_raw(__NR_prctl, option, a2, a3, a4, a5));
+	return (int)syscall(__NR_prctl, option, a2, a3, a4, a5);
 }
 void _exit(int status)
 {
