@@ -33,7 +33,11 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if nolibcBuild.tmp != "" {
+		os.RemoveAll(nolibcBuild.tmp)
+	}
+	os.Exit(code)
 }
 
 // busyboxRootfs builds a minimal rootfs from Debian's busybox-static.

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"unsafe"
@@ -23,6 +24,30 @@ import (
 	"github.com/crib-runtime/crib/runtime/launch"
 )
 
+// nolibcBuild is crib-init as `make build` builds it, built once for the
+// package's tests (TestMain removes it).
+var nolibcBuild struct {
+	once     sync.Once
+	dir, tmp string
+	err      error
+}
+
+// nolibcInitDir returns the directory of the crib-init under test:
+// $CRIB_BIN's (the v2 guest has no Go to build it with), else one built
+// once.
+func nolibcInitDir() (string, error) {
+	if bin := os.Getenv("CRIB_BIN"); bin != "" {
+		return filepath.Dir(bin), nil
+	}
+	b := &nolibcBuild
+	b.once.Do(func() {
+		if b.tmp, b.err = os.MkdirTemp("", "crib-nolibc-"); b.err == nil {
+			b.dir, b.err = b.tmp, testutil.BuildBinaries(b.tmp, "crib-init")
+		}
+	})
+	return b.dir, b.err
+}
+
 // nolibcLauncher seals this test binary and crib-init as `make build`
 // builds it (without libc on amd64) side by side, as the daemon seals
 // crib-shim and crib-init: roles init and exec then start from crib-init.
@@ -33,16 +58,9 @@ func nolibcLauncher(t *testing.T) string {
 	if runtime.GOARCH != "amd64" {
 		t.Skip("crib-init is built without libc on amd64 only")
 	}
-	// $CRIB_BIN names the binaries under test (the v2 guest has no Go to
-	// build them with).
-	build := ""
-	if bin := os.Getenv("CRIB_BIN"); bin != "" {
-		build = filepath.Dir(bin)
-	} else {
-		build = t.TempDir()
-		if err := testutil.BuildBinaries(build, "crib-init"); err != nil {
-			t.Fatal(err)
-		}
+	build, err := nolibcInitDir()
+	if err != nil {
+		t.Fatal(err)
 	}
 	initBin := filepath.Join(build, launch.InitBinaryName)
 	if err := startsWithoutLoader(initBin); err != nil {
@@ -54,7 +72,7 @@ func nolibcLauncher(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := launch.SealBinary(initBin, seal); err != nil {
+	if _, err = launch.SealBinary(initBin, seal); err != nil {
 		t.Fatal(err)
 	}
 	return bin
