@@ -7,7 +7,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -196,13 +195,9 @@ func (r *root) mkdirs(p string) (int, error) {
 
 // asFsUser runs fn with the filesystem credentials of u on this thread.
 func asFsUser(u specs.User, fn func() error) error {
-	groups := make([]int, len(u.AdditionalGids))
-	for i, g := range u.AdditionalGids {
-		groups[i] = int(g)
-	}
-	// For every thread; setUser sets the same list again later.
-	if err := syscall.Setgroups(groups); err != nil {
-		return fmt.Errorf("setgroups %v: %w", u.AdditionalGids, err)
+	// setUser sets the same list again later.
+	if err := setThreadGroups(u.AdditionalGids); err != nil {
+		return err
 	}
 	unix.Setfsgid(int(u.GID))
 	unix.Setfsuid(int(u.UID))
