@@ -372,6 +372,12 @@ func (m *Manager) Remove(path string) error {
 		return err
 	}
 	rel := cgroups.Rel(p)
+	// Most cgroups are removed once their processes are gone: one rmdir
+	// then does it. One the kernel refuses (a process or a child cgroup in
+	// it) is killed and removed as a tree.
+	if removed, err := cgfs.RemoveEmpty(m.root, rel); err == nil && removed {
+		return nil
+	}
 	if !m.root.Exists(rel, "") {
 		return nil
 	}
