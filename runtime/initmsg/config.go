@@ -12,18 +12,13 @@ import (
 )
 
 // The Config travels as configWire, whose spec holds only what the init
-// reads. encoding/json, the first time a process decodes a struct type,
-// builds the encoders of every type reachable from it (typeFields): for
-// specs.Spec that is the whole OCI type graph (resources, hooks, five other
-// platforms), 0.5–0.8 ms of a fresh init's start here, paid again by every
-// container start and exec. The types below reach a small part of it, and
-// what a container seldom has (hooks, a seccomp profile the launcher did
-// not compile, id mappings, a scheduler or I/O priority, …) travels raw
-// (json.RawMessage): decoded, with its types, only when it is there. A
-// config of what the kubelet sends decodes in 355–385 µs p50 instead of
-// 412–582 µs in a fresh process (docs/benchmarks.md). The JSON is the
-// OCI spec's, field for field, so a Config written with Write still
-// decodes.
+// reads: not the whole OCI type graph (resources, hooks, five other
+// platforms). What a container seldom has (hooks, a seccomp profile the
+// launcher did not compile, id mappings, a scheduler or I/O priority, …)
+// travels raw (json.RawMessage), so that the launcher encodes it only when
+// it is there. The JSON is the OCI spec's, field for field, so a Config
+// written with Write still decodes. The init decodes it without building
+// reflected decoders (decode.go).
 type configWire struct {
 	Version      int             `json:"version"`
 	Role         string          `json:"role"`
@@ -125,21 +120,11 @@ func WriteConfig(w io.Writer, cfg *Config) error {
 // ReadConfig receives the message WriteConfig (or Write of a Config) sent.
 // The spec it returns has what specWire keeps; everything else is zero.
 func ReadConfig(r io.Reader, cfg *Config) error {
-	var c configWire
-	if err := Read(r, &c); err != nil {
+	data, err := readFrame(r)
+	if err != nil {
 		return err
 	}
-	out := Config{Version: c.Version, Role: c.Role, Rootfs: c.Rootfs, DevShm: c.DevShm, Seccomp: c.Seccomp,
-		CgroupMounts: c.CgroupMounts}
-	var err error
-	if out.Spec, err = fromWire(c.Spec); err != nil {
-		return err
-	}
-	if err := unraw("containerHooks", c.Hooks, &out.Hooks); err != nil {
-		return err
-	}
-	*cfg = out
-	return nil
+	return decodeConfig(data, cfg)
 }
 
 // raw encodes v for a raw field of the wire types: nothing when empty.
@@ -153,17 +138,6 @@ func raw(v any, empty bool) (json.RawMessage, error) {
 		return nil, fmt.Errorf("encode init message: %w", err)
 	}
 	return b, nil
-}
-
-// unraw decodes the raw field named name into v when it was sent.
-func unraw[T any](name string, b json.RawMessage, v *T) error {
-	if len(b) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("decode init message: %s: %w", name, err)
-	}
-	return nil
 }
 
 func toWire(s *specs.Spec) (*specWire, error) {
@@ -202,49 +176,6 @@ func toWire(s *specs.Spec) (*specWire, error) {
 			TimeOffsets:  add(raw(l.TimeOffsets, len(l.TimeOffsets) == 0))}
 	}
 	return w, errors.Join(errs...)
-}
-
-func fromWire(w *specWire) (*specs.Spec, error) {
-	if w == nil {
-		return nil, nil
-	}
-	s := &specs.Spec{Version: w.Version, Root: w.Root, Hostname: w.Hostname, Domainname: w.Domainname}
-	var errs []error
-	if p := w.Process; p != nil {
-		s.Process = &specs.Process{Terminal: p.Terminal, ConsoleSize: p.ConsoleSize, User: p.User, Args: p.Args,
-			CommandLine: p.CommandLine, Env: p.Env, Cwd: p.Cwd, Capabilities: p.Capabilities, Rlimits: p.Rlimits,
-			NoNewPrivileges: p.NoNewPrivileges, ApparmorProfile: p.ApparmorProfile, OOMScoreAdj: p.OOMScoreAdj,
-			SelinuxLabel: p.SelinuxLabel}
-		errs = append(errs, unraw("spec.process.scheduler", p.Scheduler, &s.Process.Scheduler),
-			unraw("spec.process.ioPriority", p.IOPriority, &s.Process.IOPriority),
-			unraw("spec.process.execCPUAffinity", p.ExecCPUAffinity, &s.Process.ExecCPUAffinity))
-	}
-	if w.Mounts != nil {
-		s.Mounts = make([]specs.Mount, len(w.Mounts))
-	}
-	for i, m := range w.Mounts {
-		s.Mounts[i] = specs.Mount{Destination: m.Destination, Type: m.Type, Source: m.Source, Options: m.Options}
-		if len(m.UIDMappings)+len(m.GIDMappings) == 0 {
-			continue // nearly every mount: no names to format
-		}
-		errs = append(errs, unraw(fmt.Sprintf("spec.mounts[%d].uidMappings", i), m.UIDMappings, &s.Mounts[i].UIDMappings),
-			unraw(fmt.Sprintf("spec.mounts[%d].gidMappings", i), m.GIDMappings, &s.Mounts[i].GIDMappings))
-	}
-	if l := w.Linux; l != nil {
-		s.Linux = &specs.Linux{Sysctl: l.Sysctl, Namespaces: l.Namespaces, Devices: l.Devices,
-			RootfsPropagation: l.RootfsPropagation, MaskedPaths: l.MaskedPaths, ReadonlyPaths: l.ReadonlyPaths,
-			MountLabel: l.MountLabel}
-		errs = append(errs, unraw("spec.linux.uidMappings", l.UIDMappings, &s.Linux.UIDMappings),
-			unraw("spec.linux.gidMappings", l.GIDMappings, &s.Linux.GIDMappings),
-			unraw("spec.linux.seccomp", l.Seccomp, &s.Linux.Seccomp),
-			unraw("spec.linux.memoryPolicy", l.MemoryPolicy, &s.Linux.MemoryPolicy),
-			unraw("spec.linux.personality", l.Personality, &s.Linux.Personality),
-			unraw("spec.linux.timeOffsets", l.TimeOffsets, &s.Linux.TimeOffsets))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return s, nil
 }
 
 // SeccompFilter is a seccomp filter compiled by the launcher's caller,

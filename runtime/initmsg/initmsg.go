@@ -236,25 +236,34 @@ func Write(w io.Writer, v any) error {
 
 // Read receives one message into v. A clean EOF before any byte is io.EOF.
 func Read(r io.Reader, v any) error {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		if errors.Is(err, io.EOF) {
-			return io.EOF
-		}
-		return fmt.Errorf("receive init message: %w", err)
-	}
-	n := binary.BigEndian.Uint32(hdr[:])
-	if n > maxMessage {
-		return fmt.Errorf("receive init message: length %d exceeds %d", n, maxMessage)
-	}
-	data := make([]byte, n)
-	if _, err := io.ReadFull(r, data); err != nil {
-		return fmt.Errorf("receive init message: %w", err)
+	data, err := readFrame(r)
+	if err != nil {
+		return err
 	}
 	if err := json.Unmarshal(data, v); err != nil {
 		return fmt.Errorf("decode init message: %w", err)
 	}
 	return nil
+}
+
+// readFrame receives one length-prefixed message.
+func readFrame(r io.Reader) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, io.EOF
+		}
+		return nil, fmt.Errorf("receive init message: %w", err)
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > maxMessage {
+		return nil, fmt.Errorf("receive init message: length %d exceeds %d", n, maxMessage)
+	}
+	data := make([]byte, n)
+	if _, err := io.ReadFull(r, data); err != nil {
+		return nil, fmt.Errorf("receive init message: %w", err)
+	}
+	return data, nil
 }
 
 // SendConsole sends a pty master over the init socket: one byte with the fd
