@@ -66,7 +66,8 @@ CRIB_BUILD_NAMES=crib-init "$(dirname "$0")/build.sh" "$root/crib"
 cat >"$root/init" <<INIT
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
-export PATH=/bin TMPDIR=/tmp HOME=/tmp CRIB_TEST_STRICT=1 CRIB_BIN=/crib/crib
+# CRIB_TEST_OWN_HOST: the guest is the tests' own, host-wide settings included.
+export PATH=/bin TMPDIR=/tmp HOME=/tmp CRIB_TEST_STRICT=1 CRIB_TEST_OWN_HOST=1 CRIB_BIN=/crib/crib
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -137,13 +136,19 @@ func setRlimit(rl specs.POSIXRlimit) error {
 // setUser switches the calling thread, the one that will execve, to the
 // spec's uid, gid and supplementary groups: the groups first (setgroups
 // needs CAP_SETGID), then gid, then uid. Like the capabilities, keepcaps,
-// the bounding set and no_new_privs before it, credentials are set on this
-// thread only (as runc did until Go made package syscall's calls reach every
+// the bounding set and no_new_privs, credentials are set on this thread
+// only (as runc did until Go made package syscall's calls reach every
 // thread): execve keeps the calling thread's credentials and ends the
-// others, which run nothing but the Go runtime. Package syscall's calls
-// stop every thread of the process three times over, ~0.3 ms of each
-// container start and exec here (docs/benchmarks.md).
+// others, which run nothing but the Go runtime and keep root until then.
+// Package syscall's calls stop every thread of the process three times
+// over, ~0.3 ms of each container start and exec here (docs/benchmarks.md).
+//
+// The kernel makes the process dumpable again (fs.suid_dumpable) when the
+// effective uid changes; it is made non-dumpable again at once, or a
+// process of the user in the container's pid namespace could ptrace this
+// thread and reach the root ones through the memory they share.
 func setUser(u specs.User) error {
+	// An empty list also drops the launcher's (root's) groups.
 	if err := setThreadGroups(u.AdditionalGids); err != nil {
 		return err
 	}
@@ -153,24 +158,28 @@ func setUser(u specs.User) error {
 	if err := setThreadIDs(unix.SYS_SETRESUID, u.UID); err != nil {
 		return fmt.Errorf("setresuid %d: %w", u.UID, err)
 	}
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("clear dumpable: %w", err)
+	}
 	return nil
 }
 
-// setThreadGroups sets this thread's supplementary groups; an empty list
-// also drops the launcher's (root's).
+// setThreadGroups sets this thread's supplementary groups (x/sys's
+// setgroups is the thread's, unlike package syscall's).
 func setThreadGroups(gids []uint32) error {
-	var list unsafe.Pointer
-	if len(gids) > 0 {
-		list = unsafe.Pointer(&gids[0])
+	groups := make([]int, len(gids))
+	for i, g := range gids {
+		groups[i] = int(g)
 	}
-	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(gids)), uintptr(list), 0); e != 0 {
-		return fmt.Errorf("setgroups %v: %w", gids, e)
+	if err := unix.Setgroups(groups); err != nil {
+		return fmt.Errorf("setgroups %v: %w", gids, err)
 	}
 	return nil
 }
 
 // setThreadIDs sets this thread's real, effective and saved ids with
-// setresuid(2) or setresgid(2).
+// setresuid(2) or setresgid(2): on the 64-bit targets initproc builds for,
+// the calls that take 32-bit ids (386 and arm name those *32).
 func setThreadIDs(trap uintptr, id uint32) error {
 	if _, _, e := unix.RawSyscall(trap, uintptr(id), uintptr(id), uintptr(id)); e != 0 {
 		return e

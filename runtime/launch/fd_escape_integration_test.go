@@ -132,20 +132,6 @@ func TestProcSelfFdEscapeThroughLaunch(t *testing.T) {
 	ctr := startInit(t, launch.Options{Binary: bin, Role: nsproto.RoleInit, New: containerNS,
 		Place:  func(pid int) error { return m.AddProc(cg, pid) },
 		Config: &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleInit, Spec: initSpec(root, "/bin/sleep", "600")}})
-	kinds := map[string]uint32{"ipc": unix.CLONE_NEWIPC, "uts": unix.CLONE_NEWUTS,
-		"net": unix.CLONE_NEWNET, "pid": unix.CLONE_NEWPID, "mnt": unix.CLONE_NEWNS}
-	join := func(t *testing.T) []launch.Namespace {
-		var ns []launch.Namespace
-		for name, kind := range kinds {
-			f, err := os.Open("/proc/" + strconv.Itoa(ctr.Pid) + "/ns/" + name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { f.Close() })
-			ns = append(ns, launch.Namespace{Type: kind, File: f})
-		}
-		return ns
-	}
 	// What a container that got out would print: the cgroupfs it landed
 	// in, or the host's / above it.
 	const probe = "ls; ls ..; ls ../..; ls ../../../.."
@@ -168,7 +154,7 @@ func TestProcSelfFdEscapeThroughLaunch(t *testing.T) {
 						Config: &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleInit, Spec: spec}}
 					if role == initmsg.RoleExec {
 						spec.Root, spec.Mounts, spec.Linux = nil, nil, nil
-						o.Role, o.New, o.Join, o.Config.Role = nsproto.RoleExec, 0, join(t), initmsg.RoleExec
+						o.Role, o.New, o.Join, o.Config.Role = nsproto.RoleExec, 0, joinAll(t, ctr.Pid), initmsg.RoleExec
 					}
 					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 					defer cancel()
