@@ -382,20 +382,40 @@ func (m *Manager) RemoveEmpty(path string) (bool, error) {
 	return all, nil
 }
 
+// removeUnused removes rel with one rmdir per hierarchy, the freezer's
+// last, and stops at the first the kernel refuses or fails: the freezer
+// then stays, for Kill to freeze what is left before killing it.
+func (m *Manager) removeUnused(rel string) bool {
+	fr := m.ctl["freezer"]
+	for _, r := range m.roots {
+		if r == fr {
+			continue
+		}
+		if removed, err := cgfs.RemoveEmpty(r, rel); err != nil || !removed {
+			return false
+		}
+	}
+	if fr == nil {
+		return true
+	}
+	removed, err := cgfs.RemoveEmpty(fr, rel)
+	return err == nil && removed
+}
+
 // Remove implements cgroups.Manager.
 func (m *Manager) Remove(path string) error {
 	p, err := cgroups.OwnPath("remove", path)
 	if err != nil {
 		return err
 	}
+	rel := cgroups.Rel(p)
 	// Most cgroups are removed once their processes are gone: one rmdir
 	// per hierarchy then does it, without the freeze, the kill and the walk
 	// below (about 0.3 ms of a container's teardown here). One the kernel
 	// refuses (a process or a child cgroup in it) takes the whole way.
-	if removed, err := m.RemoveEmpty(p); err == nil && removed {
+	if m.removeUnused(rel) {
 		return nil
 	}
-	rel := cgroups.Rel(p)
 	if !m.exists(rel) {
 		return nil
 	}
