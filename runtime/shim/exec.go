@@ -286,18 +286,19 @@ func (s *service) startExec(ctx context.Context, c *container, o launch.Options,
 // containerNamespaces opens pid's namespaces that differ from the shim's
 // own (joining one's own user namespace is EINVAL), nil for the others.
 func containerNamespaces(pid int) ([]*os.File, error) {
+	ours := ownNamespaces()
 	files := make([]*os.File, len(nsKinds))
 	base := "/proc/" + strconv.Itoa(pid) + "/ns/"
 	for i, k := range nsKinds {
-		var theirs, ours unix.Stat_t
-		if err := unix.Stat("/proc/self/ns/"+k.name, &ours); errors.Is(err, unix.ENOENT) {
+		if ours[i] == nil {
 			continue // the kernel has no such namespace type
 		}
 		f, err := os.Open(base + k.name)
 		if err != nil {
 			return files, fmt.Errorf("open %s namespace of pid %d: %w", k.name, pid, err)
 		}
-		if err := unix.Fstat(int(f.Fd()), &theirs); err != nil || (theirs.Ino == ours.Ino && theirs.Dev == ours.Dev) {
+		var theirs unix.Stat_t
+		if err := unix.Fstat(int(f.Fd()), &theirs); err != nil || (theirs.Ino == ours[i].Ino && theirs.Dev == ours[i].Dev) {
 			_ = f.Close()
 			continue
 		}
@@ -305,6 +306,20 @@ func containerNamespaces(pid int) ([]*os.File, error) {
 	}
 	return files, nil
 }
+
+// ownNamespaces are the shim's namespaces, by nsKinds (nil where the
+// kernel lacks the type), read once: the process's namespaces are its main
+// thread's, which never changes them.
+var ownNamespaces = sync.OnceValue(func() []*unix.Stat_t {
+	out := make([]*unix.Stat_t, len(nsKinds))
+	for i, k := range nsKinds {
+		var st unix.Stat_t
+		if err := unix.Stat("/proc/self/ns/"+k.name, &st); !errors.Is(err, unix.ENOENT) {
+			out[i] = &st
+		}
+	}
+	return out
+})
 
 // boundedBuffer keeps the first maxExecOutput bytes written to it.
 type boundedBuffer struct{ bytes.Buffer }
