@@ -220,25 +220,25 @@ func (d *decoder) str(path string, v any) string {
 }
 
 func (d *decoder) uint(path string, v any, bits int) uint64 {
-	if v == nil {
-		return 0
-	}
-	n, ok := v.(json.Number)
-	u, err := strconv.ParseUint(string(n), 10, bits)
-	if !ok || err != nil {
-		d.fail(path, fmt.Sprintf("an unsigned %d-bit integer", bits), v)
-	}
-	return u
+	return integer(d, path, v, bits, "an unsigned", strconv.ParseUint)
 }
 
 func (d *decoder) int(path string, v any, bits int) int64 {
+	return integer(d, path, v, bits, "a", strconv.ParseInt)
+}
+
+// integer parses v, a json.Number, with parse, as encoding/json does an
+// integer field: a fraction, an exponent or a value out of range fails.
+// null is 0.
+func integer[T int64 | uint64](d *decoder, path string, v any, bits int, article string,
+	parse func(string, int, int) (T, error)) T {
 	if v == nil {
 		return 0
 	}
 	n, ok := v.(json.Number)
-	i, err := strconv.ParseInt(string(n), 10, bits)
+	i, err := parse(string(n), 10, bits)
 	if !ok || err != nil {
-		d.fail(path, fmt.Sprintf("a %d-bit integer", bits), v)
+		d.fail(path, fmt.Sprintf("%s %d-bit integer", article, bits), v)
 	}
 	return i
 }
