@@ -177,6 +177,9 @@ func (d *decoder) errOr(err error) error {
 
 // fail records that the value at path is not what the field takes.
 func (d *decoder) fail(path, want string, v any) {
+	if path == "" {
+		path = "the config"
+	}
 	if d.err == nil {
 		d.err = fmt.Errorf("decode init message: %s: want %s, got %s", path, want, kind(v))
 	}

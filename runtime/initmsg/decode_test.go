@@ -134,6 +134,7 @@ func TestDecodeConfigNamesTheField(t *testing.T) {
 		{`{"spec":{"mounts":{}}}`, "spec.mounts"},
 		{`{"version":1} {}`, "after the config"},
 		{`null`, "null"},
+		{`[1]`, "the config: want an object, got an array"},
 	} {
 		var out Config
 		err := decodeConfig([]byte(tc.json), &out)
