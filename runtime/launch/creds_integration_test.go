@@ -2,6 +2,8 @@ package launch_test
 
 import (
 	"context"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -101,4 +103,57 @@ func joinAll(t *testing.T, pid int) []launch.Namespace {
 		ns = append(ns, launch.Namespace{Type: kind, File: f})
 	}
 	return ns
+}
+
+// TestExecStartAtOnce: with Start sent behind the config, an exec runs as
+// soon as it is set up; Exec still reports its execve (EOF) or its
+// failure, and a config that waits for runtime hooks is refused.
+func TestExecStartAtOnce(t *testing.T) {
+	bin := testBinary(t)
+	ctr := startInit(t, launch.Options{Binary: bin, Role: nsproto.RoleInit, New: containerNS,
+		Config: &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleInit,
+			Spec: initSpec(busyboxRootfs(t), "/bin/sleep", "600")}})
+	exec := func(t *testing.T, out *os.File, args ...string) (*launch.Process, error) {
+		proc := &specs.Process{Args: args, Cwd: "/", Env: []string{"PATH=/bin"}}
+		return launch.Start(context.Background(), launch.Options{Binary: bin, Role: nsproto.RoleExec,
+			Join: joinAll(t, ctr.Pid), StartAtOnce: true, Stdout: out, Stderr: out,
+			Config: &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleExec,
+				Spec: &specs.Spec{Process: proc, Linux: &specs.Linux{}}}})
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p, err := exec(t, w, "/bin/sh", "-c", "echo ran")
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Exec(context.Background()); err != nil {
+		t.Fatalf("Exec: %v", err)
+	}
+	if st, err := p.Wait(); err != nil || !st.Success() {
+		t.Fatalf("Wait = %v, %v", st, err)
+	}
+	if b, _ := io.ReadAll(r); string(b) != "ran\n" {
+		t.Errorf("output %q, want %q", b, "ran\n")
+	}
+	// execve(2) itself fails: after Ready, so Exec reports it.
+	p, err = exec(t, nil, "/etc/passwd")
+	if err == nil {
+		err = p.Exec(context.Background())
+		_, _ = p.Wait()
+	}
+	var ie *initmsg.InitError
+	if !errors.As(err, &ie) || ie.Step != "exec" {
+		t.Errorf("exec of a file that is no program: %v, want the init's exec error", err)
+	}
+	_, err = launch.Start(context.Background(), launch.Options{Binary: bin, Role: nsproto.RoleInit, New: containerNS,
+		StartAtOnce: true, RuntimeHooks: func(int) error { return nil },
+		Config: &initmsg.Config{Version: initmsg.VersionHooks, Role: initmsg.RoleInit,
+			Spec: initSpec(busyboxRootfs(t), "/bin/true"), Hooks: &initmsg.Hooks{Runtime: true}}})
+	if err == nil || !strings.Contains(err.Error(), "runtime hooks") {
+		t.Errorf("Start at once with runtime hooks: %v, want refused", err)
+	}
 }

@@ -58,6 +58,12 @@ type Options struct {
 	Bootstrapped func(pid int)
 	// Config is sent to the Go init (roles init and exec).
 	Config *initmsg.Config
+	// StartAtOnce sends Start right behind the Config, for a process with
+	// nothing to wait for between set-up and execve (an exec; not one with
+	// runtime hooks): the init finds it queued when it is ready instead of
+	// blocking for it. Start still returns at Ready, and Exec waits for
+	// the execve.
+	StartAtOnce bool
 	// RuntimeHooks runs the container's prestart and createRuntime hooks
 	// (pid: the init's, on the host) when Config.Hooks.Runtime asks the
 	// init to wait for them: its mounts are made, pivot_root is next. An
@@ -86,12 +92,16 @@ type Process struct {
 	proc    *os.Process
 	sock    *os.File
 	logs    *logTail
+	started bool // Start was sent (Options.StartAtOnce)
 }
 
 // Start runs the setns path up to the point where the process is set up and
 // waits for Exec (roles init and exec) or runs (role pause). On failure
 // nothing it started is left running.
 func Start(ctx context.Context, o Options) (started *Process, retErr error) {
+	if o.StartAtOnce && o.Config != nil && o.Config.Hooks != nil && o.Config.Hooks.Runtime {
+		return nil, errors.New("launch: Start at once would not wait for the runtime hooks")
+	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("create init socket: %w", err)
@@ -154,7 +164,7 @@ func Start(ctx context.Context, o Options) (started *Process, retErr error) {
 		sock.Close()
 		return p, nil
 	}
-	if err := p.configure(o.Config, o.RuntimeHooks); err != nil {
+	if err := p.configure(o.Config, o.RuntimeHooks, o.StartAtOnce); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -373,9 +383,10 @@ func (p *Process) awaitClosed() error {
 	return fmt.Errorf("pause %d: wait until it closes its fds: %w%s", p.Pid, err, p.logs.suffix())
 }
 
-// configure sends the init config and waits until init is ready to exec,
-// running the runtime's hooks when init stops for them.
-func (p *Process) configure(cfg *initmsg.Config, runtimeHooks func(int) error) error {
+// configure sends the init config (and Start with it, startAtOnce) and
+// waits until init is ready to exec, running the runtime's hooks when init
+// stops for them.
+func (p *Process) configure(cfg *initmsg.Config, runtimeHooks func(int) error, startAtOnce bool) error {
 	if cfg == nil {
 		return errors.New("launch: roles init and exec need a Config")
 	}
@@ -385,6 +396,12 @@ func (p *Process) configure(cfg *initmsg.Config, runtimeHooks func(int) error) e
 	}
 	if err := initmsg.WriteConfig(p.sock, cfg); err != nil {
 		return err
+	}
+	if startAtOnce {
+		if err := initmsg.Write(p.sock, initmsg.Message{Type: initmsg.TypeStart}); err != nil {
+			return err
+		}
+		p.started = true
 	}
 	if wantHooks {
 		if err := p.runtimeHooks(runtimeHooks); err != nil {
@@ -452,9 +469,11 @@ func (p *Process) recvConsole() error {
 func (p *Process) Exec(ctx context.Context) error {
 	defer p.sock.Close()
 	stop := context.AfterFunc(ctx, func() { _ = p.proc.Signal(syscall.SIGKILL) })
-	if err := initmsg.Write(p.sock, initmsg.Message{Type: initmsg.TypeStart}); err != nil {
-		stop()
-		return err
+	if !p.started {
+		if err := initmsg.Write(p.sock, initmsg.Message{Type: initmsg.TypeStart}); err != nil {
+			stop()
+			return err
+		}
 	}
 	var m initmsg.Message
 	err := initmsg.Read(p.sock, &m)

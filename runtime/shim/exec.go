@@ -110,7 +110,9 @@ func (s *service) startExecProc(ctx context.Context, c *container, proc *specs.P
 	if err != nil {
 		return nil, err
 	}
-	o := launch.Options{Role: nsproto.RoleExec, Place: s.classPlacer(c.class, c.id),
+	// Nothing waits between the exec's set-up and its execve: Start goes
+	// with the config.
+	o := launch.Options{Role: nsproto.RoleExec, Place: s.classPlacer(c.class, c.id), StartAtOnce: true,
 		Config: &initmsg.Config{Version: initmsg.Version, Role: initmsg.RoleExec,
 			Spec: &specs.Spec{Process: proc, Linux: &specs.Linux{}}, Seccomp: filter}}
 	o = s.launchOptions(o, c.id)
