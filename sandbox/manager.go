@@ -13,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/crib-runtime/crib/cgroups"
+	"github.com/crib-runtime/crib/internal/statefile"
 	"github.com/crib-runtime/crib/internal/sysctl"
 	"github.com/crib-runtime/crib/sandbox/cni"
 	"github.com/crib-runtime/crib/sandbox/nsfs"
@@ -304,9 +305,14 @@ func undo(ctx context.Context, err error, steps []func(context.Context) error) e
 
 // removeDir removes the pod's files and then its directory; anything
 // unexpected in it (a mount still there, say) makes the last step fail
-// rather than be deleted with it.
+// rather than be deleted with it. The temp files of its files' atomic
+// writes are expected: a daemon killed in the middle of one leaves its
+// temp file, and the pod must still go.
 func removeDir(p *Pod) error {
 	var errs []error
+	if err := statefile.RemoveTemps(p.Dir); err != nil {
+		errs = append(errs, err)
+	}
 	for _, f := range []string{p.HostnamePath, p.ResolvPath, p.HostsPath, p.ShmPath, filepath.Join(p.Dir, "ns")} {
 		if f == "" {
 			continue
