@@ -25,7 +25,9 @@
 // (SendConsole, RecvConsole).
 //
 // Role "exec" is the same without mounts: the process joins a running
-// container, so Config.Rootfs is empty and only Spec.Process is used.
+// container, so Config.Rootfs is empty and only Spec.Process is used. Its
+// launcher may send Start right behind the Config, before Ready: the init
+// reads it once it is ready.
 //
 // It imports only the standard library, x/sys and runtime-spec, so both sides can
 // use it without importing each other. Internal to crib; no API
