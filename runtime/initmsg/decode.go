@@ -37,7 +37,7 @@ func decodeConfig(data []byte, cfg *Config) error {
 		return errors.New("decode init message: data after the config")
 	}
 	d := &decoder{}
-	c, ok := d.object("", tree)
+	c, ok := d.object(at{index: -1}, tree)
 	if !ok {
 		return d.errOr(errors.New("decode init message: the config is null"))
 	}
@@ -175,14 +175,33 @@ func (d *decoder) errOr(err error) error {
 	return err
 }
 
-// fail records that the value at path is not what the field takes.
-func (d *decoder) fail(path, want string, v any) {
-	if path == "" {
-		path = "the config"
-	}
+// fail records that the value at a is not what the field takes.
+func (d *decoder) fail(a at, want string, v any) {
 	if d.err == nil {
-		d.err = fmt.Errorf("decode init message: %s: want %s, got %s", path, want, kind(v))
+		d.err = fmt.Errorf("decode init message: %s: want %s, got %s", a, want, kind(v))
 	}
+}
+
+// at names a value of the tree for an error: key (and index, when it is
+// an array's element) in the object at path. The name is built only for
+// an error, not for every field read.
+type at struct {
+	path, key string
+	index     int // -1: not an element
+}
+
+func (a at) String() string {
+	s := a.key
+	if a.path != "" {
+		s = a.path + "." + s
+	}
+	if a.index >= 0 {
+		s += "[" + strconv.Itoa(a.index) + "]"
+	}
+	if s == "" {
+		return "the config"
+	}
+	return s
 }
 
 // kind names a JSON value's type as the messages above say it.
@@ -203,37 +222,41 @@ func kind(v any) string {
 }
 
 // object is v as an object; false for null (an absent field).
-func (d *decoder) object(path string, v any) (object, bool) {
+func (d *decoder) object(a at, v any) (object, bool) {
 	switch m := v.(type) {
 	case map[string]any:
+		path := ""
+		if a.key != "" {
+			path = a.String()
+		}
 		return object{d: d, path: path, m: m}, true
 	case nil:
 	default:
-		d.fail(path, "an object", v)
+		d.fail(a, "an object", v)
 	}
 	return object{}, false
 }
 
-func (d *decoder) str(path string, v any) string {
+func (d *decoder) str(a at, v any) string {
 	s, ok := v.(string)
 	if !ok && v != nil {
-		d.fail(path, "a string", v)
+		d.fail(a, "a string", v)
 	}
 	return s
 }
 
-func (d *decoder) uint(path string, v any, bits int) uint64 {
-	return integer(d, path, v, bits, "an unsigned", strconv.ParseUint)
+func (d *decoder) uint(a at, v any, bits int) uint64 {
+	return integer(d, a, v, bits, "an unsigned", strconv.ParseUint)
 }
 
-func (d *decoder) int(path string, v any, bits int) int64 {
-	return integer(d, path, v, bits, "a", strconv.ParseInt)
+func (d *decoder) int(a at, v any, bits int) int64 {
+	return integer(d, a, v, bits, "a", strconv.ParseInt)
 }
 
 // integer parses v, a json.Number, with parse, as encoding/json does an
 // integer field: a fraction, an exponent or a value out of range fails.
 // null is 0.
-func integer[T int64 | uint64](d *decoder, path string, v any, bits int, article string,
+func integer[T int64 | uint64](d *decoder, a at, v any, bits int, article string,
 	parse func(string, int, int) (T, error)) T {
 	if v == nil {
 		return 0
@@ -241,7 +264,7 @@ func integer[T int64 | uint64](d *decoder, path string, v any, bits int, article
 	n, ok := v.(json.Number)
 	i, err := parse(string(n), 10, bits)
 	if !ok || err != nil {
-		d.fail(path, fmt.Sprintf("%s %d-bit integer", article, bits), v)
+		d.fail(a, fmt.Sprintf("%s %d-bit integer", article, bits), v)
 	}
 	return i
 }
@@ -253,14 +276,8 @@ type object struct {
 	m    map[string]any
 }
 
-func (o object) field(key string) string {
-	if o.path == "" {
-		return key
-	}
-	return o.path + "." + key
-}
-
-func (o object) elem(key string, i int) string { return o.field(key) + "[" + strconv.Itoa(i) + "]" }
+func (o object) field(key string) at       { return at{path: o.path, key: key, index: -1} }
+func (o object) elem(key string, i int) at { return at{path: o.path, key: key, index: i} }
 
 // has says whether key is there and not null.
 func (o object) has(key string) bool { return o.m[key] != nil }
@@ -342,6 +359,6 @@ func (o object) typed(key string, v any) {
 		err = json.Unmarshal(b, v)
 	}
 	if err != nil {
-		o.d.err = fmt.Errorf("decode init message: %s: %w", o.field(key), err)
+		o.d.err = fmt.Errorf("decode init message: %s: %w", o.field(key).String(), err)
 	}
 }
