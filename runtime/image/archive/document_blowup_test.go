@@ -133,3 +133,16 @@ func TestOCILayersBounded(t *testing.T) {
 		t.Fatalf("err %v, want the layers' bound named", err)
 	}
 }
+
+// TestBudgetRefusesNegativeSizes: a size below zero (archive/tar refuses
+// such headers, but the budget is not to rely on it) would add to what is
+// left instead of charging it.
+func TestBudgetRefusesNegativeSizes(t *testing.T) {
+	b := newBudget(Limits{Bytes: 10})
+	if err := b.take(-1 << 40); err == nil || b.left != 10 {
+		t.Fatalf("take(-2^40) = %v, %d left; want refused, 10 left", err, b.left)
+	}
+	if err := b.take(10); err != nil || b.left != 0 {
+		t.Fatalf("take(10) = %v, %d left", err, b.left)
+	}
+}

@@ -310,7 +310,7 @@ func newBudget(lim Limits) *budget {
 
 // take charges n bytes, or refuses them when they are more than is left.
 func (b *budget) take(n int64) error {
-	if n > b.left {
+	if n < 0 || n > b.left { // a negative size would add to what is left
 		return b.exceeded()
 	}
 	b.left -= n
