@@ -248,11 +248,7 @@ func TestBadInputLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := children(t)
-	for _, tc := range []struct {
-		name string
-		o    launch.Options
-		want string
-	}{
+	for _, tc := range []failCase{
 		{"missing path", launch.Options{Join: []launch.Namespace{{Type: unix.CLONE_NEWNET, Path: "/nonexistent/net"}}},
 			"open net namespace /nonexistent/net: No such file or directory"},
 		{"not a namespace", launch.Options{Join: []launch.Namespace{{Type: unix.CLONE_NEWNET, Path: regular}}},
@@ -281,6 +277,13 @@ func TestBadInputLeavesNothing(t *testing.T) {
 
 // mustFailStart starts o and fails the test unless the start fails with an
 // error that contains want, which it returns.
+// failCase is a launch that must fail with an error containing want.
+type failCase struct {
+	name string
+	o    launch.Options
+	want string
+}
+
 func mustFailStart(t *testing.T, o launch.Options, want string) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

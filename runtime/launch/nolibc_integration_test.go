@@ -190,11 +190,7 @@ func TestNolibcBadInput(t *testing.T) {
 	}
 	defer notCgroup.Close()
 	before := children(t)
-	for _, tc := range []struct {
-		name string
-		o    launch.Options
-		want string
-	}{
+	for _, tc := range []failCase{
 		{"missing path", launch.Options{Join: []launch.Namespace{{Type: unix.CLONE_NEWNET, Path: "/nonexistent/net"}}},
 			"nsexec: open net namespace /nonexistent/net: No such file or directory"},
 		{"long name", launch.Options{Join: []launch.Namespace{{Type: unix.CLONE_NEWNET, Path: "/" + strings.Repeat("n", 300)}}},
