@@ -114,20 +114,21 @@ func FindMount(mountinfoPath string) (*Mount, error) {
 		return nil, fmt.Errorf("find resctrl mount: %w", err)
 	}
 	defer f.Close()
-	m, err := parseMountinfo(f)
+	m, err := ParseMountinfo(f)
 	if err != nil {
 		return nil, fmt.Errorf("find resctrl mount in %s: %w", mountinfoPath, err)
 	}
 	return m, nil
 }
 
-// parseMountinfo reads proc(5) mountinfo lines:
+// ParseMountinfo returns the resctrl mount among proc(5) mountinfo lines,
+// nil when there is none:
 //
 //	45 22 0:40 / /sys/fs/resctrl rw,relatime shared:25 - resctrl resctrl rw,cdp,mba_MBps
 //
 // resctrl's own options (cdp, cdpl2, mba_MBps) are super options, after the
 // filesystem type.
-func parseMountinfo(r io.Reader) (*Mount, error) {
+func ParseMountinfo(r io.Reader) (*Mount, error) {
 	var found *Mount
 	err := mountinfo.Scan(r, []string{"resctrl"}, func(m mountinfo.Mount) bool {
 		found = &Mount{Path: m.Mountpoint}

@@ -21,7 +21,7 @@ func TestParseMountinfo(t *testing.T) {
 		{"no optional fields", "45 25 0:40 / /r rw - resctrl none rw\n", &Mount{Path: "/r"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseMountinfo(strings.NewReader(tc.in))
+			got, err := ParseMountinfo(strings.NewReader(tc.in))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -30,7 +30,7 @@ func TestParseMountinfo(t *testing.T) {
 			}
 		})
 	}
-	if _, err := parseMountinfo(strings.NewReader("garbage\n")); !errors.Is(err, errdefs.ErrInvalidArgument) {
+	if _, err := ParseMountinfo(strings.NewReader("garbage\n")); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("garbage line: got %v, want InvalidArgument", err)
 	}
 }

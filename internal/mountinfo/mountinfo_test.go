@@ -36,6 +36,43 @@ func TestScan(t *testing.T) {
 	}
 }
 
+// Filter keeps the wanted lines as the kernel wrote them (escapes and
+// all), so that a parser reading them back sees what it would have seen in
+// the whole file, and refuses what Scan refuses.
+func TestFilter(t *testing.T) {
+	in := `22 1 0:21 / /sys rw,nosuid - sysfs sysfs rw
+30 22 0:26 / /sys/fs/cgroup/memory rw,relatime shared:9 - cgroup cgroup rw,memory
+31 22 0:27 /a\040b /mnt/with\040space rw - cgroup2 cgroup2 rw,nsdelegate
+45 22 0:40 / /sys/fs/resctrl rw,relatime shared:25 - resctrl resctrl rw,cdp
+46 22 0:41 / /run/x rw - tmpfs tmpfs rw`
+	got, err := Filter(strings.NewReader(in), []string{"cgroup", "resctrl"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `30 22 0:26 / /sys/fs/cgroup/memory rw,relatime shared:9 - cgroup cgroup rw,memory
+45 22 0:40 / /sys/fs/resctrl rw,relatime shared:25 - resctrl resctrl rw,cdp
+`
+	if diff := cmp.Diff(want, string(got)); diff != "" {
+		t.Errorf("Filter (-want +got):\n%s", diff)
+	}
+	var direct, filtered []Mount
+	collect := func(to *[]Mount) func(Mount) bool { return func(m Mount) bool { *to = append(*to, m); return true } }
+	types := []string{"cgroup", "cgroup2"}
+	all, err := Filter(strings.NewReader(in), types)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(Scan(strings.NewReader(in), types, collect(&direct)), Scan(strings.NewReader(string(all)), types, collect(&filtered))); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(direct, filtered); diff != "" || len(direct) != 2 {
+		t.Errorf("Scan of the filtered lines differs from Scan of the whole (-whole +filtered):\n%s", diff)
+	}
+	if _, err := Filter(strings.NewReader(in+"\ngarbage\n"), types); !errors.Is(err, ErrMalformed) {
+		t.Errorf("Filter accepted a malformed line: %v", err)
+	}
+}
+
 func TestUnescape(t *testing.T) {
 	for in, want := range map[string]string{`/a\040b`: "/a b", `/x\134y`: `/x\y`, `/no`: "/no", `/bad\09`: `/bad\09`, `/end\04`: `/end\04`} {
 		if got := Unescape(in); got != want {

@@ -3,6 +3,7 @@ package initproc
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"sort"
@@ -12,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/crib-runtime/crib/internal/mountinfo"
 	"github.com/crib-runtime/crib/runtime/initmsg"
 )
 
@@ -111,22 +113,29 @@ func ownPath(h initmsg.CgroupMount, paths map[string]string) (string, error) {
 }
 
 // CgroupMounts lists the cgroup mounts directly under /sys/fs/cgroup, from
-// /proc/self/mountinfo: what a container's cgroup v1 view is made of. A
-// shim lists them once and hands them to every init (Config.CgroupMounts).
+// /proc/self/mountinfo: what a container's cgroup v1 view is made of.
 func CgroupMounts() ([]initmsg.CgroupMount, error) {
-	mounts, err := readMountinfo()
+	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return nil, err
 	}
+	defer f.Close()
+	return CgroupMountsFrom(f)
+}
+
+// CgroupMountsFrom is CgroupMounts from mountinfo lines read by the
+// caller: a shim lists them once, from the read it shares with its other
+// parsers, and hands them to every init (Config.CgroupMounts).
+func CgroupMountsFrom(r io.Reader) ([]initmsg.CgroupMount, error) {
 	out := []initmsg.CgroupMount{}
 	seen := map[string]bool{}
-	for _, m := range mounts {
-		if (m.fsType != "cgroup" && m.fsType != "cgroup2") || path.Dir(m.mountPoint) != hostCgroupRoot {
-			continue
+	err := mountinfo.Scan(r, []string{"cgroup", "cgroup2"}, func(m mountinfo.Mount) bool {
+		if path.Dir(m.Mountpoint) != hostCgroupRoot {
+			return true
 		}
-		h := initmsg.CgroupMount{MountPoint: m.mountPoint, Root: m.root, FSType: m.fsType}
-		if m.fsType == "cgroup" {
-			for _, opt := range strings.Split(m.superOpts, ",") {
+		h := initmsg.CgroupMount{MountPoint: m.Mountpoint, Root: m.Root, FSType: m.FSType}
+		if m.FSType == "cgroup" {
+			for _, opt := range strings.Split(m.SuperOptions, ",") {
 				if opt == "rw" || opt == "ro" || (strings.Contains(opt, "=") && !strings.HasPrefix(opt, "name=")) {
 					continue
 				}
@@ -141,6 +150,10 @@ func CgroupMounts() ([]initmsg.CgroupMount, error) {
 			seen[h.MountPoint] = true
 			out = append(out, h)
 		}
+		return true
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list cgroup mounts: %w", err)
 	}
 	return out, nil
 }

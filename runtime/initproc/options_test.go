@@ -62,6 +62,36 @@ func TestUnescapeOctal(t *testing.T) {
 	}
 }
 
+// The cgroup v1 view is made of the hierarchies mounted right under
+// /sys/fs/cgroup, each once, with their controllers and names but none of
+// the mount's other options.
+func TestCgroupMountsFrom(t *testing.T) {
+	in := `25 1 0:23 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
+26 25 0:24 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate
+27 25 0:25 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpuacct,cpu,clone_children
+28 25 0:26 /kubepods /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory,release_agent=/x
+29 25 0:27 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd
+30 1 0:26 / /mnt/memory rw - cgroup cgroup rw,memory
+31 25 0:26 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+`
+	got, err := CgroupMountsFrom(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []initmsg.CgroupMount{
+		{MountPoint: "/sys/fs/cgroup/unified", Root: "/", FSType: "cgroup2"},
+		{MountPoint: "/sys/fs/cgroup/cpu,cpuacct", Root: "/", FSType: "cgroup", Controllers: []string{"cpu", "cpuacct"}},
+		{MountPoint: "/sys/fs/cgroup/memory", Root: "/kubepods", FSType: "cgroup", Controllers: []string{"memory"}},
+		{MountPoint: "/sys/fs/cgroup/systemd", Root: "/", FSType: "cgroup", Controllers: []string{"name=systemd"}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("CgroupMountsFrom (-want +got):\n%s", diff)
+	}
+	if _, err := CgroupMountsFrom(strings.NewReader("garbage\n")); err == nil {
+		t.Error("CgroupMountsFrom accepted a malformed line")
+	}
+}
+
 // TestSysctlNamespaceMatchesTheDaemon: the init accepts every IPC key the
 // daemon accepted at RunPodSandbox (the kubelet's prefixes), not a shorter
 // list of its own.

@@ -3,6 +3,7 @@ package shim
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -25,12 +26,15 @@ type resctrlPlacer struct {
 	root string // the resctrl mount
 }
 
-// openResctrl returns the placer of the host's resctrl, nil when resctrl
-// is not mounted.
-func openResctrl(mountinfo string) (*resctrlPlacer, error) {
-	m, err := rdt.FindMount(mountinfo)
-	if err != nil || m == nil {
-		return nil, err
+// openResctrl returns the placer of the host's resctrl, nil when the
+// mountinfo lines show no resctrl mount.
+func openResctrl(mountinfo io.Reader) (*resctrlPlacer, error) {
+	m, err := rdt.ParseMountinfo(mountinfo)
+	if err != nil {
+		return nil, fmt.Errorf("find resctrl mount: %w", err)
+	}
+	if m == nil {
+		return nil, nil
 	}
 	return &resctrlPlacer{root: m.Path}, nil
 }

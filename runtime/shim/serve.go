@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"github.com/crib-runtime/crib/cgroups/manager"
 	"github.com/crib-runtime/crib/internal/listener"
 	"github.com/crib-runtime/crib/internal/memrelease"
+	"github.com/crib-runtime/crib/internal/mountinfo"
 	"github.com/crib-runtime/crib/runtime/initproc"
 	"github.com/crib-runtime/crib/runtime/launch"
 	"github.com/crib-runtime/crib/runtime/shimapi"
@@ -151,9 +153,13 @@ func ready() {
 // newGroup opens the host's cgroups and resctrl, finds (or seals) the crib
 // binary and starts the reaper: what the process's pods share.
 func newGroup(ctx context.Context, cfg Config, logger klog.Logger) (_ *group, cleanup func() error, retErr error) {
-	host, err := cgroups.Detect(cfg.Mountinfo)
+	mounts, err := hostMounts(cfg.Mountinfo)
 	if err != nil {
 		return nil, nil, err
+	}
+	host, err := cgroups.ParseMountinfo(bytes.NewReader(mounts))
+	if err != nil {
+		return nil, nil, fmt.Errorf("detect cgroup mode from %s: %w", cfg.Mountinfo, err)
 	}
 	cg, err := manager.New(host, manager.Options{Skipped: func(sk cgroups.Skipped) {
 		// Once per controller and process: every container is asked for
@@ -178,7 +184,7 @@ func newGroup(ctx context.Context, cfg Config, logger klog.Logger) (_ *group, cl
 		}
 	}()
 	g := &group{shared: shared{cg: cg, host: host, mem: memrelease.New(memrelease.DefaultQuiet)}, ctx: ctx, dir: cfg.Dir, logger: logger, exit: make(chan struct{}), pods: map[string]*podServer{}}
-	if rc, err := openResctrl(cfg.Mountinfo); err != nil {
+	if rc, err := openResctrl(bytes.NewReader(mounts)); err != nil {
 		return nil, nil, err
 	} else if rc != nil {
 		g.classes = rc
@@ -193,12 +199,30 @@ func newGroup(ctx context.Context, cfg Config, logger klog.Logger) (_ *group, cl
 	if host.Mode != cgroups.ModeUnified {
 		// Listed once: an init reading mountinfo itself pays for every
 		// pod's mounts on the node.
-		if g.cgroupMounts, err = initproc.CgroupMounts(); err != nil {
+		if g.cgroupMounts, err = initproc.CgroupMountsFrom(bytes.NewReader(mounts)); err != nil {
 			return nil, nil, fmt.Errorf("list the host's cgroup mounts: %w", err)
 		}
 	}
 	g.reaper = newReaper()
 	return g, cleanup, nil
+}
+
+// hostMounts reads the host's mountinfo once for the three parsers of a
+// shim's start (cgroup mode, resctrl, the containers' cgroup v1 views),
+// keeping the lines they read: on a node full of pods the kernel spends
+// about a millisecond formatting the thousands of lines that every pod's
+// pinned namespaces and /dev/shm add.
+func hostMounts(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read the host's mounts: %w", err)
+	}
+	defer f.Close()
+	lines, err := mountinfo.Filter(f, []string{"cgroup", "cgroup2", "resctrl"})
+	if err != nil {
+		return nil, fmt.Errorf("read the host's mounts from %s: %w", path, err)
+	}
+	return lines, nil
 }
 
 // sealedSelf returns a read-only view of the running binary for containers

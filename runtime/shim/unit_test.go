@@ -66,12 +66,8 @@ func TestResctrlPlacer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mountinfo := filepath.Join(dir, "mountinfo")
 	line := "40 25 0:36 / " + root + " rw,relatime shared:20 - resctrl resctrl rw\n"
-	if err := os.WriteFile(mountinfo, []byte(line), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p, err := openResctrl(mountinfo)
+	p, err := openResctrl(strings.NewReader(line))
 	if err != nil || p == nil {
 		t.Fatalf("openResctrl: %v, %v", p, err)
 	}
