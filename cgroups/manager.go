@@ -37,6 +37,10 @@ type Manager interface {
 	// Placement opens what lets a process starting up be born in path
 	// instead of being moved there (Placement). The caller closes it.
 	Placement(path string) (*Placement, error)
+	// Exists reports whether path is a cgroup (on v1: in any hierarchy).
+	// It reads no file, unlike Stats, whose memory.stat makes the kernel
+	// flush the memory counters of the whole subtree.
+	Exists(path string) (bool, error)
 	// Stats reads CPU, memory, pids and PSI counters of path.
 	Stats(path string) (*Stats, error)
 	// Metrics reads Stats and what the metrics RPCs report beyond them:

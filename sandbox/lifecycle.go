@@ -566,6 +566,7 @@ type cgroupFiles interface {
 	Remove(path string) error
 	RemoveEmpty(path string) (bool, error)
 	Stats(path string) (*cgroups.Stats, error)
+	Exists(path string) (bool, error)
 }
 
 type cgroupsAdapter struct{ m cgroupFiles }
@@ -577,8 +578,10 @@ func (a cgroupsAdapter) RemoveEmpty(path string) (bool, error) {
 }
 
 func (a cgroupsAdapter) Exists(path string) bool {
-	_, err := a.m.Stats(path)
-	return !errors.Is(err, errdefs.ErrNotFound)
+	// A path Exists refuses is taken as present: the walk up stops there
+	// and Create reports what is wrong with it.
+	ok, err := a.m.Exists(path)
+	return ok || err != nil
 }
 
 // applySysctls writes the pod's sysctls into its pinned namespaces at Run,

@@ -251,6 +251,15 @@ func (m *Manager) Update(path string, r *cgroups.Resources) error {
 	return m.set(cgroups.Rel(p), r)
 }
 
+// Exists implements cgroups.Manager.
+func (m *Manager) Exists(path string) (bool, error) {
+	p, err := cgroups.CleanPath(path)
+	if err != nil {
+		return false, err
+	}
+	return m.exists(cgroups.Rel(p)), nil
+}
+
 func (m *Manager) exists(rel string) bool {
 	for _, r := range m.roots {
 		if r.Exists(rel, "") {

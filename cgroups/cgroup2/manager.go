@@ -281,6 +281,15 @@ func (m *Manager) AddProc(path string, pid int) error {
 	return m.root.Write(cgroups.Rel(p), "cgroup.procs", strconv.Itoa(pid))
 }
 
+// Exists implements cgroups.Manager.
+func (m *Manager) Exists(path string) (bool, error) {
+	p, err := cgroups.CleanPath(path)
+	if err != nil {
+		return false, err
+	}
+	return m.root.Exists(cgroups.Rel(p), ""), nil
+}
+
 // Placement implements cgroups.Manager: the cgroup's directory.
 func (m *Manager) Placement(path string) (*cgroups.Placement, error) {
 	p, err := m.existing(path)

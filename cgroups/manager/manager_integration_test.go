@@ -135,8 +135,17 @@ func TestHostLifecycle(t *testing.T) {
 	m := openHost(t)
 	root := testRoot(t, m)
 	pod, c1, c2 := root+"/kubepods/pod1", root+"/kubepods/pod1/c1", root+"/kubepods/pod1/c2"
+	if ok, err := m.Exists(pod); ok || err != nil {
+		t.Errorf("Exists(%s) before Create = %v, %v; want false, nil", pod, ok, err)
+	}
 	if err := m.Create(pod, &cgroups.Resources{MemoryMaxBytes: ptr[int64](512 << 20)}); err != nil {
 		t.Fatal(err)
+	}
+	if ok, err := m.Exists(pod); !ok || err != nil {
+		t.Errorf("Exists(%s) after Create = %v, %v; want true, nil", pod, ok, err)
+	}
+	if _, err := m.Exists(root + "/a/../../etc"); err == nil {
+		t.Errorf("Exists with .. succeeded")
 	}
 	r1 := &cgroups.Resources{
 		CPUWeight: ptr[uint64](50), CPUMax: &cgroups.CPUMax{QuotaMicros: 50000, PeriodMicros: 100000},
@@ -198,6 +207,9 @@ func TestHostLifecycle(t *testing.T) {
 		t.Errorf("sleep exited cleanly; want SIGKILL")
 	}
 	assertGone(t, root)
+	if ok, err := m.Exists(pod); ok || err != nil {
+		t.Errorf("Exists(%s) after Remove = %v, %v; want false, nil", pod, ok, err)
+	}
 }
 
 func assertGone(t *testing.T, cg string) {
