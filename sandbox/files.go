@@ -12,8 +12,6 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/crib-runtime/crib/internal/statefile"
 )
 
 // DNSConfig is the pod's DNS configuration. All empty means the host's
@@ -242,12 +240,33 @@ func ResolvConf(d DNSConfig, hostResolv string) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// writeFile writes one of the pod's files atomically, world-readable:
-// containers bind-mount it and may run as any user.
-// writeFile writes a pod file under the state dir, which a reboot empties:
-// atomic, not durable.
-func writeFile(path string, data []byte) error {
-	return statefile.ReplaceFile(path, data, 0o644)
+// writeFile writes one of the pod's files, world-readable: containers
+// bind-mount it and may run as any user. It is made in the pod's fresh
+// directory under the state dir and nothing reads it before the pod is
+// ready, so it is written in place (no temp file and rename), and not
+// durably (a reboot empties the state dir). A daemon killed mid-write
+// leaves the pod CREATING, which its restart makes NOTREADY.
+func writeFile(path string, data []byte) (retErr error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o644)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer func() {
+		if err := f.Close(); err != nil && retErr == nil {
+			retErr = fmt.Errorf("write %s: %w", path, err)
+		}
+		if retErr != nil {
+			_ = os.Remove(path)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	// The daemon's umask may have narrowed the mode.
+	if err := f.Chmod(0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
 
 // MountShm mounts a tmpfs of size bytes at path (created if missing) for

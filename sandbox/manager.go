@@ -305,9 +305,9 @@ func undo(ctx context.Context, err error, steps []func(context.Context) error) e
 
 // removeDir removes the pod's files and then its directory; anything
 // unexpected in it (a mount still there, say) makes the last step fail
-// rather than be deleted with it. The temp files of its files' atomic
-// writes are expected: a daemon killed in the middle of one leaves its
-// temp file, and the pod must still go.
+// rather than be deleted with it. Temp files of atomic writes are
+// expected: pods made by earlier versions wrote their files through one,
+// and a daemon killed in the middle of it left its temp file.
 func removeDir(p *Pod) error {
 	var errs []error
 	if err := statefile.RemoveTemps(p.Dir); err != nil {

@@ -179,9 +179,16 @@ type Store struct {
 	writers map[string]*sync.Mutex
 }
 
-// writeRecord writes a pod's record durably; a variable so that tests can
-// hold a write.
-var writeRecord = statefile.WriteJSON
+// writeRecord writes a pod's first record durably: the pod's setup that
+// follows must be undone after a power loss too (its CNI address
+// reservation outlives a reboot). updateRecord writes the later ones,
+// whose rename need not be durable: after a reboot the pod is NOTREADY
+// whichever version is found (Recover). Variables so that tests can hold
+// a write.
+var (
+	writeRecord  = statefile.WriteJSON
+	updateRecord = statefile.UpdateJSON
+)
 
 // OpenStore loads every record in dir (created if missing). A record of a
 // version this code does not know fails the open (statefile.ErrVersion):
@@ -273,7 +280,7 @@ func (s *Store) Create(p *Pod) error {
 	s.creating[p.ID], s.writers[p.ID] = clonePod(p), w
 	s.mu.Unlock()
 
-	err := s.write(p)
+	err := s.write(p, true)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.creating, p.ID)
@@ -302,7 +309,7 @@ func (s *Store) Update(p *Pod) error {
 	if !old.State.CanTransition(p.State) {
 		return fmt.Errorf("pod %s: state %s cannot become %s", p.ID, old.State, p.State)
 	}
-	if err := s.write(p); err != nil {
+	if err := s.write(p, false); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -340,11 +347,15 @@ func checkID(id string) error {
 	return nil
 }
 
-// write writes p's record. Preconditions: p's writer lock is held, s.mu
-// is not.
-func (s *Store) write(p *Pod) error {
+// write writes p's record, with writeRecord when first is set, else
+// updateRecord. Preconditions: p's writer lock is held, s.mu is not.
+func (s *Store) write(p *Pod, first bool) error {
 	r := toRecord(p)
-	if err := writeRecord(s.path(p.ID), &r); err != nil {
+	w := updateRecord
+	if first {
+		w = writeRecord
+	}
+	if err := w(s.path(p.ID), &r); err != nil {
 		return fmt.Errorf("store pod %s: %w", p.ID, err)
 	}
 	return nil

@@ -13,26 +13,47 @@ import (
 	"path/filepath"
 )
 
+// durability is how much of a replacement survives a power loss.
+type durability int
+
+const (
+	// volatile: a daemon crash finds the old or the new content; a power
+	// loss may leave either, or a torn file.
+	volatile durability = iota
+	// contentSynced: the new content is on disk before it replaces the
+	// old, but the replacement is not: a power loss leaves the old or the
+	// new content, each whole.
+	contentSynced
+	// durable: the new content and the replacement are on disk.
+	durable
+)
+
 // WriteJSON stores v as JSON at path: write a temp file in the same directory,
 // fsync it, rename it over path and fsync the directory, so the rename itself
 // survives a power loss.
-func WriteJSON(path string, v any) error { return writeJSON(path, v, true) }
+func WriteJSON(path string, v any) error { return writeJSON(path, v, durable) }
+
+// UpdateJSON is WriteJSON for a document whose old version serves as well
+// as the new one after a power loss (a pod's state, which a reboot makes
+// NOTREADY whatever it was): the new content is fsynced before the rename,
+// so either version is whole, but the directory is not.
+func UpdateJSON(path string, v any) error { return writeJSON(path, v, contentSynced) }
 
 // ReplaceJSON is WriteJSON without making the document durable (see
 // ReplaceFile): for documents under the state dir.
-func ReplaceJSON(path string, v any) error { return writeJSON(path, v, false) }
+func ReplaceJSON(path string, v any) error { return writeJSON(path, v, volatile) }
 
-func writeJSON(path string, v any, durable bool) error {
+func writeJSON(path string, v any, d durability) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
-	return replace(path, data, 0o600, durable)
+	return replace(path, data, 0o600, d)
 }
 
 // WriteFile atomically replaces path with data (see WriteJSON).
 func WriteFile(path string, data []byte, perm os.FileMode) error {
-	return replace(path, data, perm, true)
+	return replace(path, data, perm, durable)
 }
 
 // ReplaceFile atomically replaces path with data, without making it
@@ -40,7 +61,7 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 // the state dir), where a daemon crash still finds the old or the new
 // content and only a power loss, which ends the pods too, loses it.
 func ReplaceFile(path string, data []byte, perm os.FileMode) error {
-	return replace(path, data, perm, false)
+	return replace(path, data, perm, volatile)
 }
 
 // RemoveTemps removes the temp files that writes into dir left when their
@@ -60,7 +81,7 @@ func RemoveTemps(dir string) error {
 	return nil
 }
 
-func replace(path string, data []byte, perm os.FileMode, durable bool) (retErr error) {
+func replace(path string, data []byte, perm os.FileMode, d durability) (retErr error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -78,7 +99,7 @@ func replace(path string, data []byte, perm os.FileMode, durable bool) (retErr e
 	if err := tmp.Chmod(perm); err != nil {
 		return fmt.Errorf("chmod %s: %w", tmp.Name(), err)
 	}
-	if durable {
+	if d >= contentSynced {
 		if err := tmp.Sync(); err != nil {
 			return fmt.Errorf("fsync %s: %w", tmp.Name(), err)
 		}
@@ -89,7 +110,7 @@ func replace(path string, data []byte, perm os.FileMode, durable bool) (retErr e
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("commit %s: %w", path, err)
 	}
-	if !durable {
+	if d < durable {
 		return nil
 	}
 	return SyncDir(dir)
