@@ -57,7 +57,7 @@ func Listen(path string, mode fs.FileMode) (_ *Listener, retErr error) {
 	if err := removeStale(path); err != nil {
 		return nil, err
 	}
-	l, err := bindPrivate(path)
+	l, err := bind(path)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
@@ -115,6 +115,18 @@ var afterBind func(path string)
 // narrowed it). Under 0177 the socket is born 0600, root's only, and
 // Listen's chmod only ever widens it to the mode asked for.
 const bindUmask = 0o177
+
+// bind binds path. In a directory that only this process's user may
+// search (a shim's 0700 directory for each pod) nobody else can reach the
+// socket before Listen's chmod, so it binds on the calling thread; anywhere
+// else it binds under bindUmask (bindPrivate), at the cost of a thread.
+func bind(path string) (*net.UnixListener, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Dir(path), &st); err == nil && int(st.Uid) == os.Geteuid() && st.Mode&0o011 == 0 {
+		return net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	}
+	return bindPrivate(path)
+}
 
 // bindPrivate binds path under bindUmask without touching the umask of the
 // rest of the process. umask(2) is per fs_struct, which Go's threads share,

@@ -96,7 +96,12 @@ func TestSocketBornPrivate(t *testing.T) {
 	}
 	defer func() { afterBind = nil }()
 	for _, mode := range []fs.FileMode{0o600, 0o660} {
-		path := filepath.Join(t.TempDir(), "crib.sock")
+		// A directory others may search: the socket itself must be shut.
+		dir := t.TempDir()
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "crib.sock")
 		l, err := Listen(path, mode)
 		if err != nil {
 			t.Fatal(err)
@@ -113,6 +118,38 @@ func TestSocketBornPrivate(t *testing.T) {
 		if cur := unix.Umask(0); cur != 0 {
 			t.Errorf("process umask changed to %#o", cur)
 		}
+	}
+}
+
+// TestSocketInPrivateDir: in a directory only root may search, the socket
+// is bound as is (no one else can reach it before the chmod) and still ends
+// with the mode asked for.
+func TestSocketInPrivateDir(t *testing.T) {
+	old := unix.Umask(0)
+	defer unix.Umask(old)
+	var born fs.FileMode
+	afterBind = func(path string) {
+		if fi, err := os.Lstat(path); err == nil {
+			born = fi.Mode().Perm()
+		}
+	}
+	defer func() { afterBind = nil }()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "shim.sock")
+	l, err := Listen(path, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	// Bound under the process's umask 0, not bindUmask.
+	if born != 0o777 {
+		t.Errorf("socket born %#o in a private directory; want %#o (no private umask)", born, 0o777)
+	}
+	if fi, err := os.Lstat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode after Listen = %v, %v; want 0600", fi.Mode().Perm(), err)
 	}
 }
 
