@@ -121,7 +121,7 @@ func TestSocketBornPrivate(t *testing.T) {
 	}
 }
 
-// TestSocketInPrivateDir: in a directory only root may search, the socket
+// TestSocketInPrivateDir: in a directory only its owner may search, the socket
 // is bound as is (no one else can reach it before the chmod) and still ends
 // with the mode asked for.
 func TestSocketInPrivateDir(t *testing.T) {
