@@ -29,7 +29,7 @@ type Mount struct {
 }
 
 // Scan reads mountinfo lines from r and calls fn with each mount whose type
-// is one of types, until fn returns false. Every line is checked for its
+// is one of types (nil: every mount), until fn returns false. Every line is checked for its
 // form (a " - " separator, five fields before it and three after), but only
 // the lines asked for become strings: the shim reads the host's mountinfo
 // at its start, hundreds of lines on a node full of pods, and an idle shim
@@ -82,6 +82,9 @@ func scan(r io.Reader, types []string, fn func(line []byte, before [5][]byte, af
 }
 
 func wanted(fstype []byte, types []string) bool {
+	if types == nil {
+		return true
+	}
 	for _, t := range types {
 		if string(fstype) == t { // compared without a copy
 			return true

@@ -25,6 +25,13 @@ func TestScan(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Scan (-want +got):\n%s", diff)
 	}
+	var points []string
+	if err := Scan(strings.NewReader(in), nil, func(m Mount) bool { points = append(points, m.Mountpoint); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"/sys", "/sys/fs/cgroup/memory", "/mnt/with space", "/sys/fs/resctrl"}, points); diff != "" {
+		t.Errorf("Scan of every type (-want +got):\n%s", diff)
+	}
 	n := 0
 	if err := Scan(strings.NewReader(in), []string{"cgroup", "cgroup2"}, func(Mount) bool { n++; return false }); err != nil || n != 1 {
 		t.Errorf("Scan stopped by fn: %d calls, %v", n, err)
@@ -74,7 +81,7 @@ func TestFilter(t *testing.T) {
 }
 
 func TestUnescape(t *testing.T) {
-	for in, want := range map[string]string{`/a\040b`: "/a b", `/x\134y`: `/x\y`, `/no`: "/no", `/bad\09`: `/bad\09`, `/end\04`: `/end\04`} {
+	for in, want := range map[string]string{`/a\040b`: "/a b", `/x\134y`: `/x\y`, `/mnt/a\040b\134c`: `/mnt/a b\c`, `/no`: "/no", `/bad\09`: `/bad\09`, `/end\04`: `/end\04`} {
 		if got := Unescape(in); got != want {
 			t.Errorf("Unescape(%q) = %q, want %q", in, got, want)
 		}

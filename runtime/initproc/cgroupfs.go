@@ -7,7 +7,6 @@ import (
 	"os"
 	"path"
 	"sort"
-	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -180,61 +179,13 @@ func procCgroups() (map[string]string, error) {
 	return out, sc.Err()
 }
 
-// mountInfo is one line of /proc/self/mountinfo.
-type mountInfo struct {
-	root, mountPoint, fsType, superOpts string
-}
-
-func readMountinfo() ([]mountInfo, error) {
+// scanOwnMounts calls fn with each mount of this process's mountinfo whose
+// type is one of types (nil: every mount), until fn returns false.
+func scanOwnMounts(types []string, fn func(mountinfo.Mount) bool) error {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f.Close()
-	var out []mountInfo
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		// id parent major:minor root mountpoint opts [optional…] - type source superopts
-		fields := strings.Fields(sc.Text())
-		sep := -1
-		for i := 6; i < len(fields); i++ {
-			if fields[i] == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || sep+1 >= len(fields) {
-			continue
-		}
-		m := mountInfo{
-			root:       unescapeOctal(fields[3]),
-			mountPoint: unescapeOctal(fields[4]),
-			fsType:     fields[sep+1],
-		}
-		if sep+3 < len(fields) {
-			m.superOpts = fields[sep+3]
-		}
-		out = append(out, m)
-	}
-	return out, sc.Err()
-}
-
-// unescapeOctal undoes mountinfo's \ooo escapes (space, tab, newline, \).
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return mountinfo.Scan(f, types, fn)
 }

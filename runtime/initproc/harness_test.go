@@ -16,6 +16,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/crib-runtime/crib/internal/mountinfo"
 	"github.com/crib-runtime/crib/internal/testutil"
 	"github.com/crib-runtime/crib/runtime/initmsg"
 )
@@ -139,16 +140,15 @@ func runInitLeaking(t *testing.T, cfg initmsg.Config, cloneflags uintptr, leak [
 // types, which is what a leak would change).
 func hostMounts(t *testing.T, under string) string {
 	t.Helper()
-	mounts, err := readMountinfo()
+	var b strings.Builder
+	err := scanOwnMounts(nil, func(m mountinfo.Mount) bool {
+		if m.Mountpoint == under || strings.HasPrefix(m.Mountpoint, under+"/") {
+			fmt.Fprintf(&b, "%s %s\n", m.Mountpoint, m.FSType)
+		}
+		return true
+	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	var b strings.Builder
-	for _, m := range mounts {
-		if m.mountPoint != under && !strings.HasPrefix(m.mountPoint, under+"/") {
-			continue
-		}
-		fmt.Fprintf(&b, "%s %s\n", m.mountPoint, m.fsType)
 	}
 	return b.String()
 }

@@ -53,15 +53,6 @@ func TestOverlayData(t *testing.T) {
 	}
 }
 
-func TestUnescapeOctal(t *testing.T) {
-	if got := unescapeOctal(`/mnt/a\040b\134c`); got != `/mnt/a b\c` {
-		t.Errorf("got %q", got)
-	}
-	if got := unescapeOctal(`/x\04`); !strings.HasPrefix(got, "/x") {
-		t.Errorf("short escape: %q", got)
-	}
-}
-
 // The cgroup v1 view is made of the hierarchies mounted right under
 // /sys/fs/cgroup, each once, with their controllers and names but none of
 // the mount's other options.

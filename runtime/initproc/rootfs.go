@@ -10,6 +10,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/crib-runtime/crib/internal/mountinfo"
 	"github.com/crib-runtime/crib/runtime/initmsg"
 )
 
@@ -153,16 +154,16 @@ func prepareRoot(rootPath, propagation string) error {
 
 // mountPointOf returns the mount point of the mount that holds p.
 func mountPointOf(p string) (string, error) {
-	mounts, err := readMountinfo()
-	if err != nil {
-		return "", err
-	}
 	best := ""
-	for _, m := range mounts {
-		mp := m.mountPoint
+	err := scanOwnMounts(nil, func(m mountinfo.Mount) bool {
+		mp := m.Mountpoint
 		if (p == mp || strings.HasPrefix(p, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(best) {
 			best = mp
 		}
+		return true
+	})
+	if err != nil {
+		return "", err
 	}
 	if best == "" {
 		return "", fmt.Errorf("no mount holds %s", p)
