@@ -181,14 +181,11 @@ type Store struct {
 
 // writeRecord writes a pod's first record durably: the pod's setup that
 // follows must be undone after a power loss too (its CNI address
-// reservation outlives a reboot). updateRecord writes the later ones,
-// whose rename need not be durable: after a reboot the pod is NOTREADY
-// whichever version is found (Recover). Variables so that tests can hold
-// a write.
-var (
-	writeRecord  = statefile.WriteJSON
-	updateRecord = statefile.UpdateJSON
-)
+// reservation outlives a reboot). Later records are written with
+// statefile.UpdateJSON, whose rename need not be durable: after a reboot
+// the pod is NOTREADY whichever version is found (Recover). A variable so
+// that tests can hold a write.
+var writeRecord = statefile.WriteJSON
 
 // OpenStore loads every record in dir (created if missing). A record of a
 // version this code does not know fails the open (statefile.ErrVersion):
@@ -280,7 +277,7 @@ func (s *Store) Create(p *Pod) error {
 	s.creating[p.ID], s.writers[p.ID] = clonePod(p), w
 	s.mu.Unlock()
 
-	err := s.write(p, true)
+	err := s.write(p, writeRecord)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.creating, p.ID)
@@ -309,7 +306,7 @@ func (s *Store) Update(p *Pod) error {
 	if !old.State.CanTransition(p.State) {
 		return fmt.Errorf("pod %s: state %s cannot become %s", p.ID, old.State, p.State)
 	}
-	if err := s.write(p, false); err != nil {
+	if err := s.write(p, statefile.UpdateJSON); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -347,14 +344,10 @@ func checkID(id string) error {
 	return nil
 }
 
-// write writes p's record, with writeRecord when first is set, else
-// updateRecord. Preconditions: p's writer lock is held, s.mu is not.
-func (s *Store) write(p *Pod, first bool) error {
+// write writes p's record with w. Preconditions: p's writer lock is held,
+// s.mu is not.
+func (s *Store) write(p *Pod, w func(path string, v any) error) error {
 	r := toRecord(p)
-	w := updateRecord
-	if first {
-		w = writeRecord
-	}
 	if err := w(s.path(p.ID), &r); err != nil {
 		return fmt.Errorf("store pod %s: %w", p.ID, err)
 	}
