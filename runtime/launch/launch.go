@@ -397,11 +397,12 @@ func (p *Process) configure(cfg *initmsg.Config, runtimeHooks func(int) error, s
 	if err := initmsg.WriteConfig(p.sock, cfg); err != nil {
 		return err
 	}
+	var startErr error
 	if startAtOnce {
-		if err := initmsg.Write(p.sock, initmsg.Message{Type: initmsg.TypeStart}); err != nil {
-			return err
-		}
-		p.started = true
+		// Refused only when the init has gone: what it said before it went
+		// (a typed Error) is read below and says more than EPIPE.
+		startErr = initmsg.Write(p.sock, initmsg.Message{Type: initmsg.TypeStart})
+		p.started = startErr == nil
 	}
 	if wantHooks {
 		if err := p.runtimeHooks(runtimeHooks); err != nil {
@@ -423,7 +424,7 @@ func (p *Process) configure(cfg *initmsg.Config, runtimeHooks func(int) error, s
 	if m.Type != initmsg.TypeReady {
 		return fmt.Errorf("container init: unexpected message %q", m.Type)
 	}
-	return nil
+	return startErr
 }
 
 // runtimeHooks waits for init to stop before pivot_root, runs the hooks
