@@ -288,7 +288,10 @@ func (s *service) startExec(ctx context.Context, c *container, o launch.Options,
 // containerNamespaces opens pid's namespaces that differ from the shim's
 // own (joining one's own user namespace is EINVAL), nil for the others.
 func containerNamespaces(pid int) ([]*os.File, error) {
-	ours := ownNamespaces()
+	ours, err := ownNamespaces()
+	if err != nil {
+		return nil, err
+	}
 	files := make([]*os.File, len(nsKinds))
 	base := "/proc/" + strconv.Itoa(pid) + "/ns/"
 	for i, k := range nsKinds {
@@ -311,17 +314,34 @@ func containerNamespaces(pid int) ([]*os.File, error) {
 
 // ownNamespaces are the shim's namespaces, by nsKinds (nil where the
 // kernel lacks the type), read once: the process's namespaces are its main
-// thread's, which never changes them.
-var ownNamespaces = sync.OnceValue(func() []*unix.Stat_t {
+// thread's, which never changes them. A failed read is not kept: the next
+// exec reads again.
+func ownNamespaces() ([]*unix.Stat_t, error) {
+	ownNS.mu.Lock()
+	defer ownNS.mu.Unlock()
+	if ownNS.st != nil {
+		return ownNS.st, nil
+	}
 	out := make([]*unix.Stat_t, len(nsKinds))
 	for i, k := range nsKinds {
 		var st unix.Stat_t
-		if err := unix.Stat("/proc/self/ns/"+k.name, &st); !errors.Is(err, unix.ENOENT) {
+		err := unix.Stat("/proc/self/ns/"+k.name, &st)
+		switch {
+		case errors.Is(err, unix.ENOENT): // the kernel has no such namespace type
+		case err != nil:
+			return nil, fmt.Errorf("stat the shim's %s namespace: %w", k.name, err)
+		default:
 			out[i] = &st
 		}
 	}
-	return out
-})
+	ownNS.st = out
+	return out, nil
+}
+
+var ownNS struct {
+	mu sync.Mutex
+	st []*unix.Stat_t
+}
 
 // boundedBuffer keeps the first maxExecOutput bytes written to it.
 type boundedBuffer struct{ bytes.Buffer }
