@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -186,6 +187,11 @@ func setThreadIDs(trap uintptr, id uint32) error {
 	}
 	return nil
 }
+
+// On a 32-bit target SYS_SETRESUID would be the 16-bit call, which takes
+// uid 65536 for 0: such a build fails to compile here (the length
+// overflows) rather than run it.
+var _ [unsafe.Sizeof(uintptr(0)) - 8]byte
 
 // withHome adds HOME, as runc does, when the spec's environment has none:
 // the user's home from the container's /etc/passwd (resolved in r), or "/".
