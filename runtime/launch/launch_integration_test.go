@@ -275,8 +275,6 @@ func TestBadInputLeavesNothing(t *testing.T) {
 	}
 }
 
-// mustFailStart starts o and fails the test unless the start fails with an
-// error that contains want, which it returns.
 // failCase is a launch that must fail with an error containing want.
 type failCase struct {
 	name string
@@ -284,6 +282,8 @@ type failCase struct {
 	want string
 }
 
+// mustFailStart starts o and fails the test unless the start fails with an
+// error that contains want, which it returns.
 func mustFailStart(t *testing.T, o launch.Options, want string) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
