@@ -344,14 +344,7 @@ func (e *Env) WithNetwork(subnet string) {
 // ipamDir, and portmap. Benchmarks give another runtime the same network.
 func AddNetwork(t testing.TB, netns, confDir, ipamDir, subnet string) {
 	t.Helper()
-	if out, err := exec.Command("ip", "netns", "add", netns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v\n%s", netns, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", netns).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v\n%s", netns, err, out)
-		}
-	})
+	addNetns(t, netns)
 	if out, err := exec.Command("ip", "-n", netns, "link", "set", "lo", "up").CombinedOutput(); err != nil {
 		t.Fatalf("lo up in %s: %v\n%s", netns, err, out)
 	}
