@@ -122,6 +122,18 @@ func applyCaps(c capSets) error {
 	return nil
 }
 
+// dropAsSetuid leaves this thread the capabilities that a change from
+// root to another uid leaves without keepcaps: no effective, permitted or
+// ambient capability, and the inheritable set as it was.
+func dropAsSetuid() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	return applyCaps(capSets{inheritable: capSet(data[0].Inheritable) | capSet(data[1].Inheritable)<<32})
+}
+
 // capset sets this thread's effective, permitted and inheritable sets.
 func capset(c capSets) error {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}

@@ -26,6 +26,9 @@ const childEnv = "_CRIB_INITPROC_TEST_CHILD"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
+		if os.Getenv(windowEnv) == "1" {
+			uidChanged = reportWindow
+		}
 		err := Run()
 		fmt.Fprintln(os.Stderr, "init:", err)
 		os.Exit(1)

@@ -46,8 +46,10 @@ var rlimitNames = map[string]int{
 // setupProcess applies the process settings, in runc's order: rlimits,
 // no_new_privs, the bounding set (needs CAP_SETPCAP, so before the uid
 // changes), the user and groups with PR_SET_KEEPCAPS so capabilities
-// survive, the other capability sets, the working directory (as the user,
-// since it must be reachable by the user), then resolves the executable.
+// survive (for a spec without capabilities too, whose sets are then
+// dropped as the uid change would have), the other capability sets, the
+// working directory (as the user, since it must be reachable by the user),
+// then resolves the executable.
 // The seccomp filter (nil: none) was compiled first, so that a bad profile
 // failed before anything changed; exec loads it.
 func setupProcess(spec *specs.Spec, isInit bool, lastCap int, filter *seccomp.Filter) (*process, error) {
@@ -72,6 +74,15 @@ func setupProcess(spec *specs.Spec, isInit bool, lastCap int, filter *seccomp.Fi
 		if err := dropBounding(caps.bounding, lastCap); err != nil {
 			return nil, fail(stepCaps, "", err)
 		}
+	}
+	// Capabilities are kept across the uid change also when the spec sets
+	// none: the thread then holds root's permitted set in the instant
+	// before setUser makes the process non-dumpable again, so no process of
+	// the user can ptrace it, whatever fs.suid_dumpable says. They are
+	// dropped right after, as the change would have dropped them.
+	dropAfter := p.Capabilities == nil && p.User.UID != 0
+	keepCaps := p.Capabilities != nil || dropAfter
+	if keepCaps {
 		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
 			return nil, fail(stepCaps, "", fmt.Errorf("set keepcaps: %w", err))
 		}
@@ -91,10 +102,17 @@ func setupProcess(spec *specs.Spec, isInit bool, lastCap int, filter *seccomp.Fi
 	if err := setUser(p.User); err != nil {
 		return nil, fail(stepUser, "", err)
 	}
-	if p.Capabilities != nil {
+	if keepCaps {
 		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
 			return nil, fail(stepCaps, "", fmt.Errorf("clear keepcaps: %w", err))
 		}
+	}
+	if dropAfter {
+		if err := dropAsSetuid(); err != nil {
+			return nil, fail(stepCaps, "", err)
+		}
+	}
+	if p.Capabilities != nil {
 		apply := caps
 		if filter != nil && !p.NoNewPrivileges {
 			if raised, ok := withSysAdmin(caps); ok {
@@ -147,7 +165,9 @@ func setRlimit(rl specs.POSIXRlimit) error {
 // The kernel makes the process dumpable again (fs.suid_dumpable) when the
 // effective uid changes; it is made non-dumpable again at once, or a
 // process of the user in the container's pid namespace could ptrace this
-// thread and reach the root ones through the memory they share.
+// thread and reach the root ones through the memory they share. In the
+// instant between, the caller's keepcaps leaves the thread a permitted set
+// the user's processes lack, which ptrace also requires.
 func setUser(u specs.User) error {
 	// An empty list also drops the launcher's (root's) groups.
 	if err := setThreadGroups(u.AdditionalGids); err != nil {
@@ -159,11 +179,18 @@ func setUser(u specs.User) error {
 	if err := setThreadIDs(unix.SYS_SETRESUID, u.UID); err != nil {
 		return fmt.Errorf("setresuid %d: %w", u.UID, err)
 	}
+	if uidChanged != nil {
+		uidChanged()
+	}
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return fmt.Errorf("clear dumpable: %w", err)
 	}
 	return nil
 }
+
+// uidChanged, set by tests only, runs on the thread between its uid change
+// and PR_SET_DUMPABLE: the instant setupProcess's keepcaps guards.
+var uidChanged func()
 
 // setThreadGroups sets this thread's supplementary groups (x/sys's
 // setgroups is the thread's, unlike package syscall's).

@@ -1,6 +1,8 @@
 package initproc
 
 import (
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -84,6 +86,52 @@ func TestRootCapabilities(t *testing.T) {
 		"CapBnd": "0000000000000021", "CapInh": "0000000000000000", "CapAmb": "0000000000000000",
 	} {
 		if got := statusField(out, key); got != want {
+			t.Errorf("%s = %q, want %q", key, got, want)
+		}
+	}
+}
+
+// windowEnv makes the child init report, on stderr, its thread's
+// permitted set between the uid change and PR_SET_DUMPABLE.
+const windowEnv = "_CRIB_INITPROC_TEST_WINDOW"
+
+// reportWindow is uidChanged in the child of TestUserWithoutCapabilities.
+func reportWindow() {
+	b, err := os.ReadFile("/proc/thread-self/status")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "window: %v\n", err)
+		return
+	}
+	fmt.Fprintf(os.Stderr, "window: CapPrm=%s CapBnd=%s\n", statusField(string(b), "CapPrm"), statusField(string(b), "CapBnd"))
+}
+
+// TestUserWithoutCapabilities: a spec with a user but no capabilities
+// (run-oci; CRI always sends a set) ends with none, as the uid change
+// leaves them, but the thread keeps root's permitted set across the change
+// until it is non-dumpable again: without it, on a host whose
+// fs.suid_dumpable is not 0, a process of the user could ptrace the
+// thread in that instant and reach the root threads' memory.
+func TestUserWithoutCapabilities(t *testing.T) {
+	rootfs := busyboxRootfs(t, t.TempDir())
+	spec := baseSpec(rootfs, `cat /proc/self/status`)
+	spec.Process.User = specs.User{UID: 1000, GID: 1000}
+	spec.Process.Capabilities = nil
+	t.Setenv(windowEnv, "1")
+	res := runInit(t, initmsg.Config{Spec: spec}, newNS)
+	if !res.ready || res.err != nil || res.exitCode != 0 {
+		t.Fatalf("ready %v, error %v, exit %d\nstdout:\n%s\nstderr:\n%s", res.ready, res.err, res.exitCode, res.stdout, res.stderr)
+	}
+	// Root's whole permitted set, which a ptracer would need: the bounding
+	// set, which a spec without capabilities leaves as it was.
+	var prm, bnd string
+	if _, err := fmt.Sscanf(res.stderr, "window: CapPrm=%s CapBnd=%s", &prm, &bnd); err != nil || prm != bnd || prm == "0000000000000000" {
+		t.Errorf("sets between the uid change and non-dumpable: %q, want root's whole permitted set", res.stderr)
+	}
+	for key, want := range map[string]string{
+		"Uid": "1000\t1000\t1000\t1000", "CapEff": "0000000000000000", "CapPrm": "0000000000000000",
+		"CapInh": "0000000000000000", "CapAmb": "0000000000000000",
+	} {
+		if got := statusField(res.stdout, key); got != want {
 			t.Errorf("%s = %q, want %q", key, got, want)
 		}
 	}

@@ -73,6 +73,13 @@ func TestInitWaitsUndumpableAsUser(t *testing.T) {
 				}
 				if strings.Contains(string(b), "\nUid:\t1000\t1000\t1000\t1000\n") {
 					users++
+					// The spec sets no capabilities: the user's thread waits
+					// with none, root's kept across the uid change dropped.
+					for _, set := range []string{"CapPrm", "CapEff", "CapAmb"} {
+						if !strings.Contains(string(b), "\n"+set+":\t0000000000000000\n") {
+							t.Errorf("%s of the user's thread %s is not empty:\n%s", set, task, b)
+						}
+					}
 				}
 				var st syscall.Stat_t
 				if err := syscall.Stat(task+"/environ", &st); err != nil {
