@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -77,17 +76,7 @@ func TestProxy(t *testing.T) {
 func TestListenIn(t *testing.T) {
 	testutil.RequireRoot(t)
 	name := fmt.Sprintf("crib-egress-%x", rand.Uint32())
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v\n%s", err, out)
-	}
-	defer func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del: %v\n%s", err, out)
-		}
-	}()
-	if out, err := exec.Command("ip", "-n", name, "link", "set", "lo", "up").CombinedOutput(); err != nil {
-		t.Fatalf("lo up: %v\n%s", err, out)
-	}
+	testutil.AddNetns(t, name)
 	ns := "/run/netns/" + name
 	l, err := listenIn(ns, "127.0.0.1:0")
 	if err != nil {

@@ -344,10 +344,7 @@ func (e *Env) WithNetwork(subnet string) {
 // ipamDir, and portmap. Benchmarks give another runtime the same network.
 func AddNetwork(t testing.TB, netns, confDir, ipamDir, subnet string) {
 	t.Helper()
-	addNetns(t, netns)
-	if out, err := exec.Command("ip", "-n", netns, "link", "set", "lo", "up").CombinedOutput(); err != nil {
-		t.Fatalf("lo up in %s: %v\n%s", netns, err, out)
-	}
+	testutil.AddNetns(t, netns)
 	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"crib-e2e","plugins":[
  {"type":"bridge","bridge":"cribe2e0","isGateway":true,"ipMasq":false,"hairpinMode":true,
   "ipam":{"type":"host-local","ranges":[[{"subnet":%q}]],"dataDir":%q}},
