@@ -1,11 +1,10 @@
 package testutil
 
 import (
-	"bufio"
 	"errors"
 	"os"
 	"os/exec"
-	"strings"
+	"slices"
 	"syscall"
 	"testing"
 )
@@ -108,19 +107,5 @@ func withNetnsLock(t testing.TB, f func()) {
 // isMountPoint reports whether a mount sits at dir in this mount namespace.
 func isMountPoint(t testing.TB, dir string) bool {
 	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if fields := strings.Fields(s.Text()); len(fields) > 4 && fields[4] == dir {
-			return true
-		}
-	}
-	if err := s.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return false
+	return slices.Contains(mountPoints(t), dir)
 }

@@ -69,20 +69,35 @@ func BusyboxRootfs(t testing.TB, dir string, applets ...string) string {
 // Packages' tests run in parallel, so only the test's own tree is counted.
 func MountsUnder(t testing.TB, dir string) int {
 	t.Helper()
+	n := 0
+	for _, m := range mountPoints(t) {
+		if m == dir || strings.HasPrefix(m, dir+"/") {
+			n++
+		}
+	}
+	return n
+}
+
+// mountPoints lists the mount points of /proc/self/mountinfo, as written
+// there (octal escapes kept).
+func mountPoints(t testing.TB) []string {
+	t.Helper()
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	n := 0
+	var points []string
 	s := bufio.NewScanner(f)
 	for s.Scan() {
-		fields := strings.Fields(s.Text())
-		if len(fields) > 4 && (fields[4] == dir || strings.HasPrefix(fields[4], dir+"/")) {
-			n++
+		if fields := strings.Fields(s.Text()); len(fields) > 4 {
+			points = append(points, fields[4])
 		}
 	}
-	return n
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return points
 }
 
 // BuildBinaries builds crib's binaries into dir as `make build` does
