@@ -565,7 +565,6 @@ type cgroupFiles interface {
 	Create(path string, r *cgroups.Resources) error
 	Remove(path string) error
 	RemoveEmpty(path string) (bool, error)
-	Stats(path string) (*cgroups.Stats, error)
 	Exists(path string) (bool, error)
 }
 
