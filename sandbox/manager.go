@@ -11,6 +11,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/crib-runtime/crib/cgroups"
 	"github.com/crib-runtime/crib/internal/statefile"
@@ -307,12 +308,11 @@ func undo(ctx context.Context, err error, steps []func(context.Context) error) e
 // unexpected in it (a mount still there, say) makes the last step fail
 // rather than be deleted with it. Temp files of atomic writes are
 // expected: pods made by earlier versions wrote their files through one,
-// and a daemon killed in the middle of it left its temp file.
+// and a daemon killed in the middle of it left its temp file. They are
+// looked for only when the directory is not empty, so that a removal
+// lists nothing.
 func removeDir(p *Pod) error {
 	var errs []error
-	if err := statefile.RemoveTemps(p.Dir); err != nil {
-		errs = append(errs, err)
-	}
 	for _, f := range []string{p.HostnamePath, p.ResolvPath, p.HostsPath, p.ShmPath, filepath.Join(p.Dir, "ns")} {
 		if f == "" {
 			continue
@@ -321,7 +321,14 @@ func removeDir(p *Pod) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := os.Remove(p.Dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+	err := os.Remove(p.Dir)
+	if errors.Is(err, unix.ENOTEMPTY) {
+		if terr := statefile.RemoveTemps(p.Dir); terr != nil {
+			errs = append(errs, terr)
+		}
+		err = os.Remove(p.Dir)
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
